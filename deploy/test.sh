@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The "test" command: builds the Debug+ASan/UBSan tree in build-test, starts a throwaway
+# PostgreSQL, runs every test with ctest, then the browser tests if present.
+#
+# Usage: deploy/test.sh [extra ctest args...]     e.g. deploy/test.sh -L unit
+#   env CHARTFLOW_TEST_PG_DIR   where the test cluster lives (default /tmp/chartflow-test-pg)
+#   env CHARTFLOW_TEST_PG_PORT  its port on 127.0.0.1 (default 54329)
+# Exits with ctest's code (or the browser tests' if ctest passed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash deploy/install_deps.sh --test
+
+cmake -S . -B build-test -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCHARTFLOW_SANITIZE=ON \
+  -DCMAKE_CXX_FLAGS=-O1
+cmake --build build-test -j2
+
+# libpq and OpenSSL keep process-lifetime allocations that LeakSanitizer reports as leaks.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}"
+
+pg_dir="${CHARTFLOW_TEST_PG_DIR:-/tmp/chartflow-test-pg}"
+trap 'bash deploy/stop_test_postgres.sh "$pg_dir" || true' EXIT
+CHARTFLOW_TEST_DSN="$(bash deploy/start_test_postgres.sh "$pg_dir")"
+export CHARTFLOW_TEST_DSN
+echo "test.sh: CHARTFLOW_TEST_DSN=$CHARTFLOW_TEST_DSN"
+
+status=0
+ctest --test-dir build-test --output-on-failure -j2 --timeout 600 "$@" || status=$?
+
+if [[ -x tests/browser/run.sh ]]; then
+  echo "test.sh: running tests/browser/run.sh"
+  browser_status=0
+  tests/browser/run.sh || browser_status=$?
+  if ((status == 0)); then status=$browser_status; fi
+fi
+exit "$status"

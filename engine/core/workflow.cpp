@@ -1,0 +1,74 @@
+#include "core/workflow.hpp"
+
+namespace chartflow::core {
+
+using nlohmann::json;
+
+const Step* Workflow::find_step(const std::string& step_name) const {
+  for (const auto& s : steps)
+    if (s.name == step_name) return &s;
+  return nullptr;
+}
+
+json Workflow::to_json() const {
+  json j;
+  j["name"] = name;
+  if (!description.empty()) j["description"] = description;
+  json trig = json::array();
+  for (const auto& t : triggers) {
+    json tj = t.extra;
+    tj["event"] = t.event;
+    if (t.filter) tj["filter"] = t.filter->to_json();
+    trig.push_back(std::move(tj));
+  }
+  j["on"] = std::move(trig);
+  json steps_j = json::array();
+  for (const auto& s : steps) {
+    json sj;
+    sj["name"] = s.name;
+    sj["handler"] = {{"name", s.handler.name}, {"config", s.handler.config}};
+    sj["needs"] = s.needs;
+    if (s.when) sj["when"] = s.when->to_json();
+    sj["retry"] = s.retry.to_json();
+    sj["timeout_ms"] = s.timeout.count();
+    sj["concurrency"] = {{"limit", s.concurrency.limit}, {"key", s.concurrency.key}};
+    sj["input"] = s.input;
+    steps_j.push_back(std::move(sj));
+  }
+  j["steps"] = std::move(steps_j);
+  return j;
+}
+
+Workflow Workflow::from_json(const json& j) {
+  Workflow w;
+  w.name = j.at("name").get<std::string>();
+  w.description = j.value("description", std::string());
+  for (const auto& tj : j.at("on")) {
+    Trigger t;
+    t.event = tj.value("event", std::string());
+    if (tj.contains("filter")) t.filter = Condition::from_json(tj.at("filter"));
+    t.extra = tj;
+    t.extra.erase("event");
+    t.extra.erase("filter");
+    w.triggers.push_back(std::move(t));
+  }
+  for (const auto& sj : j.at("steps")) {
+    Step s;
+    s.name = sj.at("name").get<std::string>();
+    s.handler.name = sj.at("handler").at("name").get<std::string>();
+    s.handler.config = sj.at("handler").value("config", json::object());
+    s.needs = sj.value("needs", std::vector<std::string>{});
+    if (sj.contains("when")) s.when = Condition::from_json(sj.at("when"));
+    s.retry = RetryPolicy::from_json(sj.value("retry", json::object()));
+    s.timeout = Millis(sj.value("timeout_ms", kDefaultStepTimeout.count()));
+    if (sj.contains("concurrency")) {
+      s.concurrency.limit = sj.at("concurrency").value("limit", 0);
+      s.concurrency.key = sj.at("concurrency").value("key", std::string());
+    }
+    s.input = sj.value("input", json::object());
+    w.steps.push_back(std::move(s));
+  }
+  return w;
+}
+
+}  // namespace chartflow::core

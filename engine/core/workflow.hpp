@@ -1,0 +1,59 @@
+// The workflow definition model: what a file in workflows/ means once loaded and validated.
+// Values, no I/O. A Workflow is immutable once built and shared read-only between threads.
+#pragma once
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/condition.hpp"
+#include "core/duration.hpp"
+#include "core/retry_policy.hpp"
+
+namespace chartflow::core {
+
+inline constexpr Millis kDefaultStepTimeout{30'000};
+
+struct Trigger {
+  std::string event;                 // event type, e.g. "chart.uploaded"
+  std::optional<Condition> filter;   // evaluated against {"event": body}
+  nlohmann::json extra = nlohmann::json::object();  // source-specific keys (schedule, ...)
+};
+
+struct Concurrency {
+  int limit = 0;          // 0 = unlimited
+  std::string key;        // JSON pointer into {"event": ...}; empty = one limit for the step
+};
+
+struct HandlerSpec {
+  std::string name;                                  // built-in name, or "exec"/"python3"
+  nlohmann::json config = nlohmann::json::object();  // extra handler settings
+};
+
+struct Step {
+  std::string name;
+  HandlerSpec handler;
+  std::vector<std::string> needs;
+  std::optional<Condition> when;  // evaluated against {"event": ..., "steps": {name: output}}
+  RetryPolicy retry;
+  Millis timeout = kDefaultStepTimeout;
+  Concurrency concurrency;
+  nlohmann::json input = nlohmann::json::object();
+};
+
+struct Workflow {
+  std::string name;
+  std::string description;
+  std::vector<Trigger> triggers;
+  std::vector<Step> steps;  // in topological order (every step after all it needs)
+  std::string source_file;  // where it was loaded from (for messages only)
+
+  const Step* find_step(const std::string& step_name) const;
+  // Canonical JSON (stored per version in the database; also the content that is hashed).
+  nlohmann::json to_json() const;
+  static Workflow from_json(const nlohmann::json& j);
+};
+
+}  // namespace chartflow::core

@@ -1,0 +1,204 @@
+#include "http/api_routes.hpp"
+
+#include <ctime>
+#include <regex>
+#include <set>
+
+#include "runtime/log.hpp"
+
+namespace chartflow::http {
+namespace {
+
+const std::regex kEventType("^[A-Za-z0-9._-]{1,200}$");
+const std::regex kSignalName("^[A-Za-z0-9._:-]{1,200}$");
+// RFC 3339 (date-time) as the API accepts it; PostgreSQL parses the rest.
+const std::regex kTimestamp(
+    R"(^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?$)");
+const std::regex kHourMinute(R"(^(\d{1,2}):(\d{2})$)");
+
+int parse_limit(const Request& req, int def, int max) {
+  auto v = req.q("limit");
+  if (!v) return def;
+  try {
+    std::size_t used = 0;
+    int n = std::stoi(*v, &used);
+    if (used != v->size() || n < 1 || n > max) throw std::invalid_argument("range");
+    return n;
+  } catch (const std::exception&) {
+    throw HttpError{400, "limit must be an integer from 1 to " + std::to_string(max)};
+  }
+}
+
+std::optional<std::int64_t> parse_cursor(const Request& req, const char* name) {
+  auto v = req.q(name);
+  if (!v) return std::nullopt;
+  return parse_id(*v, name);
+}
+
+Response command_response(store::Store::CommandResult r, const std::string& message,
+                          std::int64_t run_id) {
+  switch (r) {
+    case store::Store::CommandResult::kOk:
+      return Response::json(202, Json{{"run_id", run_id}, {"result", message}});
+    case store::Store::CommandResult::kNotFound:
+      return Response::error(404, message);
+    default:
+      return Response::error(409, message);
+  }
+}
+
+}  // namespace
+
+std::optional<std::string> parse_time_param(const Request& req, const char* name) {
+  auto v = req.q(name);
+  if (!v) return std::nullopt;
+  std::smatch m;
+  if (std::regex_match(*v, m, kHourMinute)) {
+    // HH:MM means today in the server's time zone.
+    const int h = std::stoi(m[1]);
+    const int min = std::stoi(m[2]);
+    if (h > 23 || min > 59) throw HttpError{400, std::string(name) + ": no such time of day"};
+    std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    localtime_r(&now, &tm);
+    tm.tm_hour = h;
+    tm.tm_min = min;
+    tm.tm_sec = 0;
+    std::time_t t = std::mktime(&tm);
+    std::tm utc{};
+    gmtime_r(&t, &utc);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &utc);
+    return std::string(buf);
+  }
+  if (!std::regex_match(*v, kTimestamp))
+    throw HttpError{400, std::string(name) +
+                             " must be an RFC 3339 time (2026-01-31T09:12:00Z) or HH:MM"};
+  return *v;
+}
+
+void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics& metrics) {
+  router.add("GET", "/healthz", "healthz",
+             [](Request&) { return Response::json(200, Json{{"status", "ok"}}); });
+
+  router.add("GET", "/readyz", "readyz", [&engine](Request&) {
+    try {
+      engine.pool().with([](store::Store& s) { return s.queue_stats(); });
+    } catch (const std::exception&) {
+      return Response::error(503, "database unavailable");
+    }
+    if (engine.draining()) return Response::error(503, "draining");
+    return Response::json(200, Json{{"status", "ready"}});
+  });
+
+  router.add("GET", "/metrics", "metrics", [&engine, &metrics](Request&) {
+    try {
+      auto q = engine.pool().with([](store::Store& s) { return s.queue_stats(); });
+      metrics.set_queue(q.value("ready", 0.0), q.value("oldest_ready_seconds", 0.0),
+                        q.value("waiting", 0.0), q.value("running", 0.0));
+    } catch (const std::exception&) {
+    }
+    Response r;
+    r.content_type = "text/plain; version=0.0.4";
+    r.body = metrics.serialize();
+    return r;
+  });
+
+  router.add("POST", "/v1/events/{type}", "events", [&engine, &metrics](Request& req) {
+    const std::string& type = req.param("type");
+    if (!std::regex_match(type, kEventType))
+      throw HttpError{400, "event type must be 1-200 characters of letters, digits, . _ -"};
+    store::EventInput ev;
+    ev.type = type;
+    ev.body = parse_json_body(req);
+    ev.dedup_key = req.header("idempotency-key");
+    if (ev.dedup_key && ev.dedup_key->size() > 200)
+      throw HttpError{400, "Idempotency-Key is longer than 200 characters"};
+    ev.source = "api";
+    auto matched = engine.matching(type, ev.body);
+    auto result = engine.ingest(std::move(ev));
+    // Only types some workflow listens to become label values: clients cannot grow the series.
+    metrics.event_received(matched.empty() ? "unmatched" : type);
+    return Response::json(result.duplicate ? 200 : 202,
+                          Json{{"event_id", result.event_id},
+                               {"runs", result.run_ids},
+                               {"duplicate", result.duplicate}});
+  });
+
+  router.add("GET", "/v1/runs", "runs", [&engine](Request& req) {
+    store::Store::RunFilter f;
+    f.workflow = req.q("workflow");
+    f.status = req.q("status");
+    f.subject = req.q("subject");
+    if (!f.subject) f.subject = req.q("chart_id");
+    static const std::set<std::string> kStatuses = {"pending",   "running", "waiting",
+                                                    "succeeded", "failed",  "cancelled"};
+    if (f.status && !kStatuses.count(*f.status))
+      throw HttpError{400, "status must be one of pending, running, waiting, succeeded, failed, "
+                           "cancelled"};
+    f.since = parse_time_param(req, "since");
+    f.until = parse_time_param(req, "until");
+    f.after = parse_cursor(req, "after");
+    f.limit = parse_limit(req, 50, 500);
+    return Response::json(200, engine.pool().with([&](store::Store& s) { return s.list_runs(f); }));
+  });
+
+  router.add("GET", "/v1/runs/{id}", "run", [&engine](Request& req) {
+    const auto id = parse_id(req.param("id"), "run id");
+    auto run = engine.pool().with([&](store::Store& s) { return s.get_run(id); });
+    if (!run) return Response::error(404, "run " + std::to_string(id) + " not found");
+    return Response::json(200, *run);
+  });
+
+  router.add("POST", "/v1/runs/{id}/retry", "run_retry", [&engine](Request& req) {
+    const auto id = parse_id(req.param("id"), "run id");
+    std::string msg;
+    auto r = engine.pool().with([&](store::Store& s) { return s.retry_run(id, &msg); });
+    return command_response(r, msg, id);
+  });
+
+  router.add("POST", "/v1/runs/{id}/cancel", "run_cancel", [&engine](Request& req) {
+    const auto id = parse_id(req.param("id"), "run id");
+    std::string msg;
+    auto r = engine.pool().with([&](store::Store& s) { return s.cancel(id, &msg); });
+    return command_response(r, msg, id);
+  });
+
+  router.add("POST", "/v1/runs/{id}/signal/{name}", "run_signal", [&engine](Request& req) {
+    const auto id = parse_id(req.param("id"), "run id");
+    const std::string& name = req.param("name");
+    if (!std::regex_match(name, kSignalName))
+      throw HttpError{400, "signal name must be 1-200 characters of letters, digits, . _ : -"};
+    Json payload = parse_json_body(req);
+    std::string msg;
+    auto r = engine.pool().with([&](store::Store& s) { return s.signal(id, name, payload, &msg); });
+    return command_response(r, msg, id);
+  });
+
+  router.add("GET", "/v1/workflows", "workflows", [&engine](Request&) {
+    return Response::json(200, Json{{"workflows", engine.pool().with([](store::Store& s) {
+                                       return s.list_workflows();
+                                     })}});
+  });
+
+  router.add("GET", "/v1/logs", "logs", [&engine](Request& req) {
+    store::Store::LogFilter f;
+    if (auto lvl = req.q("level")) {
+      auto parsed = runtime::parse_level(*lvl);
+      if (!parsed) throw HttpError{400, "level must be one of debug, info, warning, error"};
+      f.min_level = *parsed;
+    }
+    f.since = parse_time_param(req, "since");
+    f.until = parse_time_param(req, "until");
+    f.workflow = req.q("workflow");
+    f.step = req.q("step");
+    f.text = req.q("q");
+    f.run_id = parse_cursor(req, "run");
+    f.after = parse_cursor(req, "after");
+    f.limit = parse_limit(req, 100, 1000);
+    return Response::json(200,
+                          engine.pool().with([&](store::Store& s) { return s.query_logs(f); }));
+  });
+}
+
+}  // namespace chartflow::http

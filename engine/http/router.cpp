@@ -1,0 +1,175 @@
+#include "http/router.hpp"
+
+#include <chrono>
+#include <charconv>
+
+#include "runtime/log.hpp"
+
+namespace chartflow::http {
+namespace {
+
+std::vector<std::string> split_path(std::string_view path) {
+  std::vector<std::string> out;
+  std::size_t i = 0;
+  while (i < path.size()) {
+    while (i < path.size() && path[i] == '/') ++i;
+    std::size_t j = i;
+    while (j < path.size() && path[j] != '/') ++j;
+    if (j > i) out.emplace_back(path.substr(i, j - i));
+    i = j;
+  }
+  return out;
+}
+
+bool match_segments(const std::vector<std::string>& pattern, const std::vector<std::string>& segs,
+                    std::map<std::string, std::string>& params) {
+  for (std::size_t i = 0; i < pattern.size(); ++i) {
+    const std::string& seg = pattern[i];
+    if (seg.rfind("{*", 0) == 0) {
+      std::string rest;
+      for (std::size_t k = i; k < segs.size(); ++k) rest += (k > i ? "/" : "") + segs[k];
+      params[seg.substr(2, seg.size() - 3)] = rest;
+      return true;
+    }
+    if (i >= segs.size()) return false;
+    if (seg.front() == '{')
+      params[seg.substr(1, seg.size() - 2)] = segs[i];
+    else if (seg != segs[i])
+      return false;
+  }
+  return segs.size() == pattern.size();
+}
+
+}  // namespace
+
+std::optional<std::string> Request::header(const std::string& lower_name) const {
+  auto it = headers.find(lower_name);
+  if (it == headers.end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<std::string> Request::q(const std::string& name) const {
+  auto it = query.find(name);
+  if (it == query.end() || it->second.empty()) return std::nullopt;
+  return it->second;
+}
+
+Response Response::json(int status, const Json& body) {
+  Response r;
+  r.status = status;
+  r.body = body.dump(-1, ' ', false, Json::error_handler_t::replace);
+  return r;
+}
+
+Response Response::error(int status, const std::string& message) {
+  return json(status, Json{{"error", message}});
+}
+
+std::string url_decode(std::string_view in, bool plus_as_space) {
+  std::string out;
+  out.reserve(in.size());
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    char c = in[i];
+    if (c == '%' && i + 2 < in.size()) {
+      int v = 0;
+      auto [p, ec] = std::from_chars(in.data() + i + 1, in.data() + i + 3, v, 16);
+      if (ec == std::errc() && p == in.data() + i + 3) {
+        out += static_cast<char>(v);
+        i += 2;
+        continue;
+      }
+    }
+    out += (plus_as_space && c == '+') ? ' ' : c;
+  }
+  return out;
+}
+
+std::map<std::string, std::string> parse_query(std::string_view q) {
+  std::map<std::string, std::string> out;
+  std::size_t i = 0;
+  while (i <= q.size()) {
+    std::size_t amp = q.find('&', i);
+    if (amp == std::string_view::npos) amp = q.size();
+    std::string_view part = q.substr(i, amp - i);
+    if (!part.empty()) {
+      std::size_t eq = part.find('=');
+      if (eq == std::string_view::npos)
+        out[url_decode(part, true)] = "";
+      else
+        out[url_decode(part.substr(0, eq), true)] = url_decode(part.substr(eq + 1), true);
+    }
+    i = amp + 1;
+  }
+  return out;
+}
+
+Json parse_json_body(const Request& req) {
+  auto ct = req.header("content-type");
+  if (ct && ct->find("json") == std::string::npos)
+    throw HttpError{415, "content type must be application/json, got " + ct->substr(0, 100)};
+  if (req.body.empty()) return Json::object();
+  try {
+    return Json::parse(req.body);
+  } catch (const Json::parse_error& e) {
+    throw HttpError{400, "body is not valid JSON: byte " + std::to_string(e.byte)};
+  }
+}
+
+std::int64_t parse_id(const std::string& text, const char* what) {
+  std::int64_t v = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || p != text.data() + text.size() || v <= 0)
+    throw HttpError{400, std::string(what) + " must be a positive integer"};
+  return v;
+}
+
+void Router::add(std::string method, std::string pattern, std::string route_name,
+                 RouteHandler h) {
+  Route r{std::move(method), pattern, std::move(route_name), split_path(pattern), std::move(h)};
+  routes_.push_back(std::move(r));
+}
+
+std::vector<std::pair<std::string, std::string>> Router::routes() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& r : routes_) out.emplace_back(r.method, r.pattern);
+  return out;
+}
+
+Response Router::handle(Request& req) const {
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto segments = split_path(req.path);
+  const Route* match = nullptr;
+  bool path_matched = false;
+  for (const auto& r : routes_) {
+    std::map<std::string, std::string> params;
+    if (!match_segments(r.segments, segments, params)) continue;
+    path_matched = true;
+    if (r.method != req.method && !(req.method == "HEAD" && r.method == "GET")) continue;
+    req.params = std::move(params);
+    match = &r;
+    break;
+  }
+  Response resp;
+  std::string route_name = "unmatched";
+  if (match == nullptr) {
+    resp = path_matched ? Response::error(405, "method " + req.method + " not allowed here")
+                        : Response::error(404, "no such route");
+  } else {
+    route_name = match->name;
+    try {
+      // Authentication and authorization hook: every route passes here (issue #6).
+      resp = match->handler(req);
+    } catch (const HttpError& e) {
+      resp = Response::error(e.status, e.message);
+    } catch (const std::exception& e) {
+      runtime::Log::error("http_error", {{"route", route_name}, {"error", e.what()}});
+      resp = Response::error(500, "internal error");
+    }
+  }
+  if (on_response)
+    on_response(route_name, req.method, resp.status,
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  return resp;
+}
+
+}  // namespace chartflow::http

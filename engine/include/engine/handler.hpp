@@ -1,0 +1,117 @@
+// The contract between the engine and a step handler: a StepContext in, a StepOutcome out.
+// This is everything a handler may see of the engine. A handler object is shared by all worker
+// threads, so run() must be safe to call concurrently; the StepContext is per call.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <variant>
+#include <vector>
+
+namespace chartflow {
+
+using Json = nlohmann::json;
+using Clock = std::chrono::system_clock;
+using TimePoint = Clock::time_point;
+using Millis = std::chrono::milliseconds;
+
+// Outcomes are values: only broken invariants throw. A handler that throws is treated as Retry.
+struct Completed {
+  Json output = Json::object();
+};
+struct Retry {
+  std::string reason;
+  std::optional<Millis> after;  // default: the step's backoff policy
+};
+// A failed attempt, retried per the step's policy unless permanent.
+struct Fail {
+  std::string reason;  // stored and shown to operators: ids only, never chart content
+  bool permanent = false;
+};
+struct WaitForSignal {
+  std::string signal;
+  std::optional<TimePoint> deadline;  // on expiry the handler runs again with Wake::kDeadline
+};
+struct WaitUntil {
+  TimePoint at;
+};
+using StepOutcome = std::variant<Completed, Retry, Fail, WaitForSignal, WaitUntil>;
+
+// Why a waiting step runs again.
+struct Wake {
+  enum class Kind { kTimer, kSignal, kDeadline };
+  Kind kind = Kind::kTimer;
+  std::string signal;
+  Json payload;  // the signal's body
+};
+
+enum class LogLevel { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3 };
+
+// The step's own database transaction. Whatever a handler writes through it commits atomically with
+// the step's completion, so a retried or re-run step never applies its side effect twice.
+// Handlers write only their own tables, never the engine's.
+class Sql {
+ public:
+  virtual ~Sql() = default;
+  // Runs a parameterised statement ($1, $2, ...). Rows come back as JSON objects whose values are
+  // the column text (or null).
+  virtual Json query(std::string_view statement, const std::vector<std::optional<std::string>>& params = {}) = 0;
+};
+
+class StepContext {
+ public:
+  virtual ~StepContext() = default;
+  virtual std::int64_t run_id() const = 0;
+  virtual const std::string& workflow() const = 0;
+  virtual const std::string& step() const = 0;
+  virtual int attempt() const = 0;
+  // Stable across attempts and re-runs of this step of this run.
+  virtual const std::string& idempotency_key() const = 0;
+  virtual TimePoint deadline() const = 0;
+  virtual std::int64_t event_id() const = 0;
+  virtual const std::string& event_type() const = 0;
+  virtual const Json& event() const = 0;   // event body
+  virtual const Json& input() const = 0;   // the step's static input from the workflow file
+  virtual const Json& needs() const = 0;   // {"step name": output} for each step it needs
+  virtual const Json& config() const = 0;  // handler settings from the workflow file
+  virtual const Wake* wake() const = 0;    // set when the step resumes after a wait
+  virtual Sql& sql() = 0;
+  virtual void log(LogLevel level, std::string_view message, const Json& fields = Json::object()) = 0;
+};
+
+class Handler {
+ public:
+  virtual ~Handler() = default;
+  virtual StepOutcome run(StepContext& ctx) = 0;
+  // Checks the handler's settings in a workflow file; throws std::invalid_argument naming the problem.
+  virtual void validate(const Json& /*config*/) const {}
+};
+
+// Name -> handler. Filled at start-up, read-only afterwards.
+class HandlerRegistry {
+ public:
+  void add(std::string name, std::shared_ptr<Handler> handler) {
+    handlers_[std::move(name)] = std::move(handler);
+  }
+  Handler* find(const std::string& name) const {
+    auto it = handlers_.find(name);
+    return it == handlers_.end() ? nullptr : it->second.get();
+  }
+  bool contains(const std::string& name) const { return handlers_.count(name) != 0; }
+  std::vector<std::string> names() const {
+    std::vector<std::string> out;
+    for (const auto& [n, _] : handlers_) out.push_back(n);
+    return out;
+  }
+
+ private:
+  std::unordered_map<std::string, std::shared_ptr<Handler>> handlers_;
+};
+
+}  // namespace chartflow

@@ -1,0 +1,94 @@
+#include "metrics/metrics.hpp"
+
+#include <prometheus/text_serializer.h>
+
+#include <sstream>
+
+namespace chartflow::metrics {
+namespace {
+
+const prometheus::Histogram::BucketBoundaries kStepBuckets = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+
+}  // namespace
+
+Metrics::Metrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      events_(prometheus::BuildCounter()
+                  .Name("chartflow_events_received_total")
+                  .Help("Events accepted, by type")
+                  .Register(*registry_)),
+      runs_started_(prometheus::BuildCounter()
+                        .Name("chartflow_runs_started_total")
+                        .Help("Workflow runs started, by workflow")
+                        .Register(*registry_)),
+      runs_finished_(prometheus::BuildCounter()
+                         .Name("chartflow_runs_finished_total")
+                         .Help("Workflow runs finished, by workflow and status")
+                         .Register(*registry_)),
+      step_duration_(prometheus::BuildHistogram()
+                         .Name("chartflow_step_duration_seconds")
+                         .Help("Handler time per step attempt, by workflow and step")
+                         .Register(*registry_)),
+      expirations_(prometheus::BuildCounter()
+                       .Name("chartflow_step_expirations_total")
+                       .Help("Steps whose lease expired or that timed out, by reason")
+                       .Register(*registry_)),
+      http_requests_(prometheus::BuildCounter()
+                         .Name("chartflow_http_requests_total")
+                         .Help("HTTP requests, by route, method and status")
+                         .Register(*registry_)),
+      http_duration_(prometheus::BuildHistogram()
+                         .Name("chartflow_http_request_duration_seconds")
+                         .Help("HTTP request handling time, by route")
+                         .Register(*registry_)),
+      queue_(prometheus::BuildGauge()
+                 .Name("chartflow_steps")
+                 .Help("Steps by state (ready = due now) as last sampled")
+                 .Register(*registry_)),
+      oldest_ready_(prometheus::BuildGauge()
+                        .Name("chartflow_oldest_ready_step_age_seconds")
+                        .Help("How long the oldest due step has waited to be claimed")
+                        .Register(*registry_)) {}
+
+void Metrics::event_received(const std::string& type) { events_.Add({{"type", type}}).Increment(); }
+
+void Metrics::run_started(const std::string& workflow) {
+  runs_started_.Add({{"workflow", workflow}}).Increment();
+}
+
+void Metrics::run_finished(const std::string& workflow, const std::string& status) {
+  runs_finished_.Add({{"workflow", workflow}, {"status", status}}).Increment();
+}
+
+void Metrics::step_finished(const std::string& workflow, const std::string& step, double seconds) {
+  step_duration_.Add({{"workflow", workflow}, {"step", step}}, kStepBuckets).Observe(seconds);
+}
+
+void Metrics::step_expired(bool timed_out) {
+  expirations_.Add({{"reason", timed_out ? "timeout" : "lease"}}).Increment();
+}
+
+void Metrics::http_request(const std::string& route, const std::string& method, int status,
+                           double seconds) {
+  http_requests_.Add({{"route", route}, {"method", method}, {"status", std::to_string(status)}})
+      .Increment();
+  http_duration_.Add({{"route", route}}, kStepBuckets).Observe(seconds);
+}
+
+void Metrics::set_queue(double ready, double oldest_ready_seconds, double waiting,
+                        double running) {
+  queue_.Add({{"state", "ready"}}).Set(ready);
+  queue_.Add({{"state", "waiting"}}).Set(waiting);
+  queue_.Add({{"state", "running"}}).Set(running);
+  oldest_ready_.Add({}).Set(oldest_ready_seconds);
+}
+
+std::string Metrics::serialize() const {
+  prometheus::TextSerializer s;
+  std::ostringstream out;
+  s.Serialize(out, registry_->Collect());
+  return out.str();
+}
+
+}  // namespace chartflow::metrics

@@ -1,0 +1,40 @@
+// Prometheus metrics of one chartflow process. Names follow chartflow_<noun>_<unit>; labels are
+// low-cardinality (workflow, step, route, status), never ids or patient data. Thread-safe.
+#pragma once
+
+#include <memory>
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <string>
+
+namespace chartflow::metrics {
+
+class Metrics {
+ public:
+  Metrics();
+  void event_received(const std::string& type);
+  void run_started(const std::string& workflow);
+  void run_finished(const std::string& workflow, const std::string& status);
+  void step_finished(const std::string& workflow, const std::string& step, double seconds);
+  void step_expired(bool timed_out);
+  void http_request(const std::string& route, const std::string& method, int status,
+                    double seconds);
+  void set_queue(double ready, double oldest_ready_seconds, double waiting, double running);
+  std::string serialize() const;
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>& events_;
+  prometheus::Family<prometheus::Counter>& runs_started_;
+  prometheus::Family<prometheus::Counter>& runs_finished_;
+  prometheus::Family<prometheus::Histogram>& step_duration_;
+  prometheus::Family<prometheus::Counter>& expirations_;
+  prometheus::Family<prometheus::Counter>& http_requests_;
+  prometheus::Family<prometheus::Histogram>& http_duration_;
+  prometheus::Family<prometheus::Gauge>& queue_;
+  prometheus::Family<prometheus::Gauge>& oldest_ready_;
+};
+
+}  // namespace chartflow::metrics

@@ -1,0 +1,77 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <filesystem>
+#include <string>
+
+namespace chartflow::runtime {
+
+// Runs a private PostgreSQL cluster under <data_dir>/pg for `chartflow serve` when no database
+// URL is given, so a single binary plus a data directory is a complete installation.
+//
+// Layout: <data_dir>/chartflow.lock (our flock, holds our pid), <data_dir>/pg/data (PGDATA),
+// <data_dir>/pg/log/postgres.log, <data_dir>/pg/run (Unix socket; a 0700 directory under
+// /tmp when that path would be too long for a socket). The server listens on that socket only
+// and trusts local connections, so only the cluster's owner (and root) can reach it. Durability
+// settings are production ones and are passed on the command line, where neither
+// postgresql.conf nor ALTER SYSTEM can turn them off.
+//
+// As root the cluster belongs to and runs as the `postgres` system user; otherwise it runs as
+// the current user. The server is a separate process started with pg_ctl, so it survives a
+// crash of ours; the next start() finds it orphaned (we hold the lock) and restarts it.
+//
+// Lifetime: the lock is taken by the first start() and held until destruction, across stop()
+// and later start() calls. The destructor stops the server. Not thread-safe: call start() and
+// stop() from one thread, typically main() during startup and shutdown.
+class EmbeddedPostgres {
+ public:
+  explicit EmbeddedPostgres(std::filesystem::path data_dir);
+  ~EmbeddedPostgres();  // stop(); errors are reported on stderr, never thrown
+
+  EmbeddedPostgres(const EmbeddedPostgres&) = delete;
+  EmbeddedPostgres& operator=(const EmbeddedPostgres&) = delete;
+
+  // Takes an exclusive flock on <data_dir>/chartflow.lock and writes our pid into it; another
+  // holder makes this throw std::runtime_error("data dir <dir> is in use by another chartflow
+  // process (pid N)"). Runs initdb on first use, stops a server orphaned by a crashed
+  // predecessor, starts postgres (pg_ctl -w) and creates database "chartflow" if missing.
+  // Returns a libpq connection string such as
+  // "host=<socket dir> port=5432 dbname=chartflow user=chartflow". Calling it again while
+  // running returns the same string. Throws std::runtime_error with the failing command's
+  // output when anything goes wrong; the server is left stopped in that case.
+  std::string start();
+
+  // pg_ctl stop -m fast. Idempotent; a no-op if start() did not succeed.
+  void stop();
+
+ private:
+  struct ClusterUser {
+    uid_t uid = 0;
+    gid_t gid = 0;
+    std::string name;
+    std::string home;
+    bool switch_user = false;  // true when we are root and must drop to `name`
+  };
+
+  void lock_data_dir();
+  void prepare_directories();
+  void init_cluster_if_needed();
+  void stop_orphaned_server();
+  void start_server();
+  void create_database_if_missing();
+  void stop_server();
+
+  std::filesystem::path data_dir_;  // absolute once start() has run
+  std::filesystem::path pg_dir_;
+  std::filesystem::path pgdata_;
+  std::filesystem::path socket_dir_;
+  std::filesystem::path bindir_;
+  ClusterUser user_;
+  int lock_fd_ = -1;
+  bool running_ = false;
+  bool socket_dir_in_tmp_ = false;
+  std::string conninfo_;
+};
+
+}  // namespace chartflow::runtime

@@ -1,0 +1,164 @@
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <pqxx/pqxx>
+#include <stdexcept>
+#include <string>
+
+#include "runtime/embedded_postgres.hpp"
+
+namespace chartflow::runtime {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+// A fresh directory under /tmp, removed at the end. It is made searchable by others because
+// as root the cluster runs as `postgres`, which must be able to reach the data dir.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (fs::temp_directory_path() / "chartflow-embedded-pg-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = pattern;
+    fs::permissions(path_, fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    fs::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+int query_int(const std::string& conninfo, const std::string& sql) {
+  pqxx::connection conn(conninfo);
+  pqxx::work tx(conn);
+  return tx.exec1(sql)[0].as<int>();
+}
+
+std::string read_first_line(const fs::path& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+void execute(const std::string& conninfo, const std::string& sql) {
+  pqxx::connection conn(conninfo);
+  pqxx::work tx(conn);
+  tx.exec0(sql);
+  tx.commit();
+}
+
+TEST(EmbeddedPostgresPgTest, StartsLocksAndKeepsDataAcrossRestarts) {
+  TempDir tmp;
+  // Relative on purpose: `chartflow serve` defaults to ./chartflow-data.
+  const fs::path previous_cwd = fs::current_path();
+  fs::current_path(tmp.path());
+  const fs::path data_dir = "chartflow-data";
+  {
+    EmbeddedPostgres pg(data_dir);
+    const std::string conninfo = pg.start();
+    fs::current_path(previous_cwd);
+    EXPECT_THAT(conninfo, HasSubstr("dbname=chartflow"));
+    EXPECT_THAT(conninfo, HasSubstr("user=chartflow"));
+    EXPECT_EQ(pg.start(), conninfo) << "start() while running returns the same DSN";
+
+    EXPECT_EQ(query_int(conninfo, "select 1"), 1);
+    EXPECT_EQ(query_int(conninfo,
+                        "select (current_setting('fsync') = 'on'"
+                        " and current_setting('synchronous_commit') = 'on'"
+                        " and current_setting('listen_addresses') = '')::int"),
+              1);
+    execute(conninfo,
+            "create table survives_restart (v int); insert into survives_restart "
+            "values (42)");
+
+    EmbeddedPostgres second(tmp.path() / data_dir);
+    try {
+      second.start();
+      ADD_FAILURE() << "a second EmbeddedPostgres on the same data dir started";
+    } catch (const std::runtime_error& e) {
+      EXPECT_THAT(e.what(), HasSubstr("in use by another chartflow process"));
+      EXPECT_THAT(e.what(), HasSubstr("(pid " + std::to_string(::getpid()) + ")"));
+    }
+
+    pg.stop();
+    pg.stop();  // idempotent
+    EXPECT_THROW(query_int(conninfo, "select 1"), pqxx::broken_connection);
+
+    const std::string restarted = pg.start();
+    EXPECT_EQ(query_int(restarted, "select v from survives_restart"), 42);
+  }
+  // The destructor stopped the server and released the lock: a new owner can start it.
+  EmbeddedPostgres next(tmp.path() / data_dir);
+  const std::string conninfo = next.start();
+  EXPECT_EQ(query_int(conninfo, "select v from survives_restart"), 42);
+  next.stop();
+
+  struct stat st {};
+  ASSERT_EQ(::stat((tmp.path() / data_dir / "pg" / "data").c_str(), &st), 0);
+  if (::geteuid() == 0) {
+    EXPECT_NE(st.st_uid, 0u) << "as root the cluster must belong to an unprivileged user";
+  }
+}
+
+TEST(EmbeddedPostgresPgTest, LongDataDirPutsSocketUnderTmp) {
+  TempDir tmp;
+  fs::path data_dir = tmp.path();
+  for (int i = 0; i < 4; ++i) data_dir /= std::string(30, 'd');
+  fs::create_directories(data_dir);
+  for (fs::path p = data_dir; p != tmp.path(); p = p.parent_path()) {
+    fs::permissions(p, fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
+  }
+
+  EmbeddedPostgres pg(data_dir);
+  const std::string conninfo = pg.start();
+  EXPECT_THAT(conninfo, HasSubstr("host=/tmp/chartflow-"));
+  EXPECT_EQ(query_int(conninfo, "select 1"), 1);
+  pg.stop();
+}
+
+TEST(EmbeddedPostgresPgTest, RestartsServerOrphanedByCrashedPredecessor) {
+  TempDir tmp;
+  const fs::path data_dir = tmp.path() / "data";
+  // The predecessor: a child process that starts the server, writes a row and dies without
+  // running any destructor, as a crash would. Its lock goes with it; the server stays up.
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    try {
+      EmbeddedPostgres pg(data_dir);
+      execute(pg.start(), "create table kept (v int); insert into kept values (7)");
+      ::_exit(0);  // inside the scope: no destructor, no stop()
+    } catch (...) {
+      ::_exit(2);
+    }
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "predecessor failed to start";
+  const auto orphan_pid = std::stol(read_first_line(data_dir / "pg" / "data" / "postmaster.pid"));
+  ASSERT_EQ(::kill(static_cast<pid_t>(orphan_pid), 0), 0) << "the orphan should still run";
+
+  EmbeddedPostgres pg(data_dir);
+  const std::string conninfo = pg.start();
+  EXPECT_EQ(query_int(conninfo, "select v from kept"), 7);
+  const auto new_pid = std::stol(read_first_line(data_dir / "pg" / "data" / "postmaster.pid"));
+  EXPECT_NE(new_pid, orphan_pid) << "the orphan is stopped and a fresh server started";
+  pg.stop();
+}
+
+}  // namespace
+}  // namespace chartflow::runtime

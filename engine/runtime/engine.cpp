@@ -1,0 +1,344 @@
+#include "runtime/engine.hpp"
+
+#include <unistd.h>
+
+#include <random>
+
+#include "runtime/log.hpp"
+#include "runtime/step_context.hpp"
+
+namespace chartflow::runtime {
+namespace {
+
+constexpr const char* kWakeChannel = "chartflow_wakeup";
+constexpr Millis kMinProbeGap{20};
+constexpr Millis kReconnectDelay{500};
+constexpr std::size_t kEventCacheEntries = 1024;
+
+std::string make_instance_id() {
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  std::random_device rd;
+  return std::string(host) + ":" + std::to_string(getpid()) + ":" +
+         std::to_string(rd() % 100000);
+}
+
+double unit_random() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+}
+
+std::optional<std::string> concurrency_key(const core::Workflow& wf, const core::Step& s,
+                                           const Json& body) {
+  if (s.concurrency.limit <= 0) return std::nullopt;
+  std::string key = wf.name + "/" + s.name;
+  if (!s.concurrency.key.empty()) {
+    const Json doc = {{"event", body}};
+    std::string value = "-";
+    try {
+      Json::json_pointer ptr(s.concurrency.key);
+      if (doc.contains(ptr)) {
+        const Json& v = doc.at(ptr);
+        value = v.is_string() ? v.get<std::string>() : v.dump();
+      }
+    } catch (const Json::exception&) {
+    }
+    key += "/" + value;
+  }
+  return key;
+}
+
+}  // namespace
+
+Engine::Engine(EngineSettings settings, std::shared_ptr<const HandlerRegistry> handlers,
+               std::shared_ptr<WorkflowRegistry> workflows, EngineHooks hooks)
+    : settings_(std::move(settings)),
+      handlers_(std::move(handlers)),
+      workflows_(std::move(workflows)),
+      hooks_(std::move(hooks)),
+      pool_(settings_.dsn, settings_.pool_size),
+      events_(kEventCacheEntries) {
+  if (settings_.instance_id.empty()) settings_.instance_id = make_instance_id();
+}
+
+Engine::~Engine() { drain(); }
+
+void Engine::start() {
+  if (started_) return;
+  started_ = true;
+  dispatcher_ = std::thread([this] { dispatcher_loop(); });
+  for (int i = 0; i < settings_.workers; ++i)
+    workers_.emplace_back([this, i] { worker_loop(i); });
+}
+
+void Engine::drain() {
+  stopping_ = true;
+  wake_workers();
+  for (auto& t : workers_)
+    if (t.joinable()) t.join();
+  workers_.clear();
+  if (dispatcher_.joinable()) dispatcher_.join();
+}
+
+std::vector<WorkflowPtr> Engine::matching(const std::string& type, const Json& body) const {
+  std::vector<WorkflowPtr> out;
+  const Json doc = {{"event", body}};
+  for (const auto& wf : workflows_->latest()) {
+    for (const auto& t : wf->workflow.triggers) {
+      if (t.event != type) continue;
+      if (t.filter && !t.filter->evaluate(doc)) continue;
+      out.push_back(wf);
+      break;
+    }
+  }
+  return out;
+}
+
+store::IngestResult Engine::ingest(store::EventInput event,
+                                   const store::Store::BeforeIngest& before) {
+  std::vector<std::string> started;
+  auto plan = [&](const store::EventInput& ev) {
+    std::vector<store::RunPlan> plans;
+    for (const auto& wf : matching(ev.type, ev.body)) {
+      store::RunPlan p;
+      p.workflow_version_id = wf->version_id;
+      p.workflow = wf->workflow.name;
+      for (const auto& s : wf->workflow.steps) {
+        store::StepPlan sp;
+        sp.step_key = s.name;
+        sp.handler = s.handler.name;
+        sp.needs = s.needs;
+        sp.max_attempts = s.retry.max_attempts;
+        sp.timeout_ms = static_cast<int>(s.timeout.count());
+        sp.concurrency_key = concurrency_key(wf->workflow, s, ev.body);
+        if (sp.concurrency_key) sp.concurrency_limit = s.concurrency.limit;
+        p.steps.push_back(std::move(sp));
+      }
+      started.push_back(p.workflow);
+      plans.push_back(std::move(p));
+    }
+    return plans;
+  };
+  auto result = pool_.with([&](store::Store& s) { return s.ingest(std::move(event), plan, before); });
+  if (!result.duplicate && hooks_.run_started)
+    for (const auto& name : started) hooks_.run_started(name);
+  // Same-process workers need no round trip through NOTIFY to start.
+  if (!result.run_ids.empty()) wake_workers();
+  return result;
+}
+
+void Engine::wake_workers() {
+  {
+    std::lock_guard lock(wake_mu_);
+    ++wake_generation_;
+  }
+  wake_cv_.notify_all();
+}
+
+bool Engine::wait_for_work(std::uint64_t seen) {
+  std::unique_lock lock(wake_mu_);
+  wake_cv_.wait_for(lock, settings_.poll_interval * 5,
+                    [&] { return stopping_.load() || wake_generation_ != seen; });
+  return !stopping_.load();
+}
+
+void Engine::worker_loop(int index) {
+  std::unique_ptr<store::Store> store;
+  while (!stopping_) {
+    std::uint64_t seen;
+    {
+      std::lock_guard lock(wake_mu_);
+      seen = wake_generation_;
+    }
+    try {
+      if (!store) store = std::make_unique<store::Store>(settings_.dsn);
+      auto steps = store->claim(settings_.instance_id, settings_.batch_size, settings_.lease);
+      if (steps.empty()) {
+        wait_for_work(seen);
+        continue;
+      }
+      run_batch(*store, steps);
+    } catch (const std::exception& e) {
+      Log::error("worker_error", {{"worker", index}, {"error", e.what()}});
+      store.reset();
+      std::unique_lock lock(wake_mu_);
+      wake_cv_.wait_for(lock, kReconnectDelay, [&] { return stopping_.load(); });
+    }
+  }
+}
+
+void Engine::run_batch(store::Store& store, std::vector<store::ClaimedStep>& steps) {
+  in_flight_ += static_cast<int>(steps.size());
+  struct Done {
+    std::string workflow, step, outcome;
+    double seconds;
+  };
+  std::vector<Done> done;
+  try {
+    // Definitions and event bodies are read before the batch transaction opens: a connection
+    // runs one transaction at a time.
+    std::vector<std::pair<WorkflowPtr, std::shared_ptr<const Json>>> inputs;
+    for (const auto& s : steps) {
+      auto wf = workflows_->by_version(s.workflow_version_id, store);
+      auto event = events_.get(s.event_id);
+      if (!event) {
+        auto body = store.event_body(s.event_id);
+        event = std::make_shared<const Json>(body ? std::move(*body) : Json::object());
+        events_.put(s.event_id, event);
+      }
+      inputs.emplace_back(std::move(wf), std::move(event));
+    }
+    auto batch = store.begin_batch();
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+      const auto& s = steps[i];
+      const auto t0 = std::chrono::steady_clock::now();
+      execute(*batch, s, inputs[i].first, *inputs[i].second);
+      const double secs =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      done.push_back({s.workflow, s.step_key, "done", secs});
+    }
+    batch->commit();
+  } catch (...) {
+    in_flight_ -= static_cast<int>(steps.size());
+    throw;
+  }
+  in_flight_ -= static_cast<int>(steps.size());
+  if (hooks_.step_finished)
+    for (const auto& d : done) hooks_.step_finished(d.workflow, d.step, d.seconds, d.outcome);
+}
+
+void Engine::execute(store::StepBatch& batch, const store::ClaimedStep& s, const WorkflowPtr& wf,
+                     const Json& event) {
+  const std::string& owner = settings_.instance_id;
+  const core::Step* def = wf ? wf->workflow.find_step(s.step_key) : nullptr;
+  if (def == nullptr) {
+    batch.finish_failed(s, owner, "step definition not found for version " +
+                                      std::to_string(s.workflow_version_id));
+    return;
+  }
+  if (def->when && !s.wake) {
+    const Json doc = {{"event", event}, {"steps", s.needs_output}};
+    if (!def->when->evaluate(doc)) {
+      batch.finish_done(s, owner, Json::object(), /*skipped=*/true);
+      return;
+    }
+  }
+  Handler* handler = handlers_->find(s.handler);
+  StepOutcome outcome;
+  StepContextImpl ctx(s, *def, event, batch);
+  if (handler == nullptr) {
+    outcome = Fail{"no handler named " + s.handler + " in this process", false};
+  } else {
+    try {
+      outcome = handler->run(ctx);
+    } catch (const std::exception& e) {
+      // A throwing handler is a bug in the handler: retry, and say so loudly.
+      ctx.log(LogLevel::kError, "handler threw", {{"error", e.what()}});
+      outcome = Retry{std::string("handler threw: ") + e.what(), std::nullopt};
+    }
+  }
+  if (Clock::now() > s.deadline && !std::holds_alternative<Fail>(outcome)) {
+    outcome = Fail{"timed out after " + core::format_duration(def->timeout), false};
+  }
+  auto fail_attempt = [&](const std::string& reason, bool permanent,
+                          std::optional<Millis> after) {
+    batch.log(store::LogRecord{3, "step attempt failed: " + reason, s.workflow, s.run_id,
+                               s.step_key, s.attempt, Json::object()});
+    Log::to_stderr(store::LogRecord{3, "step attempt failed", s.workflow, s.run_id, s.step_key,
+                                    s.attempt, Json::object()});
+    if (permanent || def->retry.exhausted(s.attempt)) {
+      batch.finish_failed(s, owner, reason);
+      if (hooks_.run_finished) hooks_.run_finished(s.workflow, "failed");
+    } else {
+      const Millis delay = after ? *after : def->retry.delay_before(s.attempt + 1, unit_random);
+      batch.finish_retry(s, owner, delay, reason);
+    }
+  };
+  std::visit(
+      [&](auto& o) {
+        using T = std::decay_t<decltype(o)>;
+        if constexpr (std::is_same_v<T, Completed>) {
+          batch.finish_done(s, owner, o.output, false);
+        } else if constexpr (std::is_same_v<T, Retry>) {
+          fail_attempt(o.reason, false, o.after);
+        } else if constexpr (std::is_same_v<T, Fail>) {
+          fail_attempt(o.reason, o.permanent, std::nullopt);
+        } else if constexpr (std::is_same_v<T, WaitForSignal>) {
+          batch.finish_wait(s, owner, o.signal, o.deadline);
+        } else if constexpr (std::is_same_v<T, WaitUntil>) {
+          batch.finish_wait(s, owner, std::nullopt, o.at);
+        }
+      },
+      outcome);
+}
+
+void Engine::handle_expired(store::Store& store) {
+  for (const auto& e : store.expired_steps(100)) {
+    WorkflowPtr wf = workflows_->by_version(e.workflow_version_id, store);
+    const core::Step* def = wf ? wf->workflow.find_step(e.step_key) : nullptr;
+    core::RetryPolicy policy = def ? def->retry : core::RetryPolicy{};
+    std::string error = e.timed_out
+                            ? "timed out after " + core::format_duration(def ? def->timeout
+                                                                            : core::Millis(0))
+                            : "lease expired (worker lost)";
+    std::optional<Millis> after;
+    if (e.attempt < e.max_attempts)
+      after = e.timed_out ? policy.delay_before(e.attempt + 1, unit_random) : Millis(0);
+    store.expire_step(e, after, error);
+    if (hooks_.step_expired) hooks_.step_expired(e.timed_out);
+    Log::warn(e.timed_out ? "step_timed_out" : "lease_expired",
+              {{"run", e.run_id}, {"step", e.step_key}, {"attempt", e.attempt}});
+  }
+}
+
+void Engine::dispatcher_loop() {
+  std::unique_ptr<store::Store> store;
+  auto last_heartbeat = std::chrono::steady_clock::now();
+  while (!stopping_) {
+    try {
+      if (!store) {
+        store = std::make_unique<store::Store>(settings_.dsn);
+        store->listen(kWakeChannel);
+      }
+      const auto p = store->probe();
+      Millis sleep = settings_.poll_interval;
+      auto until = [&](const std::optional<TimePoint>& t) {
+        if (!t) return;
+        auto d = std::chrono::duration_cast<Millis>(*t - p.now);
+        sleep = std::min(sleep, std::max(d, kMinProbeGap));
+      };
+      if (p.next_wait && *p.next_wait <= p.now && store->fire_due_waits() > 0) wake_workers();
+      if (p.next_expiry && *p.next_expiry <= p.now) handle_expired(*store);
+      if (p.next_due && *p.next_due <= p.now) wake_workers();
+      until(p.next_due);
+      until(p.next_wait);
+      until(p.next_expiry);
+      if (in_flight_ > 0 &&
+          std::chrono::steady_clock::now() - last_heartbeat > settings_.lease / 3) {
+        store->heartbeat(settings_.instance_id, settings_.lease);
+        last_heartbeat = std::chrono::steady_clock::now();
+      }
+      if (auto logs = Log::drain(); !logs.empty()) store->write_logs(logs);
+      // Notifications mean new work: pass them on without probing again.
+      const auto deadline = std::chrono::steady_clock::now() + sleep;
+      while (!stopping_) {
+        const auto left =
+            std::chrono::duration_cast<Millis>(deadline - std::chrono::steady_clock::now());
+        if (left <= Millis(0)) break;
+        if (store->await_notification(std::min(left, Millis(250)))) wake_workers();
+      }
+    } catch (const std::exception& e) {
+      Log::write(LogLevel::kError, "dispatcher_error", {{"error", e.what()}}, false);
+      store.reset();
+      std::this_thread::sleep_for(kReconnectDelay);
+    }
+  }
+  if (store) {
+    try {
+      if (auto logs = Log::drain(); !logs.empty()) store->write_logs(logs);
+    } catch (const std::exception&) {
+    }
+  }
+}
+
+}  // namespace chartflow::runtime

@@ -1,0 +1,100 @@
+// The engine: a dispatcher thread (LISTEN wake-ups, timers, lease rescue, heartbeats) and a set
+// of worker threads that claim due steps, run their handlers and commit each step's outcome.
+// Also the single entry point for events and operator commands, so the API changes state only
+// through the same path the workers use. start() once, drain() once; other methods are
+// thread-safe.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "engine/handler.hpp"
+#include "runtime/event_cache.hpp"
+#include "runtime/store_pool.hpp"
+#include "runtime/workflow_registry.hpp"
+
+namespace chartflow::runtime {
+
+inline constexpr int kDefaultWorkers = 4;
+inline constexpr int kDefaultBatchSize = 16;
+inline constexpr Millis kDefaultLease{15'000};
+inline constexpr Millis kDefaultPollInterval{1'000};
+inline constexpr int kDefaultPoolSize = 8;
+
+struct EngineSettings {
+  std::string dsn;
+  int workers = kDefaultWorkers;  // 0: API only, no step execution in this process
+  int batch_size = kDefaultBatchSize;
+  Millis lease = kDefaultLease;
+  Millis poll_interval = kDefaultPollInterval;
+  int pool_size = kDefaultPoolSize;
+  std::string instance_id;  // lease owner name; generated when empty
+};
+
+// Observers for metrics; every field optional.
+struct EngineHooks {
+  std::function<void(const std::string& workflow)> run_started;
+  std::function<void(const std::string& workflow, const std::string& step, double seconds,
+                     const std::string& outcome)>
+      step_finished;
+  std::function<void(const std::string& workflow, const std::string& status)> run_finished;
+  std::function<void(bool timed_out)> step_expired;
+};
+
+class Engine {
+ public:
+  Engine(EngineSettings settings, std::shared_ptr<const HandlerRegistry> handlers,
+         std::shared_ptr<WorkflowRegistry> workflows, EngineHooks hooks = {});
+  ~Engine();
+
+  void start();
+  // Stops claiming, lets in-flight steps finish (their outcome is committed), then joins.
+  void drain();
+  bool draining() const { return stopping_.load(); }
+
+  // Starts a run of every latest workflow whose trigger matches. `before` runs in the same
+  // transaction (see Store::ingest).
+  store::IngestResult ingest(store::EventInput event, const store::Store::BeforeIngest& before = {});
+
+  StorePool& pool() { return pool_; }
+  WorkflowRegistry& workflows() { return *workflows_; }
+  const HandlerRegistry& handlers() const { return *handlers_; }
+  const std::string& instance_id() const { return settings_.instance_id; }
+  int in_flight() const { return in_flight_.load(); }
+
+  // Workflows whose trigger matches an event of this type and body.
+  std::vector<WorkflowPtr> matching(const std::string& type, const Json& body) const;
+
+ private:
+  void dispatcher_loop();
+  void worker_loop(int index);
+  void run_batch(store::Store& store, std::vector<store::ClaimedStep>& steps);
+  void execute(store::StepBatch& batch, const store::ClaimedStep& step, const WorkflowPtr& wf,
+               const Json& event);
+  void handle_expired(store::Store& store);
+  void wake_workers();
+  bool wait_for_work(std::uint64_t seen);
+
+  EngineSettings settings_;
+  std::shared_ptr<const HandlerRegistry> handlers_;
+  std::shared_ptr<WorkflowRegistry> workflows_;
+  EngineHooks hooks_;
+  StorePool pool_;
+  EventCache events_;
+
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> in_flight_{0};
+  std::mutex wake_mu_;
+  std::condition_variable wake_cv_;
+  std::uint64_t wake_generation_ = 0;
+  std::thread dispatcher_;
+  std::vector<std::thread> workers_;
+  bool started_ = false;
+};
+
+}  // namespace chartflow::runtime

@@ -1,0 +1,119 @@
+// The read side for the API and dashboard: runs, run detail with steps and history, logs.
+// JSON is assembled in SQL so one round trip answers one request.
+#include "store/store.hpp"
+#include "store/store_impl.hpp"
+
+namespace chartflow::store {
+
+Json Store::list_runs(const RunFilter& f) {
+  return translate([&] {
+    pqxx::read_transaction tx(impl_->conn);
+    const int limit = std::clamp(f.limit, 1, 500);
+    std::optional<std::string> after;
+    if (f.after) after = std::to_string(*f.after);
+    // Newest first; the cursor is the last id seen (ids grow with creation time).
+    auto r = tx.exec_params(
+        "SELECT coalesce(jsonb_agg(jsonb_build_object("
+        "  'id', id, 'workflow', workflow, 'version', (SELECT version FROM workflow_version v "
+        "  WHERE v.id = workflow_version_id), 'status', status, 'subject', subject, "
+        "  'event_id', event_id, 'created_at', " CF_TS("created_at") ", "
+        "  'finished_at', " CF_TS("finished_at") ", 'error', error, 'duration_ms', "
+        "  (extract(epoch FROM finished_at - created_at) * 1000)::bigint) ORDER BY id DESC), "
+        "'[]'::jsonb)::text, min(id), count(*) FROM ("
+        "  SELECT * FROM workflow_run WHERE ($1::text IS NULL OR workflow = $1) "
+        "  AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR subject = $3) "
+        "  AND ($4::timestamptz IS NULL OR created_at >= $4::timestamptz) "
+        "  AND ($5::timestamptz IS NULL OR created_at < $5::timestamptz) "
+        "  AND ($6::bigint IS NULL OR id < $6::bigint) ORDER BY id DESC LIMIT $7) page",
+        opt(f.workflow), opt(f.status), opt(f.subject), opt(f.since), opt(f.until), opt(after),
+        limit);
+    Json out;
+    out["runs"] = Json::parse(r[0][0].c_str());
+    out["next"] = nullptr;
+    if (r[0][2].as<int>() == limit) out["next"] = std::to_string(r[0][1].as<std::int64_t>());
+    return out;
+  });
+}
+
+std::optional<Json> Store::get_run(std::int64_t run_id) {
+  return translate([&]() -> std::optional<Json> {
+    pqxx::read_transaction tx(impl_->conn);
+    auto r = tx.exec_params(
+        "SELECT jsonb_build_object("
+        " 'id', w.id, 'workflow', w.workflow, 'version', v.version, 'version_id', v.id,"
+        " 'status', w.status, 'subject', w.subject, 'event_id', w.event_id,"
+        " 'event_type', e.type, 'created_at', " CF_TS("w.created_at") ","
+        " 'finished_at', " CF_TS("w.finished_at") ", 'error', w.error,"
+        " 'definition', v.definition,"
+        " 'steps', (SELECT coalesce(jsonb_agg(jsonb_build_object("
+        "    'name', s.step_key, 'handler', s.handler, 'status', s.status, 'attempts', s.attempt,"
+        "    'max_attempts', s.max_attempts, 'needs', s.needs,"
+        "    'started_at', " CF_TS("s.started_at") ", 'finished_at', " CF_TS("s.finished_at") ","
+        "    'run_at', " CF_TS("s.run_at") ", 'wait_signal', s.wait_signal,"
+        "    'wait_until', " CF_TS("s.wait_until") ", 'output', s.output, 'error', s.error)"
+        "    ORDER BY s.started_at NULLS LAST, s.step_key), '[]') FROM step_run s"
+        "    WHERE s.run_id = w.id),"
+        " 'history', (SELECT coalesce(jsonb_agg(jsonb_build_object('at', " CF_TS("h.at") ","
+        "    'type', h.type, 'step', h.step, 'attempt', h.attempt, 'worker', h.worker,"
+        "    'detail', h.detail) ORDER BY h.id), '[]') FROM run_history h WHERE h.run_id = w.id)"
+        ")::text FROM workflow_run w JOIN workflow_version v ON v.id = w.workflow_version_id "
+        "JOIN event e ON e.id = w.event_id WHERE w.id = $1",
+        run_id);
+    if (r.empty()) return std::nullopt;
+    return Json::parse(r[0][0].c_str());
+  });
+}
+
+Json Store::queue_stats() {
+  return translate([&] {
+    pqxx::read_transaction tx(impl_->conn);
+    auto r = tx.exec(
+        "SELECT jsonb_build_object("
+        " 'ready', (SELECT count(*) FROM step_run WHERE status IN ('ready', 'retrying') AND "
+        "   run_at <= now()),"
+        " 'oldest_ready_seconds', coalesce((SELECT extract(epoch FROM now() - min(run_at)) FROM "
+        "   step_run WHERE status IN ('ready', 'retrying') AND run_at <= now()), 0),"
+        " 'running', (SELECT count(*) FROM step_run WHERE status = 'running'),"
+        " 'waiting', (SELECT count(*) FROM step_run WHERE status = 'waiting'))::text");
+    return Json::parse(r[0][0].c_str());
+  });
+}
+
+Json Store::query_logs(const LogFilter& f) {
+  return translate([&] {
+    pqxx::read_transaction tx(impl_->conn);
+    const int limit = std::clamp(f.limit, 1, 1000);
+    std::optional<std::string> run, after;
+    if (f.run_id) run = std::to_string(*f.run_id);
+    if (f.after) after = std::to_string(*f.after);
+    std::optional<std::string> like;
+    if (f.text) {
+      std::string escaped;
+      for (char c : *f.text) {
+        if (c == '%' || c == '_' || c == '\\') escaped += '\\';
+        escaped += c;
+      }
+      like = "%" + escaped + "%";
+    }
+    auto r = tx.exec_params(
+        "SELECT coalesce(jsonb_agg(jsonb_build_object('id', id, 'at', " CF_TS("at") ","
+        " 'level', CASE level WHEN 0 THEN 'debug' WHEN 1 THEN 'info' WHEN 2 THEN 'warning' "
+        " ELSE 'error' END, 'workflow', workflow, 'run', run_id, 'step', step, "
+        " 'attempt', attempt, 'message', message, 'fields', fields) ORDER BY at DESC, id DESC), "
+        " '[]')::text, min(id), count(*) FROM (SELECT * FROM log_record WHERE level >= $1 "
+        " AND ($2::timestamptz IS NULL OR at >= $2::timestamptz) "
+        " AND ($3::timestamptz IS NULL OR at < $3::timestamptz) "
+        " AND ($4::text IS NULL OR workflow = $4) AND ($5::bigint IS NULL OR run_id = $5::bigint) "
+        " AND ($6::text IS NULL OR step = $6) AND ($7::text IS NULL OR message ILIKE $7) "
+        " AND ($8::bigint IS NULL OR id < $8::bigint) ORDER BY at DESC, id DESC LIMIT $9) page",
+        f.min_level, opt(f.since), opt(f.until), opt(f.workflow), opt(run), opt(f.step), opt(like),
+        opt(after), limit);
+    Json out;
+    out["logs"] = Json::parse(r[0][0].c_str());
+    out["next"] = nullptr;
+    if (r[0][2].as<int>() == limit) out["next"] = std::to_string(r[0][1].as<std::int64_t>());
+    return out;
+  });
+}
+
+}  // namespace chartflow::store

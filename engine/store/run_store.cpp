@@ -1,0 +1,634 @@
+// The write path of runs: ingest, claim, finish, timers, leases and operator commands.
+#include <chrono>
+
+#include "store/store.hpp"
+#include "store/store_impl.hpp"
+
+namespace chartflow::store {
+namespace {
+
+constexpr const char* kWakeChannel = "chartflow_wakeup";
+
+// Columns every claim returns, so the worker needs no second query to run the step.
+// The event body is not returned: workers cache it by event id.
+constexpr const char* kClaimReturning =
+    " RETURNING s.run_id, s.step_key, s.handler, s.attempt, s.max_attempts, "
+    "r.workflow_version_id, r.workflow, r.event_id, (SELECT e.type FROM event e WHERE e.id = "
+    "r.event_id), (SELECT coalesce(jsonb_object_agg(d.step_key, d.output), '{}') FROM step_run d "
+    "WHERE d.run_id = s.run_id AND s.needs ? d.step_key), s.wake::text, "
+    "extract(epoch FROM s.deadline_at) * 1000";
+
+constexpr const char* kClaimSet =
+    "SET status = 'running', attempt = s.attempt + 1, lease_owner = $1, "
+    "lease_expires_at = now() + $2 * interval '1 millisecond', "
+    "deadline_at = now() + s.timeout_ms * interval '1 millisecond', "
+    "started_at = coalesce(s.started_at, now()) ";
+
+TimePoint from_epoch_ms(double ms) {
+  return TimePoint(std::chrono::milliseconds(static_cast<std::int64_t>(ms)));
+}
+
+std::vector<ClaimedStep> read_claimed(const pqxx::result& r) {
+  std::vector<ClaimedStep> out;
+  out.reserve(r.size());
+  for (const auto& row : r) {
+    ClaimedStep c;
+    c.run_id = row[0].as<std::int64_t>();
+    c.step_key = row[1].c_str();
+    c.handler = row[2].c_str();
+    c.attempt = row[3].as<int>();
+    c.max_attempts = row[4].as<int>();
+    c.workflow_version_id = row[5].as<std::int64_t>();
+    c.workflow = row[6].c_str();
+    c.event_id = row[7].as<std::int64_t>();
+    c.event_type = row[8].c_str();
+    c.needs_output = Json::parse(row[9].c_str());
+    if (!row[10].is_null()) c.wake = Json::parse(row[10].c_str());
+    c.deadline = from_epoch_ms(row[11].as<double>());
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+void history(pqxx::transaction_base& tx, std::int64_t run_id, const char* type,
+             const std::optional<std::string>& step, std::optional<int> attempt,
+             const std::optional<std::string>& worker, const std::optional<Json>& detail) {
+  std::optional<std::string> detail_text;
+  if (detail) detail_text = detail->dump();
+  std::optional<std::string> attempt_text;
+  if (attempt) attempt_text = std::to_string(*attempt);
+  tx.exec_params(
+      "INSERT INTO run_history (run_id, type, step, attempt, worker, detail) VALUES ($1, $2, $3, "
+      "$4::int, $5, $6::jsonb)",
+      run_id, type, opt(step), opt(attempt_text), opt(worker), opt(detail_text));
+}
+
+class BatchImpl : public StepBatch {
+ public:
+  explicit BatchImpl(pqxx::connection& conn) : tx_(conn) {}
+
+  Sql& sql() override {
+    if (!sub_) {
+      sub_ = std::make_unique<pqxx::subtransaction>(tx_, "step");
+      sub_sql_ = std::make_unique<TxSql>(*sub_);
+    }
+    return *sub_sql_;
+  }
+
+  void discard_step_writes() override {
+    if (sub_) sub_->abort();
+    sub_sql_.reset();
+    sub_.reset();
+  }
+
+  bool finish_done(const ClaimedStep& s, const std::string& owner, const Json& output,
+                   bool skipped) override {
+    // Marks the step done, releases the dependents whose last need this was, and counts the run
+    // down; the run succeeds when its last step is done. One round trip per finished step.
+    auto r = cur().exec_params(
+        "WITH done AS ("
+        "  UPDATE step_run SET status = $5, output = $6::jsonb, finished_at = now(), "
+        "    lease_owner = NULL, wake = NULL, error = NULL"
+        "  WHERE run_id = $1 AND step_key = $2 AND lease_owner = $3 AND attempt = $4 "
+        "    AND status = 'running' RETURNING run_id, step_key),"
+        " promoted AS ("
+        "  UPDATE step_run p SET pending_needs = p.pending_needs - 1, run_at = now(),"
+        "    status = CASE WHEN p.pending_needs = 1 THEN 'ready' ELSE p.status END"
+        "  FROM done WHERE p.run_id = done.run_id AND p.status = 'pending' "
+        "    AND p.needs ? done.step_key RETURNING p.status),"
+        " run AS ("
+        "  UPDATE workflow_run w SET remaining_steps = w.remaining_steps - 1,"
+        "    status = CASE WHEN w.remaining_steps = 1 AND w.status IN ('running', 'waiting') "
+        "      THEN 'succeeded' WHEN w.status = 'waiting' THEN 'running' ELSE w.status END,"
+        "    finished_at = CASE WHEN w.remaining_steps = 1 AND w.status IN ('running', 'waiting') "
+        "      THEN now() ELSE w.finished_at END"
+        "  FROM done WHERE w.id = done.run_id RETURNING w.id, w.status, w.remaining_steps),"
+        " h1 AS (INSERT INTO run_history (run_id, type, step, attempt, worker)"
+        "  SELECT run_id, $5, step_key, $4, $3 FROM done),"
+        " h2 AS (INSERT INTO run_history (run_id, type, worker)"
+        "  SELECT id, 'succeeded', $3 FROM run WHERE status = 'succeeded' AND remaining_steps = 0)"
+        " SELECT (SELECT count(*) FROM done), (SELECT count(*) FROM promoted WHERE status = "
+        "'ready'), (SELECT status FROM run)",
+        s.run_id, s.step_key, owner, s.attempt, skipped ? "skipped" : "succeeded", output.dump());
+    if (r[0][0].as<int>() == 0) {
+      discard_step_writes();
+      return false;
+    }
+    keep_step_writes();
+    promoted_ += r[0][1].as<int>();
+    if (!r[0][2].is_null() && std::string(r[0][2].c_str()) == "succeeded") ++runs_finished_;
+    return true;
+  }
+
+  bool finish_retry(const ClaimedStep& s, const std::string& owner,
+                    std::chrono::milliseconds after, const std::string& error) override {
+    discard_step_writes();
+    auto r = tx_.exec_params(
+        "UPDATE step_run SET status = 'retrying', run_at = now() + $5 * interval '1 millisecond',"
+        " error = $6, lease_owner = NULL, wake = NULL "
+        "WHERE run_id = $1 AND step_key = $2 AND lease_owner = $3 AND attempt = $4 "
+        "AND status = 'running'",
+        s.run_id, s.step_key, owner, s.attempt, static_cast<std::int64_t>(after.count()), error);
+    if (r.affected_rows() == 0) return false;
+    history(tx_, s.run_id, "retried", s.step_key, s.attempt, owner,
+            Json{{"error", error}, {"delay_ms", after.count()}});
+    ++retried_;
+    return true;
+  }
+
+  bool finish_failed(const ClaimedStep& s, const std::string& owner,
+                     const std::string& error) override {
+    auto r = cur().exec_params(
+        "UPDATE step_run SET status = 'failed', error = $5, finished_at = now(), "
+        "lease_owner = NULL, wake = NULL "
+        "WHERE run_id = $1 AND step_key = $2 AND lease_owner = $3 AND attempt = $4 "
+        "AND status = 'running'",
+        s.run_id, s.step_key, owner, s.attempt, error);
+    if (r.affected_rows() == 0) {
+      discard_step_writes();
+      return false;
+    }
+    keep_step_writes();
+    history(tx_, s.run_id, "failed", s.step_key, s.attempt, owner, Json{{"error", error}});
+    auto run = tx_.exec_params(
+        "UPDATE workflow_run SET status = 'failed', finished_at = now(), error = $2 "
+        "WHERE id = $1 AND status IN ('running', 'waiting', 'pending') RETURNING id",
+        s.run_id, "step " + s.step_key + " failed: " + error);
+    if (!run.empty()) {
+      history(tx_, s.run_id, "failed", std::nullopt, std::nullopt, owner,
+              Json{{"step", s.step_key}});
+      ++runs_finished_;
+    }
+    return true;
+  }
+
+  bool finish_wait(const ClaimedStep& s, const std::string& owner,
+                   const std::optional<std::string>& signal,
+                   const std::optional<TimePoint>& until) override {
+    // Claiming the lease first: if it was lost, the handler's writes go too.
+    auto owned = cur().exec_params(
+        "SELECT 1 FROM step_run WHERE run_id = $1 AND step_key = $2 AND lease_owner = $3 "
+        "AND attempt = $4 AND status = 'running' FOR UPDATE",
+        s.run_id, s.step_key, owner, s.attempt);
+    if (owned.empty()) {
+      discard_step_writes();
+      return false;
+    }
+    keep_step_writes();
+    std::optional<std::string> until_ms;
+    if (until)
+      until_ms = std::to_string(
+          std::chrono::duration_cast<std::chrono::milliseconds>(until->time_since_epoch()).count());
+    // A signal that arrived before the step started waiting is consumed at once.
+    std::optional<std::string> early_payload;
+    if (signal) {
+      auto sig = tx_.exec_params(
+          "UPDATE run_signal SET consumed_by = $3 WHERE id = (SELECT id FROM run_signal WHERE "
+          "run_id = $1 AND name = $2 AND consumed_by IS NULL ORDER BY id LIMIT 1 FOR UPDATE) "
+          "RETURNING payload::text",
+          s.run_id, *signal, s.step_key);
+      if (!sig.empty()) early_payload = sig[0][0].c_str();
+    }
+    pqxx::result r;
+    if (early_payload) {
+      Json wake = {{"kind", "signal"}, {"signal", *signal}, {"payload", Json::parse(*early_payload)}};
+      r = tx_.exec_params(
+          "UPDATE step_run SET status = 'ready', run_at = now(), wake = $5::jsonb, "
+          "lease_owner = NULL WHERE run_id = $1 AND step_key = $2 AND lease_owner = $3 "
+          "AND attempt = $4 AND status = 'running'",
+          s.run_id, s.step_key, owner, s.attempt, wake.dump());
+      if (r.affected_rows() == 0) return false;
+      history(tx_, s.run_id, "signalled", s.step_key, s.attempt, owner,
+              Json{{"signal", *signal}});
+      ++promoted_;
+      return true;
+    }
+    r = tx_.exec_params(
+        "UPDATE step_run SET status = 'waiting', wait_signal = $5, "
+        "wait_until = to_timestamp($6::bigint / 1000.0), lease_owner = NULL, wake = NULL, "
+        "attempt = attempt - 1 "
+        "WHERE run_id = $1 AND step_key = $2 AND lease_owner = $3 AND attempt = $4 "
+        "AND status = 'running'",
+        s.run_id, s.step_key, owner, s.attempt, opt(signal), opt(until_ms));
+    if (r.affected_rows() == 0) return false;
+    tx_.exec_params(
+        "UPDATE workflow_run SET status = 'waiting' WHERE id = $1 AND status = 'running'",
+        s.run_id);
+    Json detail = Json::object();
+    if (signal) detail["signal"] = *signal;
+    if (until_ms) detail["until_ms"] = std::stoll(*until_ms);
+    history(tx_, s.run_id, "waiting", s.step_key, s.attempt, owner, detail);
+    return true;
+  }
+
+  void log(const LogRecord& rec) override { logs_.push_back(rec); }
+
+  void commit() override {
+    keep_step_writes();
+    if (!logs_.empty()) {
+      Json arr = Json::array();
+      for (const auto& r : logs_) {
+        Json o = {{"level", r.level}, {"message", r.message}, {"fields", r.fields}};
+        if (r.workflow) o["workflow"] = *r.workflow;
+        if (r.run_id) o["run_id"] = *r.run_id;
+        if (r.step) o["step"] = *r.step;
+        if (r.attempt) o["attempt"] = *r.attempt;
+        arr.push_back(std::move(o));
+      }
+      tx_.exec_params(
+          "INSERT INTO log_record (level, message, workflow, run_id, step, attempt, fields) "
+          "SELECT level, message, workflow, run_id, step, attempt, coalesce(fields, '{}') FROM "
+          "jsonb_to_recordset($1::jsonb) AS x(level smallint, message text, workflow text, "
+          "run_id bigint, step text, attempt int, fields jsonb)",
+          arr.dump());
+    }
+    // Other processes only need a hint when this batch released work it will not run itself;
+    // retries are found by the dispatcher's timer.
+    tx_.commit();
+  }
+
+  int promoted() const { return promoted_; }
+
+ private:
+  pqxx::transaction_base& cur() {
+    if (sub_) return *sub_;
+    return tx_;
+  }
+
+  void keep_step_writes() {
+    if (sub_) sub_->commit();
+    sub_sql_.reset();
+    sub_.reset();
+  }
+
+  pqxx::work tx_;
+  std::unique_ptr<pqxx::subtransaction> sub_;
+  std::unique_ptr<TxSql> sub_sql_;
+  std::vector<LogRecord> logs_;
+  int promoted_ = 0;
+  int retried_ = 0;
+  int runs_finished_ = 0;
+};
+
+}  // namespace
+
+IngestResult Store::ingest(EventInput event, const PlanRuns& plan, const BeforeIngest& before) {
+  return translate([&] {
+    pqxx::work tx(impl_->conn);
+    IngestResult result;
+    if (before) {
+      TxSql sql(tx);
+      if (!before(sql, event)) {
+        result.duplicate = true;
+        tx.commit();
+        return result;
+      }
+    }
+    auto ins = tx.exec_params(
+        "INSERT INTO event (type, dedup_key, body, source) VALUES ($1, $2, $3::jsonb, $4) "
+        "ON CONFLICT (type, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING RETURNING id",
+        event.type, opt(event.dedup_key), event.body.dump(), event.source);
+    if (ins.empty()) {
+      // The same dedup key was accepted before: report what it started, start nothing.
+      auto prev = tx.exec_params1("SELECT id FROM event WHERE type = $1 AND dedup_key = $2",
+                                  event.type, *event.dedup_key);
+      result.event_id = prev[0].as<std::int64_t>();
+      for (const auto& row : tx.exec_params(
+               "SELECT id FROM workflow_run WHERE event_id = $1 ORDER BY id", result.event_id))
+        result.run_ids.push_back(row[0].as<std::int64_t>());
+      result.duplicate = true;
+      tx.commit();
+      return result;
+    }
+    result.event_id = ins[0][0].as<std::int64_t>();
+    for (const RunPlan& p : plan(event)) {
+      auto run = tx.exec_params1(
+          "INSERT INTO workflow_run (workflow_version_id, workflow, event_id, status, "
+          "remaining_steps, subject, started_at) VALUES ($1, $2, $3, 'running', $4, $5, now()) "
+          "RETURNING id",
+          p.workflow_version_id, p.workflow, result.event_id, static_cast<int>(p.steps.size()),
+          opt(event.subject));
+      const auto run_id = run[0].as<std::int64_t>();
+      Json steps = Json::array();
+      for (const auto& s : p.steps) {
+        Json o = {{"step_key", s.step_key},
+                  {"handler", s.handler},
+                  {"needs", s.needs},
+                  {"pending_needs", s.needs.size()},
+                  {"max_attempts", s.max_attempts},
+                  {"timeout_ms", s.timeout_ms}};
+        if (s.concurrency_key) o["concurrency_key"] = *s.concurrency_key;
+        if (s.concurrency_limit) o["concurrency_limit"] = *s.concurrency_limit;
+        steps.push_back(std::move(o));
+      }
+      tx.exec_params(
+          "INSERT INTO step_run (run_id, step_key, handler, status, needs, pending_needs, "
+          "max_attempts, timeout_ms, concurrency_key, concurrency_limit) "
+          "SELECT $1, x.step_key, x.handler, CASE WHEN x.pending_needs = 0 THEN 'ready' ELSE "
+          "'pending' END, x.needs, x.pending_needs, x.max_attempts, x.timeout_ms, "
+          "x.concurrency_key, x.concurrency_limit FROM jsonb_to_recordset($2::jsonb) AS x("
+          "step_key text, handler text, needs jsonb, pending_needs int, max_attempts int, "
+          "timeout_ms int, concurrency_key text, concurrency_limit int)",
+          run_id, steps.dump());
+      history(tx, run_id, "scheduled", std::nullopt, std::nullopt, std::nullopt,
+              Json{{"event_id", result.event_id}, {"version_id", p.workflow_version_id}});
+      result.run_ids.push_back(run_id);
+    }
+    if (!result.run_ids.empty()) tx.exec_params("SELECT pg_notify($1, '')", kWakeChannel);
+    tx.commit();
+    return result;
+  });
+}
+
+std::vector<ClaimedStep> Store::claim(const std::string& owner, int limit,
+                                      std::chrono::milliseconds lease) {
+  return translate([&] {
+    pqxx::work tx(impl_->conn);
+    const auto lease_ms = static_cast<std::int64_t>(lease.count());
+    // SKIP LOCKED lets many workers claim side by side without waiting on each other's rows.
+    auto r = tx.exec_params(
+        std::string("WITH due AS (SELECT run_id, step_key FROM step_run "
+                    "WHERE status IN ('ready', 'retrying') AND run_at <= now() "
+                    "AND concurrency_key IS NULL ORDER BY run_at LIMIT $3 "
+                    "FOR UPDATE SKIP LOCKED) "
+                    "UPDATE step_run s ") +
+            kClaimSet +
+            "FROM due JOIN workflow_run r ON r.id = due.run_id "
+            "WHERE s.run_id = due.run_id AND s.step_key = due.step_key" +
+            kClaimReturning,
+        owner, lease_ms, limit);
+    auto out = read_claimed(r);
+    if (static_cast<int>(out.size()) < limit) {
+      // Steps under a concurrency key: the advisory lock per key serialises the count-and-claim
+      // across processes, so the limit holds even when two workers look at once.
+      auto keyed = tx.exec_params(
+          "SELECT run_id, step_key, concurrency_key, concurrency_limit FROM step_run "
+          "WHERE status IN ('ready', 'retrying') AND run_at <= now() AND concurrency_key IS NOT "
+          "NULL ORDER BY run_at, run_id LIMIT $1 FOR UPDATE SKIP LOCKED",
+          limit - static_cast<int>(out.size()));
+      for (const auto& k : keyed) {
+        const std::string key = k[2].c_str();
+        tx.exec_params("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", key);
+        auto running = tx.exec_params1(
+            "SELECT count(*) FROM step_run WHERE concurrency_key = $1 AND status = 'running'",
+            key);
+        if (running[0].as<int>() >= k[3].as<int>()) continue;
+        auto one = tx.exec_params(
+            std::string("UPDATE step_run s ") + kClaimSet +
+                "FROM workflow_run r WHERE r.id = s.run_id AND s.run_id = $3 AND s.step_key = $4" +
+                kClaimReturning,
+            owner, lease_ms, k[0].as<std::int64_t>(), std::string(k[1].c_str()));
+        for (auto& c : read_claimed(one)) out.push_back(std::move(c));
+      }
+    }
+    for (const auto& c : out)
+      history(tx, c.run_id, "started", c.step_key, c.attempt, owner, std::nullopt);
+    tx.commit();
+    return out;
+  });
+}
+
+int Store::heartbeat(const std::string& owner, std::chrono::milliseconds lease) {
+  return translate([&] {
+    pqxx::work tx(impl_->conn);
+    auto r = tx.exec_params(
+        "UPDATE step_run SET lease_expires_at = now() + $2 * interval '1 millisecond' "
+        "WHERE lease_owner = $1 AND status = 'running'",
+        owner, static_cast<std::int64_t>(lease.count()));
+    tx.commit();
+    return static_cast<int>(r.affected_rows());
+  });
+}
+
+int Store::reclaim_all_running(const std::string& reason) {
+  return translate([&] {
+    pqxx::work tx(impl_->conn);
+    auto r = tx.exec(
+        "UPDATE step_run SET status = 'ready', run_at = now(), lease_owner = NULL "
+        "WHERE status = 'running' RETURNING run_id, step_key, attempt");
+    for (const auto& row : r)
+      history(tx, row[0].as<std::int64_t>(), "lease_expired", std::string(row[1].c_str()),
+              row[2].as<int>(), std::nullopt, Json{{"reason", reason}});
+    if (!r.empty()) tx.exec_params("SELECT pg_notify($1, '')", kWakeChannel);
+    tx.commit();
+    return static_cast<int>(r.size());
+  });
+}
+
+std::unique_ptr<StepBatch> Store::begin_batch() {
+  return translate([&] { return std::make_unique<BatchImpl>(impl_->conn); });
+}
+
+Probe Store::probe() {
+  return translate([&] {
+    pqxx::read_transaction tx(impl_->conn);
+    // The idle engine's only query: when is the next thing due?
+    auto r = tx.exec(
+        "SELECT extract(epoch FROM (SELECT min(run_at) FROM step_run WHERE status IN "
+        "('ready', 'retrying'))) * 1000, "
+        "extract(epoch FROM (SELECT min(wait_until) FROM step_run WHERE status = 'waiting')) * "
+        "1000, "
+        "extract(epoch FROM (SELECT min(least(lease_expires_at, deadline_at)) FROM step_run "
+        "WHERE status = 'running')) * 1000, extract(epoch FROM now()) * 1000");
+    Probe p;
+    if (!r[0][0].is_null()) p.next_due = from_epoch_ms(r[0][0].as<double>());
+    if (!r[0][1].is_null()) p.next_wait = from_epoch_ms(r[0][1].as<double>());
+    if (!r[0][2].is_null()) p.next_expiry = from_epoch_ms(r[0][2].as<double>());
+    p.now = from_epoch_ms(r[0][3].as<double>());
+    return p;
+  });
+}
+
+int Store::fire_due_waits() {
+  return translate([&] {
+    pqxx::work tx(impl_->conn);
+    auto r = tx.exec(
+        "UPDATE step_run SET status = 'ready', run_at = now(), wait_until = NULL, "
+        "wake = jsonb_build_object('kind', CASE WHEN wait_signal IS NULL THEN 'timer' ELSE "
+        "'deadline' END, 'signal', wait_signal) "
+        "WHERE (run_id, step_key) IN (SELECT run_id, step_key FROM step_run WHERE status = "
+        "'waiting' AND wait_until <= now() LIMIT 500 FOR UPDATE SKIP LOCKED) "
+        "RETURNING run_id, step_key, wait_signal");
+    for (const auto& row : r) {
+      history(tx, row[0].as<std::int64_t>(), "signalled", std::string(row[1].c_str()),
+              std::nullopt, std::nullopt,
+              Json{{"kind", row[2].is_null() ? "timer" : "deadline"}});
+      tx.exec_params(
+          "UPDATE workflow_run SET status = 'running' WHERE id = $1 AND status = 'waiting'",
+          row[0].as<std::int64_t>());
+    }
+    tx.commit();
+    return static_cast<int>(r.size());
+  });
+}
+
+std::vector<Expired> Store::expired_steps(int limit) {
+  return translate([&] {
+    pqxx::read_transaction tx(impl_->conn);
+    std::vector<Expired> out;
+    for (const auto& row : tx.exec_params(
+             "SELECT s.run_id, s.step_key, s.attempt, s.max_attempts, r.workflow_version_id, "
+             "s.deadline_at < now() FROM step_run s JOIN workflow_run r ON r.id = s.run_id "
+             "WHERE s.status = 'running' AND (s.lease_expires_at < now() OR s.deadline_at < "
+             "now()) LIMIT $1",
+             limit)) {
+      Expired e;
+      e.run_id = row[0].as<std::int64_t>();
+      e.step_key = row[1].c_str();
+      e.attempt = row[2].as<int>();
+      e.max_attempts = row[3].as<int>();
+      e.workflow_version_id = row[4].as<std::int64_t>();
+      e.timed_out = row[5].as<bool>();
+      out.push_back(std::move(e));
+    }
+    return out;
+  });
+}
+
+void Store::expire_step(const Expired& e, std::optional<std::chrono::milliseconds> retry_after,
+                        const std::string& error) {
+  translate([&] {
+    pqxx::work tx(impl_->conn);
+    const char* type = e.timed_out ? "timed_out" : "lease_expired";
+    if (retry_after) {
+      auto r = tx.exec_params(
+          "UPDATE step_run SET status = 'retrying', lease_owner = NULL, error = $4, "
+          "run_at = now() + $5 * interval '1 millisecond' "
+          "WHERE run_id = $1 AND step_key = $2 AND attempt = $3 AND status = 'running'",
+          e.run_id, e.step_key, e.attempt, error,
+          static_cast<std::int64_t>(retry_after->count()));
+      if (r.affected_rows() == 1)
+        history(tx, e.run_id, type, e.step_key, e.attempt, std::nullopt,
+                Json{{"error", error}, {"delay_ms", retry_after->count()}});
+    } else {
+      auto r = tx.exec_params(
+          "UPDATE step_run SET status = 'failed', lease_owner = NULL, error = $4, "
+          "finished_at = now() "
+          "WHERE run_id = $1 AND step_key = $2 AND attempt = $3 AND status = 'running'",
+          e.run_id, e.step_key, e.attempt, error);
+      if (r.affected_rows() == 1) {
+        history(tx, e.run_id, type, e.step_key, e.attempt, std::nullopt, Json{{"error", error}});
+        history(tx, e.run_id, "failed", e.step_key, e.attempt, std::nullopt,
+                Json{{"error", error}});
+        auto run = tx.exec_params(
+            "UPDATE workflow_run SET status = 'failed', finished_at = now(), error = $2 "
+            "WHERE id = $1 AND status IN ('running', 'waiting', 'pending') RETURNING id",
+            e.run_id, "step " + e.step_key + " failed: " + error);
+        if (!run.empty())
+          history(tx, e.run_id, "failed", std::nullopt, std::nullopt, std::nullopt,
+                  Json{{"step", e.step_key}});
+      }
+    }
+    tx.exec_params(
+        "INSERT INTO log_record (level, message, workflow, run_id, step, attempt) "
+        "SELECT 3, $3, workflow, id, $2, $4 FROM workflow_run WHERE id = $1",
+        e.run_id, e.step_key, error, e.attempt);
+    tx.exec_params("SELECT pg_notify($1, '')", kWakeChannel);
+    tx.commit();
+  });
+}
+
+Store::CommandResult Store::signal(std::int64_t run_id, const std::string& name,
+                                   const Json& payload, std::string* message) {
+  return translate([&] {
+    pqxx::work tx(impl_->conn);
+    auto run = tx.exec_params("SELECT status FROM workflow_run WHERE id = $1 FOR UPDATE", run_id);
+    if (run.empty()) {
+      *message = "run " + std::to_string(run_id) + " not found";
+      return CommandResult::kNotFound;
+    }
+    const std::string status = run[0][0].c_str();
+    if (status == "succeeded" || status == "failed" || status == "cancelled") {
+      *message = "run " + std::to_string(run_id) + " is " + status + "; it takes no signals";
+      return CommandResult::kConflict;
+    }
+    Json wake = {{"kind", "signal"}, {"signal", name}, {"payload", payload}};
+    auto woken = tx.exec_params(
+        "UPDATE step_run SET status = 'ready', run_at = now(), wake = $3::jsonb, "
+        "wait_signal = NULL, wait_until = NULL WHERE step_key = (SELECT step_key FROM step_run "
+        "WHERE run_id = $1 AND status = 'waiting' AND wait_signal = $2 ORDER BY step_key LIMIT 1) "
+        "AND run_id = $1 AND status = 'waiting' RETURNING step_key",
+        run_id, name, wake.dump());
+    if (woken.empty()) {
+      // Nobody waits yet: keep it for the step that will.
+      tx.exec_params("INSERT INTO run_signal (run_id, name, payload) VALUES ($1, $2, $3::jsonb)",
+                     run_id, name, payload.dump());
+      history(tx, run_id, "signalled", std::nullopt, std::nullopt, std::nullopt,
+              Json{{"signal", name}, {"stored", true}});
+      *message = "stored";
+    } else {
+      tx.exec_params(
+          "UPDATE workflow_run SET status = 'running' WHERE id = $1 AND status = 'waiting'",
+          run_id);
+      history(tx, run_id, "signalled", std::string(woken[0][0].c_str()), std::nullopt,
+              std::nullopt, Json{{"signal", name}});
+      tx.exec_params("SELECT pg_notify($1, '')", kWakeChannel);
+      *message = "delivered";
+    }
+    tx.commit();
+    return CommandResult::kOk;
+  });
+}
+
+Store::CommandResult Store::cancel(std::int64_t run_id, std::string* message) {
+  return translate([&] {
+    pqxx::work tx(impl_->conn);
+    auto run = tx.exec_params("SELECT status FROM workflow_run WHERE id = $1 FOR UPDATE", run_id);
+    if (run.empty()) {
+      *message = "run " + std::to_string(run_id) + " not found";
+      return CommandResult::kNotFound;
+    }
+    const std::string status = run[0][0].c_str();
+    if (status == "succeeded" || status == "cancelled") {
+      *message = "run " + std::to_string(run_id) + " is already " + status;
+      return CommandResult::kConflict;
+    }
+    // A step still running loses its lease with this update: its finisher then changes nothing.
+    tx.exec_params(
+        "UPDATE step_run SET status = 'cancelled', lease_owner = NULL, finished_at = now() "
+        "WHERE run_id = $1 AND status IN ('pending', 'ready', 'running', 'retrying', 'waiting', "
+        "'failed')",
+        run_id);
+    tx.exec_params(
+        "UPDATE workflow_run SET status = 'cancelled', finished_at = now() WHERE id = $1",
+        run_id);
+    history(tx, run_id, "cancelled", std::nullopt, std::nullopt, std::nullopt, std::nullopt);
+    tx.commit();
+    *message = "cancelled";
+    return CommandResult::kOk;
+  });
+}
+
+Store::CommandResult Store::retry_run(std::int64_t run_id, std::string* message) {
+  return translate([&] {
+    pqxx::work tx(impl_->conn);
+    auto run = tx.exec_params("SELECT status FROM workflow_run WHERE id = $1 FOR UPDATE", run_id);
+    if (run.empty()) {
+      *message = "run " + std::to_string(run_id) + " not found";
+      return CommandResult::kNotFound;
+    }
+    const std::string status = run[0][0].c_str();
+    if (status != "failed") {
+      *message = "run " + std::to_string(run_id) + " is " + status + "; only failed runs retry";
+      return CommandResult::kConflict;
+    }
+    // Only the failed steps run again; succeeded steps keep their checkpointed output.
+    auto steps = tx.exec_params(
+        "UPDATE step_run SET status = 'ready', attempt = 0, run_at = now(), error = NULL, "
+        "finished_at = NULL WHERE run_id = $1 AND status = 'failed' RETURNING step_key",
+        run_id);
+    tx.exec_params(
+        "UPDATE workflow_run SET status = 'running', finished_at = NULL, error = NULL "
+        "WHERE id = $1",
+        run_id);
+    for (const auto& s : steps)
+      history(tx, run_id, "retried", std::string(s[0].c_str()), std::nullopt, std::nullopt,
+              Json{{"by", "operator"}});
+    tx.exec_params("SELECT pg_notify($1, '')", kWakeChannel);
+    tx.commit();
+    *message = std::to_string(steps.size()) + " step(s) requeued";
+    return CommandResult::kOk;
+  });
+}
+
+}  // namespace chartflow::store

@@ -1,0 +1,219 @@
+#include "store/store.hpp"
+
+#include <set>
+
+#include "store/migrations.hpp"
+#include "store/store_impl.hpp"
+
+namespace chartflow::store {
+
+Json rows_to_json(const pqxx::result& r) {
+  Json out = Json::array();
+  for (const auto& row : r) {
+    Json o = Json::object();
+    for (const auto& f : row) {
+      if (f.is_null())
+        o[f.name()] = nullptr;
+      else
+        o[f.name()] = f.c_str();
+    }
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
+Json exec_json(pqxx::transaction_base& tx, std::string_view statement,
+               const std::vector<std::optional<std::string>>& params) {
+  std::vector<const char*> raw;
+  raw.reserve(params.size());
+  for (const auto& p : params) raw.push_back(opt(p));
+  return rows_to_json(
+      tx.exec_params(std::string(statement), pqxx::prepare::make_dynamic_params(raw)));
+}
+
+Json TxSql::query(std::string_view statement,
+                  const std::vector<std::optional<std::string>>& params) {
+  return exec_json(tx_, statement, params);
+}
+
+Store::Store(const std::string& dsn) {
+  impl_ = translate([&] { return std::make_unique<Impl>(dsn); });
+}
+
+Store::~Store() = default;
+
+int Store::migrate() {
+  return translate([&] {
+    int applied = 0;
+    pqxx::work tx(impl_->conn);
+    // One migrator at a time across every process sharing the database; the lock is released
+    // at commit, so a second process then sees the versions the first recorded.
+    tx.exec("SELECT pg_advisory_xact_lock(7210371)");
+    tx.exec(
+        "CREATE TABLE IF NOT EXISTS schema_migration (version integer PRIMARY KEY, name text NOT "
+        "NULL, applied_at timestamptz NOT NULL DEFAULT now())");
+    std::set<int> done;
+    for (const auto& row : tx.exec("SELECT version FROM schema_migration"))
+      done.insert(row[0].as<int>());
+    for (const auto& m : embedded_migrations()) {
+      if (done.count(m.version)) continue;
+      tx.exec(m.sql);
+      tx.exec_params("INSERT INTO schema_migration (version, name) VALUES ($1, $2)", m.version,
+                     m.name);
+      ++applied;
+    }
+    tx.commit();
+    return applied;
+  });
+}
+
+WorkflowVersion Store::register_workflow(const std::string& name, const std::string& content_hash,
+                                         const Json& definition, const std::string& source_file) {
+  return translate([&] {
+    pqxx::work tx(impl_->conn);
+    // Serialises version numbering per name across processes.
+    tx.exec_params("SELECT pg_advisory_xact_lock(hashtext('workflow:' || $1))", name);
+    WorkflowVersion v;
+    auto existing = tx.exec_params(
+        "SELECT id, version FROM workflow_version WHERE name = $1 AND content_hash = $2", name,
+        content_hash);
+    if (!existing.empty()) {
+      v.id = existing[0][0].as<std::int64_t>();
+      v.version = existing[0][1].as<int>();
+    } else {
+      auto row = tx.exec_params1(
+          "INSERT INTO workflow_version (name, version, content_hash, definition, source_file) "
+          "SELECT $1, coalesce(max(version), 0) + 1, $2, $3::jsonb, $4 FROM workflow_version "
+          "WHERE name = $1 RETURNING id, version",
+          name, content_hash, definition.dump(), source_file);
+      v.id = row[0].as<std::int64_t>();
+      v.version = row[1].as<int>();
+      v.created = true;
+    }
+    tx.commit();
+    v.name = name;
+    v.content_hash = content_hash;
+    v.definition = definition;
+    return v;
+  });
+}
+
+std::optional<WorkflowVersion> Store::workflow_version(std::int64_t id) {
+  return translate([&]() -> std::optional<WorkflowVersion> {
+    pqxx::read_transaction tx(impl_->conn);
+    auto r = tx.exec_params(
+        "SELECT id, name, version, content_hash, definition FROM workflow_version WHERE id = $1",
+        id);
+    if (r.empty()) return std::nullopt;
+    WorkflowVersion v;
+    v.id = r[0][0].as<std::int64_t>();
+    v.name = r[0][1].c_str();
+    v.version = r[0][2].as<int>();
+    v.content_hash = r[0][3].c_str();
+    v.definition = Json::parse(r[0][4].c_str());
+    return v;
+  });
+}
+
+std::vector<WorkflowVersion> Store::latest_workflows() {
+  return translate([&] {
+    pqxx::read_transaction tx(impl_->conn);
+    std::vector<WorkflowVersion> out;
+    for (const auto& row : tx.exec(
+             "SELECT DISTINCT ON (name) id, name, version, content_hash, definition "
+             "FROM workflow_version ORDER BY name, version DESC")) {
+      WorkflowVersion v;
+      v.id = row[0].as<std::int64_t>();
+      v.name = row[1].c_str();
+      v.version = row[2].as<int>();
+      v.content_hash = row[3].c_str();
+      v.definition = Json::parse(row[4].c_str());
+      out.push_back(std::move(v));
+    }
+    return out;
+  });
+}
+
+Json Store::list_workflows() {
+  return translate([&] {
+    pqxx::read_transaction tx(impl_->conn);
+    auto r = tx.exec(
+        "SELECT coalesce(jsonb_agg(w ORDER BY w->>'name'), '[]'::jsonb) FROM ("
+        "  SELECT jsonb_build_object("
+        "    'name', v.name,"
+        "    'latest_version', max(v.version),"
+        "    'versions', jsonb_agg(jsonb_build_object('id', v.id, 'version', v.version,"
+        "        'content_hash', v.content_hash, 'created_at', " CF_TS("v.created_at") ","
+        "        'source_file', v.source_file, 'definition', v.definition) ORDER BY v.version DESC),"
+        "    'recent_runs', coalesce((SELECT jsonb_object_agg(status, n) FROM (SELECT status, "
+        "        count(*) AS n FROM workflow_run r WHERE r.workflow = v.name AND r.created_at > "
+        "        now() - interval '24 hours' GROUP BY status) c), '{}'::jsonb)"
+        "  ) AS w FROM workflow_version v GROUP BY v.name) t");
+    return Json::parse(r[0][0].c_str());
+  });
+}
+
+std::optional<Json> Store::event_body(std::int64_t event_id) {
+  return translate([&]() -> std::optional<Json> {
+    pqxx::read_transaction tx(impl_->conn);
+    auto r = tx.exec_params("SELECT body FROM event WHERE id = $1", event_id);
+    if (r.empty()) return std::nullopt;
+    return Json::parse(r[0][0].c_str());
+  });
+}
+
+void Store::write_logs(const std::vector<LogRecord>& records) {
+  if (records.empty()) return;
+  translate([&] {
+    Json arr = Json::array();
+    for (const auto& r : records) {
+      Json o = {{"level", r.level}, {"message", r.message}, {"fields", r.fields}};
+      if (r.workflow) o["workflow"] = *r.workflow;
+      if (r.run_id) o["run_id"] = *r.run_id;
+      if (r.step) o["step"] = *r.step;
+      if (r.attempt) o["attempt"] = *r.attempt;
+      arr.push_back(std::move(o));
+    }
+    pqxx::work tx(impl_->conn);
+    tx.exec_params(
+        "INSERT INTO log_record (level, message, workflow, run_id, step, attempt, fields) "
+        "SELECT level, message, workflow, run_id, step, attempt, coalesce(fields, '{}') FROM "
+        "jsonb_to_recordset($1::jsonb) AS x(level smallint, message text, workflow text, "
+        "run_id bigint, step text, attempt int, fields jsonb)",
+        arr.dump());
+    tx.commit();
+  });
+}
+
+void Store::with_sql(const std::function<void(Sql&)>& fn) {
+  translate([&] {
+    pqxx::work tx(impl_->conn);
+    TxSql sql(tx);
+    fn(sql);
+    tx.commit();
+  });
+}
+
+void Store::listen(const std::string& channel) {
+  translate([&] { impl_->receivers.push_back(std::make_unique<WakeReceiver>(impl_->conn, channel)); });
+}
+
+bool Store::await_notification(std::chrono::milliseconds timeout) {
+  return translate([&] {
+    if (impl_->conn.get_notifs() > 0) return true;
+    const auto secs = timeout.count() / 1000;
+    const auto usecs = (timeout.count() % 1000) * 1000;
+    return impl_->conn.await_notification(secs, usecs) > 0;
+  });
+}
+
+void Store::notify(const std::string& channel) {
+  translate([&] {
+    pqxx::nontransaction tx(impl_->conn);
+    tx.exec_params("SELECT pg_notify($1, '')", channel);
+  });
+}
+
+int Store::socket() const { return impl_->conn.sock(); }
+
+}  // namespace chartflow::store

@@ -1,0 +1,126 @@
+// One database session of the engine: every engine table is read and written through here.
+// A Store owns one PostgreSQL connection and is used by one thread at a time; make one per
+// thread (workers, dispatcher, each HTTP thread). All SQL of the engine lives in store/.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/handler.hpp"
+#include "store/errors.hpp"
+#include "store/types.hpp"
+
+namespace chartflow::store {
+
+class StepBatch;
+
+class Store {
+ public:
+  explicit Store(const std::string& dsn);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Applies schema/ migrations not yet recorded; safe when several processes start together.
+  // Returns how many were applied.
+  int migrate();
+
+  WorkflowVersion register_workflow(const std::string& name, const std::string& content_hash,
+                                    const Json& definition, const std::string& source_file);
+  std::optional<WorkflowVersion> workflow_version(std::int64_t id);
+  // Latest version of every workflow name.
+  std::vector<WorkflowVersion> latest_workflows();
+  Json list_workflows();  // every name with its versions and recent run counts
+
+  // Stores the event and creates the planned runs in one transaction, then wakes workers.
+  // `before` runs first in the same transaction (e.g. to store a chart revision); it may fill in
+  // the event, and returns false to store nothing (the result is then a duplicate).
+  using BeforeIngest = std::function<bool(Sql&, EventInput&)>;
+  using PlanRuns = std::function<std::vector<RunPlan>(const EventInput&)>;
+  IngestResult ingest(EventInput event, const PlanRuns& plan, const BeforeIngest& before = nullptr);
+
+  // Claims due steps (unkeyed first, then those under a concurrency key).
+  std::vector<ClaimedStep> claim(const std::string& owner, int limit, std::chrono::milliseconds lease);
+  int heartbeat(const std::string& owner, std::chrono::milliseconds lease);
+  // Returns every running step owned by another (dead) instance to the queue now.
+  int reclaim_all_running(const std::string& reason);
+
+  std::unique_ptr<StepBatch> begin_batch();
+
+  Probe probe();
+  int fire_due_waits();
+  std::vector<Expired> expired_steps(int limit);
+  // Requeue or fail one expired step (guarded by attempt so a late finisher loses).
+  void expire_step(const Expired& e, std::optional<std::chrono::milliseconds> retry_after,
+                   const std::string& error);
+
+  std::optional<Json> event_body(std::int64_t event_id);
+
+  enum class CommandResult { kOk, kNotFound, kConflict };
+  CommandResult signal(std::int64_t run_id, const std::string& name, const Json& payload,
+                       std::string* message);
+  CommandResult cancel(std::int64_t run_id, std::string* message);
+  CommandResult retry_run(std::int64_t run_id, std::string* message);
+
+  struct RunFilter {
+    std::optional<std::string> workflow, status, subject;
+    std::optional<std::string> since, until;  // RFC 3339
+    std::optional<std::int64_t> after;        // paging cursor: runs with id < after
+    int limit = 50;
+  };
+  Json list_runs(const RunFilter& f);
+  std::optional<Json> get_run(std::int64_t run_id);
+
+  // Ready/running/waiting step counts and the age of the oldest ready step (for metrics).
+  Json queue_stats();
+
+  void write_logs(const std::vector<LogRecord>& records);
+  struct LogFilter {
+    int min_level = 0;
+    std::optional<std::string> since, until, workflow, step, text;
+    std::optional<std::int64_t> run_id, after;
+    int limit = 100;
+  };
+  Json query_logs(const LogFilter& f);
+
+  // Runs `fn` in a transaction with the handler-facing Sql interface (for domain modules).
+  void with_sql(const std::function<void(Sql&)>& fn);
+
+  void listen(const std::string& channel);
+  // Waits up to `timeout` for a notification; true when one arrived.
+  bool await_notification(std::chrono::milliseconds timeout);
+  void notify(const std::string& channel);
+  int socket() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// One transaction that finishes several claimed steps. Each step's handler writes through
+// sql_for(step); its writes are kept only when the step's outcome is applied.
+class StepBatch {
+ public:
+  virtual ~StepBatch() = default;
+  // Opens the step's savepoint lazily on first use.
+  virtual Sql& sql() = 0;
+  // Discards whatever the current step wrote through sql().
+  virtual void discard_step_writes() = 0;
+  // Each finish_* returns false when the lease was lost (the step is no longer ours).
+  virtual bool finish_done(const ClaimedStep& s, const std::string& owner, const Json& output,
+                           bool skipped) = 0;
+  virtual bool finish_retry(const ClaimedStep& s, const std::string& owner,
+                            std::chrono::milliseconds after, const std::string& error) = 0;
+  virtual bool finish_failed(const ClaimedStep& s, const std::string& owner,
+                             const std::string& error) = 0;
+  virtual bool finish_wait(const ClaimedStep& s, const std::string& owner,
+                           const std::optional<std::string>& signal,
+                           const std::optional<TimePoint>& until) = 0;
+  virtual void log(const LogRecord& r) = 0;
+  virtual void commit() = 0;
+};
+
+}  // namespace chartflow::store

@@ -1,0 +1,71 @@
+// Internals shared by the store's translation units. Only store/ includes this (and libpqxx).
+#pragma once
+
+#include <pqxx/pqxx>
+#include <string>
+#include <vector>
+
+#include "store/store.hpp"
+
+namespace chartflow::store {
+
+// RFC 3339 UTC with milliseconds, as every API time is.
+#define CF_TS(col) "to_char((" col ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+// LISTEN through libpqxx's receiver so notifications are counted; the payload is unused,
+// a notification is only a hint to look for work.
+class WakeReceiver : public pqxx::notification_receiver {
+ public:
+  using pqxx::notification_receiver::notification_receiver;
+  void operator()(const std::string&, int) override {}
+};
+
+struct Store::Impl {
+  explicit Impl(const std::string& dsn) : conn(dsn) {}
+  pqxx::connection conn;
+  std::vector<std::unique_ptr<WakeReceiver>> receivers;
+};
+
+// Runs `fn`, translating libpqxx failures into the engine's three kinds.
+template <typename Fn>
+auto translate(Fn&& fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const pqxx::broken_connection& e) {
+    throw TransientError(std::string("database connection lost: ") + e.what());
+  } catch (const pqxx::in_doubt_error& e) {
+    throw TransientError(std::string("commit outcome unknown: ") + e.what());
+  } catch (const pqxx::serialization_failure& e) {
+    throw TransientError(e.what());
+  } catch (const pqxx::deadlock_detected& e) {
+    throw TransientError(e.what());
+  } catch (const pqxx::unique_violation& e) {
+    throw ConflictError(e.what());
+  } catch (const pqxx::sql_error& e) {
+    throw FatalError(std::string(e.what()) + " [query: " + e.query().substr(0, 200) + "]");
+  }
+}
+
+// Nullable parameters for exec_params: libpqxx treats a null const char* as SQL NULL.
+inline const char* opt(const std::optional<std::string>& v) {
+  return v ? v->c_str() : nullptr;
+}
+
+Json rows_to_json(const pqxx::result& r);
+
+// The handler-facing Sql over a libpqxx transaction (optionally through a lazily opened
+// savepoint, see StepBatch).
+class TxSql : public Sql {
+ public:
+  explicit TxSql(pqxx::transaction_base& tx) : tx_(tx) {}
+  Json query(std::string_view statement,
+             const std::vector<std::optional<std::string>>& params) override;
+
+ private:
+  pqxx::transaction_base& tx_;
+};
+
+Json exec_json(pqxx::transaction_base& tx, std::string_view statement,
+               const std::vector<std::optional<std::string>>& params);
+
+}  // namespace chartflow::store

@@ -1,0 +1,97 @@
+// Engine values the store reads and writes. No libpqxx types leak out of store/.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace chartflow::store {
+
+using Json = nlohmann::json;
+using TimePoint = std::chrono::system_clock::time_point;
+
+struct WorkflowVersion {
+  std::int64_t id = 0;
+  std::string name;
+  int version = 0;
+  std::string content_hash;
+  Json definition;
+  bool created = false;  // true when this call stored a new version
+};
+
+// A step row as it is about to be created for a new run.
+struct StepPlan {
+  std::string step_key;
+  std::string handler;
+  std::vector<std::string> needs;
+  int max_attempts = 1;
+  int timeout_ms = 30000;
+  std::optional<std::string> concurrency_key;
+  std::optional<int> concurrency_limit;
+};
+
+struct RunPlan {
+  std::int64_t workflow_version_id = 0;
+  std::string workflow;
+  std::vector<StepPlan> steps;
+};
+
+struct EventInput {
+  std::string type;
+  std::optional<std::string> dedup_key;
+  Json body = Json::object();
+  std::string source = "api";
+  std::optional<std::string> subject;  // e.g. the chart id, for finding runs by patient
+};
+
+struct IngestResult {
+  std::int64_t event_id = 0;
+  std::vector<std::int64_t> run_ids;
+  bool duplicate = false;
+};
+
+struct ClaimedStep {
+  std::int64_t run_id = 0;
+  std::string step_key;
+  std::string handler;
+  int attempt = 0;
+  int max_attempts = 1;
+  std::int64_t workflow_version_id = 0;
+  std::string workflow;
+  std::int64_t event_id = 0;
+  std::string event_type;
+  Json needs_output = Json::object();
+  std::optional<Json> wake;
+  TimePoint deadline;
+};
+
+struct Expired {
+  std::int64_t run_id = 0;
+  std::string step_key;
+  int attempt = 0;
+  int max_attempts = 1;
+  std::int64_t workflow_version_id = 0;
+  bool timed_out = false;  // else the lease expired
+};
+
+struct Probe {
+  std::optional<TimePoint> next_due;
+  std::optional<TimePoint> next_wait;
+  std::optional<TimePoint> next_expiry;
+  TimePoint now;
+};
+
+struct LogRecord {
+  int level = 1;
+  std::string message;
+  std::optional<std::string> workflow;
+  std::optional<std::int64_t> run_id;
+  std::optional<std::string> step;
+  std::optional<int> attempt;
+  Json fields = Json::object();
+};
+
+}  // namespace chartflow::store

@@ -1,0 +1,114 @@
+#include "handlers/billing/billing.hpp"
+
+#include <fmt/format.h>
+#include <map>
+#include <unordered_map>
+
+#include "handlers/common/chart_cache.hpp"
+#include "handlers/common/chart_event.hpp"
+#include "handlers/common/sql_util.hpp"
+#include "handlers/fhir/fhir_json.hpp"
+#include "handlers/insurance/outbox.hpp"
+
+namespace chartflow::handlers {
+namespace {
+
+// All items in one statement; the unique key turns already billed items into no-ops and
+// RETURNING tells which ones are new.
+constexpr const char* kInsertEntries =
+    "INSERT INTO ledger_entry (chart_id, revision, source_ref, kind, code, code_system, "
+    "description, quantity, unit, amount, currency, amount_source, payor) "
+    "SELECT $1, $2, i.source_ref, i.kind, i.code, i.code_system, i.description, i.quantity, "
+    "i.unit, i.amount, i.currency, i.amount_source, nullif(i.payor, '') "
+    "FROM jsonb_to_recordset($3::jsonb) AS i(source_ref text, kind text, code text, "
+    "code_system text, description text, quantity numeric, unit text, amount numeric, "
+    "currency text, amount_source text, payor text) "
+    "ON CONFLICT (chart_id, source_ref) DO NOTHING RETURNING source_ref";
+
+constexpr const char* kLedgerTotals =
+    "SELECT count(*) AS entries, coalesce(sum(amount), 0) AS total FROM ledger_entry "
+    "WHERE chart_id = $1";
+
+}  // namespace
+
+BillingHandler::BillingHandler(std::shared_ptr<const ChartSettings> settings)
+    : settings_(std::move(settings)) {}
+
+StepOutcome BillingHandler::run(StepContext& ctx) {
+  auto event = parse_chart_event(ctx.event());
+  if (!event) return Fail{"event body lacks a valid chart_id and revision"};
+  Sql& sql = ctx.sql();
+  auto chart = ChartCache::instance().load(sql, event->chart_id, event->revision);
+  if (!chart) {
+    return Fail{fmt::format("chart {} revision {} not found", event->chart_id, event->revision)};
+  }
+  const auto& index = chart->index;
+  const auto items = extract_billable_items(index, settings_->price_list);
+
+  Json records = Json::array();
+  std::unordered_map<std::string, const BillableItem*> by_ref;
+  for (const auto& item : items) {
+    if (!by_ref.emplace(item.source_ref, &item).second) continue;
+    records.push_back(Json{{"source_ref", item.source_ref},
+                           {"kind", item.kind},
+                           {"code", item.code},
+                           {"code_system", item.system},
+                           {"description", item.description},
+                           {"quantity", item.quantity},
+                           {"unit", item.unit},
+                           {"amount", fhir::format_cents(item.amount_cents)},
+                           {"currency", item.currency},
+                           {"amount_source", item.amount_source},
+                           {"payor", item.payor}});
+  }
+  Json added = Json::array();
+  if (!records.empty()) {
+    added = query_rows(sql, kInsertEntries,
+                       {event->chart_id, std::to_string(event->revision), records.dump()});
+  }
+
+  // New entries per payor -> one notification each, keyed by this step's idempotency key.
+  std::map<std::string, std::vector<NotificationLine>> per_payor;
+  std::int64_t amount_added = 0;
+  std::size_t without_payor = 0;
+  for (const auto& row : added) {
+    auto it = by_ref.find(column_text(row, "source_ref").value_or(""));
+    if (it == by_ref.end()) continue;
+    const BillableItem& item = *it->second;
+    amount_added += item.amount_cents;
+    if (item.payor.empty()) {
+      ++without_payor;
+      continue;
+    }
+    per_payor[item.payor].push_back(NotificationLine{item.source_ref, item.code, item.system,
+                                                     item.quantity, item.amount_cents,
+                                                     item.currency});
+  }
+  std::string patient_ref;
+  if (const Json* patient = index.patient()) patient_ref = index.ref_of(*patient);
+  int notifications = 0;
+  for (const auto& [payor, lines] : per_payor) {
+    const std::string key = fmt::format("{}:claim:{}", ctx.idempotency_key(), payor);
+    Json payload = build_claim_notification(event->chart_id, patient_ref, payor, "claim", key, lines);
+    if (enqueue_notification(sql, event->chart_id, payor, "claim", key, payload)) ++notifications;
+  }
+  if (without_payor > 0) {
+    ctx.log(LogLevel::kWarning, "event=billing_no_insurer",
+            {{"chart_id", event->chart_id}, {"entries", without_payor}});
+  }
+
+  auto totals = query_one(sql, kLedgerTotals, {event->chart_id});
+  const auto entries_total = totals ? column_int(*totals, "entries").value_or(0) : 0;
+  ctx.log(LogLevel::kInfo, "event=chart_billed",
+          {{"chart_id", event->chart_id},
+           {"revision", event->revision},
+           {"entries_added", added.size()},
+           {"notifications", notifications}});
+  return Completed{Json{{"entries_added", added.size()},
+                        {"entries_total", entries_total},
+                        {"amount_added", static_cast<double>(amount_added) / 100.0},
+                        {"currency", settings_->price_list.currency},
+                        {"notifications", notifications}}};
+}
+
+}  // namespace chartflow::handlers

@@ -1,0 +1,26 @@
+// Handler `billing`: one ledger entry per completed MedicationAdministration and per billable
+// Claim item of the uploaded chart (see billable_items.hpp), written through the step's
+// transaction. UNIQUE (chart_id, source_ref) makes re-uploads, retries and re-runs add nothing
+// twice. In the same transaction it puts one insurer notification per payor of the entries it
+// added into insurer_outbox (the insurance step delivers them).
+// Output: {"entries_added", "entries_total", "amount_added", "currency", "notifications"}.
+// Stateless apart from immutable settings; safe to share between workers.
+#pragma once
+
+#include <memory>
+
+#include "engine/handler.hpp"
+#include "handlers/chart_settings.hpp"
+
+namespace chartflow::handlers {
+
+class BillingHandler : public Handler {
+ public:
+  explicit BillingHandler(std::shared_ptr<const ChartSettings> settings);
+  StepOutcome run(StepContext& ctx) override;
+
+ private:
+  std::shared_ptr<const ChartSettings> settings_;
+};
+
+}  // namespace chartflow::handlers

@@ -1,0 +1,44 @@
+#include "handlers/chart_settings.hpp"
+
+#include <fmt/format.h>
+#include <stdexcept>
+
+#include "handlers/common/config_file.hpp"
+
+namespace chartflow::handlers {
+namespace {
+
+Json settings_json(const std::filesystem::path& workflows_dir, const char* file,
+                   const std::optional<Json>& override_value) {
+  if (override_value) return *override_value;
+  std::error_code ec;
+  std::filesystem::path path = workflows_dir / file;
+  if (!std::filesystem::exists(path, ec)) return nullptr;
+  return load_config_file(path);
+}
+
+template <typename T>
+T parse(const std::filesystem::path& workflows_dir, const char* file,
+        const std::optional<Json>& override_value) {
+  Json json = settings_json(workflows_dir, file, override_value);
+  try {
+    return T::from_json(json);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(fmt::format("{}: {}", (workflows_dir / file).string(), e.what()));
+  }
+}
+
+}  // namespace
+
+ChartSettings load_chart_settings(const std::filesystem::path& workflows_dir,
+                                  const ChartHandlerOptions& options) {
+  ChartSettings settings;
+  settings.workflows_dir = workflows_dir;
+  settings.price_list = parse<PriceList>(workflows_dir, kPriceListFile, options.price_list);
+  settings.insurers = parse<InsurerSettings>(workflows_dir, kInsurersFile, options.insurers);
+  settings.bill_delivery =
+      parse<BillDeliverySettings>(workflows_dir, kBillDeliveryFile, options.bill_delivery);
+  return settings;
+}
+
+}  // namespace chartflow::handlers

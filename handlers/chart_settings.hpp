@@ -1,0 +1,39 @@
+// Settings shared by the chart handlers, loaded and validated once at start-up (by
+// register_chart_handlers) from <workflows_dir>/settings/*.yaml; immutable afterwards and shared
+// read-only between threads.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+
+#include "engine/handler.hpp"
+#include "handlers/billing/billable_items.hpp"
+#include "handlers/discharge/bill_channels.hpp"
+#include "handlers/insurance/insurer_settings.hpp"
+
+namespace chartflow::handlers {
+
+inline constexpr const char* kPriceListFile = "settings/price-list.yaml";
+inline constexpr const char* kInsurersFile = "settings/insurers.yaml";
+inline constexpr const char* kBillDeliveryFile = "settings/bill-delivery.yaml";
+
+struct ChartSettings {
+  std::filesystem::path workflows_dir;
+  PriceList price_list;
+  InsurerSettings insurers;
+  BillDeliverySettings bill_delivery;
+};
+
+// Overrides for tests and embedders: a value given here replaces the settings file.
+struct ChartHandlerOptions {
+  std::optional<Json> price_list;
+  std::optional<Json> insurers;
+  std::optional<Json> bill_delivery;
+};
+
+// Loads the settings files (a missing file means built-in defaults: default prices, no insurer
+// endpoints, no bill channels). Throws std::invalid_argument naming the file and the problem.
+ChartSettings load_chart_settings(const std::filesystem::path& workflows_dir,
+                                  const ChartHandlerOptions& options = {});
+
+}  // namespace chartflow::handlers

@@ -1,0 +1,148 @@
+#include "handlers/common/config_file.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
+#include <fmt/format.h>
+#include <stdexcept>
+
+#include "core/duration.hpp"
+
+namespace chartflow::handlers {
+namespace {
+
+Json scalar_to_json(const YAML::Node& node) {
+  const std::string& text = node.Scalar();
+  if (node.Tag() == "!") return text;  // quoted: always a string
+  if (text.empty() || text == "~" || text == "null" || text == "Null" || text == "NULL") {
+    return nullptr;
+  }
+  if (text == "true" || text == "True" || text == "TRUE") return true;
+  if (text == "false" || text == "False" || text == "FALSE") return false;
+  const char* begin = text.c_str();
+  char* end = nullptr;
+  errno = 0;
+  long long i = std::strtoll(begin, &end, 10);
+  if (errno == 0 && end != begin && *end == '\0') return static_cast<std::int64_t>(i);
+  errno = 0;
+  double d = std::strtod(begin, &end);
+  if (errno == 0 && end != begin && *end == '\0' &&
+      (std::isdigit(static_cast<unsigned char>(text.front())) != 0 || text.front() == '-' ||
+       text.front() == '+' || text.front() == '.')) {
+    return d;
+  }
+  return text;
+}
+
+}  // namespace
+
+Json yaml_to_json(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined:
+      return nullptr;
+    case YAML::NodeType::Scalar:
+      return scalar_to_json(node);
+    case YAML::NodeType::Sequence: {
+      Json out = Json::array();
+      for (const auto& child : node) out.push_back(yaml_to_json(child));
+      return out;
+    }
+    case YAML::NodeType::Map: {
+      Json out = Json::object();
+      for (const auto& kv : node) out[kv.first.as<std::string>()] = yaml_to_json(kv.second);
+      return out;
+    }
+  }
+  return nullptr;
+}
+
+Json load_config_file(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    throw std::invalid_argument(fmt::format("settings file {} does not exist", path.string()));
+  }
+  try {
+    return yaml_to_json(YAML::LoadFile(path.string()));
+  } catch (const YAML::Exception& e) {
+    throw std::invalid_argument(fmt::format("settings file {}: {}", path.string(), e.what()));
+  }
+}
+
+std::string expand_env(std::string_view text) {
+  std::string out;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    if (text[i] == '$' && i + 1 < text.size() && text[i + 1] == '{') {
+      auto close = text.find('}', i + 2);
+      if (close != std::string_view::npos) {
+        std::string_view inner = text.substr(i + 2, close - i - 2);
+        std::string_view fallback;
+        bool has_fallback = false;
+        if (auto sep = inner.find(":-"); sep != std::string_view::npos) {
+          fallback = inner.substr(sep + 2);
+          inner = inner.substr(0, sep);
+          has_fallback = true;
+        }
+        const char* value = std::getenv(std::string(inner).c_str());
+        if (value != nullptr && *value != '\0') {
+          out += value;
+        } else if (has_fallback) {
+          out += fallback;
+        }
+        i = close + 1;
+        continue;
+      }
+    }
+    out += text[i++];
+  }
+  return out;
+}
+
+const Json* step_setting(const StepContext& ctx, std::string_view key) {
+  for (const Json* source : {&ctx.input(), &ctx.config()}) {
+    if (!source->is_object()) continue;
+    auto it = source->find(key);
+    if (it != source->end() && !it->is_null()) return &*it;
+  }
+  return nullptr;
+}
+
+Json merged_settings(const StepContext& ctx) {
+  Json merged = ctx.config().is_object() ? ctx.config() : Json::object();
+  if (ctx.input().is_object()) {
+    for (const auto& [key, value] : ctx.input().items()) {
+      if (!value.is_null()) merged[key] = value;
+    }
+  }
+  return merged;
+}
+
+std::string string_setting(const Json* value, std::string_view key, std::string_view fallback) {
+  if (value == nullptr || value->is_null()) return std::string(fallback);
+  if (!value->is_string()) {
+    throw std::invalid_argument(fmt::format("setting '{}' must be a string", key));
+  }
+  return value->get<std::string>();
+}
+
+std::chrono::milliseconds duration_setting(const Json* value, std::string_view key,
+                                           std::chrono::milliseconds fallback) {
+  if (value == nullptr || value->is_null()) return fallback;
+  std::optional<std::chrono::milliseconds> parsed;
+  if (value->is_number()) {
+    double seconds = value->get<double>();
+    if (seconds > 0) parsed = std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000));
+  } else if (value->is_string()) {
+    parsed = core::parse_duration(value->get<std::string>());
+  }
+  if (!parsed || parsed->count() <= 0) {
+    throw std::invalid_argument(
+        fmt::format("setting '{}' must be a positive duration such as \"48h\"", key));
+  }
+  return *parsed;
+}
+
+}  // namespace chartflow::handlers

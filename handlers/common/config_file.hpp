@@ -1,0 +1,41 @@
+// Loading handler settings files (YAML; JSON is valid YAML) into JSON, and the small helpers the
+// chart handlers share for reading step settings. Used at start-up and when a workflow is
+// validated; no state.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "engine/handler.hpp"
+
+namespace YAML {
+class Node;
+}
+
+namespace chartflow::handlers {
+
+// Converts a YAML document to JSON. Plain scalars become bool/null/integer/float where they read
+// as such; quoted scalars stay strings.
+Json yaml_to_json(const YAML::Node& node);
+// Loads a YAML (or JSON) file; throws std::invalid_argument naming the file and the problem.
+Json load_config_file(const std::filesystem::path& path);
+// Expands ${VAR} and ${VAR:-default} from the environment ("" when unset and no default).
+std::string expand_env(std::string_view text);
+
+// A step setting: the step's input wins over its handler config; nullptr when neither has it.
+const Json* step_setting(const StepContext& ctx, std::string_view key);
+// The handler config overlaid with the step input (input wins), as one settings object.
+Json merged_settings(const StepContext& ctx);
+// A string setting of a settings object, or `fallback`; throws std::invalid_argument when the
+// value is present but not a string.
+std::string string_setting(const Json* settings_value, std::string_view key,
+                           std::string_view fallback);
+// A duration setting ("48h", "90m", or a number of seconds); throws std::invalid_argument naming
+// `key` when unparsable or not positive.
+std::chrono::milliseconds duration_setting(const Json* value, std::string_view key,
+                                           std::chrono::milliseconds fallback);
+
+}  // namespace chartflow::handlers

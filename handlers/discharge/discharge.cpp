@@ -1,0 +1,215 @@
+#include "handlers/discharge/discharge.hpp"
+
+#include <fmt/format.h>
+#include <map>
+#include <set>
+#include <stdexcept>
+
+#include "handlers/common/chart_cache.hpp"
+#include "handlers/common/chart_event.hpp"
+#include "handlers/common/config_file.hpp"
+#include "handlers/common/http_post.hpp"
+#include "handlers/common/sql_util.hpp"
+#include "handlers/common/time_util.hpp"
+#include "handlers/discharge/release.hpp"
+#include "handlers/fhir/fhir_json.hpp"
+#include "handlers/insurance/insurer_lookup.hpp"
+#include "handlers/insurance/outbox.hpp"
+
+namespace chartflow::handlers {
+namespace {
+
+constexpr const char* kLedger =
+    "SELECT source_ref, code, code_system, description, quantity, unit, amount, currency, payor "
+    "FROM ledger_entry WHERE chart_id = $1 ORDER BY id";
+
+constexpr const char* kFindInvoice =
+    "SELECT id, total, currency, bill_text, fhir::text AS fhir FROM invoice WHERE chart_id = $1";
+
+// UNIQUE (chart_id): the bill is closed once; a concurrent or repeated close finds it.
+constexpr const char* kInsertInvoice =
+    "INSERT INTO invoice (chart_id, revision, total, currency, fhir, bill_text) "
+    "VALUES ($1, $2, $3, $4, $5::jsonb, $6) ON CONFLICT (chart_id) DO NOTHING RETURNING id";
+
+constexpr const char* kFindBillDelivery =
+    "SELECT 1 AS found FROM bill_delivery WHERE chart_id = $1 AND channel = $2";
+
+constexpr const char* kRecordBillDelivery =
+    "INSERT INTO bill_delivery (chart_id, channel, channel_type, target) VALUES ($1, $2, $3, $4) "
+    "ON CONFLICT (chart_id, channel) DO NOTHING";
+
+std::vector<LedgerLine> load_ledger(Sql& sql, const std::string& chart_id) {
+  std::vector<LedgerLine> lines;
+  for (const auto& row : query_rows(sql, kLedger, {chart_id})) {
+    LedgerLine l;
+    l.source_ref = column_text(row, "source_ref").value_or("");
+    l.code = column_text(row, "code").value_or("");
+    l.code_system = column_text(row, "code_system").value_or("");
+    l.description = column_text(row, "description").value_or("");
+    l.quantity = column_double(row, "quantity").value_or(1);
+    l.unit = column_text(row, "unit").value_or("");
+    l.amount_cents = fhir::to_cents(column_double(row, "amount").value_or(0));
+    l.currency = column_text(row, "currency").value_or(kDefaultCurrency);
+    l.payor = column_text(row, "payor").value_or("");
+    lines.push_back(std::move(l));
+  }
+  return lines;
+}
+
+std::string release_signal_of(const Json& settings) {
+  const Json* value = fhir::member(settings, "release_signal");
+  return string_setting(value, "release_signal", "");
+}
+
+}  // namespace
+
+DischargeHandler::DischargeHandler(std::shared_ptr<const ChartSettings> settings)
+    : settings_(std::move(settings)) {}
+
+void DischargeHandler::validate(const Json& config) const { release_signal_of(config); }
+
+StepOutcome DischargeHandler::run(StepContext& ctx) {
+  auto event = parse_chart_event(ctx.event());
+  if (!event) return Fail{"event body lacks a valid chart_id and revision"};
+  std::string release_signal;
+  try {
+    release_signal = release_signal_of(merged_settings(ctx));
+  } catch (const std::invalid_argument& e) {
+    return Fail{e.what()};
+  }
+  Sql& sql = ctx.sql();
+  auto chart = ChartCache::instance().load(sql, event->chart_id, event->revision);
+  if (!chart) {
+    return Fail{fmt::format("chart {} revision {} not found", event->chart_id, event->revision)};
+  }
+  const auto& index = chart->index;
+  const Wake* wake = ctx.wake();
+  const bool signalled = wake != nullptr && wake->kind == Wake::Kind::kSignal &&
+                         !release_signal.empty() && wake->signal == release_signal;
+  if (!event->released && !signalled && !is_released(index)) {
+    if (!release_signal.empty() && wake == nullptr) return WaitForSignal{release_signal, std::nullopt};
+    return Completed{Json{{"released", false}}};
+  }
+
+  const std::string issued_at = iso8601(Clock::now());
+  std::vector<LedgerLine> lines = load_ledger(sql, event->chart_id);
+  std::string patient_ref;
+  std::string patient_name;
+  if (const Json* patient = index.patient()) {
+    patient_ref = index.ref_of(*patient);
+    patient_name = fhir::person_name(*patient);
+  }
+  std::vector<std::string> payors;
+  {
+    std::set<std::string> seen;
+    for (const auto& l : lines) {
+      if (!l.payor.empty() && seen.insert(l.payor).second) payors.push_back(l.payor);
+    }
+    if (payors.empty()) {
+      if (auto primary = primary_insurer(index)) payors.push_back(primary->payor);
+    }
+  }
+
+  // The invoice: created once; later runs reuse it (and its text) unchanged.
+  std::int64_t invoice_id = 0;
+  std::string bill_text;
+  Json invoice_json;
+  std::string currency = lines.empty() ? settings_->price_list.currency : lines.front().currency;
+  auto existing = query_one(sql, kFindInvoice, {event->chart_id});
+  bool created = false;
+  if (!existing) {
+    BillInput input{event->chart_id, patient_ref, patient_name, issued_at, currency, lines, payors};
+    invoice_json = build_invoice(input);
+    bill_text = render_bill_text(input);
+    auto row = query_one(sql, kInsertInvoice,
+                         {event->chart_id, std::to_string(event->revision),
+                          fhir::format_cents(total_cents(lines)), currency, invoice_json.dump(),
+                          bill_text});
+    if (row) {
+      invoice_id = column_int(*row, "id").value_or(0);
+      created = true;
+    } else {
+      existing = query_one(sql, kFindInvoice, {event->chart_id});
+    }
+  }
+  std::int64_t total = total_cents(lines);
+  if (existing) {
+    invoice_id = column_int(*existing, "id").value_or(0);
+    bill_text = column_text(*existing, "bill_text").value_or("");
+    invoice_json = column_json(*existing, "fhir");
+    total = fhir::to_cents(column_double(*existing, "total").value_or(0));
+    currency = column_text(*existing, "currency").value_or(currency);
+  }
+
+  // Final claim update per payor; the key names the chart, so it is queued once per chart.
+  if (created) {
+    std::map<std::string, std::vector<NotificationLine>> per_payor;
+    for (const auto& p : payors) per_payor[p];
+    for (const auto& l : lines) {
+      const std::string& p = l.payor.empty() && !payors.empty() ? payors.front() : l.payor;
+      if (p.empty()) continue;
+      per_payor[p].push_back(
+          NotificationLine{l.source_ref, l.code, l.code_system, l.quantity, l.amount_cents, l.currency});
+    }
+    for (const auto& [payor, payor_lines] : per_payor) {
+      const std::string key = fmt::format("final:{}:{}", event->chart_id, payor);
+      Json payload =
+          build_claim_notification(event->chart_id, patient_ref, payor, "final", key, payor_lines);
+      enqueue_notification(sql, event->chart_id, payor, "final", key, payload);
+    }
+  }
+  DeliveryReport report = deliver_pending(ctx, settings_->insurers, event->chart_id, "final");
+  if (report.failed > 0) {
+    return Retry{fmt::format("final insurer notification failed for chart {}: {}",
+                             event->chart_id, report.first_error),
+                 std::nullopt};
+  }
+
+  // The patient's bill, once per channel.
+  Json channels = Json::array();
+  for (const auto& channel : settings_->bill_delivery.channels) {
+    if (query_one(sql, kFindBillDelivery, {event->chart_id, channel.name})) continue;
+    std::string error;
+    std::string target;
+    if (channel.type == "folder") {
+      target = channel.dir;
+      error = write_bill_file(channel.dir, event->chart_id, bill_text);
+    } else {
+      target = channel.url;
+      Json body = {{"chart_id", event->chart_id},
+                   {"invoice_id", invoice_id},
+                   {"invoice", invoice_json},
+                   {"bill_text", bill_text}};
+      HttpResult result = http_post(
+          channel.url, body.dump(),
+          {{"Idempotency-Key", fmt::format("bill:{}:{}", event->chart_id, channel.name)}},
+          settings_->insurers.timeout);
+      if (!result.ok()) {
+        error = result.error.empty() ? fmt::format("HTTP status {}", result.status) : result.error;
+      }
+    }
+    if (!error.empty()) {
+      ctx.log(LogLevel::kWarning, "event=bill_delivery_failed",
+              {{"chart_id", event->chart_id}, {"channel", channel.name}, {"error", error}});
+      return Retry{fmt::format("bill delivery via {} failed for chart {}: {}", channel.name,
+                               event->chart_id, error),
+                   std::nullopt};
+    }
+    sql.query(kRecordBillDelivery, {event->chart_id, channel.name, channel.type, target});
+    channels.push_back(channel.name);
+  }
+
+  ctx.log(LogLevel::kInfo, "event=bill_closed",
+          {{"chart_id", event->chart_id},
+           {"invoice_id", invoice_id},
+           {"created", created},
+           {"channels", channels}});
+  return Completed{Json{{"released", true},
+                        {"invoice_id", invoice_id},
+                        {"total", static_cast<double>(total) / 100.0},
+                        {"currency", currency},
+                        {"final_notifications", report.to_json()},
+                        {"bill_channels", channels}}};
+}
+
+}  // namespace chartflow::handlers

@@ -1,0 +1,29 @@
+// Handler `discharge`: closes the bill of a released patient, once per chart. A chart is
+// released when an Encounter finished with a discharge disposition, when the event body says
+// "released": true, or (setting release_signal) when that signal arrives.
+// For a released chart: an invoice row (total = sum of the chart's ledger, a FHIR Invoice and
+// the readable bill text), a 'final' insurer notification per payor (delivered here, Retry on
+// failure), and the bill sent through each configured channel (folder / webhook), each recorded
+// in bill_delivery so it goes out once. Not released: {"released": false}, nothing written.
+// Output: {"released", "invoice_id", "total", "currency", "final_notifications", "bill_channels"}.
+// Stateless apart from immutable settings; safe to share between workers.
+#pragma once
+
+#include <memory>
+
+#include "engine/handler.hpp"
+#include "handlers/chart_settings.hpp"
+
+namespace chartflow::handlers {
+
+class DischargeHandler : public Handler {
+ public:
+  explicit DischargeHandler(std::shared_ptr<const ChartSettings> settings);
+  StepOutcome run(StepContext& ctx) override;
+  void validate(const Json& config) const override;
+
+ private:
+  std::shared_ptr<const ChartSettings> settings_;
+};
+
+}  // namespace chartflow::handlers

@@ -1,0 +1,192 @@
+#include "handlers/doctor_review/doctor_review.hpp"
+
+#include <fmt/format.h>
+#include <stdexcept>
+
+#include "handlers/common/chart_cache.hpp"
+#include "handlers/common/chart_event.hpp"
+#include "handlers/common/config_file.hpp"
+#include "handlers/common/sql_util.hpp"
+#include "handlers/common/time_util.hpp"
+#include "handlers/doctor_review/doctor_lookup.hpp"
+#include "handlers/fhir/fhir_json.hpp"
+
+namespace chartflow::handlers {
+namespace {
+
+constexpr const char* kFindReview =
+    "SELECT id, status, assignee, decision, extract(epoch FROM due_at)::float8 AS due_epoch "
+    "FROM review WHERE run_id = $1 AND step = $2";
+
+// UNIQUE (run_id, step): a re-run of the step finds its review instead of adding a second.
+constexpr const char* kInsertReview =
+    "INSERT INTO review (chart_id, revision, run_id, step, assignee, original_assignee, "
+    "practitioner_ref, due_at, summary, task) "
+    "VALUES ($1, $2, $3, $4, $5, $5, $6, to_timestamp($7::float8), $8::jsonb, $9::jsonb) "
+    "ON CONFLICT (run_id, step) DO NOTHING RETURNING id";
+
+// A decision that reached the run without passing the API (e.g. an operator's signal) is
+// recorded too; one that the API recorded already is left alone.
+constexpr const char* kRecordDecision =
+    "UPDATE review SET status = CASE $2 WHEN 'approve' THEN 'approved' ELSE 'rejected' END, "
+    "decision = $2, comment = $3, decided_by = $4, decided_at = now(), updated_at = now() "
+    "WHERE id = $1 AND status = 'pending'";
+
+constexpr const char* kEscalate =
+    "UPDATE review SET assignee = $2, escalations = escalations + 1, escalated_at = now(), "
+    "due_at = to_timestamp($3::float8), updated_at = now() "
+    "WHERE id = $1 AND status = 'pending' RETURNING escalations";
+
+const Json* setting_in(const Json& settings, const char* key) {
+  return fhir::member(settings, key);
+}
+
+std::string queue_setting(const Json* value, const char* key, const char* fallback) {
+  std::string queue = string_setting(value, key, fallback);
+  if (queue.empty() || queue.size() > 300) {
+    throw std::invalid_argument(fmt::format("setting '{}' must be 1-300 characters", key));
+  }
+  return queue;
+}
+
+Json review_task(const std::string& chart_id, int revision, const std::string& patient_ref,
+                 const std::optional<DoctorMatch>& doctor, const std::string& assignee,
+                 TimePoint due) {
+  Json owner = Json::object();
+  if (doctor) {
+    owner["reference"] = doctor->practitioner_ref;
+    if (!doctor->npi.empty()) {
+      owner["identifier"] = {{"system", kNpiSystem}, {"value", doctor->npi}};
+    }
+    if (!doctor->display.empty()) owner["display"] = doctor->display;
+  } else {
+    owner["display"] = assignee;
+  }
+  Json task = {{"resourceType", "Task"},
+               {"status", "requested"},
+               {"intent", "order"},
+               {"priority", "routine"},
+               {"code", {{"text", "Primary care review of a chart update"}}},
+               {"description", fmt::format("Review chart {} revision {}", chart_id, revision)},
+               {"authoredOn", iso8601(Clock::now())},
+               {"owner", std::move(owner)},
+               {"restriction", {{"period", {{"end", iso8601(due)}}}}}};
+  if (!patient_ref.empty()) task["for"] = {{"reference", patient_ref}};
+  return task;
+}
+
+Completed decided(const Json& row, const std::string& decision) {
+  return Completed{Json{{"review_id", column_int(row, "id").value_or(0)},
+                        {"decision", decision},
+                        {"assignee", column_text(row, "assignee").value_or("")}}};
+}
+
+bool valid_decision(const std::string& d) { return d == "approve" || d == "reject"; }
+
+}  // namespace
+
+ReviewOptions ReviewOptions::from_json(const Json& settings) {
+  ReviewOptions o;
+  o.deadline = duration_setting(setting_in(settings, "deadline"), "deadline", kDefaultReviewDeadline);
+  o.escalation_deadline = duration_setting(setting_in(settings, "escalation_deadline"),
+                                           "escalation_deadline", o.deadline);
+  o.fallback_queue =
+      queue_setting(setting_in(settings, "fallback_queue"), "fallback_queue", kDefaultFallbackQueue);
+  o.escalation_queue = queue_setting(setting_in(settings, "escalation_queue"), "escalation_queue",
+                                     kDefaultEscalationQueue);
+  return o;
+}
+
+void DoctorReviewHandler::validate(const Json& config) const { ReviewOptions::from_json(config); }
+
+StepOutcome DoctorReviewHandler::run(StepContext& ctx) {
+  auto event = parse_chart_event(ctx.event());
+  if (!event) return Fail{"event body lacks a valid chart_id and revision"};
+  ReviewOptions options;
+  try {
+    options = ReviewOptions::from_json(merged_settings(ctx));
+  } catch (const std::invalid_argument& e) {
+    return Fail{e.what()};
+  }
+  Sql& sql = ctx.sql();
+  const std::string run_id = std::to_string(ctx.run_id());
+  auto existing = query_one(sql, kFindReview, {run_id, ctx.step()});
+  const Wake* wake = ctx.wake();
+
+  if (existing) {
+    const std::string status = column_text(*existing, "status").value_or("pending");
+    const std::string review_id = column_text(*existing, "id").value_or("0");
+    if (status != "pending") {
+      return decided(*existing, column_text(*existing, "decision").value_or(""));
+    }
+    if (wake != nullptr && wake->kind == Wake::Kind::kSignal) {
+      const std::string decision = fhir::string_member(wake->payload, "decision");
+      if (valid_decision(decision)) {
+        std::optional<std::string> comment;
+        if (const Json* c = fhir::member(wake->payload, "comment"); c && c->is_string()) {
+          comment = c->get<std::string>();
+        }
+        std::string by = fhir::string_member(wake->payload, "decided_by");
+        sql.query(kRecordDecision, {review_id, decision, comment, by.empty() ? "signal" : by});
+        ctx.log(LogLevel::kInfo, "event=review_decided",
+                {{"chart_id", event->chart_id}, {"review_id", review_id}, {"decision", decision}});
+        return decided(*existing, decision);
+      }
+      ctx.log(LogLevel::kWarning, "event=review_signal_ignored reason=no_valid_decision",
+              {{"chart_id", event->chart_id}, {"review_id", review_id}});
+    } else if (wake != nullptr && wake->kind == Wake::Kind::kDeadline) {
+      const TimePoint due = Clock::now() + options.escalation_deadline;
+      auto row = query_one(sql, kEscalate,
+                           {review_id, options.escalation_queue, epoch_seconds_text(due)});
+      ctx.log(LogLevel::kWarning, "event=review_escalated",
+              {{"chart_id", event->chart_id},
+               {"review_id", review_id},
+               {"assignee", options.escalation_queue},
+               {"escalations", row ? column_int(*row, "escalations").value_or(0) : 0}});
+      return WaitForSignal{kReviewSignal, due};
+    }
+    // Still pending (a re-run, or a signal without a decision): keep waiting for the same due.
+    auto due_epoch = column_double(*existing, "due_epoch");
+    std::optional<TimePoint> due;
+    if (due_epoch) due = from_epoch_seconds(*due_epoch);
+    return WaitForSignal{kReviewSignal, due};
+  }
+
+  auto chart = ChartCache::instance().load(sql, event->chart_id, event->revision);
+  if (!chart) {
+    return Fail{fmt::format("chart {} revision {} not found", event->chart_id, event->revision)};
+  }
+  const auto& index = chart->index;
+  auto doctor = find_primary_doctor(index);
+  const std::string assignee = doctor ? doctor->assignee : options.fallback_queue;
+  std::optional<std::string> practitioner_ref;
+  if (doctor) practitioner_ref = doctor->practitioner_ref;
+  std::string patient_ref;
+  if (const Json* patient = index.patient()) patient_ref = index.ref_of(*patient);
+
+  const TimePoint due = Clock::now() + options.deadline;
+  auto inserted = query_one(
+      sql, kInsertReview,
+      {event->chart_id, std::to_string(event->revision), run_id, ctx.step(), assignee,
+       practitioner_ref, epoch_seconds_text(due), review_summary(index).dump(),
+       review_task(event->chart_id, event->revision, patient_ref, doctor, assignee, due).dump()});
+  if (!inserted) {
+    // Lost a race with a concurrent attempt of this very step: its row stands.
+    auto row = query_one(sql, kFindReview, {run_id, ctx.step()});
+    if (row && column_text(*row, "status").value_or("pending") != "pending") {
+      return decided(*row, column_text(*row, "decision").value_or(""));
+    }
+    auto due_epoch = row ? column_double(*row, "due_epoch") : std::nullopt;
+    return WaitForSignal{kReviewSignal,
+                         due_epoch ? std::optional<TimePoint>(from_epoch_seconds(*due_epoch))
+                                   : std::optional<TimePoint>(due)};
+  }
+  ctx.log(LogLevel::kInfo, "event=review_created",
+          {{"chart_id", event->chart_id},
+           {"review_id", column_int(*inserted, "id").value_or(0)},
+           {"assignee", assignee},
+           {"source", doctor ? doctor->source : std::string("fallback")}});
+  return WaitForSignal{kReviewSignal, due};
+}
+
+}  // namespace chartflow::handlers

@@ -1,0 +1,64 @@
+#include "handlers/insurance/insurer_settings.hpp"
+
+#include <cctype>
+#include <fmt/format.h>
+#include <stdexcept>
+
+#include "handlers/common/config_file.hpp"
+#include "handlers/common/http_post.hpp"
+#include "handlers/fhir/fhir_json.hpp"
+
+namespace chartflow::handlers {
+namespace {
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+}  // namespace
+
+std::optional<InsurerEndpoint> InsurerSettings::endpoint_for(const std::string& payor) const {
+  if (auto it = payors.find(payor); it != payors.end()) return it->second;
+  const std::string wanted = lower(payor);
+  for (const auto& [name, endpoint] : payors) {
+    if (lower(name) == wanted) return endpoint;
+  }
+  if (auto it = payors.find("default"); it != payors.end()) return it->second;
+  return std::nullopt;
+}
+
+InsurerSettings InsurerSettings::from_json(const Json& settings) {
+  InsurerSettings out;
+  if (settings.is_null()) return out;
+  if (!settings.is_object()) throw std::invalid_argument("insurer settings must be a mapping");
+  out.timeout = duration_setting(fhir::member(settings, "timeout"), "timeout",
+                                 kDefaultInsurerTimeout);
+  const Json* payors = fhir::member(settings, "payors");
+  if (payors == nullptr) return out;
+  if (!payors->is_object()) throw std::invalid_argument("insurer settings: 'payors' must be a mapping");
+  for (const auto& [name, value] : payors->items()) {
+    InsurerEndpoint endpoint;
+    if (value.is_string()) {
+      endpoint.url = expand_env(value.get<std::string>());
+    } else if (value.is_object()) {
+      endpoint.skip = fhir::bool_member(value, "skip", false);
+      if (const Json* url = fhir::member(value, "url")) {
+        if (!url->is_string()) {
+          throw std::invalid_argument(fmt::format("insurer '{}': 'url' must be a string", name));
+        }
+        endpoint.url = expand_env(url->get<std::string>());
+      }
+    } else if (!value.is_null()) {
+      throw std::invalid_argument(fmt::format("insurer '{}' must be a mapping with 'url'", name));
+    }
+    if (!endpoint.url.empty() && !parse_http_url(endpoint.url)) {
+      throw std::invalid_argument(
+          fmt::format("insurer '{}': url must be http://host[:port]/path", name));
+    }
+    out.payors[name] = std::move(endpoint);
+  }
+  return out;
+}
+
+}  // namespace chartflow::handlers

@@ -1,0 +1,199 @@
+#include "handlers/missing_field_scan/missing_field_scan.hpp"
+
+#include <fmt/format.h>
+#include <set>
+#include <stdexcept>
+#include <utility>
+
+#include "handlers/chart_intake/chart_store.hpp"
+#include "handlers/common/chart_cache.hpp"
+#include "handlers/common/chart_event.hpp"
+#include "handlers/common/config_file.hpp"
+#include "handlers/common/sql_util.hpp"
+#include "handlers/missing_field_scan/writeback.hpp"
+
+namespace chartflow::handlers {
+namespace {
+
+// Serialises scans of one chart, and tells a scan whether a newer upload was scanned already.
+constexpr const char* kLockChart =
+    "SELECT last_scanned_revision FROM chart WHERE chart_id = $1 FOR NO KEY UPDATE";
+
+// One statement for all findings; the partial unique index chart_question_open_idx turns a
+// finding that already has an open question into a no-op.
+constexpr const char* kOpenQuestions =
+    "INSERT INTO chart_question "
+    "(chart_id, rule_id, resource_ref, question, severity, opened_revision) "
+    "SELECT $1, f.rule_id, f.resource_ref, f.question, f.severity, $2 "
+    "FROM jsonb_to_recordset($3::jsonb) "
+    "AS f(rule_id text, resource_ref text, question text, severity text) "
+    "ON CONFLICT (chart_id, rule_id, resource_ref) WHERE status = 'open' DO NOTHING "
+    "RETURNING id";
+
+constexpr const char* kListOpen =
+    "SELECT id, rule_id, resource_ref FROM chart_question "
+    "WHERE chart_id = $1 AND status = 'open' ORDER BY id";
+
+constexpr const char* kCloseQuestions =
+    "UPDATE chart_question SET status = 'closed', closed_revision = $2, closed_at = now() "
+    "WHERE chart_id = $1 AND status = 'open' AND id = ANY($3::bigint[])";
+
+constexpr const char* kMarkScanned =
+    "UPDATE chart SET last_scanned_revision = GREATEST(last_scanned_revision, $2) "
+    "WHERE chart_id = $1";
+
+std::string questions_for_writeback_sql() {
+  return fmt::format(
+      "SELECT id, rule_id, resource_ref, question, severity, status, {} AS created_at, "
+      "{} AS closed_at FROM chart_question "
+      "WHERE chart_id = $1 AND (status = 'open' OR closed_revision = $2) ORDER BY id",
+      sql_iso("created_at"), sql_iso("closed_at"));
+}
+
+std::string bigint_array(const std::vector<std::int64_t>& ids) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if (i > 0) out += ',';
+    out += std::to_string(ids[i]);
+  }
+  return out + "}";
+}
+
+std::string rules_setting_of(const Json& settings) {
+  const Json* value = nullptr;
+  if (settings.is_object()) {
+    auto it = settings.find("rules");
+    if (it != settings.end() && !it->is_null()) value = &*it;
+  }
+  return string_setting(value, "rules", kDefaultRulesFile);
+}
+
+}  // namespace
+
+MissingFieldScanHandler::MissingFieldScanHandler(std::filesystem::path workflows_dir)
+    : workflows_dir_(std::move(workflows_dir)) {}
+
+std::shared_ptr<const RuleSet> MissingFieldScanHandler::rules(
+    const std::string& rules_setting) const {
+  std::lock_guard lock(mutex_);
+  auto it = rules_.find(rules_setting);
+  if (it != rules_.end()) return it->second;
+  std::filesystem::path path(rules_setting);
+  if (path.is_relative()) path = workflows_dir_ / path;
+  auto loaded = std::make_shared<const RuleSet>(RuleSet::load(path));
+  rules_.emplace(rules_setting, loaded);
+  return loaded;
+}
+
+void MissingFieldScanHandler::validate(const Json& config) const {
+  rules(rules_setting_of(config));
+}
+
+StepOutcome MissingFieldScanHandler::run(StepContext& ctx) {
+  auto event = parse_chart_event(ctx.event());
+  if (!event) return Fail{"event body lacks a valid chart_id and revision"};
+  std::shared_ptr<const RuleSet> rule_set;
+  try {
+    rule_set = rules(string_setting(step_setting(ctx, "rules"), "rules", kDefaultRulesFile));
+  } catch (const std::invalid_argument& e) {
+    return Fail{e.what()};
+  }
+  Sql& sql = ctx.sql();
+  const std::string revision_text = std::to_string(event->revision);
+  auto chart = ChartCache::instance().load(sql, event->chart_id, event->revision);
+  if (!chart) {
+    return Fail{fmt::format("chart {} revision {} not found", event->chart_id, event->revision)};
+  }
+  const fhir::BundleIndex& index = chart->index;
+
+  // Findings, each (rule, resource) once.
+  std::vector<Finding> findings;
+  std::set<std::pair<std::string, std::string>> found;
+  for (auto& f : scan_chart(index, *rule_set)) {
+    if (found.emplace(f.rule_id, f.resource_ref).second) findings.push_back(std::move(f));
+  }
+
+  auto lock = query_one(sql, kLockChart, {event->chart_id});
+  if (!lock) return Fail{fmt::format("chart {} has no chart row", event->chart_id)};
+  const auto last_scanned = column_int(*lock, "last_scanned_revision").value_or(0);
+  if (event->revision < last_scanned) {
+    // A newer upload was scanned already; its view of the chart wins.
+    auto open = query_rows(sql, kListOpen, {event->chart_id});
+    ctx.log(LogLevel::kInfo, "event=chart_scan_stale",
+            {{"chart_id", event->chart_id},
+             {"revision", event->revision},
+             {"last_scanned_revision", last_scanned}});
+    return Completed{Json{{"findings", findings.size()},
+                          {"open_questions", open.size()},
+                          {"opened", 0},
+                          {"closed", 0},
+                          {"writeback_revision", nullptr},
+                          {"stale", true}}};
+  }
+
+  Json records = Json::array();
+  for (const auto& f : findings) {
+    records.push_back(Json{{"rule_id", f.rule_id},
+                           {"resource_ref", f.resource_ref},
+                           {"question", f.question},
+                           {"severity", f.severity}});
+  }
+  std::size_t opened = 0;
+  if (!records.empty()) {
+    opened = query_rows(sql, kOpenQuestions, {event->chart_id, revision_text, records.dump()}).size();
+  }
+
+  std::vector<std::int64_t> to_close;
+  for (const auto& row : query_rows(sql, kListOpen, {event->chart_id})) {
+    std::string rule_id = column_text(row, "rule_id").value_or("");
+    std::string ref = column_text(row, "resource_ref").value_or("");
+    if (found.count({rule_id, ref}) != 0) continue;
+    if (!decides_question(index, *rule_set, rule_id, ref)) continue;
+    to_close.push_back(column_int(row, "id").value_or(0));
+  }
+  if (!to_close.empty()) {
+    sql.query(kCloseQuestions, {event->chart_id, revision_text, bigint_array(to_close)});
+  }
+
+  static const std::string kQuestionsSql = questions_for_writeback_sql();
+  std::vector<QuestionRow> questions;
+  std::size_t open_count = 0;
+  std::size_t closed_count = 0;
+  for (const auto& row : query_rows(sql, kQuestionsSql, {event->chart_id, revision_text})) {
+    QuestionRow q;
+    q.id = column_int(row, "id").value_or(0);
+    q.rule_id = column_text(row, "rule_id").value_or("");
+    q.resource_ref = column_text(row, "resource_ref").value_or("");
+    q.question = column_text(row, "question").value_or("");
+    q.severity = column_text(row, "severity").value_or("warning");
+    q.status = column_text(row, "status").value_or("open");
+    q.created_at = column_text(row, "created_at").value_or("");
+    q.closed_at = column_text(row, "closed_at").value_or("");
+    (q.status == "open" ? open_count : closed_count) += 1;
+    questions.push_back(std::move(q));
+  }
+
+  Json writeback_revision = nullptr;
+  if (!questions.empty()) {
+    Json body = build_writeback_bundle(index, event->chart_id, questions);
+    auto stored = store_writeback_revision(sql, event->chart_id, event->revision, body,
+                                           "missing_field_scan");
+    writeback_revision = stored.revision;
+  }
+  sql.query(kMarkScanned, {event->chart_id, revision_text});
+
+  ctx.log(LogLevel::kInfo, "event=chart_scanned",
+          {{"chart_id", event->chart_id},
+           {"revision", event->revision},
+           {"findings", findings.size()},
+           {"opened", opened},
+           {"closed", closed_count},
+           {"writeback_revision", writeback_revision}});
+  return Completed{Json{{"findings", findings.size()},
+                        {"open_questions", open_count},
+                        {"opened", opened},
+                        {"closed", closed_count},
+                        {"writeback_revision", writeback_revision}}};
+}
+
+}  // namespace chartflow::handlers

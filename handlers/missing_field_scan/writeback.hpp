@@ -1,0 +1,37 @@
+// The chart as written back by the missing-field scan: the uploaded Bundle plus one FHIR Task
+// per question (status requested while open, completed once a later upload closed it). Pure;
+// deterministic for equal input, so a re-run writes byte-identical content and is recognised as
+// already written.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/handler.hpp"
+#include "handlers/fhir/bundle_index.hpp"
+
+namespace chartflow::handlers {
+
+inline constexpr const char* kQuestionIdentifierSystem = "urn:chartflow:chart-question";
+
+struct QuestionRow {
+  std::int64_t id = 0;
+  std::string rule_id;
+  std::string resource_ref;
+  std::string question;
+  std::string severity;
+  std::string status;      // open | closed
+  std::string created_at;  // ISO 8601
+  std::string closed_at;   // ISO 8601 or ""
+};
+
+Json question_task(const fhir::BundleIndex& index, const std::string& chart_id,
+                   const QuestionRow& question);
+// The Bundle without Tasks of earlier write-backs (a client may upload a written-back chart
+// again) plus a Task entry per question. Transaction and batch Bundles get a conditional PUT
+// request per Task, so a FHIR server applying the Bundle updates rather than duplicates.
+Json build_writeback_bundle(const fhir::BundleIndex& index, const std::string& chart_id,
+                            const std::vector<QuestionRow>& questions);
+
+}  // namespace chartflow::handlers
