@@ -54,9 +54,9 @@ YAML::Node child(const YAML::Node& map, std::string_view key) {
 std::string describe(const YAML::Node& node) {
   switch (node.Type()) {
     case YAML::NodeType::Map:
-      return "a mapping";
+      return node.size() == 0 ? "an empty mapping" : "a mapping";
     case YAML::NodeType::Sequence:
-      return "a list";
+      return node.size() == 0 ? "an empty list" : "a list";
     case YAML::NodeType::Scalar:
       return "'" + node.Scalar() + "'";
     default:
@@ -171,7 +171,8 @@ class Loader {
   void parse_trigger(const YAML::Node& node, int index, int fallback_line);
   void parse_steps(const Entry& e);
   ParsedStep parse_step(const Entry& e);
-  void parse_handler(const Entry& e, const std::string& where, core::HandlerSpec& out);
+  bool parse_handler(const Entry& e, const std::string& where, core::HandlerSpec& out);
+  void validate_handler(const core::Step& step, int line, const std::string& where);
   void parse_external_handler(const Entry& e, const std::string& where);
   void parse_retry(const Entry& e, const std::string& where, core::RetryPolicy& out);
   void parse_concurrency(const Entry& e, const std::string& where, core::Concurrency& out);
@@ -388,10 +389,9 @@ void Loader::parse_workflow(const YAML::Node& root) {
   }
   if (const Entry* e = find(entries, "on")) {
     if (!e->value.IsSequence() || e->value.size() == 0) {
-      error(e->line,
-            "on must be a non-empty list of triggers (- event: ... or - schedule: ...), "
-            "not " +
-                describe(e->value));
+      error(e->line, fmt::format("on must be a non-empty list of triggers (- event: ... or "
+                                 "- schedule: ...), not {}",
+                                 describe(e->value)));
     } else {
       for (std::size_t i = 0; i < e->value.size(); ++i)
         parse_trigger(e->value[i], static_cast<int>(i), e->line);
@@ -495,8 +495,10 @@ ParsedStep Loader::parse_step(const Entry& e) {
   }
   const auto entries = read_map(
       e.value, where, {"handler", "needs", "input", "when", "retry", "timeout", "concurrency"});
-  if (const Entry* h = find(entries, "handler")) {
-    parse_handler(*h, where, p.step.handler);
+  const Entry* handler = find(entries, "handler");
+  bool check_settings = false;
+  if (handler != nullptr) {
+    check_settings = parse_handler(*handler, where, p.step.handler);
   } else {
     error(e.line, where + "missing required key 'handler'");
   }
@@ -520,12 +522,17 @@ ParsedStep Loader::parse_step(const Entry& e) {
       p.need_lines.push_back(line != 0 ? line : n->line);
     }
   }
-  if (const Entry* in = find(entries, "input")) {
-    if (!in->value.IsMap()) {
-      error(in->line, where + "input must be a mapping, not " + describe(in->value));
-    } else if (auto j = json_value(*in, where)) {
-      p.step.input = std::move(*j);
-    }
+  const Entry* input = find(entries, "input");
+  if (input != nullptr) {
+    auto j = input->value.IsMap() ? json_value(*input, where) : std::nullopt;
+    if (!input->value.IsMap())
+      error(input->line, where + "input must be a mapping, not " + describe(input->value));
+    if (j) p.step.input = std::move(*j);
+    check_settings = check_settings && j.has_value();
+  }
+  if (check_settings) {
+    const bool external = handler->value.IsMap();
+    validate_handler(p.step, external || input == nullptr ? handler->line : input->line, where);
   }
   if (const Entry* w = find(entries, "when"))
     p.step.when = condition_value(*w, where, p.when_paths);
@@ -538,14 +545,15 @@ ParsedStep Loader::parse_step(const Entry& e) {
   return p;
 }
 
-void Loader::parse_handler(const Entry& e, const std::string& where, core::HandlerSpec& out) {
+// True when the handler is known, so its settings are worth validating.
+bool Loader::parse_handler(const Entry& e, const std::string& where, core::HandlerSpec& out) {
   if (e.value.IsScalar() && !e.value.Scalar().empty()) {
     out.name = e.value.Scalar();
   } else if (e.value.IsMap()) {
     const std::size_t errors_before = errors_.size();
     parse_external_handler(e, where);
     auto config = json_value(e, where);
-    if (errors_.size() != errors_before || !config) return;
+    if (errors_.size() != errors_before || !config) return false;
     out.name = config->contains("exec") ? "exec" : "python3";
     out.config = std::move(*config);
   } else {
@@ -553,22 +561,31 @@ void Loader::parse_handler(const Entry& e, const std::string& where, core::Handl
                       "handler must be a handler name or a mapping with exec: [...] or "
                       "runtime: python3, not " +
                       describe(e.value));
-    return;
+    return false;
   }
   if (handlers_.exists && !handlers_.exists(out.name)) {
-    error(e.line, fmt::format("{}unknown handler '{}'", where, out.name));
-    return;
+    const bool external = e.value.IsMap();
+    error(e.line, fmt::format("{}unknown handler '{}'{}", where, out.name,
+                              external ? " (external handlers are not enabled here)" : ""));
+    return false;
   }
+  return true;
+}
+
+// A named handler reads its settings from the step's input (HandlerSpec::config is empty for
+// it), an external one from its handler mapping; each is validated against what it will read.
+void Loader::validate_handler(const core::Step& step, int line, const std::string& where) {
   if (!handlers_.validate) return;
+  const bool external = step.handler.name == "exec" || step.handler.name == "python3";
   try {
-    handlers_.validate(out.name, out.config);
+    handlers_.validate(step.handler.name, external ? step.handler.config : step.input);
   } catch (const std::invalid_argument& ex) {
-    error(e.line,
-          fmt::format("{}handler '{}' rejected its settings: {}", where, out.name, ex.what()));
+    error(line, fmt::format("{}handler '{}' rejected its settings: {}", where, step.handler.name,
+                            ex.what()));
   } catch (const std::exception& ex) {
     // Not the documented way to reject settings, but a load must report, not crash.
-    error(e.line, fmt::format("{}handler '{}' failed to check its settings: {}", where, out.name,
-                              ex.what()));
+    error(line, fmt::format("{}handler '{}' failed to check its settings: {}", where,
+                            step.handler.name, ex.what()));
   }
 }
 

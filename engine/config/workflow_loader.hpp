@@ -73,6 +73,8 @@ struct HandlerCheck {
   // True when a handler of this name is registered ("exec"/"python3" for external handlers).
   std::function<bool(const std::string&)> exists;
   // Throws std::invalid_argument naming the problem when the handler rejects its settings.
+  // A named handler gets the step's input (where built-in handlers read their settings); an
+  // external one gets its handler mapping (HandlerSpec::config).
   std::function<void(const std::string&, const nlohmann::json&)> validate;
 };
 

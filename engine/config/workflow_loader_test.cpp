@@ -30,7 +30,7 @@ const std::filesystem::path kSourceDir = CHARTFLOW_SOURCE_DIR;
 const std::filesystem::path kTestData = kSourceDir / "tests/unit/testdata/workflows";
 
 // What the runtime's registry would answer: a few built-ins plus the external handler kinds.
-// "sleep" rejects a non-numeric ms so handler-side validation can be seen failing.
+// Validation mimics the real handlers: sleep reads ms from the step input, exec its mapping.
 HandlerCheck test_handlers() {
   HandlerCheck check;
   check.exists = [](const std::string& name) {
@@ -39,6 +39,8 @@ HandlerCheck test_handlers() {
   check.validate = [](const std::string& name, const json& config) {
     if (name == "exec" && config.contains("env") && !config.at("env").is_object())
       throw std::invalid_argument("env must be a mapping of variable names to values");
+    if (name == "sleep" && config.contains("ms") && !config.at("ms").is_number_integer())
+      throw std::invalid_argument("input.ms must be an integer number of milliseconds");
   };
   return check;
 }
@@ -278,6 +280,9 @@ steps:
       timeout: 0s
   d: { handler: { runtime: ruby } }
   e: { handler: { image: x } }
+  f:
+    handler: sleep
+    input: { ms: soon }
 )");
   EXPECT_THAT(r.errors,
               ElementsAre(error_at(4, "step 'a': unknown handler 'nosuch'"),
@@ -288,8 +293,22 @@ steps:
                           error_at(9, "step 'c': handler: memory: 'lots' is not a size"),
                           error_at(10, "step 'c': handler: timeout: must be greater than zero"),
                           error_at(11, "step 'd': handler: runtime must be python3, not 'ruby'"),
-                          error_at(12, "step 'e': handler: an external handler needs exec")))
+                          error_at(12, "step 'e': handler: an external handler needs exec"),
+                          error_at(15,
+                                   "step 'f': handler 'sleep' rejected its settings: "
+                                   "input.ms must be an integer")))
       << dump(r.errors);
+
+  HandlerCheck builtins_only = test_handlers();
+  builtins_only.exists = [](const std::string& name) { return name == "noop"; };
+  const auto external = load_workflow_text(
+      "name: x\non: [{ event: e }]\nsteps:\n"
+      "  a: { handler: { runtime: python3 } }\n",
+      "test.yaml", builtins_only);
+  EXPECT_THAT(external.errors,
+              ElementsAre(error_at(4,
+                                   "step 'a': unknown handler 'python3' (external handlers "
+                                   "are not enabled here)")));
 }
 
 TEST(WorkflowLoader, ReportsBadNeeds) {

@@ -137,8 +137,8 @@ void Engine::wake_workers() {
 
 bool Engine::wait_for_work(std::uint64_t seen) {
   std::unique_lock lock(wake_mu_);
-  wake_cv_.wait_for(lock, settings_.poll_interval * 5,
-                    [&] { return stopping_.load() || wake_generation_ != seen; });
+  // No timeout: the dispatcher is the one poller and wakes workers when work is due.
+  wake_cv_.wait(lock, [&] { return stopping_.load() || wake_generation_ != seen; });
   return !stopping_.load();
 }
 
@@ -152,7 +152,8 @@ void Engine::worker_loop(int index) {
     }
     try {
       if (!store) store = std::make_unique<store::Store>(settings_.dsn);
-      auto steps = store->claim(settings_.instance_id, settings_.batch_size, settings_.lease);
+      auto steps = store->claim(settings_.instance_id, settings_.batch_size, settings_.lease,
+                                workflows_->any_concurrency_limits());
       if (steps.empty()) {
         wait_for_work(seen);
         continue;

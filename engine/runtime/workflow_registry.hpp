@@ -3,6 +3,7 @@
 // Thread-safe; definitions are shared read-only.
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -29,9 +30,12 @@ class WorkflowRegistry {
   void load_latest(store::Store& store);
   std::vector<WorkflowPtr> latest() const;
   WorkflowPtr by_version(std::int64_t version_id, store::Store& store);
+  // True once any known version limits a step's concurrency (claims then look at keyed steps).
+  bool any_concurrency_limits() const { return any_limits_.load(); }
 
  private:
   WorkflowPtr remember(std::int64_t id, int version, core::Workflow wf);
+  std::atomic<bool> any_limits_{false};
   mutable std::mutex mu_;
   std::map<std::string, WorkflowPtr> latest_;
   std::unordered_map<std::int64_t, WorkflowPtr> by_id_;

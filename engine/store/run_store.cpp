@@ -15,7 +15,7 @@ constexpr const char* kClaimReturning =
     " RETURNING s.run_id, s.step_key, s.handler, s.attempt, s.max_attempts, "
     "r.workflow_version_id, r.workflow, r.event_id, (SELECT e.type FROM event e WHERE e.id = "
     "r.event_id), (SELECT coalesce(jsonb_object_agg(d.step_key, d.output), '{}') FROM step_run d "
-    "WHERE d.run_id = s.run_id AND s.needs ? d.step_key), s.wake::text, "
+    "WHERE d.run_id = s.run_id AND d.status = 'succeeded'), s.wake::text, "
     "extract(epoch FROM s.deadline_at) * 1000";
 
 constexpr const char* kClaimSet =
@@ -67,18 +67,19 @@ class BatchImpl : public StepBatch {
  public:
   explicit BatchImpl(pqxx::connection& conn) : tx_(conn) {}
 
+  // Savepoints are issued by hand: libpqxx 6.4's subtransaction does not open its savepoint
+  // for exec_params, which would let a failed attempt's writes through.
   Sql& sql() override {
-    if (!sub_) {
-      sub_ = std::make_unique<pqxx::subtransaction>(tx_, "step");
-      sub_sql_ = std::make_unique<TxSql>(*sub_);
+    if (!in_savepoint_) {
+      tx_.exec("SAVEPOINT step");
+      in_savepoint_ = true;
     }
-    return *sub_sql_;
+    return sql_;
   }
 
   void discard_step_writes() override {
-    if (sub_) sub_->abort();
-    sub_sql_.reset();
-    sub_.reset();
+    if (in_savepoint_) tx_.exec("ROLLBACK TO SAVEPOINT step");
+    in_savepoint_ = false;
   }
 
   bool finish_done(const ClaimedStep& s, const std::string& owner, const Json& output,
@@ -250,20 +251,16 @@ class BatchImpl : public StepBatch {
   int promoted() const { return promoted_; }
 
  private:
-  pqxx::transaction_base& cur() {
-    if (sub_) return *sub_;
-    return tx_;
-  }
+  pqxx::transaction_base& cur() { return tx_; }
 
   void keep_step_writes() {
-    if (sub_) sub_->commit();
-    sub_sql_.reset();
-    sub_.reset();
+    if (in_savepoint_) tx_.exec("RELEASE SAVEPOINT step");
+    in_savepoint_ = false;
   }
 
   pqxx::work tx_;
-  std::unique_ptr<pqxx::subtransaction> sub_;
-  std::unique_ptr<TxSql> sub_sql_;
+  TxSql sql_{tx_};
+  bool in_savepoint_ = false;
   std::vector<LogRecord> logs_;
   int promoted_ = 0;
   int retried_ = 0;
@@ -341,7 +338,7 @@ IngestResult Store::ingest(EventInput event, const PlanRuns& plan, const BeforeI
 }
 
 std::vector<ClaimedStep> Store::claim(const std::string& owner, int limit,
-                                      std::chrono::milliseconds lease) {
+                                      std::chrono::milliseconds lease, bool include_keyed) {
   return translate([&] {
     pqxx::work tx(impl_->conn);
     const auto lease_ms = static_cast<std::int64_t>(lease.count());
@@ -358,7 +355,7 @@ std::vector<ClaimedStep> Store::claim(const std::string& owner, int limit,
             kClaimReturning,
         owner, lease_ms, limit);
     auto out = read_claimed(r);
-    if (static_cast<int>(out.size()) < limit) {
+    if (include_keyed && static_cast<int>(out.size()) < limit) {
       // Steps under a concurrency key: the advisory lock per key serialises the count-and-claim
       // across processes, so the limit holds even when two workers look at once.
       auto keyed = tx.exec_params(

@@ -1,11 +1,19 @@
 #include "store/store.hpp"
 
+#include <atomic>
 #include <set>
 
 #include "store/migrations.hpp"
 #include "store/store_impl.hpp"
 
 namespace chartflow::store {
+
+namespace {
+std::atomic<std::uint64_t> g_statements{0};
+}  // namespace
+
+void count_statement() { g_statements.fetch_add(1, std::memory_order_relaxed); }
+std::uint64_t Store::statements_issued() { return g_statements.load(); }
 
 Json rows_to_json(const pqxx::result& r) {
   Json out = Json::array();
@@ -204,7 +212,7 @@ bool Store::await_notification(std::chrono::milliseconds timeout) {
     const auto secs = timeout.count() / 1000;
     const auto usecs = (timeout.count() % 1000) * 1000;
     return impl_->conn.await_notification(secs, usecs) > 0;
-  });
+  }, /*counted=*/false);
 }
 
 void Store::notify(const std::string& channel) {

@@ -41,8 +41,10 @@ class Store {
   using PlanRuns = std::function<std::vector<RunPlan>(const EventInput&)>;
   IngestResult ingest(EventInput event, const PlanRuns& plan, const BeforeIngest& before = nullptr);
 
-  // Claims due steps (unkeyed first, then those under a concurrency key).
-  std::vector<ClaimedStep> claim(const std::string& owner, int limit, std::chrono::milliseconds lease);
+  // Claims due steps: unkeyed first, then (include_keyed) those under a concurrency key.
+  // Each comes with the outputs of the run's succeeded steps.
+  std::vector<ClaimedStep> claim(const std::string& owner, int limit,
+                                 std::chrono::milliseconds lease, bool include_keyed = true);
   int heartbeat(const std::string& owner, std::chrono::milliseconds lease);
   // Returns every running step owned by another (dead) instance to the queue now.
   int reclaim_all_running(const std::string& reason);
@@ -93,6 +95,9 @@ class Store {
   bool await_notification(std::chrono::milliseconds timeout);
   void notify(const std::string& channel);
   int socket() const;
+  // Store calls made by this process so far (each is one transaction); for tests that prove an
+  // idle engine stays quiet.
+  static std::uint64_t statements_issued();
 
   struct Impl;
 

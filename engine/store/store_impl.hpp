@@ -27,8 +27,12 @@ struct Store::Impl {
 };
 
 // Runs `fn`, translating libpqxx failures into the engine's three kinds.
+void count_statement();
+
+// `counted`: false for calls that send nothing to the server (waiting for notifications).
 template <typename Fn>
-auto translate(Fn&& fn) -> decltype(fn()) {
+auto translate(Fn&& fn, bool counted = true) -> decltype(fn()) {
+  if (counted) count_statement();
   try {
     return fn();
   } catch (const pqxx::broken_connection& e) {

@@ -1,6 +1,7 @@
 #include "handlers/builtin/builtin_handlers.hpp"
 
 #include <stdexcept>
+#include <thread>
 
 namespace chartflow::handlers {
 namespace {
@@ -44,6 +45,18 @@ class FlakyHandler : public Handler {
   }
 };
 
+// Holds its worker thread for input.ms, like CPU-bound work; for timeout and crash tests.
+class WorkHandler : public Handler {
+ public:
+  StepOutcome run(StepContext& ctx) override {
+    const auto ms = ctx.input().value("ms", 0);
+    const auto until = std::chrono::steady_clock::now() + Millis(ms);
+    while (std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(std::min<Millis>(Millis(10), Millis(ms)));
+    return Completed{{{"worked_ms", ms}, {"attempt", ctx.attempt()}}};
+  }
+};
+
 class WaitSignalHandler : public Handler {
  public:
   StepOutcome run(StepContext& ctx) override {
@@ -67,6 +80,7 @@ void register_builtin_handlers(HandlerRegistry& registry) {
   registry.add("fail", std::make_shared<FailHandler>());
   registry.add("flaky", std::make_shared<FlakyHandler>());
   registry.add("wait_signal", std::make_shared<WaitSignalHandler>());
+  registry.add("work", std::make_shared<WorkHandler>());
 }
 
 }  // namespace chartflow::handlers

@@ -8,7 +8,8 @@ namespace chartflow::handlers {
 
 // noop: succeeds, output = its input. sleep: waits input.ms without holding a thread.
 // fail: fails with input.message (input.permanent: no retries). flaky: fails the first
-// input.failures attempts, then succeeds. wait_signal: waits for signal input.signal.
+// input.failures attempts, then succeeds. wait_signal: waits for signal input.signal (with
+// input.timeout_ms as deadline). work: holds its thread for input.ms (tests of timeouts/crashes).
 void register_builtin_handlers(HandlerRegistry& registry);
 
 }  // namespace chartflow::handlers

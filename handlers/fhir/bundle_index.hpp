@@ -24,6 +24,7 @@ namespace chartflow::handlers::fhir {
 class BundleIndex {
  public:
   explicit BundleIndex(const Json& bundle);
+  explicit BundleIndex(Json&&) = delete;  // the index points into the Bundle: keep it alive
   BundleIndex(const BundleIndex&) = delete;
   BundleIndex& operator=(const BundleIndex&) = delete;
 

@@ -1,0 +1,46 @@
+// Test support: an Engine over a test schema with workflows given as YAML text and extra
+// handlers registered by the test. Not thread-safe itself; the engine inside is.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/engine.hpp"
+#include "store/store.hpp"
+
+namespace chartflow::testing {
+
+class EngineHarness {
+ public:
+  EngineHarness(std::string dsn, const std::vector<std::string>& workflow_yaml,
+                std::shared_ptr<HandlerRegistry> extra = nullptr,
+                runtime::EngineSettings settings = {});
+  ~EngineHarness();
+
+  runtime::Engine& engine() { return *engine_; }
+  store::Store& store() { return *store_; }
+  std::shared_ptr<HandlerRegistry> handlers() { return handlers_; }
+  // Publishes more workflow versions (each YAML text parsed and validated; failures ADD_FAILURE).
+  void publish(const std::vector<std::string>& workflow_yaml);
+
+  std::int64_t start_run(const std::string& type, const Json& body = Json::object(),
+                         std::optional<std::string> dedup_key = std::nullopt);
+  Json run(std::int64_t id);
+  std::string run_status(std::int64_t id);
+  // Waits until the run reaches `status` (or any final status when empty).
+  bool wait_status(std::int64_t id, const std::string& status,
+                   std::chrono::milliseconds timeout = std::chrono::seconds(20));
+  Json step(std::int64_t run_id, const std::string& name);
+  void start() { engine_->start(); }
+  void stop() { engine_->drain(); }
+
+ private:
+  std::string dsn_;
+  std::shared_ptr<HandlerRegistry> handlers_;
+  std::shared_ptr<runtime::WorkflowRegistry> registry_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<runtime::Engine> engine_;
+};
+
+}  // namespace chartflow::testing
