@@ -1,12 +1,271 @@
+// `chartflow bench`: N events through a 5-step chain of no-op handlers on a durable PostgreSQL
+// (the embedded one by default, fsync and synchronous_commit on), then a paced run for latency,
+// an idle check, and the same cluster's single-row commit ceiling measured with pgbench, so every
+// figure comes with a same-run baseline.
 #include "cli/engine_bench.hpp"
 
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
 #include <iostream>
+#include <memory>
+#include <optional>
+#include <regex>
+#include <thread>
+
+#include "config/workflow_loader.hpp"
+#include "runtime/embedded_postgres.hpp"
+#include "runtime/engine.hpp"
+#include "runtime/handler_setup.hpp"
+#include "runtime/log.hpp"
+#include "store/store.hpp"
 
 namespace chartflow::bench {
+namespace {
 
-int run_engine_bench(const std::map<std::string, std::string>&) {
-  std::cerr << "bench: not implemented yet\n";
-  return 2;
+using SteadyClock = std::chrono::steady_clock;
+
+constexpr const char* kChain = R"(
+name: bench-chain
+on: [{ event: bench.chain }]
+steps:
+  scan: { handler: noop }
+  review: { handler: noop, needs: [scan] }
+  billing: { handler: noop, needs: [review] }
+  insurance: { handler: noop, needs: [billing] }
+  close: { handler: noop, needs: [insurance] }
+)";
+
+std::string opt(const std::map<std::string, std::string>& o, const std::string& k,
+                const std::string& def) {
+  auto it = o.find(k);
+  return it == o.end() ? def : it->second;
+}
+
+struct Latency {
+  double p50 = 0, p95 = 0, p99 = 0, max = 0;
+};
+
+Latency percentiles(std::vector<double> v) {
+  Latency l;
+  if (v.empty()) return l;
+  std::sort(v.begin(), v.end());
+  auto at = [&](double q) { return v[std::min(v.size() - 1, static_cast<std::size_t>(q * v.size()))]; };
+  l.p50 = at(0.50);
+  l.p95 = at(0.95);
+  l.p99 = at(0.99);
+  l.max = v.back();
+  return l;
+}
+
+// Event-to-completion latencies (ms) of the runs with ids in [first, last], from the database.
+std::vector<double> run_latencies(store::Store& s, std::int64_t first, std::int64_t last) {
+  std::vector<double> out;
+  Json rows;
+  s.with_sql([&](Sql& sql) {
+    rows = sql.query(
+        "SELECT extract(epoch FROM finished_at - e.created_at) * 1000 AS ms FROM workflow_run r "
+        "JOIN event e ON e.id = r.event_id WHERE r.id BETWEEN $1 AND $2 AND r.status = "
+        "'succeeded'",
+        {std::to_string(first), std::to_string(last)});
+  });
+  for (const auto& r : rows) out.push_back(std::stod(r.at("ms").get<std::string>()));
+  return out;
+}
+
+std::int64_t count_done(store::Store& s, std::int64_t first, std::int64_t last) {
+  Json rows;
+  s.with_sql([&](Sql& sql) {
+    rows = sql.query(
+        "SELECT count(*) AS n FROM workflow_run WHERE id BETWEEN $1 AND $2 AND status IN "
+        "('succeeded', 'failed')",
+        {std::to_string(first), std::to_string(last)});
+  });
+  return std::stoll(rows[0].at("n").get<std::string>());
+}
+
+// Parses libpq "key=value" connection strings (the embedded server's form) for pgbench.
+std::map<std::string, std::string> dsn_parts(const std::string& dsn) {
+  std::map<std::string, std::string> out;
+  std::regex kv(R"((\w+)=(\S+))");
+  for (auto it = std::sregex_iterator(dsn.begin(), dsn.end(), kv); it != std::sregex_iterator();
+       ++it)
+    out[(*it)[1]] = (*it)[2];
+  return out;
+}
+
+std::optional<double> pgbench_ceiling(const std::string& dsn, int clients) {
+  const std::string pgbench = "/usr/lib/postgresql/15/bin/pgbench";
+  if (!std::filesystem::exists(pgbench)) return std::nullopt;
+  store::Store s(dsn);
+  s.with_sql([](Sql& sql) {
+    sql.query("CREATE TABLE IF NOT EXISTS bench_ceiling (id bigserial PRIMARY KEY, v int)");
+    sql.query("TRUNCATE bench_ceiling");
+  });
+  const auto script = std::filesystem::temp_directory_path() / "chartflow_ceil_1row.sql";
+  {
+    std::FILE* f = std::fopen(script.c_str(), "w");
+    if (!f) return std::nullopt;
+    std::fputs("INSERT INTO bench_ceiling (v) VALUES (1);\n", f);
+    std::fclose(f);
+  }
+  auto parts = dsn_parts(dsn);
+  std::string cmd = pgbench + " -n -M prepared -T 5 -c " + std::to_string(clients) + " -j " +
+                    std::to_string(std::min(clients, 2)) + " -f " + script.string();
+  if (parts.count("host")) cmd += " -h " + parts["host"];
+  if (parts.count("port")) cmd += " -p " + parts["port"];
+  if (parts.count("user")) cmd += " -U " + parts["user"];
+  cmd += " " + (parts.count("dbname") ? parts["dbname"] : std::string("chartflow")) + " 2>&1";
+  std::FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return std::nullopt;
+  std::string out;
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, p)) out += buf;
+  pclose(p);
+  std::smatch m;
+  if (std::regex_search(out, m, std::regex(R"(tps = ([0-9.]+))"))) return std::stod(m[1]);
+  std::cerr << "pgbench failed: " << out << "\n";
+  return std::nullopt;
+}
+
+}  // namespace
+
+int run_engine_bench(const std::map<std::string, std::string>& options) {
+  runtime::Log::set_stderr_level(LogLevel::kWarning);
+  const int runs = std::stoi(opt(options, "runs", "10000"));
+  const int paced_runs = std::stoi(opt(options, "paced-runs", "200"));
+  const double rate = std::stod(opt(options, "rate", "20"));
+  const int workers = std::stoi(opt(options, "workers", "4"));
+  const int producers = std::stoi(opt(options, "producers", "4"));
+
+  std::unique_ptr<runtime::EmbeddedPostgres> embedded;
+  std::string dsn = opt(options, "database-url", "");
+  std::filesystem::path data_dir;
+  if (dsn.empty()) {
+    data_dir = opt(options, "data-dir", (std::filesystem::temp_directory_path() /
+                                         ("chartflow-bench-" + std::to_string(getpid())))
+                                            .string());
+    embedded = std::make_unique<runtime::EmbeddedPostgres>(data_dir);
+    dsn = embedded->start();
+  }
+  store::Store store(dsn);
+  store.migrate();
+
+  auto handlers = runtime::make_handler_registry("workflows");
+  auto registry = std::make_shared<runtime::WorkflowRegistry>();
+  auto loaded = config::load_workflow_text(kChain, "bench-chain.yaml", runtime::handler_check(*handlers));
+  if (!loaded.workflow) {
+    for (const auto& e : loaded.errors) std::cerr << e.to_string() << "\n";
+    return 1;
+  }
+  registry->publish(store, {*loaded.workflow});
+  Json settings_rows;
+  store.with_sql([&](Sql& sql) {
+    settings_rows = sql.query(
+        "SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', "
+        "'full_page_writes') ORDER BY name");
+  });
+
+  runtime::EngineSettings settings;
+  settings.dsn = dsn;
+  settings.workers = workers;
+  runtime::Engine engine(settings, handlers, registry);
+  engine.start();
+
+  std::cout << "chartflow engine benchmark\n";
+  std::cout << "  machine: " << std::thread::hardware_concurrency() << " cores; PostgreSQL "
+            << (embedded ? "embedded" : "external") << ":";
+  for (const auto& r : settings_rows)
+    std::cout << " " << r.at("name").get<std::string>() << "=" << r.at("setting").get<std::string>();
+  std::cout << "\n  workers=" << workers << " producers=" << producers << "\n";
+
+  // Burst: every event enqueued as fast as `producers` threads can, then drained.
+  auto ingest_one = [&](int i) {
+    store::EventInput ev;
+    ev.type = "bench.chain";
+    ev.body = {{"n", i}};
+    return engine.ingest(std::move(ev)).run_ids.at(0);
+  };
+  std::int64_t first_id = ingest_one(-1);
+  const auto t0 = SteadyClock::now();
+  std::vector<std::thread> threads;
+  std::atomic<int> next{0};
+  std::atomic<std::int64_t> last_id{first_id};
+  for (int p = 0; p < producers; ++p) {
+    threads.emplace_back([&] {
+      for (int i = next++; i < runs - 1; i = next++) {
+        auto id = ingest_one(i);
+        std::int64_t prev = last_id.load();
+        while (id > prev && !last_id.compare_exchange_weak(prev, id)) {
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  const double enqueue_s = std::chrono::duration<double>(SteadyClock::now() - t0).count();
+  while (count_done(store, first_id, last_id) < runs)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const double wall_s = std::chrono::duration<double>(SteadyClock::now() - t0).count();
+  auto burst_lat = percentiles(run_latencies(store, first_id, last_id));
+  const double runs_per_s = runs / wall_s;
+  const double steps_per_s = runs * 5 / wall_s;
+
+  // Paced: events arrive one at a time at `rate` per second, well below saturation.
+  std::int64_t paced_first = 0, paced_last = 0;
+  const auto period = std::chrono::duration<double>(1.0 / rate);
+  auto due = SteadyClock::now();
+  for (int i = 0; i < paced_runs; ++i) {
+    std::this_thread::sleep_until(due);
+    auto id = ingest_one(i);
+    if (i == 0) paced_first = id;
+    paced_last = id;
+    due += std::chrono::duration_cast<SteadyClock::duration>(period);
+  }
+  while (count_done(store, paced_first, paced_last) < paced_runs)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  auto paced_lat = percentiles(run_latencies(store, paced_first, paced_last));
+
+  // Idle: statements the engine sends while nothing happens.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  const auto q0 = store::Store::statements_issued();
+  std::this_thread::sleep_for(std::chrono::seconds(5));
+  const double idle_qps = (store::Store::statements_issued() - q0) / 5.0;
+  engine.drain();
+
+  auto ceil1 = pgbench_ceiling(dsn, 1);
+  auto ceil16 = pgbench_ceiling(dsn, 16);
+
+  std::printf("\nburst: %d five-step runs, enqueue %.2fs, wall %.2fs\n", runs, enqueue_s, wall_s);
+  std::printf("  runs/s %.0f   steps/s %.0f\n", runs_per_s, steps_per_s);
+  std::printf("  event-to-completion ms: p50 %.1f  p95 %.1f  p99 %.1f  max %.1f\n", burst_lat.p50,
+              burst_lat.p95, burst_lat.p99, burst_lat.max);
+  std::printf("paced: %d runs at %.0f runs/s\n", paced_runs, rate);
+  std::printf("  event-to-completion ms: p50 %.1f  p95 %.1f  p99 %.1f  max %.1f\n", paced_lat.p50,
+              paced_lat.p95, paced_lat.p99, paced_lat.max);
+  std::printf("idle: %.1f statements/s\n", idle_qps);
+  if (ceil1 && ceil16) {
+    std::printf("baseline (same cluster, same run): pgbench one-row commits/s: 1 client %.0f, "
+                "16 clients %.0f\n",
+                *ceil1, *ceil16);
+    std::printf("ratios: steps/s / 16-client commit ceiling = %.2f; steps per durable commit "
+                "slot at 1 client = %.2f\n",
+                steps_per_s / *ceil16, steps_per_s / *ceil1);
+  }
+  if (auto peer = options.find("graphile-jobs-per-s"); peer != options.end()) {
+    const double g = std::stod(peer->second);
+    std::printf("ratio vs graphile-worker chain (same run, %.0f jobs/s): %.2fx\n", g, steps_per_s / g);
+  }
+  std::printf("targets: steps/s >= 5000 [%s]; paced p99 <= 15 ms [%s]; idle <= 1 statement/s [%s]\n",
+              steps_per_s >= 5000 ? "met" : "NOT met", paced_lat.p99 <= 15 ? "met" : "NOT met",
+              idle_qps <= 1.0 ? "met" : "NOT met");
+  if (embedded) {
+    embedded->stop();
+    if (!options.count("data-dir")) std::filesystem::remove_all(data_dir);
+  }
+  return 0;
 }
 
 }  // namespace chartflow::bench

@@ -14,6 +14,7 @@ constexpr const char* kWakeChannel = "chartflow_wakeup";
 constexpr Millis kMinProbeGap{20};
 constexpr Millis kReconnectDelay{500};
 constexpr std::size_t kEventCacheEntries = 1024;
+constexpr auto kMaxBatchOpen = std::chrono::milliseconds(50);
 
 std::string make_instance_id() {
   char host[256] = {0};
@@ -77,6 +78,8 @@ void Engine::drain() {
   for (auto& t : workers_)
     if (t.joinable()) t.join();
   workers_.clear();
+  // The dispatcher keeps renewing leases until the last in-flight step is committed.
+  dispatcher_stopping_ = true;
   if (dispatcher_.joinable()) dispatcher_.join();
 }
 
@@ -94,37 +97,50 @@ std::vector<WorkflowPtr> Engine::matching(const std::string& type, const Json& b
   return out;
 }
 
+std::vector<store::RunPlan> Engine::plan_runs(const store::EventInput& ev,
+                                              std::vector<std::string>* started) const {
+  std::vector<store::RunPlan> plans;
+  for (const auto& wf : matching(ev.type, ev.body)) {
+    store::RunPlan p;
+    p.workflow_version_id = wf->version_id;
+    p.workflow = wf->workflow.name;
+    for (const auto& s : wf->workflow.steps) {
+      store::StepPlan sp;
+      sp.step_key = s.name;
+      sp.handler = s.handler.name;
+      sp.needs = s.needs;
+      sp.max_attempts = s.retry.max_attempts;
+      sp.timeout_ms = static_cast<int>(s.timeout.count());
+      sp.concurrency_key = concurrency_key(wf->workflow, s, ev.body);
+      if (sp.concurrency_key) sp.concurrency_limit = s.concurrency.limit;
+      p.steps.push_back(std::move(sp));
+    }
+    if (started) started->push_back(p.workflow);
+    plans.push_back(std::move(p));
+  }
+  return plans;
+}
+
 store::IngestResult Engine::ingest(store::EventInput event,
                                    const store::Store::BeforeIngest& before) {
   std::vector<std::string> started;
-  auto plan = [&](const store::EventInput& ev) {
-    std::vector<store::RunPlan> plans;
-    for (const auto& wf : matching(ev.type, ev.body)) {
-      store::RunPlan p;
-      p.workflow_version_id = wf->version_id;
-      p.workflow = wf->workflow.name;
-      for (const auto& s : wf->workflow.steps) {
-        store::StepPlan sp;
-        sp.step_key = s.name;
-        sp.handler = s.handler.name;
-        sp.needs = s.needs;
-        sp.max_attempts = s.retry.max_attempts;
-        sp.timeout_ms = static_cast<int>(s.timeout.count());
-        sp.concurrency_key = concurrency_key(wf->workflow, s, ev.body);
-        if (sp.concurrency_key) sp.concurrency_limit = s.concurrency.limit;
-        p.steps.push_back(std::move(sp));
-      }
-      started.push_back(p.workflow);
-      plans.push_back(std::move(p));
-    }
-    return plans;
-  };
+  auto plan = [&](const store::EventInput& ev) { return plan_runs(ev, &started); };
   auto result = pool_.with([&](store::Store& s) { return s.ingest(std::move(event), plan, before); });
   if (!result.duplicate && hooks_.run_started)
     for (const auto& name : started) hooks_.run_started(name);
   // Same-process workers need no round trip through NOTIFY to start.
   if (!result.run_ids.empty()) wake_workers();
   return result;
+}
+
+std::vector<store::IngestResult> Engine::ingest_batch(const std::vector<store::EventInput>& events) {
+  std::vector<std::string> started;
+  auto plan = [&](const store::EventInput& ev) { return plan_runs(ev, &started); };
+  auto results = pool_.with([&](store::Store& s) { return s.ingest_batch(events, plan); });
+  if (hooks_.run_started)
+    for (const auto& name : started) hooks_.run_started(name);
+  wake_workers();
+  return results;
 }
 
 void Engine::wake_workers() {
@@ -158,7 +174,8 @@ void Engine::worker_loop(int index) {
         wait_for_work(seen);
         continue;
       }
-      run_batch(*store, steps);
+      // Each batch's commit claims the next batch, so a busy worker pays one commit per batch.
+      while (!steps.empty()) steps = run_batch(*store, steps);
     } catch (const std::exception& e) {
       Log::error("worker_error", {{"worker", index}, {"error", e.what()}});
       store.reset();
@@ -168,44 +185,55 @@ void Engine::worker_loop(int index) {
   }
 }
 
-void Engine::run_batch(store::Store& store, std::vector<store::ClaimedStep>& steps) {
+std::vector<store::ClaimedStep> Engine::run_batch(store::Store& store,
+                                                  std::vector<store::ClaimedStep>& steps) {
   in_flight_ += static_cast<int>(steps.size());
   struct Done {
-    std::string workflow, step, outcome;
+    std::string workflow, step;
     double seconds;
   };
   std::vector<Done> done;
+  std::vector<store::ClaimedStep> next;
   try {
     // Definitions and event bodies are read before the batch transaction opens: a connection
     // runs one transaction at a time.
+    std::vector<std::int64_t> missing;
+    for (const auto& s : steps)
+      if (!events_.get(s.event_id)) missing.push_back(s.event_id);
+    for (auto& [id, body] : store.event_bodies(missing))
+      events_.put(id, std::make_shared<const Json>(std::move(body)));
     std::vector<std::pair<WorkflowPtr, std::shared_ptr<const Json>>> inputs;
     for (const auto& s : steps) {
-      auto wf = workflows_->by_version(s.workflow_version_id, store);
       auto event = events_.get(s.event_id);
-      if (!event) {
-        auto body = store.event_body(s.event_id);
-        event = std::make_shared<const Json>(body ? std::move(*body) : Json::object());
-        events_.put(s.event_id, event);
-      }
-      inputs.emplace_back(std::move(wf), std::move(event));
+      if (!event) event = std::make_shared<const Json>(Json::object());
+      inputs.emplace_back(workflows_->by_version(s.workflow_version_id, store), std::move(event));
     }
     auto batch = store.begin_batch();
+    auto batch_start = std::chrono::steady_clock::now();
     for (std::size_t i = 0; i < steps.size(); ++i) {
       const auto& s = steps[i];
       const auto t0 = std::chrono::steady_clock::now();
+      // Slow handlers: commit what is done so finished steps do not sit locked, looking like
+      // running steps with an ageing lease, behind the rest of the batch.
+      if (i > 0 && t0 - batch_start > kMaxBatchOpen) {
+        batch->commit(settings_.instance_id, 0, settings_.lease, false);
+        batch = store.begin_batch();
+        batch_start = std::chrono::steady_clock::now();
+      }
       execute(*batch, s, inputs[i].first, *inputs[i].second);
-      const double secs =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      done.push_back({s.workflow, s.step_key, "done", secs});
+      done.push_back({s.workflow, s.step_key,
+                      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()});
     }
-    batch->commit();
+    next = batch->commit(settings_.instance_id, stopping_ ? 0 : settings_.batch_size,
+                         settings_.lease, workflows_->any_concurrency_limits());
   } catch (...) {
     in_flight_ -= static_cast<int>(steps.size());
     throw;
   }
   in_flight_ -= static_cast<int>(steps.size());
   if (hooks_.step_finished)
-    for (const auto& d : done) hooks_.step_finished(d.workflow, d.step, d.seconds, d.outcome);
+    for (const auto& d : done) hooks_.step_finished(d.workflow, d.step, d.seconds, "done");
+  return next;
 }
 
 void Engine::execute(store::StepBatch& batch, const store::ClaimedStep& s, const WorkflowPtr& wf,
@@ -247,7 +275,7 @@ void Engine::execute(store::StepBatch& batch, const store::ClaimedStep& s, const
                                s.step_key, s.attempt, Json::object()});
     Log::to_stderr(store::LogRecord{3, "step attempt failed", s.workflow, s.run_id, s.step_key,
                                     s.attempt, Json::object()});
-    if (permanent || def->retry.exhausted(s.attempt)) {
+    if (permanent || s.attempt >= s.max_attempts) {
       batch.finish_failed(s, owner, reason);
       if (hooks_.run_finished) hooks_.run_finished(s.workflow, "failed");
     } else {
@@ -283,9 +311,11 @@ void Engine::handle_expired(store::Store& store) {
                                                                             : core::Millis(0))
                             : "lease expired (worker lost)";
     std::optional<Millis> after;
-    if (e.attempt < e.max_attempts)
-      after = e.timed_out ? policy.delay_before(e.attempt + 1, unit_random) : Millis(0);
-    store.expire_step(e, after, error);
+    if (!e.timed_out)
+      after = Millis(0);
+    else if (e.attempt < e.max_attempts)
+      after = policy.delay_before(e.attempt + 1, unit_random);
+    if (!store.expire_step(e, after, error)) continue;
     if (hooks_.step_expired) hooks_.step_expired(e.timed_out);
     Log::warn(e.timed_out ? "step_timed_out" : "lease_expired",
               {{"run", e.run_id}, {"step", e.step_key}, {"attempt", e.attempt}});
@@ -295,7 +325,7 @@ void Engine::handle_expired(store::Store& store) {
 void Engine::dispatcher_loop() {
   std::unique_ptr<store::Store> store;
   auto last_heartbeat = std::chrono::steady_clock::now();
-  while (!stopping_) {
+  while (!dispatcher_stopping_) {
     try {
       if (!store) {
         store = std::make_unique<store::Store>(settings_.dsn);
@@ -322,7 +352,7 @@ void Engine::dispatcher_loop() {
       if (auto logs = Log::drain(); !logs.empty()) store->write_logs(logs);
       // Notifications mean new work: pass them on without probing again.
       const auto deadline = std::chrono::steady_clock::now() + sleep;
-      while (!stopping_) {
+      while (!dispatcher_stopping_) {
         const auto left =
             std::chrono::duration_cast<Millis>(deadline - std::chrono::steady_clock::now());
         if (left <= Millis(0)) break;

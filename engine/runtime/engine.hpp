@@ -60,6 +60,8 @@ class Engine {
   // Starts a run of every latest workflow whose trigger matches. `before` runs in the same
   // transaction (see Store::ingest).
   store::IngestResult ingest(store::EventInput event, const store::Store::BeforeIngest& before = {});
+  // Many events in one transaction (webhook batches, bulk loads).
+  std::vector<store::IngestResult> ingest_batch(const std::vector<store::EventInput>& events);
 
   StorePool& pool() { return pool_; }
   WorkflowRegistry& workflows() { return *workflows_; }
@@ -71,9 +73,12 @@ class Engine {
   std::vector<WorkflowPtr> matching(const std::string& type, const Json& body) const;
 
  private:
+  std::vector<store::RunPlan> plan_runs(const store::EventInput& ev,
+                                       std::vector<std::string>* started) const;
   void dispatcher_loop();
   void worker_loop(int index);
-  void run_batch(store::Store& store, std::vector<store::ClaimedStep>& steps);
+  std::vector<store::ClaimedStep> run_batch(store::Store& store,
+                                            std::vector<store::ClaimedStep>& steps);
   void execute(store::StepBatch& batch, const store::ClaimedStep& step, const WorkflowPtr& wf,
                const Json& event);
   void handle_expired(store::Store& store);
@@ -88,6 +93,7 @@ class Engine {
   EventCache events_;
 
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> dispatcher_stopping_{false};
   std::atomic<int> in_flight_{0};
   std::mutex wake_mu_;
   std::condition_variable wake_cv_;

@@ -14,9 +14,16 @@ constexpr const char* kWakeChannel = "chartflow_wakeup";
 constexpr const char* kClaimReturning =
     " RETURNING s.run_id, s.step_key, s.handler, s.attempt, s.max_attempts, "
     "r.workflow_version_id, r.workflow, r.event_id, (SELECT e.type FROM event e WHERE e.id = "
-    "r.event_id), (SELECT coalesce(jsonb_object_agg(d.step_key, d.output), '{}') FROM step_run d "
-    "WHERE d.run_id = s.run_id AND d.status = 'succeeded'), s.wake::text, "
-    "extract(epoch FROM s.deadline_at) * 1000";
+    "r.event_id) AS event_type, (SELECT coalesce(jsonb_object_agg(d.step_key, d.output), '{}') "
+    "FROM step_run d WHERE d.run_id = s.run_id AND d.status = 'succeeded') AS outputs, "
+    "s.wake::text AS wake, extract(epoch FROM s.deadline_at) * 1000 AS deadline_ms";
+
+// Wraps a claiming UPDATE so the 'started' history rows go in with it, in one round trip.
+std::string with_history(const std::string& claim_update) {
+  return "WITH claimed AS (" + claim_update +
+         "), h AS (INSERT INTO run_history (run_id, type, step, attempt, worker) "
+         "SELECT run_id, 'started', step_key, attempt, $1 FROM claimed) SELECT * FROM claimed";
+}
 
 constexpr const char* kClaimSet =
     "SET status = 'running', attempt = s.attempt + 1, lease_owner = $1, "
@@ -61,6 +68,48 @@ void history(pqxx::transaction_base& tx, std::int64_t run_id, const char* type,
       "INSERT INTO run_history (run_id, type, step, attempt, worker, detail) VALUES ($1, $2, $3, "
       "$4::int, $5, $6::jsonb)",
       run_id, type, opt(step), opt(attempt_text), opt(worker), opt(detail_text));
+}
+
+std::vector<ClaimedStep> claim_in(pqxx::transaction_base& tx, const std::string& owner, int limit,
+                                  std::chrono::milliseconds lease, bool include_keyed) {
+  const auto lease_ms = static_cast<std::int64_t>(lease.count());
+  // SKIP LOCKED lets many workers claim side by side without waiting on each other's rows.
+  auto r = tx.exec_params(
+      with_history(std::string("WITH due AS (SELECT run_id, step_key FROM step_run "
+                               "WHERE status IN ('ready', 'retrying') AND run_at <= now() "
+                               "AND concurrency_key IS NULL ORDER BY run_at LIMIT $3 "
+                               "FOR UPDATE SKIP LOCKED) "
+                               "UPDATE step_run s ") +
+                   kClaimSet +
+                   "FROM due JOIN workflow_run r ON r.id = due.run_id "
+                   "WHERE s.run_id = due.run_id AND s.step_key = due.step_key" +
+                   kClaimReturning),
+      owner, lease_ms, limit);
+  auto out = read_claimed(r);
+  if (include_keyed && static_cast<int>(out.size()) < limit) {
+    // Steps under a concurrency key: the advisory lock per key serialises the count-and-claim
+    // across processes, so the limit holds even when two workers look at once.
+    auto keyed = tx.exec_params(
+        "SELECT run_id, step_key, concurrency_key, concurrency_limit FROM step_run "
+        "WHERE status IN ('ready', 'retrying') AND run_at <= now() AND concurrency_key IS NOT "
+        "NULL ORDER BY run_at, run_id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        limit - static_cast<int>(out.size()));
+    for (const auto& k : keyed) {
+      const std::string key = k[2].c_str();
+      tx.exec_params("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", key);
+      auto running = tx.exec_params1(
+          "SELECT count(*) FROM step_run WHERE concurrency_key = $1 AND status = 'running'", key);
+      if (running[0].as<int>() >= k[3].as<int>()) continue;
+      auto one = tx.exec_params(
+          with_history(std::string("UPDATE step_run s ") + kClaimSet +
+                       "FROM workflow_run r WHERE r.id = s.run_id AND s.run_id = $3 AND "
+                       "s.step_key = $4" +
+                       kClaimReturning),
+          owner, lease_ms, k[0].as<std::int64_t>(), std::string(k[1].c_str()));
+      for (auto& c : read_claimed(one)) out.push_back(std::move(c));
+    }
+  }
+  return out;
 }
 
 class BatchImpl : public StepBatch {
@@ -224,8 +273,13 @@ class BatchImpl : public StepBatch {
 
   void log(const LogRecord& rec) override { logs_.push_back(rec); }
 
-  void commit() override {
+  std::vector<ClaimedStep> commit(const std::string& owner, int claim_next,
+                                  std::chrono::milliseconds lease, bool include_keyed) override {
     keep_step_writes();
+    // Claiming the next steps (often the ones this batch just released) in the same commit
+    // halves the durable commits per step.
+    std::vector<ClaimedStep> next;
+    if (claim_next > 0) next = claim_in(tx_, owner, claim_next, lease, include_keyed);
     if (!logs_.empty()) {
       Json arr = Json::array();
       for (const auto& r : logs_) {
@@ -243,9 +297,8 @@ class BatchImpl : public StepBatch {
           "run_id bigint, step text, attempt int, fields jsonb)",
           arr.dump());
     }
-    // Other processes only need a hint when this batch released work it will not run itself;
-    // retries are found by the dispatcher's timer.
     tx_.commit();
+    return next;
   }
 
   int promoted() const { return promoted_; }
@@ -269,71 +322,98 @@ class BatchImpl : public StepBatch {
 
 }  // namespace
 
+namespace {
+
+// Stores one event and its runs inside `tx`. The caller commits and notifies.
+IngestResult ingest_in(pqxx::transaction_base& tx, const EventInput& event,
+                       const Store::PlanRuns& plan) {
+  IngestResult result;
+  auto ins = tx.exec_params(
+      "INSERT INTO event (type, dedup_key, body, source) VALUES ($1, $2, $3::jsonb, $4) "
+      "ON CONFLICT (type, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING RETURNING id",
+      event.type, opt(event.dedup_key), event.body.dump(), event.source);
+  if (ins.empty()) {
+    // The same dedup key was accepted before: report what it started, start nothing.
+    auto prev = tx.exec_params1("SELECT id FROM event WHERE type = $1 AND dedup_key = $2",
+                                event.type, *event.dedup_key);
+    result.event_id = prev[0].as<std::int64_t>();
+    for (const auto& row : tx.exec_params(
+             "SELECT id FROM workflow_run WHERE event_id = $1 ORDER BY id", result.event_id))
+      result.run_ids.push_back(row[0].as<std::int64_t>());
+    result.duplicate = true;
+    return result;
+  }
+  result.event_id = ins[0][0].as<std::int64_t>();
+  for (const RunPlan& p : plan(event)) {
+    Json steps = Json::array();
+    for (const auto& s : p.steps) {
+      Json o = {{"step_key", s.step_key},
+                {"handler", s.handler},
+                {"needs", s.needs},
+                {"pending_needs", s.needs.size()},
+                {"max_attempts", s.max_attempts},
+                {"timeout_ms", s.timeout_ms}};
+      if (s.concurrency_key) o["concurrency_key"] = *s.concurrency_key;
+      if (s.concurrency_limit) o["concurrency_limit"] = *s.concurrency_limit;
+      steps.push_back(std::move(o));
+    }
+    // Run, steps and history in one round trip.
+    auto run = tx.exec_params1(
+        "WITH run AS (INSERT INTO workflow_run (workflow_version_id, workflow, event_id, status, "
+        "  remaining_steps, subject, started_at) VALUES ($1, $2, $3, 'running', $4, $5, now()) "
+        "  RETURNING id),"
+        " steps AS (INSERT INTO step_run (run_id, step_key, handler, status, needs, pending_needs, "
+        "  max_attempts, timeout_ms, concurrency_key, concurrency_limit) "
+        "  SELECT run.id, x.step_key, x.handler, CASE WHEN x.pending_needs = 0 THEN 'ready' ELSE "
+        "  'pending' END, x.needs, x.pending_needs, x.max_attempts, x.timeout_ms, "
+        "  x.concurrency_key, x.concurrency_limit FROM run, jsonb_to_recordset($6::jsonb) AS x("
+        "  step_key text, handler text, needs jsonb, pending_needs int, max_attempts int, "
+        "  timeout_ms int, concurrency_key text, concurrency_limit int)),"
+        " h AS (INSERT INTO run_history (run_id, type, detail) SELECT run.id, 'scheduled', "
+        "  jsonb_build_object('event_id', $3::bigint, 'version_id', $1::bigint) FROM run)"
+        " SELECT id FROM run",
+        p.workflow_version_id, p.workflow, result.event_id, static_cast<int>(p.steps.size()),
+        opt(event.subject), steps.dump());
+    result.run_ids.push_back(run[0].as<std::int64_t>());
+  }
+  return result;
+}
+
+}  // namespace
+
 IngestResult Store::ingest(EventInput event, const PlanRuns& plan, const BeforeIngest& before) {
   return translate([&] {
     pqxx::work tx(impl_->conn);
-    IngestResult result;
     if (before) {
       TxSql sql(tx);
       if (!before(sql, event)) {
-        result.duplicate = true;
+        IngestResult dup;
+        dup.duplicate = true;
         tx.commit();
-        return result;
+        return dup;
       }
     }
-    auto ins = tx.exec_params(
-        "INSERT INTO event (type, dedup_key, body, source) VALUES ($1, $2, $3::jsonb, $4) "
-        "ON CONFLICT (type, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING RETURNING id",
-        event.type, opt(event.dedup_key), event.body.dump(), event.source);
-    if (ins.empty()) {
-      // The same dedup key was accepted before: report what it started, start nothing.
-      auto prev = tx.exec_params1("SELECT id FROM event WHERE type = $1 AND dedup_key = $2",
-                                  event.type, *event.dedup_key);
-      result.event_id = prev[0].as<std::int64_t>();
-      for (const auto& row : tx.exec_params(
-               "SELECT id FROM workflow_run WHERE event_id = $1 ORDER BY id", result.event_id))
-        result.run_ids.push_back(row[0].as<std::int64_t>());
-      result.duplicate = true;
-      tx.commit();
-      return result;
-    }
-    result.event_id = ins[0][0].as<std::int64_t>();
-    for (const RunPlan& p : plan(event)) {
-      auto run = tx.exec_params1(
-          "INSERT INTO workflow_run (workflow_version_id, workflow, event_id, status, "
-          "remaining_steps, subject, started_at) VALUES ($1, $2, $3, 'running', $4, $5, now()) "
-          "RETURNING id",
-          p.workflow_version_id, p.workflow, result.event_id, static_cast<int>(p.steps.size()),
-          opt(event.subject));
-      const auto run_id = run[0].as<std::int64_t>();
-      Json steps = Json::array();
-      for (const auto& s : p.steps) {
-        Json o = {{"step_key", s.step_key},
-                  {"handler", s.handler},
-                  {"needs", s.needs},
-                  {"pending_needs", s.needs.size()},
-                  {"max_attempts", s.max_attempts},
-                  {"timeout_ms", s.timeout_ms}};
-        if (s.concurrency_key) o["concurrency_key"] = *s.concurrency_key;
-        if (s.concurrency_limit) o["concurrency_limit"] = *s.concurrency_limit;
-        steps.push_back(std::move(o));
-      }
-      tx.exec_params(
-          "INSERT INTO step_run (run_id, step_key, handler, status, needs, pending_needs, "
-          "max_attempts, timeout_ms, concurrency_key, concurrency_limit) "
-          "SELECT $1, x.step_key, x.handler, CASE WHEN x.pending_needs = 0 THEN 'ready' ELSE "
-          "'pending' END, x.needs, x.pending_needs, x.max_attempts, x.timeout_ms, "
-          "x.concurrency_key, x.concurrency_limit FROM jsonb_to_recordset($2::jsonb) AS x("
-          "step_key text, handler text, needs jsonb, pending_needs int, max_attempts int, "
-          "timeout_ms int, concurrency_key text, concurrency_limit int)",
-          run_id, steps.dump());
-      history(tx, run_id, "scheduled", std::nullopt, std::nullopt, std::nullopt,
-              Json{{"event_id", result.event_id}, {"version_id", p.workflow_version_id}});
-      result.run_ids.push_back(run_id);
-    }
-    if (!result.run_ids.empty()) tx.exec_params("SELECT pg_notify($1, '')", kWakeChannel);
+    auto result = ingest_in(tx, event, plan);
+    if (!result.duplicate && !result.run_ids.empty())
+      tx.exec_params("SELECT pg_notify($1, '')", kWakeChannel);
     tx.commit();
     return result;
+  });
+}
+
+std::vector<IngestResult> Store::ingest_batch(const std::vector<EventInput>& events,
+                                              const PlanRuns& plan) {
+  return translate([&] {
+    pqxx::work tx(impl_->conn);
+    std::vector<IngestResult> out;
+    bool started = false;
+    for (const auto& ev : events) {
+      out.push_back(ingest_in(tx, ev, plan));
+      started = started || (!out.back().duplicate && !out.back().run_ids.empty());
+    }
+    if (started) tx.exec_params("SELECT pg_notify($1, '')", kWakeChannel);
+    tx.commit();
+    return out;
   });
 }
 
@@ -341,45 +421,7 @@ std::vector<ClaimedStep> Store::claim(const std::string& owner, int limit,
                                       std::chrono::milliseconds lease, bool include_keyed) {
   return translate([&] {
     pqxx::work tx(impl_->conn);
-    const auto lease_ms = static_cast<std::int64_t>(lease.count());
-    // SKIP LOCKED lets many workers claim side by side without waiting on each other's rows.
-    auto r = tx.exec_params(
-        std::string("WITH due AS (SELECT run_id, step_key FROM step_run "
-                    "WHERE status IN ('ready', 'retrying') AND run_at <= now() "
-                    "AND concurrency_key IS NULL ORDER BY run_at LIMIT $3 "
-                    "FOR UPDATE SKIP LOCKED) "
-                    "UPDATE step_run s ") +
-            kClaimSet +
-            "FROM due JOIN workflow_run r ON r.id = due.run_id "
-            "WHERE s.run_id = due.run_id AND s.step_key = due.step_key" +
-            kClaimReturning,
-        owner, lease_ms, limit);
-    auto out = read_claimed(r);
-    if (include_keyed && static_cast<int>(out.size()) < limit) {
-      // Steps under a concurrency key: the advisory lock per key serialises the count-and-claim
-      // across processes, so the limit holds even when two workers look at once.
-      auto keyed = tx.exec_params(
-          "SELECT run_id, step_key, concurrency_key, concurrency_limit FROM step_run "
-          "WHERE status IN ('ready', 'retrying') AND run_at <= now() AND concurrency_key IS NOT "
-          "NULL ORDER BY run_at, run_id LIMIT $1 FOR UPDATE SKIP LOCKED",
-          limit - static_cast<int>(out.size()));
-      for (const auto& k : keyed) {
-        const std::string key = k[2].c_str();
-        tx.exec_params("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", key);
-        auto running = tx.exec_params1(
-            "SELECT count(*) FROM step_run WHERE concurrency_key = $1 AND status = 'running'",
-            key);
-        if (running[0].as<int>() >= k[3].as<int>()) continue;
-        auto one = tx.exec_params(
-            std::string("UPDATE step_run s ") + kClaimSet +
-                "FROM workflow_run r WHERE r.id = s.run_id AND s.run_id = $3 AND s.step_key = $4" +
-                kClaimReturning,
-            owner, lease_ms, k[0].as<std::int64_t>(), std::string(k[1].c_str()));
-        for (auto& c : read_claimed(one)) out.push_back(std::move(c));
-      }
-    }
-    for (const auto& c : out)
-      history(tx, c.run_id, "started", c.step_key, c.attempt, owner, std::nullopt);
+    auto out = claim_in(tx, owner, limit, lease, include_keyed);
     tx.commit();
     return out;
   });
@@ -388,9 +430,13 @@ std::vector<ClaimedStep> Store::claim(const std::string& owner, int limit,
 int Store::heartbeat(const std::string& owner, std::chrono::milliseconds lease) {
   return translate([&] {
     pqxx::work tx(impl_->conn);
+    // SKIP LOCKED: rows our own open batch has just finished are locked by it; waiting for them
+    // would stall the heartbeat until the batch commits and let the other leases lapse.
     auto r = tx.exec_params(
-        "UPDATE step_run SET lease_expires_at = now() + $2 * interval '1 millisecond' "
-        "WHERE lease_owner = $1 AND status = 'running'",
+        "UPDATE step_run s SET lease_expires_at = now() + $2 * interval '1 millisecond' "
+        "FROM (SELECT run_id, step_key FROM step_run WHERE lease_owner = $1 AND status = "
+        "'running' FOR UPDATE SKIP LOCKED) mine "
+        "WHERE s.run_id = mine.run_id AND s.step_key = mine.step_key",
         owner, static_cast<std::int64_t>(lease.count()));
     tx.commit();
     return static_cast<int>(r.affected_rows());
@@ -482,19 +528,24 @@ std::vector<Expired> Store::expired_steps(int limit) {
   });
 }
 
-void Store::expire_step(const Expired& e, std::optional<std::chrono::milliseconds> retry_after,
+bool Store::expire_step(const Expired& e, std::optional<std::chrono::milliseconds> retry_after,
                         const std::string& error) {
-  translate([&] {
+  return translate([&] {
     pqxx::work tx(impl_->conn);
     const char* type = e.timed_out ? "timed_out" : "lease_expired";
+    bool changed = false;
     if (retry_after) {
+      // A dead worker is not the step's fault, so a lost lease adds an attempt rather than using
+      // one up. The attempt number itself only grows: it is what fences off the late finisher.
       auto r = tx.exec_params(
           "UPDATE step_run SET status = 'retrying', lease_owner = NULL, error = $4, "
-          "run_at = now() + $5 * interval '1 millisecond' "
+          "run_at = now() + $5 * interval '1 millisecond', "
+          "max_attempts = CASE WHEN $6 THEN max_attempts ELSE max_attempts + 1 END "
           "WHERE run_id = $1 AND step_key = $2 AND attempt = $3 AND status = 'running'",
           e.run_id, e.step_key, e.attempt, error,
-          static_cast<std::int64_t>(retry_after->count()));
-      if (r.affected_rows() == 1)
+          static_cast<std::int64_t>(retry_after->count()), e.timed_out);
+      changed = r.affected_rows() == 1;
+      if (changed)
         history(tx, e.run_id, type, e.step_key, e.attempt, std::nullopt,
                 Json{{"error", error}, {"delay_ms", retry_after->count()}});
     } else {
@@ -503,7 +554,8 @@ void Store::expire_step(const Expired& e, std::optional<std::chrono::millisecond
           "finished_at = now() "
           "WHERE run_id = $1 AND step_key = $2 AND attempt = $3 AND status = 'running'",
           e.run_id, e.step_key, e.attempt, error);
-      if (r.affected_rows() == 1) {
+      changed = r.affected_rows() == 1;
+      if (changed) {
         history(tx, e.run_id, type, e.step_key, e.attempt, std::nullopt, Json{{"error", error}});
         history(tx, e.run_id, "failed", e.step_key, e.attempt, std::nullopt,
                 Json{{"error", error}});
@@ -516,12 +568,14 @@ void Store::expire_step(const Expired& e, std::optional<std::chrono::millisecond
                   Json{{"step", e.step_key}});
       }
     }
+    if (!changed) return false;
     tx.exec_params(
         "INSERT INTO log_record (level, message, workflow, run_id, step, attempt) "
         "SELECT 3, $3, workflow, id, $2, $4 FROM workflow_run WHERE id = $1",
-        e.run_id, e.step_key, error, e.attempt);
+        e.run_id, e.step_key, "step attempt failed: " + error, e.attempt);
     tx.exec_params("SELECT pg_notify($1, '')", kWakeChannel);
     tx.commit();
+    return true;
   });
 }
 

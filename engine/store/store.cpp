@@ -170,6 +170,21 @@ std::optional<Json> Store::event_body(std::int64_t event_id) {
   });
 }
 
+std::map<std::int64_t, Json> Store::event_bodies(const std::vector<std::int64_t>& ids) {
+  return translate([&] {
+    std::map<std::int64_t, Json> out;
+    if (ids.empty()) return out;
+    std::string list = "{";
+    for (std::size_t i = 0; i < ids.size(); ++i) list += (i ? "," : "") + std::to_string(ids[i]);
+    list += "}";
+    pqxx::read_transaction tx(impl_->conn);
+    for (const auto& row :
+         tx.exec_params("SELECT id, body FROM event WHERE id = ANY($1::bigint[])", list))
+      out.emplace(row[0].as<std::int64_t>(), Json::parse(row[1].c_str()));
+    return out;
+  });
+}
+
 void Store::write_logs(const std::vector<LogRecord>& records) {
   if (records.empty()) return;
   translate([&] {

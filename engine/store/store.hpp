@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,6 +41,9 @@ class Store {
   using BeforeIngest = std::function<bool(Sql&, EventInput&)>;
   using PlanRuns = std::function<std::vector<RunPlan>(const EventInput&)>;
   IngestResult ingest(EventInput event, const PlanRuns& plan, const BeforeIngest& before = nullptr);
+  // Many events in one transaction: all are stored or none.
+  std::vector<IngestResult> ingest_batch(const std::vector<EventInput>& events,
+                                         const PlanRuns& plan);
 
   // Claims due steps: unkeyed first, then (include_keyed) those under a concurrency key.
   // Each comes with the outputs of the run's succeeded steps.
@@ -54,11 +58,14 @@ class Store {
   Probe probe();
   int fire_due_waits();
   std::vector<Expired> expired_steps(int limit);
-  // Requeue or fail one expired step (guarded by attempt so a late finisher loses).
-  void expire_step(const Expired& e, std::optional<std::chrono::milliseconds> retry_after,
+  // Requeue or fail one expired step (guarded by attempt so a late finisher loses); false when
+  // the step had moved on meanwhile.
+  bool expire_step(const Expired& e, std::optional<std::chrono::milliseconds> retry_after,
                    const std::string& error);
 
   std::optional<Json> event_body(std::int64_t event_id);
+  // Bodies of several events in one round trip (missing ids are absent from the map).
+  std::map<std::int64_t, Json> event_bodies(const std::vector<std::int64_t>& ids);
 
   enum class CommandResult { kOk, kNotFound, kConflict };
   CommandResult signal(std::int64_t run_id, const std::string& name, const Json& payload,
@@ -125,7 +132,9 @@ class StepBatch {
                            const std::optional<std::string>& signal,
                            const std::optional<TimePoint>& until) = 0;
   virtual void log(const LogRecord& r) = 0;
-  virtual void commit() = 0;
+  // Commits, claiming up to `claim_next` due steps for `owner` in the same transaction.
+  virtual std::vector<ClaimedStep> commit(const std::string& owner, int claim_next,
+                                          std::chrono::milliseconds lease, bool include_keyed) = 0;
 };
 
 }  // namespace chartflow::store

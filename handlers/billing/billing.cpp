@@ -36,11 +36,11 @@ BillingHandler::BillingHandler(std::shared_ptr<const ChartSettings> settings)
 
 StepOutcome BillingHandler::run(StepContext& ctx) {
   auto event = parse_chart_event(ctx.event());
-  if (!event) return Fail{"event body lacks a valid chart_id and revision"};
+  if (!event) return Fail{"event body lacks a valid chart_id and revision", true};
   Sql& sql = ctx.sql();
   auto chart = ChartCache::instance().load(sql, event->chart_id, event->revision);
   if (!chart) {
-    return Fail{fmt::format("chart {} revision {} not found", event->chart_id, event->revision)};
+    return Fail{fmt::format("chart {} revision {} not found", event->chart_id, event->revision), true};
   }
   const auto& index = chart->index;
   const auto items = extract_billable_items(index, settings_->price_list);
@@ -88,7 +88,8 @@ StepOutcome BillingHandler::run(StepContext& ctx) {
   if (const Json* patient = index.patient()) patient_ref = index.ref_of(*patient);
   int notifications = 0;
   for (const auto& [payor, lines] : per_payor) {
-    const std::string key = fmt::format("{}:claim:{}", ctx.idempotency_key(), payor);
+    const std::string key =
+        notification_key(ctx.idempotency_key(), "claim", event->chart_id, payor);
     Json payload = build_claim_notification(event->chart_id, patient_ref, payor, "claim", key, lines);
     if (enqueue_notification(sql, event->chart_id, payor, "claim", key, payload)) ++notifications;
   }

@@ -88,10 +88,9 @@ StoredRevision store_revision(Sql& sql, const std::string& chart_id, const std::
 }
 
 StoredRevision store_writeback_revision(Sql& sql, const std::string& chart_id,
-                                        int based_on_revision, const Json& body,
+                                        int based_on_revision, const std::string& text,
                                         const std::string& written_by) {
   StoredRevision stored;
-  std::string text = body.dump();
   stored.content_hash = sha256_hex(text);
   int latest = lock_chart(sql, chart_id, std::nullopt);
   if (auto dup = query_one(sql, kFindWriteback,

@@ -26,11 +26,11 @@ struct StoredRevision {
 StoredRevision store_revision(Sql& sql, const std::string& chart_id, const std::string& raw_body,
                               const Json& bundle, const std::string& uploader);
 
-// Stores a Bundle written back by a handler (source 'writeback', based on `based_on_revision`).
-// Idempotent: identical content already written back on the same base returns that revision
-// with duplicate = true.
+// Stores a Bundle written back by a handler (source 'writeback', based on `based_on_revision`),
+// given as its JSON text. Idempotent: identical content already written back on the same base
+// returns that revision with duplicate = true.
 StoredRevision store_writeback_revision(Sql& sql, const std::string& chart_id,
-                                        int based_on_revision, const Json& body,
+                                        int based_on_revision, const std::string& body_text,
                                         const std::string& written_by);
 
 }  // namespace chartflow::handlers

@@ -8,55 +8,17 @@
 #include <fmt/format.h>
 #include <stdexcept>
 
+#include "config/yaml_json.hpp"
 #include "core/duration.hpp"
 
 namespace chartflow::handlers {
-namespace {
-
-Json scalar_to_json(const YAML::Node& node) {
-  const std::string& text = node.Scalar();
-  if (node.Tag() == "!") return text;  // quoted: always a string
-  if (text.empty() || text == "~" || text == "null" || text == "Null" || text == "NULL") {
-    return nullptr;
-  }
-  if (text == "true" || text == "True" || text == "TRUE") return true;
-  if (text == "false" || text == "False" || text == "FALSE") return false;
-  const char* begin = text.c_str();
-  char* end = nullptr;
-  errno = 0;
-  long long i = std::strtoll(begin, &end, 10);
-  if (errno == 0 && end != begin && *end == '\0') return static_cast<std::int64_t>(i);
-  errno = 0;
-  double d = std::strtod(begin, &end);
-  if (errno == 0 && end != begin && *end == '\0' &&
-      (std::isdigit(static_cast<unsigned char>(text.front())) != 0 || text.front() == '-' ||
-       text.front() == '+' || text.front() == '.')) {
-    return d;
-  }
-  return text;
-}
-
-}  // namespace
-
 Json yaml_to_json(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Null:
-    case YAML::NodeType::Undefined:
-      return nullptr;
-    case YAML::NodeType::Scalar:
-      return scalar_to_json(node);
-    case YAML::NodeType::Sequence: {
-      Json out = Json::array();
-      for (const auto& child : node) out.push_back(yaml_to_json(child));
-      return out;
-    }
-    case YAML::NodeType::Map: {
-      Json out = Json::object();
-      for (const auto& kv : node) out[kv.first.as<std::string>()] = yaml_to_json(kv.second);
-      return out;
-    }
+  std::vector<config::YamlIssue> issues;
+  Json out = config::yaml_to_json(node, issues);
+  if (!issues.empty()) {
+    throw std::invalid_argument(fmt::format("line {}: {}", issues.front().line, issues.front().message));
   }
-  return nullptr;
+  return out;
 }
 
 Json load_config_file(const std::filesystem::path& path) {
@@ -67,6 +29,8 @@ Json load_config_file(const std::filesystem::path& path) {
   try {
     return yaml_to_json(YAML::LoadFile(path.string()));
   } catch (const YAML::Exception& e) {
+    throw std::invalid_argument(fmt::format("settings file {}: {}", path.string(), e.what()));
+  } catch (const std::invalid_argument& e) {
     throw std::invalid_argument(fmt::format("settings file {}: {}", path.string(), e.what()));
   }
 }

@@ -17,8 +17,9 @@ class Node;
 
 namespace chartflow::handlers {
 
-// Converts a YAML document to JSON. Plain scalars become bool/null/integer/float where they read
-// as such; quoted scalars stay strings.
+// Converts a YAML document to JSON by the workflow loader's rules (YAML 1.2 core schema: only
+// true/false are booleans, quoted scalars stay strings); throws std::invalid_argument on
+// duplicate or non-scalar keys.
 Json yaml_to_json(const YAML::Node& node);
 // Loads a YAML (or JSON) file; throws std::invalid_argument naming the file and the problem.
 Json load_config_file(const std::filesystem::path& path);

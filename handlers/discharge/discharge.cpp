@@ -70,17 +70,17 @@ void DischargeHandler::validate(const Json& config) const { release_signal_of(co
 
 StepOutcome DischargeHandler::run(StepContext& ctx) {
   auto event = parse_chart_event(ctx.event());
-  if (!event) return Fail{"event body lacks a valid chart_id and revision"};
+  if (!event) return Fail{"event body lacks a valid chart_id and revision", true};
   std::string release_signal;
   try {
     release_signal = release_signal_of(merged_settings(ctx));
   } catch (const std::invalid_argument& e) {
-    return Fail{e.what()};
+    return Fail{e.what(), true};
   }
   Sql& sql = ctx.sql();
   auto chart = ChartCache::instance().load(sql, event->chart_id, event->revision);
   if (!chart) {
-    return Fail{fmt::format("chart {} revision {} not found", event->chart_id, event->revision)};
+    return Fail{fmt::format("chart {} revision {} not found", event->chart_id, event->revision), true};
   }
   const auto& index = chart->index;
   const Wake* wake = ctx.wake();
@@ -141,7 +141,8 @@ StepOutcome DischargeHandler::run(StepContext& ctx) {
     currency = column_text(*existing, "currency").value_or(currency);
   }
 
-  // Final claim update per payor; the key names the chart, so it is queued once per chart.
+  // Final claim update per payor; the key names the chart, not the run, so it is queued once per
+  // chart however many runs close the bill.
   if (created) {
     std::map<std::string, std::vector<NotificationLine>> per_payor;
     for (const auto& p : payors) per_payor[p];
@@ -152,7 +153,7 @@ StepOutcome DischargeHandler::run(StepContext& ctx) {
           NotificationLine{l.source_ref, l.code, l.code_system, l.quantity, l.amount_cents, l.currency});
     }
     for (const auto& [payor, payor_lines] : per_payor) {
-      const std::string key = fmt::format("final:{}:{}", event->chart_id, payor);
+      const std::string key = notification_key("chart", "final", event->chart_id, payor);
       Json payload =
           build_claim_notification(event->chart_id, patient_ref, payor, "final", key, payor_lines);
       enqueue_notification(sql, event->chart_id, payor, "final", key, payload);

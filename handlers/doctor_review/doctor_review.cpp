@@ -101,12 +101,12 @@ void DoctorReviewHandler::validate(const Json& config) const { ReviewOptions::fr
 
 StepOutcome DoctorReviewHandler::run(StepContext& ctx) {
   auto event = parse_chart_event(ctx.event());
-  if (!event) return Fail{"event body lacks a valid chart_id and revision"};
+  if (!event) return Fail{"event body lacks a valid chart_id and revision", true};
   ReviewOptions options;
   try {
     options = ReviewOptions::from_json(merged_settings(ctx));
   } catch (const std::invalid_argument& e) {
-    return Fail{e.what()};
+    return Fail{e.what(), true};
   }
   Sql& sql = ctx.sql();
   const std::string run_id = std::to_string(ctx.run_id());
@@ -154,7 +154,7 @@ StepOutcome DoctorReviewHandler::run(StepContext& ctx) {
 
   auto chart = ChartCache::instance().load(sql, event->chart_id, event->revision);
   if (!chart) {
-    return Fail{fmt::format("chart {} revision {} not found", event->chart_id, event->revision)};
+    return Fail{fmt::format("chart {} revision {} not found", event->chart_id, event->revision), true};
   }
   const auto& index = chart->index;
   auto doctor = find_primary_doctor(index);

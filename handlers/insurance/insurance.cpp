@@ -14,7 +14,7 @@ InsuranceHandler::InsuranceHandler(std::shared_ptr<const ChartSettings> settings
 
 StepOutcome InsuranceHandler::run(StepContext& ctx) {
   auto event = parse_chart_event(ctx.event());
-  if (!event) return Fail{"event body lacks a valid chart_id and revision"};
+  if (!event) return Fail{"event body lacks a valid chart_id and revision", true};
   Sql& sql = ctx.sql();
   Json payor = nullptr;
   Json payors = Json::array();

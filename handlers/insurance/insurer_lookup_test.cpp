@@ -148,5 +148,16 @@ TEST(OutboxTest, NotificationCarriesIdsCodesAndAmountsOnly) {
   EXPECT_FALSE(claim["item"][0].contains("description"));
 }
 
+TEST(OutboxTest, NotificationKeysAreHeaderSafe) {
+  EXPECT_EQ(notification_key("run-1/billing", "claim", "c1", "medicare"),
+            "run-1/billing:claim:c1:medicare");
+  const std::string odd = notification_key("s", "final", "c1", "Benefits Inc.\r\nX: y");
+  EXPECT_EQ(odd.find('\r'), std::string::npos);
+  EXPECT_EQ(odd.find(' '), std::string::npos);
+  EXPECT_EQ(odd, notification_key("s", "final", "c1", "Benefits Inc.\r\nX: y"));
+  EXPECT_NE(odd, notification_key("s", "final", "c1", "Benefits Inc."));
+  EXPECT_LT(notification_key("s", "claim", "c", std::string(500, 'a')).size(), 100U);
+}
+
 }  // namespace
 }  // namespace chartflow::handlers

@@ -1,8 +1,10 @@
 #include "handlers/insurance/outbox.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <fmt/format.h>
 
+#include "handlers/common/hash.hpp"
 #include "handlers/common/http_post.hpp"
 #include "handlers/common/sql_util.hpp"
 
@@ -40,7 +42,23 @@ Json money(std::int64_t cents, const std::string& currency) {
   return Json{{"value", static_cast<double>(cents) / 100.0}, {"currency", currency}};
 }
 
+bool plain(const std::string& s) {
+  if (s.empty() || s.size() > 64) return false;
+  for (char c : s) {
+    if (std::isalnum(static_cast<unsigned char>(c)) == 0 && c != '-' && c != '_' && c != '.') {
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
+
+std::string notification_key(const std::string& scope, const std::string& kind,
+                             const std::string& chart_id, const std::string& payor) {
+  const std::string payor_part = plain(payor) ? payor : sha256_hex(payor).substr(0, 32);
+  return fmt::format("{}:{}:{}:{}", scope, kind, chart_id, payor_part);
+}
 
 Json build_claim_notification(const std::string& chart_id, const std::string& patient_ref,
                               const std::string& payor, const std::string& kind,

@@ -31,6 +31,11 @@ Json build_claim_notification(const std::string& chart_id, const std::string& pa
                               const std::string& idempotency_key,
                               const std::vector<NotificationLine>& lines);
 
+// The idempotency key of a notification: "<scope>:<kind>:<chart_id>:<payor>", the payor part
+// replaced by a hash when it is long or not plain ASCII (keys travel as an HTTP header).
+std::string notification_key(const std::string& scope, const std::string& kind,
+                             const std::string& chart_id, const std::string& payor);
+
 // Inserts a pending outbox row; nullopt when a row with this key already exists.
 std::optional<std::int64_t> enqueue_notification(Sql& sql, const std::string& chart_id,
                                                  const std::string& payor, const std::string& kind,

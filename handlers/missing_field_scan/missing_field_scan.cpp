@@ -91,18 +91,18 @@ void MissingFieldScanHandler::validate(const Json& config) const {
 
 StepOutcome MissingFieldScanHandler::run(StepContext& ctx) {
   auto event = parse_chart_event(ctx.event());
-  if (!event) return Fail{"event body lacks a valid chart_id and revision"};
+  if (!event) return Fail{"event body lacks a valid chart_id and revision", true};
   std::shared_ptr<const RuleSet> rule_set;
   try {
     rule_set = rules(string_setting(step_setting(ctx, "rules"), "rules", kDefaultRulesFile));
   } catch (const std::invalid_argument& e) {
-    return Fail{e.what()};
+    return Fail{e.what(), true};
   }
   Sql& sql = ctx.sql();
   const std::string revision_text = std::to_string(event->revision);
   auto chart = ChartCache::instance().load(sql, event->chart_id, event->revision);
   if (!chart) {
-    return Fail{fmt::format("chart {} revision {} not found", event->chart_id, event->revision)};
+    return Fail{fmt::format("chart {} revision {} not found", event->chart_id, event->revision), true};
   }
   const fhir::BundleIndex& index = chart->index;
 
@@ -114,7 +114,7 @@ StepOutcome MissingFieldScanHandler::run(StepContext& ctx) {
   }
 
   auto lock = query_one(sql, kLockChart, {event->chart_id});
-  if (!lock) return Fail{fmt::format("chart {} has no chart row", event->chart_id)};
+  if (!lock) return Fail{fmt::format("chart {} has no chart row", event->chart_id), true};
   const auto last_scanned = column_int(*lock, "last_scanned_revision").value_or(0);
   if (event->revision < last_scanned) {
     // A newer upload was scanned already; its view of the chart wins.
@@ -175,8 +175,8 @@ StepOutcome MissingFieldScanHandler::run(StepContext& ctx) {
 
   Json writeback_revision = nullptr;
   if (!questions.empty()) {
-    Json body = build_writeback_bundle(index, event->chart_id, questions);
-    auto stored = store_writeback_revision(sql, event->chart_id, event->revision, body,
+    auto stored = store_writeback_revision(sql, event->chart_id, event->revision,
+                                           writeback_text(index, event->chart_id, questions),
                                            "missing_field_scan");
     writeback_revision = stored.revision;
   }

@@ -186,10 +186,21 @@ TEST(WritebackTest, AddsOneTaskPerQuestionDeterministically) {
   EXPECT_EQ(elsewhere["resource"]["focus"]["reference"], "Encounter/elsewhere");
 
   EXPECT_EQ(build_writeback_bundle(index, "chart-1", questions).dump(), written.dump());
+  EXPECT_EQ(writeback_text(index, "chart-1", questions), written.dump());
   // Writing back a chart that already carries our Tasks replaces them instead of piling up.
   fhir::BundleIndex again(written);
   Json twice = build_writeback_bundle(again, "chart-1", questions);
   EXPECT_EQ(twice["entry"].size(), written["entry"].size());
+  EXPECT_EQ(writeback_text(again, "chart-1", questions), twice.dump());
+  // Unusual top-level keys keep their place; a Bundle without entries falls back to the copy.
+  Json odd = {{"resourceType", "Bundle"}, {"aaa", 1}, {"zzz", {{"k", "v"}}}, {"entry", Json::array()}};
+  fhir::BundleIndex odd_index(odd);
+  EXPECT_EQ(writeback_text(odd_index, "c", questions),
+            build_writeback_bundle(odd_index, "c", questions).dump());
+  Json no_entries = {{"resourceType", "Bundle"}};
+  fhir::BundleIndex no_entries_index(no_entries);
+  EXPECT_EQ(writeback_text(no_entries_index, "c", questions),
+            build_writeback_bundle(no_entries_index, "c", questions).dump());
 }
 
 }  // namespace

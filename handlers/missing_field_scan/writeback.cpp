@@ -48,6 +48,28 @@ Json question_task(const fhir::BundleIndex& index, const std::string& chart_id,
   return task;
 }
 
+namespace {
+
+Json task_entry(const fhir::BundleIndex& index, const std::string& chart_id, const QuestionRow& q,
+                bool with_request) {
+  Json task = question_task(index, chart_id, q);
+  Json entry = {{"fullUrl", "urn:uuid:" + task["id"].get<std::string>()}};
+  entry["resource"] = std::move(task);
+  if (with_request) {
+    entry["request"] = {
+        {"method", "PUT"},
+        {"url", fmt::format("Task?identifier={}|{}", kQuestionIdentifierSystem, q.id)}};
+  }
+  return entry;
+}
+
+bool with_request(const Json& bundle) {
+  const std::string type = fhir::string_member(bundle, "type");
+  return type == "transaction" || type == "batch";
+}
+
+}  // namespace
+
 Json build_writeback_bundle(const fhir::BundleIndex& index, const std::string& chart_id,
                             const std::vector<QuestionRow>& questions) {
   const Json& source = index.bundle();
@@ -59,20 +81,46 @@ Json build_writeback_bundle(const fhir::BundleIndex& index, const std::string& c
   for (const auto& entry : fhir::array_member(source, "entry")) {
     if (!is_our_task(entry)) entries.push_back(entry);
   }
-  const std::string type = fhir::string_member(source, "type");
-  const bool with_request = type == "transaction" || type == "batch";
-  for (const auto& q : questions) {
-    Json task = question_task(index, chart_id, q);
-    Json entry = {{"fullUrl", "urn:uuid:" + task["id"].get<std::string>()}};
-    entry["resource"] = std::move(task);
-    if (with_request) {
-      entry["request"] = {
-          {"method", "PUT"},
-          {"url", fmt::format("Task?identifier={}|{}", kQuestionIdentifierSystem, q.id)}};
-    }
-    entries.push_back(std::move(entry));
-  }
+  const bool request = with_request(source);
+  for (const auto& q : questions) entries.push_back(task_entry(index, chart_id, q, request));
   out["entry"] = std::move(entries);
+  return out;
+}
+
+std::string writeback_text(const fhir::BundleIndex& index, const std::string& chart_id,
+                           const std::vector<QuestionRow>& questions) {
+  const Json& source = index.bundle();
+  const Json* entries = fhir::member(source, "entry");
+  if (!source.is_object() || entries == nullptr || !entries->is_array()) {
+    return build_writeback_bundle(index, chart_id, questions).dump();
+  }
+  const bool request = with_request(source);
+  std::string out = "{";
+  bool first_key = true;
+  // Object keys come out in the same (sorted) order as Json::dump writes them.
+  for (const auto& [key, value] : source.items()) {
+    if (!first_key) out += ',';
+    first_key = false;
+    out += Json(key).dump();
+    out += ':';
+    if (key != "entry") {
+      out += value.dump();
+      continue;
+    }
+    out += '[';
+    bool first = true;
+    auto add = [&](const Json& entry) {
+      if (!first) out += ',';
+      first = false;
+      out += entry.dump();
+    };
+    for (const auto& entry : *entries) {
+      if (!is_our_task(entry)) add(entry);
+    }
+    for (const auto& q : questions) add(task_entry(index, chart_id, q, request));
+    out += ']';
+  }
+  out += '}';
   return out;
 }
 

@@ -33,5 +33,9 @@ Json question_task(const fhir::BundleIndex& index, const std::string& chart_id,
 // request per Task, so a FHIR server applying the Bundle updates rather than duplicates.
 Json build_writeback_bundle(const fhir::BundleIndex& index, const std::string& chart_id,
                             const std::vector<QuestionRow>& questions);
+// Exactly build_writeback_bundle(...).dump(), written entry by entry instead of through a deep
+// copy of the Bundle (which for a 4 MB chart costs as much as the serialisation itself).
+std::string writeback_text(const fhir::BundleIndex& index, const std::string& chart_id,
+                           const std::vector<QuestionRow>& questions);
 
 }  // namespace chartflow::handlers

@@ -67,7 +67,8 @@ class HttpApiTest : public PgTest {
   void SetUp() override {
     PgTest::SetUp();
     if (HasFatalFailure()) return;
-    const std::string diamond = read_file(std::string(CHARTFLOW_SOURCE_DIR) + "/workflows/diamond.yaml");
+    const std::string diamond =
+        read_file(std::string(CHARTFLOW_SOURCE_DIR) + "/workflows/diamond.yaml");
     ASSERT_FALSE(diamond.empty()) << "workflows/diamond.yaml not found";
     runtime::EngineSettings harness_settings;
     harness_settings.workers = 0;
@@ -90,7 +91,9 @@ class HttpApiTest : public PgTest {
     engine_->start();
 
     router_.on_response = [this](const std::string& route, const std::string& method, int status,
-                                 double secs) { metrics_.http_request(route, method, status, secs); };
+                                 double secs) {
+      metrics_.http_request(route, method, status, secs);
+    };
     http::add_engine_routes(router_, *engine_, metrics_);
     http::ServerSettings ss;
     ss.host = "127.0.0.1";
@@ -376,11 +379,10 @@ TEST_F(HttpApiTest, CancelRetryAndSignalCommands) {
   EXPECT_EQ(hold["output"]["payload"], (Json{{"approved_by", "dr-7"}, {"score", 3}}))
       << hold.dump();
   EXPECT_EQ(step_of(signalled, "after")["status"], "succeeded");
-  EXPECT_EQ(call("POST", "/v1/runs/" + std::to_string(to_signal) + "/signal/go", "{}").status,
-            409);
-  EXPECT_EQ(call("POST", "/v1/runs/" + std::to_string(to_signal) + "/signal/bad%20name", "{}")
-                .status,
-            400);
+  EXPECT_EQ(call("POST", "/v1/runs/" + std::to_string(to_signal) + "/signal/go", "{}").status, 409);
+  EXPECT_EQ(
+      call("POST", "/v1/runs/" + std::to_string(to_signal) + "/signal/bad%20name", "{}").status,
+      400);
   EXPECT_EQ(call("POST", "/v1/runs/" + std::to_string(to_signal) + "/signal/go", "{oops").status,
             400);
 
@@ -433,7 +435,8 @@ TEST_F(HttpApiTest, WorkflowsLogsHealthMetricsAndRouting) {
     auto logs = call("GET", "/v1/logs?level=error&run=" + std::to_string(failing));
     logs_body = std::to_string(logs.status) + " " + logs.body;
     if (logs.status != 200) return false;
-    for (const auto& l : logs.json()["logs"])
+    const Json body = logs.json();
+    for (const auto& l : body["logs"])
       if (l.value("level", "") == "error" &&
           l.value("message", "").find("step attempt failed: boom by design") == 0)
         return true;
@@ -441,7 +444,9 @@ TEST_F(HttpApiTest, WorkflowsLogsHealthMetricsAndRouting) {
   })) << logs_body;
   auto all_errors = call("GET", "/v1/logs?level=error");
   ASSERT_EQ(all_errors.status, 200);
-  for (const auto& l : all_errors.json()["logs"]) EXPECT_EQ(l["level"], "error") << l.dump();
+  const Json errors = all_errors.json();
+  ASSERT_FALSE(errors["logs"].empty());
+  for (const auto& l : errors["logs"]) EXPECT_EQ(l["level"], "error") << l.dump();
   auto bad_level = call("GET", "/v1/logs?level=garbage");
   EXPECT_EQ(bad_level.status, 400) << bad_level.body;
   EXPECT_TRUE(bad_level.json().contains("error"));

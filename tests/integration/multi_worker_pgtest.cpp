@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -270,15 +271,16 @@ TEST_F(MultiWorkerTest, TwoWorkerProcessesShareOneDatabase) {
 }
 
 TEST_F(MultiWorkerTest, SigtermDrainsAWorkerProcess) {
-  constexpr int kRuns = 8;
+  constexpr int kRuns = 6;
   constexpr int kSteps = 2;
   runtime::EngineSettings settings;
   settings.workers = 0;
-  EngineHarness harness(dsn(),
-                        {chain_yaml("slow", "demo.slow", kSteps, "work", "{ ms: 500 }")},
+  EngineHarness harness(dsn(), {chain_yaml("slow", "demo.slow", kSteps, "work", "{ ms: 500 }")},
                         nullptr, settings);
-  // A short lease: a draining worker that stopped renewing its leases would lose its steps to
-  // the other worker while it finishes them.
+  // Everything is queued before the first worker starts, so it claims several 500 ms steps at
+  // once and is still busy with them when SIGTERM arrives. The lease is shorter than that work:
+  // a draining worker that stopped renewing its leases would lose its steps to the other one.
+  for (int i = 0; i < kRuns; ++i) harness.start_run("demo.slow", Json{{"n", i}});
   auto worker = [&](const std::string& name) {
     return std::make_unique<ChildProcess>(
         std::vector<std::string>{CHARTFLOW_BINARY, "worker", "--database-url", dsn(),
@@ -286,36 +288,46 @@ TEST_F(MultiWorkerTest, SigtermDrainsAWorkerProcess) {
         log_path(name));
   };
   auto draining = worker("draining");
-  auto other = worker("other");
   const std::string owner_like = "'%:" + std::to_string(draining->pid()) + ":%'";
-  for (int i = 0; i < kRuns; ++i) harness.start_run("demo.slow", Json{{"n", i}});
-
-  ASSERT_TRUE(wait_until(
-      [&] {
-        return count("SELECT count(*) FROM step_run WHERE status = 'running' AND lease_owner "
-                     "LIKE " +
-                     owner_like) > 0;
-      },
-      20s))
+  const std::string running_sql =
+      "SELECT count(*) FROM step_run WHERE status = 'running' AND lease_owner LIKE " + owner_like;
+  ASSERT_TRUE(wait_until([&] { return count(running_sql) > 0; }, 20s))
       << "the worker never ran a step\n"
       << draining->log();
   const auto signalled = std::chrono::steady_clock::now();
   draining->signal(SIGTERM);
-  const auto code = draining->wait_exit(15s);
+  auto other = worker("other");
+  // While it drains, its leases must stay alive (heartbeats go on until its last step is done);
+  // a lapsed lease lets the other worker's rescuer hand the step out a second time.
+  int lapsed = 0;
+  const auto code = [&]() -> std::optional<int> {
+    wait_until(
+        [&] {
+          if (!draining->running()) return true;
+          lapsed = std::max(lapsed, count(running_sql + " AND lease_expires_at < now()"));
+          return false;
+        },
+        15s);
+    return draining->wait_exit(0s);
+  }();
   const auto drain_time = std::chrono::steady_clock::now() - signalled;
   ASSERT_TRUE(code.has_value()) << "worker did not exit after SIGTERM\n" << draining->log();
   EXPECT_EQ(*code, 0) << draining->log();
   EXPECT_LT(drain_time, 10s);
+  EXPECT_EQ(lapsed, 0) << "the draining worker let the lease of steps it was still running lapse";
   // Whatever it had claimed is finished or handed back: nothing waits for its lease to expire.
-  EXPECT_EQ(count("SELECT count(*) FROM step_run WHERE status = 'running' AND lease_owner LIKE " +
-                  owner_like),
-            0);
+  EXPECT_EQ(count(running_sql), 0);
 
   ASSERT_TRUE(wait_all_succeeded(kRuns, 30s)) << other->log();
   EXPECT_GT(count("SELECT count(*) FROM run_history WHERE type = 'succeeded' AND worker LIKE " +
                   owner_like),
             0)
       << "the draining worker should finish what it was running";
+  EXPECT_GT(count("SELECT count(*) FROM run_history WHERE type = 'succeeded' AND worker NOT "
+                  "LIKE " +
+                  owner_like),
+            0)
+      << "the other worker should finish the rest";
   expect_each_step_ran_once(kRuns, kSteps);
   other->signal(SIGTERM);
   EXPECT_EQ(other->wait_exit(15s), std::optional<int>(0)) << other->log();

@@ -186,15 +186,15 @@ std::unique_ptr<TempDir> crash_workflows() {
 
 bool wait_healthy(ChildProcess& p, unsigned short port, std::chrono::milliseconds timeout) {
   return wait_until(
-      [&] {
-        if (!p.running()) return true;  // the caller reports the exit
-        try {
-          return request("GET", "127.0.0.1", port, "/healthz", "", {}, 1s).status == 200;
-        } catch (const std::exception&) {
-          return false;
-        }
-      },
-      timeout) &&
+             [&] {
+               if (!p.running()) return true;  // the caller reports the exit
+               try {
+                 return request("GET", "127.0.0.1", port, "/healthz", "", {}, 1s).status == 200;
+               } catch (const std::exception&) {
+                 return false;
+               }
+             },
+             timeout) &&
          p.running();
 }
 
@@ -213,8 +213,8 @@ std::vector<std::int64_t> post_events(unsigned short port, int n) {
 }
 
 std::vector<std::string> serve_args(const fs::path& workflows, unsigned short port) {
-  return {CHARTFLOW_BINARY, "serve", "--listen", "127.0.0.1:" + std::to_string(port),
-          "--workflows", workflows.string()};
+  return {CHARTFLOW_BINARY, "serve",           "--listen", "127.0.0.1:" + std::to_string(port),
+          "--workflows",    workflows.string()};
 }
 
 class Kill9Test : public PgTest {
@@ -240,7 +240,10 @@ TEST_F(Kill9Test, KilledServerIsReplacedAndEveryRunFinishesOnce) {
   ASSERT_EQ(runs.size(), static_cast<std::size_t>(kRuns));
 
   ASSERT_TRUE(wait_until(
-      [&] { return count("SELECT count(*) FROM step_run WHERE step_key = 'b' AND status = 'running'") > 0; },
+      [&] {
+        return count("SELECT count(*) FROM step_run WHERE step_key = 'b' AND status = 'running'") >
+               0;
+      },
       20s))
       << first->log();
   first->signal(SIGKILL);
@@ -253,7 +256,9 @@ TEST_F(Kill9Test, KilledServerIsReplacedAndEveryRunFinishesOnce) {
   auto second = start_serve("second", port2);
   ASSERT_TRUE(wait_healthy(*second, port2, 30s)) << second->log();
   ASSERT_TRUE(wait_until(
-      [&] { return count("SELECT count(*) FROM workflow_run WHERE status = 'succeeded'") == kRuns; },
+      [&] {
+        return count("SELECT count(*) FROM workflow_run WHERE status = 'succeeded'") == kRuns;
+      },
       60s))
       << scalar("SELECT string_agg(run_id || '/' || step_key || ':' || status, ' ') FROM step_run")
       << "\n"
@@ -296,8 +301,8 @@ class Kill9EmbeddedTest : public ::testing::Test {
       for (const auto& e : fs::directory_iterator("/usr/lib/postgresql"))
         if (fs::exists(e.path() / "bin" / "pg_ctl") && e.path().string() > bindir)
           bindir = e.path().string();
-      const std::string pg_ctl = bindir + "/bin/pg_ctl stop -m immediate -D '" + pgdata.string() +
-                                 "' >/dev/null 2>&1";
+      const std::string pg_ctl =
+          bindir + "/bin/pg_ctl stop -m immediate -D '" + pgdata.string() + "' >/dev/null 2>&1";
       const std::string cmd =
           ::geteuid() == 0 ? "cd / && runuser -u postgres -- " + pg_ctl : pg_ctl;
       if (std::system(cmd.c_str()) != 0) ADD_FAILURE() << "could not stop " << pgdata;

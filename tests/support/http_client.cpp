@@ -68,7 +68,8 @@ HttpResponse request(const std::string& method, const std::string& host, unsigne
 
   HttpResponse out;
   out.status = static_cast<int>(res.result_int());
-  for (const auto& h : res) out.headers[lower(std::string(h.name_string()))] = std::string(h.value());
+  for (const auto& h : res)
+    out.headers[lower(std::string(h.name_string()))] = std::string(h.value());
   out.body = std::move(res.body());
 
   beast::error_code ec;

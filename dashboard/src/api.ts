@@ -1,0 +1,250 @@
+// The chartflow HTTP API as the dashboard uses it (engine/http/api_routes.cpp and the chart
+// routes). Only same-origin requests: the server's CSP has connect-src 'self'.
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+export interface RunSummary {
+  id: number;
+  workflow: string;
+  version: number | null;
+  status: string;
+  subject: string | null;
+  event_id: number | null;
+  created_at: string;
+  finished_at: string | null;
+  error: string | null;
+  duration_ms: number | null;
+}
+
+export interface Page<T> {
+  next: string | null;
+  items: T[];
+}
+
+export interface DefinitionStep {
+  name: string;
+  handler?: { name?: string; config?: Json } | string;
+  needs?: string[];
+  when?: Json;
+  retry?: Json;
+  timeout?: Json;
+  [key: string]: Json | undefined;
+}
+
+export interface Definition {
+  name?: string;
+  on?: Json;
+  steps?: DefinitionStep[] | { [name: string]: DefinitionStep };
+  [key: string]: Json | undefined | DefinitionStep[] | { [name: string]: DefinitionStep };
+}
+
+export interface StepRun {
+  name: string;
+  handler: string | null;
+  status: string;
+  attempts: number | null;
+  max_attempts: number | null;
+  needs: string[] | null;
+  started_at: string | null;
+  finished_at: string | null;
+  run_at: string | null;
+  wait_signal: string | null;
+  wait_until: string | null;
+  output: Json;
+  error: string | null;
+}
+
+export interface HistoryEntry {
+  at: string;
+  type: string;
+  step: string | null;
+  attempt: number | null;
+  worker: string | null;
+  detail: Json;
+}
+
+export interface RunDetail {
+  id: number;
+  workflow: string;
+  version: number | null;
+  status: string;
+  subject: string | null;
+  event_id?: number | null;
+  event_type?: string | null;
+  created_at: string;
+  finished_at: string | null;
+  error: string | null;
+  definition: Definition | null;
+  steps: StepRun[];
+  history: HistoryEntry[];
+}
+
+export interface WorkflowVersion {
+  id: number;
+  version: number;
+  content_hash: string;
+  created_at: string;
+  source_file: string | null;
+  definition: Definition;
+}
+
+export interface WorkflowInfo {
+  name: string;
+  latest_version: number;
+  versions: WorkflowVersion[];
+  recent_runs: { [status: string]: number };
+}
+
+export interface LogLine {
+  id: number;
+  at: string;
+  level: string;
+  workflow: string | null;
+  run: number | null;
+  step: string | null;
+  attempt: number | null;
+  message: string;
+  fields: Json;
+}
+
+export interface Review {
+  id: number;
+  chart_id: string;
+  run_id: number | null;
+  step?: string | null;
+  assignee: string | null;
+  status: string;
+  due_at: string | null;
+  created_at: string;
+  decision?: string | null;
+  escalations?: number | null;
+  summary: { [key: string]: Json } | null;
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export type Query = { [key: string]: string | number | null | undefined };
+
+export function withQuery(path: string, query?: Query): string {
+  if (!query) return path;
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(query)) {
+    if (v === null || v === undefined || v === "") continue;
+    params.set(k, String(v));
+  }
+  const qs = params.toString();
+  return qs ? `${path}?${qs}` : path;
+}
+
+async function request<T>(method: string, path: string, body?: Json): Promise<T> {
+  const init: RequestInit = { method, headers: { Accept: "application/json" } };
+  if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    init.headers = { ...init.headers, "Content-Type": "application/json" };
+  }
+  let resp: Response;
+  try {
+    resp = await fetch(path, init);
+  } catch (e) {
+    throw new ApiError(0, `cannot reach the server (${String(e)})`);
+  }
+  const text = await resp.text();
+  let parsed: unknown = null;
+  if (text) {
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = null;
+    }
+  }
+  if (!resp.ok) {
+    const msg =
+      parsed && typeof parsed === "object" && "error" in parsed
+        ? String((parsed as { error: unknown }).error)
+        : `${resp.status} ${resp.statusText}`;
+    throw new ApiError(resp.status, msg);
+  }
+  return parsed as T;
+}
+
+export const api = {
+  get<T>(path: string, query?: Query): Promise<T> {
+    return request<T>("GET", withQuery(path, query));
+  },
+  post<T>(path: string, body: Json = {}): Promise<T> {
+    return request<T>("POST", path, body);
+  },
+
+  async runs(query: Query): Promise<Page<RunSummary>> {
+    const r = await api.get<{ runs: RunSummary[]; next: string | null }>("/v1/runs", query);
+    return { items: r.runs, next: r.next };
+  },
+  run(id: number | string): Promise<RunDetail> {
+    return api.get<RunDetail>(`/v1/runs/${encodeURIComponent(String(id))}`);
+  },
+  async workflows(): Promise<WorkflowInfo[]> {
+    return (await api.get<{ workflows: WorkflowInfo[] }>("/v1/workflows")).workflows;
+  },
+  async logs(query: Query): Promise<Page<LogLine>> {
+    const r = await api.get<{ logs: LogLine[]; next: string | null }>("/v1/logs", query);
+    return { items: r.logs, next: r.next };
+  },
+  async reviews(query: Query): Promise<Review[]> {
+    return (await api.get<{ reviews: Review[] }>("/v1/reviews", query)).reviews;
+  },
+  chart(id: string): Promise<{ [key: string]: Json }> {
+    return api.get(`/v1/charts/${encodeURIComponent(id)}`);
+  },
+  async metrics(): Promise<string> {
+    const resp = await fetch("/metrics", { headers: { Accept: "text/plain" } });
+    if (!resp.ok) throw new ApiError(resp.status, `metrics: ${resp.status}`);
+    return resp.text();
+  },
+};
+
+// Prometheus text format, only what the overview needs: name{labels} value, no timestamps.
+export interface Sample {
+  name: string;
+  labels: { [key: string]: string };
+  value: number;
+}
+
+export function parseMetrics(text: string): Sample[] {
+  const out: Sample[] = [];
+  const line = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/;
+  const label = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
+  for (const raw of text.split("\n")) {
+    if (!raw || raw.startsWith("#")) continue;
+    const m = line.exec(raw);
+    if (!m) continue;
+    const labels: { [key: string]: string } = {};
+    if (m[2]) {
+      for (const lm of m[2].matchAll(label)) labels[lm[1]] = lm[2].replace(/\\(.)/g, "$1");
+    }
+    out.push({ name: m[1], labels, value: Number(m[3]) });
+  }
+  return out;
+}
+
+export function metricSum(
+  samples: Sample[],
+  name: string,
+  match: { [key: string]: string } = {},
+): number | null {
+  let found = false;
+  let sum = 0;
+  for (const s of samples) {
+    if (s.name !== name) continue;
+    if (Object.entries(match).some(([k, v]) => s.labels[k] !== v)) continue;
+    found = true;
+    sum += s.value;
+  }
+  return found ? sum : null;
+}
