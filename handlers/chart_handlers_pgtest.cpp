@@ -100,12 +100,11 @@ class ChartHandlersTest : public chartflow::testing::PgTest {
   std::shared_ptr<HandlerRegistry> registry(const std::string& insurer_url) {
     auto r = std::make_shared<HandlerRegistry>();
     ChartHandlerOptions options;
-    options.insurers = Json{{"timeout", "2s"},
-                            {"payors",
-                             {{"default", {{"url", insurer_url}}},
-                              {"no_insurance", {{"skip", true}}}}}};
-    options.bill_delivery = Json{
-        {"channels", {{{"name", "folder"}, {"type", "folder"}, {"dir", bill_dir_.string()}}}}};
+    options.insurers =
+        Json{{"timeout", "2s"},
+             {"payors", {{"default", {{"url", insurer_url}}}, {"no_insurance", {{"skip", true}}}}}};
+    options.bill_delivery =
+        Json{{"channels", {{{"name", "folder"}, {"type", "folder"}, {"dir", bill_dir_.string()}}}}};
     register_chart_handlers(*r, chartflow::handlers::testing::workflows_dir(), options);
     return r;
   }
@@ -222,7 +221,8 @@ TEST_F(ChartHandlersTest, EveryChartThroughEveryHandler) {
     std::size_t items = 0;
     for (const Json* claim : index.of_type("Claim")) items += (*claim)["item"].size();
     expected_items[chart_id] = items;
-    const Json billing = output_of(run_step(*handlers->find("billing"), run_id, "billing", up.event));
+    const Json billing =
+        output_of(run_step(*handlers->find("billing"), run_id, "billing", up.event));
     EXPECT_EQ(billing["entries_added"], items);
     EXPECT_EQ(billing["entries_total"], items);
 
@@ -331,13 +331,15 @@ TEST_F(ChartHandlersTest, ReuploadsAndRerunsChangeNothing) {
 TEST_F(ChartHandlersTest, LaterUploadThatSuppliesTheFieldsClosesTheQuestions) {
   auto handlers = registry("");
   auto& scan = *handlers->find("missing_field_scan");
-  const std::string raw = testing::read_file(
-      testing::charts_dir() / "enc-garrett-thompson-19730719-amb-death-certification-516ed05c.json");
+  const std::string raw =
+      testing::read_file(testing::charts_dir() /
+                         "enc-garrett-thompson-19730719-amb-death-certification-516ed05c.json");
   auto up = upload("garrett", raw);
   output_of(run_step(scan, 1, "scan", up.event));
   const std::string encounter_ref = "Encounter/516ed05c-b485-4c95-a975-c0ba265549dd";
   EXPECT_EQ(count("SELECT count(*) FROM chart_question WHERE status = 'open' AND rule_id = "
-                  "'encounter-practitioner' AND resource_ref = '" + encounter_ref + "'"),
+                  "'encounter-practitioner' AND resource_ref = '" +
+                  encounter_ref + "'"),
             1);
 
   // The written-back chart carries one requested Task per open question.
@@ -374,6 +376,11 @@ TEST_F(ChartHandlersTest, LaterUploadThatSuppliesTheFieldsClosesTheQuestions) {
                   "('encounter-practitioner', 'coverage')"),
             0);
 
+  Json questions = with_sql([](Sql& sql) { return list_questions(sql, "garrett"); });
+  std::size_t closed = 0;
+  for (const auto& q : questions["questions"]) closed += q["status"] == "closed" ? 1 : 0;
+  EXPECT_EQ(closed, 2U);
+
   auto chart = with_sql([](Sql& sql) { return get_chart(sql, "garrett"); });
   ASSERT_TRUE(chart.has_value());
   EXPECT_EQ((*chart)["revisions"].size(), 4U);
@@ -385,8 +392,9 @@ TEST_F(ChartHandlersTest, LaterUploadThatSuppliesTheFieldsClosesTheQuestions) {
 TEST_F(ChartHandlersTest, ReviewDecisionsAndEscalation) {
   auto handlers = registry("");
   auto& review = *handlers->find("doctor_review");
-  const std::string raw = testing::read_file(
-      testing::charts_dir() / "enc-lemuel-hodkiewicz-20000223-imp-encounter-inpatient-8ca871d7.json");
+  const std::string raw =
+      testing::read_file(testing::charts_dir() /
+                         "enc-lemuel-hodkiewicz-20000223-imp-encounter-inpatient-8ca871d7.json");
   auto up = upload("lemuel", raw);
 
   auto wait = run_step(review, 7, "review", up.event, {{"deadline", "2h"}});
@@ -397,8 +405,9 @@ TEST_F(ChartHandlersTest, ReviewDecisionsAndEscalation) {
   // A re-run finds the same review and the same deadline.
   auto rerun = run_step(review, 7, "review", up.event, {{"deadline", "2h"}});
   ASSERT_TRUE(std::holds_alternative<WaitForSignal>(rerun));
-  EXPECT_NEAR(std::chrono::duration<double>(*std::get<WaitForSignal>(rerun).deadline - *due).count(),
-              0, 0.01);
+  EXPECT_NEAR(
+      std::chrono::duration<double>(*std::get<WaitForSignal>(rerun).deadline - *due).count(), 0,
+      0.01);
   EXPECT_EQ(count("SELECT count(*) FROM review"), 1);
 
   Json listed = with_sql([](Sql& sql) { return list_reviews(sql, "pending", "580", 10); });
@@ -412,17 +421,29 @@ TEST_F(ChartHandlersTest, ReviewDecisionsAndEscalation) {
   const std::int64_t review_id = r["id"];
 
   using Status = DecisionResult::Status;
-  EXPECT_EQ(with_sql([&](Sql& sql) { return decide_review(sql, review_id, "maybe", {}, "dr"); }).status,
-            Status::kBadRequest);
-  EXPECT_EQ(with_sql([&](Sql& sql) { return decide_review(sql, 999999, "approve", {}, "dr"); }).status,
-            Status::kNotFound);
+  EXPECT_EQ(
+      with_sql([&](Sql& sql) { return decide_review(sql, review_id, "maybe", {}, "dr"); }).status,
+      Status::kBadRequest);
+  EXPECT_EQ(
+      with_sql([&](Sql& sql) { return decide_review(sql, 999999, "approve", {}, "dr"); }).status,
+      Status::kNotFound);
   auto decided = with_sql(
       [&](Sql& sql) { return decide_review(sql, review_id, "approve", "looks fine", "dr-580"); });
   ASSERT_EQ(decided.status, Status::kOk);
   EXPECT_EQ(decided.run_id, 7);
   EXPECT_EQ(decided.step, "review");
-  EXPECT_EQ(with_sql([&](Sql& sql) { return decide_review(sql, review_id, "reject", {}, "dr"); }).status,
-            Status::kConflict);
+  EXPECT_EQ(
+      with_sql([&](Sql& sql) { return decide_review(sql, review_id, "reject", {}, "dr"); }).status,
+      Status::kConflict);
+
+  auto stored_review = with_sql([&](Sql& sql) { return get_review(sql, review_id); });
+  ASSERT_TRUE(stored_review.has_value());
+  EXPECT_EQ((*stored_review)["status"], "approved");
+  EXPECT_EQ((*stored_review)["comment"], "looks fine");
+  EXPECT_EQ((*stored_review)["decided_by"], "dr-580");
+  EXPECT_EQ((*stored_review)["task"]["resourceType"], "Task");
+  EXPECT_EQ((*stored_review)["task"]["owner"]["identifier"]["value"], "580");
+  EXPECT_EQ(with_sql([](Sql& sql) { return get_review(sql, 999999); }), std::nullopt);
 
   Wake signal{Wake::Kind::kSignal, "review", decided.signal_payload};
   const Json done = output_of(run_step(review, 7, "review", up.event, {}, &signal));
@@ -455,8 +476,9 @@ TEST_F(ChartHandlersTest, ReviewDecisionsAndEscalation) {
 
 TEST_F(ChartHandlersTest, DeathCertificationGoesToTheFallbackQueue) {
   auto handlers = registry("");
-  const std::string raw = testing::read_file(
-      testing::charts_dir() / "enc-garrett-thompson-19730719-amb-death-certification-516ed05c.json");
+  const std::string raw =
+      testing::read_file(testing::charts_dir() /
+                         "enc-garrett-thompson-19730719-amb-death-certification-516ed05c.json");
   auto up = upload("garrett", raw);
   run_step(*handlers->find("doctor_review"), 1, "review", up.event,
            {{"fallback_queue", "queue:records-office"}});
@@ -470,9 +492,12 @@ TEST_F(ChartHandlersTest, ApiViewsOfAClosedChart) {
                     "enc-jordan-cruickshank-20170624-emer-emergency-room-admission-b3fa30ba.json";
   const std::string raw = testing::read_file(file);
   auto up = upload("jordan", raw);
-  for (const auto& [step, name] : std::vector<std::pair<std::string, std::string>>{
-           {"scan", "missing_field_scan"}, {"review", "doctor_review"}, {"billing", "billing"},
-           {"insurance", "insurance"}, {"discharge", "discharge"}}) {
+  for (const auto& [step, name] :
+       std::vector<std::pair<std::string, std::string>>{{"scan", "missing_field_scan"},
+                                                        {"review", "doctor_review"},
+                                                        {"billing", "billing"},
+                                                        {"insurance", "insurance"},
+                                                        {"discharge", "discharge"}}) {
     run_step(*handlers->find(name), 1, step, up.event);
   }
   auto chart = with_sql([](Sql& sql) { return get_chart(sql, "jordan"); });
@@ -481,8 +506,7 @@ TEST_F(ChartHandlersTest, ApiViewsOfAClosedChart) {
   EXPECT_EQ((*chart)["bill"]["status"], "issued");
   EXPECT_EQ((*chart)["bill"]["deliveries"], Json::array({"folder"}));
   EXPECT_EQ((*chart)["ledger_entries"], 19);
-  EXPECT_DOUBLE_EQ((*chart)["ledger_total"].get<double>(),
-                   (*chart)["bill"]["total"].get<double>());
+  EXPECT_DOUBLE_EQ((*chart)["ledger_total"].get<double>(), (*chart)["bill"]["total"].get<double>());
   EXPECT_EQ(with_sql([](Sql& sql) { return get_chart(sql, "nobody"); }), std::nullopt);
 
   auto revision = with_sql([](Sql& sql) { return get_revision(sql, "jordan", 1); });
@@ -511,8 +535,8 @@ TEST_F(ChartHandlersTest, ApiViewsOfAClosedChart) {
 }
 
 TEST_F(ChartHandlersTest, ConcurrentUploadsOfOneChartTakeDistinctRevisions) {
-  const std::string raw = testing::read_file(testing::charts_dir() /
-                                             "full-clemente-kreiger-1484a42d.json");
+  const std::string raw =
+      testing::read_file(testing::charts_dir() / "full-clemente-kreiger-1484a42d.json");
   std::vector<std::thread> threads;
   std::mutex mutex;
   std::vector<StoredRevision> results;
@@ -526,7 +550,8 @@ TEST_F(ChartHandlersTest, ConcurrentUploadsOfOneChartTakeDistinctRevisions) {
       StoredRevision stored;
       for (int attempt = 0; attempt < 5; ++attempt) {
         try {
-          s.with_sql([&](Sql& sql) { stored = store_revision(sql, "clemente", body, bundle, "t"); });
+          s.with_sql(
+              [&](Sql& sql) { stored = store_revision(sql, "clemente", body, bundle, "t"); });
           break;
         } catch (const store::TransientError&) {
         } catch (const store::ConflictError&) {  // lost the race on the unique hash index
@@ -554,13 +579,13 @@ TEST_F(ChartHandlersTest, ConcurrentUploadsOfOneChartTakeDistinctRevisions) {
 TEST_F(ChartHandlersTest, WorkflowFileRunsThroughTheEngine) {
   FakeHttpServer insurer([](const ReceivedRequest&, int i) { return i == 0 ? 500 : 200; });
   auto handlers = registry(insurer.url("/claims"));
-  const std::string workflow =
-      testing::read_file(testing::workflows_dir() / "chart-update.yaml");
+  const std::string workflow = testing::read_file(testing::workflows_dir() / "chart-update.yaml");
   chartflow::testing::EngineHarness h(dsn(), {workflow}, handlers);
   h.start();
 
-  const std::string raw = testing::read_file(
-      testing::charts_dir() / "enc-lemuel-hodkiewicz-20000223-imp-encounter-inpatient-8ca871d7.json");
+  const std::string raw =
+      testing::read_file(testing::charts_dir() /
+                         "enc-lemuel-hodkiewicz-20000223-imp-encounter-inpatient-8ca871d7.json");
   Json bundle = Json::parse(raw);
   StoredRevision stored;
   h.store().with_sql(
@@ -591,7 +616,8 @@ TEST_F(ChartHandlersTest, WorkflowFileRunsThroughTheEngine) {
 
   // A chart without a discharge skips the discharge step.
   const std::string raw2 = testing::read_file(
-      testing::charts_dir() / "enc-liz-conn-20120929-imp-admission-to-surgical-department-b262dced.json");
+      testing::charts_dir() /
+      "enc-liz-conn-20120929-imp-admission-to-surgical-department-b262dced.json");
   Json bundle2 = Json::parse(raw2);
   h.store().with_sql(
       [&](Sql& sql) { stored = store_revision(sql, "liz-e2e", raw2, bundle2, "tablet"); });

@@ -1,6 +1,7 @@
 #include "handlers/chart_settings.hpp"
 
 #include <fmt/format.h>
+
 #include <stdexcept>
 
 #include "handlers/common/config_file.hpp"

@@ -139,7 +139,6 @@ int run_engine_bench(const std::map<std::string, std::string>& options) {
   const int paced_runs = std::stoi(opt(options, "paced-runs", "200"));
   const double rate = std::stod(opt(options, "rate", "20"));
   const int workers = std::stoi(opt(options, "workers", "4"));
-  const int producers = std::stoi(opt(options, "producers", "4"));
 
   std::unique_ptr<runtime::EmbeddedPostgres> embedded;
   std::string dsn = opt(options, "database-url", "");
@@ -180,7 +179,7 @@ int run_engine_bench(const std::map<std::string, std::string>& options) {
             << (embedded ? "embedded" : "external") << ":";
   for (const auto& r : settings_rows)
     std::cout << " " << r.at("name").get<std::string>() << "=" << r.at("setting").get<std::string>();
-  std::cout << "\n  workers=" << workers << " producers=" << producers << "\n";
+  std::cout << "\n  workers=" << workers << "\n";
 
   // Burst: every event enqueued as fast as `producers` threads can, then drained.
   auto ingest_one = [&](int i) {
@@ -189,22 +188,22 @@ int run_engine_bench(const std::map<std::string, std::string>& options) {
     ev.body = {{"n", i}};
     return engine.ingest(std::move(ev)).run_ids.at(0);
   };
-  std::int64_t first_id = ingest_one(-1);
+  // Like the peers' benchmark, the burst is bulk-inserted in chunks of 500 events.
+  constexpr int kChunk = 500;
+  std::int64_t first_id = 0, last_id = 0;
   const auto t0 = SteadyClock::now();
-  std::vector<std::thread> threads;
-  std::atomic<int> next{0};
-  std::atomic<std::int64_t> last_id{first_id};
-  for (int p = 0; p < producers; ++p) {
-    threads.emplace_back([&] {
-      for (int i = next++; i < runs - 1; i = next++) {
-        auto id = ingest_one(i);
-        std::int64_t prev = last_id.load();
-        while (id > prev && !last_id.compare_exchange_weak(prev, id)) {
-        }
-      }
-    });
+  for (int start = 0; start < runs; start += kChunk) {
+    std::vector<store::EventInput> chunk;
+    for (int i = start; i < std::min(runs, start + kChunk); ++i) {
+      store::EventInput ev;
+      ev.type = "bench.chain";
+      ev.body = {{"n", i}};
+      chunk.push_back(std::move(ev));
+    }
+    auto results = engine.ingest_batch(chunk);
+    if (start == 0) first_id = results.front().run_ids.at(0);
+    last_id = results.back().run_ids.at(0);
   }
-  for (auto& t : threads) t.join();
   const double enqueue_s = std::chrono::duration<double>(SteadyClock::now() - t0).count();
   while (count_done(store, first_id, last_id) < runs)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));

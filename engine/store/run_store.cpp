@@ -70,11 +70,12 @@ void history(pqxx::transaction_base& tx, std::int64_t run_id, const char* type,
       run_id, type, opt(step), opt(attempt_text), opt(worker), opt(detail_text));
 }
 
-std::vector<ClaimedStep> claim_in(pqxx::transaction_base& tx, const std::string& owner, int limit,
+std::vector<ClaimedStep> claim_in(Store::Impl& impl, pqxx::transaction_base& tx,
+                                  const std::string& owner, int limit,
                                   std::chrono::milliseconds lease, bool include_keyed) {
   const auto lease_ms = static_cast<std::int64_t>(lease.count());
   // SKIP LOCKED lets many workers claim side by side without waiting on each other's rows.
-  auto r = tx.exec_params(
+  static const std::string kClaimSteps =
       with_history(std::string("WITH due AS (SELECT run_id, step_key FROM step_run "
                                "WHERE status IN ('ready', 'retrying') AND run_at <= now() "
                                "AND concurrency_key IS NULL ORDER BY run_at LIMIT $3 "
@@ -83,8 +84,8 @@ std::vector<ClaimedStep> claim_in(pqxx::transaction_base& tx, const std::string&
                    kClaimSet +
                    "FROM due JOIN workflow_run r ON r.id = due.run_id "
                    "WHERE s.run_id = due.run_id AND s.step_key = due.step_key" +
-                   kClaimReturning),
-      owner, lease_ms, limit);
+                   kClaimReturning);
+  auto r = tx.exec_prepared(impl.prepare("claim_steps", kClaimSteps), owner, lease_ms, limit);
   auto out = read_claimed(r);
   if (include_keyed && static_cast<int>(out.size()) < limit) {
     // Steps under a concurrency key: the advisory lock per key serialises the count-and-claim
@@ -114,7 +115,7 @@ std::vector<ClaimedStep> claim_in(pqxx::transaction_base& tx, const std::string&
 
 class BatchImpl : public StepBatch {
  public:
-  explicit BatchImpl(pqxx::connection& conn) : tx_(conn) {}
+  explicit BatchImpl(Store::Impl& impl) : impl_(impl), tx_(impl.conn) {}
 
   // Savepoints are issued by hand: libpqxx 6.4's subtransaction does not open its savepoint
   // for exec_params, which would let a failed attempt's writes through.
@@ -135,7 +136,7 @@ class BatchImpl : public StepBatch {
                    bool skipped) override {
     // Marks the step done, releases the dependents whose last need this was, and counts the run
     // down; the run succeeds when its last step is done. One round trip per finished step.
-    auto r = cur().exec_params(
+    static const std::string kFinishStep =
         "WITH done AS ("
         "  UPDATE step_run SET status = $5, output = $6::jsonb, finished_at = now(), "
         "    lease_owner = NULL, wake = NULL, error = NULL"
@@ -158,7 +159,8 @@ class BatchImpl : public StepBatch {
         " h2 AS (INSERT INTO run_history (run_id, type, worker)"
         "  SELECT id, 'succeeded', $3 FROM run WHERE status = 'succeeded' AND remaining_steps = 0)"
         " SELECT (SELECT count(*) FROM done), (SELECT count(*) FROM promoted WHERE status = "
-        "'ready'), (SELECT status FROM run)",
+        "'ready'), (SELECT status FROM run)";
+    auto r = cur().exec_prepared(impl_.prepare("finish_step", kFinishStep),
         s.run_id, s.step_key, owner, s.attempt, skipped ? "skipped" : "succeeded", output.dump());
     if (r[0][0].as<int>() == 0) {
       discard_step_writes();
@@ -279,7 +281,7 @@ class BatchImpl : public StepBatch {
     // Claiming the next steps (often the ones this batch just released) in the same commit
     // halves the durable commits per step.
     std::vector<ClaimedStep> next;
-    if (claim_next > 0) next = claim_in(tx_, owner, claim_next, lease, include_keyed);
+    if (claim_next > 0) next = claim_in(impl_, tx_, owner, claim_next, lease, include_keyed);
     if (!logs_.empty()) {
       Json arr = Json::array();
       for (const auto& r : logs_) {
@@ -311,6 +313,7 @@ class BatchImpl : public StepBatch {
     in_savepoint_ = false;
   }
 
+  Store::Impl& impl_;
   pqxx::work tx_;
   TxSql sql_{tx_};
   bool in_savepoint_ = false;
@@ -325,12 +328,14 @@ class BatchImpl : public StepBatch {
 namespace {
 
 // Stores one event and its runs inside `tx`. The caller commits and notifies.
-IngestResult ingest_in(pqxx::transaction_base& tx, const EventInput& event,
+IngestResult ingest_in(Store::Impl& impl, pqxx::transaction_base& tx, const EventInput& event,
                        const Store::PlanRuns& plan) {
   IngestResult result;
-  auto ins = tx.exec_params(
-      "INSERT INTO event (type, dedup_key, body, source) VALUES ($1, $2, $3::jsonb, $4) "
-      "ON CONFLICT (type, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING RETURNING id",
+  auto ins = tx.exec_prepared(
+      impl.prepare("insert_event",
+                   "INSERT INTO event (type, dedup_key, body, source) VALUES ($1, $2, $3::jsonb, "
+                   "$4) ON CONFLICT (type, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING "
+                   "RETURNING id"),
       event.type, opt(event.dedup_key), event.body.dump(), event.source);
   if (ins.empty()) {
     // The same dedup key was accepted before: report what it started, start nothing.
@@ -358,7 +363,7 @@ IngestResult ingest_in(pqxx::transaction_base& tx, const EventInput& event,
       steps.push_back(std::move(o));
     }
     // Run, steps and history in one round trip.
-    auto run = tx.exec_params1(
+    static const std::string kInsertRun =
         "WITH run AS (INSERT INTO workflow_run (workflow_version_id, workflow, event_id, status, "
         "  remaining_steps, subject, started_at) VALUES ($1, $2, $3, 'running', $4, $5, now()) "
         "  RETURNING id),"
@@ -371,10 +376,11 @@ IngestResult ingest_in(pqxx::transaction_base& tx, const EventInput& event,
         "  timeout_ms int, concurrency_key text, concurrency_limit int)),"
         " h AS (INSERT INTO run_history (run_id, type, detail) SELECT run.id, 'scheduled', "
         "  jsonb_build_object('event_id', $3::bigint, 'version_id', $1::bigint) FROM run)"
-        " SELECT id FROM run",
+        " SELECT id FROM run";
+    auto run = tx.exec_prepared(impl.prepare("insert_run", kInsertRun),
         p.workflow_version_id, p.workflow, result.event_id, static_cast<int>(p.steps.size()),
         opt(event.subject), steps.dump());
-    result.run_ids.push_back(run[0].as<std::int64_t>());
+    result.run_ids.push_back(run[0][0].as<std::int64_t>());
   }
   return result;
 }
@@ -393,7 +399,7 @@ IngestResult Store::ingest(EventInput event, const PlanRuns& plan, const BeforeI
         return dup;
       }
     }
-    auto result = ingest_in(tx, event, plan);
+    auto result = ingest_in(*impl_, tx, event, plan);
     if (!result.duplicate && !result.run_ids.empty())
       tx.exec_params("SELECT pg_notify($1, '')", kWakeChannel);
     tx.commit();
@@ -408,7 +414,7 @@ std::vector<IngestResult> Store::ingest_batch(const std::vector<EventInput>& eve
     std::vector<IngestResult> out;
     bool started = false;
     for (const auto& ev : events) {
-      out.push_back(ingest_in(tx, ev, plan));
+      out.push_back(ingest_in(*impl_, tx, ev, plan));
       started = started || (!out.back().duplicate && !out.back().run_ids.empty());
     }
     if (started) tx.exec_params("SELECT pg_notify($1, '')", kWakeChannel);
@@ -421,7 +427,10 @@ std::vector<ClaimedStep> Store::claim(const std::string& owner, int limit,
                                       std::chrono::milliseconds lease, bool include_keyed) {
   return translate([&] {
     pqxx::work tx(impl_->conn);
-    auto out = claim_in(tx, owner, limit, lease, include_keyed);
+    // A claim need not wait for its WAL flush: lost in a crash, the step is simply still ready,
+    // and the step's completion (a synchronous commit) flushes the claim before it anyway.
+    tx.exec("SET LOCAL synchronous_commit = off");
+    auto out = claim_in(*impl_, tx, owner, limit, lease, include_keyed);
     tx.commit();
     return out;
   });
@@ -430,6 +439,7 @@ std::vector<ClaimedStep> Store::claim(const std::string& owner, int limit,
 int Store::heartbeat(const std::string& owner, std::chrono::milliseconds lease) {
   return translate([&] {
     pqxx::work tx(impl_->conn);
+    tx.exec("SET LOCAL synchronous_commit = off");  // a lost renewal only shortens a lease
     // SKIP LOCKED: rows our own open batch has just finished are locked by it; waiting for them
     // would stall the heartbeat until the batch commits and let the other leases lapse.
     auto r = tx.exec_params(
@@ -459,7 +469,7 @@ int Store::reclaim_all_running(const std::string& reason) {
 }
 
 std::unique_ptr<StepBatch> Store::begin_batch() {
-  return translate([&] { return std::make_unique<BatchImpl>(impl_->conn); });
+  return translate([&] { return std::make_unique<BatchImpl>(*impl_); });
 }
 
 Probe Store::probe() {

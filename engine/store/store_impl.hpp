@@ -2,6 +2,7 @@
 #pragma once
 
 #include <pqxx/pqxx>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,17 @@ struct Store::Impl {
   explicit Impl(const std::string& dsn) : conn(dsn) {}
   pqxx::connection conn;
   std::vector<std::unique_ptr<WakeReceiver>> receivers;
+  std::set<std::string> prepared;
+
+  // Hot statements are prepared once per connection: planning them on every call cost more CPU
+  // than running them.
+  const std::string& prepare(const std::string& name, const std::string& sql) {
+    if (!prepared.count(name)) {
+      conn.prepare(name, sql);
+      prepared.insert(name);
+    }
+    return name;
+  }
 };
 
 // Runs `fn`, translating libpqxx failures into the engine's three kinds.

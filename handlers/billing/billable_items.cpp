@@ -1,7 +1,8 @@
 #include "handlers/billing/billable_items.hpp"
 
-#include <cmath>
 #include <fmt/format.h>
+
+#include <cmath>
 #include <set>
 #include <stdexcept>
 
@@ -42,17 +43,17 @@ std::string currency_of(const Json& money, const std::string& fallback) {
 // Medication's code, else its first ingredient's code.
 Json medication_concept(const fhir::BundleIndex& index, const Json& administration) {
   if (const Json* cc = member(administration, "medicationCodeableConcept")) return *cc;
-  const Json* medication =
-      index.resolve_reference(object_member(administration, "medicationReference"),
-                              &administration);
+  const Json* medication = index.resolve_reference(
+      object_member(administration, "medicationReference"), &administration);
   if (medication == nullptr) {
     Json out = Json::object();
-    std::string display = string_member(object_member(administration, "medicationReference"),
-                                        "display");
+    std::string display =
+        string_member(object_member(administration, "medicationReference"), "display");
     if (!display.empty()) out["text"] = display;
     return out;
   }
-  if (fhir::has_value(object_member(*medication, "code"))) return object_member(*medication, "code");
+  if (fhir::has_value(object_member(*medication, "code")))
+    return object_member(*medication, "code");
   for (const auto& ingredient : array_member(*medication, "ingredient")) {
     const Json& item = object_member(ingredient, "itemCodeableConcept");
     if (fhir::has_value(item)) return item;
@@ -136,7 +137,8 @@ void add_claim_items(const fhir::BundleIndex& index, const Json& claim, const Pr
     ++seen_unpriced;
     if (share_total) {
       std::int64_t share = remaining / static_cast<std::int64_t>(unpriced);
-      if (seen_unpriced == unpriced) share = remaining - share * static_cast<std::int64_t>(unpriced - 1);
+      if (seen_unpriced == unpriced)
+        share = remaining - share * static_cast<std::int64_t>(unpriced - 1);
       b.amount_cents = share;
       b.amount_source = "claim_total";
     } else if (auto p = prices.price_for(b.system, b.code)) {
@@ -144,7 +146,8 @@ void add_claim_items(const fhir::BundleIndex& index, const Json& claim, const Pr
       b.currency = prices.currency;
       b.amount_source = "price_list";
     } else {
-      b.amount_cents = fhir::to_cents(static_cast<double>(prices.default_cents) / 100.0 * b.quantity);
+      b.amount_cents =
+          fhir::to_cents(static_cast<double>(prices.default_cents) / 100.0 * b.quantity);
       b.currency = prices.currency;
       b.amount_source = "price_list_default";
     }

@@ -17,7 +17,8 @@ using testing::bundle_of;
 using testing::load_json;
 
 PriceList repo_prices() {
-  return PriceList::from_json(load_config_file(testing::workflows_dir() / "settings/price-list.yaml"));
+  return PriceList::from_json(
+      load_config_file(testing::workflows_dir() / "settings/price-list.yaml"));
 }
 
 TEST(BillableItemsTest, OneItemPerClaimItemAndCompletedAdministrationOnEveryChart) {
@@ -82,7 +83,8 @@ TEST(BillableItemsTest, SplitsTheEncounterFeeOverUnpricedItems) {
 
 TEST(BillableItemsTest, BillsTheCompletedOfficialMedicationAdministrations) {
   std::vector<std::string> names;
-  for (int i = 1; i <= 13; ++i) names.push_back(fmt::format("MedicationAdministration-medadmin03{:02}", i));
+  for (int i = 1; i <= 13; ++i)
+    names.push_back(fmt::format("MedicationAdministration-medadmin03{:02}", i));
   names.push_back("MedicationAdministration-medadminexample03");
   auto resources = testing::hl7_resources(names);
   resources.push_back({{"resourceType", "Patient"}, {"id", "pat1"}});
@@ -121,22 +123,26 @@ TEST(BillableItemsTest, AmountRulesInOrder) {
   PriceList prices;
   prices.default_cents = 1000;
   prices.prices["known"] = 250;
-  Json claim = {
-      {"resourceType", "Claim"},
-      {"id", "c"},
-      {"status", "active"},
-      {"use", "claim"},
-      {"insurance", {{{"focal", true}, {"coverage", {{"display", "medicare"}}}}}},
-      {"item",
-       {{{"sequence", 1}, {"productOrService", {{"coding", {{{"code", "a"}}}}}},
-         {"net", {{"value", 10.5}, {"currency", "EUR"}}}},
-        {{"sequence", 2}, {"productOrService", {{"coding", {{{"code", "b"}}}}}},
-         {"unitPrice", {{"value", 2}}}, {"quantity", {{"value", 3}}}, {"factor", 0.5}},
-        {{"sequence", 3}, {"productOrService", {{"coding", {{{"code", "known"}}}}}},
-         {"quantity", {{"value", 2}}}},
-        {{"sequence", 4}, {"productOrService", {{"text", "no code"}}}},
-        {{"sequence", 4}},
-        "not an item"}}};
+  Json claim = {{"resourceType", "Claim"},
+                {"id", "c"},
+                {"status", "active"},
+                {"use", "claim"},
+                {"insurance", {{{"focal", true}, {"coverage", {{"display", "medicare"}}}}}},
+                {"item",
+                 {{{"sequence", 1},
+                   {"productOrService", {{"coding", {{{"code", "a"}}}}}},
+                   {"net", {{"value", 10.5}, {"currency", "EUR"}}}},
+                  {{"sequence", 2},
+                   {"productOrService", {{"coding", {{{"code", "b"}}}}}},
+                   {"unitPrice", {{"value", 2}}},
+                   {"quantity", {{"value", 3}}},
+                   {"factor", 0.5}},
+                  {{"sequence", 3},
+                   {"productOrService", {{"coding", {{{"code", "known"}}}}}},
+                   {"quantity", {{"value", 2}}}},
+                  {{"sequence", 4}, {"productOrService", {{"text", "no code"}}}},
+                  {{"sequence", 4}},
+                  "not an item"}}};
   Json bundle = bundle_of({claim});
   fhir::BundleIndex index(bundle);
   auto items = extract_billable_items(index, prices);

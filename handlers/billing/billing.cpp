@@ -1,6 +1,7 @@
 #include "handlers/billing/billing.hpp"
 
 #include <fmt/format.h>
+
 #include <map>
 #include <unordered_map>
 
@@ -40,7 +41,8 @@ StepOutcome BillingHandler::run(StepContext& ctx) {
   Sql& sql = ctx.sql();
   auto chart = ChartCache::instance().load(sql, event->chart_id, event->revision);
   if (!chart) {
-    return Fail{fmt::format("chart {} revision {} not found", event->chart_id, event->revision), true};
+    return Fail{fmt::format("chart {} revision {} not found", event->chart_id, event->revision),
+                true};
   }
   const auto& index = chart->index;
   const auto items = extract_billable_items(index, settings_->price_list);
@@ -80,9 +82,8 @@ StepOutcome BillingHandler::run(StepContext& ctx) {
       ++without_payor;
       continue;
     }
-    per_payor[item.payor].push_back(NotificationLine{item.source_ref, item.code, item.system,
-                                                     item.quantity, item.amount_cents,
-                                                     item.currency});
+    per_payor[item.payor].push_back(NotificationLine{
+        item.source_ref, item.code, item.system, item.quantity, item.amount_cents, item.currency});
   }
   std::string patient_ref;
   if (const Json* patient = index.patient()) patient_ref = index.ref_of(*patient);
@@ -90,7 +91,8 @@ StepOutcome BillingHandler::run(StepContext& ctx) {
   for (const auto& [payor, lines] : per_payor) {
     const std::string key =
         notification_key(ctx.idempotency_key(), "claim", event->chart_id, payor);
-    Json payload = build_claim_notification(event->chart_id, patient_ref, payor, "claim", key, lines);
+    Json payload =
+        build_claim_notification(event->chart_id, patient_ref, payor, "claim", key, lines);
     if (enqueue_notification(sql, event->chart_id, payor, "claim", key, payload)) ++notifications;
   }
   if (without_payor > 0) {

@@ -1,8 +1,9 @@
 #include "handlers/chart_api/chart_api.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
-#include <fmt/format.h>
 
 #include "handlers/common/sql_util.hpp"
 
@@ -13,9 +14,9 @@ namespace {
 // types: integers and numerics arrive as numbers, jsonb columns as JSON).
 Json json_rows(Sql& sql, const std::string& inner, const std::string& order_by,
                const SqlParams& params) {
-  const std::string statement = fmt::format(
-      "SELECT coalesce(json_agg(t ORDER BY {}), '[]'::json)::text AS j FROM ({}) t", order_by,
-      inner);
+  const std::string statement =
+      fmt::format("SELECT coalesce(json_agg(t ORDER BY {}), '[]'::json)::text AS j FROM ({}) t",
+                  order_by, inner);
   auto row = query_one(sql, statement, params);
   Json out = row ? column_json(*row, "j") : Json::array();
   return out.is_array() ? out : Json::array();

@@ -1,7 +1,8 @@
 #include "handlers/chart_intake/chart_intake.hpp"
 
-#include <cctype>
 #include <fmt/format.h>
+
+#include <cctype>
 
 #include "handlers/billing/billable_items.hpp"
 #include "handlers/discharge/release.hpp"

@@ -73,8 +73,7 @@ TEST(ChartIntakeTest, RejectsEachMalformedKindNamingTheProblem) {
        "entry[0].resource"},
       {Json{{"resourceType", "Bundle"}, {"entry", {{{"resource", {{"id", "x"}}}}}}},
        "no resourceType"},
-      {Json{{"resourceType", "Bundle"}, {"entry", {{{"resource", observation}}}}},
-       "no Patient"},
+      {Json{{"resourceType", "Bundle"}, {"entry", {{{"resource", observation}}}}}, "no Patient"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.body.dump());

@@ -57,9 +57,8 @@ int lock_chart(Sql& sql, const std::string& chart_id, const std::optional<std::s
 }
 
 StoredRevision insert_revision(Sql& sql, const std::string& chart_id, int latest,
-                               StoredRevision stored, const std::string& body,
-                               const char* source, const std::string& by,
-                               std::optional<int> based_on,
+                               StoredRevision stored, const std::string& body, const char* source,
+                               const std::string& by, std::optional<int> based_on,
                                const std::optional<std::string>& patient) {
   stored.revision = latest + 1;
   std::optional<std::string> base;

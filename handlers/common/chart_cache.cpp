@@ -49,9 +49,9 @@ ChartPtr ChartCache::put(const std::string& content_hash, Json bundle, std::size
 }
 
 ChartPtr ChartCache::load(Sql& sql, const std::string& chart_id, int revision) {
-  auto row = query_one(sql,
-                       "SELECT content_hash FROM chart_revision WHERE chart_id = $1 AND revision = $2",
-                       {chart_id, std::to_string(revision)});
+  auto row = query_one(
+      sql, "SELECT content_hash FROM chart_revision WHERE chart_id = $1 AND revision = $2",
+      {chart_id, std::to_string(revision)});
   if (!row) return nullptr;
   std::string hash = column_text(*row, "content_hash").value_or("");
 

@@ -1,13 +1,12 @@
 #include "handlers/common/chart_cache.hpp"
 
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <fstream>
 #include <map>
-#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -40,8 +39,9 @@ class FakeRevisionSql : public Sql {
 };
 
 TEST(ChartCacheTest, LoadsOnceAndSharesIdenticalContentAcrossCharts) {
-  const std::string text = testing::read_file(
-      testing::charts_dir() / "enc-lemuel-hodkiewicz-20000223-imp-encounter-inpatient-8ca871d7.json");
+  const std::string text =
+      testing::read_file(testing::charts_dir() /
+                         "enc-lemuel-hodkiewicz-20000223-imp-encounter-inpatient-8ca871d7.json");
   FakeRevisionSql sql;
   sql.bodies[{"a", "1"}] = text;
   sql.bodies[{"b", "1"}] = text;
@@ -58,8 +58,8 @@ TEST(ChartCacheTest, LoadsOnceAndSharesIdenticalContentAcrossCharts) {
 }
 
 TEST(ChartCacheTest, ConcurrentMissesParseOnce) {
-  const std::string text = testing::read_file(testing::charts_dir() /
-                                              "full-clemente-kreiger-1484a42d.json");
+  const std::string text =
+      testing::read_file(testing::charts_dir() / "full-clemente-kreiger-1484a42d.json");
   FakeRevisionSql sql;
   sql.bodies[{"c", "1"}] = text;
   ChartCache cache;
@@ -99,7 +99,8 @@ TEST(ChartCacheTest, EvictsLeastRecentlyUsed) {
 }
 
 TEST(ConfigFileTest, YamlScalarsAndEnvironment) {
-  auto dir = std::filesystem::temp_directory_path() / ("chartflow-cfg-" + std::to_string(::getpid()));
+  auto dir =
+      std::filesystem::temp_directory_path() / ("chartflow-cfg-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   {
     std::ofstream out(dir / "s.yaml");

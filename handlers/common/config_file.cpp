@@ -1,11 +1,11 @@
 #include "handlers/common/config_file.hpp"
 
+#include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
-#include <fmt/format.h>
 #include <stdexcept>
 
 #include "config/yaml_json.hpp"
@@ -16,7 +16,8 @@ Json yaml_to_json(const YAML::Node& node) {
   std::vector<config::YamlIssue> issues;
   Json out = config::yaml_to_json(node, issues);
   if (!issues.empty()) {
-    throw std::invalid_argument(fmt::format("line {}: {}", issues.front().line, issues.front().message));
+    throw std::invalid_argument(
+        fmt::format("line {}: {}", issues.front().line, issues.front().message));
   }
   return out;
 }

@@ -1,6 +1,7 @@
 #include "handlers/common/http_post.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <netdb.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -10,7 +11,6 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
-#include <fmt/format.h>
 
 namespace chartflow::handlers {
 namespace {
@@ -60,7 +60,8 @@ std::string connect_to(const HttpUrl& url, SteadyClock::time_point deadline, int
   if (rc != 0) return fmt::format("resolve: {}", ::gai_strerror(rc));
   std::string last_error = "connect: no address";
   for (addrinfo* ai = result; ai != nullptr; ai = ai->ai_next) {
-    int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+    int fd =
+        ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0) {
       last_error = fmt::format("socket: {}", std::strerror(errno));
       continue;
@@ -226,9 +227,9 @@ HttpResult http_post(std::string_view url, std::string_view body, const HttpHead
                                 ? fmt::format("[{}]", parsed->host)
                                 : parsed->host;
   if (parsed->port != "80") host_header += ":" + parsed->port;
-  std::string request = fmt::format(
-      "POST {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
-      parsed->target, host_header, body.size());
+  std::string request =
+      fmt::format("POST {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
+                  parsed->target, host_header, body.size());
   bool has_content_type = false;
   for (const auto& [name, value] : headers) {
     if (!header_value_ok(name) || !header_value_ok(value)) {

@@ -11,13 +11,15 @@ namespace chartflow::handlers {
 namespace {
 
 TEST(HttpPostTest, PostsBodyAndHeadersAndReportsStatus) {
-  testing::FakeHttpServer server([](const testing::ReceivedRequest&, int i) { return i == 0 ? 503 : 201; });
+  testing::FakeHttpServer server(
+      [](const testing::ReceivedRequest&, int i) { return i == 0 ? 503 : 201; });
   HttpResult first = http_post(server.url("/claims"), "{\"a\":1}", {{"Idempotency-Key", "k-1"}});
   EXPECT_EQ(first.status, 503);
   EXPECT_FALSE(first.ok());
   EXPECT_TRUE(first.error.empty());
-  HttpResult second = http_post(server.url("/claims"), "{\"a\":1}",
-                                {{"Idempotency-Key", "k-1"}, {"Content-Type", "application/fhir+json"}});
+  HttpResult second =
+      http_post(server.url("/claims"), "{\"a\":1}",
+                {{"Idempotency-Key", "k-1"}, {"Content-Type", "application/fhir+json"}});
   EXPECT_EQ(second.status, 201);
   EXPECT_TRUE(second.ok());
   EXPECT_EQ(second.body, "{}");

@@ -1,8 +1,9 @@
 #include "handlers/common/sql_util.hpp"
 
+#include <fmt/format.h>
+
 #include <cerrno>
 #include <cstdlib>
-#include <fmt/format.h>
 
 namespace chartflow::handlers {
 

@@ -1,7 +1,8 @@
 #include "handlers/common/time_util.hpp"
 
-#include <ctime>
 #include <fmt/format.h>
+
+#include <ctime>
 
 namespace chartflow::handlers {
 
@@ -20,8 +21,8 @@ std::string epoch_seconds_text(TimePoint t) {
 }
 
 TimePoint from_epoch_seconds(double seconds) {
-  return TimePoint(std::chrono::duration_cast<Clock::duration>(
-      std::chrono::duration<double>(seconds)));
+  return TimePoint(
+      std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds)));
 }
 
 }  // namespace chartflow::handlers

@@ -1,12 +1,12 @@
 #include "handlers/discharge/bill_channels.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <cstring>
-#include <fmt/format.h>
 #include <set>
 #include <stdexcept>
 
@@ -51,8 +51,8 @@ BillDeliverySettings BillDeliverySettings::from_json(const Json& settings) {
             "bill delivery channel '{}': url must be http://host[:port]/path", channel.name));
       }
     } else {
-      throw std::invalid_argument(fmt::format(
-          "bill delivery channel '{}': type must be folder or webhook", channel.name));
+      throw std::invalid_argument(
+          fmt::format("bill delivery channel '{}': type must be folder or webhook", channel.name));
     }
     out.channels.push_back(std::move(channel));
   }

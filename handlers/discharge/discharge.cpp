@@ -1,6 +1,7 @@
 #include "handlers/discharge/discharge.hpp"
 
 #include <fmt/format.h>
+
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -80,14 +81,16 @@ StepOutcome DischargeHandler::run(StepContext& ctx) {
   Sql& sql = ctx.sql();
   auto chart = ChartCache::instance().load(sql, event->chart_id, event->revision);
   if (!chart) {
-    return Fail{fmt::format("chart {} revision {} not found", event->chart_id, event->revision), true};
+    return Fail{fmt::format("chart {} revision {} not found", event->chart_id, event->revision),
+                true};
   }
   const auto& index = chart->index;
   const Wake* wake = ctx.wake();
   const bool signalled = wake != nullptr && wake->kind == Wake::Kind::kSignal &&
                          !release_signal.empty() && wake->signal == release_signal;
   if (!event->released && !signalled && !is_released(index)) {
-    if (!release_signal.empty() && wake == nullptr) return WaitForSignal{release_signal, std::nullopt};
+    if (!release_signal.empty() && wake == nullptr)
+      return WaitForSignal{release_signal, std::nullopt};
     return Completed{Json{{"released", false}}};
   }
 
@@ -121,10 +124,10 @@ StepOutcome DischargeHandler::run(StepContext& ctx) {
     BillInput input{event->chart_id, patient_ref, patient_name, issued_at, currency, lines, payors};
     invoice_json = build_invoice(input);
     bill_text = render_bill_text(input);
-    auto row = query_one(sql, kInsertInvoice,
-                         {event->chart_id, std::to_string(event->revision),
-                          fhir::format_cents(total_cents(lines)), currency, invoice_json.dump(),
-                          bill_text});
+    auto row = query_one(
+        sql, kInsertInvoice,
+        {event->chart_id, std::to_string(event->revision), fhir::format_cents(total_cents(lines)),
+         currency, invoice_json.dump(), bill_text});
     if (row) {
       invoice_id = column_int(*row, "id").value_or(0);
       created = true;
@@ -149,8 +152,8 @@ StepOutcome DischargeHandler::run(StepContext& ctx) {
     for (const auto& l : lines) {
       const std::string& p = l.payor.empty() && !payors.empty() ? payors.front() : l.payor;
       if (p.empty()) continue;
-      per_payor[p].push_back(
-          NotificationLine{l.source_ref, l.code, l.code_system, l.quantity, l.amount_cents, l.currency});
+      per_payor[p].push_back(NotificationLine{l.source_ref, l.code, l.code_system, l.quantity,
+                                              l.amount_cents, l.currency});
     }
     for (const auto& [payor, payor_lines] : per_payor) {
       const std::string key = notification_key("chart", "final", event->chart_id, payor);
@@ -161,8 +164,8 @@ StepOutcome DischargeHandler::run(StepContext& ctx) {
   }
   DeliveryReport report = deliver_pending(ctx, settings_->insurers, event->chart_id, "final");
   if (report.failed > 0) {
-    return Retry{fmt::format("final insurer notification failed for chart {}: {}",
-                             event->chart_id, report.first_error),
+    return Retry{fmt::format("final insurer notification failed for chart {}: {}", event->chart_id,
+                             report.first_error),
                  std::nullopt};
   }
 
@@ -181,10 +184,10 @@ StepOutcome DischargeHandler::run(StepContext& ctx) {
                    {"invoice_id", invoice_id},
                    {"invoice", invoice_json},
                    {"bill_text", bill_text}};
-      HttpResult result = http_post(
-          channel.url, body.dump(),
-          {{"Idempotency-Key", fmt::format("bill:{}:{}", event->chart_id, channel.name)}},
-          settings_->insurers.timeout);
+      HttpResult result =
+          http_post(channel.url, body.dump(),
+                    {{"Idempotency-Key", fmt::format("bill:{}:{}", event->chart_id, channel.name)}},
+                    settings_->insurers.timeout);
       if (!result.ok()) {
         error = result.error.empty() ? fmt::format("HTTP status {}", result.status) : result.error;
       }

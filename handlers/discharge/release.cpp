@@ -84,21 +84,23 @@ Json build_invoice(const BillInput& input) {
     if (!line.description.empty()) coding["display"] = line.description;
     line_items.push_back(Json{
         {"sequence", ++sequence},
-        {"chargeItemCodeableConcept", {{"coding", Json::array({coding})}, {"text", line.description}}},
-        {"priceComponent", Json::array({Json{{"type", "base"},
-                                             {"factor", line.quantity},
-                                             {"amount", money(line.amount_cents)}}})},
+        {"chargeItemCodeableConcept",
+         {{"coding", Json::array({coding})}, {"text", line.description}}},
+        {"priceComponent",
+         Json::array({Json{
+             {"type", "base"}, {"factor", line.quantity}, {"amount", money(line.amount_cents)}}})},
         {"extension", Json::array({Json{{"url", "urn:chartflow:ledger-source"},
                                         {"valueString", line.source_ref}}})}});
   }
-  Json invoice = {{"resourceType", "Invoice"},
-                  {"identifier", Json::array({Json{{"system", "urn:chartflow:invoice"},
-                                                   {"value", input.chart_id}}})},
-                  {"status", "issued"},
-                  {"date", input.issued_at},
-                  {"lineItem", std::move(line_items)},
-                  {"totalNet", money(total)},
-                  {"totalGross", money(total)}};
+  Json invoice = {
+      {"resourceType", "Invoice"},
+      {"identifier",
+       Json::array({Json{{"system", "urn:chartflow:invoice"}, {"value", input.chart_id}}})},
+      {"status", "issued"},
+      {"date", input.issued_at},
+      {"lineItem", std::move(line_items)},
+      {"totalNet", money(total)},
+      {"totalGross", money(total)}};
   if (!input.patient_ref.empty()) invoice["subject"] = {{"reference", input.patient_ref}};
   return invoice;
 }
@@ -131,9 +133,9 @@ std::string render_bill_text(const BillInput& input) {
   }
   if (input.lines.empty()) out += "      (no charges)\n";
   out += std::string(4 + 2 + kDescriptionWidth + 2 + 8 + 2 + 14, '-') + "\n";
-  out += fmt::format("{:>4}  {}  {:>8}  {:>14}\n", "", fit("Total", kDescriptionWidth), "",
-                     fmt::format("{} {}", fhir::format_cents(total_cents(input.lines)),
-                                 input.currency));
+  out += fmt::format(
+      "{:>4}  {}  {:>8}  {:>14}\n", "", fit("Total", kDescriptionWidth), "",
+      fmt::format("{} {}", fhir::format_cents(total_cents(input.lines)), input.currency));
   return out;
 }
 

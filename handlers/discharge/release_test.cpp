@@ -112,9 +112,9 @@ TEST(BillChannelsTest, SettingsAndAtomicFolderWrite) {
   EXPECT_THROW(BillDeliverySettings::from_json(
                    Json{{"channels", {{{"type", "webhook"}, {"url", "ftp://x"}}}}}),
                std::invalid_argument);
-  EXPECT_THROW(BillDeliverySettings::from_json(
-                   Json{{"channels", {{{"type", "folder"}, {"dir", "/a"}},
-                                      {{"type", "folder"}, {"dir", "/b"}}}}}),
+  EXPECT_THROW(BillDeliverySettings::from_json(Json{
+                   {"channels",
+                    {{{"type", "folder"}, {"dir", "/a"}}, {{"type", "folder"}, {"dir", "/b"}}}}}),
                std::invalid_argument);
 
   auto dir = std::filesystem::temp_directory_path() /
@@ -124,7 +124,8 @@ TEST(BillChannelsTest, SettingsAndAtomicFolderWrite) {
   EXPECT_EQ(write_bill_file(dir / "nested", "chart-1", "second"), "");
   EXPECT_EQ(testing::read_file(dir / "nested" / "chart-1-invoice.txt"), "second");
   std::size_t files = 0;
-  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir / "nested")) ++files;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir / "nested"))
+    ++files;
   EXPECT_EQ(files, 1U);  // no temporary left behind
   std::filesystem::remove_all(dir);
 }

@@ -107,7 +107,8 @@ std::string claim_recency(const Json& claim) {
 
 bool is_primary_performer(const Json& participant) {
   for (const auto& type : array_member(participant, "type")) {
-    if (fhir::has_code(type, kParticipationTypeSystem, "PPRF") || fhir::has_code(type, "", "PPRF")) {
+    if (fhir::has_code(type, kParticipationTypeSystem, "PPRF") ||
+        fhir::has_code(type, "", "PPRF")) {
       return true;
     }
   }

@@ -160,8 +160,8 @@ TEST(DoctorLookupTest, FallsBackToThePrimaryCareTeamMember) {
 
 TEST(DoctorLookupTest, OddChartsFindNobodyWithoutCrashing) {
   for (const Json& bundle :
-       {Json::object(), Json{{"entry", {{{"resource", {{"resourceType", "Encounter"},
-                                                       {"participant", "x"}}}}}}},
+       {Json::object(),
+        Json{{"entry", {{{"resource", {{"resourceType", "Encounter"}, {"participant", "x"}}}}}}},
         Json{{"entry",
               {{{"resource",
                  {{"resourceType", "Patient"},

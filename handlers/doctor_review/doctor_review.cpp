@@ -1,6 +1,7 @@
 #include "handlers/doctor_review/doctor_review.hpp"
 
 #include <fmt/format.h>
+
 #include <stdexcept>
 
 #include "handlers/common/chart_cache.hpp"
@@ -87,11 +88,12 @@ bool valid_decision(const std::string& d) { return d == "approve" || d == "rejec
 
 ReviewOptions ReviewOptions::from_json(const Json& settings) {
   ReviewOptions o;
-  o.deadline = duration_setting(setting_in(settings, "deadline"), "deadline", kDefaultReviewDeadline);
+  o.deadline =
+      duration_setting(setting_in(settings, "deadline"), "deadline", kDefaultReviewDeadline);
   o.escalation_deadline = duration_setting(setting_in(settings, "escalation_deadline"),
                                            "escalation_deadline", o.deadline);
-  o.fallback_queue =
-      queue_setting(setting_in(settings, "fallback_queue"), "fallback_queue", kDefaultFallbackQueue);
+  o.fallback_queue = queue_setting(setting_in(settings, "fallback_queue"), "fallback_queue",
+                                   kDefaultFallbackQueue);
   o.escalation_queue = queue_setting(setting_in(settings, "escalation_queue"), "escalation_queue",
                                      kDefaultEscalationQueue);
   return o;
@@ -136,8 +138,8 @@ StepOutcome DoctorReviewHandler::run(StepContext& ctx) {
               {{"chart_id", event->chart_id}, {"review_id", review_id}});
     } else if (wake != nullptr && wake->kind == Wake::Kind::kDeadline) {
       const TimePoint due = Clock::now() + options.escalation_deadline;
-      auto row = query_one(sql, kEscalate,
-                           {review_id, options.escalation_queue, epoch_seconds_text(due)});
+      auto row =
+          query_one(sql, kEscalate, {review_id, options.escalation_queue, epoch_seconds_text(due)});
       ctx.log(LogLevel::kWarning, "event=review_escalated",
               {{"chart_id", event->chart_id},
                {"review_id", review_id},
@@ -154,7 +156,8 @@ StepOutcome DoctorReviewHandler::run(StepContext& ctx) {
 
   auto chart = ChartCache::instance().load(sql, event->chart_id, event->revision);
   if (!chart) {
-    return Fail{fmt::format("chart {} revision {} not found", event->chart_id, event->revision), true};
+    return Fail{fmt::format("chart {} revision {} not found", event->chart_id, event->revision),
+                true};
   }
   const auto& index = chart->index;
   auto doctor = find_primary_doctor(index);

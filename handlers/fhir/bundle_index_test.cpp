@@ -48,15 +48,15 @@ TEST(BundleIndexTest, UnresolvableReferencesReturnNullAndNeverThrow) {
                           "enc-lemuel-hodkiewicz-20000223-imp-encounter-inpatient-8ca871d7.json");
   BundleIndex index(bundle);
   for (const char* ref :
-       {"Encounter/123", "urn:uuid:missing", "Practitioner?identifier=http://x|1", "#nothing",
-        "#", "", "   ", "/", "Patient/", "?", "Practitioner?name=smith", "lowercase/1",
-        "http://", "urn:oid:1.2.3", "Encounter/123/_history/", "%%%", "Practitioner?identifier="}) {
+       {"Encounter/123", "urn:uuid:missing", "Practitioner?identifier=http://x|1", "#nothing", "#",
+        "", "   ", "/", "Patient/", "?", "Practitioner?name=smith", "lowercase/1", "http://",
+        "urn:oid:1.2.3", "Encounter/123/_history/", "%%%", "Practitioner?identifier="}) {
     SCOPED_TRACE(ref);
     EXPECT_EQ(index.resolve(ref), nullptr);
   }
-  for (const Json& odd : {Json(nullptr), Json(42), Json::array(), Json::object(),
-                          Json{{"reference", 5}}, Json{{"identifier", "x"}},
-                          Json{{"identifier", {{"value", 7}}}}}) {
+  for (const Json& odd :
+       {Json(nullptr), Json(42), Json::array(), Json::object(), Json{{"reference", 5}},
+        Json{{"identifier", "x"}}, Json{{"identifier", {{"value", 7}}}}}) {
     EXPECT_EQ(index.resolve_reference(odd), nullptr);
   }
 }
@@ -98,11 +98,12 @@ TEST(BundleIndexTest, ResolvesContainedReferencesInTheirContainer) {
 }
 
 TEST(BundleIndexTest, ToleratesMalformedEntries) {
-  Json bundle = {{"resourceType", "Bundle"},
-                 {"entry", Json::array({Json(1), Json::object(), Json{{"resource", "x"}},
-                                        Json{{"resource", {{"id", "no-type"}}}},
-                                        Json{{"fullUrl", 5}, {"resource", {{"resourceType", "Patient"}}}},
-                                        Json{{"resource", {{"resourceType", 7}, {"id", "x"}}}}})}};
+  Json bundle = {
+      {"resourceType", "Bundle"},
+      {"entry", Json::array({Json(1), Json::object(), Json{{"resource", "x"}},
+                             Json{{"resource", {{"id", "no-type"}}}},
+                             Json{{"fullUrl", 5}, {"resource", {{"resourceType", "Patient"}}}},
+                             Json{{"resource", {{"resourceType", 7}, {"id", "x"}}}}})}};
   BundleIndex index(bundle);
   EXPECT_EQ(index.resources().size(), 3U);
   ASSERT_NE(index.patient(), nullptr);
@@ -115,8 +116,8 @@ TEST(BundleIndexTest, ToleratesMalformedEntries) {
 }
 
 TEST(FhirJsonTest, GuardedAccessorsNeverThrow) {
-  Json odd = {{"s", "text"}, {"n", 2.5}, {"ns", "3.25"}, {"a", {1, 2}}, {"o", {{"k", "v"}}},
-              {"b", "true"}, {"null", nullptr}};
+  Json odd = {{"s", "text"},       {"n", 2.5},    {"ns", "3.25"},   {"a", {1, 2}},
+              {"o", {{"k", "v"}}}, {"b", "true"}, {"null", nullptr}};
   EXPECT_EQ(string_member(odd, "s"), "text");
   EXPECT_EQ(string_member(odd, "n"), "");
   EXPECT_EQ(string_member(Json::array(), "s"), "");
@@ -132,9 +133,10 @@ TEST(FhirJsonTest, GuardedAccessorsNeverThrow) {
 }
 
 TEST(FhirJsonTest, ElementPathsFanOutOverArrays) {
-  Json encounter = {{"participant", {{{"type", Json::array()}}, {{"individual", {{"reference", "x"}}}}}},
-                    {"hospitalization", {{"dischargeDisposition", {{"text", "home"}}}}},
-                    {"reasonCode", Json::array()}};
+  Json encounter = {
+      {"participant", {{{"type", Json::array()}}, {{"individual", {{"reference", "x"}}}}}},
+      {"hospitalization", {{"dischargeDisposition", {{"text", "home"}}}}},
+      {"reasonCode", Json::array()}};
   EXPECT_TRUE(element_present(encounter, "participant.individual"));
   EXPECT_TRUE(element_present(encounter, "hospitalization.dischargeDisposition"));
   EXPECT_FALSE(element_present(encounter, "reasonCode"));

@@ -1,8 +1,9 @@
 #include "handlers/fhir/fhir_json.hpp"
 
+#include <fmt/format.h>
+
 #include <cmath>
 #include <cstdlib>
-#include <fmt/format.h>
 
 namespace chartflow::handlers::fhir {
 namespace {
@@ -129,7 +130,8 @@ std::vector<Coding> codings(const Json& concept_or_coding) {
   if (!concept_or_coding.is_object()) return out;
   auto add = [&out](const Json& c) {
     if (!c.is_object()) return;
-    Coding coding{string_member(c, "system"), string_member(c, "code"), string_member(c, "display")};
+    Coding coding{string_member(c, "system"), string_member(c, "code"),
+                  string_member(c, "display")};
     if (!coding.code.empty() || !coding.display.empty()) out.push_back(std::move(coding));
   };
   if (member(concept_or_coding, "coding") != nullptr) {

@@ -64,7 +64,8 @@ TEST(InsurerLookupTest, FallsBackToTheContainedCoverageOfTheEob) {
   // Contained Coverage with a type but no payor.
   Json eob = {{"resourceType", "ExplanationOfBenefit"},
               {"id", "e"},
-              {"contained", {{{"resourceType", "Coverage"}, {"id", "cov"}, {"type", {{"text", "medicaid"}}}}}},
+              {"contained",
+               {{{"resourceType", "Coverage"}, {"id", "cov"}, {"type", {{"text", "medicaid"}}}}}},
               {"insurance", {{{"focal", true}, {"coverage", {{"reference", "#cov"}}}}}}};
   Json b2 = bundle_of({eob});
   fhir::BundleIndex i2(b2);
@@ -92,7 +93,7 @@ TEST(InsurerLookupTest, OfficialCoverageExamples) {
   fhir::BundleIndex index(bundle);
   // Organization/2 is not in the Bundle: the reference text names it.
   EXPECT_EQ(coverage_payor(index, coverages[0]), "Organization/2");
-  EXPECT_EQ(coverage_payor(index, coverages[1]), "123456789");  // identifier only
+  EXPECT_EQ(coverage_payor(index, coverages[1]), "123456789");    // identifier only
   EXPECT_EQ(coverage_payor(index, coverages[3]), kSelfPayPayor);  // the patient pays
   EXPECT_EQ(find_insurers(index).size(), 3U);
   // The contained Coverage of Claim-MED-00050 pays by identifier.
@@ -103,10 +104,11 @@ TEST(InsurerLookupTest, OfficialCoverageExamples) {
 }
 
 TEST(InsurerLookupTest, NoInsuranceAnywhere) {
-  for (const Json& bundle : {Json::object(),
-                             bundle_of({{{"resourceType", "Claim"}, {"insurance", "x"}}}),
-                             bundle_of({{{"resourceType", "Coverage"}, {"status", "cancelled"},
-                                         {"payor", {{{"display", "gone"}}}}}})}) {
+  for (const Json& bundle :
+       {Json::object(), bundle_of({{{"resourceType", "Claim"}, {"insurance", "x"}}}),
+        bundle_of({{{"resourceType", "Coverage"},
+                    {"status", "cancelled"},
+                    {"payor", {{{"display", "gone"}}}}}})}) {
     fhir::BundleIndex index(bundle);
     EXPECT_FALSE(primary_insurer(index).has_value());
   }
@@ -114,13 +116,13 @@ TEST(InsurerLookupTest, NoInsuranceAnywhere) {
 
 TEST(InsurerSettingsTest, EndpointsPerPayorWithDefaultAndSkips) {
   ::setenv("CHARTFLOW_TEST_INSURER", "http://127.0.0.1:9/x", 1);
-  auto s = InsurerSettings::from_json(Json{
-      {"timeout", "2s"},
-      {"payors",
-       {{"medicare", {{"url", "http://medicare.test/claims"}}},
-        {"no_insurance", {{"skip", true}}},
-        {"default", {{"url", "${CHARTFLOW_TEST_INSURER}"}}},
-        {"unset", {{"url", "${CHARTFLOW_TEST_UNSET_VARIABLE}"}}}}}});
+  auto s = InsurerSettings::from_json(
+      Json{{"timeout", "2s"},
+           {"payors",
+            {{"medicare", {{"url", "http://medicare.test/claims"}}},
+             {"no_insurance", {{"skip", true}}},
+             {"default", {{"url", "${CHARTFLOW_TEST_INSURER}"}}},
+             {"unset", {{"url", "${CHARTFLOW_TEST_UNSET_VARIABLE}"}}}}}});
   EXPECT_EQ(s.timeout, std::chrono::seconds(2));
   EXPECT_EQ(s.endpoint_for("medicare")->url, "http://medicare.test/claims");
   EXPECT_EQ(s.endpoint_for("MEDICARE")->url, "http://medicare.test/claims");

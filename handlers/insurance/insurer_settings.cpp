@@ -1,7 +1,8 @@
 #include "handlers/insurance/insurer_settings.hpp"
 
-#include <cctype>
 #include <fmt/format.h>
+
+#include <cctype>
 #include <stdexcept>
 
 #include "handlers/common/config_file.hpp"
@@ -32,11 +33,12 @@ InsurerSettings InsurerSettings::from_json(const Json& settings) {
   InsurerSettings out;
   if (settings.is_null()) return out;
   if (!settings.is_object()) throw std::invalid_argument("insurer settings must be a mapping");
-  out.timeout = duration_setting(fhir::member(settings, "timeout"), "timeout",
-                                 kDefaultInsurerTimeout);
+  out.timeout =
+      duration_setting(fhir::member(settings, "timeout"), "timeout", kDefaultInsurerTimeout);
   const Json* payors = fhir::member(settings, "payors");
   if (payors == nullptr) return out;
-  if (!payors->is_object()) throw std::invalid_argument("insurer settings: 'payors' must be a mapping");
+  if (!payors->is_object())
+    throw std::invalid_argument("insurer settings: 'payors' must be a mapping");
   for (const auto& [name, value] : payors->items()) {
     InsurerEndpoint endpoint;
     if (value.is_string()) {

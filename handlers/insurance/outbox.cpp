@@ -1,8 +1,9 @@
 #include "handlers/insurance/outbox.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cctype>
-#include <fmt/format.h>
 
 #include "handlers/common/hash.hpp"
 #include "handlers/common/http_post.hpp"
@@ -71,13 +72,12 @@ Json build_claim_notification(const std::string& chart_id, const std::string& pa
   for (const auto& line : lines) {
     Json coding = {{"code", line.code}};
     if (!line.code_system.empty()) coding["system"] = line.code_system;
-    items.push_back(Json{
-        {"sequence", ++sequence},
-        {"productOrService", {{"coding", Json::array({coding})}}},
-        {"quantity", {{"value", line.quantity}}},
-        {"net", money(line.amount_cents, line.currency)},
-        {"extension", Json::array({Json{{"url", "urn:chartflow:ledger-source"},
-                                        {"valueString", line.source_ref}}})}});
+    items.push_back(Json{{"sequence", ++sequence},
+                         {"productOrService", {{"coding", Json::array({coding})}}},
+                         {"quantity", {{"value", line.quantity}}},
+                         {"net", money(line.amount_cents, line.currency)},
+                         {"extension", Json::array({Json{{"url", "urn:chartflow:ledger-source"},
+                                                         {"valueString", line.source_ref}}})}});
     total += line.amount_cents;
   }
   Json claim = {
@@ -100,8 +100,8 @@ std::optional<std::int64_t> enqueue_notification(Sql& sql, const std::string& ch
                                                  const std::string& payor, const std::string& kind,
                                                  const std::string& idempotency_key,
                                                  const Json& payload) {
-  auto row = query_one(sql, kInsertOutbox,
-                       {chart_id, payor, kind, idempotency_key, payload.dump()});
+  auto row =
+      query_one(sql, kInsertOutbox, {chart_id, payor, kind, idempotency_key, payload.dump()});
   if (!row) return std::nullopt;
   return column_int(*row, "id");
 }
@@ -130,18 +130,16 @@ DeliveryReport deliver_pending(StepContext& ctx, const InsurerSettings& settings
       ++report.skipped;
       continue;
     }
-    const int attempt = std::max<int>(
-        static_cast<int>(column_int(row, "attempts").value_or(0)) + 1, ctx.attempt());
-    HttpResult result = http_post(endpoint->url, column_text(row, "payload").value_or("{}"),
-                                  {{"Content-Type", "application/fhir+json"},
-                                   {"Idempotency-Key", key}},
-                                  settings.timeout);
+    const int attempt =
+        std::max<int>(static_cast<int>(column_int(row, "attempts").value_or(0)) + 1, ctx.attempt());
+    HttpResult result = http_post(
+        endpoint->url, column_text(row, "payload").value_or("{}"),
+        {{"Content-Type", "application/fhir+json"}, {"Idempotency-Key", key}}, settings.timeout);
     std::optional<std::string> status_code;
     if (result.status != 0) status_code = std::to_string(result.status);
-    std::string error = result.ok() ? std::string()
-                        : !result.error.empty()
-                            ? result.error
-                            : fmt::format("HTTP status {}", result.status);
+    std::string error = result.ok()             ? std::string()
+                        : !result.error.empty() ? result.error
+                                                : fmt::format("HTTP status {}", result.status);
     std::optional<std::string> error_param;
     if (!error.empty()) error_param = error;
     sql.query(kRecordAttempt, {id_text, std::to_string(attempt), status_code, error_param});

@@ -1,6 +1,7 @@
 #include "handlers/missing_field_scan/missing_field_scan.hpp"
 
 #include <fmt/format.h>
+
 #include <set>
 #include <stdexcept>
 #include <utility>
@@ -102,7 +103,8 @@ StepOutcome MissingFieldScanHandler::run(StepContext& ctx) {
   const std::string revision_text = std::to_string(event->revision);
   auto chart = ChartCache::instance().load(sql, event->chart_id, event->revision);
   if (!chart) {
-    return Fail{fmt::format("chart {} revision {} not found", event->chart_id, event->revision), true};
+    return Fail{fmt::format("chart {} revision {} not found", event->chart_id, event->revision),
+                true};
   }
   const fhir::BundleIndex& index = chart->index;
 
@@ -140,7 +142,8 @@ StepOutcome MissingFieldScanHandler::run(StepContext& ctx) {
   }
   std::size_t opened = 0;
   if (!records.empty()) {
-    opened = query_rows(sql, kOpenQuestions, {event->chart_id, revision_text, records.dump()}).size();
+    opened =
+        query_rows(sql, kOpenQuestions, {event->chart_id, revision_text, records.dump()}).size();
   }
 
   std::vector<std::int64_t> to_close;

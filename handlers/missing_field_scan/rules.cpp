@@ -1,7 +1,8 @@
 #include "handlers/missing_field_scan/rules.hpp"
 
-#include <cctype>
 #include <fmt/format.h>
+
+#include <cctype>
 #include <set>
 #include <stdexcept>
 
@@ -73,7 +74,8 @@ RuleSet RuleSet::from_json(const Json& document) {
   std::set<std::string> ids;
   for (std::size_t i = 0; i < list->size(); ++i) {
     const Json& r = (*list)[i];
-    if (!r.is_object()) throw std::invalid_argument(fmt::format("rule #{} is not a mapping", i + 1));
+    if (!r.is_object())
+      throw std::invalid_argument(fmt::format("rule #{} is not a mapping", i + 1));
     MissingFieldRule rule;
     rule.id = fhir::string_member(r, "id");
     if (!valid_rule_id(rule.id)) {
@@ -90,7 +92,8 @@ RuleSet RuleSet::from_json(const Json& document) {
     }
     rule.element = fhir::string_member(r, "element");
     if (!valid_path(rule.element)) {
-      throw std::invalid_argument(fmt::format("rule '{}': 'element' is not a dotted path", rule.id));
+      throw std::invalid_argument(
+          fmt::format("rule '{}': 'element' is not a dotted path", rule.id));
     }
     rule.severity = fhir::string_member(r, "severity");
     if (rule.severity.empty()) rule.severity = "warning";
@@ -107,8 +110,10 @@ RuleSet RuleSet::from_json(const Json& document) {
       if (rule.where_element.empty() || !valid_path(rule.where_element)) {
         throw std::invalid_argument(fmt::format("rule '{}': 'where.element' is required", rule.id));
       }
-      if (const Json* eq = fhir::member(*where, "equals")) rule.where_values.push_back(scalar_text(*eq));
-      for (const auto& v : fhir::array_member(*where, "in")) rule.where_values.push_back(scalar_text(v));
+      if (const Json* eq = fhir::member(*where, "equals"))
+        rule.where_values.push_back(scalar_text(*eq));
+      for (const auto& v : fhir::array_member(*where, "in"))
+        rule.where_values.push_back(scalar_text(v));
       if (rule.where_values.empty()) {
         throw std::invalid_argument(
             fmt::format("rule '{}': 'where' needs 'equals' or 'in'", rule.id));

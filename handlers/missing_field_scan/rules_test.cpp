@@ -57,7 +57,8 @@ TEST(MissingFieldRulesTest, RulesFireOnTheRealChartsAsTheContentImplies) {
         if (!r.contains("reasonCode")) ++no_reason;
         if (!r.contains("participant")) ++no_participant;
         if (r["class"]["code"] == "IMP" &&
-            !(r.contains("hospitalization") && r["hospitalization"].contains("dischargeDisposition"))) {
+            !(r.contains("hospitalization") &&
+              r["hospitalization"].contains("dischargeDisposition"))) {
           ++imp_no_disposition;
         }
       }
@@ -115,7 +116,8 @@ TEST(MissingFieldRulesTest, SuppliedFieldsAndAbsentResources) {
   bundle["entry"].push_back({{"resource", {{"resourceType", "Coverage"}, {"id", "c"}}}});
   fhir::BundleIndex later(bundle);
   std::set<std::string> rules_found;
-  for (const auto& f : scan_chart(later, rules)) rules_found.insert(f.rule_id + " " + f.resource_ref);
+  for (const auto& f : scan_chart(later, rules))
+    rules_found.insert(f.rule_id + " " + f.resource_ref);
   EXPECT_FALSE(rules_found.count("encounter-reason Encounter/e"));
   EXPECT_FALSE(rules_found.count("coverage Patient/p"));
   EXPECT_TRUE(decides_question(later, rules, "encounter-reason", "Encounter/e"));
@@ -193,7 +195,8 @@ TEST(WritebackTest, AddsOneTaskPerQuestionDeterministically) {
   EXPECT_EQ(twice["entry"].size(), written["entry"].size());
   EXPECT_EQ(writeback_text(again, "chart-1", questions), twice.dump());
   // Unusual top-level keys keep their place; a Bundle without entries falls back to the copy.
-  Json odd = {{"resourceType", "Bundle"}, {"aaa", 1}, {"zzz", {{"k", "v"}}}, {"entry", Json::array()}};
+  Json odd = {
+      {"resourceType", "Bundle"}, {"aaa", 1}, {"zzz", {{"k", "v"}}}, {"entry", Json::array()}};
   fhir::BundleIndex odd_index(odd);
   EXPECT_EQ(writeback_text(odd_index, "c", questions),
             build_writeback_bundle(odd_index, "c", questions).dump());

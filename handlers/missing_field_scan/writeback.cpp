@@ -27,20 +27,20 @@ Json question_task(const fhir::BundleIndex& index, const std::string& chart_id,
   Json task = {
       {"resourceType", "Task"},
       {"id", stable_uuid(fmt::format("chartflow-question:{}:{}", chart_id, q.id))},
-      {"identifier", Json::array({Json{{"system", kQuestionIdentifierSystem},
-                                       {"value", std::to_string(q.id)}}})},
+      {"identifier",
+       Json::array({Json{{"system", kQuestionIdentifierSystem}, {"value", std::to_string(q.id)}}})},
       {"status", open ? "requested" : "completed"},
       {"intent", "order"},
       {"priority", q.severity == "error" ? "urgent" : "routine"},
       {"code",
-       {{"coding", Json::array({Json{{"system", "urn:chartflow:missing-field-rule"},
-                                     {"code", q.rule_id}}})},
+       {{"coding",
+         Json::array({Json{{"system", "urn:chartflow:missing-field-rule"}, {"code", q.rule_id}}})},
         {"text", "Missing information"}}},
       {"description", q.question},
       {"focus", {{"reference", focus}}},
       {"authoredOn", q.created_at},
-      {"extension", Json::array({Json{{"url", "urn:chartflow:question-severity"},
-                                      {"valueCode", q.severity}}})}};
+      {"extension",
+       Json::array({Json{{"url", "urn:chartflow:question-severity"}, {"valueCode", q.severity}}})}};
   if (const Json* patient = index.patient()) {
     task["for"] = {{"reference", index.local_reference(*patient)}};
   }

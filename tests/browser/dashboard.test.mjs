@@ -370,7 +370,9 @@ test("log search finds the error line by level and HH:MM time range, linked to i
     ]);
     // The response is in; the table re-renders right after it.
     await page.waitForSelector(row, { state: "detached" });
-    await page.waitForSelector("table.logs-table tr.empty, table.logs-table tr[data-level]");
+    await page.waitForSelector(
+      "table.logs-table tr.empty, table.logs-table tr[data-level]",
+    );
     await page.fill("form.filters input[name=since]", hhmm(since));
     await page.fill("form.filters input[name=until]", hhmm(until));
     await Promise.all([
@@ -607,6 +609,97 @@ test("reviews worklist (stubbed API): markup in a name is text, approve sends th
   } finally {
     await page.unroute("**/v1/reviews?*");
     await page.unroute("**/v1/reviews/9001/decision");
+  }
+});
+
+test("chart page (stubbed API): revisions, questions, review and bill shown as text", async () => {
+  const now = new Date().toISOString();
+  const chart = {
+    chart_id: "stub-chart-1",
+    patient_ref: "Patient/<b>p1</b>",
+    latest_revision: 2,
+    created_at: now,
+    updated_at: now,
+    revisions: [
+      {
+        revision: 2,
+        content_hash: "ab12cd34ef56aa",
+        source: "writeback",
+        uploaded_by: "chartflow",
+        based_on_revision: 1,
+        created_at: now,
+      },
+      {
+        revision: 1,
+        content_hash: "0011223344556677",
+        source: "upload",
+        uploaded_by: "api",
+        based_on_revision: null,
+        created_at: now,
+      },
+    ],
+    open_questions: [
+      {
+        id: 1,
+        rule_id: "patient-contact",
+        resource_ref: "Patient/p1",
+        question: `How can we reach ${XSS_FAMILY}?`,
+        severity: "warning",
+        opened_revision: 1,
+        created_at: now,
+      },
+    ],
+    review: {
+      id: 9001,
+      run_id: diamondRun ?? 1,
+      step: "review",
+      revision: 1,
+      assignee: "queue:unassigned-reviews",
+      status: "approved",
+      due_at: now,
+      escalations: 0,
+      decision: "approve",
+      comment: XSS_GIVEN,
+      decided_at: now,
+      created_at: now,
+    },
+    bill: {
+      invoice_id: "INV-1",
+      status: "issued",
+      total: 1234.5,
+      currency: "USD",
+      created_at: now,
+      deliveries: ["folder"],
+    },
+    ledger_total: 1234.5,
+    ledger_entries: 3,
+  };
+  await page.route("**/v1/charts/stub-chart-1", (route) =>
+    route.fulfill({
+      status: 200,
+      contentType: "application/json",
+      body: JSON.stringify(chart),
+    }),
+  );
+  try {
+    await page.goto(`${BASE}/ui/charts/stub-chart-1`);
+    await page.waitForSelector("text=Open questions (1)");
+    const text = await page.textContent("main");
+    assert.ok(
+      text.includes(`How can we reach ${XSS_FAMILY}?`),
+      "question text shown verbatim",
+    );
+    assert.ok(text.includes(XSS_GIVEN), "review comment shown verbatim");
+    assert.ok(text.includes("Patient/<b>p1</b>"));
+    assert.equal(
+      await page.locator("main script, main img, main b").count(),
+      0,
+    );
+    assert.equal(await page.evaluate(() => window.__cfXss), undefined);
+    assert.ok(await page.isVisible("text=INV-1"));
+    await shot("chart-stub");
+  } finally {
+    await page.unroute("**/v1/charts/stub-chart-1");
   }
 });
 
