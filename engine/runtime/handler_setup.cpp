@@ -1,13 +1,14 @@
 #include "runtime/handler_setup.hpp"
 
 #include "handlers/builtin/builtin_handlers.hpp"
+#include "handlers/register_chart_handlers.hpp"
 
 namespace chartflow::runtime {
 
 std::shared_ptr<HandlerRegistry> make_handler_registry(const std::filesystem::path& workflows_dir) {
   auto registry = std::make_shared<HandlerRegistry>();
   handlers::register_builtin_handlers(*registry);
-  (void)workflows_dir;
+  handlers::register_chart_handlers(*registry, workflows_dir);
   return registry;
 }
 

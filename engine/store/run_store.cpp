@@ -590,9 +590,14 @@ bool Store::expire_step(const Expired& e, std::optional<std::chrono::millisecond
 }
 
 Store::CommandResult Store::signal(std::int64_t run_id, const std::string& name,
-                                   const Json& payload, std::string* message) {
+                                   const Json& payload, std::string* message,
+                                   const BeforeSignal& before) {
   return translate([&] {
     pqxx::work tx(impl_->conn);
+    if (before) {
+      TxSql sql(tx);
+      if (!before(sql)) return CommandResult::kConflict;
+    }
     auto run = tx.exec_params("SELECT status FROM workflow_run WHERE id = $1 FOR UPDATE", run_id);
     if (run.empty()) {
       *message = "run " + std::to_string(run_id) + " not found";

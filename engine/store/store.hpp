@@ -68,8 +68,11 @@ class Store {
   std::map<std::int64_t, Json> event_bodies(const std::vector<std::int64_t>& ids);
 
   enum class CommandResult { kOk, kNotFound, kConflict };
+  // `before` runs first in the same transaction (e.g. recording a review decision) and may
+  // reject the signal by returning false: nothing is then written.
+  using BeforeSignal = std::function<bool(Sql&)>;
   CommandResult signal(std::int64_t run_id, const std::string& name, const Json& payload,
-                       std::string* message);
+                       std::string* message, const BeforeSignal& before = nullptr);
   CommandResult cancel(std::int64_t run_id, std::string* message);
   CommandResult retry_run(std::int64_t run_id, std::string* message);
 

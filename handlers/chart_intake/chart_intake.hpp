@@ -14,7 +14,7 @@
 namespace chartflow::handlers {
 
 // Accepts every chart in tests/data/charts (largest 3.9 MB) with a wide margin.
-inline constexpr std::size_t kDefaultMaxChartBytes = 32 * 1024 * 1024;
+inline constexpr std::size_t kDefaultMaxChartBytes = std::size_t{32} * 1024 * 1024;
 
 // nullopt when `body` is an acceptable chart; otherwise what is wrong with it: not a JSON
 // object, resourceType not Bundle, no entries, an empty or malformed entry, no Patient entry.

@@ -46,7 +46,7 @@ using ChartPtr = std::shared_ptr<const ParsedChart>;
 // A parsed Bundle takes about five times its compact JSON text in memory (the 1.9 MB text of
 // the largest test chart parses into ~10 MB), so 16 MB of source text is ~80 MB of cache.
 inline constexpr std::size_t kChartCacheMaxEntries = 32;
-inline constexpr std::size_t kChartCacheMaxSourceBytes = 16 * 1024 * 1024;
+inline constexpr std::size_t kChartCacheMaxSourceBytes = std::size_t{16} * 1024 * 1024;
 
 class ChartCache {
  public:

@@ -16,7 +16,7 @@ namespace chartflow::handlers {
 namespace {
 
 using SteadyClock = std::chrono::steady_clock;
-constexpr std::size_t kMaxResponseBytes = 64 * 1024;
+constexpr std::size_t kMaxResponseBytes = std::size_t{64} * 1024;
 
 class Fd {
  public:

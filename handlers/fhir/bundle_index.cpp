@@ -91,7 +91,12 @@ BundleIndex::BundleIndex(const Json& bundle) : bundle_(bundle) {
     }
     if (type.empty()) continue;
     std::string id = resource_id(*resource);
-    if (!id.empty()) by_type_id_.emplace(type + "/" + id, resource);
+    if (!id.empty()) {
+      std::string key;
+      key.reserve(type.size() + 1 + id.size());
+      key.append(type).append("/").append(id);
+      by_type_id_.emplace(std::move(key), resource);
+    }
     by_type_[type].push_back(resource);
   }
 }

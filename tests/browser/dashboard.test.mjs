@@ -825,6 +825,41 @@ test("approving a review in the worklist lets the chart's run complete", async (
     .count();
   assert.equal(failedNodes, 0);
   await shot("chart-run");
+
+  // The chart run logs a warning (no insurer endpoint is configured in these tests): the log
+  // search finds it by level and an HH:MM range.
+  const warnings = await api("GET", `/v1/logs?run=${chartRun}&level=warning`);
+  const warning = warnings.json?.logs?.find((l) => l.level === "warning");
+  if (!warning) {
+    t.diagnostic(
+      "the chart run logged no warning; skipping the warning search",
+    );
+    return;
+  }
+  const at = new Date(warning.at);
+  const from = new Date(at.getTime() - 60_000);
+  const to = new Date(at.getTime() + 120_000);
+  if (from.getDate() !== at.getDate() || to.getDate() !== at.getDate()) return; // around midnight
+  await page.goto(`${BASE}/ui/logs`);
+  await page.selectOption("form.filters select[name=level]", "warning");
+  await page.fill("form.filters input[name=since]", hhmm(from));
+  await page.fill("form.filters input[name=until]", hhmm(to));
+  await page.selectOption("form.filters select[name=workflow]", "chart-update");
+  await page.click("form.filters button[type=submit]");
+  const row = `table.logs-table tr[data-level="warning"][data-run="${chartRun}"]`;
+  await page.waitForSelector(row);
+  assert.ok(
+    (await page.textContent(`${row} .log-message`)).includes(warning.message),
+  );
+  const levels = await page.$$eval(
+    "table.logs-table tbody tr[data-level]",
+    (rs) => rs.map((r) => r.getAttribute("data-level")),
+  );
+  assert.ok(
+    levels.every((l) => l === "warning" || l === "error"),
+    `levels: ${levels}`,
+  );
+  await shot("logs-warning");
 });
 
 test("no page errors, CSP violations or dialogs happened", () => {

@@ -32,7 +32,7 @@ function logRow(l: LogLine): HTMLTableRowElement {
     { class: `log-${token(l.level)}`, "data-level": l.level, "data-run": l.run ?? "" },
     h("td", { class: "nowrap" }, timeCell(l.at, true)),
     h("td", null, levelBadge(l.level)),
-    h("td", null, l.workflow ?? "—"),
+    h("td", { class: "nowrap" }, l.workflow ?? "—"),
     h("td", null, runLink(l.run)),
     h(
       "td",
