@@ -540,6 +540,7 @@ TEST_F(ChartHandlersTest, ConcurrentUploadsOfOneChartTakeDistinctRevisions) {
   std::vector<std::thread> threads;
   std::mutex mutex;
   std::vector<StoredRevision> results;
+  threads.reserve(6);
   for (int i = 0; i < 6; ++i) {
     threads.emplace_back([&, i] {
       store::Store s(dsn());

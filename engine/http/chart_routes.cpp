@@ -3,6 +3,7 @@
 #include "handlers/chart_api/chart_api.hpp"
 #include "handlers/chart_intake/chart_intake.hpp"
 #include "handlers/chart_intake/chart_store.hpp"
+#include "handlers/common/chart_cache.hpp"
 
 namespace chartflow::http {
 namespace {
@@ -32,6 +33,9 @@ void add_chart_routes(Router& router, runtime::Engine& engine, metrics::Metrics*
       throw HttpError{400, "body is not valid JSON: byte " + std::to_string(e.byte)};
     }
     if (auto problem = handlers::validate_chart(bundle)) throw HttpError{422, *problem};
+    // PostgreSQL's jsonb cannot hold NUL characters in strings.
+    if (req.body.find("\\u0000") != std::string::npos)
+      throw HttpError{422, "the Bundle contains a \\u0000 (NUL) character in a string"};
 
     handlers::StoredRevision stored;
     store::EventInput ev;
@@ -47,6 +51,9 @@ void add_chart_routes(Router& router, runtime::Engine& engine, metrics::Metrics*
       return true;
     });
     if (metrics) metrics->event_received(kChartUploadedEvent);
+    // The steps about to run would each look the Bundle up by content hash: hand them the parse.
+    if (!stored.duplicate)
+      handlers::ChartCache::instance().put(stored.content_hash, std::move(bundle), req.body.size());
     if (stored.duplicate)
       return Response::json(200, Json{{"chart_id", chart_id},
                                       {"revision", stored.revision},

@@ -35,8 +35,9 @@ Response serve_static(const std::filesystem::path& root, const std::string& rel)
   std::filesystem::path p = root / (rel.empty() ? "index.html" : rel);
   std::error_code ec;
   if (!std::filesystem::is_regular_file(p, ec)) {
-    // Client-side routes fall back to the app shell.
-    if (rel.find('.') == std::string::npos) p = root / "index.html";
+    // Client-side routes (which may hold ids with dots) fall back to the app shell; only
+    // missing build assets are real 404s.
+    if (rel.rfind("assets/", 0) != 0) p = root / "index.html";
     if (!std::filesystem::is_regular_file(p, ec)) return Response::error(404, "not found");
   }
   std::ifstream in(p, std::ios::binary);

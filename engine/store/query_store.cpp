@@ -46,7 +46,7 @@ std::optional<Json> Store::get_run(std::int64_t run_id) {
         " 'finished_at', " CF_TS("w.finished_at") ", 'error', w.error,"
         " 'definition', v.definition,"
         " 'steps', (SELECT coalesce(jsonb_agg(jsonb_build_object("
-        "    'name', s.step_key, 'handler', s.handler, 'status', s.status, 'attempts', s.attempt,"
+        "    'name', s.step_key, 'handler', s.handler, 'status', s.status, 'attempts', s.attempt + (s.status = 'waiting')::int,"
         "    'max_attempts', s.max_attempts, 'needs', s.needs,"
         "    'started_at', " CF_TS("s.started_at") ", 'finished_at', " CF_TS("s.finished_at") ","
         "    'run_at', " CF_TS("s.run_at") ", 'wait_signal', s.wait_signal,"

@@ -680,8 +680,11 @@ Store::CommandResult Store::retry_run(std::int64_t run_id, std::string* message)
     }
     // Only the failed steps run again; succeeded steps keep their checkpointed output.
     auto steps = tx.exec_params(
-        "UPDATE step_run SET status = 'ready', attempt = 0, run_at = now(), error = NULL, "
-        "finished_at = NULL WHERE run_id = $1 AND status = 'failed' RETURNING step_key",
+        // Attempt numbers keep growing (they fence off late finishers); the step gets another
+        // full allowance of attempts instead.
+        "UPDATE step_run SET status = 'ready', max_attempts = attempt + max_attempts, "
+        "run_at = now(), error = NULL, finished_at = NULL "
+        "WHERE run_id = $1 AND status = 'failed' RETURNING step_key",
         run_id);
     tx.exec_params(
         "UPDATE workflow_run SET status = 'running', finished_at = NULL, error = NULL "

@@ -65,6 +65,7 @@ TEST(ChartCacheTest, ConcurrentMissesParseOnce) {
   ChartCache cache;
   std::vector<std::thread> threads;
   std::vector<ChartPtr> results(8);
+  threads.reserve(8);
   for (int i = 0; i < 8; ++i) {
     threads.emplace_back([&, i] { results[i] = cache.load(sql, "c", 1); });
   }
