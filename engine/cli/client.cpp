@@ -79,10 +79,11 @@ Reply request(const std::string& server, bhttp::verb method, const std::string& 
 int logs(const Args& args) {
   std::string query;
   for (const char* name : {"level", "since", "until", "workflow", "run", "step", "q", "limit"}) {
-    if (auto v = args.get(name)) query += std::string(query.empty() ? "?" : "&") + name + "=" + encode(*v);
+    if (auto v = args.get(name))
+      query += std::string(query.empty() ? "?" : "&") + name + "=" + encode(*v);
   }
-  auto reply = request(args.get_or("server", kDefaultServer), bhttp::verb::get, "/v1/logs" + query,
-                       "", "");
+  auto reply =
+      request(args.get_or("server", kDefaultServer), bhttp::verb::get, "/v1/logs" + query, "", "");
   if (reply.status != 200) {
     std::cerr << "server answered " << reply.status << ": " << reply.body << "\n";
     return 1;
@@ -90,7 +91,8 @@ int logs(const Args& args) {
   auto j = nlohmann::json::parse(reply.body);
   for (const auto& l : j.at("logs")) {
     std::cout << l.value("at", "") << " " << l.value("level", "");
-    if (!l.at("workflow").is_null()) std::cout << " workflow=" << l.at("workflow").get<std::string>();
+    if (!l.at("workflow").is_null())
+      std::cout << " workflow=" << l.at("workflow").get<std::string>();
     if (!l.at("run").is_null()) std::cout << " run=" << l.at("run").dump();
     if (!l.at("step").is_null()) std::cout << " step=" << l.at("step").get<std::string>();
     if (!l.at("attempt").is_null()) std::cout << " attempt=" << l.at("attempt").dump();

@@ -53,7 +53,9 @@ Latency percentiles(std::vector<double> v) {
   Latency l;
   if (v.empty()) return l;
   std::sort(v.begin(), v.end());
-  auto at = [&](double q) { return v[std::min(v.size() - 1, static_cast<std::size_t>(q * v.size()))]; };
+  auto at = [&](double q) {
+    return v[std::min(v.size() - 1, static_cast<std::size_t>(q * v.size()))];
+  };
   l.p50 = at(0.50);
   l.p95 = at(0.95);
   l.p99 = at(0.99);
@@ -144,9 +146,10 @@ int run_engine_bench(const std::map<std::string, std::string>& options) {
   std::string dsn = opt(options, "database-url", "");
   std::filesystem::path data_dir;
   if (dsn.empty()) {
-    data_dir = opt(options, "data-dir", (std::filesystem::temp_directory_path() /
-                                         ("chartflow-bench-" + std::to_string(getpid())))
-                                            .string());
+    data_dir = opt(
+        options, "data-dir",
+        (std::filesystem::temp_directory_path() / ("chartflow-bench-" + std::to_string(getpid())))
+            .string());
     embedded = std::make_unique<runtime::EmbeddedPostgres>(data_dir);
     dsn = embedded->start();
   }
@@ -155,7 +158,8 @@ int run_engine_bench(const std::map<std::string, std::string>& options) {
 
   auto handlers = runtime::make_handler_registry("workflows");
   auto registry = std::make_shared<runtime::WorkflowRegistry>();
-  auto loaded = config::load_workflow_text(kChain, "bench-chain.yaml", runtime::handler_check(*handlers));
+  auto loaded =
+      config::load_workflow_text(kChain, "bench-chain.yaml", runtime::handler_check(*handlers));
   if (!loaded.workflow) {
     for (const auto& e : loaded.errors) std::cerr << e.to_string() << "\n";
     return 1;
@@ -178,7 +182,8 @@ int run_engine_bench(const std::map<std::string, std::string>& options) {
   std::cout << "  machine: " << std::thread::hardware_concurrency() << " cores; PostgreSQL "
             << (embedded ? "embedded" : "external") << ":";
   for (const auto& r : settings_rows)
-    std::cout << " " << r.at("name").get<std::string>() << "=" << r.at("setting").get<std::string>();
+    std::cout << " " << r.at("name").get<std::string>() << "="
+              << r.at("setting").get<std::string>();
   std::cout << "\n  workers=" << workers << "\n";
 
   // Burst: every event enqueued as fast as `producers` threads can, then drained.
@@ -246,20 +251,24 @@ int run_engine_bench(const std::map<std::string, std::string>& options) {
               paced_lat.p95, paced_lat.p99, paced_lat.max);
   std::printf("idle: %.1f statements/s\n", idle_qps);
   if (ceil1 && ceil16) {
-    std::printf("baseline (same cluster, same run): pgbench one-row commits/s: 1 client %.0f, "
-                "16 clients %.0f\n",
-                *ceil1, *ceil16);
-    std::printf("ratios: steps/s / 16-client commit ceiling = %.2f; steps per durable commit "
-                "slot at 1 client = %.2f\n",
-                steps_per_s / *ceil16, steps_per_s / *ceil1);
+    std::printf(
+        "baseline (same cluster, same run): pgbench one-row commits/s: 1 client %.0f, "
+        "16 clients %.0f\n",
+        *ceil1, *ceil16);
+    std::printf(
+        "ratios: steps/s / 16-client commit ceiling = %.2f; steps per durable commit "
+        "slot at 1 client = %.2f\n",
+        steps_per_s / *ceil16, steps_per_s / *ceil1);
   }
   if (auto peer = options.find("graphile-jobs-per-s"); peer != options.end()) {
     const double g = std::stod(peer->second);
-    std::printf("ratio vs graphile-worker chain (same run, %.0f jobs/s): %.2fx\n", g, steps_per_s / g);
+    std::printf("ratio vs graphile-worker chain (same run, %.0f jobs/s): %.2fx\n", g,
+                steps_per_s / g);
   }
-  std::printf("targets: steps/s >= 5000 [%s]; paced p99 <= 15 ms [%s]; idle <= 1 statement/s [%s]\n",
-              steps_per_s >= 5000 ? "met" : "NOT met", paced_lat.p99 <= 15 ? "met" : "NOT met",
-              idle_qps <= 1.0 ? "met" : "NOT met");
+  std::printf(
+      "targets: steps/s >= 5000 [%s]; paced p99 <= 15 ms [%s]; idle <= 1 statement/s [%s]\n",
+      steps_per_s >= 5000 ? "met" : "NOT met", paced_lat.p99 <= 15 ? "met" : "NOT met",
+      idle_qps <= 1.0 ? "met" : "NOT met");
   if (embedded) {
     embedded->stop();
     if (!options.count("data-dir")) std::filesystem::remove_all(data_dir);

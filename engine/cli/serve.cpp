@@ -74,7 +74,8 @@ int serve(const Args& args, bool with_api) {
   std::unique_ptr<runtime::EmbeddedPostgres> embedded;
   auto dsn = database_url(args);
   if (!dsn) {
-    if (!with_api) throw std::runtime_error("worker needs --database-url or CHARTFLOW_DATABASE_URL");
+    if (!with_api)
+      throw std::runtime_error("worker needs --database-url or CHARTFLOW_DATABASE_URL");
     const std::filesystem::path data_dir = args.get_or("data-dir", kDefaultDataDir);
     embedded = std::make_unique<runtime::EmbeddedPostgres>(data_dir);
     runtime::Log::info("embedded_postgres_starting", {{"data_dir", data_dir.string()}});
@@ -128,8 +129,8 @@ int serve(const Args& args, bool with_api) {
   http::Router router;
   std::unique_ptr<http::Server> server;
   if (with_api) {
-    router.on_response = [&metrics](const std::string& route, const std::string& method,
-                                    int status, double secs) {
+    router.on_response = [&metrics](const std::string& route, const std::string& method, int status,
+                                    double secs) {
       metrics.http_request(route, method, status, secs);
     };
     http::add_engine_routes(router, engine, metrics);
@@ -141,8 +142,8 @@ int serve(const Args& args, bool with_api) {
                                    {"instance", engine.instance_id()}});
     std::cout << "chartflow serving on http://" << listen << "/" << std::endl;
   } else {
-    runtime::Log::info("worker_started", {{"instance", engine.instance_id()},
-                                          {"concurrency", settings.workers}});
+    runtime::Log::info("worker_started",
+                       {{"instance", engine.instance_id()}, {"concurrency", settings.workers}});
   }
 
   int sig = 0;

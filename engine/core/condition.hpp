@@ -26,8 +26,8 @@ struct Condition {
     kNot,
   };
   Op op = Op::kEquals;
-  std::string path;                // JSON pointer; empty for kAll/kAny/kNot
-  nlohmann::json value;            // comparand (kExists: bool)
+  std::string path;                 // JSON pointer; empty for kAll/kAny/kNot
+  nlohmann::json value;             // comparand (kExists: bool)
   std::vector<Condition> children;  // kAll/kAny: many; kNot: one
 
   // Evaluates against `doc` (for step conditions: {"event": ..., "steps": {name: output}}).

@@ -5,7 +5,8 @@
 
 namespace chartflow::core {
 
-Millis RetryPolicy::delay_before(int next_attempt, const std::function<double()>& unit_random) const {
+Millis RetryPolicy::delay_before(int next_attempt,
+                                 const std::function<double()>& unit_random) const {
   const int exponent = std::max(0, next_attempt - 2);
   double base = static_cast<double>(initial.count()) * std::pow(multiplier, exponent);
   base = std::min(base, static_cast<double>(max.count()));

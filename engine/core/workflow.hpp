@@ -17,14 +17,14 @@ namespace chartflow::core {
 inline constexpr Millis kDefaultStepTimeout{30'000};
 
 struct Trigger {
-  std::string event;                 // event type, e.g. "chart.uploaded"
-  std::optional<Condition> filter;   // evaluated against {"event": body}
+  std::string event;                                // event type, e.g. "chart.uploaded"
+  std::optional<Condition> filter;                  // evaluated against {"event": body}
   nlohmann::json extra = nlohmann::json::object();  // source-specific keys (schedule, ...)
 };
 
 struct Concurrency {
-  int limit = 0;          // 0 = unlimited
-  std::string key;        // JSON pointer into {"event": ...}; empty = one limit for the step
+  int limit = 0;    // 0 = unlimited
+  std::string key;  // JSON pointer into {"event": ...}; empty = one limit for the step
 };
 
 struct HandlerSpec {

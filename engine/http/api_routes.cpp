@@ -72,14 +72,15 @@ std::optional<std::string> parse_time_param(const Request& req, const char* name
     return std::string(buf);
   }
   if (!std::regex_match(*v, kTimestamp))
-    throw HttpError{400, std::string(name) +
-                             " must be an RFC 3339 time (2026-01-31T09:12:00Z) or HH:MM"};
+    throw HttpError{
+        400, std::string(name) + " must be an RFC 3339 time (2026-01-31T09:12:00Z) or HH:MM"};
   return *v;
 }
 
 void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics& metrics) {
-  router.add("GET", "/healthz", "healthz",
-             [](Request&) { return Response::json(200, Json{{"status", "ok"}}); });
+  router.add("GET", "/healthz", "healthz", [](Request&) {
+    return Response::json(200, Json{{"status", "ok"}});
+  });
 
   router.add("GET", "/readyz", "readyz", [&engine](Request&) {
     try {
@@ -119,10 +120,9 @@ void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics
     auto result = engine.ingest(std::move(ev));
     // Only types some workflow listens to become label values: clients cannot grow the series.
     metrics.event_received(matched.empty() ? "unmatched" : type);
-    return Response::json(result.duplicate ? 200 : 202,
-                          Json{{"event_id", result.event_id},
-                               {"runs", result.run_ids},
-                               {"duplicate", result.duplicate}});
+    return Response::json(result.duplicate ? 200 : 202, Json{{"event_id", result.event_id},
+                                                             {"runs", result.run_ids},
+                                                             {"duplicate", result.duplicate}});
   });
 
   router.add("GET", "/v1/runs", "runs", [&engine](Request& req) {
@@ -134,8 +134,9 @@ void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics
     static const std::set<std::string> kStatuses = {"pending",   "running", "waiting",
                                                     "succeeded", "failed",  "cancelled"};
     if (f.status && !kStatuses.count(*f.status))
-      throw HttpError{400, "status must be one of pending, running, waiting, succeeded, failed, "
-                           "cancelled"};
+      throw HttpError{400,
+                      "status must be one of pending, running, waiting, succeeded, failed, "
+                      "cancelled"};
     f.since = parse_time_param(req, "since");
     f.until = parse_time_param(req, "until");
     f.after = parse_cursor(req, "after");

@@ -11,8 +11,9 @@ namespace {
 const std::string& chart_id_param(const Request& req) {
   const std::string& id = req.param("chart_id");
   if (!handlers::valid_chart_id(id))
-    throw HttpError{400, "chart id must be 1-128 characters of letters, digits, . _ - and may "
-                         "not contain '..'"};
+    throw HttpError{400,
+                    "chart id must be 1-128 characters of letters, digits, . _ - and may "
+                    "not contain '..'"};
   return id;
 }
 
@@ -130,12 +131,13 @@ void add_chart_routes(Router& router, runtime::Engine& engine, metrics::Metrics*
     if (auto l = req.q("limit")) {
       limit = static_cast<int>(parse_id(*l, "limit"));
       if (limit > handlers::kMaxReviewListLimit)
-        throw HttpError{400, "limit must be at most " +
-                                 std::to_string(handlers::kMaxReviewListLimit)};
+        throw HttpError{400,
+                        "limit must be at most " + std::to_string(handlers::kMaxReviewListLimit)};
     }
     Json out;
     engine.pool().with([&](store::Store& s) {
-      s.with_sql([&](Sql& sql) { out = handlers::list_reviews(sql, status, req.q("assignee"), limit); });
+      s.with_sql(
+          [&](Sql& sql) { out = handlers::list_reviews(sql, status, req.q("assignee"), limit); });
       return 0;
     });
     return Response::json(200, out);
@@ -160,9 +162,9 @@ void add_chart_routes(Router& router, runtime::Engine& engine, metrics::Metrics*
       return 0;
     });
     if (!review) return Response::error(404, "review " + std::to_string(id) + " not found");
-    const auto run_id = std::stoll(review->at("run_id").is_string()
-                                       ? review->at("run_id").get<std::string>()
-                                       : review->at("run_id").dump());
+    const auto run_id =
+        std::stoll(review->at("run_id").is_string() ? review->at("run_id").get<std::string>()
+                                                    : review->at("run_id").dump());
     handlers::DecisionResult decided;
     std::string msg;
     Json payload = Json::object();  // filled in by the decision, read by the signal after it
@@ -178,10 +180,8 @@ void add_chart_routes(Router& router, runtime::Engine& engine, metrics::Metrics*
     if (decided.status == S::kConflict) return Response::error(409, decided.message);
     if (decided.status == S::kBadRequest) return Response::error(400, decided.message);
     if (result != store::Store::CommandResult::kOk) return Response::error(409, msg);
-    return Response::json(200, Json{{"review_id", id},
-                                    {"decision", decision},
-                                    {"run_id", run_id},
-                                    {"signal", msg}});
+    return Response::json(
+        200, Json{{"review_id", id}, {"decision", decision}, {"run_id", run_id}, {"signal", msg}});
   });
 }
 

@@ -1,7 +1,7 @@
 #include "http/router.hpp"
 
-#include <chrono>
 #include <charconv>
+#include <chrono>
 
 #include "runtime/log.hpp"
 
@@ -123,8 +123,7 @@ std::int64_t parse_id(const std::string& text, const char* what) {
   return v;
 }
 
-void Router::add(std::string method, std::string pattern, std::string route_name,
-                 RouteHandler h) {
+void Router::add(std::string method, std::string pattern, std::string route_name, RouteHandler h) {
   Route r{std::move(method), pattern, std::move(route_name), split_path(pattern), std::move(h)};
   routes_.push_back(std::move(r));
 }

@@ -44,8 +44,8 @@ class Session : public std::enable_shared_from_this<Session> {
       return close();
     }
     if (ec == bhttp::error::body_limit) {
-      return send_error(413, "request body exceeds the limit of " + std::to_string(body_limit_) +
-                                 " bytes");
+      return send_error(
+          413, "request body exceeds the limit of " + std::to_string(body_limit_) + " bytes");
     }
     if (ec == bhttp::error::header_limit) return send_error(431, "request headers too large");
     if (ec) return send_error(400, "malformed HTTP request");
@@ -89,9 +89,9 @@ class Session : public std::enable_shared_from_this<Session> {
       res->prepare_payload();
     }
     res_ = res;
-    bhttp::async_write(stream_, *res_,
-                       beast::bind_front_handler(&Session::on_write, shared_from_this(),
-                                                 res_->keep_alive()));
+    bhttp::async_write(
+        stream_, *res_,
+        beast::bind_front_handler(&Session::on_write, shared_from_this(), res_->keep_alive()));
   }
 
   void on_write(bool keep_alive, beast::error_code ec, std::size_t) {

@@ -76,8 +76,7 @@ void Metrics::http_request(const std::string& route, const std::string& method, 
   http_duration_.Add({{"route", route}}, kStepBuckets).Observe(seconds);
 }
 
-void Metrics::set_queue(double ready, double oldest_ready_seconds, double waiting,
-                        double running) {
+void Metrics::set_queue(double ready, double oldest_ready_seconds, double waiting, double running) {
   queue_.Add({{"state", "ready"}}).Set(ready);
   queue_.Add({{"state", "waiting"}}).Set(waiting);
   queue_.Add({{"state", "running"}}).Set(running);

@@ -2,11 +2,12 @@
 // low-cardinality (workflow, step, route, status), never ids or patient data. Thread-safe.
 #pragma once
 
-#include <memory>
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
+
+#include <memory>
 #include <string>
 
 namespace chartflow::metrics {

@@ -20,8 +20,7 @@ std::string make_instance_id() {
   char host[256] = {0};
   gethostname(host, sizeof host - 1);
   std::random_device rd;
-  return std::string(host) + ":" + std::to_string(getpid()) + ":" +
-         std::to_string(rd() % 100000);
+  return std::string(host) + ":" + std::to_string(getpid()) + ":" + std::to_string(rd() % 100000);
 }
 
 double unit_random() {
@@ -68,8 +67,7 @@ void Engine::start() {
   if (started_) return;
   started_ = true;
   dispatcher_ = std::thread([this] { dispatcher_loop(); });
-  for (int i = 0; i < settings_.workers; ++i)
-    workers_.emplace_back([this, i] { worker_loop(i); });
+  for (int i = 0; i < settings_.workers; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
 }
 
 void Engine::drain() {
@@ -125,7 +123,8 @@ store::IngestResult Engine::ingest(store::EventInput event,
                                    const store::Store::BeforeIngest& before) {
   std::vector<std::string> started;
   auto plan = [&](const store::EventInput& ev) { return plan_runs(ev, &started); };
-  auto result = pool_.with([&](store::Store& s) { return s.ingest(std::move(event), plan, before); });
+  auto result =
+      pool_.with([&](store::Store& s) { return s.ingest(std::move(event), plan, before); });
   if (!result.duplicate && hooks_.run_started)
     for (const auto& name : started) hooks_.run_started(name);
   // Same-process workers need no round trip through NOTIFY to start.
@@ -133,7 +132,8 @@ store::IngestResult Engine::ingest(store::EventInput event,
   return result;
 }
 
-std::vector<store::IngestResult> Engine::ingest_batch(const std::vector<store::EventInput>& events) {
+std::vector<store::IngestResult> Engine::ingest_batch(
+    const std::vector<store::EventInput>& events) {
   std::vector<std::string> started;
   auto plan = [&](const store::EventInput& ev) { return plan_runs(ev, &started); };
   auto results = pool_.with([&](store::Store& s) { return s.ingest_batch(events, plan); });
@@ -221,8 +221,9 @@ std::vector<store::ClaimedStep> Engine::run_batch(store::Store& store,
         batch_start = std::chrono::steady_clock::now();
       }
       execute(*batch, s, inputs[i].first, *inputs[i].second);
-      done.push_back({s.workflow, s.step_key,
-                      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()});
+      done.push_back(
+          {s.workflow, s.step_key,
+           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()});
     }
     next = batch->commit(settings_.instance_id, stopping_ ? 0 : settings_.batch_size,
                          settings_.lease, workflows_->any_concurrency_limits());
@@ -241,8 +242,8 @@ void Engine::execute(store::StepBatch& batch, const store::ClaimedStep& s, const
   const std::string& owner = settings_.instance_id;
   const core::Step* def = wf ? wf->workflow.find_step(s.step_key) : nullptr;
   if (def == nullptr) {
-    batch.finish_failed(s, owner, "step definition not found for version " +
-                                      std::to_string(s.workflow_version_id));
+    batch.finish_failed(
+        s, owner, "step definition not found for version " + std::to_string(s.workflow_version_id));
     return;
   }
   if (def->when && !s.wake) {
@@ -269,8 +270,7 @@ void Engine::execute(store::StepBatch& batch, const store::ClaimedStep& s, const
   if (Clock::now() > s.deadline && !std::holds_alternative<Fail>(outcome)) {
     outcome = Fail{"timed out after " + core::format_duration(def->timeout), false};
   }
-  auto fail_attempt = [&](const std::string& reason, bool permanent,
-                          std::optional<Millis> after) {
+  auto fail_attempt = [&](const std::string& reason, bool permanent, std::optional<Millis> after) {
     batch.log(store::LogRecord{3, "step attempt failed: " + reason, s.workflow, s.run_id,
                                s.step_key, s.attempt, Json::object()});
     Log::to_stderr(store::LogRecord{3, "step attempt failed", s.workflow, s.run_id, s.step_key,
@@ -306,10 +306,10 @@ void Engine::handle_expired(store::Store& store) {
     WorkflowPtr wf = workflows_->by_version(e.workflow_version_id, store);
     const core::Step* def = wf ? wf->workflow.find_step(e.step_key) : nullptr;
     core::RetryPolicy policy = def ? def->retry : core::RetryPolicy{};
-    std::string error = e.timed_out
-                            ? "timed out after " + core::format_duration(def ? def->timeout
-                                                                            : core::Millis(0))
-                            : "lease expired (worker lost)";
+    std::string error =
+        e.timed_out
+            ? "timed out after " + core::format_duration(def ? def->timeout : core::Millis(0))
+            : "lease expired (worker lost)";
     std::optional<Millis> after;
     if (!e.timed_out)
       after = Millis(0);

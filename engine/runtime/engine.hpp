@@ -59,7 +59,8 @@ class Engine {
 
   // Starts a run of every latest workflow whose trigger matches. `before` runs in the same
   // transaction (see Store::ingest).
-  store::IngestResult ingest(store::EventInput event, const store::Store::BeforeIngest& before = {});
+  store::IngestResult ingest(store::EventInput event,
+                             const store::Store::BeforeIngest& before = {});
   // Many events in one transaction (webhook batches, bulk loads).
   std::vector<store::IngestResult> ingest_batch(const std::vector<store::EventInput>& events);
 
@@ -74,7 +75,7 @@ class Engine {
 
  private:
   std::vector<store::RunPlan> plan_runs(const store::EventInput& ev,
-                                       std::vector<std::string>* started) const;
+                                        std::vector<std::string>* started) const;
   void dispatcher_loop();
   void worker_loop(int index);
   std::vector<store::ClaimedStep> run_batch(store::Store& store,

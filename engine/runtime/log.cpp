@@ -30,10 +30,14 @@ std::string now_rfc3339() {
 
 const char* level_name(int level) {
   switch (level) {
-    case 0: return "debug";
-    case 1: return "info";
-    case 2: return "warning";
-    default: return "error";
+    case 0:
+      return "debug";
+    case 1:
+      return "info";
+    case 2:
+      return "warning";
+    default:
+      return "error";
   }
 }
 

@@ -22,7 +22,9 @@ class Log {
   static void to_stderr(const store::LogRecord& record);
   static std::vector<store::LogRecord> drain();
 
-  static void info(std::string_view m, const Json& f = Json::object()) { write(LogLevel::kInfo, m, f); }
+  static void info(std::string_view m, const Json& f = Json::object()) {
+    write(LogLevel::kInfo, m, f);
+  }
   static void warn(std::string_view m, const Json& f = Json::object()) {
     write(LogLevel::kWarning, m, f);
   }

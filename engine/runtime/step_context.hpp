@@ -48,8 +48,13 @@ class StepContextImpl : public StepContext {
   const Wake* wake() const override { return wake_ ? &*wake_ : nullptr; }
   Sql& sql() override { return batch_.sql(); }
   void log(LogLevel level, std::string_view message, const Json& fields) override {
-    store::LogRecord r{static_cast<int>(level), std::string(message), claimed_.workflow,
-                       claimed_.run_id, claimed_.step_key, claimed_.attempt, fields};
+    store::LogRecord r{static_cast<int>(level),
+                       std::string(message),
+                       claimed_.workflow,
+                       claimed_.run_id,
+                       claimed_.step_key,
+                       claimed_.attempt,
+                       fields};
     Log::to_stderr(r);
     batch_.log(r);
   }

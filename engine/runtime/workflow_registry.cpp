@@ -15,8 +15,8 @@ WorkflowPtr WorkflowRegistry::remember(std::int64_t id, int version, core::Workf
 
 void WorkflowRegistry::publish(store::Store& store, const std::vector<core::Workflow>& workflows) {
   for (const auto& wf : workflows) {
-    auto v = store.register_workflow(wf.name, config::content_hash(wf), wf.to_json(),
-                                     wf.source_file);
+    auto v =
+        store.register_workflow(wf.name, config::content_hash(wf), wf.to_json(), wf.source_file);
     auto p = remember(v.id, v.version, wf);
     std::lock_guard lock(mu_);
     latest_[wf.name] = p;

@@ -160,8 +160,9 @@ class BatchImpl : public StepBatch {
         "  SELECT id, 'succeeded', $3 FROM run WHERE status = 'succeeded' AND remaining_steps = 0)"
         " SELECT (SELECT count(*) FROM done), (SELECT count(*) FROM promoted WHERE status = "
         "'ready'), (SELECT status FROM run)";
-    auto r = cur().exec_prepared(impl_.prepare("finish_step", kFinishStep),
-        s.run_id, s.step_key, owner, s.attempt, skipped ? "skipped" : "succeeded", output.dump());
+    auto r =
+        cur().exec_prepared(impl_.prepare("finish_step", kFinishStep), s.run_id, s.step_key, owner,
+                            s.attempt, skipped ? "skipped" : "succeeded", output.dump());
     if (r[0][0].as<int>() == 0) {
       discard_step_writes();
       return false;
@@ -172,8 +173,8 @@ class BatchImpl : public StepBatch {
     return true;
   }
 
-  bool finish_retry(const ClaimedStep& s, const std::string& owner,
-                    std::chrono::milliseconds after, const std::string& error) override {
+  bool finish_retry(const ClaimedStep& s, const std::string& owner, std::chrono::milliseconds after,
+                    const std::string& error) override {
     discard_step_writes();
     auto r = tx_.exec_params(
         "UPDATE step_run SET status = 'retrying', run_at = now() + $5 * interval '1 millisecond',"
@@ -243,15 +244,15 @@ class BatchImpl : public StepBatch {
     }
     pqxx::result r;
     if (early_payload) {
-      Json wake = {{"kind", "signal"}, {"signal", *signal}, {"payload", Json::parse(*early_payload)}};
+      Json wake = {
+          {"kind", "signal"}, {"signal", *signal}, {"payload", Json::parse(*early_payload)}};
       r = tx_.exec_params(
           "UPDATE step_run SET status = 'ready', run_at = now(), wake = $5::jsonb, "
           "lease_owner = NULL WHERE run_id = $1 AND step_key = $2 AND lease_owner = $3 "
           "AND attempt = $4 AND status = 'running'",
           s.run_id, s.step_key, owner, s.attempt, wake.dump());
       if (r.affected_rows() == 0) return false;
-      history(tx_, s.run_id, "signalled", s.step_key, s.attempt, owner,
-              Json{{"signal", *signal}});
+      history(tx_, s.run_id, "signalled", s.step_key, s.attempt, owner, Json{{"signal", *signal}});
       ++promoted_;
       return true;
     }
@@ -377,9 +378,9 @@ IngestResult ingest_in(Store::Impl& impl, pqxx::transaction_base& tx, const Even
         " h AS (INSERT INTO run_history (run_id, type, detail) SELECT run.id, 'scheduled', "
         "  jsonb_build_object('event_id', $3::bigint, 'version_id', $1::bigint) FROM run)"
         " SELECT id FROM run";
-    auto run = tx.exec_prepared(impl.prepare("insert_run", kInsertRun),
-        p.workflow_version_id, p.workflow, result.event_id, static_cast<int>(p.steps.size()),
-        opt(event.subject), steps.dump());
+    auto run = tx.exec_prepared(impl.prepare("insert_run", kInsertRun), p.workflow_version_id,
+                                p.workflow, result.event_id, static_cast<int>(p.steps.size()),
+                                opt(event.subject), steps.dump());
     result.run_ids.push_back(run[0][0].as<std::int64_t>());
   }
   return result;
@@ -503,9 +504,8 @@ int Store::fire_due_waits() {
         "'waiting' AND wait_until <= now() LIMIT 500 FOR UPDATE SKIP LOCKED) "
         "RETURNING run_id, step_key, wait_signal");
     for (const auto& row : r) {
-      history(tx, row[0].as<std::int64_t>(), "signalled", std::string(row[1].c_str()),
-              std::nullopt, std::nullopt,
-              Json{{"kind", row[2].is_null() ? "timer" : "deadline"}});
+      history(tx, row[0].as<std::int64_t>(), "signalled", std::string(row[1].c_str()), std::nullopt,
+              std::nullopt, Json{{"kind", row[2].is_null() ? "timer" : "deadline"}});
       tx.exec_params(
           "UPDATE workflow_run SET status = 'running' WHERE id = $1 AND status = 'waiting'",
           row[0].as<std::int64_t>());
@@ -552,8 +552,8 @@ bool Store::expire_step(const Expired& e, std::optional<std::chrono::millisecond
           "run_at = now() + $5 * interval '1 millisecond', "
           "max_attempts = CASE WHEN $6 THEN max_attempts ELSE max_attempts + 1 END "
           "WHERE run_id = $1 AND step_key = $2 AND attempt = $3 AND status = 'running'",
-          e.run_id, e.step_key, e.attempt, error,
-          static_cast<std::int64_t>(retry_after->count()), e.timed_out);
+          e.run_id, e.step_key, e.attempt, error, static_cast<std::int64_t>(retry_after->count()),
+          e.timed_out);
       changed = r.affected_rows() == 1;
       if (changed)
         history(tx, e.run_id, type, e.step_key, e.attempt, std::nullopt,
@@ -626,8 +626,8 @@ Store::CommandResult Store::signal(std::int64_t run_id, const std::string& name,
       tx.exec_params(
           "UPDATE workflow_run SET status = 'running' WHERE id = $1 AND status = 'waiting'",
           run_id);
-      history(tx, run_id, "signalled", std::string(woken[0][0].c_str()), std::nullopt,
-              std::nullopt, Json{{"signal", name}});
+      history(tx, run_id, "signalled", std::string(woken[0][0].c_str()), std::nullopt, std::nullopt,
+              Json{{"signal", name}});
       tx.exec_params("SELECT pg_notify($1, '')", kWakeChannel);
       *message = "delivered";
     }
@@ -656,8 +656,7 @@ Store::CommandResult Store::cancel(std::int64_t run_id, std::string* message) {
         "'failed')",
         run_id);
     tx.exec_params(
-        "UPDATE workflow_run SET status = 'cancelled', finished_at = now() WHERE id = $1",
-        run_id);
+        "UPDATE workflow_run SET status = 'cancelled', finished_at = now() WHERE id = $1", run_id);
     history(tx, run_id, "cancelled", std::nullopt, std::nullopt, std::nullopt, std::nullopt);
     tx.commit();
     *message = "cancelled";

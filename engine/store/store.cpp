@@ -127,9 +127,9 @@ std::vector<WorkflowVersion> Store::latest_workflows() {
   return translate([&] {
     pqxx::read_transaction tx(impl_->conn);
     std::vector<WorkflowVersion> out;
-    for (const auto& row : tx.exec(
-             "SELECT DISTINCT ON (name) id, name, version, content_hash, definition "
-             "FROM workflow_version ORDER BY name, version DESC")) {
+    for (const auto& row :
+         tx.exec("SELECT DISTINCT ON (name) id, name, version, content_hash, definition "
+                 "FROM workflow_version ORDER BY name, version DESC")) {
       WorkflowVersion v;
       v.id = row[0].as<std::int64_t>();
       v.name = row[1].c_str();
@@ -218,16 +218,19 @@ void Store::with_sql(const std::function<void(Sql&)>& fn) {
 }
 
 void Store::listen(const std::string& channel) {
-  translate([&] { impl_->receivers.push_back(std::make_unique<WakeReceiver>(impl_->conn, channel)); });
+  translate(
+      [&] { impl_->receivers.push_back(std::make_unique<WakeReceiver>(impl_->conn, channel)); });
 }
 
 bool Store::await_notification(std::chrono::milliseconds timeout) {
-  return translate([&] {
-    if (impl_->conn.get_notifs() > 0) return true;
-    const auto secs = timeout.count() / 1000;
-    const auto usecs = (timeout.count() % 1000) * 1000;
-    return impl_->conn.await_notification(secs, usecs) > 0;
-  }, /*counted=*/false);
+  return translate(
+      [&] {
+        if (impl_->conn.get_notifs() > 0) return true;
+        const auto secs = timeout.count() / 1000;
+        const auto usecs = (timeout.count() % 1000) * 1000;
+        return impl_->conn.await_notification(secs, usecs) > 0;
+      },
+      /*counted=*/false);
 }
 
 void Store::notify(const std::string& channel) {

@@ -63,9 +63,7 @@ auto translate(Fn&& fn, bool counted = true) -> decltype(fn()) {
 }
 
 // Nullable parameters for exec_params: libpqxx treats a null const char* as SQL NULL.
-inline const char* opt(const std::optional<std::string>& v) {
-  return v ? v->c_str() : nullptr;
-}
+inline const char* opt(const std::optional<std::string>& v) { return v ? v->c_str() : nullptr; }
 
 Json rows_to_json(const pqxx::result& r);
 

@@ -23,7 +23,8 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-const std::string kDiamond = read_file(std::string(CHARTFLOW_SOURCE_DIR) + "/workflows/diamond.yaml");
+const std::string kDiamond =
+    read_file(std::string(CHARTFLOW_SOURCE_DIR) + "/workflows/diamond.yaml");
 
 // Index of the first history entry of `type` for `step` (or -1).
 int history_index(const Json& run, const std::string& type, const std::string& step) {
@@ -444,10 +445,14 @@ steps:
   // heartbeats every lease/3 = 100 ms, so stop the renewals by expiring the lease by hand.
   h.start();
   const auto id = h.start_run("demo.lease");
-  ASSERT_TRUE(wait_until([&] { return scalar("SELECT count(*) FROM test_effect") == "0" &&
-                                      h.step(id, "s").value("status", "") == "running"; }));
-  scalar("UPDATE step_run SET lease_expires_at = now() - interval '1 second', lease_owner = 'dead' "
-         "WHERE run_id = " + std::to_string(id));
+  ASSERT_TRUE(wait_until([&] {
+    return scalar("SELECT count(*) FROM test_effect") == "0" &&
+           h.step(id, "s").value("status", "") == "running";
+  }));
+  scalar(
+      "UPDATE step_run SET lease_expires_at = now() - interval '1 second', lease_owner = 'dead' "
+      "WHERE run_id = " +
+      std::to_string(id));
   ASSERT_TRUE(h.wait_status(id, "succeeded"));
   ASSERT_TRUE(wait_until([&] { return slow->calls.load() == 2; }));
   std::this_thread::sleep_for(std::chrono::milliseconds(1600));  // let the late attempt finish
@@ -461,7 +466,8 @@ TEST_F(EngineTest, ConcurrentMigrationsApplyOnce) {
   scalar("DROP TABLE IF EXISTS schema_migration CASCADE");
   scalar("DROP SCHEMA IF EXISTS mig_race CASCADE");
   scalar("CREATE SCHEMA mig_race");
-  const std::string race_dsn = base_dsn() + (base_dsn().find('?') == std::string::npos ? "?" : "&") +
+  const std::string race_dsn = base_dsn() +
+                               (base_dsn().find('?') == std::string::npos ? "?" : "&") +
                                "options=-csearch_path%3Dmig_race";
   std::atomic<int> total{0};
   std::thread t1([&] { total += store::Store(race_dsn).migrate(); });

@@ -34,8 +34,8 @@ void PgTest::SetUp() {
     tx.exec("CREATE SCHEMA " + c.quote_name(schema_));
     tx.commit();
   }
-  dsn_ = base + (base.find('?') == std::string::npos ? "?" : "&") +
-         "options=-csearch_path%3D" + schema_;
+  dsn_ = base + (base.find('?') == std::string::npos ? "?" : "&") + "options=-csearch_path%3D" +
+         schema_;
   store::Store s(dsn_);
   s.migrate();
 }

@@ -61,7 +61,8 @@ class Sql {
   virtual ~Sql() = default;
   // Runs a parameterised statement ($1, $2, ...). Rows come back as JSON objects whose values are
   // the column text (or null).
-  virtual Json query(std::string_view statement, const std::vector<std::optional<std::string>>& params = {}) = 0;
+  virtual Json query(std::string_view statement,
+                     const std::vector<std::optional<std::string>>& params = {}) = 0;
 };
 
 class StepContext {
@@ -82,14 +83,16 @@ class StepContext {
   virtual const Json& config() const = 0;  // handler settings from the workflow file
   virtual const Wake* wake() const = 0;    // set when the step resumes after a wait
   virtual Sql& sql() = 0;
-  virtual void log(LogLevel level, std::string_view message, const Json& fields = Json::object()) = 0;
+  virtual void log(LogLevel level, std::string_view message,
+                   const Json& fields = Json::object()) = 0;
 };
 
 class Handler {
  public:
   virtual ~Handler() = default;
   virtual StepOutcome run(StepContext& ctx) = 0;
-  // Checks the handler's settings in a workflow file; throws std::invalid_argument naming the problem.
+  // Checks the handler's settings in a workflow file; throws std::invalid_argument naming the
+  // problem.
   virtual void validate(const Json& /*config*/) const {}
 };
 

@@ -1,0 +1,177 @@
+// The chart API end to end over HTTP with the shipped chart-update workflow: uploads become
+// revisions and runs, duplicates start nothing, malformed uploads get their 4xx and store
+// nothing, and a doctor's decision through the review API completes the run.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "config/workflow_loader.hpp"
+#include "http/api_routes.hpp"
+#include "http/app_routes.hpp"
+#include "http/server.hpp"
+#include "metrics/metrics.hpp"
+#include "runtime/engine.hpp"
+#include "runtime/handler_setup.hpp"
+#include "tests/support/http_client.hpp"
+#include "tests/support/pg_fixture.hpp"
+
+namespace chartflow::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+const std::string kSource = CHARTFLOW_SOURCE_DIR;
+const std::string kChart =
+    kSource +
+    "/tests/data/charts/"
+    "enc-abdul-koepp-20170321-emer-emergency-room-admission-procedure-8b7f6202.json";
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+class ChartApiTest : public PgTest {
+ protected:
+  void SetUp() override {
+    PgTest::SetUp();
+    if (HasFatalFailure()) return;
+    const std::string workflows = kSource + "/workflows";
+    auto handlers = runtime::make_handler_registry(workflows);
+    auto loaded = config::load_workflow_dir(workflows, runtime::handler_check(*handlers));
+    ASSERT_TRUE(loaded.errors.empty()) << loaded.errors.front().to_string();
+    registry_ = std::make_shared<runtime::WorkflowRegistry>();
+    {
+      store::Store s(dsn());
+      registry_->publish(s, loaded.workflows);
+    }
+    runtime::EngineSettings settings;
+    settings.dsn = dsn();
+    settings.poll_interval = std::chrono::milliseconds(200);
+    engine_ = std::make_unique<runtime::Engine>(settings, handlers, registry_);
+    engine_->start();
+    http::add_engine_routes(router_, *engine_, metrics_);
+    http::add_app_routes(router_, *engine_, workflows);
+    http::ServerSettings ss;
+    ss.port = 0;
+    ss.threads = 2;
+    server_ = std::make_unique<http::Server>(ss, router_);
+    server_->start();
+  }
+
+  void TearDown() override {
+    if (server_) server_->stop();
+    if (engine_) engine_->drain();
+    PgTest::TearDown();
+  }
+
+  HttpResponse put_chart(const std::string& id, const std::string& body,
+                         const std::string& type = "application/fhir+json") {
+    return request("PUT", "127.0.0.1", server_->port(), "/v1/charts/" + id, body,
+                   {{"Content-Type", type}});
+  }
+  HttpResponse get(const std::string& target) {
+    return request("GET", "127.0.0.1", server_->port(), target, "", {});
+  }
+
+  metrics::Metrics metrics_;
+  http::Router router_;
+  std::shared_ptr<runtime::WorkflowRegistry> registry_;
+  std::unique_ptr<runtime::Engine> engine_;
+  std::unique_ptr<http::Server> server_;
+};
+
+TEST_F(ChartApiTest, UploadReviewAndCompleteAChart) {
+  const std::string body = read_file(kChart);
+  ASSERT_FALSE(body.empty());
+  auto first = put_chart("chart-1", body);
+  ASSERT_EQ(first.status, 202) << first.body;
+  const Json up = Json::parse(first.body);
+  EXPECT_EQ(up.at("revision"), 1);
+  ASSERT_EQ(up.at("runs").size(), 1u);
+  const auto run_id = up.at("runs")[0].get<std::int64_t>();
+
+  // The identical content again starts nothing.
+  auto again = put_chart("chart-1", body, "application/json");
+  ASSERT_EQ(again.status, 200) << again.body;
+  EXPECT_TRUE(Json::parse(again.body).at("duplicate").get<bool>());
+  EXPECT_EQ(scalar("SELECT count(*) FROM workflow_run"), "1");
+
+  // The review waits for the doctor; find it in the worklist.
+  Json review;
+  ASSERT_TRUE(wait_until([&] {
+    auto r = get("/v1/reviews?status=pending");
+    if (r.status != 200) return false;
+    const Json list = Json::parse(r.body).at("reviews");
+    if (list.empty()) return false;
+    review = list[0];
+    return true;
+  }));
+  EXPECT_EQ(review.at("chart_id"), "chart-1");
+  EXPECT_EQ(review.at("run_id").get<std::int64_t>(), run_id);
+  auto decide = request("POST", "127.0.0.1", server_->port(),
+                        "/v1/reviews/" + review.at("id").dump() + "/decision",
+                        R"({"decision": "approve", "comment": "looks right"})",
+                        {{"Content-Type", "application/json"}});
+  ASSERT_EQ(decide.status, 200) << decide.body;
+  ASSERT_TRUE(wait_until([&] {
+    return Json::parse(get("/v1/runs/" + std::to_string(run_id)).body).value("status", "") ==
+           "succeeded";
+  }));
+  // Deciding twice is a conflict; a bad decision is a 400.
+  EXPECT_EQ(request("POST", "127.0.0.1", server_->port(),
+                    "/v1/reviews/" + review.at("id").dump() + "/decision",
+                    R"({"decision": "approve"})", {{"Content-Type", "application/json"}})
+                .status,
+            409);
+  EXPECT_EQ(request("POST", "127.0.0.1", server_->port(), "/v1/reviews/999999/decision",
+                    R"({"decision": "maybe"})", {{"Content-Type", "application/json"}})
+                .status,
+            404);
+
+  auto chart = get("/v1/charts/chart-1");
+  ASSERT_EQ(chart.status, 200);
+  const Json c = Json::parse(chart.body);
+  EXPECT_GE(c.at("revisions").size(), 1u);
+  EXPECT_EQ(c.at("runs").size(), 1u);
+  EXPECT_EQ(c.at("review").at("status"), "approved");
+  EXPECT_GT(c.at("ledger_entries").get<int>(), 0);
+  auto rev = get("/v1/charts/chart-1/revisions/1");
+  ASSERT_EQ(rev.status, 200);
+  EXPECT_EQ(Json::parse(rev.body).at("resourceType"), "Bundle");
+  EXPECT_EQ(get("/v1/charts/chart-1/revisions/99").status, 404);
+  EXPECT_EQ(get("/v1/charts/nobody").status, 404);
+}
+
+TEST_F(ChartApiTest, MalformedUploadsGetA4xxAndStoreNothing) {
+  struct Case {
+    std::string id, body, type;
+    int status;
+    std::string says;
+  };
+  const std::vector<Case> cases = {
+      {"c1", "{not json", "application/fhir+json", 400, "not valid JSON"},
+      {"c1", R"({"resourceType": "Patient"})", "application/fhir+json", 422, "Bundle"},
+      {"c1", R"({"resourceType": "Bundle", "entry": []})", "application/json", 422, "entr"},
+      {"c1",
+       R"({"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Encounter"}}]})",
+       "application/json", 422, "Patient"},
+      {"c1", read_file(kChart), "text/plain", 415, "content type"},
+      {"a..b", read_file(kChart), "application/json", 400, "chart id"},
+      {"c1", "", "application/json", 400, "empty"},
+  };
+  for (const auto& c : cases) {
+    auto r = put_chart(c.id, c.body, c.type);
+    EXPECT_EQ(r.status, c.status) << c.body.substr(0, 60) << " -> " << r.body;
+    EXPECT_THAT(r.body, HasSubstr(c.says));
+  }
+  EXPECT_EQ(scalar("SELECT count(*) FROM chart_revision"), "0");
+  EXPECT_EQ(scalar("SELECT count(*) FROM event"), "0");
+}
+
+}  // namespace
+}  // namespace chartflow::testing
