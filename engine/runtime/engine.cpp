@@ -10,7 +10,6 @@
 namespace chartflow::runtime {
 namespace {
 
-constexpr const char* kWakeChannel = "chartflow_wakeup";
 constexpr Millis kMinProbeGap{20};
 constexpr Millis kReconnectDelay{500};
 constexpr std::size_t kEventCacheEntries = 1024;
@@ -329,7 +328,7 @@ void Engine::dispatcher_loop() {
     try {
       if (!store) {
         store = std::make_unique<store::Store>(settings_.dsn);
-        store->listen(kWakeChannel);
+        store->listen_wakeups();
       }
       const auto p = store->probe();
       Millis sleep = settings_.poll_interval;

@@ -7,7 +7,10 @@
 namespace chartflow::store {
 namespace {
 
-constexpr const char* kWakeChannel = "chartflow_wakeup";
+// One wake-up channel per schema, so deployments (and tests) sharing a database do not wake
+// each other's workers.
+constexpr const char* kNotifyWake =
+    "SELECT pg_notify('chartflow_wakeup_' || current_schema(), '')";
 
 // Columns every claim returns, so the worker needs no second query to run the step.
 // The event body is not returned: workers cache it by event id.
@@ -402,7 +405,7 @@ IngestResult Store::ingest(EventInput event, const PlanRuns& plan, const BeforeI
     }
     auto result = ingest_in(*impl_, tx, event, plan);
     if (!result.duplicate && !result.run_ids.empty())
-      tx.exec_params("SELECT pg_notify($1, '')", kWakeChannel);
+      tx.exec(kNotifyWake);
     tx.commit();
     return result;
   });
@@ -418,7 +421,7 @@ std::vector<IngestResult> Store::ingest_batch(const std::vector<EventInput>& eve
       out.push_back(ingest_in(*impl_, tx, ev, plan));
       started = started || (!out.back().duplicate && !out.back().run_ids.empty());
     }
-    if (started) tx.exec_params("SELECT pg_notify($1, '')", kWakeChannel);
+    if (started) tx.exec(kNotifyWake);
     tx.commit();
     return out;
   });
@@ -463,7 +466,7 @@ int Store::reclaim_all_running(const std::string& reason) {
     for (const auto& row : r)
       history(tx, row[0].as<std::int64_t>(), "lease_expired", std::string(row[1].c_str()),
               row[2].as<int>(), std::nullopt, Json{{"reason", reason}});
-    if (!r.empty()) tx.exec_params("SELECT pg_notify($1, '')", kWakeChannel);
+    if (!r.empty()) tx.exec(kNotifyWake);
     tx.commit();
     return static_cast<int>(r.size());
   });
@@ -583,7 +586,7 @@ bool Store::expire_step(const Expired& e, std::optional<std::chrono::millisecond
         "INSERT INTO log_record (level, message, workflow, run_id, step, attempt) "
         "SELECT 3, $3, workflow, id, $2, $4 FROM workflow_run WHERE id = $1",
         e.run_id, e.step_key, "step attempt failed: " + error, e.attempt);
-    tx.exec_params("SELECT pg_notify($1, '')", kWakeChannel);
+    tx.exec(kNotifyWake);
     tx.commit();
     return true;
   });
@@ -628,7 +631,7 @@ Store::CommandResult Store::signal(std::int64_t run_id, const std::string& name,
           run_id);
       history(tx, run_id, "signalled", std::string(woken[0][0].c_str()), std::nullopt, std::nullopt,
               Json{{"signal", name}});
-      tx.exec_params("SELECT pg_notify($1, '')", kWakeChannel);
+      tx.exec(kNotifyWake);
       *message = "delivered";
     }
     tx.commit();
@@ -692,7 +695,7 @@ Store::CommandResult Store::retry_run(std::int64_t run_id, std::string* message)
     for (const auto& s : steps)
       history(tx, run_id, "retried", std::string(s[0].c_str()), std::nullopt, std::nullopt,
               Json{{"by", "operator"}});
-    tx.exec_params("SELECT pg_notify($1, '')", kWakeChannel);
+    tx.exec(kNotifyWake);
     tx.commit();
     *message = std::to_string(steps.size()) + " step(s) requeued";
     return CommandResult::kOk;

@@ -217,9 +217,16 @@ void Store::with_sql(const std::function<void(Sql&)>& fn) {
   });
 }
 
-void Store::listen(const std::string& channel) {
-  translate(
-      [&] { impl_->receivers.push_back(std::make_unique<WakeReceiver>(impl_->conn, channel)); });
+void Store::listen_wakeups() {
+  translate([&] {
+    std::string schema;
+    {
+      pqxx::read_transaction tx(impl_->conn);
+      schema = tx.exec("SELECT current_schema()")[0][0].c_str();
+    }
+    impl_->receivers.push_back(
+        std::make_unique<WakeReceiver>(impl_->conn, "chartflow_wakeup_" + schema));
+  });
 }
 
 bool Store::await_notification(std::chrono::milliseconds timeout) {
@@ -231,13 +238,6 @@ bool Store::await_notification(std::chrono::milliseconds timeout) {
         return impl_->conn.await_notification(secs, usecs) > 0;
       },
       /*counted=*/false);
-}
-
-void Store::notify(const std::string& channel) {
-  translate([&] {
-    pqxx::nontransaction tx(impl_->conn);
-    tx.exec_params("SELECT pg_notify($1, '')", channel);
-  });
 }
 
 int Store::socket() const { return impl_->conn.sock(); }

@@ -100,10 +100,11 @@ class Store {
   // Runs `fn` in a transaction with the handler-facing Sql interface (for domain modules).
   void with_sql(const std::function<void(Sql&)>& fn);
 
-  void listen(const std::string& channel);
+  // LISTENs on this schema's wake-up channel (every state change that makes work due notifies
+  // it).
+  void listen_wakeups();
   // Waits up to `timeout` for a notification; true when one arrived.
   bool await_notification(std::chrono::milliseconds timeout);
-  void notify(const std::string& channel);
   int socket() const;
   // Store calls made by this process so far (each is one transaction); for tests that prove an
   // idle engine stays quiet.
