@@ -140,7 +140,7 @@ int run_engine_bench(const std::map<std::string, std::string>& options) {
   const int runs = std::stoi(opt(options, "runs", "10000"));
   const int paced_runs = std::stoi(opt(options, "paced-runs", "200"));
   const double rate = std::stod(opt(options, "rate", "20"));
-  const int workers = std::stoi(opt(options, "workers", "4"));
+  const int workers = std::stoi(opt(options, "workers", "8"));
 
   std::unique_ptr<runtime::EmbeddedPostgres> embedded;
   std::string dsn = opt(options, "database-url", "");

@@ -20,7 +20,7 @@
 
 namespace chartflow::runtime {
 
-inline constexpr int kDefaultWorkers = 4;
+inline constexpr int kDefaultWorkers = 8;
 inline constexpr int kDefaultBatchSize = 16;
 inline constexpr Millis kDefaultLease{15'000};
 inline constexpr Millis kDefaultPollInterval{1'000};

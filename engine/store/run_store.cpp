@@ -332,60 +332,93 @@ class BatchImpl : public StepBatch {
 namespace {
 
 // Stores one event and its runs inside `tx`. The caller commits and notifies.
+Json steps_json(const RunPlan& p) {
+  Json steps = Json::array();
+  for (const auto& s : p.steps) {
+    Json o = {{"step_key", s.step_key},       {"handler", s.handler},
+              {"needs", s.needs},             {"pending_needs", s.needs.size()},
+              {"max_attempts", s.max_attempts}, {"timeout_ms", s.timeout_ms}};
+    if (s.concurrency_key) o["concurrency_key"] = *s.concurrency_key;
+    if (s.concurrency_limit) o["concurrency_limit"] = *s.concurrency_limit;
+    steps.push_back(std::move(o));
+  }
+  return steps;
+}
+
+// Inserts a run with its steps and 'scheduled' history for the event `ev` (a CTE or a VALUES
+// list with column id). $1.. are the caller's; the run columns come at $first.. in the order
+// version id, workflow, step count, subject, steps json.
+std::string insert_run_sql(const std::string& ev, int first) {
+  auto n = [&](int k) { return "$" + std::to_string(first + k); };
+  return " run AS (INSERT INTO workflow_run (workflow_version_id, workflow, event_id, status, "
+         "  remaining_steps, subject, started_at) SELECT " + n(0) + "::bigint, " + n(1) +
+         ", " + ev + ".id, 'running', " + n(2) + "::int, " + n(3) + ", now() FROM " + ev +
+         "  RETURNING id, event_id),"
+         " steps AS (INSERT INTO step_run (run_id, step_key, handler, status, needs, "
+         "  pending_needs, max_attempts, timeout_ms, concurrency_key, concurrency_limit) "
+         "  SELECT run.id, x.step_key, x.handler, CASE WHEN x.pending_needs = 0 THEN 'ready' "
+         "  ELSE 'pending' END, x.needs, x.pending_needs, x.max_attempts, x.timeout_ms, "
+         "  x.concurrency_key, x.concurrency_limit FROM run, jsonb_to_recordset(" + n(4) +
+         "::jsonb) AS x(step_key text, handler text, needs jsonb, pending_needs int, "
+         "  max_attempts int, timeout_ms int, concurrency_key text, concurrency_limit int)),"
+         " h AS (INSERT INTO run_history (run_id, type, detail) SELECT run.id, 'scheduled', "
+         "  jsonb_build_object('event_id', run.event_id, 'version_id', " + n(0) +
+         "::bigint) FROM run)";
+}
+
+// Stores one event and its runs inside `tx`. The caller commits and notifies.
 IngestResult ingest_in(Store::Impl& impl, pqxx::transaction_base& tx, const EventInput& event,
                        const Store::PlanRuns& plan) {
   IngestResult result;
-  auto ins = tx.exec_prepared(
-      impl.prepare("insert_event",
-                   "INSERT INTO event (type, dedup_key, body, source) VALUES ($1, $2, $3::jsonb, "
-                   "$4) ON CONFLICT (type, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING "
-                   "RETURNING id"),
-      event.type, opt(event.dedup_key), event.body.dump(), event.source);
-  if (ins.empty()) {
-    // The same dedup key was accepted before: report what it started, start nothing.
-    auto prev = tx.exec_params1("SELECT id FROM event WHERE type = $1 AND dedup_key = $2",
-                                event.type, *event.dedup_key);
-    result.event_id = prev[0].as<std::int64_t>();
-    for (const auto& row : tx.exec_params(
-             "SELECT id FROM workflow_run WHERE event_id = $1 ORDER BY id", result.event_id))
-      result.run_ids.push_back(row[0].as<std::int64_t>());
-    result.duplicate = true;
-    return result;
-  }
-  result.event_id = ins[0][0].as<std::int64_t>();
-  for (const RunPlan& p : plan(event)) {
-    Json steps = Json::array();
-    for (const auto& s : p.steps) {
-      Json o = {{"step_key", s.step_key},
-                {"handler", s.handler},
-                {"needs", s.needs},
-                {"pending_needs", s.needs.size()},
-                {"max_attempts", s.max_attempts},
-                {"timeout_ms", s.timeout_ms}};
-      if (s.concurrency_key) o["concurrency_key"] = *s.concurrency_key;
-      if (s.concurrency_limit) o["concurrency_limit"] = *s.concurrency_limit;
-      steps.push_back(std::move(o));
+  const auto plans = plan(event);
+  if (plans.size() == 1) {
+    // The common case, event and run in one round trip.
+    static const std::string kInsertEventRun =
+        "WITH ev AS (INSERT INTO event (type, dedup_key, body, source) VALUES ($1, $2, "
+        "$3::jsonb, $4) ON CONFLICT (type, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING "
+        "RETURNING id)," +
+        insert_run_sql("ev", 5) + " SELECT ev.id, run.id FROM ev LEFT JOIN run ON true";
+    const auto& p = plans.front();
+    auto r = tx.exec_prepared(impl.prepare("insert_event_run", kInsertEventRun), event.type,
+                              opt(event.dedup_key), event.body.dump(), event.source,
+                              p.workflow_version_id, p.workflow,
+                              static_cast<int>(p.steps.size()), opt(event.subject),
+                              steps_json(p).dump());
+    if (!r.empty()) {
+      result.event_id = r[0][0].as<std::int64_t>();
+      result.run_ids.push_back(r[0][1].as<std::int64_t>());
+      return result;
     }
-    // Run, steps and history in one round trip.
-    static const std::string kInsertRun =
-        "WITH run AS (INSERT INTO workflow_run (workflow_version_id, workflow, event_id, status, "
-        "  remaining_steps, subject, started_at) VALUES ($1, $2, $3, 'running', $4, $5, now()) "
-        "  RETURNING id),"
-        " steps AS (INSERT INTO step_run (run_id, step_key, handler, status, needs, pending_needs, "
-        "  max_attempts, timeout_ms, concurrency_key, concurrency_limit) "
-        "  SELECT run.id, x.step_key, x.handler, CASE WHEN x.pending_needs = 0 THEN 'ready' ELSE "
-        "  'pending' END, x.needs, x.pending_needs, x.max_attempts, x.timeout_ms, "
-        "  x.concurrency_key, x.concurrency_limit FROM run, jsonb_to_recordset($6::jsonb) AS x("
-        "  step_key text, handler text, needs jsonb, pending_needs int, max_attempts int, "
-        "  timeout_ms int, concurrency_key text, concurrency_limit int)),"
-        " h AS (INSERT INTO run_history (run_id, type, detail) SELECT run.id, 'scheduled', "
-        "  jsonb_build_object('event_id', $3::bigint, 'version_id', $1::bigint) FROM run)"
-        " SELECT id FROM run";
-    auto run = tx.exec_prepared(impl.prepare("insert_run", kInsertRun), p.workflow_version_id,
-                                p.workflow, result.event_id, static_cast<int>(p.steps.size()),
-                                opt(event.subject), steps.dump());
-    result.run_ids.push_back(run[0][0].as<std::int64_t>());
+  } else {
+    auto ins = tx.exec_prepared(
+        impl.prepare("insert_event",
+                     "INSERT INTO event (type, dedup_key, body, source) VALUES ($1, $2, "
+                     "$3::jsonb, $4) ON CONFLICT (type, dedup_key) WHERE dedup_key IS NOT NULL "
+                     "DO NOTHING RETURNING id"),
+        event.type, opt(event.dedup_key), event.body.dump(), event.source);
+    if (!ins.empty()) {
+      result.event_id = ins[0][0].as<std::int64_t>();
+      static const std::string kInsertRun =
+          "WITH ev AS (SELECT $1::bigint AS id)," + insert_run_sql("ev", 2) +
+          " SELECT id FROM run";
+      for (const RunPlan& p : plans) {
+        auto run = tx.exec_prepared(impl.prepare("insert_run", kInsertRun), result.event_id,
+                                    p.workflow_version_id, p.workflow,
+                                    static_cast<int>(p.steps.size()), opt(event.subject),
+                                    steps_json(p).dump());
+        result.run_ids.push_back(run[0][0].as<std::int64_t>());
+      }
+      return result;
+    }
   }
+  // The same dedup key was accepted before: report what it started, start nothing.
+  auto prev = tx.exec_params1("SELECT id FROM event WHERE type = $1 AND dedup_key = $2",
+                              event.type, *event.dedup_key);
+  result.event_id = prev[0].as<std::int64_t>();
+  for (const auto& row : tx.exec_params(
+           "SELECT id FROM workflow_run WHERE event_id = $1 ORDER BY id", result.event_id))
+    result.run_ids.push_back(row[0].as<std::int64_t>());
+  result.duplicate = true;
   return result;
 }
 
