@@ -115,6 +115,8 @@ int serve(const Args& args, bool with_api) {
   settings.workers = args.get_int(with_api ? "workers" : "concurrency", runtime::kDefaultWorkers);
   if (auto lease = args.get("lease-ms")) settings.lease = Millis(std::stoll(*lease));
   if (auto poll = args.get("poll-ms")) settings.poll_interval = Millis(std::stoll(*poll));
+  if (auto days = args.get("log-retention-days"))
+    settings.log_retention = std::chrono::hours(24 * std::stoll(*days));
   runtime::EngineHooks hooks;
   hooks.run_started = [&metrics](const std::string& wf) { metrics.run_started(wf); };
   hooks.run_finished = [&metrics](const std::string& wf, const std::string& status) {

@@ -25,6 +25,7 @@ inline constexpr int kDefaultBatchSize = 16;
 inline constexpr Millis kDefaultLease{15'000};
 inline constexpr Millis kDefaultPollInterval{1'000};
 inline constexpr int kDefaultPoolSize = 8;
+inline constexpr std::chrono::hours kDefaultLogRetention{24 * 30};
 
 struct EngineSettings {
   std::string dsn;
@@ -34,6 +35,7 @@ struct EngineSettings {
   Millis poll_interval = kDefaultPollInterval;
   int pool_size = kDefaultPoolSize;
   std::string instance_id;  // lease owner name; generated when empty
+  std::chrono::hours log_retention = kDefaultLogRetention;  // log_record rows older are deleted
 };
 
 // Observers for metrics; every field optional.

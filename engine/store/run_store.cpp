@@ -9,8 +9,7 @@ namespace {
 
 // One wake-up channel per schema, so deployments (and tests) sharing a database do not wake
 // each other's workers.
-constexpr const char* kNotifyWake =
-    "SELECT pg_notify('chartflow_wakeup_' || current_schema(), '')";
+constexpr const char* kNotifyWake = "SELECT pg_notify('chartflow_wakeup_' || current_schema(), '')";
 
 // Columns every claim returns, so the worker needs no second query to run the step.
 // The event body is not returned: workers cache it by event id.
@@ -335,9 +334,12 @@ namespace {
 Json steps_json(const RunPlan& p) {
   Json steps = Json::array();
   for (const auto& s : p.steps) {
-    Json o = {{"step_key", s.step_key},       {"handler", s.handler},
-              {"needs", s.needs},             {"pending_needs", s.needs.size()},
-              {"max_attempts", s.max_attempts}, {"timeout_ms", s.timeout_ms}};
+    Json o = {{"step_key", s.step_key},
+              {"handler", s.handler},
+              {"needs", s.needs},
+              {"pending_needs", s.needs.size()},
+              {"max_attempts", s.max_attempts},
+              {"timeout_ms", s.timeout_ms}};
     if (s.concurrency_key) o["concurrency_key"] = *s.concurrency_key;
     if (s.concurrency_limit) o["concurrency_limit"] = *s.concurrency_limit;
     steps.push_back(std::move(o));
@@ -351,19 +353,21 @@ Json steps_json(const RunPlan& p) {
 std::string insert_run_sql(const std::string& ev, int first) {
   auto n = [&](int k) { return "$" + std::to_string(first + k); };
   return " run AS (INSERT INTO workflow_run (workflow_version_id, workflow, event_id, status, "
-         "  remaining_steps, subject, started_at) SELECT " + n(0) + "::bigint, " + n(1) +
-         ", " + ev + ".id, 'running', " + n(2) + "::int, " + n(3) + ", now() FROM " + ev +
+         "  remaining_steps, subject, started_at) SELECT " +
+         n(0) + "::bigint, " + n(1) + ", " + ev + ".id, 'running', " + n(2) + "::int, " + n(3) +
+         ", now() FROM " + ev +
          "  RETURNING id, event_id),"
          " steps AS (INSERT INTO step_run (run_id, step_key, handler, status, needs, "
          "  pending_needs, max_attempts, timeout_ms, concurrency_key, concurrency_limit) "
          "  SELECT run.id, x.step_key, x.handler, CASE WHEN x.pending_needs = 0 THEN 'ready' "
          "  ELSE 'pending' END, x.needs, x.pending_needs, x.max_attempts, x.timeout_ms, "
-         "  x.concurrency_key, x.concurrency_limit FROM run, jsonb_to_recordset(" + n(4) +
+         "  x.concurrency_key, x.concurrency_limit FROM run, jsonb_to_recordset(" +
+         n(4) +
          "::jsonb) AS x(step_key text, handler text, needs jsonb, pending_needs int, "
          "  max_attempts int, timeout_ms int, concurrency_key text, concurrency_limit int)),"
          " h AS (INSERT INTO run_history (run_id, type, detail) SELECT run.id, 'scheduled', "
-         "  jsonb_build_object('event_id', run.event_id, 'version_id', " + n(0) +
-         "::bigint) FROM run)";
+         "  jsonb_build_object('event_id', run.event_id, 'version_id', " +
+         n(0) + "::bigint) FROM run)";
 }
 
 // Stores one event and its runs inside `tx`. The caller commits and notifies.
@@ -381,9 +385,8 @@ IngestResult ingest_in(Store::Impl& impl, pqxx::transaction_base& tx, const Even
     const auto& p = plans.front();
     auto r = tx.exec_prepared(impl.prepare("insert_event_run", kInsertEventRun), event.type,
                               opt(event.dedup_key), event.body.dump(), event.source,
-                              p.workflow_version_id, p.workflow,
-                              static_cast<int>(p.steps.size()), opt(event.subject),
-                              steps_json(p).dump());
+                              p.workflow_version_id, p.workflow, static_cast<int>(p.steps.size()),
+                              opt(event.subject), steps_json(p).dump());
     if (!r.empty()) {
       result.event_id = r[0][0].as<std::int64_t>();
       result.run_ids.push_back(r[0][1].as<std::int64_t>());
@@ -399,21 +402,19 @@ IngestResult ingest_in(Store::Impl& impl, pqxx::transaction_base& tx, const Even
     if (!ins.empty()) {
       result.event_id = ins[0][0].as<std::int64_t>();
       static const std::string kInsertRun =
-          "WITH ev AS (SELECT $1::bigint AS id)," + insert_run_sql("ev", 2) +
-          " SELECT id FROM run";
+          "WITH ev AS (SELECT $1::bigint AS id)," + insert_run_sql("ev", 2) + " SELECT id FROM run";
       for (const RunPlan& p : plans) {
-        auto run = tx.exec_prepared(impl.prepare("insert_run", kInsertRun), result.event_id,
-                                    p.workflow_version_id, p.workflow,
-                                    static_cast<int>(p.steps.size()), opt(event.subject),
-                                    steps_json(p).dump());
+        auto run = tx.exec_prepared(
+            impl.prepare("insert_run", kInsertRun), result.event_id, p.workflow_version_id,
+            p.workflow, static_cast<int>(p.steps.size()), opt(event.subject), steps_json(p).dump());
         result.run_ids.push_back(run[0][0].as<std::int64_t>());
       }
       return result;
     }
   }
   // The same dedup key was accepted before: report what it started, start nothing.
-  auto prev = tx.exec_params1("SELECT id FROM event WHERE type = $1 AND dedup_key = $2",
-                              event.type, *event.dedup_key);
+  auto prev = tx.exec_params1("SELECT id FROM event WHERE type = $1 AND dedup_key = $2", event.type,
+                              *event.dedup_key);
   result.event_id = prev[0].as<std::int64_t>();
   for (const auto& row : tx.exec_params(
            "SELECT id FROM workflow_run WHERE event_id = $1 ORDER BY id", result.event_id))
@@ -437,8 +438,7 @@ IngestResult Store::ingest(EventInput event, const PlanRuns& plan, const BeforeI
       }
     }
     auto result = ingest_in(*impl_, tx, event, plan);
-    if (!result.duplicate && !result.run_ids.empty())
-      tx.exec(kNotifyWake);
+    if (!result.duplicate && !result.run_ids.empty()) tx.exec(kNotifyWake);
     tx.commit();
     return result;
   });

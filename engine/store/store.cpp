@@ -208,6 +208,16 @@ void Store::write_logs(const std::vector<LogRecord>& records) {
   });
 }
 
+int Store::prune_logs(std::chrono::hours keep) {
+  return translate([&] {
+    pqxx::work tx(impl_->conn);
+    auto r = tx.exec_params("DELETE FROM log_record WHERE at < now() - $1 * interval '1 hour'",
+                            static_cast<std::int64_t>(keep.count()));
+    tx.commit();
+    return static_cast<int>(r.affected_rows());
+  });
+}
+
 void Store::with_sql(const std::function<void(Sql&)>& fn) {
   translate([&] {
     pqxx::work tx(impl_->conn);
