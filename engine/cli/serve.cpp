@@ -125,6 +125,9 @@ int serve(const Args& args, bool with_api) {
   hooks.step_finished = [&metrics](const std::string& wf, const std::string& step, double secs,
                                    const std::string&) { metrics.step_finished(wf, step, secs); };
   hooks.step_expired = [&metrics](bool timed_out) { metrics.step_expired(timed_out); };
+  hooks.step_retried = [&metrics](const std::string& wf, const std::string& step) {
+    metrics.step_retried(wf, step);
+  };
   runtime::Engine engine(settings, handlers, registry, hooks);
   engine.start();
 

@@ -34,6 +34,10 @@ Metrics::Metrics()
                        .Name("chartflow_step_expirations_total")
                        .Help("Steps whose lease expired or that timed out, by reason")
                        .Register(*registry_)),
+      retries_(prometheus::BuildCounter()
+                   .Name("chartflow_step_retries_total")
+                   .Help("Failed step attempts that will be retried, by workflow and step")
+                   .Register(*registry_)),
       http_requests_(prometheus::BuildCounter()
                          .Name("chartflow_http_requests_total")
                          .Help("HTTP requests, by route, method and status")
@@ -67,6 +71,10 @@ void Metrics::step_finished(const std::string& workflow, const std::string& step
 
 void Metrics::step_expired(bool timed_out) {
   expirations_.Add({{"reason", timed_out ? "timeout" : "lease"}}).Increment();
+}
+
+void Metrics::step_retried(const std::string& workflow, const std::string& step) {
+  retries_.Add({{"workflow", workflow}, {"step", step}}).Increment();
 }
 
 void Metrics::http_request(const std::string& route, const std::string& method, int status,

@@ -20,6 +20,7 @@ class Metrics {
   void run_finished(const std::string& workflow, const std::string& status);
   void step_finished(const std::string& workflow, const std::string& step, double seconds);
   void step_expired(bool timed_out);
+  void step_retried(const std::string& workflow, const std::string& step);
   void http_request(const std::string& route, const std::string& method, int status,
                     double seconds);
   void set_queue(double ready, double oldest_ready_seconds, double waiting, double running);
@@ -32,6 +33,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& runs_finished_;
   prometheus::Family<prometheus::Histogram>& step_duration_;
   prometheus::Family<prometheus::Counter>& expirations_;
+  prometheus::Family<prometheus::Counter>& retries_;
   prometheus::Family<prometheus::Counter>& http_requests_;
   prometheus::Family<prometheus::Histogram>& http_duration_;
   prometheus::Family<prometheus::Gauge>& queue_;

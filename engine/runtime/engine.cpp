@@ -279,14 +279,17 @@ void Engine::execute(store::StepBatch& batch, const store::ClaimedStep& s, const
       if (hooks_.run_finished) hooks_.run_finished(s.workflow, "failed");
     } else {
       const Millis delay = after ? *after : def->retry.delay_before(s.attempt + 1, unit_random);
-      batch.finish_retry(s, owner, delay, reason);
+      if (batch.finish_retry(s, owner, delay, reason) && hooks_.step_retried)
+        hooks_.step_retried(s.workflow, s.step_key);
     }
   };
   std::visit(
       [&](auto& o) {
         using T = std::decay_t<decltype(o)>;
         if constexpr (std::is_same_v<T, Completed>) {
-          batch.finish_done(s, owner, o.output, false);
+          if (batch.finish_done(s, owner, o.output, false) &&
+              batch.last_run_status() == "succeeded" && hooks_.run_finished)
+            hooks_.run_finished(s.workflow, "succeeded");
         } else if constexpr (std::is_same_v<T, Retry>) {
           fail_attempt(o.reason, false, o.after);
         } else if constexpr (std::is_same_v<T, Fail>) {

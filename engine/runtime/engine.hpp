@@ -46,6 +46,7 @@ struct EngineHooks {
       step_finished;
   std::function<void(const std::string& workflow, const std::string& status)> run_finished;
   std::function<void(bool timed_out)> step_expired;
+  std::function<void(const std::string& workflow, const std::string& step)> step_retried;
 };
 
 class Engine {

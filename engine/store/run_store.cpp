@@ -171,7 +171,8 @@ class BatchImpl : public StepBatch {
     }
     keep_step_writes();
     promoted_ += r[0][1].as<int>();
-    if (!r[0][2].is_null() && std::string(r[0][2].c_str()) == "succeeded") ++runs_finished_;
+    last_run_status_ = r[0][2].is_null() ? "" : r[0][2].c_str();
+    if (last_run_status_ == "succeeded") ++runs_finished_;
     return true;
   }
 
@@ -277,6 +278,7 @@ class BatchImpl : public StepBatch {
   }
 
   void log(const LogRecord& rec) override { logs_.push_back(rec); }
+  const std::string& last_run_status() const override { return last_run_status_; }
 
   std::vector<ClaimedStep> commit(const std::string& owner, int claim_next,
                                   std::chrono::milliseconds lease, bool include_keyed) override {
@@ -321,6 +323,7 @@ class BatchImpl : public StepBatch {
   TxSql sql_{tx_};
   bool in_savepoint_ = false;
   std::vector<LogRecord> logs_;
+  std::string last_run_status_;
   int promoted_ = 0;
   int retried_ = 0;
   int runs_finished_ = 0;

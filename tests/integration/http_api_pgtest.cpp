@@ -455,12 +455,15 @@ TEST_F(HttpApiTest, WorkflowsLogsHealthMetricsAndRouting) {
 
   EXPECT_EQ(call("GET", "/healthz").status, 200);
   EXPECT_EQ(call("GET", "/readyz").status, 200);
+  const auto ok_run = start_run("demo.diamond", Json{{"skip_e", true}});
+  ASSERT_TRUE(wait_status(ok_run, "succeeded"));
   auto metrics = call("GET", "/metrics");
   ASSERT_EQ(metrics.status, 200);
   EXPECT_THAT(metrics.header("content-type"), HasSubstr("text/plain"));
   EXPECT_THAT(metrics.body, HasSubstr("chartflow_http_requests_total"));
   EXPECT_THAT(metrics.body, HasSubstr("chartflow_runs_started_total"));
   EXPECT_THAT(metrics.body, HasSubstr("workflow=\"failing\""));
+  EXPECT_THAT(metrics.body, HasSubstr("status=\"succeeded\",workflow=\"diamond\""));
 
   auto unknown = call("GET", "/v1/nothing-here");
   EXPECT_EQ(unknown.status, 404) << unknown.body;
