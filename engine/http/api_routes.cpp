@@ -78,11 +78,11 @@ std::optional<std::string> parse_time_param(const Request& req, const char* name
 }
 
 void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics& metrics) {
-  router.add("GET", "/healthz", "healthz", [](Request&) {
+  router.add("GET", "/healthz", "healthz", Access::open(), [](Request&) {
     return Response::json(200, Json{{"status", "ok"}});
   });
 
-  router.add("GET", "/readyz", "readyz", [&engine](Request&) {
+  router.add("GET", "/readyz", "readyz", Access::open(), [&engine](Request&) {
     try {
       engine.pool().with([](store::Store& s) { return s.queue_stats(); });
     } catch (const std::exception&) {
@@ -92,40 +92,43 @@ void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics
     return Response::json(200, Json{{"status", "ready"}});
   });
 
-  router.add("GET", "/metrics", "metrics", [&engine, &metrics](Request&) {
-    try {
-      auto q = engine.pool().with([](store::Store& s) { return s.queue_stats(); });
-      metrics.set_queue(q.value("ready", 0.0), q.value("oldest_ready_seconds", 0.0),
-                        q.value("waiting", 0.0), q.value("running", 0.0));
-    } catch (const std::exception&) {
-    }
-    Response r;
-    r.content_type = "text/plain; version=0.0.4";
-    r.body = metrics.serialize();
-    return r;
-  });
+  router.add("GET", "/metrics", "metrics", Access::of({Role::kOperator}),
+             [&engine, &metrics](Request&) {
+               try {
+                 auto q = engine.pool().with([](store::Store& s) { return s.queue_stats(); });
+                 metrics.set_queue(q.value("ready", 0.0), q.value("oldest_ready_seconds", 0.0),
+                                   q.value("waiting", 0.0), q.value("running", 0.0));
+               } catch (const std::exception&) {
+               }
+               Response r;
+               r.content_type = "text/plain; version=0.0.4";
+               r.body = metrics.serialize();
+               return r;
+             });
 
-  router.add("POST", "/v1/events/{type}", "events", [&engine, &metrics](Request& req) {
-    const std::string& type = req.param("type");
-    if (!std::regex_match(type, kEventType))
-      throw HttpError{400, "event type must be 1-200 characters of letters, digits, . _ -"};
-    store::EventInput ev;
-    ev.type = type;
-    ev.body = parse_json_body(req);
-    ev.dedup_key = req.header("idempotency-key");
-    if (ev.dedup_key && ev.dedup_key->size() > 200)
-      throw HttpError{400, "Idempotency-Key is longer than 200 characters"};
-    ev.source = "api";
-    auto matched = engine.matching(type, ev.body);
-    auto result = engine.ingest(std::move(ev));
-    // Only types some workflow listens to become label values: clients cannot grow the series.
-    metrics.event_received(matched.empty() ? "unmatched" : type);
-    return Response::json(result.duplicate ? 200 : 202, Json{{"event_id", result.event_id},
-                                                             {"runs", result.run_ids},
-                                                             {"duplicate", result.duplicate}});
-  });
+  router.add(
+      "POST", "/v1/events/{type}", "events", Access::of({Role::kOperator}),
+      [&engine, &metrics](Request& req) {
+        const std::string& type = req.param("type");
+        if (!std::regex_match(type, kEventType))
+          throw HttpError{400, "event type must be 1-200 characters of letters, digits, . _ -"};
+        store::EventInput ev;
+        ev.type = type;
+        ev.body = parse_json_body(req);
+        ev.dedup_key = req.header("idempotency-key");
+        if (ev.dedup_key && ev.dedup_key->size() > 200)
+          throw HttpError{400, "Idempotency-Key is longer than 200 characters"};
+        ev.source = "api";
+        auto matched = engine.matching(type, ev.body);
+        auto result = engine.ingest(std::move(ev));
+        // Only types some workflow listens to become label values: clients cannot grow the series.
+        metrics.event_received(matched.empty() ? "unmatched" : type);
+        return Response::json(result.duplicate ? 200 : 202, Json{{"event_id", result.event_id},
+                                                                 {"runs", result.run_ids},
+                                                                 {"duplicate", result.duplicate}});
+      });
 
-  router.add("GET", "/v1/runs", "runs", [&engine](Request& req) {
+  router.add("GET", "/v1/runs", "runs", Access::of({Role::kOperator}), [&engine](Request& req) {
     store::Store::RunFilter f;
     f.workflow = req.q("workflow");
     f.status = req.q("status");
@@ -144,45 +147,51 @@ void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics
     return Response::json(200, engine.pool().with([&](store::Store& s) { return s.list_runs(f); }));
   });
 
-  router.add("GET", "/v1/runs/{id}", "run", [&engine](Request& req) {
+  router.add("GET", "/v1/runs/{id}", "run", Access::of({Role::kOperator}), [&engine](Request& req) {
     const auto id = parse_id(req.param("id"), "run id");
     auto run = engine.pool().with([&](store::Store& s) { return s.get_run(id); });
     if (!run) return Response::error(404, "run " + std::to_string(id) + " not found");
     return Response::json(200, *run);
   });
 
-  router.add("POST", "/v1/runs/{id}/retry", "run_retry", [&engine](Request& req) {
-    const auto id = parse_id(req.param("id"), "run id");
-    std::string msg;
-    auto r = engine.pool().with([&](store::Store& s) { return s.retry_run(id, &msg); });
-    return command_response(r, msg, id);
-  });
+  router.add("POST", "/v1/runs/{id}/retry", "run_retry", Access::of({Role::kOperator}),
+             [&engine](Request& req) {
+               const auto id = parse_id(req.param("id"), "run id");
+               std::string msg;
+               auto r = engine.pool().with([&](store::Store& s) { return s.retry_run(id, &msg); });
+               return command_response(r, msg, id);
+             });
 
-  router.add("POST", "/v1/runs/{id}/cancel", "run_cancel", [&engine](Request& req) {
-    const auto id = parse_id(req.param("id"), "run id");
-    std::string msg;
-    auto r = engine.pool().with([&](store::Store& s) { return s.cancel(id, &msg); });
-    return command_response(r, msg, id);
-  });
+  router.add("POST", "/v1/runs/{id}/cancel", "run_cancel", Access::of({Role::kOperator}),
+             [&engine](Request& req) {
+               const auto id = parse_id(req.param("id"), "run id");
+               std::string msg;
+               auto r = engine.pool().with([&](store::Store& s) { return s.cancel(id, &msg); });
+               return command_response(r, msg, id);
+             });
 
-  router.add("POST", "/v1/runs/{id}/signal/{name}", "run_signal", [&engine](Request& req) {
-    const auto id = parse_id(req.param("id"), "run id");
-    const std::string& name = req.param("name");
-    if (!std::regex_match(name, kSignalName))
-      throw HttpError{400, "signal name must be 1-200 characters of letters, digits, . _ : -"};
-    Json payload = parse_json_body(req);
-    std::string msg;
-    auto r = engine.pool().with([&](store::Store& s) { return s.signal(id, name, payload, &msg); });
-    return command_response(r, msg, id);
-  });
+  router.add(
+      "POST", "/v1/runs/{id}/signal/{name}", "run_signal", Access::of({Role::kOperator}),
+      [&engine](Request& req) {
+        const auto id = parse_id(req.param("id"), "run id");
+        const std::string& name = req.param("name");
+        if (!std::regex_match(name, kSignalName))
+          throw HttpError{400, "signal name must be 1-200 characters of letters, digits, . _ : -"};
+        Json payload = parse_json_body(req);
+        std::string msg;
+        auto r =
+            engine.pool().with([&](store::Store& s) { return s.signal(id, name, payload, &msg); });
+        return command_response(r, msg, id);
+      });
 
-  router.add("GET", "/v1/workflows", "workflows", [&engine](Request&) {
-    return Response::json(200, Json{{"workflows", engine.pool().with([](store::Store& s) {
-                                       return s.list_workflows();
-                                     })}});
-  });
+  router.add(
+      "GET", "/v1/workflows", "workflows", Access::of({Role::kOperator}), [&engine](Request&) {
+        return Response::json(200, Json{{"workflows", engine.pool().with([](store::Store& s) {
+                                           return s.list_workflows();
+                                         })}});
+      });
 
-  router.add("GET", "/v1/logs", "logs", [&engine](Request& req) {
+  router.add("GET", "/v1/logs", "logs", Access::of({Role::kOperator}), [&engine](Request& req) {
     store::Store::LogFilter f;
     if (auto lvl = req.q("level")) {
       auto parsed = runtime::parse_level(*lvl);

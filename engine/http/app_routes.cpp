@@ -10,8 +10,9 @@ void add_app_routes(Router& router, runtime::Engine& engine,
   (void)workflows_dir;
   add_chart_routes(router, engine, nullptr);
   const auto root = dashboard_root();
-  router.add("GET", "/", "dashboard", [root](Request&) { return serve_static(root, ""); });
-  router.add("GET", "/ui/{*path}", "dashboard",
+  router.add("GET", "/", "dashboard", Access::open(),
+             [root](Request&) { return serve_static(root, ""); });
+  router.add("GET", "/ui/{*path}", "dashboard", Access::open(),
              [root](Request& req) { return serve_static(root, req.param("path")); });
 }
 

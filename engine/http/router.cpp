@@ -42,6 +42,36 @@ bool match_segments(const std::vector<std::string>& pattern, const std::vector<s
 
 }  // namespace
 
+const char* role_name(Role r) {
+  switch (r) {
+    case Role::kUploader:
+      return "uploader";
+    case Role::kReviewer:
+      return "reviewer";
+    case Role::kBilling:
+      return "billing";
+    case Role::kOperator:
+      return "operator";
+    case Role::kAdmin:
+      return "admin";
+  }
+  return "unknown";
+}
+
+std::optional<Role> parse_role(std::string_view name) {
+  for (Role r : {Role::kUploader, Role::kReviewer, Role::kBilling, Role::kOperator, Role::kAdmin})
+    if (name == role_name(r)) return r;
+  return std::nullopt;
+}
+
+bool Access::allows(Role r) const {
+  if (kind != Kind::kRoles) return true;
+  if (r == Role::kAdmin) return true;
+  for (Role allowed : roles)
+    if (allowed == r) return true;
+  return false;
+}
+
 std::optional<std::string> Request::header(const std::string& lower_name) const {
   auto it = headers.find(lower_name);
   if (it == headers.end()) return std::nullopt;
@@ -123,14 +153,16 @@ std::int64_t parse_id(const std::string& text, const char* what) {
   return v;
 }
 
-void Router::add(std::string method, std::string pattern, std::string route_name, RouteHandler h) {
-  Route r{std::move(method), pattern, std::move(route_name), split_path(pattern), std::move(h)};
+void Router::add(std::string method, std::string pattern, std::string route_name, Access access,
+                 RouteHandler h) {
+  Route r{std::move(method),   pattern,     std::move(route_name), std::move(access),
+          split_path(pattern), std::move(h)};
   routes_.push_back(std::move(r));
 }
 
-std::vector<std::pair<std::string, std::string>> Router::routes() const {
-  std::vector<std::pair<std::string, std::string>> out;
-  for (const auto& r : routes_) out.emplace_back(r.method, r.pattern);
+std::vector<Router::RouteInfo> Router::routes() const {
+  std::vector<RouteInfo> out;
+  for (const auto& r : routes_) out.push_back({r.method, r.pattern, r.name, r.access});
   return out;
 }
 
@@ -156,7 +188,14 @@ Response Router::handle(Request& req) const {
   } else {
     route_name = match->name;
     try {
-      // Authentication and authorization hook: every route passes here (issue #6).
+      req.principal.reset();
+      if (match->access.kind == Access::Kind::kRoles && authenticate) {
+        req.principal = authenticate(req);
+        if (!req.principal) throw HttpError{401, "authentication required"};
+        if (!match->access.allows(req.principal->role))
+          throw HttpError{403, std::string("role ") + role_name(req.principal->role) +
+                                   " may not use this route"};
+      }
       resp = match->handler(req);
     } catch (const HttpError& e) {
       resp = Response::error(e.status, e.message);

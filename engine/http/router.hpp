@@ -13,6 +13,33 @@
 
 namespace chartflow::http {
 
+// Who a request acts for, once authenticated. The role decides what it may reach (issue #6).
+enum class Role { kUploader, kReviewer, kBilling, kOperator, kAdmin };
+const char* role_name(Role r);
+std::optional<Role> parse_role(std::string_view name);
+
+struct Principal {
+  std::string id;    // stable id of the credential (token id, user name, S3 access key)
+  std::string name;  // human-readable, for the audit trail
+  Role role = Role::kOperator;
+};
+
+// Who may call a route. Every route states it when registered, so none can ship without a rule.
+//  kRoles:  an authenticated principal whose role is listed (admin may call every kRoles route).
+//  kPublic: no credential needed (health, readiness, the sign-in page and its assets).
+//  kSelf:   the route authenticates the request itself (S3 SigV4, HMAC-signed webhooks) and sets
+//           Request::principal or throws HttpError 401/403.
+struct Access {
+  enum class Kind { kRoles, kPublic, kSelf };
+  Kind kind = Kind::kRoles;
+  std::vector<Role> roles;
+
+  static Access of(std::initializer_list<Role> allowed) { return {Kind::kRoles, allowed}; }
+  static Access open() { return {Kind::kPublic, {}}; }
+  static Access self() { return {Kind::kSelf, {}}; }
+  bool allows(Role r) const;
+};
+
 struct Request {
   std::string method;  // upper case
   std::string path;    // decoded path without query
@@ -21,6 +48,7 @@ struct Request {
   std::string body;
   std::string remote;
   std::map<std::string, std::string> params;  // filled from the route pattern
+  std::optional<Principal> principal;         // set by Router::handle (or a kSelf route)
 
   std::optional<std::string> header(const std::string& lower_name) const;
   std::optional<std::string> q(const std::string& name) const;
@@ -48,9 +76,20 @@ using RouteHandler = std::function<Response(Request&)>;
 class Router {
  public:
   // pattern like "/v1/runs/{id}/signal/{name}"; "{*rest}" as last segment matches the remainder.
-  void add(std::string method, std::string pattern, std::string route_name, RouteHandler h);
+  void add(std::string method, std::string pattern, std::string route_name, Access access,
+           RouteHandler h);
   Response handle(Request& req) const;
-  std::vector<std::pair<std::string, std::string>> routes() const;  // (method, pattern)
+
+  struct RouteInfo {
+    std::string method, pattern, name;
+    Access access;
+  };
+  std::vector<RouteInfo> routes() const;
+
+  // Set by the server: resolves the request's credential (bearer token, session cookie) to a
+  // principal, or nullopt when there is none or it is not valid. While unset, kRoles routes are
+  // reachable without credentials: only tests that exercise routing alone leave it unset.
+  std::function<std::optional<Principal>(const Request&)> authenticate;
 
   // Observers set by the server: metrics per route name and status.
   std::function<void(const std::string& route, const std::string& method, int status,
@@ -60,6 +99,7 @@ class Router {
  private:
   struct Route {
     std::string method, pattern, name;
+    Access access;
     std::vector<std::string> segments;
     RouteHandler handler;
   };
