@@ -1,5 +1,8 @@
 // The chartflow HTTP API as the dashboard uses it (engine/http/api_routes.cpp and the chart
-// routes). Only same-origin requests: the server's CSP has connect-src 'self'.
+// routes). Only same-origin requests: the server's CSP has connect-src 'self'. The session
+// cookie rides along; state changes carry the session's CSRF token.
+
+import { csrfToken } from "./session";
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
@@ -121,6 +124,20 @@ export interface Review {
   summary: { [key: string]: Json } | null;
 }
 
+export interface AuditRecord {
+  id: number;
+  at: string;
+  actor: string;
+  actor_name: string | null;
+  role: string | null;
+  action: string;
+  resource_type: string | null;
+  resource_id: string | null;
+  remote: string | null;
+  outcome: string;
+  detail: Json;
+}
+
 export class ApiError extends Error {
   constructor(
     readonly status: number,
@@ -143,11 +160,20 @@ export function withQuery(path: string, query?: Query): string {
   return qs ? `${path}?${qs}` : path;
 }
 
+// Called when the server says the session is gone (401): the app goes to the sign-in page.
+let onUnauthorized: () => void = () => {};
+export function whenUnauthorized(fn: () => void): void {
+  onUnauthorized = fn;
+}
+
 async function request<T>(method: string, path: string, body?: Json): Promise<T> {
-  const init: RequestInit = { method, headers: { Accept: "application/json" } };
+  const headers: Record<string, string> = { Accept: "application/json" };
+  const csrf = csrfToken();
+  if (method !== "GET" && csrf) headers["X-CSRF-Token"] = csrf;
+  const init: RequestInit = { method, headers };
   if (body !== undefined) {
     init.body = JSON.stringify(body);
-    init.headers = { ...init.headers, "Content-Type": "application/json" };
+    headers["Content-Type"] = "application/json";
   }
   let resp: Response;
   try {
@@ -164,6 +190,7 @@ async function request<T>(method: string, path: string, body?: Json): Promise<T>
       parsed = null;
     }
   }
+  if (resp.status === 401) onUnauthorized();
   if (!resp.ok) {
     const msg =
       parsed && typeof parsed === "object" && "error" in parsed
@@ -199,11 +226,15 @@ export const api = {
   async reviews(query: Query): Promise<Review[]> {
     return (await api.get<{ reviews: Review[] }>("/v1/reviews", query)).reviews;
   },
+  audit(query: Query): Promise<{ events: AuditRecord[]; next: string | null }> {
+    return api.get("/v1/audit", query);
+  },
   chart(id: string): Promise<{ [key: string]: Json }> {
     return api.get(`/v1/charts/${encodeURIComponent(id)}`);
   },
   async metrics(): Promise<string> {
     const resp = await fetch("/metrics", { headers: { Accept: "text/plain" } });
+    if (resp.status === 401) onUnauthorized();
     if (!resp.ok) throw new ApiError(resp.status, `metrics: ${resp.status}`);
     return resp.text();
   },

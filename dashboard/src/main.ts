@@ -1,13 +1,17 @@
 // Entry point: the app shell (navigation + page outlet) and the routes.
 import "./style.css";
 import { h, replace } from "./dom";
-import { interceptLinks, onNavigate, render, route } from "./router";
+import { whenUnauthorized } from "./api";
+import { interceptLinks, navigate, onNavigate, render, route } from "./router";
+import { isAdmin, loadSession, session, signOut } from "./session";
+import { auditPage } from "./pages/audit";
 import { chartPage } from "./pages/chart";
 import { logsPage } from "./pages/logs";
 import { overviewPage } from "./pages/overview";
 import { reviewsPage } from "./pages/reviews";
 import { runDetailPage } from "./pages/run_detail";
 import { runsPage } from "./pages/runs";
+import { signinPage } from "./pages/signin";
 import { workflowsPage } from "./pages/workflows";
 
 route(/^\/(?:ui\/?)?$/, "overview", overviewPage);
@@ -18,6 +22,8 @@ route(/^\/ui\/reviews\/?$/, "reviews", reviewsPage);
 route(/^\/ui\/workflows\/?$/, "workflows", workflowsPage);
 route(/^\/ui\/logs\/?$/, "logs", logsPage);
 route(/^\/ui\/charts\/([^/]+)\/?$/, "reviews", chartPage);
+route(/^\/ui\/signin\/?$/, "signin", signinPage);
+route(/^\/ui\/audit\/?$/, "audit", auditPage);
 
 const NAV: [string, string, string][] = [
   ["overview", "Overview", "/"],
@@ -25,7 +31,46 @@ const NAV: [string, string, string][] = [
   ["reviews", "Reviews", "/ui/reviews"],
   ["workflows", "Workflows", "/ui/workflows"],
   ["logs", "Logs", "/ui/logs"],
+  ["audit", "Audit", "/ui/audit"],
 ];
+
+const onSigninPage = () => /^\/ui\/signin\/?$/.test(location.pathname);
+
+function toSignin(): void {
+  if (onSigninPage()) return;
+  navigate(`/ui/signin?next=${encodeURIComponent(location.pathname + location.search)}`, true);
+}
+
+// The signed-in user and the sign-out button; the Audit link only for admins.
+function renderUser(user: HTMLElement, nav: HTMLElement): void {
+  const s = session();
+  nav.querySelectorAll<HTMLElement>("a[data-nav=audit]").forEach((a) => {
+    a.style.display = isAdmin() ? "" : "none";
+  });
+  if (!s) {
+    replace(user);
+    return;
+  }
+  replace(
+    user,
+    h("div", { class: "user-name", "data-role": s.role }, s.name),
+    h("div", { class: "user-role" }, s.role),
+    h(
+      "button",
+      {
+        type: "button",
+        class: "btn signout",
+        onclick: () => {
+          void signOut().then(() => {
+            renderUser(user, nav);
+            toSignin();
+          });
+        },
+      },
+      "Sign out",
+    ),
+  );
+}
 
 function shell(): void {
   const app = document.getElementById("app")!;
@@ -35,6 +80,7 @@ function shell(): void {
     h("i", { class: "dot" }),
     h("span", null, "checking…"),
   );
+  const user = h("div", { class: "user" });
   const nav = h(
     "nav",
     { class: "nav", "aria-label": "Main" },
@@ -52,10 +98,13 @@ function shell(): void {
         h("span", null, "chartflow"),
       ),
       nav,
+      user,
       health,
     ),
     h("main", { id: "page", class: "page" }),
   );
+  window.addEventListener("cf-session", () => renderUser(user, nav));
+  renderUser(user, nav);
   onNavigate((active) => {
     nav
       .querySelectorAll("a")
@@ -79,6 +128,13 @@ function shell(): void {
   window.setInterval(() => void check(), 10_000);
 }
 
-shell();
-interceptLinks();
-render();
+async function start(): Promise<void> {
+  whenUnauthorized(toSignin);
+  const signedIn = await loadSession().catch(() => null);
+  shell();
+  interceptLinks();
+  if (!signedIn && !onSigninPage()) toSignin();
+  else render();
+}
+
+void start();

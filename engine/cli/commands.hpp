@@ -29,5 +29,8 @@ int validate(const Args& args);
 int logs(const Args& args);
 int upload(const Args& args);
 int bench(const Args& args);
+int tokens(const Args& args);
+int audit(const Args& args);
+int users(const Args& args);
 
 }  // namespace chartflow::cli

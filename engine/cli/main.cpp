@@ -1,4 +1,5 @@
-// chartflow: serve | worker | migrate | validate | logs. See README for every option.
+// chartflow: serve | worker | migrate | validate | logs | upload | bench | tokens | users | audit.
+// See README for every option.
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -22,7 +23,11 @@ void usage() {
                "  logs      [--server URL] [--level L] [--since T] [--until T] [--workflow W]\n"
                "            [--run ID] [--step S] [--q TEXT] [--limit N]\n"
                "  upload    FILE... [--server URL] [--chart-id ID]\n"
-               "  bench     [--runs N] [--paced-runs N] [--rate R] [--data-dir DIR]\n";
+               "  bench     [--runs N] [--paced-runs N] [--rate R] [--data-dir DIR]\n"
+               "  tokens    create --role ROLE --name NAME [--expires 30d] [--assignee REF]\n"
+               "            | revoke ID|NAME | list     [--database-url URL | --data-dir DIR]\n"
+               "  users     create --name NAME --role ROLE [--assignee REF]   (password on stdin)\n"
+               "  audit     verify                     [--database-url URL | --data-dir DIR]\n";
 }
 
 }  // namespace
@@ -57,6 +62,9 @@ int main(int argc, char** argv) {
     if (command == "logs") return chartflow::cli::logs(args);
     if (command == "upload") return chartflow::cli::upload(args);
     if (command == "bench") return chartflow::cli::bench(args);
+    if (command == "tokens") return chartflow::cli::tokens(args);
+    if (command == "audit") return chartflow::cli::audit(args);
+    if (command == "users") return chartflow::cli::users(args);
     if (command == "help" || command == "--help") {
       usage();
       return 0;

@@ -5,10 +5,15 @@
 #include <filesystem>
 #include <iostream>
 
+#include "auth/audit.hpp"
+#include "auth/sessions.hpp"
 #include "cli/commands.hpp"
+#include "cli/database.hpp"
 #include "config/workflow_loader.hpp"
+#include "core/duration.hpp"
 #include "http/api_routes.hpp"
 #include "http/app_routes.hpp"
+#include "http/auth_routes.hpp"
 #include "http/server.hpp"
 #include "metrics/metrics.hpp"
 #include "runtime/embedded_postgres.hpp"
@@ -20,14 +25,7 @@ namespace chartflow::cli {
 namespace {
 
 constexpr const char* kDefaultListen = "127.0.0.1:8080";
-constexpr const char* kDefaultDataDir = "./chartflow-data";
 constexpr const char* kDefaultWorkflows = "./workflows";
-
-std::optional<std::string> database_url(const Args& args) {
-  if (auto v = args.get("database-url")) return v;
-  if (const char* env = std::getenv("CHARTFLOW_DATABASE_URL"); env && *env) return std::string(env);
-  return std::nullopt;
-}
 
 // Blocks the stop signals in every thread so main can sigwait for them.
 sigset_t block_stop_signals() {
@@ -38,6 +36,29 @@ sigset_t block_stop_signals() {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
   return set;
+}
+
+// The quickstart stays one command: with nothing yet able to sign in, print a one-time admin
+// sign-in link. Only its hash is stored; the link appears on stdout only, never in a log.
+void print_first_start_link(store::Store& store, const std::string& listen) {
+  std::optional<std::string> code;
+  store.with_sql([&](Sql& sql) {
+    code = auth::first_start_code(sql);
+    if (!code) return;
+    auth::AuditEntry e;
+    e.actor = "system";
+    e.action = "signin_code.create";
+    e.resource_type = "signin_code";
+    e.remote = "local";
+    auth::record(sql, e);
+  });
+  if (!code) return;
+  runtime::Log::info("first_start_signin_code_created");
+  std::cout << "\nNo credential exists yet. Sign in as admin (the link works once, for 24 hours):\n"
+            << "  http://" << listen << "/ui/signin?code=" << *code << "\n"
+            << "Then create tokens with `chartflow tokens create` or users with `chartflow users "
+               "create`.\n\n"
+            << std::flush;
 }
 
 }  // namespace
@@ -101,6 +122,7 @@ int serve(const Args& args, bool with_api) {
     } else {
       registry->load_latest(store);
     }
+    if (with_api) print_first_start_link(store, listen);
     if (embedded) {
       // We hold the data dir's lock, so whoever held these leases is dead: take them back now
       // instead of waiting for them to expire.
@@ -138,6 +160,16 @@ int serve(const Args& args, bool with_api) {
                                     double secs) {
       metrics.http_request(route, method, status, secs);
     };
+    http::AuthSettings auth_settings;
+    if (auto ttl = args.get("session-ttl")) {
+      auto parsed = core::parse_duration(*ttl);
+      if (!parsed || *parsed < std::chrono::minutes(1))
+        throw std::runtime_error("--session-ttl must be a duration of at least 1m, got '" + *ttl +
+                                 "'");
+      auth_settings.session_ttl = std::chrono::duration_cast<std::chrono::seconds>(*parsed);
+    }
+    auth_settings.secure_cookie = args.get("tls-cert").has_value();
+    http::add_auth(router, engine, auth_settings);
     http::add_engine_routes(router, engine, metrics);
     http::add_app_routes(router, engine, workflows_dir);
     server = std::make_unique<http::Server>(server_settings, router);
@@ -162,14 +194,8 @@ int serve(const Args& args, bool with_api) {
 }
 
 int migrate(const Args& args) {
-  std::unique_ptr<runtime::EmbeddedPostgres> embedded;
-  auto dsn = database_url(args);
-  if (!dsn) {
-    embedded = std::make_unique<runtime::EmbeddedPostgres>(
-        std::filesystem::path(args.get_or("data-dir", kDefaultDataDir)));
-    dsn = embedded->start();
-  }
-  store::Store store(*dsn);
+  CommandDatabase db(args);
+  store::Store store(db.dsn());
   const int applied = store.migrate();
   std::cout << "applied " << applied << " migration(s)\n";
   return 0;

@@ -4,6 +4,8 @@
 #include <regex>
 #include <set>
 
+#include "auth/audit.hpp"
+#include "http/audit_context.hpp"
 #include "runtime/log.hpp"
 
 namespace chartflow::http {
@@ -45,6 +47,37 @@ Response command_response(store::Store::CommandResult r, const std::string& mess
     default:
       return Response::error(409, message);
   }
+}
+
+// Runs a run command with its audit record in the command's own transaction; a refused command
+// rolls that back, so its record is written on its own.
+using RunCommand = std::function<store::Store::CommandResult(store::Store&, std::string*,
+                                                             const store::Store::BeforeCommand&)>;
+Response audited_command(runtime::Engine& engine, const Request& req, const std::string& action,
+                         std::int64_t run_id, const RunCommand& command) {
+  std::string msg;
+  auto entry = audit_entry(req, action, "run", std::to_string(run_id));
+  auto r = engine.pool().with([&](store::Store& s) {
+    return command(s, &msg, [&](Sql& sql) {
+      auth::record(sql, entry);
+      return true;
+    });
+  });
+  if (r != store::Store::CommandResult::kOk) {
+    entry.outcome = "failure";
+    entry.detail = {{"reason", r == store::Store::CommandResult::kNotFound ? "not found" : msg}};
+    audit_now(engine, entry);
+  }
+  return command_response(r, msg, run_id);
+}
+
+// Operators see a chart run's shape, not what its steps produced from the chart.
+void redact_chart_content(Json& run) {
+  if (!run.value("event_type", "").starts_with("chart.")) return;
+  for (auto& step : run["steps"])
+    if (step.contains("output") && !step.at("output").is_null())
+      step["output"] = Json{{"redacted", "chart content is not shown to operators"}};
+  run["redacted"] = true;
 }
 
 }  // namespace
@@ -120,7 +153,10 @@ void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics
           throw HttpError{400, "Idempotency-Key is longer than 200 characters"};
         ev.source = "api";
         auto matched = engine.matching(type, ev.body);
-        auto result = engine.ingest(std::move(ev));
+        auto result = engine.ingest(std::move(ev), [&](Sql& sql, store::EventInput&) {
+          auth::record(sql, audit_entry(req, "event.create", "event_type", type));
+          return true;
+        });
         // Only types some workflow listens to become label values: clients cannot grow the series.
         metrics.event_received(matched.empty() ? "unmatched" : type);
         return Response::json(result.duplicate ? 200 : 202, Json{{"event_id", result.event_id},
@@ -151,23 +187,31 @@ void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics
     const auto id = parse_id(req.param("id"), "run id");
     auto run = engine.pool().with([&](store::Store& s) { return s.get_run(id); });
     if (!run) return Response::error(404, "run " + std::to_string(id) + " not found");
+    if (!sees_chart_content(req))
+      redact_chart_content(*run);
+    else if (run->value("event_type", "").starts_with("chart."))
+      audit_now(engine, audit_entry(req, "run.read", "run", std::to_string(id)));
     return Response::json(200, *run);
   });
 
   router.add("POST", "/v1/runs/{id}/retry", "run_retry", Access::of({Role::kOperator}),
              [&engine](Request& req) {
                const auto id = parse_id(req.param("id"), "run id");
-               std::string msg;
-               auto r = engine.pool().with([&](store::Store& s) { return s.retry_run(id, &msg); });
-               return command_response(r, msg, id);
+               return audited_command(engine, req, "run.retry", id,
+                                      [id](store::Store& s, std::string* msg,
+                                           const store::Store::BeforeCommand& before) {
+                                        return s.retry_run(id, msg, before);
+                                      });
              });
 
   router.add("POST", "/v1/runs/{id}/cancel", "run_cancel", Access::of({Role::kOperator}),
              [&engine](Request& req) {
                const auto id = parse_id(req.param("id"), "run id");
-               std::string msg;
-               auto r = engine.pool().with([&](store::Store& s) { return s.cancel(id, &msg); });
-               return command_response(r, msg, id);
+               return audited_command(engine, req, "run.cancel", id,
+                                      [id](store::Store& s, std::string* msg,
+                                           const store::Store::BeforeCommand& before) {
+                                        return s.cancel(id, msg, before);
+                                      });
              });
 
   router.add(
@@ -178,10 +222,11 @@ void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics
         if (!std::regex_match(name, kSignalName))
           throw HttpError{400, "signal name must be 1-200 characters of letters, digits, . _ : -"};
         Json payload = parse_json_body(req);
-        std::string msg;
-        auto r =
-            engine.pool().with([&](store::Store& s) { return s.signal(id, name, payload, &msg); });
-        return command_response(r, msg, id);
+        return audited_command(
+            engine, req, "run.signal", id,
+            [&](store::Store& s, std::string* msg, const store::Store::BeforeCommand& before) {
+              return s.signal(id, name, payload, msg, before);
+            });
       });
 
   router.add(

@@ -4,6 +4,7 @@
 #include "handlers/chart_intake/chart_intake.hpp"
 #include "handlers/chart_intake/chart_store.hpp"
 #include "handlers/common/chart_cache.hpp"
+#include "http/audit_context.hpp"
 
 namespace chartflow::http {
 namespace {
@@ -17,76 +18,110 @@ const std::string& chart_id_param(const Request& req) {
   return id;
 }
 
+// Who uploaded a revision or decided a review: the credential's stable id.
+std::string uploaded_by(const Request& req) { return req.principal ? req.principal->id : "api"; }
+
+// A read of patient data: refused for a reviewer the chart is not assigned to, recorded in the
+// audit trail in the same transaction as the read itself.
+void read_chart_data(runtime::Engine& engine, const Request& req, const std::string& action,
+                     const std::string& chart_id, const std::function<void(Sql&)>& read) {
+  auto scope = reviewer_scope(req);
+  bool refused = false;
+  engine.pool().with([&](store::Store& s) {
+    s.with_sql([&](Sql& sql) {
+      if (scope && !handlers::chart_assigned_to(sql, chart_id, *scope)) {
+        refused = true;
+        return;
+      }
+      auth::record(sql, audit_entry(req, action, "chart", chart_id));
+      read(sql);
+    });
+    return 0;
+  });
+  if (refused) {
+    audit_now(engine, audit_entry(req, action, "chart", chart_id, "denied"));
+    throw HttpError{403, "chart " + chart_id + " has no review assigned to you"};
+  }
+}
+
+Response upload_chart(runtime::Engine& engine, metrics::Metrics* metrics, const Request& req,
+                      const std::string& chart_id) {
+  auto ct = req.header("content-type");
+  if (!ct || (ct->find("application/fhir+json") == std::string::npos &&
+              ct->find("application/json") == std::string::npos))
+    throw HttpError{415, "content type must be application/fhir+json or application/json"};
+  if (req.body.empty()) throw HttpError{400, "body is empty: expected a FHIR Bundle"};
+  Json bundle;
+  try {
+    bundle = Json::parse(req.body);
+  } catch (const Json::parse_error& e) {
+    throw HttpError{400, "body is not valid JSON: byte " + std::to_string(e.byte)};
+  }
+  if (auto problem = handlers::validate_chart(bundle)) throw HttpError{422, *problem};
+  // PostgreSQL's jsonb cannot hold NUL characters in strings.
+  if (req.body.find("\\u0000") != std::string::npos)
+    throw HttpError{422, "the Bundle contains a \\u0000 (NUL) character in a string"};
+
+  handlers::StoredRevision stored;
+  store::EventInput ev;
+  ev.type = kChartUploadedEvent;
+  ev.source = "upload";
+  ev.subject = chart_id;
+  // The revision and its event commit together: an upload is never half-stored.
+  auto result = engine.ingest(ev, [&](Sql& sql, store::EventInput& event) {
+    auth::record(sql, audit_entry(req, "chart.upload", "chart", chart_id));
+    stored = handlers::store_revision(sql, chart_id, req.body, bundle, uploaded_by(req));
+    if (stored.duplicate) return false;
+    event.body = handlers::chart_event_body(bundle, chart_id, stored.revision);
+    event.dedup_key = chart_id + "/" + std::to_string(stored.revision);
+    return true;
+  });
+  if (metrics) metrics->event_received(kChartUploadedEvent);
+  // The steps about to run would each look the Bundle up by content hash: hand them the
+  // parse.
+  if (!stored.duplicate)
+    handlers::ChartCache::instance().put(stored.content_hash, std::move(bundle), req.body.size());
+  if (stored.duplicate)
+    return Response::json(200, Json{{"chart_id", chart_id},
+                                    {"revision", stored.revision},
+                                    {"duplicate", true},
+                                    {"runs", Json::array()}});
+  return Response::json(202, Json{{"chart_id", chart_id},
+                                  {"revision", stored.revision},
+                                  {"content_hash", stored.content_hash},
+                                  {"event_id", result.event_id},
+                                  {"runs", result.run_ids},
+                                  {"duplicate", false}});
+}
+
 }  // namespace
 
 void add_chart_routes(Router& router, runtime::Engine& engine, metrics::Metrics* metrics) {
-  router.add(
-      "PUT", "/v1/charts/{chart_id}", "chart_upload", Access::of({Role::kUploader}),
-      [&engine, metrics](Request& req) {
-        const std::string chart_id = chart_id_param(req);
-        auto ct = req.header("content-type");
-        if (!ct || (ct->find("application/fhir+json") == std::string::npos &&
-                    ct->find("application/json") == std::string::npos))
-          throw HttpError{415, "content type must be application/fhir+json or application/json"};
-        if (req.body.empty()) throw HttpError{400, "body is empty: expected a FHIR Bundle"};
-        Json bundle;
-        try {
-          bundle = Json::parse(req.body);
-        } catch (const Json::parse_error& e) {
-          throw HttpError{400, "body is not valid JSON: byte " + std::to_string(e.byte)};
-        }
-        if (auto problem = handlers::validate_chart(bundle)) throw HttpError{422, *problem};
-        // PostgreSQL's jsonb cannot hold NUL characters in strings.
-        if (req.body.find("\\u0000") != std::string::npos)
-          throw HttpError{422, "the Bundle contains a \\u0000 (NUL) character in a string"};
-
-        handlers::StoredRevision stored;
-        store::EventInput ev;
-        ev.type = kChartUploadedEvent;
-        ev.source = "upload";
-        ev.subject = chart_id;
-        // The revision and its event commit together: an upload is never half-stored.
-        auto result = engine.ingest(ev, [&](Sql& sql, store::EventInput& event) {
-          stored = handlers::store_revision(sql, chart_id, req.body, bundle, "api");
-          if (stored.duplicate) return false;
-          event.body = handlers::chart_event_body(bundle, chart_id, stored.revision);
-          event.dedup_key = chart_id + "/" + std::to_string(stored.revision);
-          return true;
-        });
-        if (metrics) metrics->event_received(kChartUploadedEvent);
-        // The steps about to run would each look the Bundle up by content hash: hand them the
-        // parse.
-        if (!stored.duplicate)
-          handlers::ChartCache::instance().put(stored.content_hash, std::move(bundle),
-                                               req.body.size());
-        if (stored.duplicate)
-          return Response::json(200, Json{{"chart_id", chart_id},
-                                          {"revision", stored.revision},
-                                          {"duplicate", true},
-                                          {"runs", Json::array()}});
-        return Response::json(202, Json{{"chart_id", chart_id},
-                                        {"revision", stored.revision},
-                                        {"content_hash", stored.content_hash},
-                                        {"event_id", result.event_id},
-                                        {"runs", result.run_ids},
-                                        {"duplicate", false}});
-      });
+  router.add("PUT", "/v1/charts/{chart_id}", "chart_upload", Access::of({Role::kUploader}),
+             [&engine, metrics](Request& req) {
+               const std::string chart_id = chart_id_param(req);
+               try {
+                 return upload_chart(engine, metrics, req, chart_id);
+               } catch (const HttpError& e) {
+                 auto entry = audit_entry(req, "chart.upload", "chart", chart_id, "failure");
+                 entry.detail = {{"status", e.status}};
+                 audit_now(engine, entry);
+                 throw;
+               }
+             });
 
   router.add("GET", "/v1/charts/{chart_id}", "chart", Access::of({Role::kReviewer, Role::kBilling}),
              [&engine](Request& req) {
                const std::string chart_id = chart_id_param(req);
                std::optional<Json> chart;
-               engine.pool().with([&](store::Store& s) {
-                 s.with_sql([&](Sql& sql) { chart = handlers::get_chart(sql, chart_id); });
-                 if (chart) {
-                   store::Store::RunFilter f;
-                   f.subject = chart_id;
-                   f.limit = 100;
-                   (*chart)["runs"] = s.list_runs(f).at("runs");
-                 }
-                 return 0;
-               });
+               read_chart_data(engine, req, "chart.read", chart_id,
+                               [&](Sql& sql) { chart = handlers::get_chart(sql, chart_id); });
                if (!chart) return Response::error(404, "chart not found");
+               store::Store::RunFilter f;
+               f.subject = chart_id;
+               f.limit = 100;
+               (*chart)["runs"] =
+                   engine.pool().with([&](store::Store& s) { return s.list_runs(f); }).at("runs");
                return Response::json(200, *chart);
              });
 
@@ -95,11 +130,8 @@ void add_chart_routes(Router& router, runtime::Engine& engine, metrics::Metrics*
                const std::string chart_id = chart_id_param(req);
                const auto n = parse_id(req.param("n"), "revision");
                std::optional<Json> bundle;
-               engine.pool().with([&](store::Store& s) {
-                 s.with_sql([&](Sql& sql) {
-                   bundle = handlers::get_revision(sql, chart_id, static_cast<int>(n));
-                 });
-                 return 0;
+               read_chart_data(engine, req, "chart_revision.read", chart_id, [&](Sql& sql) {
+                 bundle = handlers::get_revision(sql, chart_id, static_cast<int>(n));
                });
                if (!bundle) return Response::error(404, "revision not found");
                Response r = Response::json(200, *bundle);
@@ -111,10 +143,8 @@ void add_chart_routes(Router& router, runtime::Engine& engine, metrics::Metrics*
              [&engine](Request& req) {
                const std::string chart_id = chart_id_param(req);
                Json out;
-               engine.pool().with([&](store::Store& s) {
-                 s.with_sql([&](Sql& sql) { out = handlers::list_ledger(sql, chart_id); });
-                 return 0;
-               });
+               read_chart_data(engine, req, "ledger.read", chart_id,
+                               [&](Sql& sql) { out = handlers::list_ledger(sql, chart_id); });
                return Response::json(200, out);
              });
 
@@ -122,10 +152,8 @@ void add_chart_routes(Router& router, runtime::Engine& engine, metrics::Metrics*
              Access::of({Role::kBilling}), [&engine](Request& req) {
                const std::string chart_id = chart_id_param(req);
                Json out;
-               engine.pool().with([&](store::Store& s) {
-                 s.with_sql([&](Sql& sql) { out = handlers::list_deliveries(sql, chart_id); });
-                 return 0;
-               });
+               read_chart_data(engine, req, "deliveries.read", chart_id,
+                               [&](Sql& sql) { out = handlers::list_deliveries(sql, chart_id); });
                return Response::json(200, out);
              });
 
@@ -141,10 +169,14 @@ void add_chart_routes(Router& router, runtime::Engine& engine, metrics::Metrics*
             throw HttpError{
                 400, "limit must be at most " + std::to_string(handlers::kMaxReviewListLimit)};
         }
+        // A reviewer's worklist is their own, whatever the query asks for.
+        auto assignee = reviewer_scope(req);
+        if (!assignee) assignee = req.q("assignee");
         Json out;
         engine.pool().with([&](store::Store& s) {
           s.with_sql([&](Sql& sql) {
-            out = handlers::list_reviews(sql, status, req.q("assignee"), limit);
+            auth::record(sql, audit_entry(req, "review.list", "assignee", assignee.value_or("")));
+            out = handlers::list_reviews(sql, status, assignee, limit);
           });
           return 0;
         });
@@ -173,6 +205,13 @@ void add_chart_routes(Router& router, runtime::Engine& engine, metrics::Metrics*
           return 0;
         });
         if (!review) return Response::error(404, "review " + std::to_string(id) + " not found");
+        auto entry = audit_entry(req, "review.decide", "review", std::to_string(id));
+        entry.detail = {{"decision", decision}};
+        if (auto scope = reviewer_scope(req); scope && review->value("assignee", "") != *scope) {
+          entry.outcome = "denied";
+          audit_now(engine, entry);
+          throw HttpError{403, "review " + std::to_string(id) + " is not assigned to you"};
+        }
         const auto run_id =
             std::stoll(review->at("run_id").is_string() ? review->at("run_id").get<std::string>()
                                                         : review->at("run_id").dump());
@@ -181,12 +220,18 @@ void add_chart_routes(Router& router, runtime::Engine& engine, metrics::Metrics*
         Json payload = Json::object();  // filled in by the decision, read by the signal after it
         auto result = engine.pool().with([&](store::Store& s) {
           return s.signal(run_id, "review", payload, &msg, [&](Sql& sql) {
-            decided = handlers::decide_review(sql, id, decision, comment, "api");
+            auth::record(sql, entry);
+            decided = handlers::decide_review(sql, id, decision, comment, uploaded_by(req));
             payload = decided.signal_payload;
             return decided.status == handlers::DecisionResult::Status::kOk;
           });
         });
         using S = handlers::DecisionResult::Status;
+        if (decided.status != S::kOk || result != store::Store::CommandResult::kOk) {
+          entry.outcome = "failure";
+          entry.detail["reason"] = decided.status != S::kOk ? decided.message : msg;
+          audit_now(engine, entry);
+        }
         if (decided.status == S::kNotFound) return Response::error(404, decided.message);
         if (decided.status == S::kConflict) return Response::error(409, decided.message);
         if (decided.status == S::kBadRequest) return Response::error(400, decided.message);

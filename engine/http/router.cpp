@@ -192,9 +192,11 @@ Response Router::handle(Request& req) const {
       if (match->access.kind == Access::Kind::kRoles && authenticate) {
         req.principal = authenticate(req);
         if (!req.principal) throw HttpError{401, "authentication required"};
-        if (!match->access.allows(req.principal->role))
+        if (!match->access.allows(req.principal->role)) {
+          if (on_forbidden) on_forbidden(req, route_name);
           throw HttpError{403, std::string("role ") + role_name(req.principal->role) +
                                    " may not use this route"};
+        }
       }
       resp = match->handler(req);
     } catch (const HttpError& e) {

@@ -22,6 +22,8 @@ struct Principal {
   std::string id;    // stable id of the credential (token id, user name, S3 access key)
   std::string name;  // human-readable, for the audit trail
   Role role = Role::kOperator;
+  std::optional<std::string> assignee;  // a reviewer's practitioner (review.assignee)
+  bool via_session = false;             // cookie session: state changes need the CSRF header
 };
 
 // Who may call a route. Every route states it when registered, so none can ship without a rule.
@@ -90,6 +92,10 @@ class Router {
   // principal, or nullopt when there is none or it is not valid. While unset, kRoles routes are
   // reachable without credentials: only tests that exercise routing alone leave it unset.
   std::function<std::optional<Principal>(const Request&)> authenticate;
+
+  // Set by the server: records a refused request (a principal without the route's role) in the
+  // audit trail.
+  std::function<void(const Request&, const std::string& route)> on_forbidden;
 
   // Observers set by the server: metrics per route name and status.
   std::function<void(const std::string& route, const std::string& method, int status,

@@ -38,6 +38,7 @@ constexpr const char* kServerUser = "postgres";  // cluster owner when we run as
 constexpr const char* kRole = "chartflow";
 constexpr const char* kDatabase = "chartflow";
 constexpr const char* kLockFile = "chartflow.lock";
+constexpr const char* kConninfoFile = "chartflow.conninfo";
 constexpr int kPort = 5432;
 constexpr int kPgCtlTimeoutSeconds = 300;  // crash recovery after an unclean stop can be slow
 // sockaddr_un.sun_path is 108 bytes including the terminating NUL.
@@ -490,7 +491,15 @@ std::string EmbeddedPostgres::start() {
   }
   conninfo_ = "host=" + socket_dir_.string() + " port=" + std::to_string(kPort) +
               " dbname=" + kDatabase + " user=" + kRole;
+  // Holds no secret (the socket trusts its owner); lets `chartflow tokens` reach this cluster.
+  std::ofstream(data_dir_ / kConninfoFile, std::ios::trunc) << conninfo_ << "\n";
   return conninfo_;
+}
+
+std::optional<std::string> EmbeddedPostgres::running_conninfo(const fs::path& data_dir) {
+  std::string text = trim(read_small_file(data_dir / kConninfoFile));
+  if (text.empty()) return std::nullopt;
+  return text;
 }
 
 void EmbeddedPostgres::stop() {
@@ -513,8 +522,8 @@ void EmbeddedPostgres::lock_data_dir() {
     if (errno != EWOULDBLOCK) throw_errno("flock " + lock_path.string());
     std::string holder = trim(read_small_file(lock_path));
     if (holder.empty()) holder = "unknown";
-    throw std::runtime_error("data dir " + data_dir_.string() +
-                             " is in use by another chartflow process (pid " + holder + ")");
+    throw DataDirInUse("data dir " + data_dir_.string() +
+                       " is in use by another chartflow process (pid " + holder + ")");
   }
   const std::string pid = std::to_string(::getpid()) + "\n";
   if (::ftruncate(fd.get(), 0) != 0 ||

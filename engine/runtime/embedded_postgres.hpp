@@ -3,9 +3,17 @@
 #include <sys/types.h>
 
 #include <filesystem>
+#include <optional>
+#include <stdexcept>
 #include <string>
 
 namespace chartflow::runtime {
+
+// start() found the data dir locked by another live chartflow process.
+class DataDirInUse : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 // Runs a private PostgreSQL cluster under <data_dir>/pg for `chartflow serve` when no database
 // URL is given, so a single binary plus a data directory is a complete installation.
@@ -33,7 +41,7 @@ class EmbeddedPostgres {
   EmbeddedPostgres& operator=(const EmbeddedPostgres&) = delete;
 
   // Takes an exclusive flock on <data_dir>/chartflow.lock and writes our pid into it; another
-  // holder makes this throw std::runtime_error("data dir <dir> is in use by another chartflow
+  // holder makes this throw DataDirInUse("data dir <dir> is in use by another chartflow
   // process (pid N)"). Runs initdb on first use, stops a server orphaned by a crashed
   // predecessor, starts postgres (pg_ctl -w) and creates database "chartflow" if missing.
   // Returns a libpq connection string such as
@@ -41,6 +49,11 @@ class EmbeddedPostgres {
   // running returns the same string. Throws std::runtime_error with the failing command's
   // output when anything goes wrong; the server is left stopped in that case.
   std::string start();
+
+  // The connection string a running holder of `data_dir` wrote at start (see start()), so a
+  // second process (`chartflow tokens`, `chartflow audit`) can reach the cluster it serves;
+  // nullopt when there is none.
+  static std::optional<std::string> running_conninfo(const std::filesystem::path& data_dir);
 
   // pg_ctl stop -m fast. Idempotent; a no-op if start() did not succeed.
   void stop();

@@ -675,9 +675,14 @@ Store::CommandResult Store::signal(std::int64_t run_id, const std::string& name,
   });
 }
 
-Store::CommandResult Store::cancel(std::int64_t run_id, std::string* message) {
+Store::CommandResult Store::cancel(std::int64_t run_id, std::string* message,
+                                   const BeforeCommand& before) {
   return translate([&] {
     pqxx::work tx(impl_->conn);
+    if (before) {
+      TxSql sql(tx);
+      if (!before(sql)) return CommandResult::kConflict;
+    }
     auto run = tx.exec_params("SELECT status FROM workflow_run WHERE id = $1 FOR UPDATE", run_id);
     if (run.empty()) {
       *message = "run " + std::to_string(run_id) + " not found";
@@ -703,9 +708,14 @@ Store::CommandResult Store::cancel(std::int64_t run_id, std::string* message) {
   });
 }
 
-Store::CommandResult Store::retry_run(std::int64_t run_id, std::string* message) {
+Store::CommandResult Store::retry_run(std::int64_t run_id, std::string* message,
+                                      const BeforeCommand& before) {
   return translate([&] {
     pqxx::work tx(impl_->conn);
+    if (before) {
+      TxSql sql(tx);
+      if (!before(sql)) return CommandResult::kConflict;
+    }
     auto run = tx.exec_params("SELECT status FROM workflow_run WHERE id = $1 FOR UPDATE", run_id);
     if (run.empty()) {
       *message = "run " + std::to_string(run_id) + " not found";

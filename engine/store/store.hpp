@@ -68,13 +68,16 @@ class Store {
   std::map<std::int64_t, Json> event_bodies(const std::vector<std::int64_t>& ids);
 
   enum class CommandResult { kOk, kNotFound, kConflict };
-  // `before` runs first in the same transaction (e.g. recording a review decision) and may
-  // reject the signal by returning false: nothing is then written.
-  using BeforeSignal = std::function<bool(Sql&)>;
+  // `before` runs first in the same transaction (e.g. recording a review decision or an audit
+  // record) and may reject the command by returning false: nothing is then written.
+  using BeforeCommand = std::function<bool(Sql&)>;
+  using BeforeSignal = BeforeCommand;
   CommandResult signal(std::int64_t run_id, const std::string& name, const Json& payload,
                        std::string* message, const BeforeSignal& before = nullptr);
-  CommandResult cancel(std::int64_t run_id, std::string* message);
-  CommandResult retry_run(std::int64_t run_id, std::string* message);
+  CommandResult cancel(std::int64_t run_id, std::string* message,
+                       const BeforeCommand& before = nullptr);
+  CommandResult retry_run(std::int64_t run_id, std::string* message,
+                          const BeforeCommand& before = nullptr);
 
   struct RunFilter {
     std::optional<std::string> workflow, status, subject;

@@ -106,6 +106,12 @@ Json list_reviews(Sql& sql, const std::optional<std::string>& status,
                                     {status, assignee, std::to_string(limit)})}};
 }
 
+bool chart_assigned_to(Sql& sql, const std::string& chart_id, const std::string& assignee) {
+  return query_one(sql, "SELECT 1 FROM review WHERE chart_id = $1 AND assignee = $2 LIMIT 1",
+                   {chart_id, assignee})
+      .has_value();
+}
+
 std::optional<Json> get_review(Sql& sql, std::int64_t review_id) {
   static const std::string kGet = fmt::format(
       "SELECT {}, comment, decided_by, {} AS decided_at, task FROM review WHERE id = $1",

@@ -35,6 +35,9 @@ std::optional<Json> get_revision(Sql& sql, const std::string& chart_id, int revi
 Json list_reviews(Sql& sql, const std::optional<std::string>& status,
                   const std::optional<std::string>& assignee, int limit = kDefaultReviewListLimit);
 
+// Whether a review of this chart is (now) assigned to `assignee`: what lets a reviewer see it.
+bool chart_assigned_to(Sql& sql, const std::string& chart_id, const std::string& assignee);
+
 // One review (same fields as list_reviews plus comment, decided_by, decided_at, task), or nullopt.
 std::optional<Json> get_review(Sql& sql, std::int64_t review_id);
 

@@ -22,6 +22,11 @@ const SHOTS =
   process.env.CHARTFLOW_SCREENSHOTS ??
   path.join(REPO, "test-output/screenshots");
 const UI_TIMEOUT = 15_000;
+const TOKEN = process.env.CHARTFLOW_TOKEN ?? "";
+const UPLOADER_TOKEN = process.env.CHARTFLOW_UPLOADER_TOKEN ?? "";
+const USER = process.env.CHARTFLOW_USER ?? "";
+const PASSWORD = process.env.CHARTFLOW_PASSWORD ?? "";
+const SERVER_LOG = process.env.CHARTFLOW_SERVER_LOG ?? "";
 // A patient name made of markup: every page must show it as text and run none of it.
 const XSS_FAMILY = "<script>window.__cfXss=1</script>Tester";
 const XSS_GIVEN = '<img src=x onerror="window.__cfXss=2">Ann';
@@ -35,8 +40,14 @@ const dialogs = [];
 
 // ---- helpers ---------------------------------------------------------------------------------
 
+// Requests from the test itself authenticate with the admin token run.sh created.
 async function api(method, p, body, headers = {}) {
-  const init = { method, headers: { Accept: "application/json", ...headers } };
+  const init = {
+    method,
+    headers: { Accept: "application/json", Authorization: `Bearer ${TOKEN}`, ...headers },
+  };
+  // null: send no credential at all.
+  if (init.headers.Authorization === null) delete init.headers.Authorization;
   if (body !== undefined) {
     init.body = typeof body === "string" ? body : JSON.stringify(body);
     init.headers["Content-Type"] ??= "application/json";
@@ -160,6 +171,41 @@ after(async () => {
 // ---- tests -----------------------------------------------------------------------------------
 
 let diamondRun;
+
+test("without a session every page leads to sign-in; the first-start link signs in once", async () => {
+  await page.goto(`${BASE}/ui/runs`);
+  await page.waitForURL(/\/ui\/signin\?next=%2Fui%2Fruns/);
+  await page.waitForSelector("form[data-form=token]");
+  const unauthorized = await fetch(`${BASE}/v1/runs`);
+  assert.equal(unauthorized.status, 401);
+  assert.deepEqual(Object.keys(await unauthorized.json()), ["error"]);
+
+  const link = readFileSync(SERVER_LOG, "utf8").match(
+    /http:\/\/\S+\/ui\/signin\?code=(cfc_[0-9a-f]{64})/,
+  );
+  assert.ok(link, "serve printed no first-start sign-in link");
+  await page.goto(`${BASE}/ui/signin?code=${link[1]}`);
+  await page.waitForSelector(".user .user-name:has-text('first-admin')");
+  assert.equal(new URL(page.url()).pathname, "/");
+  const cookies = await context.cookies(BASE);
+  const sessionCookie = cookies.find((c) => c.name === "cf_session");
+  assert.ok(sessionCookie, "no session cookie");
+  assert.equal(sessionCookie.httpOnly, true);
+  assert.equal(sessionCookie.sameSite, "Strict");
+  assert.equal(await page.evaluate(() => document.cookie), "", "the page cannot read it");
+
+  // The code is spent; the session works and a state change without the CSRF header is refused.
+  const again = await api("POST", "/v1/auth/signin", { code: link[1] }, { Authorization: null });
+  assert.equal(again.status, 401);
+  const cookieHeader = `cf_session=${sessionCookie.value}`;
+  const noCsrf = await api("POST", "/v1/events/demo.diamond", {}, {
+    Authorization: null,
+    Cookie: cookieHeader,
+  });
+  assert.equal(noCsrf.status, 403, noCsrf.text);
+  assert.match(noCsrf.text, /CSRF/);
+  await shot("signed-in-first-start");
+});
 
 test("a new run appears in the runs list without reloading, and its status updates live", async () => {
   await page.goto(`${BASE}/ui/runs`);
@@ -860,6 +906,52 @@ test("approving a review in the worklist lets the chart's run complete", async (
     `levels: ${levels}`,
   );
   await shot("logs-warning");
+});
+
+test("audit page lists what happened, for admins", async () => {
+  await page.click("nav a[data-nav=audit]");
+  await page.waitForURL("**/ui/audit");
+  await page.waitForSelector("table.audit-table tbody tr");
+  await page.fill("form.filters input[name=action]", "auth.signin");
+  await page.click("form.filters button[type=submit]");
+  await page.waitForSelector("table.audit-table tbody tr td code:has-text('auth.signin')");
+  const actions = await page.$$eval("table.audit-table tbody tr td code", (els) =>
+    els.map((e) => e.textContent),
+  );
+  assert.ok(actions.length >= 1 && actions.every((a) => a === "auth.signin"), actions.join());
+  await shot("audit");
+});
+
+test("sign-out ends the session; a user signs in with a password", async () => {
+  await page.click(".user button.signout");
+  await page.waitForURL(/\/ui\/signin/);
+  const stale = await page.evaluate(async () => (await fetch("/v1/runs")).status);
+  assert.equal(stale, 401, "the old session must be gone");
+
+  await page.fill("form[data-form=password] input[name=username]", USER);
+  await page.fill("form[data-form=password] input[name=password]", "wrong password!!");
+  await page.click("form[data-form=password] button[type=submit]");
+  await page.waitForSelector(".signin-message .notice.error");
+  await page.fill("form[data-form=password] input[name=password]", PASSWORD);
+  await page.click("form[data-form=password] button[type=submit]");
+  await page.waitForSelector(`.user .user-name:has-text('${USER}')`);
+  await page.goto(`${BASE}/ui/runs`);
+  await page.waitForSelector("table.runs-table tbody tr");
+  assert.equal(await page.isHidden("nav a[data-nav=audit]"), true, "operators have no audit");
+  await page.click(".user button.signout");
+  await page.waitForURL(/\/ui\/signin/);
+});
+
+test("a role without access sees a refusal, not data", async () => {
+  await page.fill("form[data-form=token] input[name=token]", UPLOADER_TOKEN);
+  await page.click("form[data-form=token] button[type=submit]");
+  await page.waitForSelector(".user .user-role:has-text('uploader')");
+  await page.goto(`${BASE}/ui/runs`);
+  await page.waitForSelector("text=may not use this route");
+  assert.equal(await page.$("table.runs-table tbody tr[data-run-id]"), null);
+  await shot("uploader-refused");
+  await page.click(".user button.signout");
+  await page.waitForURL(/\/ui\/signin/);
 });
 
 test("no page errors, CSP violations or dialogs happened", () => {

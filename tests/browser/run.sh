@@ -124,9 +124,25 @@ done
   die "chartflow did not answer $base/healthz within 60 s"
 }
 
+# Credentials for the tests, made the way an administrator makes them. The server started on an
+# empty database, so its log also holds the one-time first-start sign-in link, which the first
+# test uses; the tokens are created after that on purpose.
+make_token() {
+  "$bin" tokens create --role "$1" --name "browser-$1" --database-url "$db_url" 2>>"$server_log"
+}
+admin_token="$(make_token admin)" || die "chartflow tokens create failed"
+uploader_token="$(make_token uploader)" || die "chartflow tokens create failed"
+user_password="pw-$(od -An -tx1 -N12 /dev/urandom | tr -d ' \n')"
+printf '%s\n' "$user_password" |
+  "$bin" users create --name browser-operator --role operator --database-url "$db_url" \
+    >>"$server_log" 2>&1 || die "chartflow users create failed"
+
 tap="$tmp/results.tap"
 status=0
 (cd "$here" && CHARTFLOW_URL="$base" CHARTFLOW_CHROMIUM="$chromium" \
+  CHARTFLOW_TOKEN="$admin_token" CHARTFLOW_UPLOADER_TOKEN="$uploader_token" \
+  CHARTFLOW_USER=browser-operator CHARTFLOW_PASSWORD="$user_password" \
+  CHARTFLOW_SERVER_LOG="$server_log" \
   CHARTFLOW_SCREENSHOTS="$out/screenshots" CHARTFLOW_REPO="$repo" \
   node --test --test-concurrency=1 \
     --test-reporter=spec --test-reporter-destination=stdout \

@@ -7,13 +7,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "config/workflow_loader.hpp"
-#include "http/api_routes.hpp"
-#include "http/app_routes.hpp"
-#include "http/server.hpp"
-#include "metrics/metrics.hpp"
-#include "runtime/engine.hpp"
-#include "runtime/handler_setup.hpp"
+#include "tests/support/app_server.hpp"
+#include "tests/support/auth_support.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/pg_fixture.hpp"
 
@@ -35,54 +30,32 @@ std::string read_file(const std::string& path) {
   return s.str();
 }
 
+// The application as `chartflow serve` wires it; every request as an admin.
 class ChartApiTest : public PgTest {
  protected:
   void SetUp() override {
     PgTest::SetUp();
     if (HasFatalFailure()) return;
-    const std::string workflows = kSource + "/workflows";
-    auto handlers = runtime::make_handler_registry(workflows);
-    auto loaded = config::load_workflow_dir(workflows, runtime::handler_check(*handlers));
-    ASSERT_TRUE(loaded.errors.empty()) << loaded.errors.front().to_string();
-    registry_ = std::make_shared<runtime::WorkflowRegistry>();
-    {
-      store::Store s(dsn());
-      registry_->publish(s, loaded.workflows);
-    }
-    runtime::EngineSettings settings;
-    settings.dsn = dsn();
-    settings.poll_interval = std::chrono::milliseconds(200);
-    engine_ = std::make_unique<runtime::Engine>(settings, handlers, registry_);
-    engine_->start();
-    http::add_engine_routes(router_, *engine_, metrics_);
-    http::add_app_routes(router_, *engine_, workflows);
-    http::ServerSettings ss;
-    ss.port = 0;
-    ss.threads = 2;
-    server_ = std::make_unique<http::Server>(ss, router_);
-    server_->start();
+    app_ = std::make_unique<AppServer>(dsn());
+    admin_ = create_token(dsn(), "admin");
   }
 
   void TearDown() override {
-    if (server_) server_->stop();
-    if (engine_) engine_->drain();
+    app_.reset();
     PgTest::TearDown();
   }
 
   HttpResponse put_chart(const std::string& id, const std::string& body,
                          const std::string& type = "application/fhir+json") {
-    return request("PUT", "127.0.0.1", server_->port(), "/v1/charts/" + id, body,
-                   {{"Content-Type", type}});
+    return app_->call("PUT", "/v1/charts/" + id, admin_, body, {{"Content-Type", type}});
   }
-  HttpResponse get(const std::string& target) {
-    return request("GET", "127.0.0.1", server_->port(), target, "", {});
+  HttpResponse get(const std::string& target) { return app_->call("GET", target, admin_); }
+  HttpResponse post(const std::string& target, const std::string& body) {
+    return app_->call("POST", target, admin_, body);
   }
 
-  metrics::Metrics metrics_;
-  http::Router router_;
-  std::shared_ptr<runtime::WorkflowRegistry> registry_;
-  std::unique_ptr<runtime::Engine> engine_;
-  std::unique_ptr<http::Server> server_;
+  std::unique_ptr<AppServer> app_;
+  std::string admin_;
 };
 
 TEST_F(ChartApiTest, UploadReviewAndCompleteAChart) {
@@ -113,25 +86,19 @@ TEST_F(ChartApiTest, UploadReviewAndCompleteAChart) {
   }));
   EXPECT_EQ(review.at("chart_id"), "chart-1");
   EXPECT_EQ(review.at("run_id").get<std::int64_t>(), run_id);
-  auto decide = request("POST", "127.0.0.1", server_->port(),
-                        "/v1/reviews/" + review.at("id").dump() + "/decision",
-                        R"({"decision": "approve", "comment": "looks right"})",
-                        {{"Content-Type", "application/json"}});
+  auto decide = post("/v1/reviews/" + review.at("id").dump() + "/decision",
+                     R"({"decision": "approve", "comment": "looks right"})");
   ASSERT_EQ(decide.status, 200) << decide.body;
   ASSERT_TRUE(wait_until([&] {
     return Json::parse(get("/v1/runs/" + std::to_string(run_id)).body).value("status", "") ==
            "succeeded";
   }));
   // Deciding twice is a conflict; a bad decision is a 400.
-  EXPECT_EQ(request("POST", "127.0.0.1", server_->port(),
-                    "/v1/reviews/" + review.at("id").dump() + "/decision",
-                    R"({"decision": "approve"})", {{"Content-Type", "application/json"}})
-                .status,
-            409);
-  EXPECT_EQ(request("POST", "127.0.0.1", server_->port(), "/v1/reviews/999999/decision",
-                    R"({"decision": "maybe"})", {{"Content-Type", "application/json"}})
-                .status,
-            404);
+  EXPECT_EQ(
+      post("/v1/reviews/" + review.at("id").dump() + "/decision", R"({"decision": "approve"})")
+          .status,
+      409);
+  EXPECT_EQ(post("/v1/reviews/999999/decision", R"({"decision": "maybe"})").status, 404);
 
   auto chart = get("/v1/charts/chart-1");
   ASSERT_EQ(chart.status, 200);

@@ -11,10 +11,12 @@
 #include <sstream>
 
 #include "http/api_routes.hpp"
+#include "http/auth_routes.hpp"
 #include "http/router.hpp"
 #include "http/server.hpp"
 #include "metrics/metrics.hpp"
 #include "runtime/engine.hpp"
+#include "tests/support/auth_support.hpp"
 #include "tests/support/engine_harness.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/pg_fixture.hpp"
@@ -94,7 +96,9 @@ class HttpApiTest : public PgTest {
                                  double secs) {
       metrics_.http_request(route, method, status, secs);
     };
+    http::add_auth(router_, *engine_);
     http::add_engine_routes(router_, *engine_, metrics_);
+    admin_token_ = create_token(dsn(), "admin");
     http::ServerSettings ss;
     ss.host = "127.0.0.1";
     ss.port = 0;
@@ -117,7 +121,7 @@ class HttpApiTest : public PgTest {
   HttpResponse call(const std::string& method, const std::string& target,
                     const std::string& body = "",
                     const std::map<std::string, std::string>& headers = {}) {
-    return request(method, "127.0.0.1", port_, target, body, headers);
+    return request(method, "127.0.0.1", port_, target, body, with_bearer(admin_token_, headers));
   }
 
   // Posts an event and returns the one run it started.
@@ -166,6 +170,7 @@ class HttpApiTest : public PgTest {
   std::unique_ptr<runtime::Engine> engine_;
   http::Router router_;
   std::unique_ptr<http::Server> server_;
+  std::string admin_token_;
   unsigned short port_ = 0;
 };
 

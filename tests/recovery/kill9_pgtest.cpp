@@ -21,8 +21,9 @@
 #include <optional>
 #include <sstream>
 
-#include "tests/support/http_client.hpp"
+#include "tests/support/auth_support.hpp"
 #include "tests/support/child_process.hpp"
+#include "tests/support/http_client.hpp"
 #include "tests/support/pg_fixture.hpp"
 
 extern char** environ;
@@ -43,8 +44,6 @@ steps:
   b: { handler: work, needs: [a], input: { ms: 1500 } }
   c: { handler: noop, needs: [b] }
 )";
-
-
 
 fs::path log_path(const std::string& name) {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
@@ -113,10 +112,11 @@ bool wait_healthy(ChildProcess& p, unsigned short port, std::chrono::millisecond
          p.running();
 }
 
-std::vector<std::int64_t> post_events(unsigned short port, int n) {
+std::vector<std::int64_t> post_events(unsigned short port, int n, const std::string& token) {
   std::vector<std::int64_t> runs;
   for (int i = 0; i < n; ++i) {
-    auto r = request("POST", "127.0.0.1", port, "/v1/events/demo.crash", Json{{"n", i}}.dump());
+    auto r = request("POST", "127.0.0.1", port, "/v1/events/demo.crash", Json{{"n", i}}.dump(),
+                     with_bearer(token));
     EXPECT_EQ(r.status, 202) << r.body;
     const Json j = r.json();
     if (j.is_object() && j["runs"].is_array() && j["runs"].size() == 1)
@@ -151,7 +151,7 @@ TEST_F(Kill9Test, KilledServerIsReplacedAndEveryRunFinishesOnce) {
   const unsigned short port1 = free_port();
   auto first = start_serve("first", port1);
   ASSERT_TRUE(wait_healthy(*first, port1, 30s)) << first->log();
-  const auto runs = post_events(port1, kRuns);
+  const auto runs = post_events(port1, kRuns, create_token(dsn(), "operator"));
   ASSERT_EQ(runs.size(), static_cast<std::size_t>(kRuns));
 
   ASSERT_TRUE(wait_until(
@@ -227,7 +227,8 @@ class Kill9EmbeddedTest : public ::testing::Test {
 
   Json get_run(unsigned short port, std::int64_t id) {
     try {
-      auto r = request("GET", "127.0.0.1", port, "/v1/runs/" + std::to_string(id), "", {}, 5s);
+      auto r = request("GET", "127.0.0.1", port, "/v1/runs/" + std::to_string(id), "",
+                       with_bearer(token_), 5s);
       if (r.status == 200) return r.json();
     } catch (const std::exception&) {
     }
@@ -235,6 +236,7 @@ class Kill9EmbeddedTest : public ::testing::Test {
   }
 
   std::unique_ptr<TempDir> data_;
+  std::string token_;
 };
 
 TEST_F(Kill9EmbeddedTest, RestartOnTheDataDirReclaimsAtOnce) {
@@ -251,7 +253,10 @@ TEST_F(Kill9EmbeddedTest, RestartOnTheDataDirReclaimsAtOnce) {
   const unsigned short port1 = free_port();
   auto first = start_serve("first", port1);
   ASSERT_TRUE(wait_healthy(*first, port1, 60s)) << first->log();
-  const auto runs = post_events(port1, kRuns);
+  // Through the running server's cluster socket, as an operator's script would.
+  token_ = create_token_cli({"--data-dir", data_->path().string()}, "operator", "kill9",
+                            log_path("tokens"));
+  const auto runs = post_events(port1, kRuns, token_);
   ASSERT_EQ(runs.size(), static_cast<std::size_t>(kRuns));
   ASSERT_TRUE(wait_until(
       [&] {

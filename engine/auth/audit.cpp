@@ -1,0 +1,149 @@
+#include "auth/audit.hpp"
+
+#include <algorithm>
+
+#include "handlers/common/hash.hpp"
+#include "handlers/common/sql_util.hpp"
+
+namespace chartflow::auth {
+namespace {
+
+using handlers::column_int;
+using handlers::column_text;
+
+constexpr int kVerifyPage = 1000;
+constexpr const char* kTime = "to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')";
+
+// FHIR AuditEvent.action: C(reate) R(ead) U(pdate) D(elete) E(xecute).
+std::string fhir_action(const std::string& action) {
+  const auto dot = action.rfind('.');
+  const std::string verb = dot == std::string::npos ? action : action.substr(dot + 1);
+  if (verb == "read" || verb == "list" || verb == "export") return "R";
+  if (verb == "upload" || verb == "create") return "C";
+  if (verb == "revoke") return "D";
+  if (verb == "decide") return "U";
+  return "E";
+}
+
+}  // namespace
+
+void record(Sql& sql, const AuditEntry& e) {
+  sql.query(
+      "INSERT INTO audit_event (actor, actor_name, role, action, resource_type, resource_id, "
+      "remote, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)",
+      {e.actor, e.actor_name, e.role, e.action, e.resource_type, e.resource_id, e.remote, e.outcome,
+       e.detail.dump(-1, ' ', false, Json::error_handler_t::replace)});
+}
+
+Json query_audit(Sql& sql, const AuditFilter& f) {
+  const int limit = std::clamp(f.limit, 1, 1000);
+  std::optional<std::string> after;
+  if (f.after) after = std::to_string(*f.after);
+  Json rows = handlers::query_rows(
+      sql,
+      std::string("SELECT id, ") + kTime +
+          " AS at, actor, actor_name, role, action, resource_type, resource_id, remote, "
+          "outcome, detail::text AS detail, hash FROM audit_event "
+          "WHERE ($1::timestamptz IS NULL OR at >= $1::timestamptz) "
+          "AND ($2::timestamptz IS NULL OR at < $2::timestamptz) "
+          "AND ($3::text IS NULL OR actor = $3 OR actor_name = $3) "
+          "AND ($4::text IS NULL OR action = $4 OR action LIKE $4 || '.%') "
+          "AND ($5::bigint IS NULL OR id < $5::bigint) ORDER BY id DESC LIMIT $6",
+      {f.since, f.until, f.actor, f.action, after, std::to_string(limit)});
+  Json events = Json::array();
+  for (auto& row : rows) {
+    row["id"] = column_int(row, "id").value_or(0);
+    row["detail"] = handlers::column_json(row, "detail");
+    events.push_back(std::move(row));
+  }
+  Json out{{"events", events}, {"next", nullptr}};
+  if (static_cast<int>(events.size()) == limit)
+    out["next"] = std::to_string(events.back().at("id").get<std::int64_t>());
+  return out;
+}
+
+Json to_fhir_bundle(const Json& events) {
+  Json entries = Json::array();
+  for (const auto& e : events) {
+    const std::string outcome = e.value("outcome", "");
+    Json agent{{"requestor", true}, {"who", {{"identifier", {{"value", e.value("actor", "")}}}}}};
+    if (e.contains("actor_name") && e.at("actor_name").is_string())
+      agent["who"]["display"] = e.at("actor_name");
+    if (e.contains("role") && e.at("role").is_string())
+      agent["role"] = Json::array({{{"text", e.at("role")}}});
+    if (e.contains("remote") && e.at("remote").is_string())
+      agent["network"] = {{"address", e.at("remote")}, {"type", "2"}};
+    Json resource{{"resourceType", "AuditEvent"},
+                  {"id", std::to_string(e.value("id", std::int64_t{0}))},
+                  {"type",
+                   {{"system", "http://terminology.hl7.org/CodeSystem/audit-event-type"},
+                    {"code", "rest"},
+                    {"display", "RESTful Operation"}}},
+                  {"subtype", Json::array({{{"system", "urn:chartflow:audit-action"},
+                                            {"code", e.value("action", "")}}})},
+                  {"action", fhir_action(e.value("action", ""))},
+                  {"recorded", e.value("at", "")},
+                  // 0 success, 4 minor failure (refused or bad request), 8 serious failure.
+                  {"outcome", outcome == "success" ? "0" : "4"},
+                  {"agent", Json::array({agent})},
+                  {"source", {{"observer", {{"display", "chartflow"}}}}}};
+    if (e.contains("resource_type") && e.at("resource_type").is_string()) {
+      Json what{{"type", e.at("resource_type")}};
+      if (e.contains("resource_id") && e.at("resource_id").is_string())
+        what["identifier"] = {{"value", e.at("resource_id")}};
+      resource["entity"] = Json::array({{{"what", what}}});
+    }
+    if (outcome != "success") resource["outcomeDesc"] = outcome;
+    entries.push_back(
+        {{"fullUrl", "urn:chartflow:audit-event:" + resource.at("id").get<std::string>()},
+         {"resource", resource}});
+  }
+  return Json{{"resourceType", "Bundle"},
+              {"type", "searchset"},
+              {"total", entries.size()},
+              {"entry", entries}};
+}
+
+VerifyResult verify_chain(Sql& sql) {
+  VerifyResult out;
+  std::string prev;
+  std::int64_t after = 0;
+  for (;;) {
+    // The canonical text is rebuilt here from the stored columns and hashed in C++, independent
+    // of the trigger that computed the stored hash.
+    Json rows = handlers::query_rows(
+        sql,
+        std::string("SELECT id, ") + kTime +
+            " AS at, actor, coalesce(actor_name, '') AS actor_name, coalesce(role, '') AS role, "
+            "action, coalesce(resource_type, '') AS resource_type, "
+            "coalesce(resource_id, '') AS resource_id, coalesce(remote, '') AS remote, outcome, "
+            "detail::text AS detail, hash FROM audit_event WHERE id > $1::bigint ORDER BY id "
+            "LIMIT $2",
+        {std::to_string(after), std::to_string(kVerifyPage)});
+    for (const auto& row : rows) {
+      std::string canonical;
+      bool first = true;
+      for (const char* col : {"id", "at", "actor", "actor_name", "role", "action", "resource_type",
+                              "resource_id", "remote", "outcome", "detail"}) {
+        if (!first) canonical += '\x1f';
+        first = false;
+        canonical += column_text(row, col).value_or("");
+      }
+      const std::string expected = handlers::sha256_hex(prev + '\x1e' + canonical);
+      const std::string stored = column_text(row, "hash").value_or("");
+      after = column_int(row, "id").value_or(after);
+      if (expected != stored) {
+        out.ok = false;
+        out.first_broken = after;
+        return out;
+      }
+      prev = stored;
+      out.head_hash = stored;
+      ++out.checked;
+    }
+    if (static_cast<int>(rows.size()) < kVerifyPage) break;
+  }
+  return out;
+}
+
+}  // namespace chartflow::auth

@@ -1,0 +1,279 @@
+// Authentication, roles and the audit trail end to end: tokens made by the real `chartflow
+// tokens` command, a chart uploaded by an uploader, reviewed by the one doctor it is assigned
+// to, seen redacted by an operator, and every step of it in a hash-chained audit trail that
+// `chartflow audit verify` checks and that tampering breaks.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "handlers/common/hash.hpp"
+#include "tests/support/app_server.hpp"
+#include "tests/support/auth_support.hpp"
+#include "tests/support/child_process.hpp"
+#include "tests/support/pg_fixture.hpp"
+
+namespace chartflow::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+
+namespace fs = std::filesystem;
+
+const std::string kChart = std::string(CHARTFLOW_SOURCE_DIR) +
+                           "/tests/data/charts/"
+                           "enc-abdul-koepp-20170321-emer-emergency-room-admission-procedure-"
+                           "8b7f6202.json";
+
+fs::path log_dir() { return fs::path(CHARTFLOW_BINARY).parent_path() / "test-logs" / "auth"; }
+
+struct CliResult {
+  std::optional<int> exit;
+  std::string out, err;
+};
+
+class AuthTest : public PgTest {
+ protected:
+  CliResult cli(std::vector<std::string> args) {
+    static int n = 0;
+    const auto base = log_dir() / (schema() + "-" + std::to_string(++n));
+    args.insert(args.begin(), CHARTFLOW_BINARY);
+    args.push_back("--database-url");
+    args.push_back(dsn());
+    ChildProcess p(args, base.string() + ".out", fs::path(base.string() + ".err"));
+    CliResult r;
+    r.exit = p.wait_exit(60s);
+    r.out = read_file(base.string() + ".out");
+    r.err = read_file(base.string() + ".err");
+    return r;
+  }
+  int count(const std::string& sql) { return std::stoi("0" + scalar(sql)); }
+};
+
+TEST_F(AuthTest, TokensAreCreatedShownOnceStoredHashedAndRevoked) {
+  AppServer app(dsn());
+  const std::string token = create_token_cli({"--database-url", dsn()}, "operator", "ops-script",
+                                             log_dir() / (schema() + "-create.out"));
+  ASSERT_FALSE(token.empty());
+  EXPECT_EQ(token.size(), 4u + 64u) << "cft_ and 32 random bytes in hex";
+  // Only the hash is stored.
+  EXPECT_EQ(count("SELECT count(*) FROM api_token WHERE token_hash = '" +
+                  handlers::sha256_hex(token) + "'"),
+            1);
+  EXPECT_EQ(
+      count("SELECT count(*) FROM api_token t WHERE t::text LIKE '%" + token.substr(4) + "%'"), 0);
+  EXPECT_EQ(app.call("GET", "/v1/runs", token).status, 200);
+
+  auto list = cli({"tokens", "list"});
+  ASSERT_EQ(list.exit, std::optional<int>(0)) << list.err;
+  EXPECT_THAT(list.out, HasSubstr("ops-script\toperator\tlive"));
+  EXPECT_THAT(list.out, ::testing::Not(HasSubstr(token.substr(4, 16))));
+
+  // A name names one live token.
+  auto dup = cli({"tokens", "create", "--role", "operator", "--name", "ops-script"});
+  EXPECT_EQ(dup.exit, std::optional<int>(1));
+  EXPECT_THAT(dup.err, HasSubstr("exists"));
+  auto bad_role = cli({"tokens", "create", "--role", "root", "--name", "x"});
+  EXPECT_EQ(bad_role.exit, std::optional<int>(1));
+  EXPECT_THAT(bad_role.err, HasSubstr("role must be one of"));
+  auto no_assignee = cli({"tokens", "create", "--role", "reviewer", "--name", "doc"});
+  EXPECT_EQ(no_assignee.exit, std::optional<int>(1));
+  EXPECT_THAT(no_assignee.err, HasSubstr("--assignee"));
+
+  auto revoke = cli({"tokens", "revoke", "ops-script"});
+  ASSERT_EQ(revoke.exit, std::optional<int>(0)) << revoke.err;
+  auto after = app.call("GET", "/v1/runs", token);
+  EXPECT_EQ(after.status, 401);
+  EXPECT_EQ(after.json(), Json({{"error", "authentication required"}}));
+  EXPECT_EQ(cli({"tokens", "revoke", "ops-script"}).exit, std::optional<int>(1));
+
+  // Expired tokens stop working.
+  auto expiring =
+      cli({"tokens", "create", "--role", "operator", "--name", "short", "--expires", "1m"});
+  ASSERT_EQ(expiring.exit, std::optional<int>(0)) << expiring.err;
+  const std::string short_token = expiring.out.substr(0, expiring.out.find('\n'));
+  EXPECT_EQ(app.call("GET", "/v1/runs", short_token).status, 200);
+  scalar("UPDATE api_token SET expires_at = now() - interval '1 second' WHERE name = 'short'");
+  EXPECT_EQ(app.call("GET", "/v1/runs", short_token).status, 401);
+  EXPECT_EQ(
+      cli({"tokens", "create", "--role", "operator", "--name", "y", "--expires", "soon"}).exit,
+      std::optional<int>(1));
+
+  // Not a bearer credential at all, or garbage: 401 as well.
+  EXPECT_EQ(
+      app.call("GET", "/v1/runs", "", "", {{"Authorization", "Basic YWRtaW46YWRtaW4="}}).status,
+      401);
+  EXPECT_EQ(app.call("GET", "/v1/runs", "Bearer").status, 401);
+  EXPECT_GE(count("SELECT count(*) FROM audit_event WHERE action = 'auth.token' AND outcome = "
+                  "'failure'"),
+            3);
+  EXPECT_EQ(count("SELECT count(*) FROM audit_event WHERE action IN ('token.create', "
+                  "'token.revoke') AND actor LIKE 'cli:%'"),
+            3);
+}
+
+// The doctor sees and decides only what is assigned to them; the operator sees the run without
+// what its steps made of the chart; billing reads the ledger; every read and change is audited.
+TEST_F(AuthTest, RolesScopeWhatEachCredentialSeesAndEverythingIsAudited) {
+  AppServer app(dsn());
+  const std::string admin = create_token(dsn(), "admin");
+  const std::string uploader = create_token(dsn(), "uploader");
+  const std::string operator_token = create_token(dsn(), "operator");
+  const std::string billing = create_token(dsn(), "billing");
+  const std::string chart = read_file(kChart);
+  ASSERT_FALSE(chart.empty());
+
+  auto up = app.call("PUT", "/v1/charts/chart-a", uploader, chart,
+                     {{"Content-Type", "application/fhir+json"}});
+  ASSERT_EQ(up.status, 202) << up.body;
+  const auto run_id = up.json().at("runs")[0].get<std::int64_t>();
+  EXPECT_EQ(app.call("GET", "/v1/charts/chart-a", uploader).status, 403)
+      << "an uploader uploads, nothing else";
+
+  Json review;
+  ASSERT_TRUE(wait_until([&] {
+    auto r = app.call("GET", "/v1/reviews?status=pending", admin);
+    if (r.status != 200 || r.json().at("reviews").empty()) return false;
+    review = r.json().at("reviews")[0];
+    return true;
+  }));
+  const std::string assignee = review.at("assignee").get<std::string>();
+  const std::string review_id = review.at("id").dump();
+  const std::string doctor = create_token(dsn(), "reviewer", assignee);
+  const std::string other_doctor = create_token(dsn(), "reviewer", "Practitioner/someone-else");
+
+  // Worklists are per doctor, whatever the query asks for.
+  auto mine = app.call("GET", "/v1/reviews?assignee=Practitioner/someone-else", doctor);
+  ASSERT_EQ(mine.status, 200) << mine.body;
+  ASSERT_EQ(mine.json().at("reviews").size(), 1u);
+  auto theirs = app.call("GET", "/v1/reviews", other_doctor);
+  ASSERT_EQ(theirs.status, 200);
+  EXPECT_TRUE(theirs.json().at("reviews").empty()) << theirs.body;
+  // Charts behind my reviews only.
+  EXPECT_EQ(app.call("GET", "/v1/charts/chart-a", doctor).status, 200);
+  EXPECT_EQ(app.call("GET", "/v1/charts/chart-a/revisions/1", doctor).status, 200);
+  auto refused = app.call("GET", "/v1/charts/chart-a", other_doctor);
+  EXPECT_EQ(refused.status, 403);
+  EXPECT_THAT(refused.body, ::testing::Not(HasSubstr("Koepp")));
+  EXPECT_EQ(app.call("GET", "/v1/charts/chart-a/revisions/1", other_doctor).status, 403);
+  auto not_mine = app.call("POST", "/v1/reviews/" + review_id + "/decision", other_doctor,
+                           R"({"decision": "reject"})");
+  EXPECT_EQ(not_mine.status, 403) << not_mine.body;
+
+  // The operator sees the run's shape but not what its steps made of the chart.
+  ASSERT_TRUE(wait_until([&] {
+    auto r = app.call("GET", "/v1/runs/" + std::to_string(run_id), operator_token);
+    if (r.status != 200) return false;
+    const Json run = r.json();  // kept alive for the loop
+    for (const auto& step : run.at("steps"))
+      if (step.at("status") == "waiting") return true;
+    return false;
+  })) << app.call("GET", "/v1/runs/" + std::to_string(run_id), admin).body;
+  auto redacted = app.call("GET", "/v1/runs/" + std::to_string(run_id), operator_token);
+  const Json redacted_run = redacted.json();  // kept alive for the loop
+  EXPECT_EQ(redacted_run.value("redacted", false), true);
+  for (const auto& step : redacted_run.at("steps"))
+    if (step.at("status") == "succeeded") {
+      EXPECT_EQ(step.at("output"), Json({{"redacted", "chart content is not shown to operators"}}));
+    }
+  auto full = app.call("GET", "/v1/runs/" + std::to_string(run_id), admin);
+  EXPECT_FALSE(full.json().contains("redacted"));
+  EXPECT_EQ(app.call("GET", "/v1/charts/chart-a", operator_token).status, 403);
+
+  auto decided = app.call("POST", "/v1/reviews/" + review_id + "/decision", doctor,
+                          R"({"decision": "approve", "comment": "fine"})");
+  ASSERT_EQ(decided.status, 200) << decided.body;
+  EXPECT_EQ(count("SELECT count(*) FROM review WHERE decided_by LIKE 'token:%'"), 1);
+  ASSERT_TRUE(wait_until([&] {
+    return app.call("GET", "/v1/runs/" + std::to_string(run_id), admin)
+               .json()
+               .value("status", "") == "succeeded";
+  }));
+  EXPECT_EQ(app.call("GET", "/v1/charts/chart-a/ledger", billing).status, 200);
+  EXPECT_EQ(app.call("GET", "/v1/charts/chart-a/revisions/1", billing).status, 403)
+      << "billing reads no clinical Bundle";
+  auto cancel = app.call("POST", "/v1/runs/" + std::to_string(run_id) + "/cancel", operator_token);
+  EXPECT_EQ(cancel.status, 409) << "the run is done; the refusal is audited too";
+
+  // The trail: who, role, what, which resource, from where, outcome; never content.
+  auto trail = app.call("GET", "/v1/audit?limit=1000", admin);
+  ASSERT_EQ(trail.status, 200) << trail.body;
+  std::map<std::string, int> actions;
+  const Json events = trail.json();  // kept alive for the loops
+  for (const auto& e : events.at("events")) {
+    actions[e.at("action").get<std::string>() + "/" + e.at("outcome").get<std::string>()]++;
+    EXPECT_EQ(e.at("remote"), "127.0.0.1") << e.dump();
+  }
+  EXPECT_EQ(actions["chart.upload/success"], 1);
+  EXPECT_EQ(actions["review.decide/success"], 1);
+  EXPECT_EQ(actions["review.decide/denied"], 1);
+  EXPECT_EQ(actions["chart.read/success"], 1);
+  EXPECT_EQ(actions["chart.read/denied"], 1);
+  EXPECT_EQ(actions["chart_revision.read/success"], 1);
+  EXPECT_EQ(actions["chart_revision.read/denied"], 1);
+  EXPECT_EQ(actions["ledger.read/success"], 1);
+  EXPECT_EQ(actions["run.cancel/failure"], 1);
+  EXPECT_GE(actions["access.denied/denied"], 3);
+  EXPECT_THAT(trail.body, ::testing::Not(HasSubstr("Koepp")));
+  EXPECT_THAT(trail.body, ::testing::Not(HasSubstr("fine")));
+  const Json upload = *std::find_if(events.at("events").begin(), events.at("events").end(),
+                                    [](const Json& e) { return e.at("action") == "chart.upload"; });
+  EXPECT_EQ(upload.at("resource_type"), "chart");
+  EXPECT_EQ(upload.at("resource_id"), "chart-a");
+  EXPECT_EQ(upload.at("role"), "uploader");
+  EXPECT_THAT(upload.at("actor").get<std::string>(), ::testing::StartsWith("token:"));
+
+  auto uploads = app.call("GET", "/v1/audit?action=chart.upload&format=fhir", admin);
+  ASSERT_EQ(uploads.status, 200) << uploads.body;
+  EXPECT_EQ(uploads.header("content-type"), "application/fhir+json");
+  const Json bundle = uploads.json();
+  EXPECT_EQ(bundle.at("resourceType"), "Bundle");
+  ASSERT_EQ(bundle.at("entry").size(), 1u);
+  const Json& event = bundle.at("entry")[0].at("resource");
+  EXPECT_EQ(event.at("resourceType"), "AuditEvent");
+  EXPECT_EQ(event.at("action"), "C");
+  EXPECT_EQ(event.at("outcome"), "0");
+  EXPECT_EQ(event.at("agent")[0].at("network").at("address"), "127.0.0.1");
+  EXPECT_EQ(event.at("entity")[0].at("what").at("identifier").at("value"), "chart-a");
+  EXPECT_EQ(app.call("GET", "/v1/audit?format=xml", admin).status, 400);
+  EXPECT_EQ(app.call("GET", "/v1/audit?since=yesterday", admin).status, 400);
+  EXPECT_EQ(app.call("GET", "/v1/audit", operator_token).status, 403);
+}
+
+TEST_F(AuthTest, AuditTrailIsAppendOnlyAndVerifyNamesTheFirstTamperedRecord) {
+  {
+    AppServer app(dsn());
+    const std::string admin = create_token(dsn(), "admin");
+    for (int i = 0; i < 4; ++i)
+      EXPECT_EQ(app.call("POST", "/v1/runs/" + std::to_string(100 + i) + "/cancel", admin).status,
+                404);
+  }
+  ASSERT_EQ(count("SELECT count(*) FROM audit_event"), 4);
+  auto ok = cli({"audit", "verify"});
+  EXPECT_EQ(ok.exit, std::optional<int>(0)) << ok.err;
+  EXPECT_THAT(ok.out, HasSubstr("intact: 4 record(s)"));
+
+  // chartflow never updates or deletes a record, and the database refuses to.
+  EXPECT_ANY_THROW(scalar("UPDATE audit_event SET outcome = 'success'"));
+  EXPECT_ANY_THROW(scalar("DELETE FROM audit_event"));
+  EXPECT_ANY_THROW(scalar("TRUNCATE audit_event"));
+
+  // Someone with the power to switch the trigger off changes record 2 behind our back.
+  const std::string second = scalar("SELECT id FROM audit_event ORDER BY id OFFSET 1 LIMIT 1");
+  scalar("ALTER TABLE audit_event DISABLE TRIGGER audit_event_append_only");
+  scalar("UPDATE audit_event SET resource_id = '999' WHERE id = " + second);
+  auto broken = cli({"audit", "verify"});
+  EXPECT_EQ(broken.exit, std::optional<int>(3));
+  EXPECT_THAT(broken.err, HasSubstr("BROKEN at record " + second));
+
+  // Put back, then remove a record instead: the next one no longer chains.
+  scalar("UPDATE audit_event SET resource_id = '101' WHERE id = " + second);
+  EXPECT_EQ(cli({"audit", "verify"}).exit, std::optional<int>(0));
+  scalar("DELETE FROM audit_event WHERE id = " + second);
+  const std::string third = scalar("SELECT id FROM audit_event ORDER BY id OFFSET 1 LIMIT 1");
+  auto gap = cli({"audit", "verify"});
+  EXPECT_EQ(gap.exit, std::optional<int>(3));
+  EXPECT_THAT(gap.err, HasSubstr("BROKEN at record " + third));
+}
+
+}  // namespace
+}  // namespace chartflow::testing

@@ -1,0 +1,51 @@
+#include "tests/support/app_server.hpp"
+
+#include <gtest/gtest.h>
+
+#include "config/workflow_loader.hpp"
+#include "http/api_routes.hpp"
+#include "http/app_routes.hpp"
+#include "http/auth_routes.hpp"
+#include "runtime/handler_setup.hpp"
+#include "tests/support/auth_support.hpp"
+
+namespace chartflow::testing {
+
+AppServer::AppServer(const std::string& dsn) {
+  const std::string workflows = std::string(CHARTFLOW_SOURCE_DIR) + "/workflows";
+  auto handlers = runtime::make_handler_registry(workflows);
+  auto loaded = config::load_workflow_dir(workflows, runtime::handler_check(*handlers));
+  for (const auto& e : loaded.errors) ADD_FAILURE() << e.to_string();
+  auto registry = std::make_shared<runtime::WorkflowRegistry>();
+  {
+    store::Store s(dsn);
+    registry->publish(s, loaded.workflows);
+  }
+  runtime::EngineSettings settings;
+  settings.dsn = dsn;
+  settings.poll_interval = std::chrono::milliseconds(200);
+  engine_ = std::make_unique<runtime::Engine>(settings, handlers, registry);
+  engine_->start();
+  http::add_auth(router_, *engine_);
+  http::add_engine_routes(router_, *engine_, metrics_);
+  http::add_app_routes(router_, *engine_, workflows);
+  http::ServerSettings ss;
+  ss.port = 0;
+  ss.threads = 2;
+  server_ = std::make_unique<http::Server>(ss, router_);
+  server_->start();
+}
+
+AppServer::~AppServer() {
+  server_->stop();
+  engine_->drain();
+}
+
+HttpResponse AppServer::call(const std::string& method, const std::string& target,
+                             const std::string& token, const std::string& body,
+                             std::map<std::string, std::string> headers) {
+  if (!token.empty()) headers = with_bearer(token, std::move(headers));
+  return request(method, "127.0.0.1", port(), target, body, headers);
+}
+
+}  // namespace chartflow::testing

@@ -1,0 +1,36 @@
+// Test support: the whole application as `chartflow serve` wires it (shipped workflows and
+// handlers, authentication, every route) on the test's schema, listening on a free port.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "http/router.hpp"
+#include "http/server.hpp"
+#include "metrics/metrics.hpp"
+#include "runtime/engine.hpp"
+#include "tests/support/http_client.hpp"
+
+namespace chartflow::testing {
+
+class AppServer {
+ public:
+  explicit AppServer(const std::string& dsn);
+  ~AppServer();
+
+  unsigned short port() const { return server_->port(); }
+  const http::Router& router() const { return router_; }
+  runtime::Engine& engine() { return *engine_; }
+  // One request with `token` as bearer credential (none when empty).
+  HttpResponse call(const std::string& method, const std::string& target, const std::string& token,
+                    const std::string& body = "", std::map<std::string, std::string> headers = {});
+
+ private:
+  metrics::Metrics metrics_;
+  http::Router router_;
+  std::unique_ptr<runtime::Engine> engine_;
+  std::unique_ptr<http::Server> server_;
+};
+
+}  // namespace chartflow::testing
