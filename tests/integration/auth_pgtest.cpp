@@ -275,5 +275,26 @@ TEST_F(AuthTest, AuditTrailIsAppendOnlyAndVerifyNamesTheFirstTamperedRecord) {
   EXPECT_THAT(gap.err, HasSubstr("BROKEN at record " + third));
 }
 
+// Without a server on the data dir, the command starts the embedded cluster for itself and
+// stops it again.
+TEST(AuthDataDirTest, TokensCommandRunsItsOwnClusterWhenNoServerHoldsTheDataDir) {
+  std::string pattern = "/tmp/cf-auth-data-XXXXXX";
+  ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+  const fs::path data = pattern;
+  // As root, the cluster runs as `postgres`, which must get through to it.
+  fs::permissions(data, fs::perms::group_exec | fs::perms::others_exec, fs::perm_options::add);
+  const std::string token =
+      create_token_cli({"--data-dir", data.string()}, "uploader", "tablet-7", log_dir() / "dd.out");
+  EXPECT_FALSE(token.empty());
+  EXPECT_FALSE(fs::exists(data / "pg" / "data" / "postmaster.pid")) << "cluster left running";
+  ChildProcess list({CHARTFLOW_BINARY, "tokens", "list", "--data-dir", data.string()},
+                    log_dir() / "dd-list.out", log_dir() / "dd-list.err");
+  EXPECT_EQ(list.wait_exit(60s), std::optional<int>(0)) << read_file(log_dir() / "dd-list.err");
+  EXPECT_THAT(read_file(log_dir() / "dd-list.out"), HasSubstr("tablet-7\tuploader\tlive"));
+  EXPECT_FALSE(fs::exists(data / "pg" / "data" / "postmaster.pid")) << "cluster left running";
+  std::error_code ignored;
+  fs::remove_all(data, ignored);
+}
+
 }  // namespace
 }  // namespace chartflow::testing
