@@ -74,6 +74,13 @@ Reply request(const std::string& server, bhttp::verb method, const std::string& 
   return Reply{static_cast<int>(parser.get().result_int()), parser.get().body()};
 }
 
+std::string credential_hint(const Reply& reply) {
+  if (reply.status == 401)
+    return " (set CHARTFLOW_TOKEN to a token from `chartflow tokens create`)";
+  if (reply.status == 403) return " (the token's role may not do this)";
+  return "";
+}
+
 }  // namespace
 
 int logs(const Args& args) {
@@ -85,7 +92,8 @@ int logs(const Args& args) {
   auto reply =
       request(args.get_or("server", kDefaultServer), bhttp::verb::get, "/v1/logs" + query, "", "");
   if (reply.status != 200) {
-    std::cerr << "server answered " << reply.status << ": " << reply.body << "\n";
+    std::cerr << "server answered " << reply.status << ": " << reply.body << credential_hint(reply)
+              << "\n";
     return 1;
   }
   auto j = nlohmann::json::parse(reply.body);
@@ -138,7 +146,8 @@ int upload(const Args& args) {
     }
     auto reply = request(args.get_or("server", kDefaultServer), bhttp::verb::put,
                          "/v1/charts/" + encode(chart_id), ss.str(), "application/fhir+json");
-    std::cout << file << ": " << reply.status << " " << reply.body << "\n";
+    std::cout << file << ": " << reply.status << " " << reply.body << credential_hint(reply)
+              << "\n";
     if (reply.status >= 300) ++failures;
   }
   return failures == 0 ? 0 : 1;

@@ -170,7 +170,7 @@ int serve(const Args& args, bool with_api) {
     }
     auth_settings.secure_cookie = args.get("tls-cert").has_value();
     http::add_auth(router, engine, auth_settings);
-    http::add_engine_routes(router, engine, metrics);
+    http::add_engine_routes(router, engine, metrics, args.get("public-metrics").has_value());
     http::add_app_routes(router, engine, workflows_dir);
     server = std::make_unique<http::Server>(server_settings, router);
     server->start();

@@ -110,7 +110,8 @@ std::optional<std::string> parse_time_param(const Request& req, const char* name
   return *v;
 }
 
-void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics& metrics) {
+void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics& metrics,
+                       bool public_metrics) {
   router.add("GET", "/healthz", "healthz", Access::open(), [](Request&) {
     return Response::json(200, Json{{"status", "ok"}});
   });
@@ -125,7 +126,8 @@ void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics
     return Response::json(200, Json{{"status", "ready"}});
   });
 
-  router.add("GET", "/metrics", "metrics", Access::of({Role::kOperator}),
+  router.add("GET", "/metrics", "metrics",
+             public_metrics ? Access::open() : Access::of({Role::kOperator}),
              [&engine, &metrics](Request&) {
                try {
                  auto q = engine.pool().with([](store::Store& s) { return s.queue_stats(); });
@@ -190,7 +192,7 @@ void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics
     if (!sees_chart_content(req))
       redact_chart_content(*run);
     else if (run->value("event_type", "").starts_with("chart."))
-      audit_now(engine, audit_entry(req, "run.read", "run", std::to_string(id)));
+      audit_or_throw(engine, audit_entry(req, "run.read", "run", std::to_string(id)));
     return Response::json(200, *run);
   });
 

@@ -7,7 +7,10 @@
 
 namespace chartflow::http {
 
-void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics& metrics);
+// public_metrics: /metrics answers without a credential (--public-metrics, for a Prometheus that
+// cannot send a bearer token); by default it needs the operator role.
+void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics& metrics,
+                       bool public_metrics = false);
 // since/until query parameters: RFC 3339, or HH:MM meaning today in the server's time zone.
 std::optional<std::string> parse_time_param(const Request& req, const char* name);
 

@@ -22,12 +22,16 @@ auth::AuditEntry audit_entry(const Request& req, std::string action, std::string
   return e;
 }
 
+void audit_or_throw(runtime::Engine& engine, const auth::AuditEntry& entry) {
+  engine.pool().with([&](store::Store& s) {
+    s.with_sql([&](Sql& sql) { auth::record(sql, entry); });
+    return 0;
+  });
+}
+
 void audit_now(runtime::Engine& engine, const auth::AuditEntry& entry) {
   try {
-    engine.pool().with([&](store::Store& s) {
-      s.with_sql([&](Sql& sql) { auth::record(sql, entry); });
-      return 0;
-    });
+    audit_or_throw(engine, entry);
   } catch (const std::exception& e) {
     runtime::Log::error("audit_write_failed", {{"action", entry.action}, {"error", e.what()}});
   }

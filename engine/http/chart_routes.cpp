@@ -18,6 +18,13 @@ const std::string& chart_id_param(const Request& req) {
   return id;
 }
 
+// Billing needs the bill and review state of a chart, not the doctor's words or the questions
+// about what the chart lacks.
+void strip_clinical_detail(Json& chart) {
+  chart.erase("open_questions");
+  if (chart.contains("review") && chart.at("review").is_object()) chart["review"].erase("comment");
+}
+
 // Who uploaded a revision or decided a review: the credential's stable id.
 std::string uploaded_by(const Request& req) { return req.principal ? req.principal->id : "api"; }
 
@@ -117,6 +124,8 @@ void add_chart_routes(Router& router, runtime::Engine& engine, metrics::Metrics*
                read_chart_data(engine, req, "chart.read", chart_id,
                                [&](Sql& sql) { chart = handlers::get_chart(sql, chart_id); });
                if (!chart) return Response::error(404, "chart not found");
+               if (req.principal && req.principal->role == Role::kBilling)
+                 strip_clinical_detail(*chart);
                store::Store::RunFilter f;
                f.subject = chart_id;
                f.limit = 100;

@@ -189,6 +189,11 @@ TEST_F(AuthTest, RolesScopeWhatEachCredentialSeesAndEverythingIsAudited) {
                .value("status", "") == "succeeded";
   }));
   EXPECT_EQ(app.call("GET", "/v1/charts/chart-a/ledger", billing).status, 200);
+  const Json billing_view = app.call("GET", "/v1/charts/chart-a", billing).json();
+  EXPECT_TRUE(billing_view.contains("ledger_total")) << billing_view.dump();
+  EXPECT_FALSE(billing_view.contains("open_questions")) << "no clinical detail for billing";
+  EXPECT_FALSE(billing_view.at("review").contains("comment"));
+  EXPECT_TRUE(app.call("GET", "/v1/charts/chart-a", admin).json().at("review").contains("comment"));
   EXPECT_EQ(app.call("GET", "/v1/charts/chart-a/revisions/1", billing).status, 403)
       << "billing reads no clinical Bundle";
   auto cancel = app.call("POST", "/v1/runs/" + std::to_string(run_id) + "/cancel", operator_token);
@@ -206,7 +211,7 @@ TEST_F(AuthTest, RolesScopeWhatEachCredentialSeesAndEverythingIsAudited) {
   EXPECT_EQ(actions["chart.upload/success"], 1);
   EXPECT_EQ(actions["review.decide/success"], 1);
   EXPECT_EQ(actions["review.decide/denied"], 1);
-  EXPECT_EQ(actions["chart.read/success"], 1);
+  EXPECT_EQ(actions["chart.read/success"], 3);
   EXPECT_EQ(actions["chart.read/denied"], 1);
   EXPECT_EQ(actions["chart_revision.read/success"], 1);
   EXPECT_EQ(actions["chart_revision.read/denied"], 1);
@@ -273,6 +278,31 @@ TEST_F(AuthTest, AuditTrailIsAppendOnlyAndVerifyNamesTheFirstTamperedRecord) {
   auto gap = cli({"audit", "verify"});
   EXPECT_EQ(gap.exit, std::optional<int>(3));
   EXPECT_THAT(gap.err, HasSubstr("BROKEN at record " + third));
+}
+
+// `chartflow upload` sends CHARTFLOW_TOKEN; without one it says what is missing.
+TEST_F(AuthTest, UploadClientSendsTheTokenFromTheEnvironment) {
+  AppServer app(dsn());
+  const std::string server = "http://127.0.0.1:" + std::to_string(app.port());
+  auto upload = [&](const std::string& token, const std::string& name) {
+    if (token.empty())
+      ::unsetenv("CHARTFLOW_TOKEN");
+    else
+      ::setenv("CHARTFLOW_TOKEN", token.c_str(), 1);
+    ChildProcess p({CHARTFLOW_BINARY, "upload", kChart, "--server", server},
+                   log_dir() / (schema() + name));
+    const auto rc = p.wait_exit(60s);
+    ::unsetenv("CHARTFLOW_TOKEN");
+    return std::make_pair(rc, p.log());
+  };
+  auto [rc, out] = upload("", "-upload-anon.out");
+  EXPECT_EQ(rc, std::optional<int>(1));
+  EXPECT_THAT(out, HasSubstr("401"));
+  EXPECT_THAT(out, HasSubstr("CHARTFLOW_TOKEN"));
+  auto [rc2, out2] = upload(create_token(dsn(), "uploader"), "-upload.out");
+  EXPECT_EQ(rc2, std::optional<int>(0)) << out2;
+  EXPECT_THAT(out2, HasSubstr(": 202 "));
+  EXPECT_EQ(count("SELECT count(*) FROM chart_revision"), 1);
 }
 
 // Without a server on the data dir, the command starts the embedded cluster for itself and
