@@ -65,8 +65,9 @@ CREATE TABLE signin_code (
 -- Who did what to which resource, when, from where, with what outcome. Never content.
 -- hash = sha256(previous record's hash || 0x1e || canonical text of this record), computed by
 -- the trigger below under a lock held until commit, so ids, chain order and commit order agree.
+CREATE SEQUENCE audit_event_id_seq;
 CREATE TABLE audit_event (
-  id             bigserial PRIMARY KEY,
+  id             bigint PRIMARY KEY,  -- drawn by the trigger, under its lock
   at             timestamptz NOT NULL DEFAULT clock_timestamp(),
   actor          text NOT NULL,
   actor_name     text,
@@ -99,7 +100,7 @@ BEGIN
   -- One writer at a time until commit: the id is drawn under the lock so that id order is
   -- chain order even when transactions commit in another order than they started.
   PERFORM pg_advisory_xact_lock(7210373, hashtext(current_schema())::int);
-  NEW.id := nextval(pg_get_serial_sequence(quote_ident(TG_TABLE_SCHEMA) || '.audit_event', 'id'));
+  NEW.id := nextval('audit_event_id_seq');
   NEW.at := clock_timestamp();
   SELECT hash INTO prev FROM audit_event ORDER BY id DESC LIMIT 1;
   NEW.hash := encode(sha256(convert_to(coalesce(prev, '') || chr(30) ||

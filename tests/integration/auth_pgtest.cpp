@@ -5,7 +5,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <thread>
+
+#include "auth/audit.hpp"
 #include "handlers/common/hash.hpp"
+#include "store/store.hpp"
 #include "tests/support/app_server.hpp"
 #include "tests/support/auth_support.hpp"
 #include "tests/support/child_process.hpp"
@@ -278,6 +282,35 @@ TEST_F(AuthTest, AuditTrailIsAppendOnlyAndVerifyNamesTheFirstTamperedRecord) {
   auto gap = cli({"audit", "verify"});
   EXPECT_EQ(gap.exit, std::optional<int>(3));
   EXPECT_THAT(gap.err, HasSubstr("BROKEN at record " + third));
+}
+
+// Writers racing each other still build one unbroken chain: ids are drawn under the chain's
+// lock, so id order is chain order whatever order the transactions commit in.
+TEST_F(AuthTest, ConcurrentAuditWritersKeepTheChainIntact) {
+  constexpr int kThreads = 4;
+  constexpr int kEach = 25;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      store::Store s(dsn());
+      for (int i = 0; i < kEach; ++i) {
+        s.with_sql([&](Sql& sql) {
+          auth::AuditEntry e;
+          e.actor = "thread:" + std::to_string(t);
+          e.action = "test.write";
+          e.resource_id = std::to_string(i);
+          auth::record(sql, e);
+        });
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(count("SELECT count(*) FROM audit_event"), kThreads * kEach);
+  auth::VerifyResult r;
+  store::Store s(dsn());
+  s.with_sql([&](Sql& sql) { r = auth::verify_chain(sql); });
+  EXPECT_TRUE(r.ok) << "broken at " << r.first_broken.value_or(0);
+  EXPECT_EQ(r.checked, kThreads * kEach);
 }
 
 // `chartflow upload` sends CHARTFLOW_TOKEN; without one it says what is missing.
