@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "cli/commands.hpp"
+#include "cli/server_options.hpp"
 #include "config/workflow_loader.hpp"
 #include "http/api_routes.hpp"
 #include "http/app_routes.hpp"
@@ -19,15 +20,8 @@
 namespace chartflow::cli {
 namespace {
 
-constexpr const char* kDefaultListen = "127.0.0.1:8080";
 constexpr const char* kDefaultDataDir = "./chartflow-data";
 constexpr const char* kDefaultWorkflows = "./workflows";
-
-std::optional<std::string> database_url(const Args& args) {
-  if (auto v = args.get("database-url")) return v;
-  if (const char* env = std::getenv("CHARTFLOW_DATABASE_URL"); env && *env) return std::string(env);
-  return std::nullopt;
-}
 
 // Blocks the stop signals in every thread so main can sigwait for them.
 sigset_t block_stop_signals() {
@@ -62,20 +56,16 @@ int serve(const Args& args, bool with_api) {
     if (!parsed) throw std::runtime_error("--log-level must be debug, info, warning or error");
     runtime::Log::set_stderr_level(static_cast<LogLevel>(*parsed));
   }
-  const std::string listen = args.get_or("listen", kDefaultListen);
-  const auto colon = listen.rfind(':');
-  if (colon == std::string::npos)
-    throw std::runtime_error("--listen must be HOST:PORT, got '" + listen + "'");
-  http::ServerSettings server_settings;
-  server_settings.host = listen.substr(0, colon);
-  server_settings.port = static_cast<unsigned short>(std::stoi(listen.substr(colon + 1)));
-  if (auto limit = args.get("body-limit")) server_settings.body_limit = std::stoull(*limit);
+  // Validated before anything starts: a bad listen address or limit costs no database work.
+  const http::ServerSettings server_settings =
+      with_api ? cli::server_settings(args) : http::ServerSettings{};
 
   std::unique_ptr<runtime::EmbeddedPostgres> embedded;
   auto dsn = database_url(args);
   if (!dsn) {
     if (!with_api)
-      throw std::runtime_error("worker needs --database-url or CHARTFLOW_DATABASE_URL");
+      throw std::runtime_error(
+          "worker needs --database-url, --database-url-file or CHARTFLOW_DATABASE_URL(_FILE)");
     const std::filesystem::path data_dir = args.get_or("data-dir", kDefaultDataDir);
     embedded = std::make_unique<runtime::EmbeddedPostgres>(data_dir);
     runtime::Log::info("embedded_postgres_starting", {{"data_dir", data_dir.string()}});
@@ -142,10 +132,14 @@ int serve(const Args& args, bool with_api) {
     http::add_app_routes(router, engine, workflows_dir);
     server = std::make_unique<http::Server>(server_settings, router);
     server->start();
-    runtime::Log::info("serving", {{"listen", listen},
+    const std::string notice =
+        listen_notice(server_settings, args.get("insecure-listen").has_value());
+    runtime::Log::info("serving", {{"listen", args.get_or("listen", "127.0.0.1:8080")},
+                                   {"tls", server_settings.tls.has_value()},
+                                   {"notice", notice},
                                    {"embedded_postgres", embedded != nullptr},
                                    {"instance", engine.instance_id()}});
-    std::cout << "chartflow serving on http://" << listen << "/" << std::endl;
+    std::cout << notice << std::endl;
   } else {
     runtime::Log::info("worker_started",
                        {{"instance", engine.instance_id()}, {"concurrency", settings.workers}});
