@@ -5,13 +5,9 @@
 
 #include <cstdlib>
 
-namespace chartflow::cli {
+#include "cli/server_options.hpp"
 
-std::optional<std::string> database_url(const Args& args) {
-  if (auto v = args.get("database-url")) return v;
-  if (const char* env = std::getenv("CHARTFLOW_DATABASE_URL"); env && *env) return std::string(env);
-  return std::nullopt;
-}
+namespace chartflow::cli {
 
 CommandDatabase::CommandDatabase(const Args& args) {
   if (auto url = database_url(args)) {

@@ -15,8 +15,6 @@ namespace chartflow::cli {
 
 inline constexpr const char* kDefaultDataDir = "./chartflow-data";
 
-std::optional<std::string> database_url(const Args& args);
-
 class CommandDatabase {
  public:
   explicit CommandDatabase(const Args& args);

@@ -9,6 +9,7 @@
 #include "auth/sessions.hpp"
 #include "cli/commands.hpp"
 #include "cli/database.hpp"
+#include "cli/server_options.hpp"
 #include "config/workflow_loader.hpp"
 #include "core/duration.hpp"
 #include "http/api_routes.hpp"
@@ -40,7 +41,7 @@ sigset_t block_stop_signals() {
 
 // The quickstart stays one command: with nothing yet able to sign in, print a one-time admin
 // sign-in link. Only its hash is stored; the link appears on stdout only, never in a log.
-void print_first_start_link(store::Store& store, const std::string& listen) {
+void print_first_start_link(store::Store& store, const std::string& base_url) {
   std::optional<std::string> code;
   store.with_sql([&](Sql& sql) {
     code = auth::first_start_code(sql);
@@ -55,7 +56,7 @@ void print_first_start_link(store::Store& store, const std::string& listen) {
   if (!code) return;
   runtime::Log::info("first_start_signin_code_created");
   std::cout << "\nNo credential exists yet. Sign in as admin (the link works once, for 24 hours):\n"
-            << "  http://" << listen << "/ui/signin?code=" << *code << "\n"
+            << "  " << base_url << "/ui/signin?code=" << *code << "\n"
             << "Then create tokens with `chartflow tokens create` or users with `chartflow users "
                "create`.\n\n"
             << std::flush;
@@ -83,20 +84,16 @@ int serve(const Args& args, bool with_api) {
     if (!parsed) throw std::runtime_error("--log-level must be debug, info, warning or error");
     runtime::Log::set_stderr_level(static_cast<LogLevel>(*parsed));
   }
-  const std::string listen = args.get_or("listen", kDefaultListen);
-  const auto colon = listen.rfind(':');
-  if (colon == std::string::npos)
-    throw std::runtime_error("--listen must be HOST:PORT, got '" + listen + "'");
-  http::ServerSettings server_settings;
-  server_settings.host = listen.substr(0, colon);
-  server_settings.port = static_cast<unsigned short>(std::stoi(listen.substr(colon + 1)));
-  if (auto limit = args.get("body-limit")) server_settings.body_limit = std::stoull(*limit);
+  // Validated before anything starts: a bad listen address or limit costs no database work.
+  const http::ServerSettings server_settings =
+      with_api ? cli::server_settings(args) : http::ServerSettings{};
 
   std::unique_ptr<runtime::EmbeddedPostgres> embedded;
   auto dsn = database_url(args);
   if (!dsn) {
     if (!with_api)
-      throw std::runtime_error("worker needs --database-url or CHARTFLOW_DATABASE_URL");
+      throw std::runtime_error(
+          "worker needs --database-url, --database-url-file or CHARTFLOW_DATABASE_URL(_FILE)");
     const std::filesystem::path data_dir = args.get_or("data-dir", kDefaultDataDir);
     embedded = std::make_unique<runtime::EmbeddedPostgres>(data_dir);
     runtime::Log::info("embedded_postgres_starting", {{"data_dir", data_dir.string()}});
@@ -122,7 +119,9 @@ int serve(const Args& args, bool with_api) {
     } else {
       registry->load_latest(store);
     }
-    if (with_api) print_first_start_link(store, listen);
+    if (with_api)
+      print_first_start_link(store, std::string(server_settings.tls ? "https://" : "http://") +
+                                        args.get_or("listen", kDefaultListen));
     if (embedded) {
       // We hold the data dir's lock, so whoever held these leases is dead: take them back now
       // instead of waiting for them to expire.
@@ -174,10 +173,14 @@ int serve(const Args& args, bool with_api) {
     http::add_app_routes(router, engine, workflows_dir);
     server = std::make_unique<http::Server>(server_settings, router);
     server->start();
-    runtime::Log::info("serving", {{"listen", listen},
+    const std::string notice =
+        listen_notice(server_settings, args.get("insecure-listen").has_value());
+    runtime::Log::info("serving", {{"listen", args.get_or("listen", kDefaultListen)},
+                                   {"tls", server_settings.tls.has_value()},
+                                   {"notice", notice},
                                    {"embedded_postgres", embedded != nullptr},
                                    {"instance", engine.instance_id()}});
-    std::cout << "chartflow serving on http://" << listen << "/" << std::endl;
+    std::cout << notice << std::endl;
   } else {
     runtime::Log::info("worker_started",
                        {{"instance", engine.instance_id()}, {"concurrency", settings.workers}});

@@ -1,9 +1,14 @@
 #include "http/server.hpp"
 
+#include <openssl/ssl.h>
+
+#include <array>
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
+#include <boost/beast/core/detect_ssl.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/version.hpp>
+#include <boost/beast/ssl.hpp>
 
 #include "runtime/log.hpp"
 
@@ -13,65 +18,101 @@ namespace {
 namespace beast = boost::beast;
 namespace bhttp = beast::http;
 namespace net = boost::asio;
+namespace ssl = net::ssl;
 using tcp = net::ip::tcp;
 
-constexpr auto kReadTimeout = std::chrono::seconds(30);
-constexpr std::uint32_t kHeaderLimit = 16 * 1024;
+// How long a TLS close_notify exchange may take before the socket is simply dropped.
+constexpr auto kTlsShutdownTimeout = std::chrono::seconds(2);
+// How long a closing plain connection keeps reading what the client still sends.
+constexpr auto kLingerTimeout = std::chrono::seconds(2);
 
-class Session : public std::enable_shared_from_this<Session> {
+// Errors after which there is no client left to answer.
+bool is_gone(const beast::error_code& ec) {
+  return ec == bhttp::error::end_of_stream || ec == beast::error::timeout ||
+         ec == net::error::connection_reset || ec == net::error::eof ||
+         ec == net::error::operation_aborted || ec == ssl::error::stream_truncated ||
+         ec.category() != bhttp::make_error_code(bhttp::error::bad_target).category();
+}
+
+// The HTTP exchange, written once for plain and TLS streams (CRTP as in Beast's
+// advanced_server_flex example): Derived supplies stream(), shared_from_this() and do_close().
+// All of a session's handlers run on its strand, so it needs no locking.
+template <class Derived>
+class HttpSession {
  public:
-  Session(tcp::socket&& socket, const Router& router, std::size_t body_limit)
-      : stream_(std::move(socket)), router_(router), body_limit_(body_limit) {}
+  HttpSession(beast::flat_buffer buffer, const Router& router, const InputLimits& limits)
+      : buffer_(std::move(buffer)), router_(router), limits_(limits) {}
 
-  void run() {
-    net::dispatch(stream_.get_executor(),
-                  beast::bind_front_handler(&Session::do_read, shared_from_this()));
+ protected:
+  beast::flat_buffer buffer_;
+
+  void do_read() {
+    parser_.emplace();
+    parser_->header_limit(limits_.header_bytes);
+    // Raised for uploads and lowered for everything else once the target is known.
+    parser_->body_limit(std::max(limits_.body_bytes, limits_.upload_body_bytes));
+    beast::get_lowest_layer(derived().stream()).expires_after(limits_.header_timeout);
+    bhttp::async_read_header(
+        derived().stream(), buffer_, *parser_,
+        beast::bind_front_handler(&HttpSession::on_header, derived().shared_from_this()));
   }
 
  private:
-  void do_read() {
-    parser_.emplace();
-    parser_->body_limit(body_limit_);
-    parser_->header_limit(kHeaderLimit);
-    stream_.expires_after(kReadTimeout);
-    bhttp::async_read(stream_, buffer_, *parser_,
-                      beast::bind_front_handler(&Session::on_read, shared_from_this()));
+  Derived& derived() { return static_cast<Derived&>(*this); }
+
+  std::size_t body_limit() const {
+    const auto target = parser_->get().target();
+    return limits_.body_limit_for(std::string_view(target.data(), target.size()));
+  }
+
+  void on_header(beast::error_code ec, std::size_t header_bytes) {
+    if (ec) return on_read_error(ec);
+    // Beast applies its header limit to the fields after the request line, so the exact limit
+    // on the whole header is checked here.
+    if (header_bytes > limits_.header_bytes) return send_error(headers_too_large());
+    const std::size_t limit = body_limit();
+    // Refused before the body is sent; the connection closes as the body may still be coming.
+    if (auto length = parser_->content_length(); length && *length > limit)
+      return send_error(body_too_large(limit));
+    parser_->body_limit(limit);
+    beast::get_lowest_layer(derived().stream()).expires_after(limits_.body_timeout);
+    bhttp::async_read(
+        derived().stream(), buffer_, *parser_,
+        beast::bind_front_handler(&HttpSession::on_read, derived().shared_from_this()));
+  }
+
+  void on_read_error(beast::error_code ec) {
+    if (ec == bhttp::error::body_limit) return send_error(body_too_large(body_limit()));
+    if (ec == bhttp::error::header_limit) return send_error(headers_too_large());
+    if (is_gone(ec)) return derived().do_close();
+    send_error(HttpError{400, "malformed HTTP request"});
   }
 
   void on_read(beast::error_code ec, std::size_t) {
-    if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout ||
-        ec == net::error::connection_reset || ec == net::error::eof) {
-      return close();
-    }
-    if (ec == bhttp::error::body_limit) {
-      return send_error(
-          413, "request body exceeds the limit of " + std::to_string(body_limit_) + " bytes");
-    }
-    if (ec == bhttp::error::header_limit) return send_error(431, "request headers too large");
-    if (ec) return send_error(400, "malformed HTTP request");
-    auto req = parser_->release();
-    Request r;
-    r.method = std::string(req.method_string());
-    const std::string target(req.target());
-    const auto qpos = target.find('?');
-    r.path = url_decode(target.substr(0, qpos), false);
-    if (qpos != std::string::npos) r.query = parse_query(target.substr(qpos + 1));
-    for (const auto& h : req) {
-      std::string name(h.name_string());
-      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      r.headers[name] = std::string(h.value());
-    }
-    r.body = std::move(req.body());
+    if (ec) return on_read_error(ec);
+    const bool keep_alive = parser_->get().keep_alive();
+    std::string remote;
     beast::error_code rec;
-    auto ep = stream_.socket().remote_endpoint(rec);
-    if (!rec) r.remote = ep.address().to_string();
+    auto ep = beast::get_lowest_layer(derived().stream()).socket().remote_endpoint(rec);
+    if (!rec) remote = ep.address().to_string();
+    Request r;
+    try {
+      r = to_request(parser_->release(), std::move(remote));
+    } catch (const HttpError& e) {
+      return send(Response::error(e.status, e.message), keep_alive, false);
+    }
+    if (auto problem = check_body(r, limits_))
+      return send(Response::error(problem->status, problem->message), keep_alive, false);
     Response resp = router_.handle(r);
-    send(resp, req.keep_alive(), req.method() == bhttp::verb::head);
+    send(resp, keep_alive, r.method == "HEAD");
   }
 
-  void send_error(int status, const std::string& message) {
-    send(Response::error(status, message), false, false);
+  HttpError headers_too_large() const {
+    return HttpError{431, "request headers exceed the limit of " +
+                              std::to_string(limits_.header_bytes) + " bytes"};
   }
+
+  void send_error(const HttpError& e) { send(Response::error(e.status, e.message), false, false); }
 
   void send(const Response& resp, bool keep_alive, bool head) {
     auto res = std::make_shared<bhttp::response<bhttp::string_body>>();
@@ -89,30 +130,159 @@ class Session : public std::enable_shared_from_this<Session> {
       res->prepare_payload();
     }
     res_ = res;
-    bhttp::async_write(
-        stream_, *res_,
-        beast::bind_front_handler(&Session::on_write, shared_from_this(), res_->keep_alive()));
+    beast::get_lowest_layer(derived().stream()).expires_after(limits_.body_timeout);
+    bhttp::async_write(derived().stream(), *res_,
+                       beast::bind_front_handler(&HttpSession::on_write,
+                                                 derived().shared_from_this(), keep_alive));
   }
 
   void on_write(bool keep_alive, beast::error_code ec, std::size_t) {
-    if (ec) return close();
     res_.reset();
-    if (!keep_alive) return close();
+    if (ec || !keep_alive) return derived().do_close();
     do_read();
   }
 
-  void close() {
-    beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-  }
-
-  beast::tcp_stream stream_;
-  beast::flat_buffer buffer_;
   const Router& router_;
-  std::size_t body_limit_;
+  const InputLimits& limits_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::shared_ptr<bhttp::response<bhttp::string_body>> res_;
 };
+
+class PlainSession : public HttpSession<PlainSession>,
+                     public std::enable_shared_from_this<PlainSession> {
+ public:
+  PlainSession(beast::tcp_stream&& stream, beast::flat_buffer buffer, const Router& router,
+               const InputLimits& limits)
+      : HttpSession(std::move(buffer), router, limits), stream_(std::move(stream)) {}
+
+  void run() {
+    net::dispatch(stream_.get_executor(),
+                  beast::bind_front_handler(&PlainSession::do_read, shared_from_this()));
+  }
+  beast::tcp_stream& stream() { return stream_; }
+  // A lingering close (as nginx does): after our half-close, what the client still sends (the
+  // rest of a refused body) is read and dropped for a moment, since closing with unread data
+  // makes the kernel send a reset that can destroy the error response before the client reads it.
+  void do_close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) return;
+    stream_.expires_after(kLingerTimeout);
+    linger();
+  }
+
+ private:
+  void linger() {
+    stream_.async_read_some(net::buffer(discard_),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                              if (!ec) self->linger();
+                            });
+  }
+
+  beast::tcp_stream stream_;
+  std::array<char, 4096> discard_{};
+};
+
+class TlsSession : public HttpSession<TlsSession>, public std::enable_shared_from_this<TlsSession> {
+ public:
+  TlsSession(beast::tcp_stream&& stream, ssl::context& ctx, beast::flat_buffer buffer,
+             const Router& router, const InputLimits& limits)
+      : HttpSession(std::move(buffer), router, limits), stream_(std::move(stream), ctx) {
+    header_timeout_ = limits.header_timeout;
+  }
+
+  // Called on the session's strand (by the detector) with the bytes it already read in buffer_.
+  void run() {
+    beast::get_lowest_layer(stream_).expires_after(header_timeout_);
+    stream_.async_handshake(
+        ssl::stream_base::server, buffer_.data(),
+        beast::bind_front_handler(&TlsSession::on_handshake, shared_from_this()));
+  }
+  beast::ssl_stream<beast::tcp_stream>& stream() { return stream_; }
+  void do_close() {
+    beast::get_lowest_layer(stream_).expires_after(kTlsShutdownTimeout);
+    stream_.async_shutdown([self = shared_from_this()](beast::error_code) {});
+  }
+
+ private:
+  void on_handshake(beast::error_code ec, std::size_t used) {
+    if (ec) {
+      // Old protocol versions, wrong certificates and scanners end here; not worth a warning.
+      runtime::Log::write(LogLevel::kDebug, "tls_handshake_failed", {{"error", ec.message()}},
+                          false);
+      return;
+    }
+    buffer_.consume(used);
+    do_read();
+  }
+
+  beast::ssl_stream<beast::tcp_stream> stream_;
+  std::chrono::milliseconds header_timeout_;
+};
+
+// On a TLS listener: looks at the first bytes; a TLS ClientHello goes on to a TlsSession, plain
+// HTTP gets a 400 saying the port wants HTTPS (as nginx does) and the connection closes.
+class DetectSession : public std::enable_shared_from_this<DetectSession> {
+ public:
+  DetectSession(tcp::socket&& socket, ssl::context& ctx, const Router& router,
+                const InputLimits& limits)
+      : stream_(std::move(socket)), ctx_(ctx), router_(router), limits_(limits) {}
+
+  void run() {
+    net::dispatch(stream_.get_executor(),
+                  beast::bind_front_handler(&DetectSession::on_run, shared_from_this()));
+  }
+
+ private:
+  void on_run() {
+    stream_.expires_after(limits_.header_timeout);
+    beast::async_detect_ssl(
+        stream_, buffer_, beast::bind_front_handler(&DetectSession::on_detect, shared_from_this()));
+  }
+
+  void on_detect(beast::error_code ec, bool tls) {
+    if (ec) return;
+    if (tls) {
+      std::make_shared<TlsSession>(std::move(stream_), ctx_, std::move(buffer_), router_, limits_)
+          ->run();
+      return;
+    }
+    static const std::string kBody = R"({"error":"this port speaks HTTPS only: use https://"})";
+    static const std::string kResponse =
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n"
+        "Content-Length: " +
+        std::to_string(kBody.size()) + "\r\n\r\n" + kBody;
+    net::async_write(stream_, net::buffer(kResponse),
+                     [self = shared_from_this()](beast::error_code, std::size_t) {
+                       beast::error_code ignored;
+                       self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+                     });
+  }
+
+  beast::tcp_stream stream_;
+  ssl::context& ctx_;
+  const Router& router_;
+  const InputLimits& limits_;
+  beast::flat_buffer buffer_;
+};
+
+ssl::context make_tls_context(const TlsFiles& files) {
+  ssl::context ctx(ssl::context::tls_server);
+  ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                  ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
+                  ssl::context::single_dh_use);
+  SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
+  beast::error_code ec;
+  ctx.use_certificate_chain_file(files.cert_file, ec);
+  if (ec)
+    throw std::runtime_error("cannot use --tls-cert " + files.cert_file + ": " + ec.message());
+  ctx.use_private_key_file(files.key_file, ssl::context::pem, ec);
+  if (ec) throw std::runtime_error("cannot use --tls-key " + files.key_file + ": " + ec.message());
+  if (SSL_CTX_check_private_key(ctx.native_handle()) != 1)
+    throw std::runtime_error("--tls-key " + files.key_file + " does not match --tls-cert " +
+                             files.cert_file);
+  return ctx;
+}
 
 }  // namespace
 
@@ -121,7 +291,14 @@ struct Server::Impl {
 
   void accept() {
     acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
-      if (!ec) std::make_shared<Session>(std::move(socket), router, settings.body_limit)->run();
+      if (!ec) {
+        if (tls)
+          std::make_shared<DetectSession>(std::move(socket), *tls, router, settings.limits)->run();
+        else
+          std::make_shared<PlainSession>(beast::tcp_stream(std::move(socket)), beast::flat_buffer(),
+                                         router, settings.limits)
+              ->run();
+      }
       if (acceptor.is_open()) accept();
     });
   }
@@ -130,6 +307,7 @@ struct Server::Impl {
   const Router& router;
   net::io_context ioc;
   tcp::acceptor acceptor;
+  std::optional<ssl::context> tls;
   std::vector<std::thread> threads;
 };
 
@@ -139,6 +317,7 @@ Server::Server(ServerSettings settings, const Router& router)
 Server::~Server() { stop(); }
 
 void Server::start() {
+  if (impl_->settings.tls) impl_->tls.emplace(make_tls_context(*impl_->settings.tls));
   beast::error_code ec;
   auto address = net::ip::make_address(impl_->settings.host, ec);
   if (ec) throw std::runtime_error("invalid listen address '" + impl_->settings.host + "'");
@@ -158,7 +337,6 @@ void Server::start() {
 
 void Server::stop() {
   if (!impl_) return;
-  beast::error_code ec;
   net::post(impl_->ioc, [this] {
     beast::error_code e;
     impl_->acceptor.close(e);

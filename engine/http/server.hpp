@@ -1,23 +1,32 @@
-// The Beast HTTP listener: accepts connections and runs each request through the Router on a
-// pool of io threads (handlers may block on the database, so there are several).
+// The Beast HTTP listener: accepts connections (plain, or TLS 1.2+ when given a certificate) and
+// runs each request through the Router on a pool of io threads (handlers may block on the
+// database, so there are several). Every request is held to InputLimits before a route sees it.
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "http/request_intake.hpp"
 #include "http/router.hpp"
 
 namespace chartflow::http {
 
-inline constexpr std::size_t kDefaultBodyLimit = 16 * 1024 * 1024;
 inline constexpr int kDefaultIoThreads = 4;
+
+// PEM files: the certificate chain and its private key.
+struct TlsFiles {
+  std::string cert_file;
+  std::string key_file;
+};
 
 struct ServerSettings {
   std::string host = "127.0.0.1";
   unsigned short port = 8080;
-  std::size_t body_limit = kDefaultBodyLimit;
+  InputLimits limits;
+  std::optional<TlsFiles> tls;  // set: every connection must speak TLS 1.2 or later
   int threads = kDefaultIoThreads;
 };
 
@@ -25,7 +34,8 @@ class Server {
  public:
   Server(ServerSettings settings, const Router& router);
   ~Server();
-  // Binds (throws std::runtime_error naming the address on failure) and starts the io threads.
+  // Binds and loads the TLS files (throws std::runtime_error naming the address or file on
+  // failure) and starts the io threads.
   void start();
   void stop();
   unsigned short port() const;  // the bound port (useful with port 0)

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "store/migrations.hpp"
+#include "store/secret_redaction.hpp"
 #include "store/store_impl.hpp"
 
 namespace chartflow::store {
@@ -45,7 +46,16 @@ Json TxSql::query(std::string_view statement,
 }
 
 Store::Store(const std::string& dsn) {
-  impl_ = translate([&] { return std::make_unique<Impl>(dsn); });
+  // Connection errors can quote the connection string; the password stays out of them.
+  try {
+    impl_ = translate([&] { return std::make_unique<Impl>(dsn); });
+  } catch (const TransientError& e) {
+    throw TransientError(redact_secrets(e.what(), dsn));
+  } catch (const ConflictError& e) {
+    throw FatalError(redact_secrets(e.what(), dsn));
+  } catch (const std::exception& e) {
+    throw FatalError(redact_secrets(e.what(), dsn));
+  }
 }
 
 Store::~Store() = default;

@@ -102,7 +102,7 @@ class HttpApiTest : public PgTest {
     http::ServerSettings ss;
     ss.host = "127.0.0.1";
     ss.port = 0;
-    ss.body_limit = kBodyLimit;
+    ss.limits.body_bytes = kBodyLimit;
     ss.threads = 2;
     server_ = std::make_unique<http::Server>(ss, router_);
     server_->start();

@@ -51,24 +51,6 @@ fs::path log_path(const std::string& name) {
          (std::string(info->name()) + "-" + name + ".log");
 }
 
-// A port nobody listens on right now (bound and released; good enough on a test machine).
-unsigned short free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof addr;
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    if (fd >= 0) ::close(fd);
-    ADD_FAILURE() << "cannot find a free port: " << std::strerror(errno);
-    return 0;
-  }
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 // A fresh directory under /tmp, removed at the end. Searchable by others: as root the embedded
 // cluster runs as `postgres`, which must reach the data dir.
 class TempDir {
@@ -96,20 +78,6 @@ std::unique_ptr<TempDir> crash_workflows() {
   auto dir = std::make_unique<TempDir>("cf-kill9-wf");
   std::ofstream(dir->path() / "crash.yaml") << kCrashWorkflow;
   return dir;
-}
-
-bool wait_healthy(ChildProcess& p, unsigned short port, std::chrono::milliseconds timeout) {
-  return wait_until(
-             [&] {
-               if (!p.running()) return true;  // the caller reports the exit
-               try {
-                 return request("GET", "127.0.0.1", port, "/healthz", "", {}, 1s).status == 200;
-               } catch (const std::exception&) {
-                 return false;
-               }
-             },
-             timeout) &&
-         p.running();
 }
 
 std::vector<std::int64_t> post_events(unsigned short port, int n, const std::string& token) {

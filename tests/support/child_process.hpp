@@ -1,10 +1,13 @@
 // Test support: a child process (a real chartflow binary) with its output in log files.
 #pragma once
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/http_client.hpp"
 #include "tests/support/pg_fixture.hpp"
 
 extern char** environ;
@@ -110,5 +114,41 @@ class ChildProcess {
   std::filesystem::path err_log_;
   std::optional<int> exit_code_;
 };
+
+// A port nobody listens on right now (bound and released; good enough on a test machine).
+inline unsigned short free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof addr;
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    if (fd >= 0) ::close(fd);
+    ADD_FAILURE() << "cannot find a free port: " << std::strerror(errno);
+    return 0;
+  }
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// Waits until the server process answers /healthz on `port`; false when it exited first or did
+// not answer within `timeout`.
+inline bool wait_healthy(ChildProcess& p, unsigned short port, std::chrono::milliseconds timeout) {
+  return wait_until(
+             [&] {
+               if (!p.running()) return true;  // the caller reports the exit
+               try {
+                 return request("GET", "127.0.0.1", port, "/healthz", "", {},
+                                std::chrono::seconds(1))
+                            .status == 200;
+               } catch (const std::exception&) {
+                 return false;
+               }
+             },
+             timeout) &&
+         p.running();
+}
 
 }  // namespace chartflow::testing
