@@ -11,6 +11,7 @@
 #include <set>
 
 #include "handlers/testing/fake_http_server.hpp"
+#include "tests/support/auth_support.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/pg_fixture.hpp"
@@ -64,7 +65,8 @@ class PhiScanTest : public PgTest {
  protected:
   HttpResponse api(const std::string& method, const std::string& target,
                    const std::string& body = "", const std::string& type = "application/json") {
-    return request(method, "127.0.0.1", port_, target, body, {{"Content-Type", type}}, 60s);
+    return request(method, "127.0.0.1", port_, target, body,
+                   with_bearer(token_, {{"Content-Type", type}}), 60s);
   }
 
   // Approves every pending review through the API; returns how many it decided.
@@ -83,6 +85,7 @@ class PhiScanTest : public PgTest {
   }
 
   unsigned short port_ = 0;
+  std::string token_;
 };
 
 TEST_F(PhiScanTest, NoPatientNameOrBirthDateInLogsOrMetrics) {
@@ -104,6 +107,7 @@ TEST_F(PhiScanTest, NoPatientNameOrBirthDateInLogsOrMetrics) {
                        "--log-level", "info"},
                       dir / "stdout.log", dir / "stderr.log");
   ASSERT_TRUE(wait_healthy(server, port_, 30s)) << server.log();
+  token_ = create_token(dsn(), "admin");
 
   for (const auto& c : charts) {
     auto r = api("PUT", "/v1/charts/" + c.id, c.body, "application/fhir+json");
