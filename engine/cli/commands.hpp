@@ -29,5 +29,6 @@ int validate(const Args& args);
 int logs(const Args& args);
 int upload(const Args& args);
 int bench(const Args& args);
+int bench_handlers(const Args& args);
 
 }  // namespace chartflow::cli

@@ -22,7 +22,8 @@ void usage() {
                "  logs      [--server URL] [--level L] [--since T] [--until T] [--workflow W]\n"
                "            [--run ID] [--step S] [--q TEXT] [--limit N]\n"
                "  upload    FILE... [--server URL] [--chart-id ID]\n"
-               "  bench     [--runs N] [--paced-runs N] [--rate R] [--data-dir DIR]\n";
+               "  bench     [--runs N] [--paced-runs N] [--rate R] [--data-dir DIR]\n"
+               "  bench-handlers [--warm N] [--cold N]\n";
 }
 
 }  // namespace
@@ -57,6 +58,7 @@ int main(int argc, char** argv) {
     if (command == "logs") return chartflow::cli::logs(args);
     if (command == "upload") return chartflow::cli::upload(args);
     if (command == "bench") return chartflow::cli::bench(args);
+    if (command == "bench-handlers") return chartflow::cli::bench_handlers(args);
     if (command == "help" || command == "--help") {
       usage();
       return 0;

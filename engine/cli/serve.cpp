@@ -83,7 +83,15 @@ int serve(const Args& args, bool with_api) {
   }
 
   const std::filesystem::path workflows_dir = args.get_or("workflows", kDefaultWorkflows);
-  auto handlers = runtime::make_handler_registry(workflows_dir);
+  metrics::Metrics metrics;
+  runtime::external::PoolHooks pool_hooks;
+  pool_hooks.pool_size = [&metrics](const std::string& handler, int warm, int busy) {
+    metrics.handler_pool(handler, warm, busy);
+  };
+  pool_hooks.cold_start = [&metrics](const std::string& handler) {
+    metrics.handler_cold_start(handler);
+  };
+  auto handlers = runtime::make_handler_registry(workflows_dir, pool_hooks);
   auto registry = std::make_shared<runtime::WorkflowRegistry>();
   {
     store::Store store(*dsn);
@@ -109,7 +117,11 @@ int serve(const Args& args, bool with_api) {
     }
   }
 
-  metrics::Metrics metrics;
+  runtime::prewarm_external_handlers(*handlers, [&] {
+    std::vector<core::Workflow> latest;
+    for (const auto& wf : registry->latest()) latest.push_back(wf->workflow);
+    return latest;
+  }());
   runtime::EngineSettings settings;
   settings.dsn = *dsn;
   settings.workers = args.get_int(with_api ? "workers" : "concurrency", runtime::kDefaultWorkers);
