@@ -8,10 +8,14 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
+#include <sstream>
+#include <thread>
 
+#include "metrics/metrics.hpp"
 #include "runtime/handler_setup.hpp"
 #include "tests/support/engine_harness.hpp"
 #include "tests/support/pg_fixture.hpp"
@@ -181,27 +185,26 @@ on: [{ event: ext.serial }]
 steps:
   call:
     handler: { exec: [python3, misbehave.py], concurrency: 1, timeout: 5s }
-    input: { mode: hold, ms: 150 }
+    input: { mode: hold, ms: 400 }
 )";
   EngineHarness a(dsn(), {wf}, external_registry());
   EngineHarness b(dsn(), {wf}, external_registry());
+  // A runs the first invocation; while it holds the one slot, B gets work it must not start.
   a.start();
+  const auto first = a.start_run("ext.serial", {{"i", 1}});
+  ASSERT_TRUE(wait_until([&] { return a.step(first, "call").value("status", "") == "running"; }));
   b.start();
-  std::vector<std::int64_t> ids;
-  for (int i = 0; i < 6; ++i) ids.push_back((i % 2 ? a : b).start_run("ext.serial", {{"i", i}}));
-  std::vector<std::pair<double, double>> spans;
-  std::set<int> pids;
-  for (auto id : ids) {
-    ASSERT_TRUE(a.wait_status(id, "succeeded")) << a.run(id).dump();
-    const Json out = a.step(id, "call").at("output");
-    spans.emplace_back(out.at("start").get<double>(), out.at("end").get<double>());
-    pids.insert(out.at("pid").get<int>());
-  }
-  std::sort(spans.begin(), spans.end());
-  for (std::size_t i = 1; i < spans.size(); ++i)
-    EXPECT_LE(spans[i - 1].second, spans[i].first)
-        << "invocations " << i - 1 << " and " << i << " overlapped";
-  EXPECT_GE(pids.size(), 2u) << "both engines ran some (each has its own processes)";
+  const auto second = b.start_run("ext.serial", {{"i", 2}});
+  // A stops claiming, so the second run can only go to B, once A's invocation is over.
+  std::thread drain_a([&] { a.stop(); });
+  ASSERT_TRUE(b.wait_status(second, "succeeded")) << b.run(second).dump();
+  drain_a.join();
+  ASSERT_EQ(b.run_status(first), "succeeded");
+  const Json one = b.step(first, "call").at("output");
+  const Json two = b.step(second, "call").at("output");
+  EXPECT_NE(one.at("pid"), two.at("pid")) << "each engine ran one with its own process";
+  EXPECT_LE(one.at("end").get<double>(), two.at("start").get<double>())
+      << "B started while A's invocation held the only slot";
 }
 
 const std::string kLambda = R"(
@@ -255,6 +258,46 @@ TEST_F(ExternalHandlerTest, LambdaHandlerWaitsForASignal) {
   const Json wake = h.step(id, "call").at("output").at("wake");
   EXPECT_EQ(wake.value("kind", ""), "signal");
   EXPECT_EQ(wake.at("payload"), Json({{"by", "dr-1"}}));
+}
+
+// The shipped example, loaded from workflows/ the way `chartflow serve` loads it.
+TEST_F(ExternalHandlerTest, ExampleGreetWorkflowRuns) {
+  const std::string workflows = std::string(CHARTFLOW_SOURCE_DIR) + "/workflows";
+  auto registry = std::make_shared<HandlerRegistry>();
+  runtime::register_external_handlers(*registry, workflows);
+  std::ifstream in(workflows + "/greet.yaml");
+  std::stringstream text;
+  text << in.rdbuf();
+  EngineHarness h(dsn(), {text.str()}, registry);
+  h.start();
+  const auto id = h.start_run("demo.greet", {{"name", "Ada"}});
+  ASSERT_TRUE(h.wait_status(id, "succeeded")) << h.run(id).dump();
+  const Json out = h.step(id, "greet").at("output");
+  EXPECT_EQ(out.value("greeting", ""), "Hello, Ada!");
+  EXPECT_TRUE(has_log(id, "1:greeting request "));
+}
+
+TEST_F(ExternalHandlerTest, PoolSizeAndColdStartsReachTheMetrics) {
+  metrics::Metrics metrics;
+  runtime::external::PoolHooks hooks;
+  hooks.pool_size = [&metrics](const std::string& name, int warm, int busy) {
+    metrics.handler_pool(name, warm, busy);
+  };
+  hooks.cold_start = [&metrics](const std::string& name) { metrics.handler_cold_start(name); };
+  {
+    EngineHarness h(dsn(), {misbehaving("ok", ", min_warm: 0, name: probe")},
+                    external_registry(hooks));
+    h.start();
+    const auto id = h.start_run("ext.ok");
+    ASSERT_TRUE(h.wait_status(id, "succeeded"));
+    const std::string text = metrics.serialize();
+    EXPECT_NE(text.find(R"(chartflow_handler_cold_starts_total{handler="probe"} 1)"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find(R"(chartflow_handler_processes{handler="probe",state="warm"} 1)"),
+              std::string::npos)
+        << text;
+  }
 }
 
 TEST_F(ExternalHandlerTest, BadSettingsAreRejectedAtLoad) {

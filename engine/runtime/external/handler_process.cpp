@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <poll.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -89,6 +90,9 @@ std::unique_ptr<HandlerProcess> HandlerProcess::spawn(const ExternalSpec& spec) 
   if (pid < 0) throw std::runtime_error(std::string("fork failed: ") + std::strerror(errno));
   if (pid == 0) {
     setpgid(0, 0);
+    // A chartflow killed with -9 takes its handlers along. The signal follows the thread that
+    // forked, and only engine-lifetime threads (workers, the pool's warmer) start processes.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     dup2(in[0], 0);
     dup2(out[1], 1);
     dup2(err[1], 2);
