@@ -35,8 +35,9 @@ std::optional<HandlerPool::Lease> HandlerPool::acquire(SteadyTime deadline) {
       }
       ++busy_;
       report();
+      const bool refill = short_of_warm();
       lock.unlock();
-      wake_warmer_();
+      if (refill) wake_warmer_();
       return Lease{std::move(p), false};
     }
     if (closed_) return std::nullopt;
@@ -63,15 +64,22 @@ std::optional<HandlerPool::Lease> HandlerPool::acquire(SteadyTime deadline) {
 
 void HandlerPool::release(std::unique_ptr<HandlerProcess> process, bool reuse) {
   const bool keep = reuse && process->alive() && process->invocations() < spec_.max_invocations;
+  bool refill = false;
   {
     std::lock_guard lock(mu_);
     --busy_;
     if (keep && !closed_) idle_.push_back(std::move(process));
     report();
+    refill = short_of_warm();
   }
   cv_.notify_one();
   process.reset();  // a recycled process is killed outside the lock
-  wake_warmer_();
+  if (refill) wake_warmer_();
+}
+
+bool HandlerPool::short_of_warm() const {
+  const int idle = static_cast<int>(idle_.size());
+  return idle + starting_ < spec_.min_warm && busy_ + starting_ + idle < spec_.concurrency;
 }
 
 int HandlerPool::reserve_warm() {

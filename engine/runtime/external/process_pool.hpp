@@ -48,6 +48,9 @@ class HandlerPool {
 
  private:
   void report();  // with mu_ held
+  // With mu_ held: fewer idle or starting processes than min_warm, and room for more. The warmer
+  // is woken only then, so a steady stream of invocations costs it no wake-ups.
+  bool short_of_warm() const;
 
   const ExternalSpec spec_;
   const PoolHooks& hooks_;
