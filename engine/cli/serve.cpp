@@ -189,9 +189,13 @@ int migrate(const Args& args) {
 
 int validate(const Args& args) {
   if (args.positional.empty()) throw std::runtime_error("validate needs one or more FILEs");
-  auto handlers = runtime::make_handler_registry(args.get_or("workflows", kDefaultWorkflows));
   int errors = 0;
   for (const auto& file : args.positional) {
+    // Settings and handler modules are relative to the workflows folder, which for a file
+    // checked on its own is the folder it sits in.
+    const std::string parent = std::filesystem::path(file).parent_path().string();
+    auto handlers =
+        runtime::make_handler_registry(args.get_or("workflows", parent.empty() ? "." : parent));
     auto r = config::load_workflow_file(file, runtime::handler_check(*handlers));
     for (const auto& e : r.errors) {
       std::cerr << e.to_string() << "\n";
