@@ -141,8 +141,8 @@ StepOutcome ExternalHandler::run(StepContext& ctx) {
   InvokeResult r =
       lease->process->invoke(request.dump(-1, ' ', false, Json::error_handler_t::replace), id,
                              deadline, spec->max_output, log);
-  const bool ok = r.kind == InvokeResult::Kind::kResponse;
-  pool.release(std::move(lease->process), ok);
+  const bool reuse = r.kind == InvokeResult::Kind::kResponse && lease->process->stray_output() == 0;
+  pool.release(std::move(lease->process), reuse);
   switch (r.kind) {
     case InvokeResult::Kind::kResponse:
       return outcome_of(r.response);

@@ -42,6 +42,8 @@ class HandlerProcess {
                       std::size_t max_output, const LogSink& log);
 
   pid_t pid() const { return pid_; }
+  // Bytes it wrote past its last response: a protocol breach that would poison the next call.
+  std::size_t stray_output() const { return out_buf_.size(); }
   int invocations() const { return invocations_; }
   // False once the process is known to be gone; polls for an exit that happened while idle.
   bool alive();
