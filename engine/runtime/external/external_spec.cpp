@@ -64,8 +64,8 @@ std::string python_entry(const Json& config, const fs::path& dir) {
   const auto dot = entry.rfind('.');
   bool ok = dot != std::string::npos && valid_identifier(entry.substr(dot + 1));
   std::string module_path;
-  for (std::size_t start = 0; ok && start < dot;) {
-    const std::size_t end = std::min(entry.find('.', start), dot);
+  for (std::size_t start = 0; ok && dot != std::string::npos && start <= dot;) {
+    const std::size_t end = entry.find('.', start);  // never npos: `dot` is still ahead
     ok = valid_identifier(std::string_view(entry).substr(start, end - start));
     module_path += (module_path.empty() ? "" : "/") + entry.substr(start, end - start);
     start = end + 1;
