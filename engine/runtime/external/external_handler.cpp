@@ -79,26 +79,26 @@ void ExternalHandler::validate(const Json& config) const {
   (void)parse_external_spec(config, settings_.workflows_dir, settings_.python);
 }
 
-std::shared_ptr<const ExternalSpec> ExternalHandler::spec_for(const Json& config) {
+HandlerPool& ExternalHandler::pool_for(const Json& config) {
   const std::string key = config.dump();
   std::lock_guard lock(mu_);
-  auto& slot = specs_[key];
-  if (!slot)
-    slot = std::make_shared<const ExternalSpec>(
-        parse_external_spec(config, settings_.workflows_dir, settings_.python));
-  return slot;
+  auto& slot = pools_by_config_[key];
+  if (slot == nullptr)
+    slot = &pools_.pool(parse_external_spec(config, settings_.workflows_dir, settings_.python));
+  return *slot;
 }
 
-void ExternalHandler::prewarm(const Json& config) { (void)pools_.pool(*spec_for(config)); }
+void ExternalHandler::prewarm(const Json& config) { (void)pool_for(config); }
 
 StepOutcome ExternalHandler::run(StepContext& ctx) {
-  std::shared_ptr<const ExternalSpec> spec;
+  HandlerPool* found = nullptr;
   try {
-    spec = spec_for(ctx.config());
+    found = &pool_for(ctx.config());
   } catch (const std::invalid_argument& e) {
     return Fail{std::string("handler settings: ") + e.what(), true};
   }
-  HandlerPool& pool = pools_.pool(*spec);
+  HandlerPool& pool = *found;
+  const ExternalSpec* spec = &pool.spec();
   // The handler's own timeout, cut short by the step's deadline when that comes first.
   const auto started = Clock::now();
   const Millis budget = std::max(

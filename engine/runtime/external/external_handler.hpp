@@ -32,12 +32,13 @@ class ExternalHandler : public Handler {
   void prewarm(const Json& config);
 
  private:
-  std::shared_ptr<const ExternalSpec> spec_for(const Json& config);
+  // The pool serving a handler mapping, found by the mapping's text: one hash lookup per call.
+  HandlerPool& pool_for(const Json& config);
 
   ExternalSettings settings_;
+  PoolSet pools_;  // declared before pools_by_config_, which points into it
   std::mutex mu_;
-  std::unordered_map<std::string, std::shared_ptr<const ExternalSpec>> specs_;  // by config dump
-  PoolSet pools_;
+  std::unordered_map<std::string, HandlerPool*> pools_by_config_;
 };
 
 }  // namespace chartflow::runtime::external

@@ -131,13 +131,17 @@ PoolSet::~PoolSet() {
 
 HandlerPool& PoolSet::pool(const ExternalSpec& spec) {
   HandlerPool* p = nullptr;
+  bool created = false;
   {
     std::lock_guard lock(mu_);
     auto& slot = pools_[spec.identity()];
-    if (!slot) slot = std::make_unique<HandlerPool>(spec, hooks_, [this] { poke(); });
+    if (!slot) {
+      slot = std::make_unique<HandlerPool>(spec, hooks_, [this] { poke(); });
+      created = true;
+    }
     p = slot.get();
   }
-  poke();
+  if (created) poke();  // its min_warm processes start now
   return *p;
 }
 
