@@ -32,5 +32,6 @@ int bench(const Args& args);
 int tokens(const Args& args);
 int audit(const Args& args);
 int users(const Args& args);
+int bench_handlers(const Args& args);
 
 }  // namespace chartflow::cli

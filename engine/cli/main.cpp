@@ -27,7 +27,8 @@ void usage() {
                "  tokens    create --role ROLE --name NAME [--expires 30d] [--assignee REF]\n"
                "            | revoke ID|NAME | list     [--database-url URL | --data-dir DIR]\n"
                "  users     create --name NAME --role ROLE [--assignee REF]   (password on stdin)\n"
-               "  audit     verify                     [--database-url URL | --data-dir DIR]\n";
+               "  audit     verify                     [--database-url URL | --data-dir DIR]\n"
+               "  bench-handlers [--warm N] [--cold N]\n";
 }
 
 }  // namespace
@@ -65,6 +66,7 @@ int main(int argc, char** argv) {
     if (command == "tokens") return chartflow::cli::tokens(args);
     if (command == "audit") return chartflow::cli::audit(args);
     if (command == "users") return chartflow::cli::users(args);
+    if (command == "bench-handlers") return chartflow::cli::bench_handlers(args);
     if (command == "help" || command == "--help") {
       usage();
       return 0;

@@ -101,7 +101,15 @@ int serve(const Args& args, bool with_api) {
   }
 
   const std::filesystem::path workflows_dir = args.get_or("workflows", kDefaultWorkflows);
-  auto handlers = runtime::make_handler_registry(workflows_dir);
+  metrics::Metrics metrics;
+  runtime::external::PoolHooks pool_hooks;
+  pool_hooks.pool_size = [&metrics](const std::string& handler, int warm, int busy) {
+    metrics.handler_pool(handler, warm, busy);
+  };
+  pool_hooks.cold_start = [&metrics](const std::string& handler) {
+    metrics.handler_cold_start(handler);
+  };
+  auto handlers = runtime::make_handler_registry(workflows_dir, pool_hooks);
   auto registry = std::make_shared<runtime::WorkflowRegistry>();
   {
     store::Store store(*dsn);
@@ -130,7 +138,11 @@ int serve(const Args& args, bool with_api) {
     }
   }
 
-  metrics::Metrics metrics;
+  runtime::prewarm_external_handlers(*handlers, [&] {
+    std::vector<core::Workflow> latest;
+    for (const auto& wf : registry->latest()) latest.push_back(wf->workflow);
+    return latest;
+  }());
   runtime::EngineSettings settings;
   settings.dsn = *dsn;
   settings.workers = args.get_int(with_api ? "workers" : "concurrency", runtime::kDefaultWorkers);
@@ -206,9 +218,13 @@ int migrate(const Args& args) {
 
 int validate(const Args& args) {
   if (args.positional.empty()) throw std::runtime_error("validate needs one or more FILEs");
-  auto handlers = runtime::make_handler_registry(args.get_or("workflows", kDefaultWorkflows));
   int errors = 0;
   for (const auto& file : args.positional) {
+    // Settings and handler modules are relative to the workflows folder, which for a file
+    // checked on its own is the folder it sits in.
+    const std::string parent = std::filesystem::path(file).parent_path().string();
+    auto handlers =
+        runtime::make_handler_registry(args.get_or("workflows", parent.empty() ? "." : parent));
     auto r = config::load_workflow_file(file, runtime::handler_check(*handlers));
     for (const auto& e : r.errors) {
       std::cerr << e.to_string() << "\n";

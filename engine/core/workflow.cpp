@@ -4,6 +4,18 @@ namespace chartflow::core {
 
 using nlohmann::json;
 
+int HandlerSpec::shared_limit() const {
+  if ((name != "exec" && name != "python3") || !config.is_object()) return 0;
+  const auto it = config.find("concurrency");
+  return it != config.end() && it->is_number_integer() ? it->get<int>() : 0;
+}
+
+std::string HandlerSpec::shared_limit_key() const {
+  const nlohmann::json program = {config.value("exec", nlohmann::json()),
+                                  config.value("entry", nlohmann::json())};
+  return "handler/" + program.dump();
+}
+
 const Step* Workflow::find_step(const std::string& step_name) const {
   for (const auto& s : steps)
     if (s.name == step_name) return &s;

@@ -30,6 +30,13 @@ struct Concurrency {
 struct HandlerSpec {
   std::string name;                                  // built-in name, or "exec"/"python3"
   nlohmann::json config = nlohmann::json::object();  // extra handler settings
+
+  // An external handler's `concurrency`: one limit shared by every step, in every chartflow
+  // process, that runs the same program (claims enforce it as they do a step's own limit).
+  // 0 when it sets none.
+  int shared_limit() const;
+  // The claim key of that limit: the same for every step running the same program.
+  std::string shared_limit_key() const;
 };
 
 struct Step {

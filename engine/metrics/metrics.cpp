@@ -53,7 +53,15 @@ Metrics::Metrics()
       oldest_ready_(prometheus::BuildGauge()
                         .Name("chartflow_oldest_ready_step_age_seconds")
                         .Help("How long the oldest due step has waited to be claimed")
-                        .Register(*registry_)) {}
+                        .Register(*registry_)),
+      handler_processes_(prometheus::BuildGauge()
+                             .Name("chartflow_handler_processes")
+                             .Help("External handler processes, by handler and state (warm, busy)")
+                             .Register(*registry_)),
+      cold_starts_(prometheus::BuildCounter()
+                       .Name("chartflow_handler_cold_starts_total")
+                       .Help("Invocations that had to start their handler process, by handler")
+                       .Register(*registry_)) {}
 
 void Metrics::event_received(const std::string& type) { events_.Add({{"type", type}}).Increment(); }
 
@@ -89,6 +97,15 @@ void Metrics::set_queue(double ready, double oldest_ready_seconds, double waitin
   queue_.Add({{"state", "waiting"}}).Set(waiting);
   queue_.Add({{"state", "running"}}).Set(running);
   oldest_ready_.Add({}).Set(oldest_ready_seconds);
+}
+
+void Metrics::handler_pool(const std::string& handler, int warm, int busy) {
+  handler_processes_.Add({{"handler", handler}, {"state", "warm"}}).Set(warm);
+  handler_processes_.Add({{"handler", handler}, {"state", "busy"}}).Set(busy);
+}
+
+void Metrics::handler_cold_start(const std::string& handler) {
+  cold_starts_.Add({{"handler", handler}}).Increment();
 }
 
 std::string Metrics::serialize() const {

@@ -24,6 +24,9 @@ class Metrics {
   void http_request(const std::string& route, const std::string& method, int status,
                     double seconds);
   void set_queue(double ready, double oldest_ready_seconds, double waiting, double running);
+  // External handler processes of one handler (its name, never an id): idle (warm) and busy.
+  void handler_pool(const std::string& handler, int warm, int busy);
+  void handler_cold_start(const std::string& handler);
   std::string serialize() const;
 
  private:
@@ -38,6 +41,8 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>& http_duration_;
   prometheus::Family<prometheus::Gauge>& queue_;
   prometheus::Family<prometheus::Gauge>& oldest_ready_;
+  prometheus::Family<prometheus::Gauge>& handler_processes_;
+  prometheus::Family<prometheus::Counter>& cold_starts_;
 };
 
 }  // namespace chartflow::metrics

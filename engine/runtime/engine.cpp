@@ -27,8 +27,11 @@ double unit_random() {
   return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
 }
 
+// A step's own limit wins over its external handler's; the handler's then holds per process only
+// (its pool size).
 std::optional<std::string> concurrency_key(const core::Workflow& wf, const core::Step& s,
                                            const Json& body) {
+  if (s.concurrency.limit <= 0 && s.handler.shared_limit() > 0) return s.handler.shared_limit_key();
   if (s.concurrency.limit <= 0) return std::nullopt;
   std::string key = wf.name + "/" + s.name;
   if (!s.concurrency.key.empty()) {
@@ -109,7 +112,9 @@ std::vector<store::RunPlan> Engine::plan_runs(const store::EventInput& ev,
       sp.max_attempts = s.retry.max_attempts;
       sp.timeout_ms = static_cast<int>(s.timeout.count());
       sp.concurrency_key = concurrency_key(wf->workflow, s, ev.body);
-      if (sp.concurrency_key) sp.concurrency_limit = s.concurrency.limit;
+      if (sp.concurrency_key)
+        sp.concurrency_limit =
+            s.concurrency.limit > 0 ? s.concurrency.limit : s.handler.shared_limit();
       p.steps.push_back(std::move(sp));
     }
     if (started) started->push_back(p.workflow);
