@@ -29,5 +29,7 @@ int validate(const Args& args);
 int logs(const Args& args);
 int upload(const Args& args);
 int bench(const Args& args);
+int bench_charts(const Args& args);
+int bench_dashboard(const Args& args);
 
 }  // namespace chartflow::cli

@@ -16,8 +16,8 @@
 #include <regex>
 #include <thread>
 
+#include "cli/bench_util.hpp"
 #include "config/workflow_loader.hpp"
-#include "runtime/embedded_postgres.hpp"
 #include "runtime/engine.hpp"
 #include "runtime/handler_setup.hpp"
 #include "runtime/log.hpp"
@@ -38,30 +38,6 @@ steps:
   insurance: { handler: noop, needs: [billing] }
   close: { handler: noop, needs: [insurance] }
 )";
-
-std::string opt(const std::map<std::string, std::string>& o, const std::string& k,
-                const std::string& def) {
-  auto it = o.find(k);
-  return it == o.end() ? def : it->second;
-}
-
-struct Latency {
-  double p50 = 0, p95 = 0, p99 = 0, max = 0;
-};
-
-Latency percentiles(std::vector<double> v) {
-  Latency l;
-  if (v.empty()) return l;
-  std::sort(v.begin(), v.end());
-  auto at = [&](double q) {
-    return v[std::min(v.size() - 1, static_cast<std::size_t>(q * v.size()))];
-  };
-  l.p50 = at(0.50);
-  l.p95 = at(0.95);
-  l.p99 = at(0.99);
-  l.max = v.back();
-  return l;
-}
 
 // Event-to-completion latencies (ms) of the runs with ids in [first, last], from the database.
 std::vector<double> run_latencies(store::Store& s, std::int64_t first, std::int64_t last) {
@@ -89,50 +65,6 @@ std::int64_t count_done(store::Store& s, std::int64_t first, std::int64_t last) 
   return std::stoll(rows[0].at("n").get<std::string>());
 }
 
-// Parses libpq "key=value" connection strings (the embedded server's form) for pgbench.
-std::map<std::string, std::string> dsn_parts(const std::string& dsn) {
-  std::map<std::string, std::string> out;
-  std::regex kv(R"((\w+)=(\S+))");
-  for (auto it = std::sregex_iterator(dsn.begin(), dsn.end(), kv); it != std::sregex_iterator();
-       ++it)
-    out[(*it)[1]] = (*it)[2];
-  return out;
-}
-
-std::optional<double> pgbench_ceiling(const std::string& dsn, int clients) {
-  const std::string pgbench = "/usr/lib/postgresql/15/bin/pgbench";
-  if (!std::filesystem::exists(pgbench)) return std::nullopt;
-  store::Store s(dsn);
-  s.with_sql([](Sql& sql) {
-    sql.query("CREATE TABLE IF NOT EXISTS bench_ceiling (id bigserial PRIMARY KEY, v int)");
-    sql.query("TRUNCATE bench_ceiling");
-  });
-  const auto script = std::filesystem::temp_directory_path() / "chartflow_ceil_1row.sql";
-  {
-    std::FILE* f = std::fopen(script.c_str(), "w");
-    if (!f) return std::nullopt;
-    std::fputs("INSERT INTO bench_ceiling (v) VALUES (1);\n", f);
-    std::fclose(f);
-  }
-  auto parts = dsn_parts(dsn);
-  std::string cmd = pgbench + " -n -M prepared -T 5 -c " + std::to_string(clients) + " -j " +
-                    std::to_string(std::min(clients, 2)) + " -f " + script.string();
-  if (parts.count("host")) cmd += " -h " + parts["host"];
-  if (parts.count("port")) cmd += " -p " + parts["port"];
-  if (parts.count("user")) cmd += " -U " + parts["user"];
-  cmd += " " + (parts.count("dbname") ? parts["dbname"] : std::string("chartflow")) + " 2>&1";
-  std::FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return std::nullopt;
-  std::string out;
-  char buf[512];
-  while (std::fgets(buf, sizeof buf, p)) out += buf;
-  pclose(p);
-  std::smatch m;
-  if (std::regex_search(out, m, std::regex(R"(tps = ([0-9.]+))"))) return std::stod(m[1]);
-  std::cerr << "pgbench failed: " << out << "\n";
-  return std::nullopt;
-}
-
 }  // namespace
 
 int run_engine_bench(const std::map<std::string, std::string>& options) {
@@ -142,19 +74,9 @@ int run_engine_bench(const std::map<std::string, std::string>& options) {
   const double rate = std::stod(opt(options, "rate", "20"));
   const int workers = std::stoi(opt(options, "workers", "8"));
 
-  std::unique_ptr<runtime::EmbeddedPostgres> embedded;
-  std::string dsn = opt(options, "database-url", "");
-  std::filesystem::path data_dir;
-  if (dsn.empty()) {
-    data_dir = opt(
-        options, "data-dir",
-        (std::filesystem::temp_directory_path() / ("chartflow-bench-" + std::to_string(getpid())))
-            .string());
-    embedded = std::make_unique<runtime::EmbeddedPostgres>(data_dir);
-    dsn = embedded->start();
-  }
+  BenchDatabase db(options, "chartflow-bench");
+  const std::string dsn = db.dsn();
   store::Store store(dsn);
-  store.migrate();
 
   auto handlers = runtime::make_handler_registry("workflows");
   auto registry = std::make_shared<runtime::WorkflowRegistry>();
@@ -165,13 +87,6 @@ int run_engine_bench(const std::map<std::string, std::string>& options) {
     return 1;
   }
   registry->publish(store, {*loaded.workflow});
-  Json settings_rows;
-  store.with_sql([&](Sql& sql) {
-    settings_rows = sql.query(
-        "SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', "
-        "'full_page_writes') ORDER BY name");
-  });
-
   runtime::EngineSettings settings;
   settings.dsn = dsn;
   settings.workers = workers;
@@ -180,10 +95,8 @@ int run_engine_bench(const std::map<std::string, std::string>& options) {
 
   std::cout << "chartflow engine benchmark\n";
   std::cout << "  machine: " << std::thread::hardware_concurrency() << " cores; PostgreSQL "
-            << (embedded ? "embedded" : "external") << ":";
-  for (const auto& r : settings_rows)
-    std::cout << " " << r.at("name").get<std::string>() << "="
-              << r.at("setting").get<std::string>();
+            << (db.embedded() ? "embedded" : "external") << ":";
+  std::cout << " " << db.durability();
   std::cout << "\n  workers=" << workers << "\n";
 
   // Burst: every event enqueued as fast as `producers` threads can, then drained.
@@ -269,10 +182,6 @@ int run_engine_bench(const std::map<std::string, std::string>& options) {
       "targets: steps/s >= 5000 [%s]; paced p99 <= 15 ms [%s]; idle <= 1 statement/s [%s]\n",
       steps_per_s >= 5000 ? "met" : "NOT met", paced_lat.p99 <= 15 ? "met" : "NOT met",
       idle_qps <= 1.0 ? "met" : "NOT met");
-  if (embedded) {
-    embedded->stop();
-    if (!options.count("data-dir")) std::filesystem::remove_all(data_dir);
-  }
   return 0;
 }
 

@@ -1,4 +1,5 @@
-// chartflow: serve | worker | migrate | validate | logs. See README for every option.
+// chartflow: serve | worker | migrate | validate | logs | upload | bench*. See README for every
+// option.
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -22,7 +23,10 @@ void usage() {
                "  logs      [--server URL] [--level L] [--since T] [--until T] [--workflow W]\n"
                "            [--run ID] [--step S] [--q TEXT] [--limit N]\n"
                "  upload    FILE... [--server URL] [--chart-id ID]\n"
-               "  bench     [--runs N] [--paced-runs N] [--rate R] [--data-dir DIR]\n";
+               "  bench     [--runs N] [--paced-runs N] [--rate R] [--data-dir DIR]\n"
+               "  bench-charts [--charts DIR[:DIR]] [--encounter-copies N] [--full-copies N]\n"
+               "            [--paced N] [--rate R] [--clients N] [--memory-copies N]\n"
+               "  bench-dashboard [--runs N] [--repeat N]\n";
 }
 
 }  // namespace
@@ -57,6 +61,8 @@ int main(int argc, char** argv) {
     if (command == "logs") return chartflow::cli::logs(args);
     if (command == "upload") return chartflow::cli::upload(args);
     if (command == "bench") return chartflow::cli::bench(args);
+    if (command == "bench-charts") return chartflow::cli::bench_charts(args);
+    if (command == "bench-dashboard") return chartflow::cli::bench_dashboard(args);
     if (command == "help" || command == "--help") {
       usage();
       return 0;
