@@ -11,7 +11,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <regex>
 #include <thread>
@@ -87,6 +89,16 @@ int run_engine_bench(const std::map<std::string, std::string>& options) {
     return 1;
   }
   registry->publish(store, {*loaded.workflow});
+  // Database time by kind of round trip (the burst's is printed): where the
+  // engine waits. Set before any engine thread runs.
+  std::mutex profile_mu;
+  std::map<std::string, std::pair<long, double>, std::less<>> profile;  // kind -> calls, seconds
+  store::Store::set_query_observer([&](std::string_view kind, double secs) {
+    std::lock_guard lock(profile_mu);
+    auto& p = profile[std::string(kind)];
+    ++p.first;
+    p.second += secs;
+  });
   runtime::EngineSettings settings;
   settings.dsn = dsn;
   settings.workers = workers;
@@ -109,6 +121,11 @@ int run_engine_bench(const std::map<std::string, std::string>& options) {
   // Like the peers' benchmark, the burst is bulk-inserted in chunks of 500 events.
   constexpr int kChunk = 500;
   std::int64_t first_id = 0, last_id = 0;
+  std::map<std::string, std::pair<long, double>, std::less<>> before_burst;
+  {
+    std::lock_guard lock(profile_mu);
+    before_burst = profile;
+  }
   const auto t0 = SteadyClock::now();
   for (int start = 0; start < runs; start += kChunk) {
     std::vector<store::EventInput> chunk;
@@ -126,6 +143,15 @@ int run_engine_bench(const std::map<std::string, std::string>& options) {
   while (count_done(store, first_id, last_id) < runs)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   const double wall_s = std::chrono::duration<double>(SteadyClock::now() - t0).count();
+  std::map<std::string, std::pair<long, double>, std::less<>> burst_profile;
+  {
+    std::lock_guard lock(profile_mu);
+    burst_profile = profile;
+    for (auto& [kind, p] : burst_profile) {
+      p.first -= before_burst[kind].first;
+      p.second -= before_burst[kind].second;
+    }
+  }
   auto burst_lat = percentiles(run_latencies(store, first_id, last_id));
   const double runs_per_s = runs / wall_s;
   const double steps_per_s = runs * 5 / wall_s;
@@ -151,6 +177,7 @@ int run_engine_bench(const std::map<std::string, std::string>& options) {
   std::this_thread::sleep_for(std::chrono::seconds(5));
   const double idle_qps = (store::Store::statements_issued() - q0) / 5.0;
   engine.drain();
+  store::Store::set_query_observer(nullptr);
 
   auto ceil1 = pgbench_ceiling(dsn, 1);
   auto ceil16 = pgbench_ceiling(dsn, 16);
@@ -163,6 +190,12 @@ int run_engine_bench(const std::map<std::string, std::string>& options) {
   std::printf("  event-to-completion ms: p50 %.1f  p95 %.1f  p99 %.1f  max %.1f\n", paced_lat.p50,
               paced_lat.p95, paced_lat.p99, paced_lat.max);
   std::printf("idle: %.1f statements/s\n", idle_qps);
+  std::printf(
+      "burst database round trips by kind (calls, per step, mean ms, total s over all "
+      "threads):\n");
+  for (const auto& [kind, p] : burst_profile)
+    std::printf("  %-14s %8ld %6.2f %7.3f %7.2f\n", kind.c_str(), p.first,
+                static_cast<double>(p.first) / (runs * 5.0), p.second * 1000 / p.first, p.second);
   if (ceil1 && ceil16) {
     std::printf(
         "baseline (same cluster, same run): pgbench one-row commits/s: 1 client %.0f, "

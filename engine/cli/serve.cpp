@@ -128,7 +128,13 @@ int serve(const Args& args, bool with_api) {
   hooks.step_retried = [&metrics](const std::string& wf, const std::string& step) {
     metrics.step_retried(wf, step);
   };
+  store::Store::set_query_observer(
+      [&metrics](std::string_view kind, double secs) { metrics.db_query(kind, secs); });
   runtime::Engine engine(settings, handlers, registry, hooks);
+  metrics.on_collect([&engine, &metrics] {
+    const auto pool = engine.pool().stats();
+    metrics.set_db_pool(pool.in_use, pool.idle, pool.max);
+  });
   engine.start();
 
   http::Router router;
@@ -157,6 +163,7 @@ int serve(const Args& args, bool with_api) {
   if (server) server->stop();
   engine.drain();
   runtime::Log::info("stopped");
+  store::Store::set_query_observer(nullptr);  // every thread that used a store has stopped
   if (embedded) embedded->stop();
   return 0;
 }

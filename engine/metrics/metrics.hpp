@@ -1,5 +1,6 @@
 // Prometheus metrics of one chartflow process. Names follow chartflow_<noun>_<unit>; labels are
-// low-cardinality (workflow, step, route, status), never ids or patient data. Thread-safe.
+// low-cardinality (workflow, step, route, status, statement kind), never ids or patient data.
+// Thread-safe.
 #pragma once
 
 #include <prometheus/counter.h>
@@ -7,8 +8,10 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace chartflow::metrics {
 
@@ -24,6 +27,11 @@ class Metrics {
   void http_request(const std::string& route, const std::string& method, int status,
                     double seconds);
   void set_queue(double ready, double oldest_ready_seconds, double waiting, double running);
+  // One store call or batch statement by kind (see store::Store::set_query_observer).
+  void db_query(std::string_view kind, double seconds);
+  void set_db_pool(double in_use, double idle, double max);
+  // Runs just before each serialize(), to sample gauges (the pool); set once at start-up.
+  void on_collect(std::function<void()> sample) { on_collect_ = std::move(sample); }
   std::string serialize() const;
 
  private:
@@ -38,6 +46,10 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>& http_duration_;
   prometheus::Family<prometheus::Gauge>& queue_;
   prometheus::Family<prometheus::Gauge>& oldest_ready_;
+  prometheus::Family<prometheus::Histogram>& db_query_;
+  prometheus::Family<prometheus::Gauge>& db_pool_;
+  prometheus::Family<prometheus::Gauge>& db_pool_max_;
+  std::function<void()> on_collect_;
 };
 
 }  // namespace chartflow::metrics

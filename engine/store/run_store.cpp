@@ -136,6 +136,7 @@ class BatchImpl : public StepBatch {
 
   bool finish_done(const ClaimedStep& s, const std::string& owner, const Json& output,
                    bool skipped) override {
+    QueryTimer timer("finish_step");
     // Marks the step done, releases the dependents whose last need this was, and counts the run
     // down; the run succeeds when its last step is done. One round trip per finished step.
     static const std::string kFinishStep =
@@ -178,6 +179,7 @@ class BatchImpl : public StepBatch {
 
   bool finish_retry(const ClaimedStep& s, const std::string& owner, std::chrono::milliseconds after,
                     const std::string& error) override {
+    QueryTimer timer("finish_retry");
     discard_step_writes();
     auto r = tx_.exec_params(
         "UPDATE step_run SET status = 'retrying', run_at = now() + $5 * interval '1 millisecond',"
@@ -194,6 +196,7 @@ class BatchImpl : public StepBatch {
 
   bool finish_failed(const ClaimedStep& s, const std::string& owner,
                      const std::string& error) override {
+    QueryTimer timer("finish_failed");
     auto r = cur().exec_params(
         "UPDATE step_run SET status = 'failed', error = $5, finished_at = now(), "
         "lease_owner = NULL, wake = NULL "
@@ -221,6 +224,7 @@ class BatchImpl : public StepBatch {
   bool finish_wait(const ClaimedStep& s, const std::string& owner,
                    const std::optional<std::string>& signal,
                    const std::optional<TimePoint>& until) override {
+    QueryTimer timer("finish_wait");
     // Claiming the lease first: if it was lost, the handler's writes go too.
     auto owned = cur().exec_params(
         "SELECT 1 FROM step_run WHERE run_id = $1 AND step_key = $2 AND lease_owner = $3 "
@@ -282,6 +286,7 @@ class BatchImpl : public StepBatch {
 
   std::vector<ClaimedStep> commit(const std::string& owner, int claim_next,
                                   std::chrono::milliseconds lease, bool include_keyed) override {
+    QueryTimer timer("batch_commit");
     keep_step_writes();
     // Claiming the next steps (often the ones this batch just released) in the same commit
     // halves the durable commits per step.

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/handler.hpp"
@@ -111,6 +112,12 @@ class Store {
   // Store calls made by this process so far (each is one transaction); for tests that prove an
   // idle engine stays quiet.
   static std::uint64_t statements_issued();
+  // Observes the duration of every store call (one transaction) and of each step-batch
+  // statement, by kind: the Store method or batch statement ("claim", "finish_step"), never an
+  // id. For metrics, without the store knowing them. Set once at start-up, before threads use
+  // stores; the observer must be thread-safe.
+  using QueryObserver = std::function<void(std::string_view kind, double seconds)>;
+  static void set_query_observer(QueryObserver observer);
 
   struct Impl;
 
