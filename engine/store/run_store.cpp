@@ -136,6 +136,16 @@ class BatchImpl : public StepBatch {
 
   bool finish_done(const ClaimedStep& s, const std::string& owner, const Json& output,
                    bool skipped) override {
+    if (!in_savepoint_) {
+      // The handler wrote nothing that a lost lease would have to take back: finish the step
+      // with the batch's other such steps, in one statement at commit.
+      deferred_.push_back({{"run_id", s.run_id},
+                           {"step_key", s.step_key},
+                           {"attempt", s.attempt},
+                           {"status", skipped ? "skipped" : "succeeded"},
+                           {"output", output}});
+      return true;
+    }
     QueryTimer timer("finish_step");
     // Marks the step done, releases the dependents whose last need this was, and counts the run
     // down; the run succeeds when its last step is done. One round trip per finished step.
@@ -172,8 +182,8 @@ class BatchImpl : public StepBatch {
     }
     keep_step_writes();
     promoted_ += r[0][1].as<int>();
-    last_run_status_ = r[0][2].is_null() ? "" : r[0][2].c_str();
-    if (last_run_status_ == "succeeded") ++runs_finished_;
+    if (!r[0][2].is_null() && std::string_view(r[0][2].c_str()) == "succeeded")
+      succeeded_runs_.push_back(s.workflow);
     return true;
   }
 
@@ -282,12 +292,13 @@ class BatchImpl : public StepBatch {
   }
 
   void log(const LogRecord& rec) override { logs_.push_back(rec); }
-  const std::string& last_run_status() const override { return last_run_status_; }
+  const std::vector<std::string>& succeeded_runs() const override { return succeeded_runs_; }
 
   std::vector<ClaimedStep> commit(const std::string& owner, int claim_next,
                                   std::chrono::milliseconds lease, bool include_keyed) override {
     QueryTimer timer("batch_commit");
     keep_step_writes();
+    finish_deferred(owner);
     // Claiming the next steps (often the ones this batch just released) in the same commit
     // halves the durable commits per step.
     std::vector<ClaimedStep> next;
@@ -318,6 +329,54 @@ class BatchImpl : public StepBatch {
  private:
   pqxx::transaction_base& cur() { return tx_; }
 
+  // finish_done for every deferred step in one statement: the same transitions as kFinishStep,
+  // with dependents and runs counted down by how many of their needs and steps finished here
+  // (one UPDATE changes a row once, so several finishes in one run are aggregated first).
+  void finish_deferred(const std::string& owner) {
+    if (deferred_.empty()) return;
+    QueryTimer timer("finish_steps");
+    static const std::string kFinishSteps =
+        "WITH input AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(run_id bigint, "
+        "  step_key text, attempt int, status text, output jsonb)),"
+        " done AS ("
+        "  UPDATE step_run s SET status = i.status, output = i.output, finished_at = now(), "
+        "    lease_owner = NULL, wake = NULL, error = NULL FROM input i"
+        "  WHERE s.run_id = i.run_id AND s.step_key = i.step_key AND s.lease_owner = $2 "
+        "    AND s.attempt = i.attempt AND s.status = 'running' "
+        "  RETURNING s.run_id, s.step_key, s.status, s.attempt),"
+        " released AS ("
+        "  SELECT p.run_id, p.step_key, count(*) AS n FROM step_run p JOIN done"
+        "    ON p.run_id = done.run_id AND p.needs ? done.step_key WHERE p.status = 'pending'"
+        "  GROUP BY p.run_id, p.step_key),"
+        " promoted AS ("
+        "  UPDATE step_run p SET pending_needs = p.pending_needs - r.n, run_at = now(),"
+        "    status = CASE WHEN p.pending_needs = r.n THEN 'ready' ELSE p.status END"
+        "  FROM released r WHERE p.run_id = r.run_id AND p.step_key = r.step_key"
+        "    AND p.status = 'pending' RETURNING p.status),"
+        " per_run AS (SELECT run_id, count(*) AS n FROM done GROUP BY run_id),"
+        " run AS ("
+        "  UPDATE workflow_run w SET remaining_steps = w.remaining_steps - pr.n,"
+        "    status = CASE WHEN w.remaining_steps = pr.n AND w.status IN ('running', 'waiting') "
+        "      THEN 'succeeded' WHEN w.status = 'waiting' THEN 'running' ELSE w.status END,"
+        "    finished_at = CASE WHEN w.remaining_steps = pr.n AND w.status IN ('running', "
+        "      'waiting') THEN now() ELSE w.finished_at END"
+        "  FROM per_run pr WHERE w.id = pr.run_id"
+        "  RETURNING w.id, w.workflow, w.status, w.remaining_steps),"
+        " h1 AS (INSERT INTO run_history (run_id, type, step, attempt, worker)"
+        "  SELECT run_id, status, step_key, attempt, $2 FROM done),"
+        " h2 AS (INSERT INTO run_history (run_id, type, worker)"
+        "  SELECT id, 'succeeded', $2 FROM run WHERE status = 'succeeded' AND remaining_steps = 0)"
+        " SELECT (SELECT count(*) FROM promoted WHERE status = 'ready'),"
+        "  (SELECT coalesce(jsonb_agg(workflow), '[]') FROM run"
+        "   WHERE status = 'succeeded' AND remaining_steps = 0)::text";
+    auto r =
+        tx_.exec_prepared(impl_.prepare("finish_steps", kFinishSteps), deferred_.dump(), owner);
+    deferred_ = Json::array();
+    promoted_ += r[0][0].as<int>();
+    for (const auto& wf : Json::parse(r[0][1].c_str()))
+      succeeded_runs_.push_back(wf.get<std::string>());
+  }
+
   void keep_step_writes() {
     if (in_savepoint_) tx_.exec("RELEASE SAVEPOINT step");
     in_savepoint_ = false;
@@ -328,7 +387,8 @@ class BatchImpl : public StepBatch {
   TxSql sql_{tx_};
   bool in_savepoint_ = false;
   std::vector<LogRecord> logs_;
-  std::string last_run_status_;
+  Json deferred_ = Json::array();  // finish_done calls not yet sent, see finish_deferred
+  std::vector<std::string> succeeded_runs_;
   int promoted_ = 0;
   int retried_ = 0;
   int runs_finished_ = 0;

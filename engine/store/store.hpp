@@ -145,11 +145,12 @@ class StepBatch {
                            const std::optional<std::string>& signal,
                            const std::optional<TimePoint>& until) = 0;
   virtual void log(const LogRecord& r) = 0;
-  // The run's status after the last finish_done ("succeeded" when that step ended the run).
-  virtual const std::string& last_run_status() const = 0;
   // Commits, claiming up to `claim_next` due steps for `owner` in the same transaction.
   virtual std::vector<ClaimedStep> commit(const std::string& owner, int claim_next,
                                           std::chrono::milliseconds lease, bool include_keyed) = 0;
+  // Workflows of the runs that succeeded with this batch's finished steps (known once
+  // committed: finishes that wrote nothing else go to the database together at commit).
+  virtual const std::vector<std::string>& succeeded_runs() const = 0;
 };
 
 }  // namespace chartflow::store

@@ -1,7 +1,9 @@
 // Performance work, tested for what it must not change:
 // - the metrics of a real `chartflow serve` (issue #5): GET /metrics, scraped after a run, passes
 //   `promtool check metrics` and carries the database pool gauges and the query latency
-//   histogram by statement kind, whose labels hold no ids.
+//   histogram by statement kind, whose labels hold no ids;
+// - steps finished together in one statement (issue #2's batching) count their runs and their
+//   dependents down once per finished step, also when several are of one run.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -14,6 +16,7 @@
 #include <set>
 
 #include "tests/support/child_process.hpp"
+#include "tests/support/engine_harness.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/pg_fixture.hpp"
 #include "tests/support/run_command.hpp"
@@ -128,6 +131,49 @@ TEST_F(MetricsTest, DatabasePoolAndQueryLatencyAreExported) {
     EXPECT_TRUE(kinds.count(k)) << k << " missing in\n" << body;
   // Steps finish one by one, or (those whose handler wrote nothing) together at commit.
   EXPECT_TRUE(kinds.count("finish_step") || kinds.count("finish_steps")) << body;
+}
+
+// a fans out to b and c, which d joins: with one worker, b and c are claimed together and finish
+// in one statement, which must count d's two needs and the run's two steps down.
+constexpr const char* kFanIn = R"(name: fan-in
+on: [{ event: perf.fan_in }]
+steps:
+  a: { handler: noop }
+  b: { handler: noop, needs: [a] }
+  c: { handler: noop, needs: [a] }
+  d: { handler: noop, needs: [b, c] }
+)";
+
+class BatchedFinishTest : public PgTest {};
+
+TEST_F(BatchedFinishTest, FanInFinishedInOneStatementReleasesTheJoinOnce) {
+  runtime::EngineSettings settings;
+  settings.workers = 1;
+  EngineHarness h(dsn(), {kFanIn}, nullptr, settings);
+  std::vector<std::int64_t> runs;
+  for (int i = 0; i < 10; ++i) runs.push_back(h.start_run("perf.fan_in", {{"n", i}}));
+  h.start();
+  for (const auto id : runs) {
+    ASSERT_TRUE(h.wait_status(id, "succeeded")) << h.run(id).dump(2);
+    // b and c committed in one transaction: the same finish time (the transaction's).
+    EXPECT_EQ(h.step(id, "b").at("finished_at"), h.step(id, "c").at("finished_at"))
+        << h.run(id).dump(2);
+    EXPECT_EQ(h.step(id, "d").at("status"), "succeeded");
+  }
+  const std::string ids = std::to_string(runs.front()) + " AND " + std::to_string(runs.back());
+  EXPECT_EQ(
+      scalar("SELECT count(*) FROM workflow_run WHERE remaining_steps <> 0 AND id BETWEEN " + ids),
+      "0");
+  EXPECT_EQ(scalar("SELECT count(*) FROM run_history WHERE type = 'succeeded' AND step IS NOT "
+                   "NULL AND run_id BETWEEN " +
+                   ids),
+            "40")
+      << "every step succeeds exactly once";
+  EXPECT_EQ(scalar("SELECT count(*) FROM run_history WHERE type = 'succeeded' AND step IS NULL "
+                   "AND run_id BETWEEN " +
+                   ids),
+            "10")
+      << "every run succeeds exactly once";
 }
 
 }  // namespace
