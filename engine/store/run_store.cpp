@@ -516,11 +516,64 @@ std::vector<IngestResult> Store::ingest_batch(const std::vector<EventInput>& eve
                                               const PlanRuns& plan) {
   return translate([&] {
     pqxx::work tx(impl_->conn);
-    std::vector<IngestResult> out;
+    std::vector<IngestResult> out(events.size());
     bool started = false;
-    for (const auto& ev : events) {
-      out.push_back(ingest_in(*impl_, tx, ev, plan));
-      started = started || (!out.back().duplicate && !out.back().run_ids.empty());
+    // Events without a dedup key that start exactly one run go in with one statement; the rest
+    // (dedup checks, several runs or none) one by one.
+    Json simple = Json::array();
+    for (std::size_t i = 0; i < events.size(); ++i) {
+      const auto& ev = events[i];
+      auto plans = ev.dedup_key ? std::vector<RunPlan>{} : plan(ev);
+      if (plans.size() == 1) {
+        const auto& p = plans.front();
+        Json row = {{"i", i},
+                    {"type", ev.type},
+                    {"body", ev.body},
+                    {"source", ev.source},
+                    {"version_id", p.workflow_version_id},
+                    {"workflow", p.workflow},
+                    {"step_count", p.steps.size()},
+                    {"steps", steps_json(p)}};
+        if (ev.subject) row["subject"] = *ev.subject;
+        simple.push_back(std::move(row));
+        continue;
+      }
+      if (ev.dedup_key)
+        out[i] = ingest_in(*impl_, tx, ev, plan);
+      else
+        out[i] = ingest_in(*impl_, tx, ev, [&](const EventInput&) { return plans; });
+      started = started || (!out[i].duplicate && !out[i].run_ids.empty());
+    }
+    if (!simple.empty()) {
+      // Ids are drawn first so each event's run, steps and history can name it in the same
+      // statement; the foreign keys are checked at its end, when every row is in.
+      static const std::string kInsertEventsRuns =
+          "WITH input AS MATERIALIZED (SELECT nextval(pg_get_serial_sequence('event', 'id')) AS "
+          "  event_id, nextval(pg_get_serial_sequence('workflow_run', 'id')) AS run_id, x.* "
+          "  FROM jsonb_to_recordset($1::jsonb) AS x(i int, type text, body jsonb, source text, "
+          "  subject text, version_id bigint, workflow text, step_count int, steps jsonb)),"
+          " ev AS (INSERT INTO event (id, type, body, source) SELECT event_id, type, body, "
+          "  source FROM input),"
+          " run AS (INSERT INTO workflow_run (id, workflow_version_id, workflow, event_id, "
+          "  status, remaining_steps, subject, started_at) SELECT run_id, version_id, workflow, "
+          "  event_id, 'running', step_count, subject, now() FROM input),"
+          " steps AS (INSERT INTO step_run (run_id, step_key, handler, status, needs, "
+          "  pending_needs, max_attempts, timeout_ms, concurrency_key, concurrency_limit) "
+          "  SELECT i.run_id, x.step_key, x.handler, CASE WHEN x.pending_needs = 0 THEN 'ready' "
+          "  ELSE 'pending' END, x.needs, x.pending_needs, x.max_attempts, x.timeout_ms, "
+          "  x.concurrency_key, x.concurrency_limit FROM input i, jsonb_to_recordset(i.steps) "
+          "  AS x(step_key text, handler text, needs jsonb, pending_needs int, max_attempts int, "
+          "  timeout_ms int, concurrency_key text, concurrency_limit int)),"
+          " h AS (INSERT INTO run_history (run_id, type, detail) SELECT run_id, 'scheduled', "
+          "  jsonb_build_object('event_id', event_id, 'version_id', version_id) FROM input)"
+          " SELECT i, event_id, run_id FROM input";
+      for (const auto& row : tx.exec_prepared(
+               impl_->prepare("insert_events_runs", kInsertEventsRuns), simple.dump())) {
+        auto& r = out[row[0].as<std::size_t>()];
+        r.event_id = row[1].as<std::int64_t>();
+        r.run_ids.push_back(row[2].as<std::int64_t>());
+      }
+      started = true;
     }
     if (started) tx.exec(kNotifyWake);
     tx.commit();

@@ -3,7 +3,8 @@
 //   `promtool check metrics` and carries the database pool gauges and the query latency
 //   histogram by statement kind, whose labels hold no ids;
 // - steps finished together in one statement (issue #2's batching) count their runs and their
-//   dependents down once per finished step, also when several are of one run.
+//   dependents down once per finished step, also when several are of one run;
+// - a batch of events inserted with one statement gets each event its own run, in order.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -15,6 +16,7 @@
 #include <regex>
 #include <set>
 
+#include "store/store.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/engine_harness.hpp"
 #include "tests/support/http_client.hpp"
@@ -174,6 +176,43 @@ TEST_F(BatchedFinishTest, FanInFinishedInOneStatementReleasesTheJoinOnce) {
                    ids),
             "10")
       << "every run succeeds exactly once";
+}
+
+TEST_F(BatchedFinishTest, EventBatchStoresEachEventWithItsOwnRun) {
+  EngineHarness h(dsn(), {kFanIn});
+  std::vector<store::EventInput> events;
+  for (int i = 0; i < 6; ++i) {
+    store::EventInput ev;
+    ev.type = i == 3 ? "perf.nobody_listens" : "perf.fan_in";
+    ev.body = {{"n", i}};
+    ev.subject = "chart-" + std::to_string(i);
+    if (i == 4) ev.dedup_key = "key-4";  // dedup keys take the one-by-one path
+    if (i == 5) ev.dedup_key = "key-4";  // the same key again: a duplicate, nothing new
+    events.push_back(std::move(ev));
+  }
+  const auto results = h.engine().ingest_batch(events);
+  ASSERT_EQ(results.size(), events.size());
+  EXPECT_TRUE(results[3].run_ids.empty()) << "no workflow listens to that event type";
+  EXPECT_TRUE(results[5].duplicate);
+  EXPECT_EQ(results[5].run_ids, results[4].run_ids);
+  for (int i : {0, 1, 2, 4}) {
+    ASSERT_EQ(results[i].run_ids.size(), 1u) << i;
+    const std::string run = std::to_string(results[i].run_ids[0]);
+    EXPECT_EQ(
+        scalar("SELECT e.body->>'n' || '/' || r.subject || '/' || (r.event_id = " +
+               std::to_string(results[i].event_id) +
+               ")::text FROM workflow_run r JOIN event e ON e.id = r.event_id WHERE r.id = " + run),
+        std::to_string(i) + "/chart-" + std::to_string(i) + "/true");
+    EXPECT_EQ(scalar("SELECT string_agg(step_key || ':' || status, ' ' ORDER BY step_key) FROM "
+                     "step_run WHERE run_id = " +
+                     run),
+              "a:ready b:pending c:pending d:pending");
+    EXPECT_EQ(
+        scalar("SELECT count(*) FROM run_history WHERE type = 'scheduled' AND run_id = " + run),
+        "1");
+  }
+  h.start();
+  for (int i : {0, 1, 2, 4}) EXPECT_TRUE(h.wait_status(results[i].run_ids[0], "succeeded"));
 }
 
 }  // namespace
