@@ -26,6 +26,7 @@
 
 #include "cli/bench_http.hpp"
 #include "cli/bench_util.hpp"
+#include "runtime/engine.hpp"
 #include "runtime/log.hpp"
 #include "store/store.hpp"
 
@@ -311,6 +312,7 @@ int run_chart_bench(const Options& options) {
   ServerProcess server(
       {"serve", "--listen", "127.0.0.1:" + std::to_string(port), "--database-url", db.dsn(),
        "--workflows", opt(options, "workflows", default_workflows_dir()), "--workers", workers,
+       "--batch-size", opt(options, "batch-size", std::to_string(runtime::kDefaultBatchSize)),
        "--log-level", "warning"},
       {"CHARTFLOW_INSURER_URL=http://127.0.0.1:" + std::to_string(insurer.port()) + "/claims",
        "CHARTFLOW_BILL_DIR=" + (work_dir / "bills").string(), "CHARTFLOW_BILL_WEBHOOK_URL="},

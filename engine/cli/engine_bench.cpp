@@ -75,6 +75,8 @@ int run_engine_bench(const std::map<std::string, std::string>& options) {
   const int paced_runs = std::stoi(opt(options, "paced-runs", "200"));
   const double rate = std::stod(opt(options, "rate", "20"));
   const int workers = std::stoi(opt(options, "workers", "8"));
+  const int batch_size =
+      std::stoi(opt(options, "batch-size", std::to_string(runtime::kDefaultBatchSize)));
 
   BenchDatabase db(options, "chartflow-bench");
   const std::string dsn = db.dsn();
@@ -102,6 +104,7 @@ int run_engine_bench(const std::map<std::string, std::string>& options) {
   runtime::EngineSettings settings;
   settings.dsn = dsn;
   settings.workers = workers;
+  settings.batch_size = batch_size;
   runtime::Engine engine(settings, handlers, registry);
   engine.start();
 
@@ -109,7 +112,7 @@ int run_engine_bench(const std::map<std::string, std::string>& options) {
   std::cout << "  machine: " << std::thread::hardware_concurrency() << " cores; PostgreSQL "
             << (db.embedded() ? "embedded" : "external") << ":";
   std::cout << " " << db.durability();
-  std::cout << "\n  workers=" << workers << "\n";
+  std::cout << "\n  workers=" << workers << " batch-size=" << batch_size << "\n";
 
   // Burst: every event enqueued as fast as `producers` threads can, then drained.
   auto ingest_one = [&](int i) {

@@ -113,6 +113,8 @@ int serve(const Args& args, bool with_api) {
   runtime::EngineSettings settings;
   settings.dsn = *dsn;
   settings.workers = args.get_int(with_api ? "workers" : "concurrency", runtime::kDefaultWorkers);
+  settings.batch_size = args.get_int("batch-size", runtime::kDefaultBatchSize);
+  if (settings.batch_size < 1) throw std::runtime_error("--batch-size must be at least 1");
   if (auto lease = args.get("lease-ms")) settings.lease = Millis(std::stoll(*lease));
   if (auto poll = args.get("poll-ms")) settings.poll_interval = Millis(std::stoll(*poll));
   if (auto days = args.get("log-retention-days"))
