@@ -16,7 +16,7 @@ namespace {
 void usage() {
   std::cerr << "usage: chartflow <command> [options]\n"
                "  serve     [--listen HOST:PORT] [--data-dir DIR] [--workflows DIR]\n"
-               "            [--database-url URL] [--workers N]\n"
+               "            [--database-url URL] [--workers N] [--batch-size N]\n"
                "  worker    --database-url URL [--concurrency N]\n"
                "  migrate   [--database-url URL | --data-dir DIR]\n"
                "  validate  FILE...\n"
