@@ -33,5 +33,7 @@ int tokens(const Args& args);
 int audit(const Args& args);
 int users(const Args& args);
 int bench_handlers(const Args& args);
+int bench_charts(const Args& args);
+int bench_dashboard(const Args& args);
 
 }  // namespace chartflow::cli

@@ -11,13 +11,15 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <regex>
 #include <thread>
 
+#include "cli/bench_util.hpp"
 #include "config/workflow_loader.hpp"
-#include "runtime/embedded_postgres.hpp"
 #include "runtime/engine.hpp"
 #include "runtime/handler_setup.hpp"
 #include "runtime/log.hpp"
@@ -38,30 +40,6 @@ steps:
   insurance: { handler: noop, needs: [billing] }
   close: { handler: noop, needs: [insurance] }
 )";
-
-std::string opt(const std::map<std::string, std::string>& o, const std::string& k,
-                const std::string& def) {
-  auto it = o.find(k);
-  return it == o.end() ? def : it->second;
-}
-
-struct Latency {
-  double p50 = 0, p95 = 0, p99 = 0, max = 0;
-};
-
-Latency percentiles(std::vector<double> v) {
-  Latency l;
-  if (v.empty()) return l;
-  std::sort(v.begin(), v.end());
-  auto at = [&](double q) {
-    return v[std::min(v.size() - 1, static_cast<std::size_t>(q * v.size()))];
-  };
-  l.p50 = at(0.50);
-  l.p95 = at(0.95);
-  l.p99 = at(0.99);
-  l.max = v.back();
-  return l;
-}
 
 // Event-to-completion latencies (ms) of the runs with ids in [first, last], from the database.
 std::vector<double> run_latencies(store::Store& s, std::int64_t first, std::int64_t last) {
@@ -89,50 +67,6 @@ std::int64_t count_done(store::Store& s, std::int64_t first, std::int64_t last) 
   return std::stoll(rows[0].at("n").get<std::string>());
 }
 
-// Parses libpq "key=value" connection strings (the embedded server's form) for pgbench.
-std::map<std::string, std::string> dsn_parts(const std::string& dsn) {
-  std::map<std::string, std::string> out;
-  std::regex kv(R"((\w+)=(\S+))");
-  for (auto it = std::sregex_iterator(dsn.begin(), dsn.end(), kv); it != std::sregex_iterator();
-       ++it)
-    out[(*it)[1]] = (*it)[2];
-  return out;
-}
-
-std::optional<double> pgbench_ceiling(const std::string& dsn, int clients) {
-  const std::string pgbench = "/usr/lib/postgresql/15/bin/pgbench";
-  if (!std::filesystem::exists(pgbench)) return std::nullopt;
-  store::Store s(dsn);
-  s.with_sql([](Sql& sql) {
-    sql.query("CREATE TABLE IF NOT EXISTS bench_ceiling (id bigserial PRIMARY KEY, v int)");
-    sql.query("TRUNCATE bench_ceiling");
-  });
-  const auto script = std::filesystem::temp_directory_path() / "chartflow_ceil_1row.sql";
-  {
-    std::FILE* f = std::fopen(script.c_str(), "w");
-    if (!f) return std::nullopt;
-    std::fputs("INSERT INTO bench_ceiling (v) VALUES (1);\n", f);
-    std::fclose(f);
-  }
-  auto parts = dsn_parts(dsn);
-  std::string cmd = pgbench + " -n -M prepared -T 5 -c " + std::to_string(clients) + " -j " +
-                    std::to_string(std::min(clients, 2)) + " -f " + script.string();
-  if (parts.count("host")) cmd += " -h " + parts["host"];
-  if (parts.count("port")) cmd += " -p " + parts["port"];
-  if (parts.count("user")) cmd += " -U " + parts["user"];
-  cmd += " " + (parts.count("dbname") ? parts["dbname"] : std::string("chartflow")) + " 2>&1";
-  std::FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return std::nullopt;
-  std::string out;
-  char buf[512];
-  while (std::fgets(buf, sizeof buf, p)) out += buf;
-  pclose(p);
-  std::smatch m;
-  if (std::regex_search(out, m, std::regex(R"(tps = ([0-9.]+))"))) return std::stod(m[1]);
-  std::cerr << "pgbench failed: " << out << "\n";
-  return std::nullopt;
-}
-
 }  // namespace
 
 int run_engine_bench(const std::map<std::string, std::string>& options) {
@@ -141,20 +75,12 @@ int run_engine_bench(const std::map<std::string, std::string>& options) {
   const int paced_runs = std::stoi(opt(options, "paced-runs", "200"));
   const double rate = std::stod(opt(options, "rate", "20"));
   const int workers = std::stoi(opt(options, "workers", "8"));
+  const int batch_size =
+      std::stoi(opt(options, "batch-size", std::to_string(runtime::kDefaultBatchSize)));
 
-  std::unique_ptr<runtime::EmbeddedPostgres> embedded;
-  std::string dsn = opt(options, "database-url", "");
-  std::filesystem::path data_dir;
-  if (dsn.empty()) {
-    data_dir = opt(
-        options, "data-dir",
-        (std::filesystem::temp_directory_path() / ("chartflow-bench-" + std::to_string(getpid())))
-            .string());
-    embedded = std::make_unique<runtime::EmbeddedPostgres>(data_dir);
-    dsn = embedded->start();
-  }
+  BenchDatabase db(options, "chartflow-bench");
+  const std::string dsn = db.dsn();
   store::Store store(dsn);
-  store.migrate();
 
   auto handlers = runtime::make_handler_registry("workflows");
   auto registry = std::make_shared<runtime::WorkflowRegistry>();
@@ -165,26 +91,28 @@ int run_engine_bench(const std::map<std::string, std::string>& options) {
     return 1;
   }
   registry->publish(store, {*loaded.workflow});
-  Json settings_rows;
-  store.with_sql([&](Sql& sql) {
-    settings_rows = sql.query(
-        "SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', "
-        "'full_page_writes') ORDER BY name");
+  // Database time by kind of round trip (the burst's is printed): where the
+  // engine waits. Set before any engine thread runs.
+  std::mutex profile_mu;
+  std::map<std::string, std::pair<long, double>, std::less<>> profile;  // kind -> calls, seconds
+  store::Store::set_query_observer([&](std::string_view kind, double secs) {
+    std::lock_guard lock(profile_mu);
+    auto& p = profile[std::string(kind)];
+    ++p.first;
+    p.second += secs;
   });
-
   runtime::EngineSettings settings;
   settings.dsn = dsn;
   settings.workers = workers;
+  settings.batch_size = batch_size;
   runtime::Engine engine(settings, handlers, registry);
   engine.start();
 
   std::cout << "chartflow engine benchmark\n";
   std::cout << "  machine: " << std::thread::hardware_concurrency() << " cores; PostgreSQL "
-            << (embedded ? "embedded" : "external") << ":";
-  for (const auto& r : settings_rows)
-    std::cout << " " << r.at("name").get<std::string>() << "="
-              << r.at("setting").get<std::string>();
-  std::cout << "\n  workers=" << workers << "\n";
+            << (db.embedded() ? "embedded" : "external") << ":";
+  std::cout << " " << db.durability();
+  std::cout << "\n  workers=" << workers << " batch-size=" << batch_size << "\n";
 
   // Burst: every event enqueued as fast as `producers` threads can, then drained.
   auto ingest_one = [&](int i) {
@@ -196,6 +124,11 @@ int run_engine_bench(const std::map<std::string, std::string>& options) {
   // Like the peers' benchmark, the burst is bulk-inserted in chunks of 500 events.
   constexpr int kChunk = 500;
   std::int64_t first_id = 0, last_id = 0;
+  std::map<std::string, std::pair<long, double>, std::less<>> before_burst;
+  {
+    std::lock_guard lock(profile_mu);
+    before_burst = profile;
+  }
   const auto t0 = SteadyClock::now();
   for (int start = 0; start < runs; start += kChunk) {
     std::vector<store::EventInput> chunk;
@@ -213,6 +146,15 @@ int run_engine_bench(const std::map<std::string, std::string>& options) {
   while (count_done(store, first_id, last_id) < runs)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   const double wall_s = std::chrono::duration<double>(SteadyClock::now() - t0).count();
+  std::map<std::string, std::pair<long, double>, std::less<>> burst_profile;
+  {
+    std::lock_guard lock(profile_mu);
+    burst_profile = profile;
+    for (auto& [kind, p] : burst_profile) {
+      p.first -= before_burst[kind].first;
+      p.second -= before_burst[kind].second;
+    }
+  }
   auto burst_lat = percentiles(run_latencies(store, first_id, last_id));
   const double runs_per_s = runs / wall_s;
   const double steps_per_s = runs * 5 / wall_s;
@@ -238,6 +180,7 @@ int run_engine_bench(const std::map<std::string, std::string>& options) {
   std::this_thread::sleep_for(std::chrono::seconds(5));
   const double idle_qps = (store::Store::statements_issued() - q0) / 5.0;
   engine.drain();
+  store::Store::set_query_observer(nullptr);
 
   auto ceil1 = pgbench_ceiling(dsn, 1);
   auto ceil16 = pgbench_ceiling(dsn, 16);
@@ -250,6 +193,12 @@ int run_engine_bench(const std::map<std::string, std::string>& options) {
   std::printf("  event-to-completion ms: p50 %.1f  p95 %.1f  p99 %.1f  max %.1f\n", paced_lat.p50,
               paced_lat.p95, paced_lat.p99, paced_lat.max);
   std::printf("idle: %.1f statements/s\n", idle_qps);
+  std::printf(
+      "burst database round trips by kind (calls, per step, mean ms, total s over all "
+      "threads):\n");
+  for (const auto& [kind, p] : burst_profile)
+    std::printf("  %-14s %8ld %6.2f %7.3f %7.2f\n", kind.c_str(), p.first,
+                static_cast<double>(p.first) / (runs * 5.0), p.second * 1000 / p.first, p.second);
   if (ceil1 && ceil16) {
     std::printf(
         "baseline (same cluster, same run): pgbench one-row commits/s: 1 client %.0f, "
@@ -269,10 +218,6 @@ int run_engine_bench(const std::map<std::string, std::string>& options) {
       "targets: steps/s >= 5000 [%s]; paced p99 <= 15 ms [%s]; idle <= 1 statement/s [%s]\n",
       steps_per_s >= 5000 ? "met" : "NOT met", paced_lat.p99 <= 15 ? "met" : "NOT met",
       idle_qps <= 1.0 ? "met" : "NOT met");
-  if (embedded) {
-    embedded->stop();
-    if (!options.count("data-dir")) std::filesystem::remove_all(data_dir);
-  }
   return 0;
 }
 

@@ -1,4 +1,4 @@
-// chartflow: serve | worker | migrate | validate | logs | upload | bench | tokens | users | audit.
+// chartflow: serve | worker | migrate | validate | logs | upload | tokens | users | audit | bench*.
 // See README for every option.
 #include <csignal>
 #include <cstdlib>
@@ -16,7 +16,7 @@ namespace {
 void usage() {
   std::cerr << "usage: chartflow <command> [options]\n"
                "  serve     [--listen HOST:PORT] [--data-dir DIR] [--workflows DIR]\n"
-               "            [--database-url URL] [--workers N]\n"
+               "            [--database-url URL] [--workers N] [--batch-size N]\n"
                "  worker    --database-url URL [--concurrency N]\n"
                "  migrate   [--database-url URL | --data-dir DIR]\n"
                "  validate  FILE...\n"
@@ -28,7 +28,10 @@ void usage() {
                "            | revoke ID|NAME | list     [--database-url URL | --data-dir DIR]\n"
                "  users     create --name NAME --role ROLE [--assignee REF]   (password on stdin)\n"
                "  audit     verify                     [--database-url URL | --data-dir DIR]\n"
-               "  bench-handlers [--warm N] [--cold N]\n";
+               "  bench-handlers [--warm N] [--cold N]\n"
+               "  bench-charts [--charts DIR[:DIR]] [--encounter-copies N] [--full-copies N]\n"
+               "            [--paced N] [--rate R] [--clients N] [--memory-copies N]\n"
+               "  bench-dashboard [--runs N] [--repeat N]\n";
 }
 
 }  // namespace
@@ -67,6 +70,8 @@ int main(int argc, char** argv) {
     if (command == "audit") return chartflow::cli::audit(args);
     if (command == "users") return chartflow::cli::users(args);
     if (command == "bench-handlers") return chartflow::cli::bench_handlers(args);
+    if (command == "bench-charts") return chartflow::cli::bench_charts(args);
+    if (command == "bench-dashboard") return chartflow::cli::bench_dashboard(args);
     if (command == "help" || command == "--help") {
       usage();
       return 0;

@@ -146,6 +146,8 @@ int serve(const Args& args, bool with_api) {
   runtime::EngineSettings settings;
   settings.dsn = *dsn;
   settings.workers = args.get_int(with_api ? "workers" : "concurrency", runtime::kDefaultWorkers);
+  settings.batch_size = args.get_int("batch-size", runtime::kDefaultBatchSize);
+  if (settings.batch_size < 1) throw std::runtime_error("--batch-size must be at least 1");
   if (auto lease = args.get("lease-ms")) settings.lease = Millis(std::stoll(*lease));
   if (auto poll = args.get("poll-ms")) settings.poll_interval = Millis(std::stoll(*poll));
   if (auto days = args.get("log-retention-days"))
@@ -161,7 +163,13 @@ int serve(const Args& args, bool with_api) {
   hooks.step_retried = [&metrics](const std::string& wf, const std::string& step) {
     metrics.step_retried(wf, step);
   };
+  store::Store::set_query_observer(
+      [&metrics](std::string_view kind, double secs) { metrics.db_query(kind, secs); });
   runtime::Engine engine(settings, handlers, registry, hooks);
+  metrics.on_collect([&engine, &metrics] {
+    const auto pool = engine.pool().stats();
+    metrics.set_db_pool(pool.in_use, pool.idle, pool.max);
+  });
   engine.start();
 
   http::Router router;
@@ -204,6 +212,7 @@ int serve(const Args& args, bool with_api) {
   if (server) server->stop();
   engine.drain();
   runtime::Log::info("stopped");
+  store::Store::set_query_observer(nullptr);  // every thread that used a store has stopped
   if (embedded) embedded->stop();
   return 0;
 }

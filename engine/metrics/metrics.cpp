@@ -9,6 +9,9 @@ namespace {
 
 const prometheus::Histogram::BucketBoundaries kStepBuckets = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+// Statements take from a tenth of a millisecond (a claim) to seconds (a slow report).
+const prometheus::Histogram::BucketBoundaries kQueryBuckets = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
 
 }  // namespace
 
@@ -61,6 +64,19 @@ Metrics::Metrics()
       cold_starts_(prometheus::BuildCounter()
                        .Name("chartflow_handler_cold_starts_total")
                        .Help("Invocations that had to start their handler process, by handler")
+                       .Register(*registry_)),
+      db_query_(prometheus::BuildHistogram()
+                    .Name("chartflow_db_query_duration_seconds")
+                    .Help("Database round trips by kind: a store call (one transaction) or a "
+                          "step-batch statement")
+                    .Register(*registry_)),
+      db_pool_(prometheus::BuildGauge()
+                   .Name("chartflow_db_pool_connections")
+                   .Help("Connections of the API's database pool, by state (in_use, idle)")
+                   .Register(*registry_)),
+      db_pool_max_(prometheus::BuildGauge()
+                       .Name("chartflow_db_pool_connections_max")
+                       .Help("Size limit of the API's database pool")
                        .Register(*registry_)) {}
 
 void Metrics::event_received(const std::string& type) { events_.Add({{"type", type}}).Increment(); }
@@ -108,7 +124,18 @@ void Metrics::handler_cold_start(const std::string& handler) {
   cold_starts_.Add({{"handler", handler}}).Increment();
 }
 
+void Metrics::db_query(std::string_view kind, double seconds) {
+  db_query_.Add({{"kind", std::string(kind)}}, kQueryBuckets).Observe(seconds);
+}
+
+void Metrics::set_db_pool(double in_use, double idle, double max) {
+  db_pool_.Add({{"state", "in_use"}}).Set(in_use);
+  db_pool_.Add({{"state", "idle"}}).Set(idle);
+  db_pool_max_.Add({}).Set(max);
+}
+
 std::string Metrics::serialize() const {
+  if (on_collect_) on_collect_();
   prometheus::TextSerializer s;
   std::ostringstream out;
   s.Serialize(out, registry_->Collect());

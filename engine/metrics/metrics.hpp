@@ -1,5 +1,6 @@
 // Prometheus metrics of one chartflow process. Names follow chartflow_<noun>_<unit>; labels are
-// low-cardinality (workflow, step, route, status), never ids or patient data. Thread-safe.
+// low-cardinality (workflow, step, route, status, statement kind), never ids or patient data.
+// Thread-safe.
 #pragma once
 
 #include <prometheus/counter.h>
@@ -7,8 +8,10 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace chartflow::metrics {
 
@@ -27,6 +30,11 @@ class Metrics {
   // External handler processes of one handler (its name, never an id): idle (warm) and busy.
   void handler_pool(const std::string& handler, int warm, int busy);
   void handler_cold_start(const std::string& handler);
+  // One store call or batch statement by kind (see store::Store::set_query_observer).
+  void db_query(std::string_view kind, double seconds);
+  void set_db_pool(double in_use, double idle, double max);
+  // Runs just before each serialize(), to sample gauges (the pool); set once at start-up.
+  void on_collect(std::function<void()> sample) { on_collect_ = std::move(sample); }
   std::string serialize() const;
 
  private:
@@ -43,6 +51,10 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& oldest_ready_;
   prometheus::Family<prometheus::Gauge>& handler_processes_;
   prometheus::Family<prometheus::Counter>& cold_starts_;
+  prometheus::Family<prometheus::Histogram>& db_query_;
+  prometheus::Family<prometheus::Gauge>& db_pool_;
+  prometheus::Family<prometheus::Gauge>& db_pool_max_;
+  std::function<void()> on_collect_;
 };
 
 }  // namespace chartflow::metrics

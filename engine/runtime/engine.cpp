@@ -221,6 +221,7 @@ std::vector<store::ClaimedStep> Engine::run_batch(store::Store& store,
       // running steps with an ageing lease, behind the rest of the batch.
       if (i > 0 && t0 - batch_start > kMaxBatchOpen) {
         batch->commit(settings_.instance_id, 0, settings_.lease, false);
+        report_succeeded(*batch);
         batch = store.begin_batch();
         batch_start = std::chrono::steady_clock::now();
       }
@@ -231,6 +232,7 @@ std::vector<store::ClaimedStep> Engine::run_batch(store::Store& store,
     }
     next = batch->commit(settings_.instance_id, stopping_ ? 0 : settings_.batch_size,
                          settings_.lease, workflows_->any_concurrency_limits());
+    report_succeeded(*batch);
   } catch (...) {
     in_flight_ -= static_cast<int>(steps.size());
     throw;
@@ -239,6 +241,11 @@ std::vector<store::ClaimedStep> Engine::run_batch(store::Store& store,
   if (hooks_.step_finished)
     for (const auto& d : done) hooks_.step_finished(d.workflow, d.step, d.seconds, "done");
   return next;
+}
+
+void Engine::report_succeeded(const store::StepBatch& batch) {
+  if (hooks_.run_finished)
+    for (const auto& wf : batch.succeeded_runs()) hooks_.run_finished(wf, "succeeded");
 }
 
 void Engine::execute(store::StepBatch& batch, const store::ClaimedStep& s, const WorkflowPtr& wf,
@@ -292,9 +299,7 @@ void Engine::execute(store::StepBatch& batch, const store::ClaimedStep& s, const
       [&](auto& o) {
         using T = std::decay_t<decltype(o)>;
         if constexpr (std::is_same_v<T, Completed>) {
-          if (batch.finish_done(s, owner, o.output, false) &&
-              batch.last_run_status() == "succeeded" && hooks_.run_finished)
-            hooks_.run_finished(s.workflow, "succeeded");
+          batch.finish_done(s, owner, o.output, false);
         } else if constexpr (std::is_same_v<T, Retry>) {
           fail_attempt(o.reason, false, o.after);
         } else if constexpr (std::is_same_v<T, Fail>) {

@@ -85,6 +85,8 @@ class Engine {
                                             std::vector<store::ClaimedStep>& steps);
   void execute(store::StepBatch& batch, const store::ClaimedStep& step, const WorkflowPtr& wf,
                const Json& event);
+  // Tells hooks about the runs a committed batch finished.
+  void report_succeeded(const store::StepBatch& batch);
   void handle_expired(store::Store& store);
   void wake_workers();
   bool wait_for_work(std::uint64_t seen);

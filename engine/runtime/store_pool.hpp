@@ -66,6 +66,15 @@ class StorePool {
 
   const std::string& dsn() const { return dsn_; }
 
+  struct Stats {
+    int in_use = 0, idle = 0, max = 0;
+  };
+  Stats stats() {
+    std::lock_guard lock(mu_);
+    const int idle = static_cast<int>(idle_.size());
+    return Stats{open_ - idle, idle, max_size_};
+  }
+
  private:
   void give_back(std::unique_ptr<store::Store> s, bool broken) {
     std::lock_guard lock(mu_);

@@ -136,6 +136,17 @@ class BatchImpl : public StepBatch {
 
   bool finish_done(const ClaimedStep& s, const std::string& owner, const Json& output,
                    bool skipped) override {
+    if (!in_savepoint_) {
+      // The handler wrote nothing that a lost lease would have to take back: finish the step
+      // with the batch's other such steps, in one statement at commit.
+      deferred_.push_back({{"run_id", s.run_id},
+                           {"step_key", s.step_key},
+                           {"attempt", s.attempt},
+                           {"status", skipped ? "skipped" : "succeeded"},
+                           {"output", output}});
+      return true;
+    }
+    QueryTimer timer("finish_step");
     // Marks the step done, releases the dependents whose last need this was, and counts the run
     // down; the run succeeds when its last step is done. One round trip per finished step.
     static const std::string kFinishStep =
@@ -171,13 +182,14 @@ class BatchImpl : public StepBatch {
     }
     keep_step_writes();
     promoted_ += r[0][1].as<int>();
-    last_run_status_ = r[0][2].is_null() ? "" : r[0][2].c_str();
-    if (last_run_status_ == "succeeded") ++runs_finished_;
+    if (!r[0][2].is_null() && std::string_view(r[0][2].c_str()) == "succeeded")
+      succeeded_runs_.push_back(s.workflow);
     return true;
   }
 
   bool finish_retry(const ClaimedStep& s, const std::string& owner, std::chrono::milliseconds after,
                     const std::string& error) override {
+    QueryTimer timer("finish_retry");
     discard_step_writes();
     auto r = tx_.exec_params(
         "UPDATE step_run SET status = 'retrying', run_at = now() + $5 * interval '1 millisecond',"
@@ -194,6 +206,7 @@ class BatchImpl : public StepBatch {
 
   bool finish_failed(const ClaimedStep& s, const std::string& owner,
                      const std::string& error) override {
+    QueryTimer timer("finish_failed");
     auto r = cur().exec_params(
         "UPDATE step_run SET status = 'failed', error = $5, finished_at = now(), "
         "lease_owner = NULL, wake = NULL "
@@ -221,6 +234,7 @@ class BatchImpl : public StepBatch {
   bool finish_wait(const ClaimedStep& s, const std::string& owner,
                    const std::optional<std::string>& signal,
                    const std::optional<TimePoint>& until) override {
+    QueryTimer timer("finish_wait");
     // Claiming the lease first: if it was lost, the handler's writes go too.
     auto owned = cur().exec_params(
         "SELECT 1 FROM step_run WHERE run_id = $1 AND step_key = $2 AND lease_owner = $3 "
@@ -278,11 +292,13 @@ class BatchImpl : public StepBatch {
   }
 
   void log(const LogRecord& rec) override { logs_.push_back(rec); }
-  const std::string& last_run_status() const override { return last_run_status_; }
+  const std::vector<std::string>& succeeded_runs() const override { return succeeded_runs_; }
 
   std::vector<ClaimedStep> commit(const std::string& owner, int claim_next,
                                   std::chrono::milliseconds lease, bool include_keyed) override {
+    QueryTimer timer("batch_commit");
     keep_step_writes();
+    finish_deferred(owner);
     // Claiming the next steps (often the ones this batch just released) in the same commit
     // halves the durable commits per step.
     std::vector<ClaimedStep> next;
@@ -313,6 +329,54 @@ class BatchImpl : public StepBatch {
  private:
   pqxx::transaction_base& cur() { return tx_; }
 
+  // finish_done for every deferred step in one statement: the same transitions as kFinishStep,
+  // with dependents and runs counted down by how many of their needs and steps finished here
+  // (one UPDATE changes a row once, so several finishes in one run are aggregated first).
+  void finish_deferred(const std::string& owner) {
+    if (deferred_.empty()) return;
+    QueryTimer timer("finish_steps");
+    static const std::string kFinishSteps =
+        "WITH input AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(run_id bigint, "
+        "  step_key text, attempt int, status text, output jsonb)),"
+        " done AS ("
+        "  UPDATE step_run s SET status = i.status, output = i.output, finished_at = now(), "
+        "    lease_owner = NULL, wake = NULL, error = NULL FROM input i"
+        "  WHERE s.run_id = i.run_id AND s.step_key = i.step_key AND s.lease_owner = $2 "
+        "    AND s.attempt = i.attempt AND s.status = 'running' "
+        "  RETURNING s.run_id, s.step_key, s.status, s.attempt),"
+        " released AS ("
+        "  SELECT p.run_id, p.step_key, count(*) AS n FROM step_run p JOIN done"
+        "    ON p.run_id = done.run_id AND p.needs ? done.step_key WHERE p.status = 'pending'"
+        "  GROUP BY p.run_id, p.step_key),"
+        " promoted AS ("
+        "  UPDATE step_run p SET pending_needs = p.pending_needs - r.n, run_at = now(),"
+        "    status = CASE WHEN p.pending_needs = r.n THEN 'ready' ELSE p.status END"
+        "  FROM released r WHERE p.run_id = r.run_id AND p.step_key = r.step_key"
+        "    AND p.status = 'pending' RETURNING p.status),"
+        " per_run AS (SELECT run_id, count(*) AS n FROM done GROUP BY run_id),"
+        " run AS ("
+        "  UPDATE workflow_run w SET remaining_steps = w.remaining_steps - pr.n,"
+        "    status = CASE WHEN w.remaining_steps = pr.n AND w.status IN ('running', 'waiting') "
+        "      THEN 'succeeded' WHEN w.status = 'waiting' THEN 'running' ELSE w.status END,"
+        "    finished_at = CASE WHEN w.remaining_steps = pr.n AND w.status IN ('running', "
+        "      'waiting') THEN now() ELSE w.finished_at END"
+        "  FROM per_run pr WHERE w.id = pr.run_id"
+        "  RETURNING w.id, w.workflow, w.status, w.remaining_steps),"
+        " h1 AS (INSERT INTO run_history (run_id, type, step, attempt, worker)"
+        "  SELECT run_id, status, step_key, attempt, $2 FROM done),"
+        " h2 AS (INSERT INTO run_history (run_id, type, worker)"
+        "  SELECT id, 'succeeded', $2 FROM run WHERE status = 'succeeded' AND remaining_steps = 0)"
+        " SELECT (SELECT count(*) FROM promoted WHERE status = 'ready'),"
+        "  (SELECT coalesce(jsonb_agg(workflow), '[]') FROM run"
+        "   WHERE status = 'succeeded' AND remaining_steps = 0)::text";
+    auto r =
+        tx_.exec_prepared(impl_.prepare("finish_steps", kFinishSteps), deferred_.dump(), owner);
+    deferred_ = Json::array();
+    promoted_ += r[0][0].as<int>();
+    for (const auto& wf : Json::parse(r[0][1].c_str()))
+      succeeded_runs_.push_back(wf.get<std::string>());
+  }
+
   void keep_step_writes() {
     if (in_savepoint_) tx_.exec("RELEASE SAVEPOINT step");
     in_savepoint_ = false;
@@ -323,7 +387,8 @@ class BatchImpl : public StepBatch {
   TxSql sql_{tx_};
   bool in_savepoint_ = false;
   std::vector<LogRecord> logs_;
-  std::string last_run_status_;
+  Json deferred_ = Json::array();  // finish_done calls not yet sent, see finish_deferred
+  std::vector<std::string> succeeded_runs_;
   int promoted_ = 0;
   int retried_ = 0;
   int runs_finished_ = 0;
@@ -451,11 +516,64 @@ std::vector<IngestResult> Store::ingest_batch(const std::vector<EventInput>& eve
                                               const PlanRuns& plan) {
   return translate([&] {
     pqxx::work tx(impl_->conn);
-    std::vector<IngestResult> out;
+    std::vector<IngestResult> out(events.size());
     bool started = false;
-    for (const auto& ev : events) {
-      out.push_back(ingest_in(*impl_, tx, ev, plan));
-      started = started || (!out.back().duplicate && !out.back().run_ids.empty());
+    // Events without a dedup key that start exactly one run go in with one statement; the rest
+    // (dedup checks, several runs or none) one by one.
+    Json simple = Json::array();
+    for (std::size_t i = 0; i < events.size(); ++i) {
+      const auto& ev = events[i];
+      auto plans = ev.dedup_key ? std::vector<RunPlan>{} : plan(ev);
+      if (plans.size() == 1) {
+        const auto& p = plans.front();
+        Json row = {{"i", i},
+                    {"type", ev.type},
+                    {"body", ev.body},
+                    {"source", ev.source},
+                    {"version_id", p.workflow_version_id},
+                    {"workflow", p.workflow},
+                    {"step_count", p.steps.size()},
+                    {"steps", steps_json(p)}};
+        if (ev.subject) row["subject"] = *ev.subject;
+        simple.push_back(std::move(row));
+        continue;
+      }
+      if (ev.dedup_key)
+        out[i] = ingest_in(*impl_, tx, ev, plan);
+      else
+        out[i] = ingest_in(*impl_, tx, ev, [&](const EventInput&) { return plans; });
+      started = started || (!out[i].duplicate && !out[i].run_ids.empty());
+    }
+    if (!simple.empty()) {
+      // Ids are drawn first so each event's run, steps and history can name it in the same
+      // statement; the foreign keys are checked at its end, when every row is in.
+      static const std::string kInsertEventsRuns =
+          "WITH input AS MATERIALIZED (SELECT nextval(pg_get_serial_sequence('event', 'id')) AS "
+          "  event_id, nextval(pg_get_serial_sequence('workflow_run', 'id')) AS run_id, x.* "
+          "  FROM jsonb_to_recordset($1::jsonb) AS x(i int, type text, body jsonb, source text, "
+          "  subject text, version_id bigint, workflow text, step_count int, steps jsonb)),"
+          " ev AS (INSERT INTO event (id, type, body, source) SELECT event_id, type, body, "
+          "  source FROM input),"
+          " run AS (INSERT INTO workflow_run (id, workflow_version_id, workflow, event_id, "
+          "  status, remaining_steps, subject, started_at) SELECT run_id, version_id, workflow, "
+          "  event_id, 'running', step_count, subject, now() FROM input),"
+          " steps AS (INSERT INTO step_run (run_id, step_key, handler, status, needs, "
+          "  pending_needs, max_attempts, timeout_ms, concurrency_key, concurrency_limit) "
+          "  SELECT i.run_id, x.step_key, x.handler, CASE WHEN x.pending_needs = 0 THEN 'ready' "
+          "  ELSE 'pending' END, x.needs, x.pending_needs, x.max_attempts, x.timeout_ms, "
+          "  x.concurrency_key, x.concurrency_limit FROM input i, jsonb_to_recordset(i.steps) "
+          "  AS x(step_key text, handler text, needs jsonb, pending_needs int, max_attempts int, "
+          "  timeout_ms int, concurrency_key text, concurrency_limit int)),"
+          " h AS (INSERT INTO run_history (run_id, type, detail) SELECT run_id, 'scheduled', "
+          "  jsonb_build_object('event_id', event_id, 'version_id', version_id) FROM input)"
+          " SELECT i, event_id, run_id FROM input";
+      for (const auto& row : tx.exec_prepared(
+               impl_->prepare("insert_events_runs", kInsertEventsRuns), simple.dump())) {
+        auto& r = out[row[0].as<std::size_t>()];
+        r.event_id = row[1].as<std::int64_t>();
+        r.run_ids.push_back(row[2].as<std::int64_t>());
+      }
+      started = true;
     }
     if (started) tx.exec(kNotifyWake);
     tx.commit();

@@ -11,10 +11,22 @@ namespace chartflow::store {
 
 namespace {
 std::atomic<std::uint64_t> g_statements{0};
+// Written once at start-up, before other threads run (see set_query_observer).
+Store::QueryObserver g_query_observer;
 }  // namespace
 
 void count_statement() { g_statements.fetch_add(1, std::memory_order_relaxed); }
 std::uint64_t Store::statements_issued() { return g_statements.load(); }
+
+void Store::set_query_observer(QueryObserver observer) { g_query_observer = std::move(observer); }
+
+QueryTimer::~QueryTimer() {
+  if (!g_query_observer) return;
+  // The constructor makes the connection: call that what it is.
+  const std::string_view kind = std::string_view(kind_) == "Store" ? "connect" : kind_;
+  g_query_observer(
+      kind, std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count());
+}
 
 Json rows_to_json(const pqxx::result& r) {
   Json out = Json::array();

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/handler.hpp"
@@ -114,6 +115,12 @@ class Store {
   // Store calls made by this process so far (each is one transaction); for tests that prove an
   // idle engine stays quiet.
   static std::uint64_t statements_issued();
+  // Observes the duration of every store call (one transaction) and of each step-batch
+  // statement, by kind: the Store method or batch statement ("claim", "finish_step"), never an
+  // id. For metrics, without the store knowing them. Set once at start-up, before threads use
+  // stores; the observer must be thread-safe.
+  using QueryObserver = std::function<void(std::string_view kind, double seconds)>;
+  static void set_query_observer(QueryObserver observer);
 
   struct Impl;
 
@@ -141,11 +148,12 @@ class StepBatch {
                            const std::optional<std::string>& signal,
                            const std::optional<TimePoint>& until) = 0;
   virtual void log(const LogRecord& r) = 0;
-  // The run's status after the last finish_done ("succeeded" when that step ended the run).
-  virtual const std::string& last_run_status() const = 0;
   // Commits, claiming up to `claim_next` due steps for `owner` in the same transaction.
   virtual std::vector<ClaimedStep> commit(const std::string& owner, int claim_next,
                                           std::chrono::milliseconds lease, bool include_keyed) = 0;
+  // Workflows of the runs that succeeded with this batch's finished steps (known once
+  // committed: finishes that wrote nothing else go to the database together at commit).
+  virtual const std::vector<std::string>& succeeded_runs() const = 0;
 };
 
 }  // namespace chartflow::store

@@ -1,6 +1,7 @@
 // Internals shared by the store's translation units. Only store/ includes this (and libpqxx).
 #pragma once
 
+#include <chrono>
 #include <pqxx/pqxx>
 #include <set>
 #include <string>
@@ -38,13 +39,11 @@ struct Store::Impl {
   }
 };
 
-// Runs `fn`, translating libpqxx failures into the engine's three kinds.
 void count_statement();
 
-// `counted`: false for calls that send nothing to the server (waiting for notifications).
+// Runs `fn`, translating libpqxx failures into the engine's three kinds.
 template <typename Fn>
-auto translate(Fn&& fn, bool counted = true) -> decltype(fn()) {
-  if (counted) count_statement();
+auto translate_errors(Fn& fn) -> decltype(fn()) {
   try {
     return fn();
   } catch (const pqxx::broken_connection& e) {
@@ -60,6 +59,31 @@ auto translate(Fn&& fn, bool counted = true) -> decltype(fn()) {
   } catch (const pqxx::sql_error& e) {
     throw FatalError(std::string(e.what()) + " [query: " + e.query().substr(0, 200) + "]");
   }
+}
+
+// Times one store call or batch statement for the query observer (Store::set_query_observer).
+class QueryTimer {
+ public:
+  explicit QueryTimer(const char* kind) : kind_(kind), started_(std::chrono::steady_clock::now()) {}
+  ~QueryTimer();
+  QueryTimer(const QueryTimer&) = delete;
+  QueryTimer& operator=(const QueryTimer&) = delete;
+
+ private:
+  const char* kind_;
+  std::chrono::steady_clock::time_point started_;
+};
+
+// translate_errors, counted and timed. `counted`: false for calls that send nothing to the server
+// (waiting for notifications). `kind` defaults to the calling Store method's name, which is what
+// the query metrics are labelled with.
+template <typename Fn>
+auto translate(Fn&& fn, bool counted = true, const char* kind = __builtin_FUNCTION())
+    -> decltype(fn()) {
+  if (!counted) return translate_errors(fn);
+  count_statement();
+  QueryTimer timer(kind);
+  return translate_errors(fn);
 }
 
 // Nullable parameters for exec_params: libpqxx treats a null const char* as SQL NULL.

@@ -1,0 +1,219 @@
+// Performance work, tested for what it must not change:
+// - the metrics of a real `chartflow serve` (issue #5): GET /metrics, scraped after a run, passes
+//   `promtool check metrics` and carries the database pool gauges and the query latency
+//   histogram by statement kind, whose labels hold no ids;
+// - steps finished together in one statement (issue #2's batching) count their runs and their
+//   dependents down once per finished step, also when several are of one run;
+// - a batch of events inserted with one statement gets each event its own run, in order.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
+
+#include "store/store.hpp"
+#include "tests/support/child_process.hpp"
+#include "tests/support/engine_harness.hpp"
+#include "tests/support/http_client.hpp"
+#include "tests/support/pg_fixture.hpp"
+#include "tests/support/run_command.hpp"
+
+namespace chartflow::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+// The port the kernel hands out next for 127.0.0.1 (bound, then released).
+unsigned short loopback_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+class MetricsTest : public PgTest {
+ protected:
+  void SetUp() override {
+    PgTest::SetUp();
+    port_ = loopback_port();
+    const auto log =
+        fs::path(CHARTFLOW_BINARY).parent_path() / "test-logs" / (schema() + "-metrics-serve.log");
+    serve_ = std::make_unique<ChildProcess>(
+        std::vector<std::string>{CHARTFLOW_BINARY, "serve", "--listen",
+                                 "127.0.0.1:" + std::to_string(port_), "--database-url", dsn(),
+                                 "--workflows", std::string(CHARTFLOW_SOURCE_DIR) + "/workflows"},
+        log);
+    ASSERT_TRUE(wait_until(
+        [&] {
+          try {
+            return request("GET", "127.0.0.1", port_, "/readyz", "", {}, 1s).status == 200;
+          } catch (const std::exception&) {
+            return !serve_->running();  // exited: reported below
+          }
+        },
+        30s));
+    ASSERT_TRUE(serve_->running()) << serve_->log();
+  }
+
+  // Starts a diamond run and waits for it to succeed, so every kind of statement has run.
+  void run_diamond() {
+    auto r = request("POST", "127.0.0.1", port_, "/v1/events/demo.diamond", R"({"skip_e": false})");
+    ASSERT_EQ(r.status, 202) << r.body;
+    const auto run = r.json()["runs"][0].get<std::int64_t>();
+    ASSERT_TRUE(wait_until(
+        [&] {
+          return scalar("SELECT status FROM workflow_run WHERE id = " + std::to_string(run)) ==
+                 "succeeded";
+        },
+        20s))
+        << serve_->log();
+  }
+
+  std::string scrape() {
+    auto r = request("GET", "127.0.0.1", port_, "/metrics");
+    EXPECT_EQ(r.status, 200);
+    return r.body;
+  }
+
+  unsigned short port_ = 0;
+  std::unique_ptr<ChildProcess> serve_;
+};
+
+TEST_F(MetricsTest, RealMetricsPassPromtool) {
+  const std::string tool = promtool();
+  ASSERT_FALSE(tool.empty()) << kNoPromtool;
+  run_diamond();
+  const std::string body = scrape();
+  const fs::path file = fs::temp_directory_path() / (schema() + "-metrics.txt");
+  std::ofstream(file) << body;
+  auto r = run_command(tool + " check metrics < " + file.string());
+  fs::remove(file);
+  EXPECT_EQ(r.exit_code, 0) << r.output << "\n--- /metrics ---\n" << body;
+  EXPECT_EQ(r.output, "") << "promtool lint findings";
+}
+
+TEST_F(MetricsTest, DatabasePoolAndQueryLatencyAreExported) {
+  run_diamond();
+  const std::string body = scrape();
+  // The API's pool: /metrics itself just returned its connection, so one is idle at least.
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(
+      body, m, std::regex(R"(chartflow_db_pool_connections\{state="idle"\} ([0-9.e+]+))")))
+      << body;
+  EXPECT_GE(std::stod(m[1]), 1.0);
+  EXPECT_TRUE(
+      std::regex_search(body, std::regex(R"(chartflow_db_pool_connections\{state="in_use"\} )")))
+      << body;
+  EXPECT_TRUE(std::regex_search(body, std::regex(R"(chartflow_db_pool_connections_max 8)")))
+      << body;
+
+  // Query latency by kind: the ingest, the workers' claims and step finishes were all observed.
+  std::set<std::string> kinds;
+  const std::regex count(
+      R"re(chartflow_db_query_duration_seconds_count\{kind="([^"]*)"\} (\d+))re");
+  for (auto it = std::sregex_iterator(body.begin(), body.end(), count);
+       it != std::sregex_iterator(); ++it) {
+    kinds.insert((*it)[1]);
+    EXPECT_GT(std::stoll((*it)[2]), 0) << (*it)[0];
+    EXPECT_FALSE(std::regex_search((*it)[1].str(), std::regex("[0-9]")))
+        << "a kind label must not carry ids: " << (*it)[0];
+  }
+  for (const char* k : {"ingest", "claim", "batch_commit"})
+    EXPECT_TRUE(kinds.count(k)) << k << " missing in\n" << body;
+  // Steps finish one by one, or (those whose handler wrote nothing) together at commit.
+  EXPECT_TRUE(kinds.count("finish_step") || kinds.count("finish_steps")) << body;
+}
+
+// a fans out to b and c, which d joins: with one worker, b and c are claimed together and finish
+// in one statement, which must count d's two needs and the run's two steps down.
+constexpr const char* kFanIn = R"(name: fan-in
+on: [{ event: perf.fan_in }]
+steps:
+  a: { handler: noop }
+  b: { handler: noop, needs: [a] }
+  c: { handler: noop, needs: [a] }
+  d: { handler: noop, needs: [b, c] }
+)";
+
+class BatchedFinishTest : public PgTest {};
+
+TEST_F(BatchedFinishTest, FanInFinishedInOneStatementReleasesTheJoinOnce) {
+  runtime::EngineSettings settings;
+  settings.workers = 1;
+  EngineHarness h(dsn(), {kFanIn}, nullptr, settings);
+  std::vector<std::int64_t> runs;
+  for (int i = 0; i < 10; ++i) runs.push_back(h.start_run("perf.fan_in", {{"n", i}}));
+  h.start();
+  for (const auto id : runs) {
+    ASSERT_TRUE(h.wait_status(id, "succeeded")) << h.run(id).dump(2);
+    // b and c committed in one transaction: the same finish time (the transaction's).
+    EXPECT_EQ(h.step(id, "b").at("finished_at"), h.step(id, "c").at("finished_at"))
+        << h.run(id).dump(2);
+    EXPECT_EQ(h.step(id, "d").at("status"), "succeeded");
+  }
+  const std::string ids = std::to_string(runs.front()) + " AND " + std::to_string(runs.back());
+  EXPECT_EQ(
+      scalar("SELECT count(*) FROM workflow_run WHERE remaining_steps <> 0 AND id BETWEEN " + ids),
+      "0");
+  EXPECT_EQ(scalar("SELECT count(*) FROM run_history WHERE type = 'succeeded' AND step IS NOT "
+                   "NULL AND run_id BETWEEN " +
+                   ids),
+            "40")
+      << "every step succeeds exactly once";
+  EXPECT_EQ(scalar("SELECT count(*) FROM run_history WHERE type = 'succeeded' AND step IS NULL "
+                   "AND run_id BETWEEN " +
+                   ids),
+            "10")
+      << "every run succeeds exactly once";
+}
+
+TEST_F(BatchedFinishTest, EventBatchStoresEachEventWithItsOwnRun) {
+  EngineHarness h(dsn(), {kFanIn});
+  std::vector<store::EventInput> events;
+  for (int i = 0; i < 6; ++i) {
+    store::EventInput ev;
+    ev.type = i == 3 ? "perf.nobody_listens" : "perf.fan_in";
+    ev.body = {{"n", i}};
+    ev.subject = "chart-" + std::to_string(i);
+    if (i == 4) ev.dedup_key = "key-4";  // dedup keys take the one-by-one path
+    if (i == 5) ev.dedup_key = "key-4";  // the same key again: a duplicate, nothing new
+    events.push_back(std::move(ev));
+  }
+  const auto results = h.engine().ingest_batch(events);
+  ASSERT_EQ(results.size(), events.size());
+  EXPECT_TRUE(results[3].run_ids.empty()) << "no workflow listens to that event type";
+  EXPECT_TRUE(results[5].duplicate);
+  EXPECT_EQ(results[5].run_ids, results[4].run_ids);
+  for (int i : {0, 1, 2, 4}) {
+    ASSERT_EQ(results[i].run_ids.size(), 1u) << i;
+    const std::string run = std::to_string(results[i].run_ids[0]);
+    EXPECT_EQ(
+        scalar("SELECT e.body->>'n' || '/' || r.subject || '/' || (r.event_id = " +
+               std::to_string(results[i].event_id) +
+               ")::text FROM workflow_run r JOIN event e ON e.id = r.event_id WHERE r.id = " + run),
+        std::to_string(i) + "/chart-" + std::to_string(i) + "/true");
+    EXPECT_EQ(scalar("SELECT string_agg(step_key || ':' || status, ' ' ORDER BY step_key) FROM "
+                     "step_run WHERE run_id = " +
+                     run),
+              "a:ready b:pending c:pending d:pending");
+    EXPECT_EQ(
+        scalar("SELECT count(*) FROM run_history WHERE type = 'scheduled' AND run_id = " + run),
+        "1");
+  }
+  h.start();
+  for (int i : {0, 1, 2, 4}) EXPECT_TRUE(h.wait_status(results[i].run_ids[0], "succeeded"));
+}
+
+}  // namespace
+}  // namespace chartflow::testing
