@@ -12,7 +12,7 @@ readonly kBasePackages=(
   build-essential cmake ninja-build pkg-config
   libboost-dev libboost-system-dev libboost-program-options-dev
   libpqxx-dev nlohmann-json3-dev prometheus-cpp-dev libyaml-cpp-dev libfmt-dev
-  libgtest-dev libgmock-dev libssl-dev
+  libgtest-dev libgmock-dev libssl-dev libhowardhinnant-date-dev tzdata
   postgresql postgresql-contrib
   clang-format python3 nodejs npm
 )

@@ -15,7 +15,8 @@ namespace {
 void usage() {
   std::cerr << "usage: chartflow <command> [options]\n"
                "  serve     [--listen HOST:PORT] [--data-dir DIR] [--workflows DIR]\n"
-               "            [--database-url URL] [--workers N]\n"
+               "            [--database-url URL] [--workers N] [--webhook-secrets FILE]\n"
+               "            [--drop-dir DIR] [--s3-config FILE]\n"
                "  worker    --database-url URL [--concurrency N]\n"
                "  migrate   [--database-url URL | --data-dir DIR]\n"
                "  validate  FILE...\n"

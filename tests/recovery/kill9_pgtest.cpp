@@ -21,8 +21,8 @@
 #include <optional>
 #include <sstream>
 
-#include "tests/support/http_client.hpp"
 #include "tests/support/child_process.hpp"
+#include "tests/support/http_client.hpp"
 #include "tests/support/pg_fixture.hpp"
 
 extern char** environ;
@@ -44,30 +44,10 @@ steps:
   c: { handler: noop, needs: [b] }
 )";
 
-
-
 fs::path log_path(const std::string& name) {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
   return fs::path(CHARTFLOW_BINARY).parent_path() / "test-logs" /
          (std::string(info->name()) + "-" + name + ".log");
-}
-
-// A port nobody listens on right now (bound and released; good enough on a test machine).
-unsigned short free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof addr;
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    if (fd >= 0) ::close(fd);
-    ADD_FAILURE() << "cannot find a free port: " << std::strerror(errno);
-    return 0;
-  }
-  ::close(fd);
-  return ntohs(addr.sin_port);
 }
 
 // A fresh directory under /tmp, removed at the end. Searchable by others: as root the embedded
