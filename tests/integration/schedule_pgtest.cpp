@@ -29,6 +29,7 @@ name: every-second
 on:
   - schedule: "* * * * * *"
     timezone: Europe/Berlin
+    catch_up: true    # a loaded machine may delay every scheduler past a one-second tick
 steps:
   a: { handler: noop }
 )";
