@@ -17,6 +17,7 @@ void usage() {
   std::cerr << "usage: chartflow <command> [options]\n"
                "  serve     [--listen HOST:PORT] [--data-dir DIR] [--workflows DIR]\n"
                "            [--database-url URL] [--workers N] [--batch-size N]\n"
+               "            [--webhook-secrets FILE] [--drop-dir DIR] [--s3-config FILE]\n"
                "  worker    --database-url URL [--concurrency N]\n"
                "  migrate   [--database-url URL | --data-dir DIR]\n"
                "  validate  FILE...\n"

@@ -15,8 +15,10 @@
 #include "http/api_routes.hpp"
 #include "http/app_routes.hpp"
 #include "http/auth_routes.hpp"
+#include "http/s3_routes.hpp"
 #include "http/server.hpp"
 #include "metrics/metrics.hpp"
+#include "runtime/drop_folder.hpp"
 #include "runtime/embedded_postgres.hpp"
 #include "runtime/engine.hpp"
 #include "runtime/handler_setup.hpp"
@@ -85,7 +87,7 @@ int serve(const Args& args, bool with_api) {
     runtime::Log::set_stderr_level(static_cast<LogLevel>(*parsed));
   }
   // Validated before anything starts: a bad listen address or limit costs no database work.
-  const http::ServerSettings server_settings =
+  http::ServerSettings server_settings =
       with_api ? cli::server_settings(args) : http::ServerSettings{};
 
   std::unique_ptr<runtime::EmbeddedPostgres> embedded;
@@ -189,8 +191,32 @@ int serve(const Args& args, bool with_api) {
     }
     auth_settings.secure_cookie = args.get("tls-cert").has_value();
     http::add_auth(router, engine, auth_settings);
-    http::add_engine_routes(router, engine, metrics, args.get("public-metrics").has_value());
-    http::add_app_routes(router, engine, workflows_dir);
+    std::shared_ptr<const http::WebhookSecrets> secrets;
+    auto secrets_file = args.get("webhook-secrets");
+    if (!secrets_file)
+      if (const char* env = std::getenv("CHARTFLOW_WEBHOOK_SECRETS"); env && *env)
+        secrets_file = env;
+    if (secrets_file) {
+      secrets =
+          std::make_shared<const http::WebhookSecrets>(http::WebhookSecrets::load(*secrets_file));
+    }
+    http::add_engine_routes(router, engine, metrics, args.get("public-metrics").has_value(),
+                            secrets);
+    std::shared_ptr<const http::S3Config> s3;
+    auto s3_file = args.get("s3-config");
+    if (!s3_file)
+      if (const char* env = std::getenv("CHARTFLOW_S3_CONFIG"); env && *env) s3_file = env;
+    if (s3_file) s3 = std::make_shared<const http::S3Config>(http::S3Config::load(*s3_file));
+    // Objects put into any bucket are held to the upload limit, not the API's body limit.
+    if (s3)
+      for (const auto& bucket : s3->buckets)
+        server_settings.limits.upload_prefixes.push_back("/" + bucket.first + "/");
+    http::add_app_routes(
+        router, engine, workflows_dir,
+        s3 ? http::RootOverride([s3](http::Request& req) { return http::s3_root(req, *s3); })
+           : nullptr);
+    // Last: the S3 routes take every /{bucket}/{key} path the others leave.
+    if (s3) http::add_s3_routes(router, engine, s3);
     server = std::make_unique<http::Server>(server_settings, router);
     server->start();
     const std::string notice =
@@ -206,9 +232,20 @@ int serve(const Args& args, bool with_api) {
                        {{"instance", engine.instance_id()}, {"concurrency", settings.workers}});
   }
 
+  std::unique_ptr<runtime::DropFolder> drop;
+  auto drop_dir = args.get("drop-dir");
+  if (!drop_dir)
+    if (const char* env = std::getenv("CHARTFLOW_DROP_DIR"); env && *env) drop_dir = env;
+  if (drop_dir && with_api) {
+    drop = std::make_unique<runtime::DropFolder>(engine, *drop_dir);
+    drop->start();
+    runtime::Log::info("drop_folder_watched", {{"dir", *drop_dir}});
+  }
+
   int sig = 0;
   sigwait(&stop_signals, &sig);
   runtime::Log::info("draining", {{"signal", sig}});
+  if (drop) drop->stop();
   if (server) server->stop();
   engine.drain();
   runtime::Log::info("stopped");

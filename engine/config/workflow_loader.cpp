@@ -1,5 +1,6 @@
 #include "config/workflow_loader.hpp"
 
+#include <date/tz.h>
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
@@ -16,6 +17,7 @@
 #include <system_error>
 
 #include "config/yaml_json.hpp"
+#include "core/cron.hpp"
 
 namespace chartflow::config {
 namespace {
@@ -28,6 +30,17 @@ constexpr std::size_t kMaxNameLength = 100;
 constexpr int kMaxAttemptsLimit = 100;
 // Schedule triggers start runs as this event type; the scheduler fills in the body.
 constexpr const char* kScheduleEvent = "schedule.tick";
+// Missed ticks fired after an outage at most (per schedule with catch_up: true).
+constexpr std::int64_t kMaxCatchUpLimit = 1000;
+
+bool known_zone(const std::string& name) {
+  try {
+    date::locate_zone(name);
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
 
 // One key of a mapping. Problems with the value as a whole are reported at the key's line: an
 // empty or block value has no line of its own that reads well (yaml-cpp marks the next token).
@@ -414,8 +427,8 @@ void Loader::parse_trigger(const YAML::Node& node, int index, int fallback_line)
           where + "a trigger must be a mapping with event or schedule, not " + describe(node));
     return;
   }
-  const auto entries =
-      read_map(node, where, {"event", "filter", "schedule", "timezone", "catch_up"});
+  const auto entries = read_map(
+      node, where, {"event", "filter", "schedule", "timezone", "catch_up", "catch_up_limit"});
   core::Trigger t;
   const Entry* event = find(entries, "event");
   const Entry* schedule = find(entries, "schedule");
@@ -435,18 +448,38 @@ void Loader::parse_trigger(const YAML::Node& node, int index, int fallback_line)
   }
   if (schedule != nullptr) {
     if (auto cron = string_value(*schedule, where)) {
-      if (cron->empty()) error(schedule->line, where + "schedule is empty");
+      std::string problem;
+      if (cron->empty()) {
+        error(schedule->line, where + "schedule is empty");
+      } else if (!core::Cron::parse(*cron, &problem)) {
+        error(schedule->line, where + problem);
+      }
       t.extra["schedule"] = *cron;
     }
     t.event = kScheduleEvent;
   }
-  for (const char* key : {"timezone", "catch_up"}) {
+  for (const char* key : {"timezone", "catch_up", "catch_up_limit"}) {
     const Entry* e = find(entries, key);
     if (e == nullptr) continue;
     if (schedule == nullptr) {
       error(e->line, fmt::format("{}{} applies only to schedule triggers", where, key));
     } else if (e->key == "timezone") {
-      if (auto tz = string_value(*e, where)) t.extra["timezone"] = *tz;
+      if (auto tz = string_value(*e, where)) {
+        if (!known_zone(*tz))
+          error(e->line, fmt::format("{}timezone '{}' is not a known IANA time zone (e.g. "
+                                     "Europe/Berlin, UTC)",
+                                     where, *tz));
+        t.extra["timezone"] = *tz;
+      }
+    } else if (e->key == "catch_up_limit") {
+      const json n = yaml_scalar_to_json(e->value);
+      if (n.is_number_integer() && n.get<std::int64_t>() >= 1 &&
+          n.get<std::int64_t>() <= kMaxCatchUpLimit) {
+        t.extra["catch_up_limit"] = n;
+      } else {
+        error(e->line, fmt::format("{}catch_up_limit must be an integer from 1 to {}, not {}",
+                                   where, kMaxCatchUpLimit, describe(e->value)));
+      }
     } else {
       const json b = yaml_scalar_to_json(e->value);
       if (b.is_boolean()) {

@@ -216,6 +216,43 @@ steps:
       << dump(s.errors);
 }
 
+TEST(WorkflowLoader, ReportsBadSchedulesWithTheirLine) {
+  const auto r = load(R"(
+name: nightly
+on:
+  - schedule: "0 0 * *"
+  - schedule: "61 * * * *"
+    timezone: Europe/Atlantis
+  - schedule: "@daily"
+    catch_up: true
+    catch_up_limit: 0
+steps:
+  a: { handler: noop }
+)");
+  EXPECT_THAT(r.errors,
+              ElementsAre(error_at(3, "trigger 1: schedule '0 0 * *' must have 5 fields"),
+                          error_at(4, "trigger 2: schedule '61 * * * *': minute field '61'"),
+                          error_at(5,
+                                   "trigger 2: timezone 'Europe/Atlantis' is not a known "
+                                   "IANA time zone"),
+                          error_at(8,
+                                   "trigger 3: catch_up_limit must be an integer from 1 to "
+                                   "1000, not '0'")))
+      << dump(r.errors);
+  const auto ok = load(R"(
+name: nightly
+on:
+  - schedule: "*/5 * * * * *"
+    timezone: America/New_York
+    catch_up: true
+    catch_up_limit: 48
+steps:
+  a: { handler: noop }
+)");
+  ASSERT_TRUE(ok.errors.empty()) << dump(ok.errors);
+  EXPECT_EQ(ok.workflow->triggers[0].extra.at("catch_up_limit"), 48);
+}
+
 TEST(WorkflowLoader, ReportsWrongTypesAndBadNames) {
   const auto r = load(R"(
 name: Bad_Name

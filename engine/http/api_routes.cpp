@@ -6,12 +6,12 @@
 
 #include "auth/audit.hpp"
 #include "http/audit_context.hpp"
+#include "http/event_routes.hpp"
 #include "runtime/log.hpp"
 
 namespace chartflow::http {
 namespace {
 
-const std::regex kEventType("^[A-Za-z0-9._-]{1,200}$");
 const std::regex kSignalName("^[A-Za-z0-9._:-]{1,200}$");
 // RFC 3339 (date-time) as the API accepts it; PostgreSQL parses the rest.
 const std::regex kTimestamp(
@@ -111,7 +111,8 @@ std::optional<std::string> parse_time_param(const Request& req, const char* name
 }
 
 void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics& metrics,
-                       bool public_metrics) {
+                       bool public_metrics, std::shared_ptr<const WebhookSecrets> secrets) {
+  add_event_routes(router, engine, metrics, std::move(secrets));
   router.add("GET", "/healthz", "healthz", Access::open(), [](Request&) {
     return Response::json(200, Json{{"status", "ok"}});
   });
@@ -140,31 +141,6 @@ void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics
                r.body = metrics.serialize();
                return r;
              });
-
-  router.add(
-      "POST", "/v1/events/{type}", "events", Access::of({Role::kOperator}),
-      [&engine, &metrics](Request& req) {
-        const std::string& type = req.param("type");
-        if (!std::regex_match(type, kEventType))
-          throw HttpError{400, "event type must be 1-200 characters of letters, digits, . _ -"};
-        store::EventInput ev;
-        ev.type = type;
-        ev.body = parse_json_body(req);
-        ev.dedup_key = req.header("idempotency-key");
-        if (ev.dedup_key && ev.dedup_key->size() > 200)
-          throw HttpError{400, "Idempotency-Key is longer than 200 characters"};
-        ev.source = "api";
-        auto matched = engine.matching(type, ev.body);
-        auto result = engine.ingest(std::move(ev), [&](Sql& sql, store::EventInput&) {
-          auth::record(sql, audit_entry(req, "event.create", "event_type", type));
-          return true;
-        });
-        // Only types some workflow listens to become label values: clients cannot grow the series.
-        metrics.event_received(matched.empty() ? "unmatched" : type);
-        return Response::json(result.duplicate ? 200 : 202, Json{{"event_id", result.event_id},
-                                                                 {"runs", result.run_ids},
-                                                                 {"duplicate", result.duplicate}});
-      });
 
   router.add("GET", "/v1/runs", "runs", Access::of({Role::kOperator}), [&engine](Request& req) {
     store::Store::RunFilter f;

@@ -1,7 +1,10 @@
 // The engine's JSON API: events, runs, commands, workflows, logs, health and metrics.
 #pragma once
 
+#include <memory>
+
 #include "http/router.hpp"
+#include "http/webhook_auth.hpp"
 #include "metrics/metrics.hpp"
 #include "runtime/engine.hpp"
 
@@ -9,8 +12,10 @@ namespace chartflow::http {
 
 // public_metrics: /metrics answers without a credential (--public-metrics, for a Prometheus that
 // cannot send a bearer token); by default it needs the operator role.
+// `secrets`: the HMAC secrets of signed event types (null: none is signed).
 void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics& metrics,
-                       bool public_metrics = false);
+                       bool public_metrics = false,
+                       std::shared_ptr<const WebhookSecrets> secrets = nullptr);
 // since/until query parameters: RFC 3339, or HH:MM meaning today in the server's time zone.
 std::optional<std::string> parse_time_param(const Request& req, const char* name);
 

@@ -6,12 +6,16 @@
 namespace chartflow::http {
 
 void add_app_routes(Router& router, runtime::Engine& engine,
-                    const std::filesystem::path& workflows_dir) {
+                    const std::filesystem::path& workflows_dir, RootOverride root_override) {
   (void)workflows_dir;
   add_chart_routes(router, engine, nullptr);
   const auto root = dashboard_root();
-  router.add("GET", "/", "dashboard", Access::open(),
-             [root](Request&) { return serve_static(root, ""); });
+  // The page is public; the override (S3 ListBuckets) authenticates its own requests.
+  router.add("GET", "/", "dashboard", Access::open(), [root, root_override](Request& req) {
+    if (root_override)
+      if (auto r = root_override(req)) return *r;
+    return serve_static(root, "");
+  });
   router.add("GET", "/ui/{*path}", "dashboard", Access::open(),
              [root](Request& req) { return serve_static(root, req.param("path")); });
 }

@@ -3,8 +3,8 @@
 #include "handlers/chart_api/chart_api.hpp"
 #include "handlers/chart_intake/chart_intake.hpp"
 #include "handlers/chart_intake/chart_store.hpp"
-#include "handlers/common/chart_cache.hpp"
 #include "http/audit_context.hpp"
+#include "runtime/chart_upload.hpp"
 
 namespace chartflow::http {
 namespace {
@@ -57,47 +57,26 @@ Response upload_chart(runtime::Engine& engine, metrics::Metrics* metrics, const 
   if (!ct || (ct->find("application/fhir+json") == std::string::npos &&
               ct->find("application/json") == std::string::npos))
     throw HttpError{415, "content type must be application/fhir+json or application/json"};
-  if (req.body.empty()) throw HttpError{400, "body is empty: expected a FHIR Bundle"};
-  Json bundle;
+  runtime::ChartUpload up;
   try {
-    bundle = Json::parse(req.body);
-  } catch (const Json::parse_error& e) {
-    throw HttpError{400, "body is not valid JSON: byte " + std::to_string(e.byte)};
+    // The audit record commits with the revision and its event.
+    up = runtime::upload_chart(engine, chart_id, req.body, uploaded_by(req), "upload", [&](Sql& sql) {
+      auth::record(sql, audit_entry(req, "chart.upload", "chart", chart_id));
+    });
+  } catch (const runtime::ChartRejected& e) {
+    throw HttpError{e.status, e.message};
   }
-  if (auto problem = handlers::validate_chart(bundle)) throw HttpError{422, *problem};
-  // PostgreSQL's jsonb cannot hold NUL characters in strings.
-  if (req.body.find("\\u0000") != std::string::npos)
-    throw HttpError{422, "the Bundle contains a \\u0000 (NUL) character in a string"};
-
-  handlers::StoredRevision stored;
-  store::EventInput ev;
-  ev.type = kChartUploadedEvent;
-  ev.source = "upload";
-  ev.subject = chart_id;
-  // The revision and its event commit together: an upload is never half-stored.
-  auto result = engine.ingest(ev, [&](Sql& sql, store::EventInput& event) {
-    auth::record(sql, audit_entry(req, "chart.upload", "chart", chart_id));
-    stored = handlers::store_revision(sql, chart_id, req.body, bundle, uploaded_by(req));
-    if (stored.duplicate) return false;
-    event.body = handlers::chart_event_body(bundle, chart_id, stored.revision);
-    event.dedup_key = chart_id + "/" + std::to_string(stored.revision);
-    return true;
-  });
-  if (metrics) metrics->event_received(kChartUploadedEvent);
-  // The steps about to run would each look the Bundle up by content hash: hand them the
-  // parse.
-  if (!stored.duplicate)
-    handlers::ChartCache::instance().put(stored.content_hash, std::move(bundle), req.body.size());
-  if (stored.duplicate)
+  if (metrics) metrics->event_received(runtime::kChartUploadedEvent);
+  if (up.duplicate)
     return Response::json(200, Json{{"chart_id", chart_id},
-                                    {"revision", stored.revision},
+                                    {"revision", up.revision},
                                     {"duplicate", true},
                                     {"runs", Json::array()}});
   return Response::json(202, Json{{"chart_id", chart_id},
-                                  {"revision", stored.revision},
-                                  {"content_hash", stored.content_hash},
-                                  {"event_id", result.event_id},
-                                  {"runs", result.run_ids},
+                                  {"revision", up.revision},
+                                  {"content_hash", up.content_hash},
+                                  {"event_id", up.event.event_id},
+                                  {"runs", up.event.run_ids},
                                   {"duplicate", false}});
 }
 

@@ -5,11 +5,11 @@
 
 #include "http/router.hpp"
 #include "metrics/metrics.hpp"
-#include "runtime/engine.hpp"
+#include "runtime/chart_upload.hpp"
 
 namespace chartflow::http {
 
-inline constexpr const char* kChartUploadedEvent = "chart.uploaded";
+using runtime::kChartUploadedEvent;
 
 void add_chart_routes(Router& router, runtime::Engine& engine, metrics::Metrics* metrics);
 

@@ -166,6 +166,17 @@ std::vector<Router::RouteInfo> Router::routes() const {
   return out;
 }
 
+void Router::require(Request& req, const Access& access, const std::string& route) const {
+  if (access.kind != Access::Kind::kRoles || !authenticate) return;
+  req.principal = authenticate(req);
+  if (!req.principal) throw HttpError{401, "authentication required"};
+  if (!access.allows(req.principal->role)) {
+    if (on_forbidden) on_forbidden(req, route);
+    throw HttpError{
+        403, std::string("role ") + role_name(req.principal->role) + " may not use this route"};
+  }
+}
+
 Response Router::handle(Request& req) const {
   const auto t0 = std::chrono::steady_clock::now();
   const auto segments = split_path(req.path);
@@ -189,15 +200,7 @@ Response Router::handle(Request& req) const {
     route_name = match->name;
     try {
       req.principal.reset();
-      if (match->access.kind == Access::Kind::kRoles && authenticate) {
-        req.principal = authenticate(req);
-        if (!req.principal) throw HttpError{401, "authentication required"};
-        if (!match->access.allows(req.principal->role)) {
-          if (on_forbidden) on_forbidden(req, route_name);
-          throw HttpError{403, std::string("role ") + role_name(req.principal->role) +
-                                   " may not use this route"};
-        }
-      }
+      if (match->access.kind == Access::Kind::kRoles) require(req, match->access, route_name);
       resp = match->handler(req);
     } catch (const HttpError& e) {
       resp = Response::error(e.status, e.message);

@@ -81,6 +81,9 @@ class Router {
   void add(std::string method, std::string pattern, std::string route_name, Access access,
            RouteHandler h);
   Response handle(Request& req) const;
+  // The role check handle() applies to kRoles routes, for kSelf routes that accept either their
+  // own credential or a role (a webhook type without a secret). Throws HttpError 401/403.
+  void require(Request& req, const Access& access, const std::string& route = "") const;
 
   struct RouteInfo {
     std::string method, pattern, name;

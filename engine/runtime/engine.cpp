@@ -69,10 +69,12 @@ void Engine::start() {
   if (started_) return;
   started_ = true;
   dispatcher_ = std::thread([this] { dispatcher_loop(); });
+  if (settings_.scheduler) scheduler_.start();
   for (int i = 0; i < settings_.workers; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
 }
 
 void Engine::drain() {
+  scheduler_.stop();
   stopping_ = true;
   wake_workers();
   for (auto& t : workers_)
@@ -89,12 +91,34 @@ std::vector<WorkflowPtr> Engine::matching(const std::string& type, const Json& b
   for (const auto& wf : workflows_->latest()) {
     for (const auto& t : wf->workflow.triggers) {
       if (t.event != type) continue;
+      // A tick belongs to the workflow whose schedule fired it.
+      if (type == kScheduleTickEvent && body.value("workflow", "") != wf->workflow.name) continue;
       if (t.filter && !t.filter->evaluate(doc)) continue;
       out.push_back(wf);
       break;
     }
   }
   return out;
+}
+
+bool Engine::listened(const std::string& type) const {
+  for (const auto& wf : workflows_->latest())
+    for (const auto& t : wf->workflow.triggers)
+      if (t.event == type) return true;
+  return false;
+}
+
+store::Store::PlanRuns Engine::run_end_plan(const char* type) const {
+  if (!listened(type)) return nullptr;
+  return [this](const store::EventInput& ev) { return plan_runs(ev, nullptr); };
+}
+
+void Engine::emit_if_ended(store::StepBatch& batch, std::int64_t run_id) const {
+  const std::string& status = batch.last_run_status();
+  if (status != "succeeded" && status != "failed") return;
+  if (auto plan =
+          run_end_plan(status == "succeeded" ? store::kRunSucceededEvent : store::kRunFailedEvent))
+    batch.emit_run_end(run_id, plan);
 }
 
 std::vector<store::RunPlan> Engine::plan_runs(const store::EventInput& ev,
@@ -138,9 +162,15 @@ store::IngestResult Engine::ingest(store::EventInput event,
 
 std::vector<store::IngestResult> Engine::ingest_batch(
     const std::vector<store::EventInput>& events) {
+  return ingest_with([&](store::Store& s, const store::Store::PlanRuns& plan) {
+    return s.ingest_batch(events, plan);
+  });
+}
+
+std::vector<store::IngestResult> Engine::ingest_with(const IngestFn& fn) {
   std::vector<std::string> started;
   auto plan = [&](const store::EventInput& ev) { return plan_runs(ev, &started); };
-  auto results = pool_.with([&](store::Store& s) { return s.ingest_batch(events, plan); });
+  auto results = pool_.with([&](store::Store& s) { return fn(s, plan); });
   if (hooks_.run_started)
     for (const auto& name : started) hooks_.run_started(name);
   wake_workers();
@@ -212,7 +242,10 @@ std::vector<store::ClaimedStep> Engine::run_batch(store::Store& store,
       if (!event) event = std::make_shared<const Json>(Json::object());
       inputs.emplace_back(workflows_->by_version(s.workflow_version_id, store), std::move(event));
     }
+    // Run-end events are emitted as each run ends, which the batched finish cannot tell.
+    const bool defer = !listened(store::kRunSucceededEvent);
     auto batch = store.begin_batch();
+    batch->defer_finishes(defer);
     auto batch_start = std::chrono::steady_clock::now();
     for (std::size_t i = 0; i < steps.size(); ++i) {
       const auto& s = steps[i];
@@ -223,6 +256,7 @@ std::vector<store::ClaimedStep> Engine::run_batch(store::Store& store,
         batch->commit(settings_.instance_id, 0, settings_.lease, false);
         report_succeeded(*batch);
         batch = store.begin_batch();
+        batch->defer_finishes(defer);
         batch_start = std::chrono::steady_clock::now();
       }
       execute(*batch, s, inputs[i].first, *inputs[i].second);
@@ -260,7 +294,8 @@ void Engine::execute(store::StepBatch& batch, const store::ClaimedStep& s, const
   if (def->when && !s.wake) {
     const Json doc = {{"event", event}, {"steps", s.needs_output}};
     if (!def->when->evaluate(doc)) {
-      batch.finish_done(s, owner, Json::object(), /*skipped=*/true);
+      if (batch.finish_done(s, owner, Json::object(), /*skipped=*/true))
+        emit_if_ended(batch, s.run_id);
       return;
     }
   }
@@ -287,7 +322,7 @@ void Engine::execute(store::StepBatch& batch, const store::ClaimedStep& s, const
     Log::to_stderr(store::LogRecord{3, "step attempt failed", s.workflow, s.run_id, s.step_key,
                                     s.attempt, Json::object()});
     if (permanent || s.attempt >= s.max_attempts) {
-      batch.finish_failed(s, owner, reason);
+      if (batch.finish_failed(s, owner, reason)) emit_if_ended(batch, s.run_id);
       if (hooks_.run_finished) hooks_.run_finished(s.workflow, "failed");
     } else {
       const Millis delay = after ? *after : def->retry.delay_before(s.attempt + 1, unit_random);
@@ -299,7 +334,7 @@ void Engine::execute(store::StepBatch& batch, const store::ClaimedStep& s, const
       [&](auto& o) {
         using T = std::decay_t<decltype(o)>;
         if constexpr (std::is_same_v<T, Completed>) {
-          batch.finish_done(s, owner, o.output, false);
+          if (batch.finish_done(s, owner, o.output, false)) emit_if_ended(batch, s.run_id);
         } else if constexpr (std::is_same_v<T, Retry>) {
           fail_attempt(o.reason, false, o.after);
         } else if constexpr (std::is_same_v<T, Fail>) {
@@ -327,7 +362,7 @@ void Engine::handle_expired(store::Store& store) {
       after = Millis(0);
     else if (e.attempt < e.max_attempts)
       after = policy.delay_before(e.attempt + 1, unit_random);
-    if (!store.expire_step(e, after, error)) continue;
+    if (!store.expire_step(e, after, error, run_end_plan(store::kRunFailedEvent))) continue;
     if (hooks_.step_expired) hooks_.step_expired(e.timed_out);
     Log::warn(e.timed_out ? "step_timed_out" : "lease_expired",
               {{"run", e.run_id}, {"step", e.step_key}, {"attempt", e.attempt}});

@@ -15,6 +15,7 @@
 
 #include "engine/handler.hpp"
 #include "runtime/event_cache.hpp"
+#include "runtime/scheduler.hpp"
 #include "runtime/store_pool.hpp"
 #include "runtime/workflow_registry.hpp"
 
@@ -36,6 +37,7 @@ struct EngineSettings {
   int pool_size = kDefaultPoolSize;
   std::string instance_id;  // lease owner name; generated when empty
   std::chrono::hours log_retention = kDefaultLogRetention;  // log_record rows older are deleted
+  bool scheduler = true;  // fire schedule triggers from this process (tests drive it by hand)
 };
 
 // Observers for metrics; every field optional.
@@ -66,6 +68,11 @@ class Engine {
                              const store::Store::BeforeIngest& before = {});
   // Many events in one transaction (webhook batches, bulk loads).
   std::vector<store::IngestResult> ingest_batch(const std::vector<store::EventInput>& events);
+  // For event sources that store more than events in the same transaction: `fn` gets a pooled
+  // store and the engine's run planner, and returns what it ingested; workers are then woken.
+  using IngestFn =
+      std::function<std::vector<store::IngestResult>(store::Store&, const store::Store::PlanRuns&)>;
+  std::vector<store::IngestResult> ingest_with(const IngestFn& fn);
 
   StorePool& pool() { return pool_; }
   WorkflowRegistry& workflows() { return *workflows_; }
@@ -75,10 +82,17 @@ class Engine {
 
   // Workflows whose trigger matches an event of this type and body.
   std::vector<WorkflowPtr> matching(const std::string& type, const Json& body) const;
+  // True when some latest workflow has a trigger on this event type.
+  bool listened(const std::string& type) const;
 
  private:
   std::vector<store::RunPlan> plan_runs(const store::EventInput& ev,
                                         std::vector<std::string>* started) const;
+  // The planner for a run-end event of this type, or nullptr when no workflow listens: then the
+  // event is not stored at all, which keeps a run's end at one statement.
+  store::Store::PlanRuns run_end_plan(const char* type) const;
+  // After a step finished: emits the run-end event when that step ended the run.
+  void emit_if_ended(store::StepBatch& batch, std::int64_t run_id) const;
   void dispatcher_loop();
   void worker_loop(int index);
   std::vector<store::ClaimedStep> run_batch(store::Store& store,
@@ -105,6 +119,7 @@ class Engine {
   std::condition_variable wake_cv_;
   std::uint64_t wake_generation_ = 0;
   std::thread dispatcher_;
+  Scheduler scheduler_{*this};
   std::vector<std::thread> workers_;
   bool started_ = false;
 };

@@ -7,10 +7,6 @@
 namespace chartflow::store {
 namespace {
 
-// One wake-up channel per schema, so deployments (and tests) sharing a database do not wake
-// each other's workers.
-constexpr const char* kNotifyWake = "SELECT pg_notify('chartflow_wakeup_' || current_schema(), '')";
-
 // Columns every claim returns, so the worker needs no second query to run the step.
 // The event body is not returned: workers cache it by event id.
 constexpr const char* kClaimReturning =
@@ -136,9 +132,10 @@ class BatchImpl : public StepBatch {
 
   bool finish_done(const ClaimedStep& s, const std::string& owner, const Json& output,
                    bool skipped) override {
-    if (!in_savepoint_) {
+    if (!in_savepoint_ && defer_ok_) {
       // The handler wrote nothing that a lost lease would have to take back: finish the step
       // with the batch's other such steps, in one statement at commit.
+      last_run_status_.clear();
       deferred_.push_back({{"run_id", s.run_id},
                            {"step_key", s.step_key},
                            {"attempt", s.attempt},
@@ -182,8 +179,11 @@ class BatchImpl : public StepBatch {
     }
     keep_step_writes();
     promoted_ += r[0][1].as<int>();
-    if (!r[0][2].is_null() && std::string_view(r[0][2].c_str()) == "succeeded")
+    last_run_status_ = r[0][2].is_null() ? "" : r[0][2].c_str();
+    if (last_run_status_ == "succeeded") {
       succeeded_runs_.push_back(s.workflow);
+      ++runs_finished_;
+    }
     return true;
   }
 
@@ -223,6 +223,7 @@ class BatchImpl : public StepBatch {
         "UPDATE workflow_run SET status = 'failed', finished_at = now(), error = $2 "
         "WHERE id = $1 AND status IN ('running', 'waiting', 'pending') RETURNING id",
         s.run_id, "step " + s.step_key + " failed: " + error);
+    last_run_status_ = run.empty() ? "" : "failed";
     if (!run.empty()) {
       history(tx_, s.run_id, "failed", std::nullopt, std::nullopt, owner,
               Json{{"step", s.step_key}});
@@ -293,6 +294,13 @@ class BatchImpl : public StepBatch {
 
   void log(const LogRecord& rec) override { logs_.push_back(rec); }
   const std::vector<std::string>& succeeded_runs() const override { return succeeded_runs_; }
+  const std::string& last_run_status() const override { return last_run_status_; }
+  void defer_finishes(bool allowed) override { defer_ok_ = allowed; }
+
+  void emit_run_end(std::int64_t run_id, const Store::PlanRuns& plan) override {
+    keep_step_writes();
+    if (store::emit_run_end(impl_, tx_, run_id, plan)) notify_ = true;
+  }
 
   std::vector<ClaimedStep> commit(const std::string& owner, int claim_next,
                                   std::chrono::milliseconds lease, bool include_keyed) override {
@@ -320,6 +328,7 @@ class BatchImpl : public StepBatch {
           "run_id bigint, step text, attempt int, fields jsonb)",
           arr.dump());
     }
+    if (notify_) tx_.exec(kNotifyWake);
     tx_.commit();
     return next;
   }
@@ -388,7 +397,10 @@ class BatchImpl : public StepBatch {
   bool in_savepoint_ = false;
   std::vector<LogRecord> logs_;
   Json deferred_ = Json::array();  // finish_done calls not yet sent, see finish_deferred
+  bool defer_ok_ = true;
   std::vector<std::string> succeeded_runs_;
+  std::string last_run_status_;
+  bool notify_ = false;  // runs were started by a run-end event
   int promoted_ = 0;
   int retried_ = 0;
   int runs_finished_ = 0;
@@ -398,7 +410,6 @@ class BatchImpl : public StepBatch {
 
 namespace {
 
-// Stores one event and its runs inside `tx`. The caller commits and notifies.
 Json steps_json(const RunPlan& p) {
   Json steps = Json::array();
   for (const auto& s : p.steps) {
@@ -438,7 +449,8 @@ std::string insert_run_sql(const std::string& ev, int first) {
          n(0) + "::bigint) FROM run)";
 }
 
-// Stores one event and its runs inside `tx`. The caller commits and notifies.
+}  // namespace
+
 IngestResult ingest_in(Store::Impl& impl, pqxx::transaction_base& tx, const EventInput& event,
                        const Store::PlanRuns& plan) {
   IngestResult result;
@@ -491,7 +503,16 @@ IngestResult ingest_in(Store::Impl& impl, pqxx::transaction_base& tx, const Even
   return result;
 }
 
-}  // namespace
+bool ingest_each(Store::Impl& impl, pqxx::transaction_base& tx,
+                 const std::vector<EventInput>& events, const Store::PlanRuns& plan,
+                 std::vector<IngestResult>& out) {
+  bool started = false;
+  for (const auto& ev : events) {
+    out.push_back(ingest_in(impl, tx, ev, plan));
+    started = started || (!out.back().duplicate && !out.back().run_ids.empty());
+  }
+  return started;
+}
 
 IngestResult Store::ingest(EventInput event, const PlanRuns& plan, const BeforeIngest& before) {
   return translate([&] {
@@ -696,7 +717,7 @@ std::vector<Expired> Store::expired_steps(int limit) {
 }
 
 bool Store::expire_step(const Expired& e, std::optional<std::chrono::milliseconds> retry_after,
-                        const std::string& error) {
+                        const std::string& error, const PlanRuns& on_run_end) {
   return translate([&] {
     pqxx::work tx(impl_->conn);
     const char* type = e.timed_out ? "timed_out" : "lease_expired";
@@ -730,9 +751,11 @@ bool Store::expire_step(const Expired& e, std::optional<std::chrono::millisecond
             "UPDATE workflow_run SET status = 'failed', finished_at = now(), error = $2 "
             "WHERE id = $1 AND status IN ('running', 'waiting', 'pending') RETURNING id",
             e.run_id, "step " + e.step_key + " failed: " + error);
-        if (!run.empty())
+        if (!run.empty()) {
           history(tx, e.run_id, "failed", std::nullopt, std::nullopt, std::nullopt,
                   Json{{"step", e.step_key}});
+          if (on_run_end) emit_run_end(*impl_, tx, e.run_id, on_run_end);
+        }
       }
     }
     if (!changed) return false;

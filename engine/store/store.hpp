@@ -46,6 +46,14 @@ class Store {
   std::vector<IngestResult> ingest_batch(const std::vector<EventInput>& events,
                                          const PlanRuns& plan);
 
+  // Schedules (runtime/scheduler): the last tick a schedule fired, shared by all processes. A
+  // schedule without one records `now` and returns it.
+  TimePoint schedule_last_tick(const std::string& key, const std::string& workflow, TimePoint now);
+  // Stores the tick events (each deduplicated by its key) and advances the schedule's last tick
+  // to `through`, in one transaction.
+  std::vector<IngestResult> fire_ticks(const std::string& key, const std::vector<EventInput>& ticks,
+                                       TimePoint through, const PlanRuns& plan);
+
   // Claims due steps: unkeyed first, then (include_keyed) those under a concurrency key.
   // Each comes with the outputs of the run's succeeded steps.
   std::vector<ClaimedStep> claim(const std::string& owner, int limit,
@@ -60,9 +68,10 @@ class Store {
   int fire_due_waits();
   std::vector<Expired> expired_steps(int limit);
   // Requeue or fail one expired step (guarded by attempt so a late finisher loses); false when
-  // the step had moved on meanwhile.
+  // the step had moved on meanwhile. When this fails the run and `on_run_end` is set, the
+  // run-end event is emitted in the same transaction (see StepBatch::emit_run_end).
   bool expire_step(const Expired& e, std::optional<std::chrono::milliseconds> retry_after,
-                   const std::string& error);
+                   const std::string& error, const PlanRuns& on_run_end = nullptr);
 
   std::optional<Json> event_body(std::int64_t event_id);
   // Bodies of several events in one round trip (missing ids are absent from the map).
@@ -148,6 +157,15 @@ class StepBatch {
                            const std::optional<std::string>& signal,
                            const std::optional<TimePoint>& until) = 0;
   virtual void log(const LogRecord& r) = 0;
+  // The run's status after the last finish_done or finish_failed: "succeeded" or "failed" when
+  // that step ended the run, else something else.
+  virtual const std::string& last_run_status() const = 0;
+  // Emits the run-end event (kRunSucceededEvent / kRunFailedEvent) of a run this batch has just
+  // ended, starting the runs `plan` gives it; they commit with the batch.
+  virtual void emit_run_end(std::int64_t run_id, const Store::PlanRuns& plan) = 0;
+  // Steps whose handler wrote nothing are finished together in one statement at commit, unless
+  // the caller needs each run's end as it happens (to emit its run-end event): then off.
+  virtual void defer_finishes(bool allowed) = 0;
   // Commits, claiming up to `claim_next` due steps for `owner` in the same transaction.
   virtual std::vector<ClaimedStep> commit(const std::string& owner, int claim_next,
                                           std::chrono::milliseconds lease, bool include_keyed) = 0;

@@ -11,6 +11,11 @@
 
 namespace chartflow::store {
 
+// One wake-up channel per schema, so deployments (and tests) sharing a database do not wake
+// each other's workers.
+inline constexpr const char* kNotifyWake =
+    "SELECT pg_notify('chartflow_wakeup_' || current_schema(), '')";
+
 // RFC 3339 UTC with milliseconds, as every API time is.
 #define CF_TS(col) "to_char((" col ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
@@ -102,6 +107,21 @@ class TxSql : public Sql {
  private:
   pqxx::transaction_base& tx_;
 };
+
+// Stores one event and its runs inside `tx`. The caller commits and notifies.
+IngestResult ingest_in(Store::Impl& impl, pqxx::transaction_base& tx, const EventInput& event,
+                       const Store::PlanRuns& plan);
+
+// ingest_in for each event, appending to `out`; true when any started a run.
+bool ingest_each(Store::Impl& impl, pqxx::transaction_base& tx,
+                 const std::vector<EventInput>& events, const Store::PlanRuns& plan,
+                 std::vector<IngestResult>& out);
+
+// Stores the run-end event (workflow.succeeded / workflow.failed) of run `run_id`, which `tx`
+// has just finished, and starts the runs `plan` gives it. Returns true when runs were started
+// (the caller notifies). Past kMaxChainDepth nothing is emitted.
+bool emit_run_end(Store::Impl& impl, pqxx::transaction_base& tx, std::int64_t run_id,
+                  const Store::PlanRuns& plan);
 
 Json exec_json(pqxx::transaction_base& tx, std::string_view statement,
                const std::vector<std::optional<std::string>>& params);

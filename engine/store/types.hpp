@@ -39,6 +39,13 @@ struct RunPlan {
   std::vector<StepPlan> steps;
 };
 
+// Emitted in the transaction that ends a run, so one workflow can start another.
+inline constexpr const char* kRunSucceededEvent = "workflow.succeeded";
+inline constexpr const char* kRunFailedEvent = "workflow.failed";
+// A chain of runs started by run-end events stops here: a workflow that (indirectly) triggers
+// itself would otherwise run forever.
+inline constexpr int kMaxChainDepth = 16;
+
 struct EventInput {
   std::string type;
   std::optional<std::string> dedup_key;

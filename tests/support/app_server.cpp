@@ -6,6 +6,7 @@
 #include "http/api_routes.hpp"
 #include "http/app_routes.hpp"
 #include "http/auth_routes.hpp"
+#include "http/s3_routes.hpp"
 #include "runtime/handler_setup.hpp"
 #include "tests/support/auth_support.hpp"
 
@@ -28,7 +29,14 @@ AppServer::AppServer(const std::string& dsn) {
   engine_->start();
   http::add_auth(router_, *engine_);
   http::add_engine_routes(router_, *engine_, metrics_);
-  http::add_app_routes(router_, *engine_, workflows);
+  // The S3 API as `serve --s3-config` adds it, so the route matrix sees every route.
+  auto s3 = std::make_shared<http::S3Config>();
+  s3->buckets["charts"] = true;
+  s3->keys["AKIATESTUPLOADER"] = {"test-secret-of-sixteen-plus", http::Role::kUploader};
+  http::add_app_routes(router_, *engine_, workflows, [s3](http::Request& req) {
+    return http::s3_root(req, *s3);
+  });
+  http::add_s3_routes(router_, *engine_, s3);
   http::ServerSettings ss;
   ss.port = 0;
   ss.threads = 2;

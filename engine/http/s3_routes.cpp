@@ -1,0 +1,373 @@
+#include "http/s3_routes.hpp"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <ctime>
+#include <map>
+#include <set>
+
+#include "http/hmac.hpp"
+#include "http/sigv4.hpp"
+#include "runtime/chart_upload.hpp"
+#include "runtime/drop_folder.hpp"
+
+namespace chartflow::http {
+namespace {
+
+constexpr const char* kXmlns = "http://s3.amazonaws.com/doc/2006-03-01/";
+constexpr std::size_t kMaxKeyBytes = 1024;
+constexpr int kMaxListKeys = 1000;
+
+std::string xml_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+Response xml(int status, const std::string& body) {
+  Response r;
+  r.status = status;
+  r.content_type = "application/xml";
+  r.body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n" + body;
+  return r;
+}
+
+// An S3 error as clients parse it (Code, Message); thrown by the handlers below.
+struct S3Error {
+  int status;
+  std::string code, message;
+};
+
+Response error_response(const S3Error& e, const std::string& resource) {
+  return xml(e.status, "<Error><Code>" + e.code + "</Code><Message>" + xml_escape(e.message) +
+                           "</Message><Resource>" + xml_escape(resource) + "</Resource></Error>");
+}
+
+std::string md5_hex(const std::string& data) {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), out, &len, EVP_md5(), nullptr);
+  return to_hex(std::string(reinterpret_cast<const char*>(out), len));
+}
+
+std::string hex_decode(const std::string& hex) {
+  std::string out;
+  out.reserve(hex.size() / 2);
+  auto v = [](char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; };
+  for (std::size_t i = 0; i + 1 < hex.size(); i += 2)
+    out += static_cast<char>(v(hex[i]) * 16 + v(hex[i + 1]));
+  return out;
+}
+
+void check_key(const std::string& key) {
+  if (key.empty()) throw S3Error{400, "InvalidArgument", "the object key is empty"};
+  if (key.size() > kMaxKeyBytes)
+    throw S3Error{400, "KeyTooLongError", "object keys are at most 1024 bytes"};
+  for (unsigned char c : key)
+    if (c < 0x20 || c == 0x7f)
+      throw S3Error{400, "InvalidArgument", "object keys may not contain control characters"};
+  // Keys name archive paths and appear in events: no traversal segments.
+  std::size_t start = 0;
+  while (start <= key.size()) {
+    const auto end = std::min(key.find('/', start), key.size());
+    const std::string seg = key.substr(start, end - start);
+    if (seg == "." || seg == "..")
+      throw S3Error{400, "InvalidArgument", "object keys may not contain '.' or '..' segments"};
+    start = end + 1;
+  }
+}
+
+// Authenticates the request; returns the principal or throws S3Error 403.
+Principal authenticate(Request& req, const S3Config& s3) {
+  const auto header = req.header("authorization");
+  if (!header)
+    throw S3Error{403, "AccessDenied",
+                  "requests must be signed with AWS Signature Version 4 (anonymous access is "
+                  "off)"};
+  std::string problem;
+  auto auth = parse_sigv4_authorization(*header, &problem);
+  if (!auth) throw S3Error{403, "AuthorizationHeaderMalformed", problem};
+  const S3AccessKey* key = s3.key(auth->access_key);
+  if (key == nullptr)
+    throw S3Error{403, "InvalidAccessKeyId",
+                  "the access key id you provided does not exist in our records"};
+  if (auth->service != "s3")
+    throw S3Error{403, "AuthorizationHeaderMalformed", "the credential scope's service must be s3"};
+  std::string payload_hash = req.header("x-amz-content-sha256").value_or("");
+  if (payload_hash.rfind("STREAMING-", 0) == 0)
+    throw S3Error{501, "NotImplemented",
+                  "streaming (aws-chunked) payloads are not supported: send the payload in one "
+                  "piece (its SHA-256 or UNSIGNED-PAYLOAD in x-amz-content-sha256)"};
+  const std::string body_hash = to_hex(sha256_raw(req.body));
+  if (payload_hash.empty()) {
+    payload_hash = body_hash;
+  } else if (payload_hash != kUnsignedPayload && payload_hash != body_hash) {
+    throw S3Error{400, "XAmzContentSHA256Mismatch",
+                  "the x-amz-content-sha256 header does not match the body's SHA-256"};
+  }
+  problem = sigv4_verify(req, *auth, key->secret, payload_hash, std::chrono::system_clock::now());
+  if (!problem.empty()) throw S3Error{403, "SignatureDoesNotMatch", problem};
+  Principal p{"s3:" + auth->access_key, "s3 " + auth->access_key, key->role};
+  req.principal = p;
+  return p;
+}
+
+void require(const Principal& p, std::initializer_list<Role> roles) {
+  if (!Access::of(roles).allows(p.role))
+    throw S3Error{403, "AccessDenied",
+                  std::string("role ") + role_name(p.role) + " may not do this"};
+}
+
+std::string http_date(const std::string& rfc3339) {
+  // "2026-11-27T09:12:30Z" -> "Fri, 27 Nov 2026 09:12:30 GMT"
+  std::tm tm{};
+  strptime(rfc3339.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  return buf;
+}
+
+Json query_one(runtime::Engine& engine, const std::string& sql,
+               const std::vector<std::optional<std::string>>& params) {
+  Json rows;
+  engine.pool().with([&](store::Store& s) {
+    s.with_sql([&](Sql& q) { rows = q.query(sql, params); });
+    return 0;
+  });
+  return rows;
+}
+
+Response put_object(Request& req, runtime::Engine& engine, const std::string& bucket,
+                    bool chart_bucket, const std::string& key, const Principal& who) {
+  require(who, {Role::kUploader, Role::kOperator});
+  const std::string sha = to_hex(sha256_raw(req.body));
+  const std::string etag = md5_hex(req.body);
+  const std::string type = req.header("content-type").value_or("application/octet-stream");
+  auto store_object = [&](Sql& sql) {
+    sql.query(
+        "INSERT INTO s3_object (bucket, key, size, sha256, etag, content_type, content) "
+        "VALUES ($1, $2, $3::bigint, $4, $5, $6, decode($7, 'hex')) ON CONFLICT (bucket, key) "
+        "DO UPDATE SET size = excluded.size, sha256 = excluded.sha256, etag = excluded.etag, "
+        "content_type = excluded.content_type, content = excluded.content, created_at = now()",
+        {bucket, key, std::to_string(req.body.size()), sha, etag, type, to_hex(req.body)});
+  };
+  if (chart_bucket) {
+    try {
+      runtime::upload_chart(engine, std::nullopt, req.body, who.id, "s3", store_object);
+    } catch (const runtime::ChartRejected& e) {
+      throw S3Error{400, "InvalidArgument", "not an acceptable chart: " + e.message};
+    }
+  } else {
+    store::EventInput ev;
+    ev.type = runtime::kObjectCreatedEvent;
+    ev.source = "s3";
+    ev.dedup_key = bucket + "/" + key + "@" + sha;
+    ev.body = {{"bucket", bucket},
+               {"key", key},
+               {"size", req.body.size()},
+               {"sha256", sha},
+               {"content_type", type}};
+    engine.ingest(ev, [&](Sql& sql, store::EventInput&) {
+      store_object(sql);
+      return true;
+    });
+  }
+  Response r = xml(200, "");
+  r.body.clear();
+  r.headers.emplace_back("ETag", "\"" + etag + "\"");
+  return r;
+}
+
+Response get_object(Request& req, runtime::Engine& engine, const std::string& bucket,
+                    const std::string& key, const Principal& who) {
+  require(who, {Role::kReviewer, Role::kOperator});
+  const bool head = req.method == "HEAD";
+  const Json rows = query_one(
+      engine,
+      std::string("SELECT size, etag, content_type, to_char(created_at AT TIME ZONE 'UTC', "
+                  "'YYYY-MM-DD\"T\"HH24:MI:SS') AS at") +
+          (head ? "" : ", encode(content, 'hex') AS hex") +
+          " FROM s3_object WHERE bucket = $1 AND key = $2",
+      {bucket, key});
+  if (rows.empty()) throw S3Error{404, "NoSuchKey", "the specified key does not exist"};
+  const Json& row = rows[0];
+  Response r;
+  r.content_type = row.at("content_type").get<std::string>();
+  r.body = head ? std::string(std::stoull(row.at("size").get<std::string>()), '\0')
+                : hex_decode(row.at("hex").get<std::string>());
+  r.headers.emplace_back("ETag", "\"" + row.at("etag").get<std::string>() + "\"");
+  r.headers.emplace_back("Last-Modified", http_date(row.at("at").get<std::string>()));
+  return r;
+}
+
+Response list_objects(Request& req, runtime::Engine& engine, const std::string& bucket,
+                      const Principal& who) {
+  require(who, {Role::kReviewer, Role::kOperator, Role::kUploader});
+  const bool v2 = req.q("list-type") == std::optional<std::string>("2");
+  const std::string prefix = req.q("prefix").value_or("");
+  const std::string delimiter = req.q("delimiter").value_or("");
+  int max_keys = kMaxListKeys;
+  if (auto m = req.q("max-keys")) {
+    try {
+      max_keys = std::clamp(std::stoi(*m), 0, kMaxListKeys);
+    } catch (const std::exception&) {
+      throw S3Error{400, "InvalidArgument", "max-keys must be an integer"};
+    }
+  }
+  std::string after = v2 ? req.q("continuation-token").value_or(req.q("start-after").value_or(""))
+                         : req.q("marker").value_or("");
+  const Json rows =
+      query_one(engine,
+                "SELECT key, size, etag, to_char(created_at AT TIME ZONE 'UTC', "
+                "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS at FROM s3_object WHERE bucket = $1 AND "
+                "key COLLATE \"C\" > $2 AND left(key, length($3)) = $3 ORDER BY key COLLATE \"C\" "
+                "LIMIT $4::int",
+                {bucket, after, prefix, std::to_string(max_keys + 1)});
+  std::string contents, prefixes, last;
+  std::set<std::string> seen_prefixes;
+  int count = 0;
+  bool truncated = false;
+  for (const auto& row : rows) {
+    if (count == max_keys) {
+      truncated = true;
+      break;
+    }
+    const std::string key = row.at("key").get<std::string>();
+    last = key;
+    ++count;
+    if (!delimiter.empty()) {
+      const auto pos = key.find(delimiter, prefix.size());
+      if (pos != std::string::npos) {
+        const std::string common = key.substr(0, pos + delimiter.size());
+        if (seen_prefixes.insert(common).second)
+          prefixes +=
+              "<CommonPrefixes><Prefix>" + xml_escape(common) + "</Prefix></CommonPrefixes>";
+        continue;
+      }
+    }
+    contents += "<Contents><Key>" + xml_escape(key) + "</Key><LastModified>" +
+                row.at("at").get<std::string>() + "</LastModified><ETag>&quot;" +
+                row.at("etag").get<std::string>() + "&quot;</ETag><Size>" +
+                row.at("size").get<std::string>() +
+                "</Size><StorageClass>STANDARD</StorageClass></Contents>";
+  }
+  std::string out = std::string("<ListBucketResult xmlns=\"") + kXmlns + "\"><Name>" +
+                    xml_escape(bucket) + "</Name><Prefix>" + xml_escape(prefix) +
+                    "</Prefix><MaxKeys>" + std::to_string(max_keys) + "</MaxKeys>";
+  if (!delimiter.empty()) out += "<Delimiter>" + xml_escape(delimiter) + "</Delimiter>";
+  out += std::string("<IsTruncated>") + (truncated ? "true" : "false") + "</IsTruncated>";
+  if (v2) {
+    out += "<KeyCount>" + std::to_string(count) + "</KeyCount>";
+    if (truncated) out += "<NextContinuationToken>" + xml_escape(last) + "</NextContinuationToken>";
+  } else {
+    out += "<Marker>" + xml_escape(after) + "</Marker>";
+    if (truncated) out += "<NextMarker>" + xml_escape(last) + "</NextMarker>";
+  }
+  return xml(200, out + contents + prefixes + "</ListBucketResult>");
+}
+
+// Sub-resources (?acl, ?policy, ...) that clients such as `s3cmd info` ask for: the owner's
+// full-control ACL, "none configured" for the optional ones, NotImplemented for the rest.
+std::optional<Response> subresource(const Request& req) {
+  if (req.query.count("acl"))
+    return xml(200, std::string("<AccessControlPolicy xmlns=\"") + kXmlns +
+                        "\"><Owner><ID>chartflow</ID></Owner><AccessControlList><Grant>"
+                        "<Grantee xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" "
+                        "xsi:type=\"CanonicalUser\"><ID>chartflow</ID></Grantee>"
+                        "<Permission>FULL_CONTROL</Permission></Grant></AccessControlList>"
+                        "</AccessControlPolicy>");
+  static const std::map<std::string, std::string> kNone = {
+      {"policy", "NoSuchBucketPolicy"},
+      {"cors", "NoSuchCORSConfiguration"},
+      {"lifecycle", "NoSuchLifecycleConfiguration"},
+      {"tagging", "NoSuchTagSet"},
+      {"website", "NoSuchWebsiteConfiguration"}};
+  for (const auto& [name, code] : kNone)
+    if (req.query.count(name)) throw S3Error{404, code, "no " + name + " is configured"};
+  for (const char* other : {"uploads", "uploadId", "versioning", "versions", "encryption",
+                            "replication", "notification", "logging", "delete", "restore"})
+    if (req.query.count(other))
+      throw S3Error{501, "NotImplemented", std::string("?") + other + " is not supported"};
+  return std::nullopt;
+}
+
+Response bucket_request(Request& req, runtime::Engine& engine, const std::string& bucket,
+                        const Principal& who) {
+  if (req.method == "HEAD") return xml(200, "");
+  if (req.method != "GET")
+    throw S3Error{501, "NotImplemented", "only GET, HEAD and PUT of objects are supported"};
+  if (req.query.count("location"))
+    return xml(200,
+               std::string("<LocationConstraint xmlns=\"") + kXmlns + "\"></LocationConstraint>");
+  if (auto r = subresource(req)) return *r;
+  return list_objects(req, engine, bucket, who);
+}
+
+}  // namespace
+
+std::optional<Response> s3_root(Request& req, const S3Config& s3) {
+  const auto auth = req.header("authorization");
+  if (!auth || auth->rfind(kSigV4Algorithm, 0) != 0) return std::nullopt;
+  try {
+    authenticate(req, s3);
+    std::string buckets;
+    for (const auto& [name, chart] : s3.buckets)
+      buckets += "<Bucket><Name>" + name +
+                 "</Name><CreationDate>2026-01-01T00:00:00.000Z</CreationDate></Bucket>";
+    return xml(200, std::string("<ListAllMyBucketsResult xmlns=\"") + kXmlns +
+                        "\"><Owner><ID>chartflow</ID><DisplayName>chartflow</DisplayName></Owner>"
+                        "<Buckets>" +
+                        buckets + "</Buckets></ListAllMyBucketsResult>");
+  } catch (const S3Error& e) {
+    return error_response(e, "/");
+  }
+}
+
+void add_s3_routes(Router& router, runtime::Engine& engine, std::shared_ptr<const S3Config> s3) {
+  auto handle = [&engine, s3](Request& req) {
+    const std::string bucket = req.param("bucket");
+    const std::string key = req.params.count("key") ? req.param("key") : "";
+    try {
+      const auto chart_bucket = s3->bucket(bucket);
+      // Authenticate before saying whether a bucket exists.
+      const Principal who = authenticate(req, *s3);
+      if (!chart_bucket) throw S3Error{404, "NoSuchBucket", "the specified bucket does not exist"};
+      if (key.empty()) return bucket_request(req, engine, bucket, who);
+      check_key(key);
+      if (auto r = subresource(req)) return *r;
+      if (req.method == "PUT") return put_object(req, engine, bucket, *chart_bucket, key, who);
+      if (req.method == "GET" || req.method == "HEAD")
+        return get_object(req, engine, bucket, key, who);
+      throw S3Error{501, "NotImplemented",
+                    "only GET, HEAD and PUT of objects are supported (no multipart uploads: "
+                    "objects up to the body limit go in one PUT)"};
+    } catch (const S3Error& e) {
+      return error_response(e, req.path);
+    }
+  };
+  for (const char* method : {"GET", "PUT", "POST", "DELETE"})
+    router.add(method, "/{bucket}/{*key}", "s3", Access::self(), handle);
+}
+
+}  // namespace chartflow::http

@@ -1,0 +1,24 @@
+// A minimal S3-compatible API on the engine's listener, path-style
+// (http://host:port/BUCKET/KEY), enough for `aws s3 cp/ls` and `s3cmd put/get/ls/info`:
+// PutObject, GetObject, HeadObject, ListObjectsV2 (and V1), HeadBucket, GetBucketLocation and
+// ListBuckets. Every request is authenticated with Signature V4 against the configured access
+// keys; errors are S3 XML. A put to a chart bucket is a chart upload (same validation, stored as
+// a revision, chart.uploaded); to any other bucket it emits object.created {bucket, key, size,
+// sha256}. Objects live in PostgreSQL (s3_object).
+#pragma once
+
+#include <memory>
+
+#include "http/router.hpp"
+#include "http/s3_config.hpp"
+#include "runtime/engine.hpp"
+
+namespace chartflow::http {
+
+// Registers /{bucket}/{*key}; call after every other route (it matches what they leave).
+void add_s3_routes(Router& router, runtime::Engine& engine, std::shared_ptr<const S3Config> s3);
+// ListBuckets lives at "/", which the dashboard also serves: this answers it for requests
+// carrying an AWS signature, and returns nullopt for all others.
+std::optional<Response> s3_root(Request& req, const S3Config& s3);
+
+}  // namespace chartflow::http

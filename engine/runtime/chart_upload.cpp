@@ -1,0 +1,52 @@
+#include "runtime/chart_upload.hpp"
+
+#include "handlers/chart_intake/chart_intake.hpp"
+#include "handlers/chart_intake/chart_store.hpp"
+#include "handlers/common/chart_cache.hpp"
+
+namespace chartflow::runtime {
+
+ChartUpload upload_chart(Engine& engine, std::optional<std::string> chart_id,
+                         const std::string& raw, const std::string& uploader,
+                         const std::string& source, const std::function<void(Sql&)>& also) {
+  if (raw.empty()) throw ChartRejected{400, "body is empty: expected a FHIR Bundle"};
+  Json bundle;
+  try {
+    bundle = Json::parse(raw);
+  } catch (const Json::parse_error& e) {
+    throw ChartRejected{400, "body is not valid JSON: byte " + std::to_string(e.byte)};
+  }
+  if (auto problem = handlers::validate_chart(bundle)) throw ChartRejected{422, *problem};
+  // PostgreSQL's jsonb cannot hold NUL characters in strings.
+  if (raw.find("\\u0000") != std::string::npos)
+    throw ChartRejected{422, "the Bundle contains a \\u0000 (NUL) character in a string"};
+  if (!chart_id) {
+    chart_id = handlers::patient_chart_id(bundle);
+    if (!chart_id) throw ChartRejected{422, "the Bundle's Patient has no id usable as a chart id"};
+  }
+  ChartUpload out;
+  out.chart_id = *chart_id;
+  handlers::StoredRevision stored;
+  store::EventInput ev;
+  ev.type = kChartUploadedEvent;
+  ev.source = source;
+  ev.subject = out.chart_id;
+  // The revision and its event commit together: an upload is never half-stored.
+  out.event = engine.ingest(ev, [&](Sql& sql, store::EventInput& event) {
+    if (also) also(sql);
+    stored = handlers::store_revision(sql, out.chart_id, raw, bundle, uploader);
+    if (stored.duplicate) return false;
+    event.body = handlers::chart_event_body(bundle, out.chart_id, stored.revision);
+    event.dedup_key = out.chart_id + "/" + std::to_string(stored.revision);
+    return true;
+  });
+  out.revision = stored.revision;
+  out.content_hash = stored.content_hash;
+  out.duplicate = stored.duplicate;
+  // The steps about to run would each look the Bundle up by content hash: hand them the parse.
+  if (!stored.duplicate)
+    handlers::ChartCache::instance().put(stored.content_hash, std::move(bundle), raw.size());
+  return out;
+}
+
+}  // namespace chartflow::runtime

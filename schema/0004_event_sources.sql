@@ -1,0 +1,28 @@
+-- Event sources (issue #4). Engine tables, written only by the engine's event sources.
+
+-- Schedules: the latest tick each schedule has fired, shared by every process. A tick's event
+-- carries the dedup key (workflow, scheduled time), which is what makes it fire once; this row
+-- tells a process that starts after an outage which ticks it missed.
+CREATE TABLE schedule_state (
+  schedule_key  text PRIMARY KEY,  -- workflow | cron expression | time zone
+  workflow      text NOT NULL,
+  last_tick     timestamptz NOT NULL,
+  updated_at    timestamptz NOT NULL DEFAULT now()
+);
+
+-- Objects put through the S3-compatible API. The content is kept here (bytea) so GET and HEAD
+-- answer from PostgreSQL; a put replaces the object under its key. Written in the transaction
+-- that stores the put's event (object.created or chart.uploaded).
+CREATE TABLE s3_object (
+  bucket        text NOT NULL,
+  key           text NOT NULL,
+  size          bigint NOT NULL,
+  sha256        text NOT NULL,
+  etag          text NOT NULL,  -- MD5 hex, as S3 clients check it
+  content_type  text NOT NULL,
+  content       bytea NOT NULL,
+  created_at    timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (bucket, key),
+  CONSTRAINT s3_object_key_length CHECK (octet_length(key) BETWEEN 1 AND 1024),
+  CONSTRAINT s3_object_bucket_format CHECK (bucket ~ '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$')
+);
