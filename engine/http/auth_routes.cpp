@@ -66,8 +66,15 @@ std::optional<Principal> from_session(runtime::Engine& engine, const Request& re
   // included; only our page knows the CSRF token.
   if (changes_state(req)) {
     auto sent = req.header(kCsrfHeader);
-    if (!sent || !auth::constant_time_equal(*sent, session->csrf_token))
+    if (!sent || !auth::constant_time_equal(*sent, session->csrf_token)) {
+      auto entry = audit_entry(req, "auth.csrf", "", "", "denied");
+      entry.actor = session->who.subject;
+      entry.actor_name = session->who.name;
+      entry.role = session->who.role;
+      entry.detail = {{"method", req.method}, {"path", req.path}};
+      audit_now(engine, entry);
       throw HttpError{403, "missing or wrong X-CSRF-Token header"};
+    }
   }
   return to_principal(session->who, true);
 }

@@ -44,7 +44,11 @@ const dialogs = [];
 async function api(method, p, body, headers = {}) {
   const init = {
     method,
-    headers: { Accept: "application/json", Authorization: `Bearer ${TOKEN}`, ...headers },
+    headers: {
+      Accept: "application/json",
+      Authorization: `Bearer ${TOKEN}`,
+      ...headers,
+    },
   };
   // null: send no credential at all.
   if (init.headers.Authorization === null) delete init.headers.Authorization;
@@ -192,16 +196,30 @@ test("without a session every page leads to sign-in; the first-start link signs 
   assert.ok(sessionCookie, "no session cookie");
   assert.equal(sessionCookie.httpOnly, true);
   assert.equal(sessionCookie.sameSite, "Strict");
-  assert.equal(await page.evaluate(() => document.cookie), "", "the page cannot read it");
+  assert.equal(
+    await page.evaluate(() => document.cookie),
+    "",
+    "the page cannot read it",
+  );
 
   // The code is spent; the session works and a state change without the CSRF header is refused.
-  const again = await api("POST", "/v1/auth/signin", { code: link[1] }, { Authorization: null });
+  const again = await api(
+    "POST",
+    "/v1/auth/signin",
+    { code: link[1] },
+    { Authorization: null },
+  );
   assert.equal(again.status, 401);
   const cookieHeader = `cf_session=${sessionCookie.value}`;
-  const noCsrf = await api("POST", "/v1/events/demo.diamond", {}, {
-    Authorization: null,
-    Cookie: cookieHeader,
-  });
+  const noCsrf = await api(
+    "POST",
+    "/v1/events/demo.diamond",
+    {},
+    {
+      Authorization: null,
+      Cookie: cookieHeader,
+    },
+  );
   assert.equal(noCsrf.status, 403, noCsrf.text);
   assert.match(noCsrf.text, /CSRF/);
   await shot("signed-in-first-start");
@@ -914,22 +932,33 @@ test("audit page lists what happened, for admins", async () => {
   await page.waitForSelector("table.audit-table tbody tr");
   await page.fill("form.filters input[name=action]", "auth.signin");
   await page.click("form.filters button[type=submit]");
-  await page.waitForSelector("table.audit-table tbody tr td code:has-text('auth.signin')");
-  const actions = await page.$$eval("table.audit-table tbody tr td code", (els) =>
-    els.map((e) => e.textContent),
+  await page.waitForSelector(
+    "table.audit-table tbody tr td code:has-text('auth.signin')",
   );
-  assert.ok(actions.length >= 1 && actions.every((a) => a === "auth.signin"), actions.join());
+  const actions = await page.$$eval(
+    "table.audit-table tbody tr td code",
+    (els) => els.map((e) => e.textContent),
+  );
+  assert.ok(
+    actions.length >= 1 && actions.every((a) => a === "auth.signin"),
+    actions.join(),
+  );
   await shot("audit");
 });
 
 test("sign-out ends the session; a user signs in with a password", async () => {
   await page.click(".user button.signout");
   await page.waitForURL(/\/ui\/signin/);
-  const stale = await page.evaluate(async () => (await fetch("/v1/runs")).status);
+  const stale = await page.evaluate(
+    async () => (await fetch("/v1/runs")).status,
+  );
   assert.equal(stale, 401, "the old session must be gone");
 
   await page.fill("form[data-form=password] input[name=username]", USER);
-  await page.fill("form[data-form=password] input[name=password]", "wrong password!!");
+  await page.fill(
+    "form[data-form=password] input[name=password]",
+    "wrong password!!",
+  );
   await page.click("form[data-form=password] button[type=submit]");
   await page.waitForSelector(".signin-message .notice.error");
   await page.fill("form[data-form=password] input[name=password]", PASSWORD);
@@ -937,7 +966,11 @@ test("sign-out ends the session; a user signs in with a password", async () => {
   await page.waitForSelector(`.user .user-name:has-text('${USER}')`);
   await page.goto(`${BASE}/ui/runs`);
   await page.waitForSelector("table.runs-table tbody tr");
-  assert.equal(await page.isHidden("nav a[data-nav=audit]"), true, "operators have no audit");
+  assert.equal(
+    await page.isHidden("nav a[data-nav=audit]"),
+    true,
+    "operators have no audit",
+  );
   await page.click(".user button.signout");
   await page.waitForURL(/\/ui\/signin/);
 });

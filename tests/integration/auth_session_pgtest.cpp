@@ -126,6 +126,9 @@ TEST_F(AuthSessionTest, PasswordSignInOpensACookieSessionThatNeedsCsrfForChanges
                   "'success' AND actor = 'user:nurse.joy'"),
             2);
   EXPECT_EQ(count("SELECT count(*) FROM audit_event WHERE action = 'user.create'"), 1);
+  EXPECT_EQ(count("SELECT count(*) FROM audit_event WHERE action = 'auth.csrf' AND actor = "
+                  "'user:nurse.joy' AND outcome = 'denied'"),
+            2);
   EXPECT_EQ(count("SELECT count(*) FROM audit_event WHERE detail::text LIKE '%horse%'"), 0);
 }
 
