@@ -1,6 +1,7 @@
 #include "config/workflow_loader.hpp"
 
 #include <fmt/format.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -19,6 +20,55 @@
 
 namespace chartflow::config {
 namespace {
+
+struct DocumentCount {
+  int count = 0;        // 0, 1 or 2 (meaning two or more)
+  int second_line = 0;  // where the second document starts
+};
+
+// Counts a text's YAML documents, stopping at two. Not YAML::LoadAll: yaml-cpp 0.7 (Debian 12)
+// loops forever, allocating, on some malformed input (found by fuzzing; jbeder/yaml-cpp#1319), as
+// every further HandleNextDocument call yields one more null document.
+DocumentCount count_documents(const std::string& text) {
+  // Records where the second document's first node is, as the error points there.
+  class Counter : public YAML::EventHandler {
+   public:
+    DocumentCount result;
+    void OnDocumentStart(const YAML::Mark& mark) override {
+      if (++result.count == 2) result.second_line = -(mark.line + 1);
+    }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { node_at(mark); }
+    void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { node_at(mark); }
+    void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  const std::string&) override {
+      node_at(mark);
+    }
+    void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                         YAML::EmitterStyle::value) override {
+      node_at(mark);
+    }
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                    YAML::EmitterStyle::value) override {
+      node_at(mark);
+    }
+    void OnMapEnd() override {}
+
+   private:
+    // A negative line is the document start's, kept until a node gives a better one.
+    void node_at(const YAML::Mark& mark) {
+      if (result.count == 2 && result.second_line < 0) result.second_line = mark.line + 1;
+    }
+  };
+  std::stringstream in(text);
+  YAML::Parser parser(in);
+  Counter counter;
+  for (int i = 0; i < 2 && parser.HandleNextDocument(counter); ++i) {
+  }
+  if (counter.result.second_line < 0) counter.result.second_line = -counter.result.second_line;
+  return counter.result;
+}
 
 namespace fs = std::filesystem;
 using core::Millis;
@@ -187,20 +237,21 @@ class Loader {
 
 LoadResult Loader::load(const std::string& text) {
   workflow_.source_file = file_;
-  std::vector<YAML::Node> docs;
+  DocumentCount docs;
+  YAML::Node first;
   try {
-    docs = YAML::LoadAll(text);
+    docs = count_documents(text);
+    if (docs.count > 0) first = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     error(e.mark.is_null() ? 0 : e.mark.line + 1, "YAML syntax error: " + e.msg);
   }
   if (errors_.empty()) {
-    if (docs.empty()) {
+    if (docs.count == 0) {
       error(1, "file is empty; a workflow needs name, on and steps");
     } else {
-      if (docs.size() > 1)
-        error(yaml_line(docs[1]),
-              fmt::format("file holds {} YAML documents; put one workflow per file", docs.size()));
-      parse_workflow(docs[0]);
+      if (docs.count > 1)
+        error(docs.second_line, "file holds 2 YAML documents or more; put one workflow per file");
+      parse_workflow(first);
     }
   }
   LoadResult result;
