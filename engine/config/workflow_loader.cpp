@@ -21,6 +21,43 @@
 namespace chartflow::config {
 namespace {
 
+// The offset of the first byte that does not belong to a well-formed UTF-8 sequence.
+std::optional<std::size_t> first_invalid_utf8(std::string_view text) {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    std::size_t len = 0;
+    std::uint32_t cp = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    if ((c & 0xE0) == 0xC0) {
+      len = 2;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4;
+      cp = c & 0x07;
+    } else {
+      return i;
+    }
+    if (i + len > text.size()) return i;
+    for (std::size_t k = 1; k < len; ++k) {
+      const auto cc = static_cast<unsigned char>(text[i + k]);
+      if ((cc & 0xC0) != 0x80) return i;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    // Overlong forms, UTF-16 surrogates and code points past U+10FFFF are not UTF-8.
+    static constexpr std::uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return i;
+    i += len;
+  }
+  return std::nullopt;
+}
+
 struct DocumentCount {
   int count = 0;        // 0, 1 or 2 (meaning two or more)
   int second_line = 0;  // where the second document starts
@@ -203,6 +240,7 @@ class Loader {
   void error(int line, std::string message) {
     errors_.push_back({file_, line, std::move(message)});
   }
+  LoadResult finish();  // the errors in line order, the workflow if there are none
 
   std::vector<Entry> read_map(const YAML::Node& map, const std::string& where,
                               std::initializer_list<std::string_view> allowed,
@@ -239,6 +277,13 @@ LoadResult Loader::load(const std::string& text) {
   workflow_.source_file = file_;
   DocumentCount docs;
   YAML::Node first;
+  // Definitions are stored and hashed as JSON, which holds only UTF-8 (found by fuzzing: the
+  // hash threw on a file with a stray Latin-1 byte).
+  if (auto bad = first_invalid_utf8(text)) {
+    error(1 + static_cast<int>(std::count(text.begin(), text.begin() + *bad, '\n')),
+          fmt::format("file is not valid UTF-8 (byte {})", *bad + 1));
+    return finish();
+  }
   try {
     docs = count_documents(text);
     if (docs.count > 0) first = YAML::Load(text);
@@ -254,6 +299,10 @@ LoadResult Loader::load(const std::string& text) {
       parse_workflow(first);
     }
   }
+  return finish();
+}
+
+LoadResult Loader::finish() {
   LoadResult result;
   // Parsing goes depth first and graph checks come last; line order reads better.
   std::stable_sort(errors_.begin(), errors_.end(),
