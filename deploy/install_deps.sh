@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages chartflow needs to build, run and test.
 #
 # Usage: deploy/install_deps.sh [--test]
-#   --test  also installs the test-only packages (headless browser, S3 clients).
+#   --test  also installs the test-only packages (headless browser, S3 clients, clang for fuzzing).
 #
 # Idempotent: packages are checked with dpkg-query first, so when everything is present the
 # script touches neither apt nor the network. Works as root, or as a user with sudo.
@@ -16,7 +16,7 @@ readonly kBasePackages=(
   postgresql postgresql-contrib
   clang-format python3 nodejs npm
 )
-readonly kTestPackages=(chromium chromium-driver awscli s3cmd)
+readonly kTestPackages=(chromium chromium-driver awscli s3cmd clang libclang-rt-14-dev)
 
 usage() {
   echo "usage: $0 [--test]" >&2
