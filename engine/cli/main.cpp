@@ -15,7 +15,11 @@ namespace {
 void usage() {
   std::cerr << "usage: chartflow <command> [options]\n"
                "  serve     [--listen HOST:PORT] [--data-dir DIR] [--workflows DIR]\n"
-               "            [--database-url URL] [--workers N]\n"
+               "            [--database-url URL | --database-url-file FILE] [--workers N]\n"
+               "            [--tls-cert FILE --tls-key FILE] [--insecure-listen]\n"
+               "            [--body-limit B] [--upload-limit B] [--header-limit B]\n"
+               "            [--json-depth-limit N] [--bundle-entry-limit N]\n"
+               "            [--header-timeout-ms N] [--body-timeout-ms N]\n"
                "  worker    --database-url URL [--concurrency N]\n"
                "  migrate   [--database-url URL | --data-dir DIR]\n"
                "  validate  FILE...\n"

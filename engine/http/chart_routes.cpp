@@ -29,12 +29,7 @@ void add_chart_routes(Router& router, runtime::Engine& engine, metrics::Metrics*
                     ct->find("application/json") == std::string::npos))
           throw HttpError{415, "content type must be application/fhir+json or application/json"};
         if (req.body.empty()) throw HttpError{400, "body is empty: expected a FHIR Bundle"};
-        Json bundle;
-        try {
-          bundle = Json::parse(req.body);
-        } catch (const Json::parse_error& e) {
-          throw HttpError{400, "body is not valid JSON: byte " + std::to_string(e.byte)};
-        }
+        Json bundle = parse_json_text(req.body);
         if (auto problem = handlers::validate_chart(bundle)) throw HttpError{422, *problem};
         // PostgreSQL's jsonb cannot hold NUL characters in strings.
         if (req.body.find("\\u0000") != std::string::npos)
