@@ -3,7 +3,7 @@
 #
 # Usage: deploy/install_deps.sh [--test]
 #   --test  also installs the test-only packages (headless browser, S3 clients, promtool from
-#           `prometheus` for the metrics format and the deploy/ config checks).
+#           `prometheus` for the metrics format and the deploy/ config checks, clang for fuzzing).
 #
 # Idempotent: packages are checked with dpkg-query first, so when everything is present the
 # script touches neither apt nor the network. Works as root, or as a user with sudo.
@@ -17,7 +17,7 @@ readonly kBasePackages=(
   postgresql postgresql-contrib
   clang-format python3 nodejs npm
 )
-readonly kTestPackages=(chromium chromium-driver awscli s3cmd prometheus)
+readonly kTestPackages=(chromium chromium-driver awscli s3cmd prometheus clang libclang-rt-14-dev)
 
 usage() {
   echo "usage: $0 [--test]" >&2

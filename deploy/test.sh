@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The "test" command: builds the Debug+ASan/UBSan tree in build-test, starts a throwaway
-# PostgreSQL, runs every test with ctest, then the browser tests if present.
+# PostgreSQL, runs every test with ctest, then each fuzz target for a bounded time
+# (deploy/fuzz.sh), then the browser tests if present.
 #
 # Usage: deploy/test.sh [extra ctest args...]     e.g. deploy/test.sh -L unit
 #   env CHARTFLOW_TEST_PG_DIR   where the test cluster lives (default /tmp/chartflow-test-pg)
 #   env CHARTFLOW_TEST_PG_PORT  its port on 127.0.0.1 (default 54329)
-# Exits with ctest's code (or the browser tests' if ctest passed).
+#   env CHARTFLOW_FUZZ_SECONDS  run time per fuzz target (default 45; 0 skips fuzzing)
+# Exits with ctest's code (or the fuzzers' or browser tests' if everything before passed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +29,14 @@ echo "test.sh: CHARTFLOW_TEST_DSN=$CHARTFLOW_TEST_DSN"
 
 status=0
 ctest --test-dir build-test --output-on-failure -j2 --timeout 600 "$@" || status=$?
+
+# libFuzzer targets for a bounded time each (CHARTFLOW_FUZZ_SECONDS, 0 skips them).
+if [[ "${CHARTFLOW_FUZZ_SECONDS:-45}" != 0 ]]; then
+  echo "test.sh: running deploy/fuzz.sh"
+  fuzz_status=0
+  bash deploy/fuzz.sh || fuzz_status=$?
+  if ((status == 0)); then status=$fuzz_status; fi
+fi
 
 if [[ -x tests/browser/run.sh ]]; then
   echo "test.sh: running tests/browser/run.sh"

@@ -2,6 +2,7 @@
 
 #include <date/tz.h>
 #include <fmt/format.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -21,6 +22,92 @@
 
 namespace chartflow::config {
 namespace {
+
+// The offset of the first byte that does not belong to a well-formed UTF-8 sequence.
+std::optional<std::size_t> first_invalid_utf8(std::string_view text) {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    std::size_t len = 0;
+    std::uint32_t cp = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    if ((c & 0xE0) == 0xC0) {
+      len = 2;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4;
+      cp = c & 0x07;
+    } else {
+      return i;
+    }
+    if (i + len > text.size()) return i;
+    for (std::size_t k = 1; k < len; ++k) {
+      const auto cc = static_cast<unsigned char>(text[i + k]);
+      if ((cc & 0xC0) != 0x80) return i;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    // Overlong forms, UTF-16 surrogates and code points past U+10FFFF are not UTF-8.
+    static constexpr std::uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return i;
+    i += len;
+  }
+  return std::nullopt;
+}
+
+struct DocumentCount {
+  int count = 0;        // 0, 1 or 2 (meaning two or more)
+  int second_line = 0;  // where the second document starts
+};
+
+// Counts a text's YAML documents, stopping at two. Not YAML::LoadAll: yaml-cpp 0.7 (Debian 12)
+// loops forever, allocating, on some malformed input (found by fuzzing; jbeder/yaml-cpp#1319), as
+// every further HandleNextDocument call yields one more null document.
+DocumentCount count_documents(const std::string& text) {
+  // Records where the second document's first node is, as the error points there.
+  class Counter : public YAML::EventHandler {
+   public:
+    DocumentCount result;
+    void OnDocumentStart(const YAML::Mark& mark) override {
+      if (++result.count == 2) result.second_line = -(mark.line + 1);
+    }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { node_at(mark); }
+    void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { node_at(mark); }
+    void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  const std::string&) override {
+      node_at(mark);
+    }
+    void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                         YAML::EmitterStyle::value) override {
+      node_at(mark);
+    }
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                    YAML::EmitterStyle::value) override {
+      node_at(mark);
+    }
+    void OnMapEnd() override {}
+
+   private:
+    // A negative line is the document start's, kept until a node gives a better one.
+    void node_at(const YAML::Mark& mark) {
+      if (result.count == 2 && result.second_line < 0) result.second_line = mark.line + 1;
+    }
+  };
+  std::stringstream in(text);
+  YAML::Parser parser(in);
+  Counter counter;
+  for (int i = 0; i < 2 && parser.HandleNextDocument(counter); ++i) {
+  }
+  if (counter.result.second_line < 0) counter.result.second_line = -counter.result.second_line;
+  return counter.result;
+}
 
 namespace fs = std::filesystem;
 using core::Millis;
@@ -166,6 +253,7 @@ class Loader {
   void error(int line, std::string message) {
     errors_.push_back({file_, line, std::move(message)});
   }
+  LoadResult finish();  // the errors in line order, the workflow if there are none
 
   std::vector<Entry> read_map(const YAML::Node& map, const std::string& where,
                               std::initializer_list<std::string_view> allowed,
@@ -200,22 +288,34 @@ class Loader {
 
 LoadResult Loader::load(const std::string& text) {
   workflow_.source_file = file_;
-  std::vector<YAML::Node> docs;
+  DocumentCount docs;
+  YAML::Node first;
+  // Definitions are stored and hashed as JSON, which holds only UTF-8 (found by fuzzing: the
+  // hash threw on a file with a stray Latin-1 byte).
+  if (auto bad = first_invalid_utf8(text)) {
+    error(1 + static_cast<int>(std::count(text.begin(), text.begin() + *bad, '\n')),
+          fmt::format("file is not valid UTF-8 (byte {})", *bad + 1));
+    return finish();
+  }
   try {
-    docs = YAML::LoadAll(text);
+    docs = count_documents(text);
+    if (docs.count > 0) first = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     error(e.mark.is_null() ? 0 : e.mark.line + 1, "YAML syntax error: " + e.msg);
   }
   if (errors_.empty()) {
-    if (docs.empty()) {
+    if (docs.count == 0) {
       error(1, "file is empty; a workflow needs name, on and steps");
     } else {
-      if (docs.size() > 1)
-        error(yaml_line(docs[1]),
-              fmt::format("file holds {} YAML documents; put one workflow per file", docs.size()));
-      parse_workflow(docs[0]);
+      if (docs.count > 1)
+        error(docs.second_line, "file holds 2 YAML documents or more; put one workflow per file");
+      parse_workflow(first);
     }
   }
+  return finish();
+}
+
+LoadResult Loader::finish() {
   LoadResult result;
   // Parsing goes depth first and graph checks come last; line order reads better.
   std::stable_sort(errors_.begin(), errors_.end(),

@@ -117,7 +117,8 @@ class Router {
 
 std::string url_decode(std::string_view in, bool plus_as_space);
 std::map<std::string, std::string> parse_query(std::string_view q);
-Json parse_json_body(const Request& req);  // throws HttpError 400/415 naming the problem
+Json parse_json_body(const Request& req);     // throws HttpError 400/415 naming the problem
+Json parse_json_text(std::string_view text);  // throws HttpError 400 naming the problem
 std::int64_t parse_id(const std::string& text, const char* what);  // throws HttpError 400
 
 }  // namespace chartflow::http

@@ -207,6 +207,13 @@ TEST_F(ServerLimitsTest, JsonNestedTooDeepGets400) {
   EXPECT_EQ(status_of(untyped), 400) << untyped;
 }
 
+// Well-formed JSON that nlohmann cannot hold (found by fuzzing): a 400, not a 500.
+TEST_F(ServerLimitsTest, NumbersOutOfRangeGet400) {
+  const auto r = post("/v1/echo", R"({"n": 94e61515})");
+  EXPECT_EQ(status_of(r), 400) << r;
+  EXPECT_THAT(r, HasSubstr("a number is out of range"));
+}
+
 TEST_F(ServerLimitsTest, BundlesWithTooManyEntriesGet413) {
   EXPECT_EQ(status_of(post("/v1/charts/c1", bundle(kEntryLimit), "application/fhir+json", "PUT")),
             202);

@@ -15,6 +15,9 @@ ChartUpload upload_chart(Engine& engine, std::optional<std::string> chart_id,
     bundle = Json::parse(raw);
   } catch (const Json::parse_error& e) {
     throw ChartRejected{400, "body is not valid JSON: byte " + std::to_string(e.byte)};
+  } catch (const Json::exception&) {
+    // Well-formed JSON nlohmann cannot hold, such as a number beyond a double (found by fuzzing).
+    throw ChartRejected{400, "body is not valid JSON: a number is out of range"};
   }
   if (auto problem = handlers::validate_chart(bundle)) throw ChartRejected{422, *problem};
   // PostgreSQL's jsonb cannot hold NUL characters in strings.

@@ -122,6 +122,7 @@ TEST_F(ChartApiTest, MalformedUploadsGetA4xxAndStoreNothing) {
   };
   const std::vector<Case> cases = {
       {"c1", "{not json", "application/fhir+json", 400, "not valid JSON"},
+      {"c1", R"({"resourceType": "Bundle", "n": 1e999})", "application/json", 400, "out of range"},
       {"c1", R"({"resourceType": "Patient"})", "application/fhir+json", 422, "Bundle"},
       {"c1", R"({"resourceType": "Bundle", "entry": []})", "application/json", 422, "entr"},
       {"c1",
