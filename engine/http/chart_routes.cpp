@@ -60,9 +60,9 @@ Response upload_chart(runtime::Engine& engine, metrics::Metrics* metrics, const 
   runtime::ChartUpload up;
   try {
     // The audit record commits with the revision and its event.
-    up = runtime::upload_chart(engine, chart_id, req.body, uploaded_by(req), "upload", [&](Sql& sql) {
-      auth::record(sql, audit_entry(req, "chart.upload", "chart", chart_id));
-    });
+    up = runtime::upload_chart(
+        engine, chart_id, req.body, uploaded_by(req), "upload",
+        [&](Sql& sql) { auth::record(sql, audit_entry(req, "chart.upload", "chart", chart_id)); });
   } catch (const runtime::ChartRejected& e) {
     throw HttpError{e.status, e.message};
   }

@@ -33,11 +33,11 @@ std::optional<std::string> authenticate_type(const Router& router, Request& req,
                                              const WebhookSecrets* secrets) {
   const WebhookSecret* secret = secrets ? secrets->find(type) : nullptr;
   if (secret == nullptr) {
-    router.require(req, Access::of({Role::kOperator}));
+    router.require(req, Access::of({Role::kOperator}), "events");
     return std::nullopt;
   }
   auto sig = verify_webhook(req, type, *secret, std::chrono::system_clock::now());
-  req.principal = Principal{"webhook:" + type, "webhook " + type, Role::kUploader};
+  req.principal = Principal{"webhook:" + type, "webhook " + type, Role::kUploader, {}, false};
   return sig;
 }
 
@@ -129,6 +129,10 @@ void add_event_routes(Router& router, runtime::Engine& engine, metrics::Metrics&
 
   router.add("POST", "/v1/events", "events_batch", Access::self(),
              [&router, &engine, secrets, count](Request& req) {
+               // Unsigned requests are checked before their body is read: a caller without a
+               // credential learns nothing about what a valid batch looks like.
+               if (!req.header(kSignatureHeader))
+                 router.require(req, Access::of({Role::kOperator}), "events_batch");
                const Json doc = parse_json_body(req);
                std::vector<store::EventInput> events;
                try {

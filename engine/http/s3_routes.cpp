@@ -128,7 +128,7 @@ Principal authenticate(Request& req, const S3Config& s3) {
   }
   problem = sigv4_verify(req, *auth, key->secret, payload_hash, std::chrono::system_clock::now());
   if (!problem.empty()) throw S3Error{403, "SignatureDoesNotMatch", problem};
-  Principal p{"s3:" + auth->access_key, "s3 " + auth->access_key, key->role};
+  Principal p{"s3:" + auth->access_key, "s3 " + auth->access_key, key->role, {}, false};
   req.principal = p;
   return p;
 }

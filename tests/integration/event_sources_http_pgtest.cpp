@@ -52,10 +52,10 @@ class EventSourcesHttpTest : public PgTest {
     // The credential check as the auth module will plug it in: a token means an operator.
     router_.authenticate = [](const http::Request& req) -> std::optional<http::Principal> {
       if (req.header("authorization") == std::optional<std::string>("Bearer operator-token"))
-        return http::Principal{"t1", "ops", http::Role::kOperator};
+        return http::Principal{"t1", "ops", http::Role::kOperator, {}, false};
       return std::nullopt;
     };
-    http::add_engine_routes(router_, harness_->engine(), metrics_, secrets);
+    http::add_engine_routes(router_, harness_->engine(), metrics_, false, secrets);
   }
   void TearDown() override {
     harness_.reset();

@@ -17,6 +17,7 @@
 #include <set>
 
 #include "store/store.hpp"
+#include "tests/support/auth_support.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/engine_harness.hpp"
 #include "tests/support/http_client.hpp"
@@ -64,11 +65,13 @@ class MetricsTest : public PgTest {
         },
         30s));
     ASSERT_TRUE(serve_->running()) << serve_->log();
+    token_ = create_token(dsn(), "operator");
   }
 
   // Starts a diamond run and waits for it to succeed, so every kind of statement has run.
   void run_diamond() {
-    auto r = request("POST", "127.0.0.1", port_, "/v1/events/demo.diamond", R"({"skip_e": false})");
+    auto r = request("POST", "127.0.0.1", port_, "/v1/events/demo.diamond", R"({"skip_e": false})",
+                     with_bearer(token_));
     ASSERT_EQ(r.status, 202) << r.body;
     const auto run = r.json()["runs"][0].get<std::int64_t>();
     ASSERT_TRUE(wait_until(
@@ -81,12 +84,13 @@ class MetricsTest : public PgTest {
   }
 
   std::string scrape() {
-    auto r = request("GET", "127.0.0.1", port_, "/metrics");
+    auto r = request("GET", "127.0.0.1", port_, "/metrics", "", with_bearer(token_));
     EXPECT_EQ(r.status, 200);
     return r.body;
   }
 
   unsigned short port_ = 0;
+  std::string token_;
   std::unique_ptr<ChildProcess> serve_;
 };
 

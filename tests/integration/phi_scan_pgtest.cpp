@@ -61,6 +61,17 @@ std::vector<Chart> load_charts(std::set<std::string>& phi) {
   return charts;
 }
 
+// Where `word` occurs as a whole word (a name "Conn" is not found in "Connections"), or npos.
+std::size_t find_word(const std::string& text, const std::string& word) {
+  auto is_word = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; };
+  for (auto at = text.find(word); at != std::string::npos; at = text.find(word, at + 1)) {
+    const bool starts = at == 0 || !is_word(text[at - 1]);
+    const bool ends = at + word.size() >= text.size() || !is_word(text[at + word.size()]);
+    if (starts && ends) return at;
+  }
+  return std::string::npos;
+}
+
 class PhiScanTest : public PgTest {
  protected:
   HttpResponse api(const std::string& method, const std::string& target,
@@ -145,10 +156,11 @@ TEST_F(PhiScanTest, NoPatientNameOrBirthDateInLogsOrMetrics) {
   EXPECT_GT(std::count(sources[1].second.begin(), sources[1].second.end(), '\n'), 50)
       << "too little logged to make the scan meaningful";
   for (const auto& [where, text] : sources)
-    for (const auto& secret : phi)
-      EXPECT_EQ(text.find(secret), std::string::npos)
-          << where << " contains patient data '" << secret << "': ..."
-          << text.substr(text.find(secret) > 200 ? text.find(secret) - 200 : 0, 400) << "...";
+    for (const auto& secret : phi) {
+      const auto at = find_word(text, secret);
+      EXPECT_EQ(at, std::string::npos) << where << " contains patient data '" << secret << "': ..."
+                                       << text.substr(at > 200 ? at - 200 : 0, 400) << "...";
+    }
   if (!HasFailure()) fs::remove_all(dir);
 }
 

@@ -33,9 +33,8 @@ AppServer::AppServer(const std::string& dsn) {
   auto s3 = std::make_shared<http::S3Config>();
   s3->buckets["charts"] = true;
   s3->keys["AKIATESTUPLOADER"] = {"test-secret-of-sixteen-plus", http::Role::kUploader};
-  http::add_app_routes(router_, *engine_, workflows, [s3](http::Request& req) {
-    return http::s3_root(req, *s3);
-  });
+  http::add_app_routes(router_, *engine_, workflows,
+                       [s3](http::Request& req) { return http::s3_root(req, *s3); });
   http::add_s3_routes(router_, *engine_, s3);
   http::ServerSettings ss;
   ss.port = 0;

@@ -133,24 +133,6 @@ class ChildProcess {
   std::optional<int> exit_code_;
 };
 
-// A port nobody listens on right now (bound and released; good enough on a test machine).
-inline unsigned short free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof addr;
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    if (fd >= 0) ::close(fd);
-    ADD_FAILURE() << "cannot find a free port: " << std::strerror(errno);
-    return 0;
-  }
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 // Waits until the server process answers /healthz on `port`; false when it exited first or did
 // not answer within `timeout`.
 inline bool wait_healthy(ChildProcess& p, unsigned short port, std::chrono::milliseconds timeout) {
