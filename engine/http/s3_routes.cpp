@@ -8,6 +8,7 @@
 #include <set>
 
 #include "http/hmac.hpp"
+#include "http/s3_auth.hpp"
 #include "http/sigv4.hpp"
 #include "runtime/chart_upload.hpp"
 #include "runtime/drop_folder.hpp"
@@ -16,7 +17,6 @@ namespace chartflow::http {
 namespace {
 
 constexpr const char* kXmlns = "http://s3.amazonaws.com/doc/2006-03-01/";
-constexpr std::size_t kMaxKeyBytes = 1024;
 constexpr int kMaxListKeys = 1000;
 
 std::string xml_escape(const std::string& s) {
@@ -53,12 +53,6 @@ Response xml(int status, const std::string& body) {
   return r;
 }
 
-// An S3 error as clients parse it (Code, Message); thrown by the handlers below.
-struct S3Error {
-  int status;
-  std::string code, message;
-};
-
 Response error_response(const S3Error& e, const std::string& resource) {
   return xml(e.status, "<Error><Code>" + e.code + "</Code><Message>" + xml_escape(e.message) +
                            "</Message><Resource>" + xml_escape(resource) + "</Resource></Error>");
@@ -78,59 +72,6 @@ std::string hex_decode(const std::string& hex) {
   for (std::size_t i = 0; i + 1 < hex.size(); i += 2)
     out += static_cast<char>(v(hex[i]) * 16 + v(hex[i + 1]));
   return out;
-}
-
-void check_key(const std::string& key) {
-  if (key.empty()) throw S3Error{400, "InvalidArgument", "the object key is empty"};
-  if (key.size() > kMaxKeyBytes)
-    throw S3Error{400, "KeyTooLongError", "object keys are at most 1024 bytes"};
-  for (unsigned char c : key)
-    if (c < 0x20 || c == 0x7f)
-      throw S3Error{400, "InvalidArgument", "object keys may not contain control characters"};
-  // Keys name archive paths and appear in events: no traversal segments.
-  std::size_t start = 0;
-  while (start <= key.size()) {
-    const auto end = std::min(key.find('/', start), key.size());
-    const std::string seg = key.substr(start, end - start);
-    if (seg == "." || seg == "..")
-      throw S3Error{400, "InvalidArgument", "object keys may not contain '.' or '..' segments"};
-    start = end + 1;
-  }
-}
-
-// Authenticates the request; returns the principal or throws S3Error 403.
-Principal authenticate(Request& req, const S3Config& s3) {
-  const auto header = req.header("authorization");
-  if (!header)
-    throw S3Error{403, "AccessDenied",
-                  "requests must be signed with AWS Signature Version 4 (anonymous access is "
-                  "off)"};
-  std::string problem;
-  auto auth = parse_sigv4_authorization(*header, &problem);
-  if (!auth) throw S3Error{403, "AuthorizationHeaderMalformed", problem};
-  const S3AccessKey* key = s3.key(auth->access_key);
-  if (key == nullptr)
-    throw S3Error{403, "InvalidAccessKeyId",
-                  "the access key id you provided does not exist in our records"};
-  if (auth->service != "s3")
-    throw S3Error{403, "AuthorizationHeaderMalformed", "the credential scope's service must be s3"};
-  std::string payload_hash = req.header("x-amz-content-sha256").value_or("");
-  if (payload_hash.rfind("STREAMING-", 0) == 0)
-    throw S3Error{501, "NotImplemented",
-                  "streaming (aws-chunked) payloads are not supported: send the payload in one "
-                  "piece (its SHA-256 or UNSIGNED-PAYLOAD in x-amz-content-sha256)"};
-  const std::string body_hash = to_hex(sha256_raw(req.body));
-  if (payload_hash.empty()) {
-    payload_hash = body_hash;
-  } else if (payload_hash != kUnsignedPayload && payload_hash != body_hash) {
-    throw S3Error{400, "XAmzContentSHA256Mismatch",
-                  "the x-amz-content-sha256 header does not match the body's SHA-256"};
-  }
-  problem = sigv4_verify(req, *auth, key->secret, payload_hash, std::chrono::system_clock::now());
-  if (!problem.empty()) throw S3Error{403, "SignatureDoesNotMatch", problem};
-  Principal p{"s3:" + auth->access_key, "s3 " + auth->access_key, key->role, {}, false};
-  req.principal = p;
-  return p;
 }
 
 void require(const Principal& p, std::initializer_list<Role> roles) {
@@ -330,7 +271,7 @@ std::optional<Response> s3_root(Request& req, const S3Config& s3) {
   const auto auth = req.header("authorization");
   if (!auth || auth->rfind(kSigV4Algorithm, 0) != 0) return std::nullopt;
   try {
-    authenticate(req, s3);
+    s3_authenticate(req, s3, std::chrono::system_clock::now());
     std::string buckets;
     for (const auto& [name, chart] : s3.buckets)
       buckets += "<Bucket><Name>" + name +
@@ -351,10 +292,10 @@ void add_s3_routes(Router& router, runtime::Engine& engine, std::shared_ptr<cons
     try {
       const auto chart_bucket = s3->bucket(bucket);
       // Authenticate before saying whether a bucket exists.
-      const Principal who = authenticate(req, *s3);
+      const Principal who = s3_authenticate(req, *s3, std::chrono::system_clock::now());
       if (!chart_bucket) throw S3Error{404, "NoSuchBucket", "the specified bucket does not exist"};
       if (key.empty()) return bucket_request(req, engine, bucket, who);
-      check_key(key);
+      check_s3_key(key);
       if (auto r = subresource(req)) return *r;
       if (req.method == "PUT") return put_object(req, engine, bucket, *chart_bucket, key, who);
       if (req.method == "GET" || req.method == "HEAD")

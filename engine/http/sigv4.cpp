@@ -1,7 +1,7 @@
 #include "http/sigv4.hpp"
 
 #include <algorithm>
-#include <cstdio>
+#include <cctype>
 #include <ctime>
 #include <sstream>
 
@@ -25,21 +25,24 @@ std::string trim_collapse(const std::string& v) {
   return out;
 }
 
-// 20150830T123600Z -> time point; nullopt when malformed.
+// 20150830T123600Z -> time point; nullopt when malformed or out of range. The range check is
+// not cosmetic: system_clock counts nanoseconds in 64 bits (years 1678 to 2262), and a far year
+// overflowed it (found by fuzzing).
 std::optional<std::chrono::system_clock::time_point> parse_amz_date(const std::string& s) {
+  if (s.size() != 16 || s[8] != 'T' || s[15] != 'Z') return std::nullopt;
+  for (std::size_t i = 0; i < 15; ++i)
+    if (i != 8 && !std::isdigit(static_cast<unsigned char>(s[i]))) return std::nullopt;
+  auto num = [&s](std::size_t at, std::size_t len) { return std::stoi(s.substr(at, len)); };
   std::tm tm{};
-  int y = 0, mo = 0, d = 0, h = 0, mi = 0, se = 0;
-  char z = 0;
-  if (s.size() != 16 ||
-      std::sscanf(s.c_str(), "%4d%2d%2dT%2d%2d%2d%c", &y, &mo, &d, &h, &mi, &se, &z) != 7 ||
-      z != 'Z')
+  tm.tm_year = num(0, 4) - 1900;
+  tm.tm_mon = num(4, 2) - 1;
+  tm.tm_mday = num(6, 2);
+  tm.tm_hour = num(9, 2);
+  tm.tm_min = num(11, 2);
+  tm.tm_sec = num(13, 2);
+  if (tm.tm_year < 70 || tm.tm_year > 200 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
+      tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
     return std::nullopt;
-  tm.tm_year = y - 1900;
-  tm.tm_mon = mo - 1;
-  tm.tm_mday = d;
-  tm.tm_hour = h;
-  tm.tm_min = mi;
-  tm.tm_sec = se;
   return std::chrono::system_clock::from_time_t(timegm(&tm));
 }
 
@@ -139,7 +142,8 @@ std::string sigv4_verify(const Request& req, const SigV4Auth& auth, const std::s
   const auto amz_date = req.header("x-amz-date");
   if (!amz_date) return "the request has no X-Amz-Date header";
   const auto when = parse_amz_date(*amz_date);
-  if (!when) return "X-Amz-Date is not of the form 20150830T123600Z";
+  if (!when)
+    return "X-Amz-Date is not a UTC time of the form 20150830T123600Z (years 1970 to 2100)";
   if (amz_date->substr(0, 8) != auth.date) return "X-Amz-Date is not the credential's date";
   const auto skew = when > now ? *when - now : now - *when;
   if (skew > kSigV4MaxSkew) return "the request time is more than 15 minutes from the server's";

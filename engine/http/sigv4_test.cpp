@@ -89,6 +89,25 @@ TEST(SigV4Test, S3GetObjectExample) {
             std::string::npos);
 }
 
+// Found by fuzzing (tests/fuzz/corpus/s3_sigv4/regression-far-amz-date): a year past 2262
+// overflowed the clock's nanosecond count (undefined behaviour) instead of being refused.
+TEST(SigV4Test, AmzDateOutOfRangeOrNotDigitsIsRefused) {
+  const auto at = std::chrono::system_clock::from_time_t(1440938160);  // 2015-08-30T12:36:00Z
+  for (const char* date :
+       {"66807330T000000Z", "99991231T235959Z", "19691231T235959Z", "20151330T123600Z",
+        "20150830T126000Z", "+0150830T123600Z", "2015083 T123600Z", "20150830T1236-0Z"}) {
+    Request r = suite_request("GET", "/", {}, {{"x-amz-date", date}});
+    EXPECT_NE(sigv4_verify(r, suite_auth(), kSuiteSecret, kEmptyHash, at).find("not a UTC time"),
+              std::string::npos)
+        << date;
+  }
+  // The suite's own time still verifies.
+  Request r = suite_request("GET", "/");
+  SigV4Auth a = suite_auth();
+  a.signature = sign(r, kSuiteSecret, a);
+  EXPECT_EQ(sigv4_verify(r, a, kSuiteSecret, kEmptyHash, at), "");
+}
+
 TEST(SigV4Test, MalformedHeadersAndEncoding) {
   std::string error;
   EXPECT_FALSE(parse_sigv4_authorization("AWS AKIA:abc", &error));
