@@ -626,9 +626,9 @@ TEST_F(ChartHandlersTest, WorkflowFileRunsThroughTheEngine) {
   ASSERT_TRUE(chartflow::testing::wait_until(
       [&] { return h.step(run2, "insurance").value("status", "") == "succeeded"; }));
   // The discharge step is decided once insurance is done, possibly a moment after.
-  EXPECT_TRUE(chartflow::testing::wait_until(
-      [&] { return h.step(run2, "discharge").value("status", "") == "skipped"; }))
-      << h.run(run2).dump();
+  EXPECT_TRUE(chartflow::testing::wait_until([&] {
+    return h.step(run2, "discharge").value("status", "") == "skipped";
+  })) << h.run(run2).dump();
   EXPECT_EQ(h.step(run2, "discharge").value("status", ""), "skipped");
 }
 
