@@ -35,6 +35,7 @@ constexpr std::size_t kReplyLimit = 64 * 1024 * 1024;
 
 struct KeepAliveClient::Impl {
   std::string host;
+  std::string bearer;
   unsigned short port;
   net::io_context ioc;
   std::optional<beast::tcp_stream> stream;
@@ -55,9 +56,10 @@ struct KeepAliveClient::Impl {
   }
 };
 
-KeepAliveClient::KeepAliveClient(std::string host, unsigned short port)
+KeepAliveClient::KeepAliveClient(std::string host, unsigned short port, std::string bearer)
     : impl_(std::make_unique<Impl>()) {
   impl_->host = std::move(host);
+  impl_->bearer = std::move(bearer);
   impl_->port = port;
 }
 
@@ -67,6 +69,7 @@ HttpReply KeepAliveClient::send(const std::string& method, const std::string& ta
                                 const std::string& body, const std::string& content_type) {
   bhttp::request<bhttp::string_body> req{bhttp::string_to_verb(method), target, 11};
   req.set(bhttp::field::host, impl_->host);
+  if (!impl_->bearer.empty()) req.set(bhttp::field::authorization, "Bearer " + impl_->bearer);
   req.keep_alive(true);
   if (!body.empty() || method == "POST" || method == "PUT") {
     req.set(bhttp::field::content_type, content_type);

@@ -23,7 +23,8 @@ struct HttpReply {
 // One persistent HTTP/1.1 connection; reconnects once when the server closed it.
 class KeepAliveClient {
  public:
-  KeepAliveClient(std::string host, unsigned short port);
+  // A non-empty `bearer` goes out as the Authorization of every request.
+  KeepAliveClient(std::string host, unsigned short port, std::string bearer = "");
   ~KeepAliveClient();
   HttpReply send(const std::string& method, const std::string& target, const std::string& body = "",
                  const std::string& content_type = "application/json");

@@ -24,6 +24,7 @@
 #include <sstream>
 #include <thread>
 
+#include "auth/tokens.hpp"
 #include "cli/bench_http.hpp"
 #include "cli/bench_util.hpp"
 #include "runtime/engine.hpp"
@@ -109,14 +110,14 @@ std::string id_array(const std::vector<std::int64_t>& ids) {
 
 // Uploads every item over `clients` keep-alive connections (items taken in order) and returns
 // what each upload answered.
-std::vector<Uploaded> upload_all(const std::vector<Upload>& items, int clients,
-                                 unsigned short port) {
+std::vector<Uploaded> upload_all(const std::vector<Upload>& items, int clients, unsigned short port,
+                                 const std::string& token) {
   std::vector<Uploaded> out(items.size());
   std::atomic<std::size_t> next{0};
   std::vector<std::thread> threads;
   for (int c = 0; c < clients; ++c) {
     threads.emplace_back([&] {
-      KeepAliveClient client("127.0.0.1", port);
+      KeepAliveClient client("127.0.0.1", port, token);
       for (std::size_t i = next++; i < items.size(); i = next++) {
         out[i].sent_ms = steady_ms();
         auto reply = client.send("PUT", "/v1/charts/" + items[i].chart_id, items[i].chart->body,
@@ -166,7 +167,8 @@ std::int64_t wait_finished(store::Store& s, const std::vector<std::int64_t>& ids
 // first saw each run's review.
 class Approver {
  public:
-  explicit Approver(unsigned short port) : port_(port), thread_([this] { loop(); }) {}
+  Approver(unsigned short port, std::string token)
+      : port_(port), token_(std::move(token)), thread_([this] { loop(); }) {}
   ~Approver() {
     stop_ = true;
     thread_.join();
@@ -181,7 +183,7 @@ class Approver {
 
  private:
   void loop() {
-    KeepAliveClient client("127.0.0.1", port_);
+    KeepAliveClient client("127.0.0.1", port_, token_);
     while (!stop_) {
       Json reviews = Json::array();
       try {
@@ -210,6 +212,7 @@ class Approver {
   }
 
   unsigned short port_;
+  std::string token_;
   std::atomic<bool> stop_{false};
   std::atomic<long> approved_{0};
   std::mutex mu_;
@@ -224,12 +227,12 @@ struct Throughput {
 };
 
 Throughput measure_throughput(const std::vector<Upload>& uploads, int clients, unsigned short port,
-                              store::Store& s) {
+                              const std::string& token, store::Store& s) {
   Throughput t;
   t.uploads = uploads.size();
   t.bytes = total_bytes(uploads);
   const auto t0 = SteadyClock::now();
-  auto done = upload_all(uploads, clients, port);
+  auto done = upload_all(uploads, clients, port, token);
   t.upload_s = seconds_since(t0);
   t.failed = wait_finished(s, run_ids_of(done));
   t.wall_s = seconds_since(t0);
@@ -319,6 +322,13 @@ int run_chart_bench(const Options& options) {
       log);
   wait_ready(port, server);
   store::Store store(db.dsn());
+  // The server has migrated the database by now; the benchmark acts as an admin.
+  std::string token;
+  store.with_sql([&](Sql& sql) {
+    token = auth::create_token(
+                sql, {"bench-charts", "admin", std::nullopt, std::nullopt, "bench-charts"})
+                .token;
+  });
 
   std::printf(
       "chartflow chart benchmark: chartflow serve pid %d over HTTP, %s workers, %d "
@@ -329,16 +339,16 @@ int run_chart_bench(const Options& options) {
               encounters.size(), full.size(), largest.body.size() / 1e6, log.c_str());
   std::fflush(stdout);
 
-  Approver approver(port);
+  Approver approver(port, token);
   const Rss idle = read_rss(server.pid());
 
   // Warm-up: the first uploads pay for connections and prepared statements.
-  measure_throughput(uploads_of(encounters, 1, "warm"), clients, port, store);
+  measure_throughput(uploads_of(encounters, 1, "warm"), clients, port, token, store);
 
   auto enc_uploads = uploads_of(encounters, enc_copies, "enc");
-  const auto enc = measure_throughput(enc_uploads, clients, port, store);
+  const auto enc = measure_throughput(enc_uploads, clients, port, token, store);
   auto full_uploads = uploads_of(full, full_copies, "full");
-  const auto whole = measure_throughput(full_uploads, clients, port, store);
+  const auto whole = measure_throughput(full_uploads, clients, port, token, store);
 
   // Paced: one upload every 1/rate s; completion observed by polling every 5 ms.
   std::vector<Upload> paced_uploads;
@@ -380,7 +390,7 @@ int run_chart_bench(const Options& options) {
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
       }
     });
-    KeepAliveClient client("127.0.0.1", port);
+    KeepAliveClient client("127.0.0.1", port, token);
     const auto period = std::chrono::duration_cast<SteadyClock::duration>(
         std::chrono::duration<double>(1.0 / rate));
     auto due = SteadyClock::now();
@@ -418,7 +428,7 @@ int run_chart_bench(const Options& options) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
   });
-  const auto mem = measure_throughput(mem_uploads, memory_copies, port, store);
+  const auto mem = measure_throughput(mem_uploads, memory_copies, port, token, store);
   sampling = false;
   sampler.join();
   const long peak = std::max(read_rss(server.pid()).peak, sampled_peak.load());

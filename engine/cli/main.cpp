@@ -20,7 +20,7 @@ void usage() {
                "            [--batch-size N] [--tls-cert FILE --tls-key FILE] [--insecure-listen]\n"
                "            [--body-limit B] [--upload-limit B] [--header-limit B]\n"
                "            [--json-depth-limit N] [--bundle-entry-limit N]\n"
-               "            [--header-timeout-ms N] [--body-timeout-ms N]\n"
+               "            [--header-timeout-ms N] [--body-timeout-ms N] [--upload-slots N]\n"
                "            [--webhook-secrets FILE] [--drop-dir DIR] [--s3-config FILE]\n"
                "            [--session-ttl D] [--public-metrics]\n"
                "  worker    --database-url URL [--concurrency N]\n"

@@ -90,6 +90,7 @@ http::ServerSettings server_settings(const Args& args) {
         " without TLS: charts would cross the network in clear text. Give --tls-cert and "
         "--tls-key, listen on 127.0.0.1, or pass --insecure-listen (e.g. behind a TLS proxy)");
 
+  s.upload_slots = parse_positive(args, "upload-slots", s.upload_slots);
   auto& l = s.limits;
   const auto header = parse_size(args, "header-limit", l.header_bytes);
   if (header == 0 || header > UINT32_MAX) throw std::runtime_error("--header-limit out of range");

@@ -23,6 +23,8 @@ inline constexpr std::uint32_t kDefaultHeaderLimit = 16 * 1024;
 inline constexpr std::size_t kDefaultBodyLimit = 1024 * 1024;
 // Chart uploads: every chart in tests/data/charts (largest 3.9 MB) with a wide margin.
 inline constexpr std::size_t kDefaultUploadBodyLimit = std::size_t{32} * 1024 * 1024;
+// A body over this size waits for one of the server's upload slots before it is read.
+inline constexpr std::size_t kDefaultLargeBodyBytes = 256 * 1024;
 // The shared charts nest 11 levels deep; FHIR itself rarely goes past 15.
 inline constexpr int kDefaultJsonDepthLimit = 64;
 // The largest shared chart has 1,111 entries.
@@ -39,6 +41,8 @@ struct InputLimits {
   // Requests whose path starts with one of these prefixes (uploads) may carry upload_body_bytes.
   std::size_t upload_body_bytes = kDefaultUploadBodyLimit;
   std::vector<std::string> upload_prefixes = {"/v1/charts/"};
+  // Bodies over this (or of unknown length where the limit allows more) take an upload slot.
+  std::size_t large_body_bytes = kDefaultLargeBodyBytes;
   int json_depth = kDefaultJsonDepthLimit;
   std::size_t bundle_entries = kDefaultBundleEntryLimit;
   std::chrono::milliseconds header_timeout = kDefaultHeaderTimeout;

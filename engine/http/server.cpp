@@ -10,6 +10,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include "http/upload_slots.hpp"
 #include "runtime/log.hpp"
 
 namespace chartflow::http {
@@ -40,8 +41,9 @@ bool is_gone(const beast::error_code& ec) {
 template <class Derived>
 class HttpSession {
  public:
-  HttpSession(beast::flat_buffer buffer, const Router& router, const InputLimits& limits)
-      : buffer_(std::move(buffer)), router_(router), limits_(limits) {}
+  HttpSession(beast::flat_buffer buffer, const Router& router, const InputLimits& limits,
+              UploadSlots& slots)
+      : buffer_(std::move(buffer)), router_(router), limits_(limits), slots_(slots) {}
 
  protected:
   beast::flat_buffer buffer_;
@@ -75,6 +77,20 @@ class HttpSession {
     if (auto length = parser_->content_length(); length && *length > limit)
       return send_error(body_too_large(limit));
     parser_->body_limit(limit);
+    const auto length = parser_->content_length();
+    if (length ? *length <= limits_.large_body_bytes : limit <= limits_.large_body_bytes)
+      return read_body();
+    // Waiting for a slot is the server's doing, not a slow client's: no timeout until it is ours.
+    beast::get_lowest_layer(derived().stream()).expires_never();
+    slots_.acquire([self = derived().shared_from_this()](UploadSlot slot) {
+      net::post(self->stream().get_executor(), [self, slot = std::move(slot)]() mutable {
+        self->upload_slot_ = std::move(slot);
+        self->read_body();
+      });
+    });
+  }
+
+  void read_body() {
     beast::get_lowest_layer(derived().stream()).expires_after(limits_.body_timeout);
     bhttp::async_read(
         derived().stream(), buffer_, *parser_,
@@ -95,16 +111,22 @@ class HttpSession {
     beast::error_code rec;
     auto ep = beast::get_lowest_layer(derived().stream()).socket().remote_endpoint(rec);
     if (!rec) remote = ep.address().to_string();
-    Request r;
-    try {
-      r = to_request(parser_->release(), std::move(remote));
-    } catch (const HttpError& e) {
-      return send(Response::error(e.status, e.message), keep_alive, false);
+    Response resp;
+    bool head = false;
+    {
+      // Scoped so the body is freed, and the upload slot handed on, before the response is sent.
+      Request r;
+      try {
+        r = to_request(parser_->release(), std::move(remote));
+      } catch (const HttpError& e) {
+        return send(Response::error(e.status, e.message), keep_alive, false);
+      }
+      if (auto problem = check_body(r, limits_))
+        return send(Response::error(problem->status, problem->message), keep_alive, false);
+      resp = router_.handle(r);
+      head = r.method == "HEAD";
     }
-    if (auto problem = check_body(r, limits_))
-      return send(Response::error(problem->status, problem->message), keep_alive, false);
-    Response resp = router_.handle(r);
-    send(resp, keep_alive, r.method == "HEAD");
+    send(resp, keep_alive, head);
   }
 
   HttpError headers_too_large() const {
@@ -115,6 +137,8 @@ class HttpSession {
   void send_error(const HttpError& e) { send(Response::error(e.status, e.message), false, false); }
 
   void send(const Response& resp, bool keep_alive, bool head) {
+    parser_.reset();
+    upload_slot_.reset();
     auto res = std::make_shared<bhttp::response<bhttp::string_body>>();
     res->version(11);
     res->result(static_cast<unsigned>(resp.status));
@@ -144,6 +168,8 @@ class HttpSession {
 
   const Router& router_;
   const InputLimits& limits_;
+  UploadSlots& slots_;
+  UploadSlot upload_slot_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::shared_ptr<bhttp::response<bhttp::string_body>> res_;
 };
@@ -152,8 +178,8 @@ class PlainSession : public HttpSession<PlainSession>,
                      public std::enable_shared_from_this<PlainSession> {
  public:
   PlainSession(beast::tcp_stream&& stream, beast::flat_buffer buffer, const Router& router,
-               const InputLimits& limits)
-      : HttpSession(std::move(buffer), router, limits), stream_(std::move(stream)) {}
+               const InputLimits& limits, UploadSlots& slots)
+      : HttpSession(std::move(buffer), router, limits, slots), stream_(std::move(stream)) {}
 
   void run() {
     net::dispatch(stream_.get_executor(),
@@ -186,8 +212,8 @@ class PlainSession : public HttpSession<PlainSession>,
 class TlsSession : public HttpSession<TlsSession>, public std::enable_shared_from_this<TlsSession> {
  public:
   TlsSession(beast::tcp_stream&& stream, ssl::context& ctx, beast::flat_buffer buffer,
-             const Router& router, const InputLimits& limits)
-      : HttpSession(std::move(buffer), router, limits), stream_(std::move(stream), ctx) {
+             const Router& router, const InputLimits& limits, UploadSlots& slots)
+      : HttpSession(std::move(buffer), router, limits, slots), stream_(std::move(stream), ctx) {
     header_timeout_ = limits.header_timeout;
   }
 
@@ -225,8 +251,8 @@ class TlsSession : public HttpSession<TlsSession>, public std::enable_shared_fro
 class DetectSession : public std::enable_shared_from_this<DetectSession> {
  public:
   DetectSession(tcp::socket&& socket, ssl::context& ctx, const Router& router,
-                const InputLimits& limits)
-      : stream_(std::move(socket)), ctx_(ctx), router_(router), limits_(limits) {}
+                const InputLimits& limits, UploadSlots& slots)
+      : stream_(std::move(socket)), ctx_(ctx), router_(router), limits_(limits), slots_(slots) {}
 
   void run() {
     net::dispatch(stream_.get_executor(),
@@ -243,7 +269,8 @@ class DetectSession : public std::enable_shared_from_this<DetectSession> {
   void on_detect(beast::error_code ec, bool tls) {
     if (ec) return;
     if (tls) {
-      std::make_shared<TlsSession>(std::move(stream_), ctx_, std::move(buffer_), router_, limits_)
+      std::make_shared<TlsSession>(std::move(stream_), ctx_, std::move(buffer_), router_, limits_,
+                                   slots_)
           ->run();
       return;
     }
@@ -263,6 +290,7 @@ class DetectSession : public std::enable_shared_from_this<DetectSession> {
   ssl::context& ctx_;
   const Router& router_;
   const InputLimits& limits_;
+  UploadSlots& slots_;
   beast::flat_buffer buffer_;
 };
 
@@ -287,16 +315,18 @@ ssl::context make_tls_context(const TlsFiles& files) {
 }  // namespace
 
 struct Server::Impl {
-  Impl(ServerSettings s, const Router& r) : settings(std::move(s)), router(r), acceptor(ioc) {}
+  Impl(ServerSettings s, const Router& r)
+      : settings(std::move(s)), router(r), slots(settings.upload_slots), acceptor(ioc) {}
 
   void accept() {
     acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
       if (!ec) {
         if (tls)
-          std::make_shared<DetectSession>(std::move(socket), *tls, router, settings.limits)->run();
+          std::make_shared<DetectSession>(std::move(socket), *tls, router, settings.limits, slots)
+              ->run();
         else
           std::make_shared<PlainSession>(beast::tcp_stream(std::move(socket)), beast::flat_buffer(),
-                                         router, settings.limits)
+                                         router, settings.limits, slots)
               ->run();
       }
       if (acceptor.is_open()) accept();
@@ -305,6 +335,8 @@ struct Server::Impl {
 
   ServerSettings settings;
   const Router& router;
+  // Before ioc: sessions destroyed with the io_context still return their slots here.
+  UploadSlots slots;
   net::io_context ioc;
   tcp::acceptor acceptor;
   std::optional<ssl::context> tls;
@@ -345,6 +377,7 @@ void Server::stop() {
   for (auto& t : impl_->threads)
     if (t.joinable()) t.join();
   impl_->threads.clear();
+  impl_->slots.close();
 }
 
 unsigned short Server::port() const { return impl_->acceptor.local_endpoint().port(); }

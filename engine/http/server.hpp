@@ -3,6 +3,7 @@
 // database, so there are several). Every request is held to InputLimits before a route sees it.
 #pragma once
 
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <string>
@@ -16,6 +17,12 @@ namespace chartflow::http {
 
 inline constexpr int kDefaultIoThreads = 4;
 
+// Large bodies read and handled at once: one per core, as parsing a chart is CPU work and each
+// one in flight holds its body and its parse (about ten times the body) in memory.
+inline int default_upload_slots() {
+  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+}
+
 // PEM files: the certificate chain and its private key.
 struct TlsFiles {
   std::string cert_file;
@@ -28,6 +35,7 @@ struct ServerSettings {
   InputLimits limits;
   std::optional<TlsFiles> tls;  // set: every connection must speak TLS 1.2 or later
   int threads = kDefaultIoThreads;
+  int upload_slots = default_upload_slots();  // see UploadSlots
 };
 
 class Server {

@@ -43,10 +43,12 @@ class ParsedChart {
 
 using ChartPtr = std::shared_ptr<const ParsedChart>;
 
-// A parsed Bundle takes about five times its compact JSON text in memory (the 1.9 MB text of
-// the largest test chart parses into ~10 MB), so 16 MB of source text is ~80 MB of cache.
+// A parsed Bundle takes five to ten times its JSON text in memory (the 3.9 MB largest test chart
+// parses into ~40 MB). The cache only has to bridge the few steps of the uploads in flight, so
+// 8 MB of source text (two of the largest charts, ~80 MB parsed) is enough; more would be held
+// for nothing once those runs are done.
 inline constexpr std::size_t kChartCacheMaxEntries = 32;
-inline constexpr std::size_t kChartCacheMaxSourceBytes = std::size_t{16} * 1024 * 1024;
+inline constexpr std::size_t kChartCacheMaxSourceBytes = std::size_t{8} * 1024 * 1024;
 
 class ChartCache {
  public:

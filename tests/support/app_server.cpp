@@ -12,7 +12,14 @@
 
 namespace chartflow::testing {
 
-AppServer::AppServer(const std::string& dsn) {
+http::ServerSettings test_server_settings() {
+  http::ServerSettings ss;
+  ss.port = 0;
+  ss.threads = 2;
+  return ss;
+}
+
+AppServer::AppServer(const std::string& dsn, http::ServerSettings server) {
   const std::string workflows = std::string(CHARTFLOW_SOURCE_DIR) + "/workflows";
   auto handlers = runtime::make_handler_registry(workflows);
   auto loaded = config::load_workflow_dir(workflows, runtime::handler_check(*handlers));
@@ -36,10 +43,7 @@ AppServer::AppServer(const std::string& dsn) {
   http::add_app_routes(router_, *engine_, workflows,
                        [s3](http::Request& req) { return http::s3_root(req, *s3); });
   http::add_s3_routes(router_, *engine_, s3);
-  http::ServerSettings ss;
-  ss.port = 0;
-  ss.threads = 2;
-  server_ = std::make_unique<http::Server>(ss, router_);
+  server_ = std::make_unique<http::Server>(std::move(server), router_);
   server_->start();
 }
 

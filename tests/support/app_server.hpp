@@ -14,9 +14,12 @@
 
 namespace chartflow::testing {
 
+// What every test's server gets unless it says otherwise: a free port and two io threads.
+http::ServerSettings test_server_settings();
+
 class AppServer {
  public:
-  explicit AppServer(const std::string& dsn);
+  explicit AppServer(const std::string& dsn, http::ServerSettings server = test_server_settings());
   ~AppServer();
 
   unsigned short port() const { return server_->port(); }
