@@ -124,11 +124,20 @@ int run_engine_bench(const std::map<std::string, std::string>& options) {
   // Like the peers' benchmark, the burst is bulk-inserted in chunks of 500 events.
   constexpr int kChunk = 500;
   std::int64_t first_id = 0, last_id = 0;
-  std::map<std::string, std::pair<long, double>, std::less<>> before_burst;
-  {
+  using Profile = std::map<std::string, std::pair<long, double>, std::less<>>;
+  auto snapshot = [&] {
     std::lock_guard lock(profile_mu);
-    before_burst = profile;
-  }
+    return profile;
+  };
+  auto since = [&](Profile before) {
+    Profile now = snapshot();
+    for (auto& [kind, p] : now) {
+      p.first -= before[kind].first;
+      p.second -= before[kind].second;
+    }
+    return now;
+  };
+  const Profile before_burst = snapshot();
   const auto t0 = SteadyClock::now();
   for (int start = 0; start < runs; start += kChunk) {
     std::vector<store::EventInput> chunk;
@@ -146,21 +155,14 @@ int run_engine_bench(const std::map<std::string, std::string>& options) {
   while (count_done(store, first_id, last_id) < runs)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   const double wall_s = std::chrono::duration<double>(SteadyClock::now() - t0).count();
-  std::map<std::string, std::pair<long, double>, std::less<>> burst_profile;
-  {
-    std::lock_guard lock(profile_mu);
-    burst_profile = profile;
-    for (auto& [kind, p] : burst_profile) {
-      p.first -= before_burst[kind].first;
-      p.second -= before_burst[kind].second;
-    }
-  }
+  const Profile burst_profile = since(before_burst);
   auto burst_lat = percentiles(run_latencies(store, first_id, last_id));
   const double runs_per_s = runs / wall_s;
   const double steps_per_s = runs * 5 / wall_s;
 
   // Paced: events arrive one at a time at `rate` per second, well below saturation.
   std::int64_t paced_first = 0, paced_last = 0;
+  const Profile before_paced = snapshot();
   const auto period = std::chrono::duration<double>(1.0 / rate);
   auto due = SteadyClock::now();
   for (int i = 0; i < paced_runs; ++i) {
@@ -173,6 +175,7 @@ int run_engine_bench(const std::map<std::string, std::string>& options) {
   while (count_done(store, paced_first, paced_last) < paced_runs)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   auto paced_lat = percentiles(run_latencies(store, paced_first, paced_last));
+  const Profile paced_profile = since(before_paced);
 
   // Idle: statements the engine sends while nothing happens.
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
@@ -193,12 +196,19 @@ int run_engine_bench(const std::map<std::string, std::string>& options) {
   std::printf("  event-to-completion ms: p50 %.1f  p95 %.1f  p99 %.1f  max %.1f\n", paced_lat.p50,
               paced_lat.p95, paced_lat.p99, paced_lat.max);
   std::printf("idle: %.1f statements/s\n", idle_qps);
-  std::printf(
-      "burst database round trips by kind (calls, per step, mean ms, total s over all "
-      "threads):\n");
-  for (const auto& [kind, p] : burst_profile)
-    std::printf("  %-14s %8ld %6.2f %7.3f %7.2f\n", kind.c_str(), p.first,
-                static_cast<double>(p.first) / (runs * 5.0), p.second * 1000 / p.first, p.second);
+  auto print_profile = [](const char* phase, const Profile& prof, int phase_runs) {
+    std::printf(
+        "%s database round trips by kind (calls, per step, mean ms, total s over all "
+        "threads):\n",
+        phase);
+    for (const auto& [kind, p] : prof)
+      if (p.first > 0)
+        std::printf("  %-14s %8ld %6.2f %7.3f %7.2f\n", kind.c_str(), p.first,
+                    static_cast<double>(p.first) / (phase_runs * 5.0), p.second * 1000 / p.first,
+                    p.second);
+  };
+  print_profile("burst", burst_profile, runs);
+  print_profile("paced", paced_profile, paced_runs);
   if (ceil1 && ceil16) {
     std::printf(
         "baseline (same cluster, same run): pgbench one-row commits/s: 1 client %.0f, "

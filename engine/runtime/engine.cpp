@@ -75,8 +75,11 @@ void Engine::start() {
 
 void Engine::drain() {
   scheduler_.stop();
-  stopping_ = true;
-  wake_workers();
+  {
+    std::lock_guard lock(wake_mu_);
+    stopping_ = true;
+  }
+  wake_cv_.notify_all();
   for (auto& t : workers_)
     if (t.joinable()) t.join();
   workers_.clear();
@@ -156,7 +159,7 @@ store::IngestResult Engine::ingest(store::EventInput event,
   if (!result.duplicate && hooks_.run_started)
     for (const auto& name : started) hooks_.run_started(name);
   // Same-process workers need no round trip through NOTIFY to start.
-  if (!result.run_ids.empty()) wake_workers();
+  if (!result.run_ids.empty()) wake_workers(static_cast<int>(result.run_ids.size()));
   return result;
 }
 
@@ -173,43 +176,49 @@ std::vector<store::IngestResult> Engine::ingest_with(const IngestFn& fn) {
   auto results = pool_.with([&](store::Store& s) { return fn(s, plan); });
   if (hooks_.run_started)
     for (const auto& name : started) hooks_.run_started(name);
-  wake_workers();
+  wake_workers(static_cast<int>(started.size()));
   return results;
 }
 
-void Engine::wake_workers() {
+void Engine::wake_workers(int n) {
+  int added = 0;
   {
     std::lock_guard lock(wake_mu_);
-    ++wake_generation_;
+    // A permit left over while every worker was busy makes the next idle worker claim again,
+    // so a wake-up is never lost; the cap keeps a flood of hints from becoming empty claims.
+    const int cap = std::max(1, settings_.workers);
+    added = std::min(n, cap - wake_permits_);
+    if (added <= 0) return;
+    wake_permits_ += added;
   }
-  wake_cv_.notify_all();
+  for (int i = 0; i < added; ++i) wake_cv_.notify_one();
 }
 
-bool Engine::wait_for_work(std::uint64_t seen) {
+bool Engine::wait_for_work() {
   std::unique_lock lock(wake_mu_);
   // No timeout: the dispatcher is the one poller and wakes workers when work is due.
-  wake_cv_.wait(lock, [&] { return stopping_.load() || wake_generation_ != seen; });
-  return !stopping_.load();
+  wake_cv_.wait(lock, [&] { return stopping_.load() || wake_permits_ > 0; });
+  if (stopping_) return false;
+  --wake_permits_;
+  return true;
 }
 
 void Engine::worker_loop(int index) {
   std::unique_ptr<store::Store> store;
   while (!stopping_) {
-    std::uint64_t seen;
-    {
-      std::lock_guard lock(wake_mu_);
-      seen = wake_generation_;
-    }
     try {
       if (!store) store = std::make_unique<store::Store>(settings_.dsn);
       auto steps = store->claim(settings_.instance_id, settings_.batch_size, settings_.lease,
                                 workflows_->any_concurrency_limits());
       if (steps.empty()) {
-        wait_for_work(seen);
+        wait_for_work();
         continue;
       }
       // Each batch's commit claims the next batch, so a busy worker pays one commit per batch.
-      while (!steps.empty()) steps = run_batch(*store, steps);
+      while (!steps.empty()) {
+        if (static_cast<int>(steps.size()) >= settings_.batch_size) wake_workers(1);
+        steps = run_batch(*store, steps);
+      }
     } catch (const std::exception& e) {
       Log::error("worker_error", {{"worker", index}, {"error", e.what()}});
       store.reset();
@@ -387,7 +396,8 @@ void Engine::dispatcher_loop() {
         auto d = std::chrono::duration_cast<Millis>(*t - p.now);
         sleep = std::min(sleep, std::max(d, kMinProbeGap));
       };
-      if (p.next_wait && *p.next_wait <= p.now && store->fire_due_waits() > 0) wake_workers();
+      if (p.next_wait && *p.next_wait <= p.now)
+        if (const int fired = store->fire_due_waits(); fired > 0) wake_workers(fired);
       if (p.next_expiry && *p.next_expiry <= p.now) handle_expired(*store);
       if (p.next_due && *p.next_due <= p.now) wake_workers();
       until(p.next_due);

@@ -102,8 +102,11 @@ class Engine {
   // Tells hooks about the runs a committed batch finished.
   void report_succeeded(const store::StepBatch& batch);
   void handle_expired(store::Store& store);
-  void wake_workers();
-  bool wait_for_work(std::uint64_t seen);
+  // Wakes up to `n` idle workers (the rest of the pool sleeps on): one per piece of new work,
+  // since every woken worker costs a claim query. A worker whose claim came back full wakes the
+  // next, so a burst still brings up the whole pool.
+  void wake_workers(int n = 1);
+  bool wait_for_work();
 
   EngineSettings settings_;
   std::shared_ptr<const HandlerRegistry> handlers_;
@@ -117,7 +120,7 @@ class Engine {
   std::atomic<int> in_flight_{0};
   std::mutex wake_mu_;
   std::condition_variable wake_cv_;
-  std::uint64_t wake_generation_ = 0;
+  int wake_permits_ = 0;  // wake-ups not yet taken by a worker; at most one per worker
   std::thread dispatcher_;
   Scheduler scheduler_{*this};
   std::vector<std::thread> workers_;

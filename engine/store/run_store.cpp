@@ -7,6 +7,14 @@
 namespace chartflow::store {
 namespace {
 
+// The queue's statements touch a handful of rows by key or by the head of an index, whatever
+// the statistics say: a fresh or just-grown table has stats that call it empty, and the bitmap
+// and hash plans chosen then read every live and dead row of a partial index on each call
+// (bitmap scans never mark dead index entries, so nothing improves until a vacuum).
+constexpr const char* kQueuePlanning =
+    "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_hashjoin = off; "
+    "SET LOCAL enable_sort = off";
+
 // Columns every claim returns, so the worker needs no second query to run the step.
 // The event body is not returned: workers cache it by event id.
 constexpr const char* kClaimReturning =
@@ -306,6 +314,7 @@ class BatchImpl : public StepBatch {
                                   std::chrono::milliseconds lease, bool include_keyed) override {
     QueryTimer timer("batch_commit");
     keep_step_writes();
+    tx_.exec(kQueuePlanning);
     finish_deferred(owner);
     // Claiming the next steps (often the ones this batch just released) in the same commit
     // halves the durable commits per step.
@@ -608,7 +617,7 @@ std::vector<ClaimedStep> Store::claim(const std::string& owner, int limit,
     pqxx::work tx(impl_->conn);
     // A claim need not wait for its WAL flush: lost in a crash, the step is simply still ready,
     // and the step's completion (a synchronous commit) flushes the claim before it anyway.
-    tx.exec("SET LOCAL synchronous_commit = off");
+    tx.exec(std::string("SET LOCAL synchronous_commit = off; ") + kQueuePlanning);
     auto out = claim_in(*impl_, tx, owner, limit, lease, include_keyed);
     tx.commit();
     return out;
