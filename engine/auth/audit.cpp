@@ -1,6 +1,7 @@
 #include "auth/audit.hpp"
 
 #include <algorithm>
+#include <atomic>
 
 #include "handlers/common/hash.hpp"
 #include "handlers/common/sql_util.hpp"
@@ -12,6 +13,7 @@ using handlers::column_int;
 using handlers::column_text;
 
 constexpr int kVerifyPage = 1000;
+std::atomic<bool> g_unsealed{false};
 constexpr const char* kTime = "to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')";
 
 // FHIR AuditEvent.action: C(reate) R(ead) U(pdate) D(elete) E(xecute).
@@ -33,9 +35,20 @@ void record(Sql& sql, const AuditEntry& e) {
       "remote, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)",
       {e.actor, e.actor_name, e.role, e.action, e.resource_type, e.resource_id, e.remote, e.outcome,
        e.detail.dump(-1, ' ', false, Json::error_handler_t::replace)});
+  g_unsealed.store(true, std::memory_order_relaxed);
 }
 
+int seal(Sql& sql) {
+  Json rows = handlers::query_rows(sql, "SELECT audit_event_seal() AS n");
+  return static_cast<int>(column_int(rows.at(0), "n").value_or(0));
+}
+
+bool take_unsealed() { return g_unsealed.exchange(false, std::memory_order_relaxed); }
+
+void record_pending_again() { g_unsealed.store(true, std::memory_order_relaxed); }
+
 Json query_audit(Sql& sql, const AuditFilter& f) {
+  seal(sql);
   const int limit = std::clamp(f.limit, 1, 1000);
   std::optional<std::string> after;
   if (f.after) after = std::to_string(*f.after);
@@ -43,7 +56,7 @@ Json query_audit(Sql& sql, const AuditFilter& f) {
       sql,
       std::string("SELECT id, ") + kTime +
           " AS at, actor, actor_name, role, action, resource_type, resource_id, remote, "
-          "outcome, detail::text AS detail, hash FROM audit_event "
+          "outcome, detail::text AS detail, seq, hash FROM audit_event "
           "WHERE ($1::timestamptz IS NULL OR at >= $1::timestamptz) "
           "AND ($2::timestamptz IS NULL OR at < $2::timestamptz) "
           "AND ($3::text IS NULL OR actor = $3 OR actor_name = $3) "
@@ -53,6 +66,7 @@ Json query_audit(Sql& sql, const AuditFilter& f) {
   Json events = Json::array();
   for (auto& row : rows) {
     row["id"] = column_int(row, "id").value_or(0);
+    if (auto seq = column_int(row, "seq")) row["seq"] = *seq;
     row["detail"] = handlers::column_json(row, "detail");
     events.push_back(std::move(row));
   }
@@ -106,6 +120,7 @@ Json to_fhir_bundle(const Json& events) {
 
 VerifyResult verify_chain(Sql& sql) {
   VerifyResult out;
+  seal(sql);
   std::string prev;
   std::int64_t after = 0;
   for (;;) {
@@ -117,8 +132,8 @@ VerifyResult verify_chain(Sql& sql) {
             " AS at, actor, coalesce(actor_name, '') AS actor_name, coalesce(role, '') AS role, "
             "action, coalesce(resource_type, '') AS resource_type, "
             "coalesce(resource_id, '') AS resource_id, coalesce(remote, '') AS remote, outcome, "
-            "detail::text AS detail, hash FROM audit_event WHERE id > $1::bigint ORDER BY id "
-            "LIMIT $2",
+            "detail::text AS detail, seq, hash FROM audit_event WHERE seq > $1::bigint "
+            "ORDER BY seq LIMIT $2",
         {std::to_string(after), std::to_string(kVerifyPage)});
     for (const auto& row : rows) {
       std::string canonical;
@@ -131,10 +146,10 @@ VerifyResult verify_chain(Sql& sql) {
       }
       const std::string expected = handlers::sha256_hex(prev + '\x1e' + canonical);
       const std::string stored = column_text(row, "hash").value_or("");
-      after = column_int(row, "id").value_or(after);
+      after = column_int(row, "seq").value_or(after);
       if (expected != stored) {
         out.ok = false;
-        out.first_broken = after;
+        out.first_broken = column_int(row, "id");
         return out;
       }
       prev = stored;

@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "auth/audit.hpp"
+#include "auth/audit_sealer.hpp"
 #include "auth/sessions.hpp"
 #include "cli/commands.hpp"
 #include "cli/database.hpp"
@@ -173,6 +174,17 @@ int serve(const Args& args, bool with_api) {
     metrics.set_db_pool(pool.in_use, pool.idle, pool.max);
   });
   engine.start();
+  auth::AuditSealer sealer(
+      [&engine](const std::function<void(Sql&)>& fn) {
+        engine.pool().with([&](store::Store& s) {
+          s.with_sql(fn);
+          return 0;
+        });
+      },
+      [](const std::string& error) {
+        runtime::Log::warn("audit_seal_failed", {{"error", error}});
+      });
+  sealer.start();
 
   http::Router router;
   std::unique_ptr<http::Server> server;
@@ -247,6 +259,7 @@ int serve(const Args& args, bool with_api) {
   runtime::Log::info("draining", {{"signal", sig}});
   if (drop) drop->stop();
   if (server) server->stop();
+  sealer.stop();
   engine.drain();
   runtime::Log::info("stopped");
   store::Store::set_query_observer(nullptr);  // every thread that used a store has stopped

@@ -1,5 +1,6 @@
 #include "http/router.hpp"
 
+#include <cctype>
 #include <charconv>
 #include <chrono>
 
@@ -100,14 +101,14 @@ std::string url_decode(std::string_view in, bool plus_as_space) {
   out.reserve(in.size());
   for (std::size_t i = 0; i < in.size(); ++i) {
     char c = in[i];
-    if (c == '%' && i + 2 < in.size()) {
+    // Exactly two hex digits: from_chars alone would also take a sign ("%-1").
+    auto hex = [](char h) { return std::isxdigit(static_cast<unsigned char>(h)) != 0; };
+    if (c == '%' && i + 2 < in.size() && hex(in[i + 1]) && hex(in[i + 2])) {
       int v = 0;
-      auto [p, ec] = std::from_chars(in.data() + i + 1, in.data() + i + 3, v, 16);
-      if (ec == std::errc() && p == in.data() + i + 3) {
-        out += static_cast<char>(v);
-        i += 2;
-        continue;
-      }
+      std::from_chars(in.data() + i + 1, in.data() + i + 3, v, 16);
+      out += static_cast<char>(v);
+      i += 2;
+      continue;
     }
     out += (plus_as_space && c == '+') ? ' ' : c;
   }

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <random>
 
 #include "runtime/log.hpp"
@@ -217,7 +218,29 @@ void Engine::worker_loop(int index) {
       // Each batch's commit claims the next batch, so a busy worker pays one commit per batch.
       while (!steps.empty()) {
         if (static_cast<int>(steps.size()) >= settings_.batch_size) wake_workers(1);
-        steps = run_batch(*store, steps);
+        try {
+          steps = run_batch(*store, steps, true);
+        } catch (const std::exception& e) {
+          // The batch rolled back as a whole (a deadlock with another batch over shared run
+          // rows, a lost connection): its steps are still claimed by us, so run them again one
+          // per transaction now rather than leave them all to wait out their leases.
+          Log::warn("batch_retried_step_by_step",
+                    {{"worker", index}, {"steps", steps.size()}, {"error", e.what()}});
+          store = std::make_unique<store::Store>(settings_.dsn);
+          for (auto& s : steps) {
+            std::vector<store::ClaimedStep> one{s};
+            try {
+              run_batch(*store, one, false);
+            } catch (const std::exception& again) {
+              Log::error("step_retry_failed", {{"worker", index},
+                                               {"run", s.run_id},
+                                               {"step", s.step_key},
+                                               {"error", again.what()}});
+              store = std::make_unique<store::Store>(settings_.dsn);
+            }
+          }
+          steps.clear();
+        }
       }
     } catch (const std::exception& e) {
       Log::error("worker_error", {{"worker", index}, {"error", e.what()}});
@@ -229,7 +252,12 @@ void Engine::worker_loop(int index) {
 }
 
 std::vector<store::ClaimedStep> Engine::run_batch(store::Store& store,
-                                                  std::vector<store::ClaimedStep>& steps) {
+                                                  std::vector<store::ClaimedStep>& steps,
+                                                  bool claim_next) {
+  // Run rows are locked in one order by every batch, so two batches sharing runs queue
+  // behind each other instead of deadlocking.
+  std::stable_sort(steps.begin(), steps.end(),
+                   [](const auto& a, const auto& b) { return a.run_id < b.run_id; });
   in_flight_ += static_cast<int>(steps.size());
   struct Done {
     std::string workflow, step;
@@ -273,7 +301,7 @@ std::vector<store::ClaimedStep> Engine::run_batch(store::Store& store,
           {s.workflow, s.step_key,
            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()});
     }
-    next = batch->commit(settings_.instance_id, stopping_ ? 0 : settings_.batch_size,
+    next = batch->commit(settings_.instance_id, stopping_ || !claim_next ? 0 : settings_.batch_size,
                          settings_.lease, workflows_->any_concurrency_limits());
     report_succeeded(*batch);
   } catch (...) {

@@ -95,8 +95,10 @@ class Engine {
   void emit_if_ended(store::StepBatch& batch, std::int64_t run_id) const;
   void dispatcher_loop();
   void worker_loop(int index);
+  // Runs the steps in one transaction; its commit claims the next batch unless !claim_next.
   std::vector<store::ClaimedStep> run_batch(store::Store& store,
-                                            std::vector<store::ClaimedStep>& steps);
+                                            std::vector<store::ClaimedStep>& steps,
+                                            bool claim_next);
   void execute(store::StepBatch& batch, const store::ClaimedStep& step, const WorkflowPtr& wf,
                const Json& event);
   // Tells hooks about the runs a committed batch finished.

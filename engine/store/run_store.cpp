@@ -402,7 +402,7 @@ class BatchImpl : public StepBatch {
 
   Store::Impl& impl_;
   pqxx::work tx_;
-  TxSql sql_{tx_};
+  TxSql sql_{tx_, &impl_};
   bool in_savepoint_ = false;
   std::vector<LogRecord> logs_;
   Json deferred_ = Json::array();  // finish_done calls not yet sent, see finish_deferred

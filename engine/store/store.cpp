@@ -54,7 +54,20 @@ Json exec_json(pqxx::transaction_base& tx, std::string_view statement,
 
 Json TxSql::query(std::string_view statement,
                   const std::vector<std::optional<std::string>>& params) {
-  return exec_json(tx_, statement, params);
+  constexpr std::size_t kMaxAutoPrepared = 256;  // statements built on the fly stay unprepared
+  if (impl_ == nullptr) return exec_json(tx_, statement, params);
+  std::string text(statement);
+  auto it = impl_->auto_prepared.find(text);
+  if (it == impl_->auto_prepared.end()) {
+    if (impl_->auto_prepared.size() >= kMaxAutoPrepared) return exec_json(tx_, statement, params);
+    const std::string name = "auto_" + std::to_string(impl_->auto_names++);
+    impl_->conn.prepare(name, text);
+    it = impl_->auto_prepared.emplace(std::move(text), name).first;
+  }
+  std::vector<const char*> raw;
+  raw.reserve(params.size());
+  for (const auto& p : params) raw.push_back(opt(p));
+  return rows_to_json(tx_.exec_prepared(it->second, pqxx::prepare::make_dynamic_params(raw)));
 }
 
 Store::Store(const std::string& dsn) {

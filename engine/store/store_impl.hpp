@@ -5,6 +5,7 @@
 #include <pqxx/pqxx>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "store/store.hpp"
@@ -32,6 +33,8 @@ struct Store::Impl {
   pqxx::connection conn;
   std::vector<std::unique_ptr<WakeReceiver>> receivers;
   std::set<std::string> prepared;
+  std::unordered_map<std::string, std::string> auto_prepared;  // statement text -> name
+  int auto_names = 0;  // never reused, even for a statement whose preparation failed
 
   // Hot statements are prepared once per connection: planning them on every call cost more CPU
   // than running them.
@@ -100,12 +103,16 @@ Json rows_to_json(const pqxx::result& r);
 // savepoint, see StepBatch).
 class TxSql : public Sql {
  public:
-  explicit TxSql(pqxx::transaction_base& tx) : tx_(tx) {}
+  // With `impl`, statements are prepared on the connection the first time they are seen (up to
+  // kMaxAutoPrepared of them): a worker runs the same few handler statements for every step,
+  // and parsing and planning them each time cost about as much CPU as running them.
+  explicit TxSql(pqxx::transaction_base& tx, Store::Impl* impl = nullptr) : tx_(tx), impl_(impl) {}
   Json query(std::string_view statement,
              const std::vector<std::optional<std::string>>& params) override;
 
  private:
   pqxx::transaction_base& tx_;
+  Store::Impl* impl_;
 };
 
 // Stores one event and its runs inside `tx`. The caller commits and notifies.

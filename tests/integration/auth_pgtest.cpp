@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <future>
 #include <thread>
 
 #include "auth/audit.hpp"
@@ -282,8 +283,76 @@ TEST_F(AuthTest, AuditTrailIsAppendOnlyAndVerifyNamesTheFirstTamperedRecord) {
   EXPECT_THAT(gap.err, HasSubstr("BROKEN at record " + third));
 }
 
-// Writers racing each other still build one unbroken chain: ids are drawn under the chain's
-// lock, so id order is chain order whatever order the transactions commit in.
+// A record committed after a later-numbered one is sealed after it: the chain follows the
+// order records became visible, so an open transaction never holds up the others' records.
+TEST_F(AuthTest, RecordsCommittedOutOfOrderAreSealedInTheOrderTheyBecameVisible) {
+  store::Store slow(dsn());
+  store::Store fast(dsn());
+  auto entry = [](const std::string& id) {
+    auth::AuditEntry e;
+    e.actor = "test";
+    e.action = "test.write";
+    e.resource_id = id;
+    return e;
+  };
+  std::promise<void> recorded, fast_done;
+  std::thread open_transaction([&] {
+    slow.with_sql([&](Sql& sql) {
+      auth::record(sql, entry("slow"));  // draws the lower id, commits last
+      recorded.set_value();
+      fast_done.get_future().wait();
+    });
+  });
+  recorded.get_future().wait();
+  // Not blocked by the open transaction: the writer no longer queues behind a chain lock.
+  fast.with_sql([&](Sql& sql) {
+    auth::record(sql, entry("fast"));
+    EXPECT_EQ(auth::seal(sql), 1);  // only what is committed (and its own record) is sealed
+  });
+  fast_done.set_value();
+  open_transaction.join();
+  EXPECT_EQ(count("SELECT count(*) FROM audit_event WHERE seq IS NULL"), 1);
+  auth::VerifyResult r;
+  fast.with_sql([&](Sql& sql) { r = auth::verify_chain(sql); });
+  EXPECT_TRUE(r.ok);
+  EXPECT_EQ(r.checked, 2);
+  EXPECT_EQ(scalar("SELECT string_agg(resource_id, ',' ORDER BY seq) FROM audit_event"),
+            "fast,slow");
+  EXPECT_LT(std::stoll(scalar("SELECT id FROM audit_event WHERE resource_id = 'slow'")),
+            std::stoll(scalar("SELECT id FROM audit_event WHERE resource_id = 'fast'")));
+}
+
+// Sealing is the one change a record may see, once, and only its seq and hash.
+TEST_F(AuthTest, OnlyTheSealMayChangeARecordAndOnlyOnce) {
+  store::Store s(dsn());
+  s.with_sql([&](Sql& sql) {
+    auth::AuditEntry e;
+    e.actor = "test";
+    e.action = "test.write";
+    auth::record(sql, e);
+  });
+  // Unsealed: a change that also touches content is refused, as is forging a seal by hand
+  // together with a content change.
+  EXPECT_ANY_THROW(scalar("UPDATE audit_event SET actor = 'someone-else'"));
+  EXPECT_ANY_THROW(scalar("UPDATE audit_event SET seq = 1, hash = 'x', actor = 'someone-else'"));
+  s.with_sql([&](Sql& sql) { EXPECT_EQ(auth::seal(sql), 1); });
+  const std::string sealed = scalar("SELECT hash FROM audit_event");
+  EXPECT_EQ(sealed.size(), 64u);
+  // Sealed: no second seal, no change at all.
+  EXPECT_ANY_THROW(scalar("UPDATE audit_event SET seq = 2, hash = 'y'"));
+  s.with_sql([&](Sql& sql) { EXPECT_EQ(auth::seal(sql), 0); });
+  EXPECT_EQ(scalar("SELECT hash FROM audit_event"), sealed);
+  // A writer cannot pick its own id, seq or hash.
+  scalar(
+      "INSERT INTO audit_event (id, actor, action, outcome, seq, hash) VALUES (999999, 'x', "
+      "'test.write', 'success', 7, 'forged') RETURNING id");
+  EXPECT_EQ(count("SELECT count(*) FROM audit_event WHERE id = 999999 OR seq = 7 OR hash = "
+                  "'forged'"),
+            0);
+}
+
+// Writers racing each other still build one unbroken chain, sealed in the order their
+// records became visible.
 TEST_F(AuthTest, ConcurrentAuditWritersKeepTheChainIntact) {
   constexpr int kThreads = 4;
   constexpr int kEach = 25;

@@ -44,6 +44,14 @@ int history_count(const Json& run, const std::string& type, const std::string& s
 
 class EngineTest : public PgTest {};
 
+// One step whose handler `ledger` writes through the engine's transaction.
+const std::string kLedgerWorkflow = R"(
+name: billing
+on: [{ event: demo.bill }]
+steps:
+  bill: { handler: ledger }
+)";
+
 TEST_F(EngineTest, DiamondRunsInDependencyOrderAndSkips) {
   EngineHarness h(dsn(), {kDiamond});
   h.start();
@@ -400,19 +408,50 @@ TEST_F(EngineTest, HandlerWritesCommitExactlyOnceWithTheStep) {
   auto ledger = std::make_shared<Ledger>();
   extra->add("ledger", ledger);
   scalar("CREATE TABLE test_ledger (key text PRIMARY KEY)");
-  EngineHarness h(dsn(), {R"(
-name: billing
-on: [{ event: demo.bill }]
-steps:
-  bill: { handler: ledger }
-)"},
-                  extra);
+  EngineHarness h(dsn(), {kLedgerWorkflow}, extra);
   h.start();
   const auto id = h.start_run("demo.bill");
   ASSERT_TRUE(h.wait_status(id, "succeeded"));
   EXPECT_EQ(ledger->calls.load(), 2);
   EXPECT_EQ(scalar("SELECT count(*) FROM test_ledger"), "1");
   EXPECT_EQ(scalar("SELECT key FROM test_ledger"), "run-" + std::to_string(id) + "/bill");
+}
+
+// A batch that fails as a whole (here its commit, as a deadlock with another batch would) is
+// rolled back with its handlers' writes; its steps are still claimed, so the worker runs them
+// again one per transaction at once instead of leaving them to wait out a 60 s lease.
+TEST_F(EngineTest, ABatchThatFailsAtCommitIsRerunStepByStepWithoutWaitingForItsLeases) {
+  auto extra = std::make_shared<HandlerRegistry>();
+  struct Ledger : Handler {
+    StepOutcome run(StepContext& ctx) override {
+      ctx.sql().query("INSERT INTO test_ledger (key) VALUES ($1)", {ctx.idempotency_key()});
+      return Completed{};
+    }
+  };
+  extra->add("ledger", std::make_shared<Ledger>());
+  scalar("CREATE TABLE test_ledger (key text PRIMARY KEY)");
+  // Checked at commit; a sequence is not rolled back, so only the first commit fails.
+  scalar("CREATE SEQUENCE commit_failures");
+  scalar(
+      "CREATE FUNCTION fail_first_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF "
+      "nextval('commit_failures') = 1 THEN RAISE EXCEPTION 'injected commit failure'; END IF; "
+      "RETURN NULL; END $$");
+  scalar(
+      "CREATE CONSTRAINT TRIGGER fail_first_commit AFTER INSERT ON test_ledger DEFERRABLE "
+      "INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION fail_first_commit()");
+  runtime::EngineSettings settings;
+  settings.workers = 1;  // one worker: the three runs' steps share its batches
+  settings.lease = std::chrono::seconds(60);
+  EngineHarness h(dsn(), {kLedgerWorkflow}, extra, settings);
+  std::vector<std::int64_t> ids;
+  for (int i = 0; i < 3; ++i) ids.push_back(h.start_run("demo.bill", {{"n", i}}));
+  h.start();
+  for (auto id : ids) ASSERT_TRUE(h.wait_status(id, "succeeded", std::chrono::seconds(15)));
+  EXPECT_GE(std::stoi(scalar("SELECT last_value FROM commit_failures")), 2);
+  EXPECT_EQ(scalar("SELECT count(*) FROM test_ledger"), "3");
+  // The rolled-back batch used no attempt and expired no lease.
+  EXPECT_EQ(scalar("SELECT max(attempt) FROM step_run"), "1");
+  EXPECT_EQ(scalar("SELECT count(*) FROM run_history WHERE type = 'lease_expired'"), "0");
 }
 
 TEST_F(EngineTest, LostLeaseDiscardsTheLateFinisher) {
