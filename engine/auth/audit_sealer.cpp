@@ -11,6 +11,8 @@ AuditSealer::~AuditSealer() { stop(); }
 
 void AuditSealer::start() {
   if (thread_.joinable()) return;
+  // The first tick also seals what earlier processes left unsealed (a crash, a CLI command).
+  record_pending_again();
   thread_ = std::thread([this] { loop(); });
 }
 

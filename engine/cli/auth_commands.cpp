@@ -38,6 +38,7 @@ int tokens_create(store::Store& store, const Args& args) {
     auto entry = local_entry("token.create", std::to_string(created.id));
     entry.detail = {{"name", spec.name}, {"role", spec.role}};
     auth::record(sql, entry);
+    auth::seal(sql);  // a one-off command: no server's sealer may run soon
   });
   std::cerr << "created token " << created.id << " '" << spec.name << "' (role " << spec.role
             << "); it is shown only this once:\n";
@@ -51,6 +52,7 @@ int tokens_revoke(store::Store& store, const Args& args) {
   store.with_sql([&](Sql& sql) {
     id = auth::revoke_token(sql, args.positional[1]);
     if (id) auth::record(sql, local_entry("token.revoke", std::to_string(*id)));
+    auth::seal(sql);
   });
   if (!id) {
     std::cerr << "no live token with id or name '" << args.positional[1] << "'\n";
@@ -106,6 +108,7 @@ int users(const Args& args) {
     entry.resource_type = "app_user";
     entry.detail = {{"role", role}};
     auth::record(sql, entry);
+    auth::seal(sql);
   });
   std::cout << "created user '" << name << "' (role " << role << ")\n";
   return 0;

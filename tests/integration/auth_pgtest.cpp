@@ -5,10 +5,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <future>
 #include <thread>
 
 #include "auth/audit.hpp"
+#include "auth/audit_sealer.hpp"
 #include "handlers/common/hash.hpp"
 #include "store/store.hpp"
 #include "tests/support/app_server.hpp"
@@ -320,6 +322,40 @@ TEST_F(AuthTest, RecordsCommittedOutOfOrderAreSealedInTheOrderTheyBecameVisible)
             "fast,slow");
   EXPECT_LT(std::stoll(scalar("SELECT id FROM audit_event WHERE resource_id = 'slow'")),
             std::stoll(scalar("SELECT id FROM audit_event WHERE resource_id = 'fast'")));
+}
+
+// The server's sealer chains what this process recorded within a period or two, and what is
+// left at stop; without new records it sends nothing.
+TEST_F(AuthTest, TheBackgroundSealerChainsRecordsSoonAfterTheyCommit) {
+  store::Store s(dsn());
+  std::atomic<int> runs{0};
+  auth::AuditSealer sealer(
+      [&](const std::function<void(Sql&)>& fn) {
+        ++runs;
+        s.with_sql(fn);
+      },
+      nullptr, 100ms);
+  auth::AuditEntry e;
+  e.actor = "test";
+  e.action = "test.write";
+  s.with_sql([&](Sql& sql) { auth::record(sql, e); });
+  sealer.start();
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (count("SELECT count(*) FROM audit_event WHERE seq IS NULL") > 0 &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(count("SELECT count(*) FROM audit_event WHERE seq IS NULL"), 0);
+  const int after_seal = runs.load();
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(runs.load(), after_seal) << "an idle sealer queried the database";
+  store::Store other(dsn());
+  other.with_sql([&](Sql& sql) { auth::record(sql, e); });
+  sealer.stop();
+  EXPECT_EQ(count("SELECT count(*) FROM audit_event WHERE seq IS NULL"), 0);
+  auth::VerifyResult r;
+  s.with_sql([&](Sql& sql) { r = auth::verify_chain(sql); });
+  EXPECT_TRUE(r.ok);
+  EXPECT_EQ(r.checked, 2);
 }
 
 // Sealing is the one change a record may see, once, and only its seq and hash.
