@@ -104,15 +104,16 @@ std::vector<ClaimedStep> claim_in(Store::Impl& impl, pqxx::transaction_base& tx,
     for (const auto& k : keyed) {
       const std::string key = k[2].c_str();
       tx.exec_params("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", key);
-      auto running = tx.exec_params1(
-          "SELECT count(*) FROM step_run WHERE concurrency_key = $1 AND status = 'running'", key);
-      if (running[0].as<int>() >= k[3].as<int>()) continue;
-      auto one = tx.exec_params(
-          with_history(std::string("UPDATE step_run s ") + kClaimSet +
-                       "FROM workflow_run r WHERE r.id = s.run_id AND s.run_id = $3 AND "
-                       "s.step_key = $4" +
-                       kClaimReturning),
-          owner, lease_ms, k[0].as<std::int64_t>(), std::string(k[1].c_str()));
+      // Counted in the statement after the lock's, so it sees every claim committed before
+      // the lock was granted; the count and the claim share that one statement.
+      static const std::string kClaimKeyed = with_history(
+          std::string("UPDATE step_run s ") + kClaimSet +
+          "FROM workflow_run r WHERE r.id = s.run_id AND s.run_id = $3 AND s.step_key = $4 "
+          "AND (SELECT count(*) FROM step_run c WHERE c.concurrency_key = s.concurrency_key "
+          "AND c.status = 'running') < s.concurrency_limit" +
+          kClaimReturning);
+      auto one = tx.exec_prepared(impl.prepare("claim_keyed", kClaimKeyed), owner, lease_ms,
+                                  k[0].as<std::int64_t>(), std::string(k[1].c_str()));
       for (auto& c : read_claimed(one)) out.push_back(std::move(c));
     }
   }
@@ -127,7 +128,9 @@ class BatchImpl : public StepBatch {
   // for exec_params, which would let a failed attempt's writes through.
   Sql& sql() override {
     if (!in_savepoint_) {
-      tx_.exec("SAVEPOINT step");
+      // The previous step's savepoint is released in the same round trip as this one opens.
+      tx_.exec(release_pending_ ? "RELEASE SAVEPOINT step; SAVEPOINT step" : "SAVEPOINT step");
+      release_pending_ = false;
       in_savepoint_ = true;
     }
     return sql_;
@@ -395,8 +398,10 @@ class BatchImpl : public StepBatch {
       succeeded_runs_.push_back(wf.get<std::string>());
   }
 
+  // The step's writes stay. Its savepoint is released lazily (with the next step's, or by
+  // COMMIT): a later step's rollback only ever goes back to that later step's own savepoint.
   void keep_step_writes() {
-    if (in_savepoint_) tx_.exec("RELEASE SAVEPOINT step");
+    if (in_savepoint_) release_pending_ = true;
     in_savepoint_ = false;
   }
 
@@ -404,6 +409,7 @@ class BatchImpl : public StepBatch {
   pqxx::work tx_;
   TxSql sql_{tx_, &impl_};
   bool in_savepoint_ = false;
+  bool release_pending_ = false;  // a kept step's savepoint is still open, see keep_step_writes
   std::vector<LogRecord> logs_;
   Json deferred_ = Json::array();  // finish_done calls not yet sent, see finish_deferred
   bool defer_ok_ = true;
