@@ -51,6 +51,19 @@ std::optional<std::string> concurrency_key(const core::Workflow& wf, const core:
   return key;
 }
 
+// Marks the wake-ups a store sends as this process's own for one ingest: the caller wakes its
+// workers directly, so its dispatcher need not wake another for the echo.
+class OwnWakeUps {
+ public:
+  OwnWakeUps(store::Store& s, const std::string& origin) : s_(s) { s_.set_wake_origin(origin); }
+  ~OwnWakeUps() { s_.set_wake_origin(""); }
+  OwnWakeUps(const OwnWakeUps&) = delete;
+  OwnWakeUps& operator=(const OwnWakeUps&) = delete;
+
+ private:
+  store::Store& s_;
+};
+
 }  // namespace
 
 Engine::Engine(EngineSettings settings, std::shared_ptr<const HandlerRegistry> handlers,
@@ -155,8 +168,10 @@ store::IngestResult Engine::ingest(store::EventInput event,
                                    const store::Store::BeforeIngest& before) {
   std::vector<std::string> started;
   auto plan = [&](const store::EventInput& ev) { return plan_runs(ev, &started); };
-  auto result =
-      pool_.with([&](store::Store& s) { return s.ingest(std::move(event), plan, before); });
+  auto result = pool_.with([&](store::Store& s) {
+    OwnWakeUps own(s, settings_.instance_id);
+    return s.ingest(std::move(event), plan, before);
+  });
   if (!result.duplicate && hooks_.run_started)
     for (const auto& name : started) hooks_.run_started(name);
   // Same-process workers need no round trip through NOTIFY to start.
@@ -174,7 +189,10 @@ std::vector<store::IngestResult> Engine::ingest_batch(
 std::vector<store::IngestResult> Engine::ingest_with(const IngestFn& fn) {
   std::vector<std::string> started;
   auto plan = [&](const store::EventInput& ev) { return plan_runs(ev, &started); };
-  auto results = pool_.with([&](store::Store& s) { return fn(s, plan); });
+  auto results = pool_.with([&](store::Store& s) {
+    OwnWakeUps own(s, settings_.instance_id);
+    return fn(s, plan);
+  });
   if (hooks_.run_started)
     for (const auto& name : started) hooks_.run_started(name);
   wake_workers(static_cast<int>(started.size()));
@@ -415,7 +433,7 @@ void Engine::dispatcher_loop() {
     try {
       if (!store) {
         store = std::make_unique<store::Store>(settings_.dsn);
-        store->listen_wakeups();
+        store->listen_wakeups(settings_.instance_id);
       }
       const auto p = store->probe();
       Millis sleep = settings_.poll_interval;

@@ -33,9 +33,9 @@ std::string with_history(const std::string& claim_update) {
 
 constexpr const char* kClaimSet =
     "SET status = 'running', attempt = s.attempt + 1, lease_owner = $1, "
-    "lease_expires_at = now() + $2 * interval '1 millisecond', "
-    "deadline_at = now() + s.timeout_ms * interval '1 millisecond', "
-    "started_at = coalesce(s.started_at, now()) ";
+    "lease_expires_at = clock_timestamp() + $2 * interval '1 millisecond', "
+    "deadline_at = clock_timestamp() + s.timeout_ms * interval '1 millisecond', "
+    "started_at = coalesce(s.started_at, clock_timestamp()) ";
 
 TimePoint from_epoch_ms(double ms) {
   return TimePoint(std::chrono::milliseconds(static_cast<std::int64_t>(ms)));
@@ -159,7 +159,7 @@ class BatchImpl : public StepBatch {
     // down; the run succeeds when its last step is done. One round trip per finished step.
     static const std::string kFinishStep =
         "WITH done AS ("
-        "  UPDATE step_run SET status = $5, output = $6::jsonb, finished_at = now(), "
+        "  UPDATE step_run SET status = $5, output = $6::jsonb, finished_at = clock_timestamp(), "
         "    lease_owner = NULL, wake = NULL, error = NULL"
         "  WHERE run_id = $1 AND step_key = $2 AND lease_owner = $3 AND attempt = $4 "
         "    AND status = 'running' RETURNING run_id, step_key),"
@@ -173,7 +173,7 @@ class BatchImpl : public StepBatch {
         "    status = CASE WHEN w.remaining_steps = 1 AND w.status IN ('running', 'waiting') "
         "      THEN 'succeeded' WHEN w.status = 'waiting' THEN 'running' ELSE w.status END,"
         "    finished_at = CASE WHEN w.remaining_steps = 1 AND w.status IN ('running', 'waiting') "
-        "      THEN now() ELSE w.finished_at END"
+        "      THEN clock_timestamp() ELSE w.finished_at END"
         "  FROM done WHERE w.id = done.run_id RETURNING w.id, w.status, w.remaining_steps),"
         " h1 AS (INSERT INTO run_history (run_id, type, step, attempt, worker)"
         "  SELECT run_id, $5, step_key, $4, $3 FROM done),"
@@ -219,7 +219,7 @@ class BatchImpl : public StepBatch {
                      const std::string& error) override {
     QueryTimer timer("finish_failed");
     auto r = cur().exec_params(
-        "UPDATE step_run SET status = 'failed', error = $5, finished_at = now(), "
+        "UPDATE step_run SET status = 'failed', error = $5, finished_at = clock_timestamp(), "
         "lease_owner = NULL, wake = NULL "
         "WHERE run_id = $1 AND step_key = $2 AND lease_owner = $3 AND attempt = $4 "
         "AND status = 'running'",
@@ -231,7 +231,7 @@ class BatchImpl : public StepBatch {
     keep_step_writes();
     history(tx_, s.run_id, "failed", s.step_key, s.attempt, owner, Json{{"error", error}});
     auto run = tx_.exec_params(
-        "UPDATE workflow_run SET status = 'failed', finished_at = now(), error = $2 "
+        "UPDATE workflow_run SET status = 'failed', finished_at = clock_timestamp(), error = $2 "
         "WHERE id = $1 AND status IN ('running', 'waiting', 'pending') RETURNING id",
         s.run_id, "step " + s.step_key + " failed: " + error);
     last_run_status_ = run.empty() ? "" : "failed";
@@ -317,7 +317,7 @@ class BatchImpl : public StepBatch {
                                   std::chrono::milliseconds lease, bool include_keyed) override {
     QueryTimer timer("batch_commit");
     keep_step_writes();
-    tx_.exec(kQueuePlanning);
+    tx_.exec(kQueuePlanning);  // after the steps' own SQL, which plans as it always does
     finish_deferred(owner);
     // Claiming the next steps (often the ones this batch just released) in the same commit
     // halves the durable commits per step.
@@ -360,7 +360,8 @@ class BatchImpl : public StepBatch {
         "WITH input AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(run_id bigint, "
         "  step_key text, attempt int, status text, output jsonb)),"
         " done AS ("
-        "  UPDATE step_run s SET status = i.status, output = i.output, finished_at = now(), "
+        "  UPDATE step_run s SET status = i.status, output = i.output, finished_at = "
+        "statement_timestamp(), "
         "    lease_owner = NULL, wake = NULL, error = NULL FROM input i"
         "  WHERE s.run_id = i.run_id AND s.step_key = i.step_key AND s.lease_owner = $2 "
         "    AND s.attempt = i.attempt AND s.status = 'running' "
@@ -380,7 +381,7 @@ class BatchImpl : public StepBatch {
         "    status = CASE WHEN w.remaining_steps = pr.n AND w.status IN ('running', 'waiting') "
         "      THEN 'succeeded' WHEN w.status = 'waiting' THEN 'running' ELSE w.status END,"
         "    finished_at = CASE WHEN w.remaining_steps = pr.n AND w.status IN ('running', "
-        "      'waiting') THEN now() ELSE w.finished_at END"
+        "      'waiting') THEN statement_timestamp() ELSE w.finished_at END"
         "  FROM per_run pr WHERE w.id = pr.run_id"
         "  RETURNING w.id, w.workflow, w.status, w.remaining_steps),"
         " h1 AS (INSERT INTO run_history (run_id, type, step, attempt, worker)"
@@ -542,7 +543,8 @@ IngestResult Store::ingest(EventInput event, const PlanRuns& plan, const BeforeI
       }
     }
     auto result = ingest_in(*impl_, tx, event, plan);
-    if (!result.duplicate && !result.run_ids.empty()) tx.exec(kNotifyWake);
+    if (!result.duplicate && !result.run_ids.empty())
+      tx.exec_params(kNotifyWakeFrom, impl_->wake_origin);
     tx.commit();
     return result;
   });
@@ -611,7 +613,7 @@ std::vector<IngestResult> Store::ingest_batch(const std::vector<EventInput>& eve
       }
       started = true;
     }
-    if (started) tx.exec(kNotifyWake);
+    if (started) tx.exec_params(kNotifyWakeFrom, impl_->wake_origin);
     tx.commit();
     return out;
   });

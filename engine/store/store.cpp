@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <set>
+#include <utility>
 
 #include "store/migrations.hpp"
 #include "store/secret_redaction.hpp"
@@ -262,7 +263,9 @@ void Store::with_sql(const std::function<void(Sql&)>& fn) {
   });
 }
 
-void Store::listen_wakeups() {
+void Store::set_wake_origin(std::string origin) { impl_->wake_origin = std::move(origin); }
+
+void Store::listen_wakeups(const std::string& ignore_origin) {
   translate([&] {
     std::string schema;
     {
@@ -270,17 +273,23 @@ void Store::listen_wakeups() {
       schema = tx.exec("SELECT current_schema()")[0][0].c_str();
     }
     impl_->receivers.push_back(
-        std::make_unique<WakeReceiver>(impl_->conn, "chartflow_wakeup_" + schema));
+        std::make_unique<WakeReceiver>(impl_->conn, "chartflow_wakeup_" + schema, ignore_origin));
   });
 }
 
 bool Store::await_notification(std::chrono::milliseconds timeout) {
   return translate(
       [&] {
-        if (impl_->conn.get_notifs() > 0) return true;
+        auto take = [&] {
+          int n = 0;
+          for (auto& r : impl_->receivers) n += std::exchange(r->relevant, 0);
+          return n > 0;
+        };
+        if (impl_->conn.get_notifs() > 0) return take();
         const auto secs = timeout.count() / 1000;
         const auto usecs = (timeout.count() % 1000) * 1000;
-        return impl_->conn.await_notification(secs, usecs) > 0;
+        impl_->conn.await_notification(secs, usecs);
+        return take();
       },
       /*counted=*/false);
 }

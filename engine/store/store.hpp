@@ -117,7 +117,11 @@ class Store {
 
   // LISTENs on this schema's wake-up channel (every state change that makes work due notifies
   // it).
-  void listen_wakeups();
+  // `ignore_origin`: wake-ups sent with this origin (set_wake_origin) are not counted: the
+  // process that sent them has woken its own workers already.
+  void listen_wakeups(const std::string& ignore_origin = "");
+  // Origin sent with the wake-ups of ingest and ingest_batch until cleared with "".
+  void set_wake_origin(std::string origin);
   // Waits up to `timeout` for a notification; true when one arrived.
   bool await_notification(std::chrono::milliseconds timeout);
   int socket() const;

@@ -20,12 +20,23 @@ inline constexpr const char* kNotifyWake =
 // RFC 3339 UTC with milliseconds, as every API time is.
 #define CF_TS(col) "to_char((" col ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
-// LISTEN through libpqxx's receiver so notifications are counted; the payload is unused,
-// a notification is only a hint to look for work.
+// Wake-up with the sender's origin as payload ('' when the sender woke no workers itself).
+inline constexpr const char* kNotifyWakeFrom =
+    "SELECT pg_notify('chartflow_wakeup_' || current_schema(), $1)";
+
+// LISTEN through libpqxx's receiver; a notification is only a hint to look for work, and one
+// that this process sent after waking its own workers is not even that.
 class WakeReceiver : public pqxx::notification_receiver {
  public:
-  using pqxx::notification_receiver::notification_receiver;
-  void operator()(const std::string&, int) override {}
+  WakeReceiver(pqxx::connection_base& c, const std::string& channel, std::string ignore_origin)
+      : pqxx::notification_receiver(c, channel), ignore_(std::move(ignore_origin)) {}
+  void operator()(const std::string& payload, int) override {
+    if (ignore_.empty() || payload != ignore_) ++relevant;
+  }
+  int relevant = 0;
+
+ private:
+  std::string ignore_;
 };
 
 struct Store::Impl {
@@ -33,6 +44,7 @@ struct Store::Impl {
   pqxx::connection conn;
   std::vector<std::unique_ptr<WakeReceiver>> receivers;
   std::set<std::string> prepared;
+  std::string wake_origin;                                     // see Store::set_wake_origin
   std::unordered_map<std::string, std::string> auto_prepared;  // statement text -> name
   int auto_names = 0;  // never reused, even for a statement whose preparation failed
 

@@ -454,6 +454,25 @@ TEST_F(EngineTest, ABatchThatFailsAtCommitIsRerunStepByStepWithoutWaitingForItsL
   EXPECT_EQ(scalar("SELECT count(*) FROM run_history WHERE type = 'lease_expired'"), "0");
 }
 
+// An engine wakes its own workers when it ingests; the NOTIFY that tells other processes
+// carries its origin, so its own dispatcher does not wake one more worker for the echo.
+TEST_F(EngineTest, AnIngestsWakeUpIsAnEchoOnlyForTheProcessThatSentIt) {
+  runtime::EngineSettings settings;
+  settings.instance_id = "engine-a";
+  EngineHarness h(dsn(), {"{name: echo, on: [{event: demo.echo}], steps: {a: {handler: noop}}}"},
+                  nullptr, settings);  // not started: no dispatcher of its own
+  store::Store same(dsn()), other(dsn());
+  same.listen_wakeups("engine-a");
+  other.listen_wakeups("engine-b");
+  h.start_run("demo.echo");
+  EXPECT_TRUE(other.await_notification(std::chrono::seconds(5)));
+  EXPECT_FALSE(same.await_notification(std::chrono::milliseconds(300)));
+  // Wake-ups without an origin (signals, operator retries, timers) count everywhere.
+  scalar("SELECT pg_notify('chartflow_wakeup_' || current_schema(), '')");
+  EXPECT_TRUE(same.await_notification(std::chrono::seconds(5)));
+  EXPECT_TRUE(other.await_notification(std::chrono::seconds(5)));
+}
+
 TEST_F(EngineTest, LostLeaseDiscardsTheLateFinisher) {
   auto extra = std::make_shared<HandlerRegistry>();
   struct Slow : Handler {

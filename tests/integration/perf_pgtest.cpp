@@ -161,7 +161,7 @@ TEST_F(BatchedFinishTest, FanInFinishedInOneStatementReleasesTheJoinOnce) {
   h.start();
   for (const auto id : runs) {
     ASSERT_TRUE(h.wait_status(id, "succeeded")) << h.run(id).dump(2);
-    // b and c committed in one transaction: the same finish time (the transaction's).
+    // b and c finished by one statement at commit: the same finish time (the statement's).
     EXPECT_EQ(h.step(id, "b").at("finished_at"), h.step(id, "c").at("finished_at"))
         << h.run(id).dump(2);
     EXPECT_EQ(h.step(id, "d").at("status"), "succeeded");
