@@ -107,6 +107,29 @@ Json who_json(const Principal& p) {
               {"assignee", p.assignee ? Json(*p.assignee) : Json()}};
 }
 
+// Guessing is slowed by Argon2id and stopped here: past kMaxFailuresPerName failed sign-ins
+// for one user name, or kMaxFailuresPerRemote from one address, within kSignInWindow, sign-in
+// is refused (429) until the window has passed since the last failure. Counted from the
+// audit trail, so every chartflow process sharing the database enforces the same limit.
+constexpr int kMaxFailuresPerName = 10;
+constexpr int kMaxFailuresPerRemote = 30;
+constexpr int kSignInWindowMinutes = 15;
+
+bool sign_in_throttled(Sql& sql, const std::string& remote,
+                       const std::optional<std::string>& name) {
+  Json rows = sql.query(
+      "SELECT count(*) FILTER (WHERE remote = $1) AS by_remote, "
+      "count(*) FILTER (WHERE $2::text IS NOT NULL AND actor_name = $2) AS by_name "
+      "FROM audit_event WHERE action = 'auth.signin' AND outcome = 'failure' "
+      "AND at > now() - $3::int * interval '1 minute'",
+      {remote, name, std::to_string(kSignInWindowMinutes)});
+  auto number = [&](const char* key) {
+    const Json& v = rows.at(0).at(key);
+    return v.is_string() ? std::stoi(v.get<std::string>()) : v.get<int>();
+  };
+  return number("by_remote") >= kMaxFailuresPerRemote || number("by_name") >= kMaxFailuresPerName;
+}
+
 // POST /v1/auth/signin {"token"} | {"username", "password"} | {"code"}: opens a session.
 Response sign_in(runtime::Engine& engine, const AuthSettings& settings, Request& req) {
   // A cross-site form cannot send JSON without the browser asking first: no sign-in CSRF.
@@ -137,6 +160,20 @@ Response sign_in(runtime::Engine& engine, const AuthSettings& settings, Request&
   std::optional<Principal> who;
   auto entry = audit_entry(req, "auth.signin", "", "");
   entry.detail = {{"method", method}};
+  std::optional<std::string> name;
+  if (method == "password") name = username->substr(0, 100);
+  if (in_transaction(engine, [&](Sql& sql) { return sign_in_throttled(sql, req.remote, name); })) {
+    entry.outcome = "denied";
+    entry.actor_name = name;
+    entry.detail["reason"] = "too many failed sign-ins";
+    audit_now(engine, entry);
+    Response r = Response::error(429,
+                                 "too many failed sign-ins for this user or from this "
+                                 "address; try again in " +
+                                     std::to_string(kSignInWindowMinutes) + " minutes");
+    r.headers.emplace_back("Retry-After", std::to_string(kSignInWindowMinutes * 60));
+    return r;
+  }
   in_transaction(engine, [&](Sql& sql) {
     std::optional<auth::Credential> cred;
     if (method == "token") cred = auth::find_token(sql, *token);
@@ -153,7 +190,7 @@ Response sign_in(runtime::Engine& engine, const AuthSettings& settings, Request&
   });
   if (!who) {
     entry.outcome = "failure";
-    if (method == "password") entry.actor_name = username->substr(0, 100);
+    entry.actor_name = name;
     audit_now(engine, entry);
     throw HttpError{401, "sign-in failed: unknown or wrong credential"};
   }

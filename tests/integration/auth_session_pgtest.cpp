@@ -132,6 +132,40 @@ TEST_F(AuthSessionTest, PasswordSignInOpensACookieSessionThatNeedsCsrfForChanges
   EXPECT_EQ(count("SELECT count(*) FROM audit_event WHERE detail::text LIKE '%horse%'"), 0);
 }
 
+// Password guessing is cut off per user name (10 failures in 15 minutes) and per address (30):
+// even the right password is refused then, the refusal is audited, and other users are not
+// locked out by one user's failures.
+TEST_F(AuthSessionTest, RepeatedFailedSignInsAreRefusedPerUserAndPerAddress) {
+  AppServer app(dsn());
+  ASSERT_EQ(create_user("dr.house", "operator", "vicodin and puzzles"), 0);
+  ASSERT_EQ(create_user("dr.wilson", "operator", "oncology and patience"), 0);
+  auto sign_in = [&](const std::string& user, const std::string& password) {
+    return app.call("POST", "/v1/auth/signin", "",
+                    Json{{"username", user}, {"password", password}}.dump());
+  };
+  for (int i = 0; i < 10; ++i)
+    EXPECT_EQ(sign_in("dr.house", "guess " + std::to_string(i)).status, 401);
+  auto refused = sign_in("dr.house", "vicodin and puzzles");
+  EXPECT_EQ(refused.status, 429);
+  EXPECT_THAT(refused.body, HasSubstr("too many failed sign-ins"));
+  EXPECT_EQ(refused.header("retry-after"), "900");
+  EXPECT_EQ(refused.header("set-cookie"), "");
+  EXPECT_EQ(count("SELECT count(*) FROM audit_event WHERE action = 'auth.signin' AND outcome = "
+                  "'denied' AND actor_name = 'dr.house'"),
+            1);
+  // Another user from the same address still signs in.
+  EXPECT_EQ(sign_in("dr.wilson", "oncology and patience").status, 200);
+  // Guessing across many names is stopped per address.
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(sign_in("user" + std::to_string(i), "x").status, 401);
+  EXPECT_EQ(sign_in("dr.wilson", "oncology and patience").status, 429);
+  // The window passes (the failures age out of it): sign-in works again.
+  scalar(
+      "ALTER TABLE audit_event DISABLE TRIGGER audit_event_append_only; UPDATE audit_event SET at "
+      "= at - interval '16 minutes'; ALTER TABLE audit_event ENABLE TRIGGER "
+      "audit_event_append_only; SELECT 1");
+  EXPECT_EQ(sign_in("dr.house", "vicodin and puzzles").status, 200);
+}
+
 TEST_F(AuthSessionTest, TokenSignInAndTheFirstStartCodeWhichWorksOnce) {
   AppServer app(dsn());
   std::optional<std::string> code;
