@@ -12,6 +12,7 @@
 #include <string>
 
 #include "runtime/embedded_postgres.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace chartflow::runtime {
 namespace {
@@ -19,27 +20,7 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-// A fresh directory under /tmp, removed at the end. It is made searchable by others because
-// as root the cluster runs as `postgres`, which must be able to reach the data dir.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "chartflow-embedded-pg-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-    fs::permissions(path_, fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using chartflow::testing::TempDir;
 
 int query_int(const std::string& conninfo, const std::string& sql) {
   pqxx::connection conn(conninfo);
@@ -62,7 +43,7 @@ void execute(const std::string& conninfo, const std::string& sql) {
 }
 
 TEST(EmbeddedPostgresPgTest, StartsLocksAndKeepsDataAcrossRestarts) {
-  TempDir tmp;
+  TempDir tmp("chartflow-embedded-pg");
   // Relative on purpose: `chartflow serve` defaults to ./chartflow-data.
   const fs::path previous_cwd = fs::current_path();
   fs::current_path(tmp.path());
@@ -115,7 +96,7 @@ TEST(EmbeddedPostgresPgTest, StartsLocksAndKeepsDataAcrossRestarts) {
 }
 
 TEST(EmbeddedPostgresPgTest, LongDataDirPutsSocketUnderTmp) {
-  TempDir tmp;
+  TempDir tmp("chartflow-embedded-pg");
   fs::path data_dir = tmp.path();
   for (int i = 0; i < 4; ++i) data_dir /= std::string(30, 'd');
   fs::create_directories(data_dir);
@@ -131,7 +112,7 @@ TEST(EmbeddedPostgresPgTest, LongDataDirPutsSocketUnderTmp) {
 }
 
 TEST(EmbeddedPostgresPgTest, RestartsServerOrphanedByCrashedPredecessor) {
-  TempDir tmp;
+  TempDir tmp("chartflow-embedded-pg");
   const fs::path data_dir = tmp.path() / "data";
   // The predecessor: a child process that starts the server, writes a row and dies without
   // running any destructor, as a crash would. Its lock goes with it; the server stays up.

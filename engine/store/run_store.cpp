@@ -1,5 +1,6 @@
 // The write path of runs: ingest, claim, finish, timers, leases and operator commands.
 #include <chrono>
+#include <variant>
 
 #include "store/store.hpp"
 #include "store/store_impl.hpp"
@@ -786,21 +787,35 @@ bool Store::expire_step(const Expired& e, std::optional<std::chrono::millisecond
   });
 }
 
+namespace {
+
+// How every run command starts, in its transaction: `before` (which may refuse), then the run's
+// row locked. Returns the run's status, or the result to answer at once.
+std::variant<std::string, Store::CommandResult> lock_run(pqxx::work& tx, std::int64_t run_id,
+                                                         const Store::BeforeCommand& before,
+                                                         std::string* message) {
+  if (before) {
+    TxSql sql(tx);
+    if (!before(sql)) return Store::CommandResult::kConflict;
+  }
+  auto run = tx.exec_params("SELECT status FROM workflow_run WHERE id = $1 FOR UPDATE", run_id);
+  if (run.empty()) {
+    *message = "run " + std::to_string(run_id) + " not found";
+    return Store::CommandResult::kNotFound;
+  }
+  return std::string(run[0][0].c_str());
+}
+
+}  // namespace
+
 Store::CommandResult Store::signal(std::int64_t run_id, const std::string& name,
                                    const Json& payload, std::string* message,
                                    const BeforeSignal& before) {
   return translate([&] {
     pqxx::work tx(impl_->conn);
-    if (before) {
-      TxSql sql(tx);
-      if (!before(sql)) return CommandResult::kConflict;
-    }
-    auto run = tx.exec_params("SELECT status FROM workflow_run WHERE id = $1 FOR UPDATE", run_id);
-    if (run.empty()) {
-      *message = "run " + std::to_string(run_id) + " not found";
-      return CommandResult::kNotFound;
-    }
-    const std::string status = run[0][0].c_str();
+    auto locked = lock_run(tx, run_id, before, message);
+    if (auto* refused = std::get_if<CommandResult>(&locked)) return *refused;
+    const std::string status = std::get<std::string>(locked);
     if (status == "succeeded" || status == "failed" || status == "cancelled") {
       *message = "run " + std::to_string(run_id) + " is " + status + "; it takes no signals";
       return CommandResult::kConflict;
@@ -837,16 +852,9 @@ Store::CommandResult Store::cancel(std::int64_t run_id, std::string* message,
                                    const BeforeCommand& before) {
   return translate([&] {
     pqxx::work tx(impl_->conn);
-    if (before) {
-      TxSql sql(tx);
-      if (!before(sql)) return CommandResult::kConflict;
-    }
-    auto run = tx.exec_params("SELECT status FROM workflow_run WHERE id = $1 FOR UPDATE", run_id);
-    if (run.empty()) {
-      *message = "run " + std::to_string(run_id) + " not found";
-      return CommandResult::kNotFound;
-    }
-    const std::string status = run[0][0].c_str();
+    auto locked = lock_run(tx, run_id, before, message);
+    if (auto* refused = std::get_if<CommandResult>(&locked)) return *refused;
+    const std::string status = std::get<std::string>(locked);
     if (status == "succeeded" || status == "cancelled") {
       *message = "run " + std::to_string(run_id) + " is already " + status;
       return CommandResult::kConflict;
@@ -870,16 +878,9 @@ Store::CommandResult Store::retry_run(std::int64_t run_id, std::string* message,
                                       const BeforeCommand& before) {
   return translate([&] {
     pqxx::work tx(impl_->conn);
-    if (before) {
-      TxSql sql(tx);
-      if (!before(sql)) return CommandResult::kConflict;
-    }
-    auto run = tx.exec_params("SELECT status FROM workflow_run WHERE id = $1 FOR UPDATE", run_id);
-    if (run.empty()) {
-      *message = "run " + std::to_string(run_id) + " not found";
-      return CommandResult::kNotFound;
-    }
-    const std::string status = run[0][0].c_str();
+    auto locked = lock_run(tx, run_id, before, message);
+    if (auto* refused = std::get_if<CommandResult>(&locked)) return *refused;
+    const std::string status = std::get<std::string>(locked);
     if (status != "failed") {
       *message = "run " + std::to_string(run_id) + " is " + status + "; only failed runs retry";
       return CommandResult::kConflict;

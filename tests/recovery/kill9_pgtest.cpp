@@ -25,6 +25,7 @@
 #include "tests/support/child_process.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/pg_fixture.hpp"
+#include "tests/support/temp_dir.hpp"
 
 extern char** environ;
 
@@ -50,28 +51,6 @@ fs::path log_path(const std::string& name) {
   return fs::path(CHARTFLOW_BINARY).parent_path() / "test-logs" /
          (std::string(info->name()) + "-" + name + ".log");
 }
-
-// A fresh directory under /tmp, removed at the end. Searchable by others: as root the embedded
-// cluster runs as `postgres`, which must reach the data dir.
-class TempDir {
- public:
-  explicit TempDir(const std::string& prefix) {
-    std::string pattern = "/tmp/" + prefix + "-XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-    fs::permissions(path_, fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 // The workflows dir every serve process of a test reads.
 std::unique_ptr<TempDir> crash_workflows() {
