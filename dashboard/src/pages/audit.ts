@@ -4,7 +4,7 @@ import { api, ApiError, type AuditRecord } from "../api";
 import { errorBox, timeCell } from "../components";
 import { h, replace } from "../dom";
 import { setQuery, type PageContext } from "../router";
-import { field } from "./runs";
+import { field, textFilter } from "../filters";
 
 const FILTERS = ["actor", "action", "since", "until"] as const;
 
@@ -27,14 +27,12 @@ export async function auditPage(ctx: PageContext): Promise<void> {
   const inputs = Object.fromEntries(
     FILTERS.map((name) => [
       name,
-      h("input", {
+      textFilter(
         name,
-        type: "search",
-        value: ctx.query.get(name) ?? "",
-        placeholder: name === "since" || name === "until" ? "HH:MM or RFC 3339" : name,
-        autocomplete: "off",
-        spellcheck: "false",
-      }),
+        ctx.query.get(name) ?? "",
+        name === "since" || name === "until" ? "HH:MM or RFC 3339" : name,
+        "search",
+      ),
     ]),
   ) as Record<(typeof FILTERS)[number], HTMLInputElement>;
   const body = h("tbody");

@@ -16,7 +16,8 @@ import {
 import { h, replace, token } from "../dom";
 import { validTimeInput } from "../format";
 import { setQuery, type PageContext } from "../router";
-import { addWorkflowOptions, field, select, workflowNames } from "./runs";
+import { addWorkflowOptions, field, select, textFilter } from "../filters";
+import { workflowNames } from "./runs";
 
 const PAGE_SIZE = 200;
 const LEVELS: [string, string][] = [
@@ -49,22 +50,8 @@ export async function logsPage(ctx: PageContext): Promise<void> {
   ctx.title("Logs");
   const q = ctx.query;
   const level = select("level", LEVELS, q.get("level") ?? "info", "Level");
-  const since = h("input", {
-    name: "since",
-    type: "text",
-    placeholder: "09:12 or 2026-01-31T09:12:00Z",
-    value: q.get("since") ?? "",
-    autocomplete: "off",
-    spellcheck: "false",
-  });
-  const until = h("input", {
-    name: "until",
-    type: "text",
-    placeholder: "09:15",
-    value: q.get("until") ?? "",
-    autocomplete: "off",
-    spellcheck: "false",
-  });
+  const since = textFilter("since", q.get("since") ?? "", "09:12 or 2026-01-31T09:12:00Z");
+  const until = textFilter("until", q.get("until") ?? "", "09:15");
   const wantWorkflow = q.get("workflow") ?? "";
   const workflow = select(
     "workflow",
@@ -75,29 +62,9 @@ export async function logsPage(ctx: PageContext): Promise<void> {
     wantWorkflow,
     "Workflow",
   );
-  const run = h("input", {
-    name: "run",
-    type: "text",
-    inputmode: "numeric",
-    placeholder: "run id",
-    value: q.get("run") ?? "",
-    autocomplete: "off",
-  });
-  const step = h("input", {
-    name: "step",
-    type: "text",
-    placeholder: "step name",
-    value: q.get("step") ?? "",
-    autocomplete: "off",
-    spellcheck: "false",
-  });
-  const text = h("input", {
-    name: "q",
-    type: "search",
-    placeholder: "text in message",
-    autocomplete: "off",
-    spellcheck: "false",
-  });
+  const run = textFilter("run", q.get("run") ?? "", "run id", "text", { inputmode: "numeric" });
+  const step = textFilter("step", q.get("step") ?? "", "step name");
+  const text = textFilter("q", "", "text in message", "search");
   const formError = h("div", { class: "form-error", role: "alert" });
   const form = h(
     "form",

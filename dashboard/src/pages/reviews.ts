@@ -15,7 +15,7 @@ import {
 import { h, replace } from "../dom";
 import { fmtAgo, fmtTime, parseTime } from "../format";
 import { setQuery, type PageContext } from "../router";
-import { field, select } from "./runs";
+import { field, select, textFilter } from "../filters";
 
 const POLL_MS = 5000;
 const STATUSES: [string, string][] = [
@@ -46,14 +46,7 @@ function dueCell(due: string | null): HTMLElement {
 export async function reviewsPage(ctx: PageContext): Promise<void> {
   ctx.title("Reviews");
   const status = select("status", STATUSES, ctx.query.get("status") ?? "pending", "Status");
-  const assignee = h("input", {
-    name: "assignee",
-    type: "search",
-    placeholder: "assignee",
-    value: ctx.query.get("assignee") ?? "",
-    autocomplete: "off",
-    spellcheck: "false",
-  });
+  const assignee = textFilter("assignee", ctx.query.get("assignee") ?? "", "assignee", "search");
   const form = h(
     "form",
     { class: "filters" },

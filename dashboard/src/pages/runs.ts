@@ -13,6 +13,7 @@ import {
   timeCell,
 } from "../components";
 import { h, replace } from "../dom";
+import { addWorkflowOptions, field, select, textFilter } from "../filters";
 import { between, clock, fmtDuration, isoMinutesAgo, validTimeInput } from "../format";
 import { navigate, setQuery, type PageContext } from "../router";
 
@@ -39,33 +40,6 @@ export async function workflowNames(): Promise<string[]> {
     }
   }
   return workflowCache.list.map((w) => w.name);
-}
-
-export function select(
-  name: string,
-  options: [string, string][],
-  value: string,
-  label: string,
-): HTMLSelectElement {
-  const el = h(
-    "select",
-    { name, "aria-label": label },
-    options.map(([v, text]) => h("option", { value: v }, text)),
-  );
-  el.value = options.some(([v]) => v === value) ? value : (options[0]?.[0] ?? "");
-  return el;
-}
-
-// Adds the loaded workflow names to a select that may already hold the deep-linked one.
-export function addWorkflowOptions(sel: HTMLSelectElement, names: string[]): void {
-  const have = new Set([...sel.options].map((o) => o.value));
-  const current = sel.value;
-  for (const n of names) if (!have.has(n)) sel.appendChild(h("option", { value: n }, n));
-  sel.value = current;
-}
-
-export function field(label: string, control: HTMLElement, extraClass = ""): HTMLElement {
-  return h("label", { class: `field ${extraClass}` }, h("span", null, label), control);
 }
 
 function runDuration(r: RunSummary): string {
@@ -135,30 +109,9 @@ export async function runsPage(ctx: PageContext): Promise<void> {
     initialRange,
     "Time range",
   );
-  const since = h("input", {
-    name: "since",
-    type: "text",
-    placeholder: "HH:MM or 2026-01-31T09:12:00Z",
-    value: q.get("since") ?? "",
-    autocomplete: "off",
-    spellcheck: "false",
-  });
-  const until = h("input", {
-    name: "until",
-    type: "text",
-    placeholder: "HH:MM or RFC 3339",
-    value: q.get("until") ?? "",
-    autocomplete: "off",
-    spellcheck: "false",
-  });
-  const subject = h("input", {
-    name: "subject",
-    type: "search",
-    placeholder: "chart id",
-    value: q.get("subject") ?? "",
-    autocomplete: "off",
-    spellcheck: "false",
-  });
+  const since = textFilter("since", q.get("since") ?? "", "HH:MM or 2026-01-31T09:12:00Z");
+  const until = textFilter("until", q.get("until") ?? "", "HH:MM or RFC 3339");
+  const subject = textFilter("subject", q.get("subject") ?? "", "chart id", "search");
   const customFields = h(
     "div",
     { class: "field-group" },

@@ -4,7 +4,7 @@ import { errorBox } from "../components";
 import { h, replace } from "../dom";
 import { navigate, type PageContext } from "../router";
 import { signIn, type Credentials } from "../session";
-import { field } from "./runs";
+import { field } from "../filters";
 
 // Where to go afterwards: only a path inside the app, never another origin.
 function nextPath(query: URLSearchParams): string {
