@@ -12,7 +12,5 @@ namespace chartflow::auth {
 std::string random_secret(std::string_view prefix);
 // Hex SHA-256: what a secret is stored and looked up as.
 std::string secret_hash(std::string_view secret);
-// Compares in time independent of where the first difference is.
-bool constant_time_equal(std::string_view a, std::string_view b);
 
 }  // namespace chartflow::auth

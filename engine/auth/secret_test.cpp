@@ -7,9 +7,12 @@
 
 #include "auth/tokens.hpp"
 #include "auth/users.hpp"
+#include "handlers/common/hash.hpp"
 
 namespace chartflow::auth {
 namespace {
+
+using handlers::constant_time_equal;
 
 TEST(SecretTest, SecretsAre32RandomBytesInHexAfterTheirPrefix) {
   std::set<std::string> seen;

@@ -1,8 +1,11 @@
 #include "http/alertmanager.hpp"
 
-#include "http/hmac.hpp"
+#include "handlers/common/hash.hpp"
 
 namespace chartflow::http {
+
+using handlers::sha256_raw;
+using handlers::to_hex;
 namespace {
 
 std::string string_field(const Json& o, const char* key, const std::string& where) {

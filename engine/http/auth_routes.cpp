@@ -4,6 +4,7 @@
 #include "auth/sessions.hpp"
 #include "auth/tokens.hpp"
 #include "auth/users.hpp"
+#include "handlers/common/hash.hpp"
 #include "http/api_routes.hpp"
 #include "http/audit_context.hpp"
 
@@ -66,7 +67,7 @@ std::optional<Principal> from_session(runtime::Engine& engine, const Request& re
   // included; only our page knows the CSRF token.
   if (changes_state(req)) {
     auto sent = req.header(kCsrfHeader);
-    if (!sent || !auth::constant_time_equal(*sent, session->csrf_token)) {
+    if (!sent || !handlers::constant_time_equal(*sent, session->csrf_token)) {
       auto entry = audit_entry(req, "auth.csrf", "", "", "denied");
       entry.actor = session->who.subject;
       entry.actor_name = session->who.name;

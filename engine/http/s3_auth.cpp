@@ -2,10 +2,14 @@
 
 #include <algorithm>
 
+#include "handlers/common/hash.hpp"
 #include "http/hmac.hpp"
 #include "http/sigv4.hpp"
 
 namespace chartflow::http {
+
+using handlers::sha256_raw;
+using handlers::to_hex;
 namespace {
 
 constexpr std::size_t kMaxKeyBytes = 1024;

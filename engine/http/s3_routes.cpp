@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 
+#include "handlers/common/hash.hpp"
 #include "http/hmac.hpp"
 #include "http/s3_auth.hpp"
 #include "http/sigv4.hpp"
@@ -14,6 +15,9 @@
 #include "runtime/drop_folder.hpp"
 
 namespace chartflow::http {
+
+using handlers::sha256_raw;
+using handlers::to_hex;
 namespace {
 
 constexpr const char* kXmlns = "http://s3.amazonaws.com/doc/2006-03-01/";

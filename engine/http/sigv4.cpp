@@ -5,9 +5,14 @@
 #include <ctime>
 #include <sstream>
 
+#include "handlers/common/hash.hpp"
 #include "http/hmac.hpp"
 
 namespace chartflow::http {
+
+using handlers::constant_time_equal;
+using handlers::sha256_raw;
+using handlers::to_hex;
 namespace {
 
 std::string trim_collapse(const std::string& v) {

@@ -4,9 +4,13 @@
 
 #include <gtest/gtest.h>
 
+#include "handlers/common/hash.hpp"
 #include "http/hmac.hpp"
 
 namespace chartflow::http {
+
+using handlers::sha256_raw;
+using handlers::to_hex;
 namespace {
 
 const std::string kSuiteSecret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";

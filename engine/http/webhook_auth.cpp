@@ -4,10 +4,14 @@
 
 #include <charconv>
 
+#include "handlers/common/hash.hpp"
 #include "http/hmac.hpp"
 #include "http/secret_source.hpp"
 
 namespace chartflow::http {
+
+using handlers::constant_time_equal;
+using handlers::to_hex;
 
 WebhookSecrets WebhookSecrets::load(const std::filesystem::path& file) {
   const std::string where = file.string() + ": ";

@@ -1,5 +1,6 @@
 #include "handlers/common/hash.hpp"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include <array>
@@ -25,15 +26,26 @@ constexpr char kHex[] = "0123456789abcdef";
 
 }  // namespace
 
-std::string sha256_hex(std::string_view data) {
-  auto digest = sha256(data);
+std::string sha256_raw(std::string_view data) {
+  const auto digest = sha256(data);
+  return std::string(reinterpret_cast<const char*>(digest.data()), digest.size());
+}
+
+std::string sha256_hex(std::string_view data) { return to_hex(sha256_raw(data)); }
+
+std::string to_hex(std::string_view bytes) {
   std::string out;
-  out.reserve(digest.size() * 2);
-  for (unsigned char b : digest) {
+  out.reserve(bytes.size() * 2);
+  for (unsigned char b : bytes) {
     out += kHex[b >> 4];
     out += kHex[b & 0x0f];
   }
   return out;
+}
+
+bool constant_time_equal(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 std::string stable_uuid(std::string_view name) {

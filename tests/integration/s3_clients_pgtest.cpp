@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "engine/handler.hpp"
+#include "handlers/common/hash.hpp"
 #include "http/hmac.hpp"
 #include "http/sigv4.hpp"
 #include "tests/support/child_process.hpp"
@@ -131,10 +132,11 @@ class S3ClientsTest : public PgTest {
     const auto q = path.find('?');
     r.path = http::url_decode(path.substr(0, q), false);
     if (q != std::string::npos) r.query = http::parse_query(path.substr(q + 1));
-    r.headers = {{"host", "127.0.0.1:" + std::to_string(port_)},
-                 {"x-amz-date", date},
-                 {"x-amz-content-sha256",
-                  payload_hash.empty() ? http::to_hex(http::sha256_raw(body)) : payload_hash}};
+    r.headers = {
+        {"host", "127.0.0.1:" + std::to_string(port_)},
+        {"x-amz-date", date},
+        {"x-amz-content-sha256",
+         payload_hash.empty() ? handlers::to_hex(handlers::sha256_raw(body)) : payload_hash}};
     http::SigV4Auth auth{kAccessKey,
                          std::string(date, 8),
                          "us-east-1",
