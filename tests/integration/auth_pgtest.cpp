@@ -285,22 +285,23 @@ TEST_F(AuthTest, AuditTrailIsAppendOnlyAndVerifyNamesTheFirstTamperedRecord) {
   EXPECT_THAT(gap.err, HasSubstr("BROKEN at record " + third));
 }
 
+auth::AuditEntry test_entry(const std::string& resource_id = "") {
+  auth::AuditEntry e;
+  e.actor = "test";
+  e.action = "test.write";
+  if (!resource_id.empty()) e.resource_id = resource_id;
+  return e;
+}
+
 // A record committed after a later-numbered one is sealed after it: the chain follows the
 // order records became visible, so an open transaction never holds up the others' records.
 TEST_F(AuthTest, RecordsCommittedOutOfOrderAreSealedInTheOrderTheyBecameVisible) {
   store::Store slow(dsn());
   store::Store fast(dsn());
-  auto entry = [](const std::string& id) {
-    auth::AuditEntry e;
-    e.actor = "test";
-    e.action = "test.write";
-    e.resource_id = id;
-    return e;
-  };
   std::promise<void> recorded, fast_done;
   std::thread open_transaction([&] {
     slow.with_sql([&](Sql& sql) {
-      auth::record(sql, entry("slow"));  // draws the lower id, commits last
+      auth::record(sql, test_entry("slow"));  // draws the lower id, commits last
       recorded.set_value();
       fast_done.get_future().wait();
     });
@@ -308,7 +309,7 @@ TEST_F(AuthTest, RecordsCommittedOutOfOrderAreSealedInTheOrderTheyBecameVisible)
   recorded.get_future().wait();
   // Not blocked by the open transaction: the writer no longer queues behind a chain lock.
   fast.with_sql([&](Sql& sql) {
-    auth::record(sql, entry("fast"));
+    auth::record(sql, test_entry("fast"));
     EXPECT_EQ(auth::seal(sql), 1);  // only what is committed (and its own record) is sealed
   });
   fast_done.set_value();
@@ -335,9 +336,7 @@ TEST_F(AuthTest, TheBackgroundSealerChainsRecordsSoonAfterTheyCommit) {
         s.with_sql(fn);
       },
       nullptr, 100ms);
-  auth::AuditEntry e;
-  e.actor = "test";
-  e.action = "test.write";
+  const auth::AuditEntry e = test_entry();
   s.with_sql([&](Sql& sql) { auth::record(sql, e); });
   sealer.start();
   const auto deadline = std::chrono::steady_clock::now() + 5s;
@@ -361,12 +360,7 @@ TEST_F(AuthTest, TheBackgroundSealerChainsRecordsSoonAfterTheyCommit) {
 // Sealing is the one change a record may see, once, and only its seq and hash.
 TEST_F(AuthTest, OnlyTheSealMayChangeARecordAndOnlyOnce) {
   store::Store s(dsn());
-  s.with_sql([&](Sql& sql) {
-    auth::AuditEntry e;
-    e.actor = "test";
-    e.action = "test.write";
-    auth::record(sql, e);
-  });
+  s.with_sql([&](Sql& sql) { auth::record(sql, test_entry()); });
   // Unsealed: a change that also touches content is refused, as is forging a seal by hand
   // together with a content change.
   EXPECT_ANY_THROW(scalar("UPDATE audit_event SET actor = 'someone-else'"));
