@@ -16,28 +16,6 @@ constexpr const char* kQueuePlanning =
     "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_hashjoin = off; "
     "SET LOCAL enable_sort = off";
 
-// Columns every claim returns, so the worker needs no second query to run the step.
-// The event body is not returned: workers cache it by event id.
-constexpr const char* kClaimReturning =
-    " RETURNING s.run_id, s.step_key, s.handler, s.attempt, s.max_attempts, "
-    "r.workflow_version_id, r.workflow, r.event_id, (SELECT e.type FROM event e WHERE e.id = "
-    "r.event_id) AS event_type, (SELECT coalesce(jsonb_object_agg(d.step_key, d.output), '{}') "
-    "FROM step_run d WHERE d.run_id = s.run_id AND d.status = 'succeeded') AS outputs, "
-    "s.wake::text AS wake, extract(epoch FROM s.deadline_at) * 1000 AS deadline_ms";
-
-// Wraps a claiming UPDATE so the 'started' history rows go in with it, in one round trip.
-std::string with_history(const std::string& claim_update) {
-  return "WITH claimed AS (" + claim_update +
-         "), h AS (INSERT INTO run_history (run_id, type, step, attempt, worker) "
-         "SELECT run_id, 'started', step_key, attempt, $1 FROM claimed) SELECT * FROM claimed";
-}
-
-constexpr const char* kClaimSet =
-    "SET status = 'running', attempt = s.attempt + 1, lease_owner = $1, "
-    "lease_expires_at = clock_timestamp() + $2 * interval '1 millisecond', "
-    "deadline_at = clock_timestamp() + s.timeout_ms * interval '1 millisecond', "
-    "started_at = coalesce(s.started_at, clock_timestamp()) ";
-
 TimePoint from_epoch_ms(double ms) {
   return TimePoint(std::chrono::milliseconds(static_cast<std::int64_t>(ms)));
 }
@@ -77,48 +55,16 @@ void history(pqxx::transaction_base& tx, std::int64_t run_id, const char* type,
       run_id, type, opt(step), opt(attempt_text), opt(worker), opt(detail_text));
 }
 
-std::vector<ClaimedStep> claim_in(Store::Impl& impl, pqxx::transaction_base& tx,
-                                  const std::string& owner, int limit,
-                                  std::chrono::milliseconds lease, bool include_keyed) {
-  const auto lease_ms = static_cast<std::int64_t>(lease.count());
-  // SKIP LOCKED lets many workers claim side by side without waiting on each other's rows.
-  static const std::string kClaimSteps =
-      with_history(std::string("WITH due AS (SELECT run_id, step_key FROM step_run "
-                               "WHERE status IN ('ready', 'retrying') AND run_at <= now() "
-                               "AND concurrency_key IS NULL ORDER BY run_at LIMIT $3 "
-                               "FOR UPDATE SKIP LOCKED) "
-                               "UPDATE step_run s ") +
-                   kClaimSet +
-                   "FROM due JOIN workflow_run r ON r.id = due.run_id "
-                   "WHERE s.run_id = due.run_id AND s.step_key = due.step_key" +
-                   kClaimReturning);
-  auto r = tx.exec_prepared(impl.prepare("claim_steps", kClaimSteps), owner, lease_ms, limit);
-  auto out = read_claimed(r);
-  if (include_keyed && static_cast<int>(out.size()) < limit) {
-    // Steps under a concurrency key: the advisory lock per key serialises the count-and-claim
-    // across processes, so the limit holds even when two workers look at once.
-    auto keyed = tx.exec_params(
-        "SELECT run_id, step_key, concurrency_key, concurrency_limit FROM step_run "
-        "WHERE status IN ('ready', 'retrying') AND run_at <= now() AND concurrency_key IS NOT "
-        "NULL ORDER BY run_at, run_id LIMIT $1 FOR UPDATE SKIP LOCKED",
-        limit - static_cast<int>(out.size()));
-    for (const auto& k : keyed) {
-      const std::string key = k[2].c_str();
-      tx.exec_params("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", key);
-      // Counted in the statement after the lock's, so it sees every claim committed before
-      // the lock was granted; the count and the claim share that one statement.
-      static const std::string kClaimKeyed = with_history(
-          std::string("UPDATE step_run s ") + kClaimSet +
-          "FROM workflow_run r WHERE r.id = s.run_id AND s.run_id = $3 AND s.step_key = $4 "
-          "AND (SELECT count(*) FROM step_run c WHERE c.concurrency_key = s.concurrency_key "
-          "AND c.status = 'running') < s.concurrency_limit" +
-          kClaimReturning);
-      auto one = tx.exec_prepared(impl.prepare("claim_keyed", kClaimKeyed), owner, lease_ms,
-                                  k[0].as<std::int64_t>(), std::string(k[1].c_str()));
-      for (auto& c : read_claimed(one)) out.push_back(std::move(c));
-    }
-  }
-  return out;
+// The claim (schema/0010_claim_function.sql) returns every column the worker needs to run the
+// step, so it sends no second query; the event body is not among them: workers cache it by id.
+template <typename Tx>
+std::vector<ClaimedStep> claim_in(Store::Impl& impl, Tx& tx, const std::string& owner, int limit,
+                                  std::chrono::milliseconds lease, bool include_keyed,
+                                  bool own_transaction) {
+  auto r = tx.exec_prepared(
+      impl.prepare("claim_steps", "SELECT * FROM step_claim($1, $2, $3, $4, $5)"), owner,
+      static_cast<std::int64_t>(lease.count()), limit, include_keyed, own_transaction);
+  return read_claimed(r);
 }
 
 class BatchImpl : public StepBatch {
@@ -318,12 +264,11 @@ class BatchImpl : public StepBatch {
                                   std::chrono::milliseconds lease, bool include_keyed) override {
     QueryTimer timer("batch_commit");
     keep_step_writes();
-    tx_.exec(kQueuePlanning);  // after the steps' own SQL, which plans as it always does
     finish_deferred(owner);
     // Claiming the next steps (often the ones this batch just released) in the same commit
     // halves the durable commits per step.
     std::vector<ClaimedStep> next;
-    if (claim_next > 0) next = claim_in(impl_, tx_, owner, claim_next, lease, include_keyed);
+    if (claim_next > 0) next = claim_in(impl_, tx_, owner, claim_next, lease, include_keyed, false);
     if (!logs_.empty()) {
       Json arr = Json::array();
       for (const auto& r : logs_) {
@@ -357,6 +302,7 @@ class BatchImpl : public StepBatch {
   void finish_deferred(const std::string& owner) {
     if (deferred_.empty()) return;
     QueryTimer timer("finish_steps");
+    tx_.exec(kQueuePlanning);  // after the steps' own SQL, which plans as it always does
     static const std::string kFinishSteps =
         "WITH input AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(run_id bigint, "
         "  step_key text, attempt int, status text, output jsonb)),"
@@ -623,13 +569,10 @@ std::vector<IngestResult> Store::ingest_batch(const std::vector<EventInput>& eve
 std::vector<ClaimedStep> Store::claim(const std::string& owner, int limit,
                                       std::chrono::milliseconds lease, bool include_keyed) {
   return translate([&] {
-    pqxx::work tx(impl_->conn);
-    // A claim need not wait for its WAL flush: lost in a crash, the step is simply still ready,
-    // and the step's completion (a synchronous commit) flushes the claim before it anyway.
-    tx.exec(std::string("SET LOCAL synchronous_commit = off; ") + kQueuePlanning);
-    auto out = claim_in(*impl_, tx, owner, limit, lease, include_keyed);
-    tx.commit();
-    return out;
+    // One statement that commits by itself (asynchronously, see the function): a transaction
+    // around it would cost three more round trips on every claim.
+    pqxx::nontransaction tx(impl_->conn);
+    return claim_in(*impl_, tx, owner, limit, lease, include_keyed, true);
   });
 }
 
