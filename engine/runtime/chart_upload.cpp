@@ -39,7 +39,8 @@ ChartUpload upload_chart(Engine& engine, std::optional<std::string> chart_id,
     if (also) also(sql);
     stored = handlers::store_revision(sql, out.chart_id, raw, bundle, uploader);
     if (stored.duplicate) return false;
-    event.body = handlers::chart_event_body(bundle, out.chart_id, stored.revision);
+    event.body =
+        handlers::chart_event_body(bundle, out.chart_id, stored.revision, stored.content_hash);
     event.dedup_key = out.chart_id + "/" + std::to_string(stored.revision);
     return true;
   });

@@ -39,7 +39,8 @@ StepOutcome BillingHandler::run(StepContext& ctx) {
   auto event = parse_chart_event(ctx.event());
   if (!event) return Fail{"event body lacks a valid chart_id and revision", true};
   Sql& sql = ctx.sql();
-  auto chart = ChartCache::instance().load(sql, event->chart_id, event->revision);
+  auto chart =
+      ChartCache::instance().load(sql, event->chart_id, event->revision, event->content_hash);
   if (!chart) {
     return Fail{fmt::format("chart {} revision {} not found", event->chart_id, event->revision),
                 true};

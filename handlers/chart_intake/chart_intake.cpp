@@ -84,12 +84,15 @@ std::optional<std::string> patient_chart_id(const Json& bundle) {
   return std::nullopt;
 }
 
-Json chart_event_body(const Json& bundle, const std::string& chart_id, int revision) {
+Json chart_event_body(const Json& bundle, const std::string& chart_id, int revision,
+                      const std::string& content_hash) {
   fhir::BundleIndex index(bundle);
-  return Json{{"chart_id", chart_id},
-              {"revision", revision},
-              {"has_billable", has_billable(index)},
-              {"released", is_released(index)}};
+  Json body = {{"chart_id", chart_id},
+               {"revision", revision},
+               {"has_billable", has_billable(index)},
+               {"released", is_released(index)}};
+  if (!content_hash.empty()) body["content_hash"] = content_hash;
+  return body;
 }
 
 }  // namespace chartflow::handlers

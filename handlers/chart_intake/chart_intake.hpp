@@ -32,6 +32,7 @@ std::optional<std::string> patient_chart_id(const Json& bundle);
 // The `chart.uploaded` event body: {"chart_id", "revision", "has_billable", "released"}.
 // has_billable: a completed MedicationAdministration or a billable Claim item is present.
 // released: an Encounter is finished with a discharge disposition.
-Json chart_event_body(const Json& bundle, const std::string& chart_id, int revision);
+Json chart_event_body(const Json& bundle, const std::string& chart_id, int revision,
+                      const std::string& content_hash = "");
 
 }  // namespace chartflow::handlers

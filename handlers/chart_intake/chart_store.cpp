@@ -10,35 +10,11 @@
 namespace chartflow::handlers {
 namespace {
 
-// Creates the chart row on first sight; DO NOTHING keeps concurrent first uploads from failing.
-constexpr const char* kEnsureChart =
-    "INSERT INTO chart (chart_id, patient_ref) VALUES ($1, $2) ON CONFLICT (chart_id) DO NOTHING";
-
-// The row lock serialises everything that takes a revision number for this chart. NO KEY UPDATE
-// (not plain UPDATE) so foreign-key checks of other tables' inserts are not blocked by it. It is
-// a statement of its own on purpose: under READ COMMITTED the statements after it take a fresh
-// snapshot and so see revisions committed by whoever held the lock before us.
-constexpr const char* kLockChart =
-    "SELECT latest_revision FROM chart WHERE chart_id = $1 FOR NO KEY UPDATE";
-
-constexpr const char* kFindUpload =
-    "SELECT revision FROM chart_revision "
-    "WHERE chart_id = $1 AND content_hash = $2 AND source = 'upload' "
-    "ORDER BY revision LIMIT 1";
-
-constexpr const char* kFindWriteback =
-    "SELECT revision FROM chart_revision "
-    "WHERE chart_id = $1 AND content_hash = $2 AND source = 'writeback' "
-    "AND based_on_revision = $3 ORDER BY revision LIMIT 1";
-
-constexpr const char* kInsertRevision =
-    "INSERT INTO chart_revision "
-    "(chart_id, revision, content_hash, body, source, uploaded_by, based_on_revision) "
-    "VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7)";
-
-constexpr const char* kBumpChart =
-    "UPDATE chart SET latest_revision = $2, patient_ref = coalesce($3, patient_ref), "
-    "updated_at = now() WHERE chart_id = $1";
+// schema/0011_chart_store_revision.sql: lock the chart, skip identical content, number and
+// insert the revision, in one round trip.
+constexpr const char* kStoreRevision =
+    "SELECT stored_revision, duplicate FROM chart_store_revision($1, $2, $3, $4::jsonb, $5, $6, "
+    "$7::int)";
 
 std::optional<std::string> patient_ref(const Json& bundle) {
   fhir::BundleIndex index(bundle);
@@ -49,23 +25,19 @@ std::optional<std::string> patient_ref(const Json& bundle) {
   return ref;
 }
 
-int lock_chart(Sql& sql, const std::string& chart_id, const std::optional<std::string>& patient) {
-  sql.query(kEnsureChart, {chart_id, patient});
-  auto row = query_one(sql, kLockChart, {chart_id});
-  if (!row) throw std::runtime_error("chart row vanished after insert");
-  return static_cast<int>(column_int(*row, "latest_revision").value_or(0));
-}
-
-StoredRevision insert_revision(Sql& sql, const std::string& chart_id, int latest,
-                               StoredRevision stored, const std::string& body, const char* source,
-                               const std::string& by, std::optional<int> based_on,
-                               const std::optional<std::string>& patient) {
-  stored.revision = latest + 1;
+StoredRevision store(Sql& sql, const std::string& chart_id,
+                     const std::optional<std::string>& patient, const std::string& body,
+                     const char* source, const std::string& by, std::optional<int> based_on) {
+  StoredRevision stored;
+  stored.content_hash = sha256_hex(body);
   std::optional<std::string> base;
   if (based_on) base = std::to_string(*based_on);
-  sql.query(kInsertRevision, {chart_id, std::to_string(stored.revision), stored.content_hash, body,
-                              std::string(source), by, base});
-  sql.query(kBumpChart, {chart_id, std::to_string(stored.revision), patient});
+  auto row =
+      query_one(sql, kStoreRevision,
+                {chart_id, patient, stored.content_hash, body, std::string(source), by, base});
+  if (!row) throw std::runtime_error("chart_store_revision returned no row");
+  stored.revision = static_cast<int>(column_int(*row, "stored_revision").value_or(0));
+  stored.duplicate = column_bool(*row, "duplicate");
   return stored;
 }
 
@@ -73,33 +45,13 @@ StoredRevision insert_revision(Sql& sql, const std::string& chart_id, int latest
 
 StoredRevision store_revision(Sql& sql, const std::string& chart_id, const std::string& raw_body,
                               const Json& bundle, const std::string& uploader) {
-  StoredRevision stored;
-  stored.content_hash = sha256_hex(raw_body);
-  auto patient = patient_ref(bundle);
-  int latest = lock_chart(sql, chart_id, patient);
-  if (auto dup = query_one(sql, kFindUpload, {chart_id, stored.content_hash})) {
-    stored.revision = static_cast<int>(column_int(*dup, "revision").value_or(0));
-    stored.duplicate = true;
-    return stored;
-  }
-  return insert_revision(sql, chart_id, latest, std::move(stored), raw_body, "upload", uploader,
-                         std::nullopt, patient);
+  return store(sql, chart_id, patient_ref(bundle), raw_body, "upload", uploader, std::nullopt);
 }
 
 StoredRevision store_writeback_revision(Sql& sql, const std::string& chart_id,
                                         int based_on_revision, const std::string& text,
                                         const std::string& written_by) {
-  StoredRevision stored;
-  stored.content_hash = sha256_hex(text);
-  int latest = lock_chart(sql, chart_id, std::nullopt);
-  if (auto dup = query_one(sql, kFindWriteback,
-                           {chart_id, stored.content_hash, std::to_string(based_on_revision)})) {
-    stored.revision = static_cast<int>(column_int(*dup, "revision").value_or(0));
-    stored.duplicate = true;
-    return stored;
-  }
-  return insert_revision(sql, chart_id, latest, std::move(stored), text, "writeback", written_by,
-                         based_on_revision, std::nullopt);
+  return store(sql, chart_id, std::nullopt, text, "writeback", written_by, based_on_revision);
 }
 
 }  // namespace chartflow::handlers

@@ -48,12 +48,16 @@ ChartPtr ChartCache::put(const std::string& content_hash, Json bundle, std::size
   return chart;
 }
 
-ChartPtr ChartCache::load(Sql& sql, const std::string& chart_id, int revision) {
-  auto row = query_one(
-      sql, "SELECT content_hash FROM chart_revision WHERE chart_id = $1 AND revision = $2",
-      {chart_id, std::to_string(revision)});
-  if (!row) return nullptr;
-  std::string hash = column_text(*row, "content_hash").value_or("");
+ChartPtr ChartCache::load(Sql& sql, const std::string& chart_id, int revision,
+                          const std::string& content_hash) {
+  std::string hash = content_hash;
+  if (hash.empty()) {
+    auto row = query_one(
+        sql, "SELECT content_hash FROM chart_revision WHERE chart_id = $1 AND revision = $2",
+        {chart_id, std::to_string(revision)});
+    if (!row) return nullptr;
+    hash = column_text(*row, "content_hash").value_or("");
+  }
 
   std::promise<ChartPtr> promise;
   std::shared_future<ChartPtr> pending;
@@ -75,7 +79,16 @@ ChartPtr ChartCache::load(Sql& sql, const std::string& chart_id, int revision) {
     auto body_row = query_one(
         sql, "SELECT body::text AS body FROM chart_revision WHERE chart_id = $1 AND revision = $2",
         {chart_id, std::to_string(revision)});
-    std::string text = body_row ? column_text(*body_row, "body").value_or("") : std::string();
+    if (!body_row) {
+      // Only reachable with a caller's hash: the revision it names does not exist.
+      {
+        std::lock_guard lock(mutex_);
+        loading_.erase(hash);
+      }
+      promise.set_value(nullptr);
+      return nullptr;
+    }
+    std::string text = column_text(*body_row, "body").value_or("");
     Json bundle = Json::parse(text, nullptr, false);
     if (bundle.is_discarded()) throw std::runtime_error("chart_revision body is not valid JSON");
     auto chart = std::make_shared<const ParsedChart>(std::move(bundle), hash, text.size());

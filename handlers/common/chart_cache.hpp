@@ -3,7 +3,9 @@
 //
 // Entries are keyed by content hash, not by (chart_id, revision): identical content is parsed
 // and held once however many charts carry it. A lookup by (chart_id, revision) costs one small
-// query for the hash; the body is fetched and parsed only on a miss, and concurrent misses for
+// query for the hash unless the caller knows it (chart.uploaded events carry it, so a step whose
+// upload was parsed in this process sends no query at all); the body is fetched and parsed only
+// on a miss, and concurrent misses for
 // the same hash wait for the one parse in flight instead of parsing again.
 // Bounded by entry count and by the summed size of the source text; least recently used entries
 // are dropped first. Thread-safe (one mutex; parsing happens outside it). ParsedChart values are
@@ -59,8 +61,10 @@ class ChartCache {
   static ChartCache& instance();
 
   // Loads (chart_id, revision) from chart_revision through `sql`; nullptr when no such revision.
+  // `content_hash`, when known, is that revision's hash (revisions are immutable).
   // Throws what the Sql throws (infrastructure failure), never on odd content.
-  ChartPtr load(Sql& sql, const std::string& chart_id, int revision);
+  ChartPtr load(Sql& sql, const std::string& chart_id, int revision,
+                const std::string& content_hash = "");
   // Adds an already parsed Bundle (the upload path has just parsed it).
   ChartPtr put(const std::string& content_hash, Json bundle, std::size_t source_bytes);
   ChartPtr get(const std::string& content_hash);

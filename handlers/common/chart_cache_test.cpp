@@ -57,6 +57,27 @@ TEST(ChartCacheTest, LoadsOnceAndSharesIdenticalContentAcrossCharts) {
   EXPECT_EQ(cache.load(sql, "a", 2), nullptr);
 }
 
+// The hash a chart.uploaded event carries spares the hash query; on a miss the body is still
+// read by (chart_id, revision), and a revision that does not exist is still nullptr.
+TEST(ChartCacheTest, KnownHashSkipsTheHashQuery) {
+  const std::string text =
+      testing::read_file(testing::charts_dir() /
+                         "enc-lemuel-hodkiewicz-20000223-imp-encounter-inpatient-8ca871d7.json");
+  FakeRevisionSql sql;
+  sql.bodies[{"a", "1"}] = text;
+  ChartCache cache;
+  const std::string hash = sha256_hex(text);
+  auto first = cache.load(sql, "a", 1, hash);
+  ASSERT_NE(first, nullptr);
+  EXPECT_EQ(first->content_hash, hash);
+  EXPECT_EQ(sql.body_queries.load(), 1);
+  auto again = cache.load(sql, "a", 1, hash);
+  EXPECT_EQ(first.get(), again.get());
+  EXPECT_EQ(sql.body_queries.load(), 1);
+  EXPECT_EQ(sql.hash_queries.load(), 0);
+  EXPECT_EQ(cache.load(sql, "missing", 1, std::string(64, 'f')), nullptr);
+}
+
 TEST(ChartCacheTest, ConcurrentMissesParseOnce) {
   const std::string text =
       testing::read_file(testing::charts_dir() / "full-clemente-kreiger-1484a42d.json");

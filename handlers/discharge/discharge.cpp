@@ -79,7 +79,8 @@ StepOutcome DischargeHandler::run(StepContext& ctx) {
     return Fail{e.what(), true};
   }
   Sql& sql = ctx.sql();
-  auto chart = ChartCache::instance().load(sql, event->chart_id, event->revision);
+  auto chart =
+      ChartCache::instance().load(sql, event->chart_id, event->revision, event->content_hash);
   if (!chart) {
     return Fail{fmt::format("chart {} revision {} not found", event->chart_id, event->revision),
                 true};

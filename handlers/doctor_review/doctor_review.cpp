@@ -154,7 +154,8 @@ StepOutcome DoctorReviewHandler::run(StepContext& ctx) {
     return WaitForSignal{kReviewSignal, due};
   }
 
-  auto chart = ChartCache::instance().load(sql, event->chart_id, event->revision);
+  auto chart =
+      ChartCache::instance().load(sql, event->chart_id, event->revision, event->content_hash);
   if (!chart) {
     return Fail{fmt::format("chart {} revision {} not found", event->chart_id, event->revision),
                 true};

@@ -18,7 +18,8 @@ StepOutcome InsuranceHandler::run(StepContext& ctx) {
   Sql& sql = ctx.sql();
   Json payor = nullptr;
   Json payors = Json::array();
-  if (auto chart = ChartCache::instance().load(sql, event->chart_id, event->revision)) {
+  if (auto chart =
+          ChartCache::instance().load(sql, event->chart_id, event->revision, event->content_hash)) {
     for (const auto& p : find_insurers(chart->index)) payors.push_back(p.payor);
     if (!payors.empty()) payor = payors.front();
   }

@@ -101,7 +101,8 @@ StepOutcome MissingFieldScanHandler::run(StepContext& ctx) {
   }
   Sql& sql = ctx.sql();
   const std::string revision_text = std::to_string(event->revision);
-  auto chart = ChartCache::instance().load(sql, event->chart_id, event->revision);
+  auto chart =
+      ChartCache::instance().load(sql, event->chart_id, event->revision, event->content_hash);
   if (!chart) {
     return Fail{fmt::format("chart {} revision {} not found", event->chart_id, event->revision),
                 true};
