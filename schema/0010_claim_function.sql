@@ -8,9 +8,10 @@
 -- is a local one made inside the function, which outlives the function to the commit.
 --
 -- The planner settings (SET clauses below) hold while it runs: the queue's statements touch a
--- handful of rows by key or by the head of an index whatever the statistics say (a fresh or
--- just-grown step_run has statistics calling it empty, and the bitmap and hash plans chosen then
--- read every live and dead row of the partial indexes on every call).
+-- handful of rows by key or by the head of an index whatever the statistics say. A fresh or
+-- just-grown step_run has statistics calling it empty, and the sequential, bitmap and hash plans
+-- chosen then (and cached by the function for the connection) read every live and dead row of
+-- the table or of a partial index on every call.
 --
 -- Steps under a concurrency key: the advisory lock per key serialises the count-and-claim
 -- across processes. The count runs in the statement after the lock's, and a volatile function

@@ -238,6 +238,15 @@ void Engine::worker_loop(int index) {
         if (static_cast<int>(steps.size()) >= settings_.batch_size) wake_workers(1);
         try {
           steps = run_batch(*store, steps, true);
+        } catch (const store::LeaseLost& lost) {
+          // Another worker took these steps over meanwhile: the batch rolled back, and the
+          // steps that are still ours run again without them.
+          for (const auto& [run_id, step_key] : lost.steps) {
+            Log::warn("step_lease_lost", {{"worker", index}, {"run", run_id}, {"step", step_key}});
+            std::erase_if(
+                steps, [&](const auto& s) { return s.run_id == run_id && s.step_key == step_key; });
+          }
+          rerun_one_by_one(store, steps, index);
         } catch (const std::exception& e) {
           // The batch rolled back as a whole (a deadlock with another batch over shared run
           // rows, a lost connection): its steps are still claimed by us, so run them again one
@@ -245,19 +254,7 @@ void Engine::worker_loop(int index) {
           Log::warn("batch_retried_step_by_step",
                     {{"worker", index}, {"steps", steps.size()}, {"error", e.what()}});
           store = std::make_unique<store::Store>(settings_.dsn);
-          for (auto& s : steps) {
-            std::vector<store::ClaimedStep> one{s};
-            try {
-              run_batch(*store, one, false);
-            } catch (const std::exception& again) {
-              Log::error("step_retry_failed", {{"worker", index},
-                                               {"run", s.run_id},
-                                               {"step", s.step_key},
-                                               {"error", again.what()}});
-              store = std::make_unique<store::Store>(settings_.dsn);
-            }
-          }
-          steps.clear();
+          rerun_one_by_one(store, steps, index);
         }
       }
     } catch (const std::exception& e) {
@@ -267,6 +264,24 @@ void Engine::worker_loop(int index) {
       wake_cv_.wait_for(lock, kReconnectDelay, [&] { return stopping_.load(); });
     }
   }
+}
+
+void Engine::rerun_one_by_one(std::unique_ptr<store::Store>& store,
+                              std::vector<store::ClaimedStep>& steps, int worker) {
+  for (auto& s : steps) {
+    std::vector<store::ClaimedStep> one{s};
+    try {
+      run_batch(*store, one, false);
+    } catch (const store::LeaseLost&) {
+      Log::warn("step_lease_lost", {{"worker", worker}, {"run", s.run_id}, {"step", s.step_key}});
+    } catch (const std::exception& again) {
+      Log::error(
+          "step_retry_failed",
+          {{"worker", worker}, {"run", s.run_id}, {"step", s.step_key}, {"error", again.what()}});
+      store = std::make_unique<store::Store>(settings_.dsn);
+    }
+  }
+  steps.clear();
 }
 
 std::vector<store::ClaimedStep> Engine::run_batch(store::Store& store,
@@ -310,6 +325,7 @@ std::vector<store::ClaimedStep> Engine::run_batch(store::Store& store,
       if (i > 0 && t0 - batch_start > kMaxBatchOpen) {
         batch->commit(settings_.instance_id, 0, settings_.lease, false);
         report_succeeded(*batch);
+        batch.reset();  // a connection holds one transaction object at a time
         batch = store.begin_batch();
         batch->defer_finishes(defer);
         batch_start = std::chrono::steady_clock::now();

@@ -96,6 +96,9 @@ class Engine {
   void dispatcher_loop();
   void worker_loop(int index);
   // Runs the steps in one transaction; its commit claims the next batch unless !claim_next.
+  // After a batch rolled back: its steps (still claimed by this worker) one transaction each.
+  void rerun_one_by_one(std::unique_ptr<store::Store>& store,
+                        std::vector<store::ClaimedStep>& steps, int worker);
   std::vector<store::ClaimedStep> run_batch(store::Store& store,
                                             std::vector<store::ClaimedStep>& steps,
                                             bool claim_next);

@@ -8,13 +8,8 @@
 namespace chartflow::store {
 namespace {
 
-// The queue's statements touch a handful of rows by key or by the head of an index, whatever
-// the statistics say: a fresh or just-grown table has stats that call it empty, and the bitmap
-// and hash plans chosen then read every live and dead row of a partial index on each call
-// (bitmap scans never mark dead index entries, so nothing improves until a vacuum).
-constexpr const char* kQueuePlanning =
-    "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_hashjoin = off; "
-    "SET LOCAL enable_sort = off";
+// step_commit raises this when a step that wrote has lost its lease (schema/0012).
+constexpr const char* kLeaseLostState = "CFL01";
 
 TimePoint from_epoch_ms(double ms) {
   return TimePoint(std::chrono::milliseconds(static_cast<std::int64_t>(ms)));
@@ -37,6 +32,30 @@ std::vector<ClaimedStep> read_claimed(const pqxx::result& r) {
     c.needs_output = Json::parse(row[9].c_str());
     if (!row[10].is_null()) c.wake = Json::parse(row[10].c_str());
     c.deadline = from_epoch_ms(row[11].as<double>());
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+// The claimed rows as step_commit returns them (to_jsonb of step_claim's rows).
+std::vector<ClaimedStep> read_claimed(const Json& rows) {
+  std::vector<ClaimedStep> out;
+  out.reserve(rows.size());
+  for (const auto& row : rows) {
+    ClaimedStep c;
+    c.run_id = row.at("c_run_id").get<std::int64_t>();
+    c.step_key = row.at("c_step_key").get<std::string>();
+    c.handler = row.at("c_handler").get<std::string>();
+    c.attempt = row.at("c_attempt").get<int>();
+    c.max_attempts = row.at("c_max_attempts").get<int>();
+    c.workflow_version_id = row.at("c_workflow_version_id").get<std::int64_t>();
+    c.workflow = row.at("c_workflow").get<std::string>();
+    c.event_id = row.at("c_event_id").get<std::int64_t>();
+    c.event_type = row.at("c_event_type").get<std::string>();
+    c.needs_output = row.at("c_outputs");
+    if (const auto& wake = row.at("c_wake"); !wake.is_null())
+      c.wake = Json::parse(wake.get<std::string>());
+    c.deadline = from_epoch_ms(row.at("c_deadline_ms").get<double>());
     out.push_back(std::move(c));
   }
   return out;
@@ -67,38 +86,69 @@ std::vector<ClaimedStep> claim_in(Store::Impl& impl, Tx& tx, const std::string& 
   return read_claimed(r);
 }
 
+// The transaction is opened and closed by hand (BEGIN/COMMIT over a libpqxx nontransaction), so
+// that it is opened only when something has to be written before the commit: a batch whose
+// steps wrote nothing themselves is finished, logged and followed by the next claim in one
+// statement that commits by itself (step_commit, schema/0012_step_commit.sql).
+// Savepoints are issued by hand too (libpqxx 6.4's subtransaction does not open its savepoint
+// for exec_params, which would let a failed attempt's writes through), and only where needed: a
+// step's writes are isolated by one only when earlier steps' writes in the transaction must
+// survive its failure; the first writer's are discarded by rolling the transaction back.
 class BatchImpl : public StepBatch {
  public:
   explicit BatchImpl(Store::Impl& impl) : impl_(impl), tx_(impl.conn) {}
+  ~BatchImpl() override {
+    if (!open_) return;
+    try {
+      tx_.exec("ROLLBACK");
+    } catch (...) {
+      // The connection is gone, and the transaction with it.
+    }
+  }
 
-  // Savepoints are issued by hand: libpqxx 6.4's subtransaction does not open its savepoint
-  // for exec_params, which would let a failed attempt's writes through.
   Sql& sql() override {
-    if (!in_savepoint_) {
-      // The previous step's savepoint is released in the same round trip as this one opens.
-      tx_.exec(release_pending_ ? "RELEASE SAVEPOINT step; SAVEPOINT step" : "SAVEPOINT step");
-      release_pending_ = false;
-      in_savepoint_ = true;
+    if (!in_step_) {
+      if (!open_) {
+        tx_.exec("BEGIN");
+        open_ = true;
+      } else if (dirty_) {
+        // The previous step's savepoint is released in the same round trip as this one opens.
+        tx_.exec(release_pending_ ? "RELEASE SAVEPOINT step; SAVEPOINT step" : "SAVEPOINT step");
+        release_pending_ = false;
+        step_savepoint_ = true;
+      }
+      in_step_ = true;
     }
     return sql_;
   }
 
   void discard_step_writes() override {
-    if (in_savepoint_) tx_.exec("ROLLBACK TO SAVEPOINT step");
-    in_savepoint_ = false;
+    if (!in_step_) return;
+    if (step_savepoint_) {
+      tx_.exec("ROLLBACK TO SAVEPOINT step");
+    } else {
+      // Nothing before this step's writes needs keeping.
+      tx_.exec("ROLLBACK");
+      open_ = false;
+    }
+    in_step_ = false;
+    step_savepoint_ = false;
   }
 
   bool finish_done(const ClaimedStep& s, const std::string& owner, const Json& output,
                    bool skipped) override {
-    if (!in_savepoint_ && defer_ok_) {
-      // The handler wrote nothing that a lost lease would have to take back: finish the step
-      // with the batch's other such steps, in one statement at commit.
+    if (defer_ok_) {
+      // Finished with the batch's other steps in one statement at commit. One that wrote and
+      // turns out to have lost its lease by then fails the commit (step_commit raises), so its
+      // writes never stand without its completion.
       last_run_status_.clear();
       deferred_.push_back({{"run_id", s.run_id},
                            {"step_key", s.step_key},
                            {"attempt", s.attempt},
                            {"status", skipped ? "skipped" : "succeeded"},
-                           {"output", output}});
+                           {"output", output},
+                           {"wrote", in_step_}});
+      keep_step_writes();
       return true;
     }
     QueryTimer timer("finish_step");
@@ -149,14 +199,14 @@ class BatchImpl : public StepBatch {
                     const std::string& error) override {
     QueryTimer timer("finish_retry");
     discard_step_writes();
-    auto r = tx_.exec_params(
+    auto r = cur().exec_params(
         "UPDATE step_run SET status = 'retrying', run_at = now() + $5 * interval '1 millisecond',"
         " error = $6, lease_owner = NULL, wake = NULL "
         "WHERE run_id = $1 AND step_key = $2 AND lease_owner = $3 AND attempt = $4 "
         "AND status = 'running'",
         s.run_id, s.step_key, owner, s.attempt, static_cast<std::int64_t>(after.count()), error);
     if (r.affected_rows() == 0) return false;
-    history(tx_, s.run_id, "retried", s.step_key, s.attempt, owner,
+    history(cur(), s.run_id, "retried", s.step_key, s.attempt, owner,
             Json{{"error", error}, {"delay_ms", after.count()}});
     ++retried_;
     return true;
@@ -176,14 +226,14 @@ class BatchImpl : public StepBatch {
       return false;
     }
     keep_step_writes();
-    history(tx_, s.run_id, "failed", s.step_key, s.attempt, owner, Json{{"error", error}});
-    auto run = tx_.exec_params(
+    history(cur(), s.run_id, "failed", s.step_key, s.attempt, owner, Json{{"error", error}});
+    auto run = cur().exec_params(
         "UPDATE workflow_run SET status = 'failed', finished_at = clock_timestamp(), error = $2 "
         "WHERE id = $1 AND status IN ('running', 'waiting', 'pending') RETURNING id",
         s.run_id, "step " + s.step_key + " failed: " + error);
     last_run_status_ = run.empty() ? "" : "failed";
     if (!run.empty()) {
-      history(tx_, s.run_id, "failed", std::nullopt, std::nullopt, owner,
+      history(cur(), s.run_id, "failed", std::nullopt, std::nullopt, owner,
               Json{{"step", s.step_key}});
       ++runs_finished_;
     }
@@ -211,7 +261,7 @@ class BatchImpl : public StepBatch {
     // A signal that arrived before the step started waiting is consumed at once.
     std::optional<std::string> early_payload;
     if (signal) {
-      auto sig = tx_.exec_params(
+      auto sig = cur().exec_params(
           "UPDATE run_signal SET consumed_by = $3 WHERE id = (SELECT id FROM run_signal WHERE "
           "run_id = $1 AND name = $2 AND consumed_by IS NULL ORDER BY id LIMIT 1 FOR UPDATE) "
           "RETURNING payload::text",
@@ -222,17 +272,18 @@ class BatchImpl : public StepBatch {
     if (early_payload) {
       Json wake = {
           {"kind", "signal"}, {"signal", *signal}, {"payload", Json::parse(*early_payload)}};
-      r = tx_.exec_params(
+      r = cur().exec_params(
           "UPDATE step_run SET status = 'ready', run_at = now(), wake = $5::jsonb, "
           "lease_owner = NULL WHERE run_id = $1 AND step_key = $2 AND lease_owner = $3 "
           "AND attempt = $4 AND status = 'running'",
           s.run_id, s.step_key, owner, s.attempt, wake.dump());
       if (r.affected_rows() == 0) return false;
-      history(tx_, s.run_id, "signalled", s.step_key, s.attempt, owner, Json{{"signal", *signal}});
+      history(cur(), s.run_id, "signalled", s.step_key, s.attempt, owner,
+              Json{{"signal", *signal}});
       ++promoted_;
       return true;
     }
-    r = tx_.exec_params(
+    r = cur().exec_params(
         "UPDATE step_run SET status = 'waiting', wait_signal = $5, "
         "wait_until = to_timestamp($6::bigint / 1000.0), lease_owner = NULL, wake = NULL, "
         "attempt = attempt - 1 "
@@ -240,13 +291,13 @@ class BatchImpl : public StepBatch {
         "AND status = 'running'",
         s.run_id, s.step_key, owner, s.attempt, opt(signal), opt(until_ms));
     if (r.affected_rows() == 0) return false;
-    tx_.exec_params(
+    cur().exec_params(
         "UPDATE workflow_run SET status = 'waiting' WHERE id = $1 AND status = 'running'",
         s.run_id);
     Json detail = Json::object();
     if (signal) detail["signal"] = *signal;
     if (until_ms) detail["until_ms"] = std::stoll(*until_ms);
-    history(tx_, s.run_id, "waiting", s.step_key, s.attempt, owner, detail);
+    history(cur(), s.run_id, "waiting", s.step_key, s.attempt, owner, detail);
     return true;
   }
 
@@ -257,109 +308,95 @@ class BatchImpl : public StepBatch {
 
   void emit_run_end(std::int64_t run_id, const Store::PlanRuns& plan) override {
     keep_step_writes();
-    if (store::emit_run_end(impl_, tx_, run_id, plan)) notify_ = true;
+    if (store::emit_run_end(impl_, cur(), run_id, plan)) notify_ = true;
   }
 
   std::vector<ClaimedStep> commit(const std::string& owner, int claim_next,
                                   std::chrono::milliseconds lease, bool include_keyed) override {
     QueryTimer timer("batch_commit");
     keep_step_writes();
-    finish_deferred(owner);
-    // Claiming the next steps (often the ones this batch just released) in the same commit
-    // halves the durable commits per step.
+    if (notify_) cur().exec(kNotifyWake);
     std::vector<ClaimedStep> next;
-    if (claim_next > 0) next = claim_in(impl_, tx_, owner, claim_next, lease, include_keyed, false);
-    if (!logs_.empty()) {
-      Json arr = Json::array();
-      for (const auto& r : logs_) {
-        Json o = {{"level", r.level}, {"message", r.message}, {"fields", r.fields}};
-        if (r.workflow) o["workflow"] = *r.workflow;
-        if (r.run_id) o["run_id"] = *r.run_id;
-        if (r.step) o["step"] = *r.step;
-        if (r.attempt) o["attempt"] = *r.attempt;
-        arr.push_back(std::move(o));
+    if (!deferred_.empty() || !logs_.empty() || claim_next > 0) {
+      // Claiming the next steps (often the ones this batch just released) in the same commit
+      // halves the durable commits per step.
+      static const std::string kStepCommit =
+          "SELECT step_commit($1, $2::jsonb, $3::jsonb, $4, $5, $6)";
+      pqxx::result r;
+      try {
+        r = tx_.exec_prepared(impl_.prepare("step_commit", kStepCommit), owner, deferred_.dump(),
+                              log_records_json(logs_).dump(), claim_next,
+                              static_cast<std::int64_t>(lease.count()), include_keyed);
+      } catch (const pqxx::sql_error& e) {
+        if (e.sqlstate() != kLeaseLostState) throw;
+        tx_.exec("ROLLBACK");
+        open_ = false;
+        throw LeaseLost(lost_steps(owner));
       }
-      tx_.exec_params(
-          "INSERT INTO log_record (level, message, workflow, run_id, step, attempt, fields) "
-          "SELECT level, message, workflow, run_id, step, attempt, coalesce(fields, '{}') FROM "
-          "jsonb_to_recordset($1::jsonb) AS x(level smallint, message text, workflow text, "
-          "run_id bigint, step text, attempt int, fields jsonb)",
-          arr.dump());
+      deferred_ = Json::array();
+      logs_.clear();
+      const Json result = Json::parse(r[0][0].c_str());
+      promoted_ += result.at("promoted").get<int>();
+      for (const auto& wf : result.at("succeeded"))
+        succeeded_runs_.push_back(wf.get<std::string>());
+      next = read_claimed(result.at("claimed"));
     }
-    if (notify_) tx_.exec(kNotifyWake);
-    tx_.commit();
+    if (open_) {
+      // A transaction an error had aborted cannot get here: every path to COMMIT sends a
+      // statement after the steps' own, which would have failed first.
+      tx_.exec("COMMIT");
+      open_ = false;
+    }
     return next;
   }
 
   int promoted() const { return promoted_; }
 
  private:
-  pqxx::transaction_base& cur() { return tx_; }
+  // The transaction for a write outside the current step's own (finishes, history, events):
+  // opened if need be; what is written through it stays, whatever a later step does.
+  pqxx::transaction_base& cur() {
+    if (!open_) {
+      tx_.exec("BEGIN");
+      open_ = true;
+    }
+    if (!in_step_) dirty_ = true;
+    return tx_;
+  }
 
-  // finish_done for every deferred step in one statement: the same transitions as kFinishStep,
-  // with dependents and runs counted down by how many of their needs and steps finished here
-  // (one UPDATE changes a row once, so several finishes in one run are aggregated first).
-  void finish_deferred(const std::string& owner) {
-    if (deferred_.empty()) return;
-    QueryTimer timer("finish_steps");
-    tx_.exec(kQueuePlanning);  // after the steps' own SQL, which plans as it always does
-    static const std::string kFinishSteps =
-        "WITH input AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(run_id bigint, "
-        "  step_key text, attempt int, status text, output jsonb)),"
-        " done AS ("
-        "  UPDATE step_run s SET status = i.status, output = i.output, finished_at = "
-        "statement_timestamp(), "
-        "    lease_owner = NULL, wake = NULL, error = NULL FROM input i"
-        "  WHERE s.run_id = i.run_id AND s.step_key = i.step_key AND s.lease_owner = $2 "
-        "    AND s.attempt = i.attempt AND s.status = 'running' "
-        "  RETURNING s.run_id, s.step_key, s.status, s.attempt),"
-        " released AS ("
-        "  SELECT p.run_id, p.step_key, count(*) AS n FROM step_run p JOIN done"
-        "    ON p.run_id = done.run_id AND p.needs ? done.step_key WHERE p.status = 'pending'"
-        "  GROUP BY p.run_id, p.step_key),"
-        " promoted AS ("
-        "  UPDATE step_run p SET pending_needs = p.pending_needs - r.n, run_at = now(),"
-        "    status = CASE WHEN p.pending_needs = r.n THEN 'ready' ELSE p.status END"
-        "  FROM released r WHERE p.run_id = r.run_id AND p.step_key = r.step_key"
-        "    AND p.status = 'pending' RETURNING p.status),"
-        " per_run AS (SELECT run_id, count(*) AS n FROM done GROUP BY run_id),"
-        " run AS ("
-        "  UPDATE workflow_run w SET remaining_steps = w.remaining_steps - pr.n,"
-        "    status = CASE WHEN w.remaining_steps = pr.n AND w.status IN ('running', 'waiting') "
-        "      THEN 'succeeded' WHEN w.status = 'waiting' THEN 'running' ELSE w.status END,"
-        "    finished_at = CASE WHEN w.remaining_steps = pr.n AND w.status IN ('running', "
-        "      'waiting') THEN statement_timestamp() ELSE w.finished_at END"
-        "  FROM per_run pr WHERE w.id = pr.run_id"
-        "  RETURNING w.id, w.workflow, w.status, w.remaining_steps),"
-        " h1 AS (INSERT INTO run_history (run_id, type, step, attempt, worker)"
-        "  SELECT run_id, status, step_key, attempt, $2 FROM done),"
-        " h2 AS (INSERT INTO run_history (run_id, type, worker)"
-        "  SELECT id, 'succeeded', $2 FROM run WHERE status = 'succeeded' AND remaining_steps = 0)"
-        " SELECT (SELECT count(*) FROM promoted WHERE status = 'ready'),"
-        "  (SELECT coalesce(jsonb_agg(workflow), '[]') FROM run"
-        "   WHERE status = 'succeeded' AND remaining_steps = 0)::text";
-    auto r =
-        tx_.exec_prepared(impl_.prepare("finish_steps", kFinishSteps), deferred_.dump(), owner);
-    deferred_ = Json::array();
-    promoted_ += r[0][0].as<int>();
-    for (const auto& wf : Json::parse(r[0][1].c_str()))
-      succeeded_runs_.push_back(wf.get<std::string>());
+  // The deferred steps that wrote and are no longer this owner's at their attempt.
+  std::vector<std::pair<std::int64_t, std::string>> lost_steps(const std::string& owner) {
+    auto r = tx_.exec_params(
+        "SELECT i.run_id, i.step_key FROM jsonb_to_recordset($1::jsonb) AS i(run_id bigint, "
+        "step_key text, attempt int, wrote boolean) WHERE i.wrote AND NOT EXISTS (SELECT 1 FROM "
+        "step_run s WHERE s.run_id = i.run_id AND s.step_key = i.step_key AND s.lease_owner = $2 "
+        "AND s.attempt = i.attempt AND s.status = 'running')",
+        deferred_.dump(), owner);
+    std::vector<std::pair<std::int64_t, std::string>> out;
+    for (const auto& row : r) out.emplace_back(row[0].as<std::int64_t>(), row[1].c_str());
+    return out;
   }
 
   // The step's writes stay. Its savepoint is released lazily (with the next step's, or by
   // COMMIT): a later step's rollback only ever goes back to that later step's own savepoint.
   void keep_step_writes() {
-    if (in_savepoint_) release_pending_ = true;
-    in_savepoint_ = false;
+    if (!in_step_) return;
+    if (step_savepoint_) release_pending_ = true;
+    in_step_ = false;
+    step_savepoint_ = false;
+    dirty_ = true;
   }
 
   Store::Impl& impl_;
-  pqxx::work tx_;
+  pqxx::nontransaction tx_;  // BEGIN and COMMIT are sent by hand, see the class comment
   TxSql sql_{tx_, &impl_};
-  bool in_savepoint_ = false;
+  bool open_ = false;             // BEGIN was sent
+  bool dirty_ = false;            // the transaction holds writes that must survive a later step
+  bool in_step_ = false;          // the current step has been handed sql()
+  bool step_savepoint_ = false;   // ... inside its own savepoint
   bool release_pending_ = false;  // a kept step's savepoint is still open, see keep_step_writes
   std::vector<LogRecord> logs_;
-  Json deferred_ = Json::array();  // finish_done calls not yet sent, see finish_deferred
+  Json deferred_ = Json::array();  // finish_done calls not yet sent, see commit
   bool defer_ok_ = true;
   std::vector<std::string> succeeded_runs_;
   std::string last_run_status_;

@@ -221,18 +221,23 @@ std::map<std::int64_t, Json> Store::event_bodies(const std::vector<std::int64_t>
   });
 }
 
+Json log_records_json(const std::vector<LogRecord>& records) {
+  Json arr = Json::array();
+  for (const auto& r : records) {
+    Json o = {{"level", r.level}, {"message", r.message}, {"fields", r.fields}};
+    if (r.workflow) o["workflow"] = *r.workflow;
+    if (r.run_id) o["run_id"] = *r.run_id;
+    if (r.step) o["step"] = *r.step;
+    if (r.attempt) o["attempt"] = *r.attempt;
+    arr.push_back(std::move(o));
+  }
+  return arr;
+}
+
 void Store::write_logs(const std::vector<LogRecord>& records) {
   if (records.empty()) return;
   translate([&] {
-    Json arr = Json::array();
-    for (const auto& r : records) {
-      Json o = {{"level", r.level}, {"message", r.message}, {"fields", r.fields}};
-      if (r.workflow) o["workflow"] = *r.workflow;
-      if (r.run_id) o["run_id"] = *r.run_id;
-      if (r.step) o["step"] = *r.step;
-      if (r.attempt) o["attempt"] = *r.attempt;
-      arr.push_back(std::move(o));
-    }
+    const Json arr = log_records_json(records);
     pqxx::work tx(impl_->conn);
     tx.exec_params(
         "INSERT INTO log_record (level, message, workflow, run_id, step, attempt, fields) "

@@ -111,6 +111,9 @@ inline const char* opt(const std::optional<std::string>& v) { return v ? v->c_st
 
 Json rows_to_json(const pqxx::result& r);
 
+// Log records as the JSON array the log_record inserts read with jsonb_to_recordset.
+Json log_records_json(const std::vector<LogRecord>& records);
+
 // The handler-facing Sql over a libpqxx transaction (optionally through a lazily opened
 // savepoint, see StepBatch).
 class TxSql : public Sql {

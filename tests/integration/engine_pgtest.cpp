@@ -454,6 +454,33 @@ TEST_F(EngineTest, ABatchThatFailsAtCommitIsRerunStepByStepWithoutWaitingForItsL
   EXPECT_EQ(scalar("SELECT count(*) FROM run_history WHERE type = 'lease_expired'"), "0");
 }
 
+// A batch whose steps take long is committed part way (kMaxBatchOpen) and carries on in a new
+// transaction on the same connection: every step runs once, and its write stands.
+TEST_F(EngineTest, ASlowBatchCommitsPartWayAndRunsEachStepOnce) {
+  auto extra = std::make_shared<HandlerRegistry>();
+  struct SlowLedger : Handler {
+    std::atomic<int> calls{0};
+    StepOutcome run(StepContext& ctx) override {
+      ++calls;
+      ctx.sql().query("INSERT INTO test_ledger (key) VALUES ($1)", {ctx.idempotency_key()});
+      std::this_thread::sleep_for(std::chrono::milliseconds(80));
+      return Completed{};
+    }
+  };
+  auto ledger = std::make_shared<SlowLedger>();
+  extra->add("ledger", ledger);
+  scalar("CREATE TABLE test_ledger (key text PRIMARY KEY)");
+  runtime::EngineSettings settings;
+  settings.workers = 1;  // the four runs' steps share its batches
+  EngineHarness h(dsn(), {kLedgerWorkflow}, extra, settings);
+  std::vector<std::int64_t> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(h.start_run("demo.bill", {{"n", i}}));
+  h.start();
+  for (auto id : ids) ASSERT_TRUE(h.wait_status(id, "succeeded", std::chrono::seconds(15)));
+  EXPECT_EQ(ledger->calls.load(), 4);
+  EXPECT_EQ(scalar("SELECT count(*) FROM test_ledger"), "4");
+}
+
 // An engine wakes its own workers when it ingests; the NOTIFY that tells other processes
 // carries its origin, so its own dispatcher does not wake one more worker for the echo.
 TEST_F(EngineTest, AnIngestsWakeUpIsAnEchoOnlyForTheProcessThatSentIt) {
@@ -514,6 +541,8 @@ steps:
   ASSERT_TRUE(h.wait_status(id, "succeeded"));
   ASSERT_TRUE(wait_until([&] { return slow->calls.load() == 2; }));
   std::this_thread::sleep_for(std::chrono::milliseconds(1600));  // let the late attempt finish
+  // The late attempt's commit finds the step taken over: rolled back, and not run again.
+  EXPECT_EQ(slow->calls.load(), 2);
   EXPECT_EQ(scalar("SELECT count(*) FROM test_effect"), "1");
   EXPECT_EQ(scalar("SELECT attempt FROM test_effect"), "2");
   EXPECT_EQ(history_count(h.run(id), "succeeded", "s"), 1);
