@@ -299,7 +299,7 @@ int run_chart_bench(const Options& options) {
   const double rate = std::stod(opt(options, "rate", "10"));
   const int clients = std::stoi(opt(options, "clients", "8"));
   const int memory_copies = std::stoi(opt(options, "memory-copies", "50"));
-  const std::string workers = opt(options, "workers", "8");
+  const std::string workers = opt(options, "workers", std::to_string(runtime::default_workers()));
 
   std::vector<Chart> encounters, full;
   load_charts(opt(options, "charts", "../shared/data/charts:tests/data/charts"), encounters, full);

@@ -74,7 +74,8 @@ int run_engine_bench(const std::map<std::string, std::string>& options) {
   const int runs = std::stoi(opt(options, "runs", "10000"));
   const int paced_runs = std::stoi(opt(options, "paced-runs", "200"));
   const double rate = std::stod(opt(options, "rate", "20"));
-  const int workers = std::stoi(opt(options, "workers", "8"));
+  const int workers =
+      std::stoi(opt(options, "workers", std::to_string(runtime::default_workers())));
   const int batch_size =
       std::stoi(opt(options, "batch-size", std::to_string(runtime::kDefaultBatchSize)));
 

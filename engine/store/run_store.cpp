@@ -244,60 +244,21 @@ class BatchImpl : public StepBatch {
                    const std::optional<std::string>& signal,
                    const std::optional<TimePoint>& until) override {
     QueryTimer timer("finish_wait");
-    // Claiming the lease first: if it was lost, the handler's writes go too.
-    auto owned = cur().exec_params(
-        "SELECT 1 FROM step_run WHERE run_id = $1 AND step_key = $2 AND lease_owner = $3 "
-        "AND attempt = $4 AND status = 'running' FOR UPDATE",
-        s.run_id, s.step_key, owner, s.attempt);
-    if (owned.empty()) {
-      discard_step_writes();
-      return false;
-    }
-    keep_step_writes();
     std::optional<std::string> until_ms;
     if (until)
       until_ms = std::to_string(
           std::chrono::duration_cast<std::chrono::milliseconds>(until->time_since_epoch()).count());
-    // A signal that arrived before the step started waiting is consumed at once.
-    std::optional<std::string> early_payload;
-    if (signal) {
-      auto sig = cur().exec_params(
-          "UPDATE run_signal SET consumed_by = $3 WHERE id = (SELECT id FROM run_signal WHERE "
-          "run_id = $1 AND name = $2 AND consumed_by IS NULL ORDER BY id LIMIT 1 FOR UPDATE) "
-          "RETURNING payload::text",
-          s.run_id, *signal, s.step_key);
-      if (!sig.empty()) early_payload = sig[0][0].c_str();
+    // schema/0013_wait_and_signal.sql; takes a signal that arrived before the step waited.
+    auto r = cur().exec_prepared(
+        impl_.prepare("step_wait", "SELECT step_wait($1, $2, $3, $4, $5, $6::bigint)"), s.run_id,
+        s.step_key, owner, s.attempt, opt(signal), opt(until_ms));
+    const std::string outcome = r[0][0].c_str();
+    if (outcome == "lost") {
+      discard_step_writes();  // if the lease was lost, the handler's writes go too
+      return false;
     }
-    pqxx::result r;
-    if (early_payload) {
-      Json wake = {
-          {"kind", "signal"}, {"signal", *signal}, {"payload", Json::parse(*early_payload)}};
-      r = cur().exec_params(
-          "UPDATE step_run SET status = 'ready', run_at = now(), wake = $5::jsonb, "
-          "lease_owner = NULL WHERE run_id = $1 AND step_key = $2 AND lease_owner = $3 "
-          "AND attempt = $4 AND status = 'running'",
-          s.run_id, s.step_key, owner, s.attempt, wake.dump());
-      if (r.affected_rows() == 0) return false;
-      history(cur(), s.run_id, "signalled", s.step_key, s.attempt, owner,
-              Json{{"signal", *signal}});
-      ++promoted_;
-      return true;
-    }
-    r = cur().exec_params(
-        "UPDATE step_run SET status = 'waiting', wait_signal = $5, "
-        "wait_until = to_timestamp($6::bigint / 1000.0), lease_owner = NULL, wake = NULL, "
-        "attempt = attempt - 1 "
-        "WHERE run_id = $1 AND step_key = $2 AND lease_owner = $3 AND attempt = $4 "
-        "AND status = 'running'",
-        s.run_id, s.step_key, owner, s.attempt, opt(signal), opt(until_ms));
-    if (r.affected_rows() == 0) return false;
-    cur().exec_params(
-        "UPDATE workflow_run SET status = 'waiting' WHERE id = $1 AND status = 'running'",
-        s.run_id);
-    Json detail = Json::object();
-    if (signal) detail["signal"] = *signal;
-    if (until_ms) detail["until_ms"] = std::stoll(*until_ms);
-    history(cur(), s.run_id, "waiting", s.step_key, s.attempt, owner, detail);
+    keep_step_writes();
+    if (outcome == "signalled") ++promoted_;
     return true;
   }
 
@@ -793,36 +754,25 @@ Store::CommandResult Store::signal(std::int64_t run_id, const std::string& name,
                                    const BeforeSignal& before) {
   return translate([&] {
     pqxx::work tx(impl_->conn);
-    auto locked = lock_run(tx, run_id, before, message);
-    if (auto* refused = std::get_if<CommandResult>(&locked)) return *refused;
-    const std::string status = std::get<std::string>(locked);
-    if (status == "succeeded" || status == "failed" || status == "cancelled") {
-      *message = "run " + std::to_string(run_id) + " is " + status + "; it takes no signals";
+    if (before) {
+      TxSql sql(tx);
+      if (!before(sql)) return CommandResult::kConflict;
+    }
+    // Locks the run, then wakes the waiting step or keeps the signal (schema/0013).
+    const std::string outcome =
+        tx.exec_prepared(impl_->prepare("signal", "SELECT run_signal_deliver($1, $2, $3::jsonb)"),
+                         run_id, name, payload.dump())[0][0]
+            .c_str();
+    if (outcome == "not_found") {
+      *message = "run " + std::to_string(run_id) + " not found";
+      return CommandResult::kNotFound;
+    }
+    if (outcome.rfind("ended:", 0) == 0) {
+      *message =
+          "run " + std::to_string(run_id) + " is " + outcome.substr(6) + "; it takes no signals";
       return CommandResult::kConflict;
     }
-    Json wake = {{"kind", "signal"}, {"signal", name}, {"payload", payload}};
-    auto woken = tx.exec_params(
-        "UPDATE step_run SET status = 'ready', run_at = now(), wake = $3::jsonb, "
-        "wait_signal = NULL, wait_until = NULL WHERE step_key = (SELECT step_key FROM step_run "
-        "WHERE run_id = $1 AND status = 'waiting' AND wait_signal = $2 ORDER BY step_key LIMIT 1) "
-        "AND run_id = $1 AND status = 'waiting' RETURNING step_key",
-        run_id, name, wake.dump());
-    if (woken.empty()) {
-      // Nobody waits yet: keep it for the step that will.
-      tx.exec_params("INSERT INTO run_signal (run_id, name, payload) VALUES ($1, $2, $3::jsonb)",
-                     run_id, name, payload.dump());
-      history(tx, run_id, "signalled", std::nullopt, std::nullopt, std::nullopt,
-              Json{{"signal", name}, {"stored", true}});
-      *message = "stored";
-    } else {
-      tx.exec_params(
-          "UPDATE workflow_run SET status = 'running' WHERE id = $1 AND status = 'waiting'",
-          run_id);
-      history(tx, run_id, "signalled", std::string(woken[0][0].c_str()), std::nullopt, std::nullopt,
-              Json{{"signal", name}});
-      tx.exec(kNotifyWake);
-      *message = "delivered";
-    }
+    *message = outcome;  // "delivered", or "stored" for the step that will wait for it
     tx.commit();
     return CommandResult::kOk;
   });
