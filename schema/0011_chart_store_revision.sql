@@ -7,10 +7,23 @@
 -- The statements after it see revisions committed by whoever held the lock before: a volatile
 -- function takes a new snapshot per statement under READ COMMITTED.
 --
+-- The body is kept as json, not jsonb: the text exactly as uploaded (or written back), checked
+-- for syntax but not taken apart and rebuilt. Nothing queries inside a chart body, and building
+-- jsonb of every 50 KB upload and write-back, then text again for every read, was a good part
+-- of an upload's database time. Existing rows keep their (normalised) text.
+ALTER TABLE chart_revision ALTER COLUMN body TYPE json USING body::json;
+DO $$
+BEGIN
+  ALTER TABLE chart_revision ALTER COLUMN body SET COMPRESSION lz4;
+EXCEPTION WHEN feature_not_supported THEN
+  RAISE NOTICE 'lz4 is not available in this PostgreSQL build; documents stay pglz-compressed';
+END
+$$;
+
 -- Identical content is a duplicate: for an upload, any earlier upload of the chart with that
 -- hash; for a write-back, one on the same base revision. Then nothing is written.
 CREATE OR REPLACE FUNCTION chart_store_revision(p_chart_id text, p_patient_ref text,
-                                                p_content_hash text, p_body jsonb, p_source text,
+                                                p_content_hash text, p_body json, p_source text,
                                                 p_by text, p_based_on int)
 RETURNS TABLE (stored_revision int, duplicate boolean)
 LANGUAGE plpgsql AS $$

@@ -117,13 +117,14 @@ void add_chart_routes(Router& router, runtime::Engine& engine, metrics::Metrics*
              Access::of({Role::kReviewer}), [&engine](Request& req) {
                const std::string chart_id = chart_id_param(req);
                const auto n = parse_id(req.param("n"), "revision");
-               std::optional<Json> bundle;
+               std::optional<std::string> bundle;
                read_chart_data(engine, req, "chart_revision.read", chart_id, [&](Sql& sql) {
                  bundle = handlers::get_revision(sql, chart_id, static_cast<int>(n));
                });
                if (!bundle) return Response::error(404, "revision not found");
-               Response r = Response::json(200, *bundle);
+               Response r;
                r.content_type = "application/fhir+json";
+               r.body = std::move(*bundle);
                return r;
              });
 

@@ -84,14 +84,12 @@ std::optional<Json> get_chart(Sql& sql, const std::string& chart_id) {
   return chart;
 }
 
-std::optional<Json> get_revision(Sql& sql, const std::string& chart_id, int revision) {
+std::optional<std::string> get_revision(Sql& sql, const std::string& chart_id, int revision) {
   auto row = query_one(
       sql, "SELECT body::text AS body FROM chart_revision WHERE chart_id = $1 AND revision = $2",
       {chart_id, std::to_string(revision)});
   if (!row) return std::nullopt;
-  Json body = column_json(*row, "body");
-  if (body.is_null()) return std::nullopt;
-  return body;
+  return column_text(*row, "body");
 }
 
 Json list_reviews(Sql& sql, const std::optional<std::string>& status,

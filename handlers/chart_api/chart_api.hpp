@@ -26,8 +26,9 @@ inline constexpr int kMaxReviewListLimit = 1000;
 // nullopt when the chart does not exist. The lead adds "runs".
 std::optional<Json> get_chart(Sql& sql, const std::string& chart_id);
 
-// The Bundle of revision n, as uploaded or as written back; nullopt when absent.
-std::optional<Json> get_revision(Sql& sql, const std::string& chart_id, int revision);
+// The Bundle of revision n, as uploaded or as written back (the stored text, byte for byte);
+// nullopt when absent.
+std::optional<std::string> get_revision(Sql& sql, const std::string& chart_id, int revision);
 
 // {"reviews": [{id, chart_id, revision, run_id, step, assignee, original_assignee, status,
 //  due_at, escalations, created_at, decision, summary: {patient, encounter}}]}, newest first.

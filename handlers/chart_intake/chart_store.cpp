@@ -13,7 +13,7 @@ namespace {
 // schema/0011_chart_store_revision.sql: lock the chart, skip identical content, number and
 // insert the revision, in one round trip.
 constexpr const char* kStoreRevision =
-    "SELECT stored_revision, duplicate FROM chart_store_revision($1, $2, $3, $4::jsonb, $5, $6, "
+    "SELECT stored_revision, duplicate FROM chart_store_revision($1, $2, $3, $4::json, $5, $6, "
     "$7::int)";
 
 std::optional<std::string> patient_ref(const Json& bundle) {
