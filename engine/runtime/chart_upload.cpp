@@ -3,6 +3,7 @@
 #include "handlers/chart_intake/chart_intake.hpp"
 #include "handlers/chart_intake/chart_store.hpp"
 #include "handlers/common/chart_cache.hpp"
+#include "handlers/common/hash.hpp"
 
 namespace chartflow::runtime {
 
@@ -29,6 +30,9 @@ ChartUpload upload_chart(Engine& engine, std::optional<std::string> chart_id,
   }
   ChartUpload out;
   out.chart_id = *chart_id;
+  // Parsed, hashed and indexed once: the revision, its event and the steps' cache share it.
+  auto parsed = std::make_shared<const handlers::ParsedChart>(
+      std::move(bundle), handlers::sha256_hex(raw), raw.size());
   handlers::StoredRevision stored;
   store::EventInput ev;
   ev.type = kChartUploadedEvent;
@@ -37,10 +41,11 @@ ChartUpload upload_chart(Engine& engine, std::optional<std::string> chart_id,
   // The revision and its event commit together: an upload is never half-stored.
   out.event = engine.ingest(ev, [&](Sql& sql, store::EventInput& event) {
     if (also) also(sql);
-    stored = handlers::store_revision(sql, out.chart_id, raw, bundle, uploader);
+    stored = handlers::store_revision(sql, out.chart_id, raw, parsed->content_hash, parsed->index,
+                                      uploader);
     if (stored.duplicate) return false;
-    event.body =
-        handlers::chart_event_body(bundle, out.chart_id, stored.revision, stored.content_hash);
+    event.body = handlers::chart_event_body(parsed->index, out.chart_id, stored.revision,
+                                            stored.content_hash);
     event.dedup_key = out.chart_id + "/" + std::to_string(stored.revision);
     return true;
   });
@@ -48,8 +53,7 @@ ChartUpload upload_chart(Engine& engine, std::optional<std::string> chart_id,
   out.content_hash = stored.content_hash;
   out.duplicate = stored.duplicate;
   // The steps about to run would each look the Bundle up by content hash: hand them the parse.
-  if (!stored.duplicate)
-    handlers::ChartCache::instance().put(stored.content_hash, std::move(bundle), raw.size());
+  if (!stored.duplicate) handlers::ChartCache::instance().put(parsed);
   return out;
 }
 

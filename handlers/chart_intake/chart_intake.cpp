@@ -86,7 +86,11 @@ std::optional<std::string> patient_chart_id(const Json& bundle) {
 
 Json chart_event_body(const Json& bundle, const std::string& chart_id, int revision,
                       const std::string& content_hash) {
-  fhir::BundleIndex index(bundle);
+  return chart_event_body(fhir::BundleIndex(bundle), chart_id, revision, content_hash);
+}
+
+Json chart_event_body(const fhir::BundleIndex& index, const std::string& chart_id, int revision,
+                      const std::string& content_hash) {
   Json body = {{"chart_id", chart_id},
                {"revision", revision},
                {"has_billable", has_billable(index)},

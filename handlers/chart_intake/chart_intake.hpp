@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "engine/handler.hpp"
+#include "handlers/fhir/bundle_index.hpp"
 
 namespace chartflow::handlers {
 
@@ -34,5 +35,7 @@ std::optional<std::string> patient_chart_id(const Json& bundle);
 // released: an Encounter is finished with a discharge disposition.
 Json chart_event_body(const Json& bundle, const std::string& chart_id, int revision,
                       const std::string& content_hash = "");
+Json chart_event_body(const fhir::BundleIndex& index, const std::string& chart_id, int revision,
+                      const std::string& content_hash);
 
 }  // namespace chartflow::handlers

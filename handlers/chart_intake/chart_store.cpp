@@ -16,8 +16,7 @@ constexpr const char* kStoreRevision =
     "SELECT stored_revision, duplicate FROM chart_store_revision($1, $2, $3, $4::json, $5, $6, "
     "$7::int)";
 
-std::optional<std::string> patient_ref(const Json& bundle) {
-  fhir::BundleIndex index(bundle);
+std::optional<std::string> patient_ref(const fhir::BundleIndex& index) {
   const Json* patient = index.patient();
   if (patient == nullptr) return std::nullopt;
   std::string ref = index.ref_of(*patient);
@@ -27,9 +26,10 @@ std::optional<std::string> patient_ref(const Json& bundle) {
 
 StoredRevision store(Sql& sql, const std::string& chart_id,
                      const std::optional<std::string>& patient, const std::string& body,
-                     const char* source, const std::string& by, std::optional<int> based_on) {
+                     std::string content_hash, const char* source, const std::string& by,
+                     std::optional<int> based_on) {
   StoredRevision stored;
-  stored.content_hash = sha256_hex(body);
+  stored.content_hash = std::move(content_hash);
   std::optional<std::string> base;
   if (based_on) base = std::to_string(*based_on);
   auto row =
@@ -45,13 +45,22 @@ StoredRevision store(Sql& sql, const std::string& chart_id,
 
 StoredRevision store_revision(Sql& sql, const std::string& chart_id, const std::string& raw_body,
                               const Json& bundle, const std::string& uploader) {
-  return store(sql, chart_id, patient_ref(bundle), raw_body, "upload", uploader, std::nullopt);
+  return store_revision(sql, chart_id, raw_body, sha256_hex(raw_body), fhir::BundleIndex(bundle),
+                        uploader);
+}
+
+StoredRevision store_revision(Sql& sql, const std::string& chart_id, const std::string& raw_body,
+                              const std::string& content_hash, const fhir::BundleIndex& index,
+                              const std::string& uploader) {
+  return store(sql, chart_id, patient_ref(index), raw_body, content_hash, "upload", uploader,
+               std::nullopt);
 }
 
 StoredRevision store_writeback_revision(Sql& sql, const std::string& chart_id,
                                         int based_on_revision, const std::string& text,
                                         const std::string& written_by) {
-  return store(sql, chart_id, std::nullopt, text, "writeback", written_by, based_on_revision);
+  return store(sql, chart_id, std::nullopt, text, sha256_hex(text), "writeback", written_by,
+               based_on_revision);
 }
 
 }  // namespace chartflow::handlers

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "engine/handler.hpp"
+#include "handlers/fhir/bundle_index.hpp"
 
 namespace chartflow::handlers {
 
@@ -25,6 +26,10 @@ struct StoredRevision {
 // Throws on database failure (a unique violation on a lost race is a conflict: retry).
 StoredRevision store_revision(Sql& sql, const std::string& chart_id, const std::string& raw_body,
                               const Json& bundle, const std::string& uploader);
+// The same, for a caller that has hashed and indexed the Bundle already (the upload path).
+StoredRevision store_revision(Sql& sql, const std::string& chart_id, const std::string& raw_body,
+                              const std::string& content_hash, const fhir::BundleIndex& index,
+                              const std::string& uploader);
 
 // Stores a Bundle written back by a handler (source 'writeback', based on `based_on_revision`),
 // given as its JSON text. Idempotent: identical content already written back on the same base

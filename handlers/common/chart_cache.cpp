@@ -43,9 +43,13 @@ void ChartCache::insert_locked(const ChartPtr& chart) {
 
 ChartPtr ChartCache::put(const std::string& content_hash, Json bundle, std::size_t source_bytes) {
   auto chart = std::make_shared<const ParsedChart>(std::move(bundle), content_hash, source_bytes);
+  put(chart);
+  return chart;
+}
+
+void ChartCache::put(const ChartPtr& chart) {
   std::lock_guard lock(mutex_);
   insert_locked(chart);
-  return chart;
 }
 
 ChartPtr ChartCache::load(Sql& sql, const std::string& chart_id, int revision,

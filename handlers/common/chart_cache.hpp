@@ -67,6 +67,7 @@ class ChartCache {
                 const std::string& content_hash = "");
   // Adds an already parsed Bundle (the upload path has just parsed it).
   ChartPtr put(const std::string& content_hash, Json bundle, std::size_t source_bytes);
+  void put(const ChartPtr& chart);
   ChartPtr get(const std::string& content_hash);
 
   std::size_t size() const;
