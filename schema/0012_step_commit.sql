@@ -8,6 +8,8 @@
 -- (through the batch's transaction) and was not finished had its lease taken over meanwhile,
 -- so its writes must not stand: the function then raises SQLSTATE CFL01 and the caller rolls
 -- the transaction back.
+-- p_waiting: runs a step of this batch started waiting in (step_wait), marked 'waiting' after
+-- the finishes, so a step of the run finished here does not mark the run running again.
 -- p_logs: [{level, message, workflow, run_id, step, attempt, fields}].
 -- Returns {"promoted": dependents made ready, "succeeded": [workflow of each run
 -- that succeeded], "claimed": [step_claim rows]}.
@@ -15,8 +17,9 @@
 -- Steps finished here share one finish time, this statement's: their completion is this
 -- commit. Dependents and runs are counted down by how many of their needs and steps finished here (one
 -- UPDATE changes a row once, so several finishes in one run are aggregated first).
-CREATE OR REPLACE FUNCTION step_commit(p_owner text, p_finishes jsonb, p_logs jsonb,
-                                       p_claim int, p_lease_ms bigint, p_keyed boolean)
+CREATE OR REPLACE FUNCTION step_commit(p_owner text, p_finishes jsonb, p_waiting bigint[],
+                                       p_logs jsonb, p_claim int, p_lease_ms bigint,
+                                       p_keyed boolean)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_sort = off
@@ -27,13 +30,16 @@ DECLARE
   v_lost bigint := 0;
   v_claimed jsonb := '[]';
 BEGIN
-  IF jsonb_array_length(p_finishes) > 0 THEN
-    -- Run rows are locked in one order by every batch, so two batches finishing steps of the
-    -- same runs queue behind each other instead of deadlocking.
-    -- (An index scan for an array of keys returns them in key order.)
+  -- Run rows are locked in one order by every batch, so two batches finishing steps of the
+  -- same runs queue behind each other instead of deadlocking.
+  -- (An index scan for an array of keys returns them in key order.)
+  IF jsonb_array_length(p_finishes) > 0 OR cardinality(p_waiting) > 0 THEN
     PERFORM 1 FROM workflow_run w
-      WHERE w.id = ANY (ARRAY(SELECT (f->>'run_id')::bigint FROM jsonb_array_elements(p_finishes) f))
+      WHERE w.id = ANY (ARRAY(SELECT (f->>'run_id')::bigint FROM jsonb_array_elements(p_finishes) f)
+                        || p_waiting)
       ORDER BY w.id FOR NO KEY UPDATE;
+  END IF;
+  IF jsonb_array_length(p_finishes) > 0 THEN
     WITH input AS (
       SELECT * FROM jsonb_to_recordset(p_finishes)
         AS x(run_id bigint, step_key text, attempt int, status text, output jsonb, wrote boolean)),
@@ -79,6 +85,9 @@ BEGIN
       RAISE EXCEPTION '% step(s) of this batch are no longer held by %', v_lost, p_owner
         USING ERRCODE = 'CFL01';
     END IF;
+  END IF;
+  IF cardinality(p_waiting) > 0 THEN
+    UPDATE workflow_run SET status = 'waiting' WHERE id = ANY (p_waiting) AND status = 'running';
   END IF;
   IF jsonb_array_length(p_logs) > 0 THEN
     INSERT INTO log_record (level, message, workflow, run_id, step, attempt, fields)

@@ -4,7 +4,9 @@
 -- The step (held by p_owner at p_attempt) waits for signal p_signal and/or until p_until_ms
 -- (epoch ms). A signal that arrived before the step started waiting is consumed at once and the
 -- step is ready again. Returns 'lost' (the step is no longer this owner's: nothing is written),
--- 'signalled' or 'waiting'.
+-- 'signalled' or 'waiting'. The run row is not touched here: the batch's step_commit marks the
+-- run waiting, after its other finishes and with the run rows locked in id order (a run row
+-- locked here, mid-batch, could deadlock with another batch's ordered locks).
 CREATE OR REPLACE FUNCTION step_wait(p_run_id bigint, p_step_key text, p_owner text,
                                      p_attempt int, p_signal text, p_until_ms bigint)
 RETURNS text
@@ -40,7 +42,6 @@ BEGIN
     wait_until = to_timestamp(p_until_ms / 1000.0), lease_owner = NULL, wake = NULL,
     attempt = attempt - 1
     WHERE run_id = p_run_id AND step_key = p_step_key;
-  UPDATE workflow_run SET status = 'waiting' WHERE id = p_run_id AND status = 'running';
   INSERT INTO run_history (run_id, type, step, attempt, worker, detail)
     VALUES (p_run_id, 'waiting', p_step_key, p_attempt, p_owner,
             jsonb_strip_nulls(jsonb_build_object('signal', p_signal, 'until_ms', p_until_ms)));
@@ -58,7 +59,9 @@ DECLARE
   v_status text;
   v_step text;
 BEGIN
-  SELECT status INTO v_status FROM workflow_run WHERE id = p_run_id FOR UPDATE;
+  -- NO KEY UPDATE: the foreign-key checks of history rows other transactions insert for this
+  -- run do not hold it up.
+  SELECT status INTO v_status FROM workflow_run WHERE id = p_run_id FOR NO KEY UPDATE;
   IF NOT FOUND THEN
     RETURN 'not_found';
   END IF;

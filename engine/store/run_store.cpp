@@ -37,6 +37,13 @@ std::vector<ClaimedStep> read_claimed(const pqxx::result& r) {
   return out;
 }
 
+// A PostgreSQL array literal of ids: {1,2,3}.
+std::string id_array(const std::vector<std::int64_t>& ids) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < ids.size(); ++i) out += (i ? "," : "") + std::to_string(ids[i]);
+  return out + "}";
+}
+
 // The claimed rows as step_commit returns them (to_jsonb of step_claim's rows).
 std::vector<ClaimedStep> read_claimed(const Json& rows) {
   std::vector<ClaimedStep> out;
@@ -259,6 +266,7 @@ class BatchImpl : public StepBatch {
     }
     keep_step_writes();
     if (outcome == "signalled") ++promoted_;
+    if (outcome == "waiting") waiting_runs_.push_back(s.run_id);
     return true;
   }
 
@@ -278,15 +286,15 @@ class BatchImpl : public StepBatch {
     keep_step_writes();
     if (notify_) cur().exec(kNotifyWake);
     std::vector<ClaimedStep> next;
-    if (!deferred_.empty() || !logs_.empty() || claim_next > 0) {
+    if (!deferred_.empty() || !waiting_runs_.empty() || !logs_.empty() || claim_next > 0) {
       // Claiming the next steps (often the ones this batch just released) in the same commit
       // halves the durable commits per step.
       static const std::string kStepCommit =
-          "SELECT step_commit($1, $2::jsonb, $3::jsonb, $4, $5, $6)";
+          "SELECT step_commit($1, $2::jsonb, $3::bigint[], $4::jsonb, $5, $6, $7)";
       pqxx::result r;
       try {
         r = tx_.exec_prepared(impl_.prepare("step_commit", kStepCommit), owner, deferred_.dump(),
-                              log_records_json(logs_).dump(), claim_next,
+                              id_array(waiting_runs_), log_records_json(logs_).dump(), claim_next,
                               static_cast<std::int64_t>(lease.count()), include_keyed);
       } catch (const pqxx::sql_error& e) {
         if (e.sqlstate() != kLeaseLostState) throw;
@@ -295,6 +303,7 @@ class BatchImpl : public StepBatch {
         throw LeaseLost(lost_steps(owner));
       }
       deferred_ = Json::array();
+      waiting_runs_.clear();
       logs_.clear();
       const Json result = Json::parse(r[0][0].c_str());
       promoted_ += result.at("promoted").get<int>();
@@ -357,7 +366,8 @@ class BatchImpl : public StepBatch {
   bool step_savepoint_ = false;   // ... inside its own savepoint
   bool release_pending_ = false;  // a kept step's savepoint is still open, see keep_step_writes
   std::vector<LogRecord> logs_;
-  Json deferred_ = Json::array();  // finish_done calls not yet sent, see commit
+  Json deferred_ = Json::array();           // finish_done calls not yet sent, see commit
+  std::vector<std::int64_t> waiting_runs_;  // runs to mark waiting at commit, see finish_wait
   bool defer_ok_ = true;
   std::vector<std::string> succeeded_runs_;
   std::string last_run_status_;
