@@ -146,7 +146,8 @@ class Store {
 class StepBatch {
  public:
   virtual ~StepBatch() = default;
-  // Opens the step's savepoint lazily on first use.
+  // The step's way to write in the batch's transaction, opened (with a savepoint when earlier
+  // steps' writes must survive this one) on first use.
   virtual Sql& sql() = 0;
   // Discards whatever the current step wrote through sql().
   virtual void discard_step_writes() = 0;
@@ -167,10 +168,11 @@ class StepBatch {
   // Emits the run-end event (kRunSucceededEvent / kRunFailedEvent) of a run this batch has just
   // ended, starting the runs `plan` gives it; they commit with the batch.
   virtual void emit_run_end(std::int64_t run_id, const Store::PlanRuns& plan) = 0;
-  // Steps whose handler wrote nothing are finished together in one statement at commit, unless
-  // the caller needs each run's end as it happens (to emit its run-end event): then off.
+  // Steps are finished together in one statement at commit (lease-checked there), unless the
+  // caller needs each run's end as it happens (to emit its run-end event): then off.
   virtual void defer_finishes(bool allowed) = 0;
-  // Commits, claiming up to `claim_next` due steps for `owner` in the same transaction.
+  // Commits, claiming up to `claim_next` due steps for `owner` in the same transaction. Throws
+  // LeaseLost, after rolling everything back, when a step that wrote had lost its lease.
   virtual std::vector<ClaimedStep> commit(const std::string& owner, int claim_next,
                                           std::chrono::milliseconds lease, bool include_keyed) = 0;
   // Workflows of the runs that succeeded with this batch's finished steps (known once
