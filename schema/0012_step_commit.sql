@@ -11,8 +11,8 @@
 -- p_waiting: runs a step of this batch started waiting in (step_wait), marked 'waiting' after
 -- the finishes, so a step of the run finished here does not mark the run running again.
 -- p_logs: [{level, message, workflow, run_id, step, attempt, fields}].
--- Returns {"promoted": dependents made ready, "succeeded": [workflow of each run
--- that succeeded], "claimed": [step_claim rows]}.
+-- Returns {"promoted": dependents made ready, "succeeded": [workflow of each run that
+-- succeeded], "succeeded_ids": [their ids], "claimed": [step_claim rows]}.
 --
 -- Steps finished here share one finish time, this statement's: their completion is this
 -- commit. Dependents and runs are counted down by how many of their needs and steps finished here (one
@@ -27,6 +27,7 @@ AS $$
 DECLARE
   v_promoted bigint := 0;
   v_succeeded jsonb := '[]';
+  v_succeeded_ids jsonb := '[]';
   v_lost bigint := 0;
   v_claimed jsonb := '[]';
 BEGIN
@@ -78,9 +79,11 @@ BEGIN
     SELECT (SELECT count(*) FROM promoted WHERE status = 'ready'),
       (SELECT coalesce(jsonb_agg(workflow), '[]') FROM run
         WHERE status = 'succeeded' AND remaining_steps = 0),
+      (SELECT coalesce(jsonb_agg(id), '[]') FROM run
+        WHERE status = 'succeeded' AND remaining_steps = 0),
       (SELECT count(*) FROM input i WHERE i.wrote AND NOT EXISTS (
         SELECT 1 FROM done d WHERE d.run_id = i.run_id AND d.step_key = i.step_key))
-    INTO v_promoted, v_succeeded, v_lost;
+    INTO v_promoted, v_succeeded, v_succeeded_ids, v_lost;
     IF v_lost > 0 THEN
       RAISE EXCEPTION '% step(s) of this batch are no longer held by %', v_lost, p_owner
         USING ERRCODE = 'CFL01';
@@ -100,6 +103,7 @@ BEGIN
     FROM step_claim(p_owner, p_lease_ms, p_claim, p_keyed, false) c;
   END IF;
   RETURN jsonb_build_object('promoted', v_promoted, 'succeeded', v_succeeded,
+                            'succeeded_ids', v_succeeded_ids,
                             'claimed', v_claimed);
 END
 $$;

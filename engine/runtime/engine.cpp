@@ -312,10 +312,9 @@ std::vector<store::ClaimedStep> Engine::run_batch(store::Store& store,
       if (!event) event = std::make_shared<const Json>(Json::object());
       inputs.emplace_back(workflows_->by_version(s.workflow_version_id, store), std::move(event));
     }
-    // Run-end events are emitted as each run ends, which the batched finish cannot tell.
-    const bool defer = !listened(store::kRunSucceededEvent);
+    const auto succeeded_plan = run_end_plan(store::kRunSucceededEvent);
     auto batch = store.begin_batch();
-    batch->defer_finishes(defer);
+    batch->emit_succeeded_with(succeeded_plan);
     auto batch_start = std::chrono::steady_clock::now();
     for (std::size_t i = 0; i < steps.size(); ++i) {
       const auto& s = steps[i];
@@ -327,7 +326,7 @@ std::vector<store::ClaimedStep> Engine::run_batch(store::Store& store,
         report_succeeded(*batch);
         batch.reset();  // a connection holds one transaction object at a time
         batch = store.begin_batch();
-        batch->defer_finishes(defer);
+        batch->emit_succeeded_with(succeeded_plan);
         batch_start = std::chrono::steady_clock::now();
       }
       execute(*batch, s, inputs[i].first, *inputs[i].second);
@@ -365,8 +364,7 @@ void Engine::execute(store::StepBatch& batch, const store::ClaimedStep& s, const
   if (def->when && !s.wake) {
     const Json doc = {{"event", event}, {"steps", s.needs_output}};
     if (!def->when->evaluate(doc)) {
-      if (batch.finish_done(s, owner, Json::object(), /*skipped=*/true))
-        emit_if_ended(batch, s.run_id);
+      batch.finish_done(s, owner, Json::object(), /*skipped=*/true);
       return;
     }
   }
@@ -405,7 +403,7 @@ void Engine::execute(store::StepBatch& batch, const store::ClaimedStep& s, const
       [&](auto& o) {
         using T = std::decay_t<decltype(o)>;
         if constexpr (std::is_same_v<T, Completed>) {
-          if (batch.finish_done(s, owner, o.output, false)) emit_if_ended(batch, s.run_id);
+          batch.finish_done(s, owner, o.output, false);
         } else if constexpr (std::is_same_v<T, Retry>) {
           fail_attempt(o.reason, false, o.after);
         } else if constexpr (std::is_same_v<T, Fail>) {

@@ -142,63 +142,19 @@ class BatchImpl : public StepBatch {
     step_savepoint_ = false;
   }
 
-  bool finish_done(const ClaimedStep& s, const std::string& owner, const Json& output,
+  bool finish_done(const ClaimedStep& s, const std::string& /*owner*/, const Json& output,
                    bool skipped) override {
-    if (defer_ok_) {
-      // Finished with the batch's other steps in one statement at commit. One that wrote and
-      // turns out to have lost its lease by then fails the commit (step_commit raises), so its
-      // writes never stand without its completion.
-      last_run_status_.clear();
-      deferred_.push_back({{"run_id", s.run_id},
-                           {"step_key", s.step_key},
-                           {"attempt", s.attempt},
-                           {"status", skipped ? "skipped" : "succeeded"},
-                           {"output", output},
-                           {"wrote", in_step_}});
-      keep_step_writes();
-      return true;
-    }
-    QueryTimer timer("finish_step");
-    // Marks the step done, releases the dependents whose last need this was, and counts the run
-    // down; the run succeeds when its last step is done. One round trip per finished step.
-    static const std::string kFinishStep =
-        "WITH done AS ("
-        "  UPDATE step_run SET status = $5, output = $6::jsonb, finished_at = clock_timestamp(), "
-        "    lease_owner = NULL, wake = NULL, error = NULL"
-        "  WHERE run_id = $1 AND step_key = $2 AND lease_owner = $3 AND attempt = $4 "
-        "    AND status = 'running' RETURNING run_id, step_key),"
-        " promoted AS ("
-        "  UPDATE step_run p SET pending_needs = p.pending_needs - 1, run_at = now(),"
-        "    status = CASE WHEN p.pending_needs = 1 THEN 'ready' ELSE p.status END"
-        "  FROM done WHERE p.run_id = done.run_id AND p.status = 'pending' "
-        "    AND p.needs ? done.step_key RETURNING p.status),"
-        " run AS ("
-        "  UPDATE workflow_run w SET remaining_steps = w.remaining_steps - 1,"
-        "    status = CASE WHEN w.remaining_steps = 1 AND w.status IN ('running', 'waiting') "
-        "      THEN 'succeeded' WHEN w.status = 'waiting' THEN 'running' ELSE w.status END,"
-        "    finished_at = CASE WHEN w.remaining_steps = 1 AND w.status IN ('running', 'waiting') "
-        "      THEN clock_timestamp() ELSE w.finished_at END"
-        "  FROM done WHERE w.id = done.run_id RETURNING w.id, w.status, w.remaining_steps),"
-        " h1 AS (INSERT INTO run_history (run_id, type, step, attempt, worker)"
-        "  SELECT run_id, $5, step_key, $4, $3 FROM done),"
-        " h2 AS (INSERT INTO run_history (run_id, type, worker)"
-        "  SELECT id, 'succeeded', $3 FROM run WHERE status = 'succeeded' AND remaining_steps = 0)"
-        " SELECT (SELECT count(*) FROM done), (SELECT count(*) FROM promoted WHERE status = "
-        "'ready'), (SELECT status FROM run)";
-    auto r =
-        cur().exec_prepared(impl_.prepare("finish_step", kFinishStep), s.run_id, s.step_key, owner,
-                            s.attempt, skipped ? "skipped" : "succeeded", output.dump());
-    if (r[0][0].as<int>() == 0) {
-      discard_step_writes();
-      return false;
-    }
+    // Finished with the batch's other steps in one statement at commit. One that wrote and turns
+    // out to have lost its lease by then fails the commit (step_commit raises), so its writes
+    // never stand without its completion.
+    last_run_status_.clear();
+    deferred_.push_back({{"run_id", s.run_id},
+                         {"step_key", s.step_key},
+                         {"attempt", s.attempt},
+                         {"status", skipped ? "skipped" : "succeeded"},
+                         {"output", output},
+                         {"wrote", in_step_}});
     keep_step_writes();
-    promoted_ += r[0][1].as<int>();
-    last_run_status_ = r[0][2].is_null() ? "" : r[0][2].c_str();
-    if (last_run_status_ == "succeeded") {
-      succeeded_runs_.push_back(s.workflow);
-      ++runs_finished_;
-    }
     return true;
   }
 
@@ -273,7 +229,7 @@ class BatchImpl : public StepBatch {
   void log(const LogRecord& rec) override { logs_.push_back(rec); }
   const std::vector<std::string>& succeeded_runs() const override { return succeeded_runs_; }
   const std::string& last_run_status() const override { return last_run_status_; }
-  void defer_finishes(bool allowed) override { defer_ok_ = allowed; }
+  void emit_succeeded_with(const Store::PlanRuns& plan) override { succeeded_plan_ = plan; }
 
   void emit_run_end(std::int64_t run_id, const Store::PlanRuns& plan) override {
     keep_step_writes();
@@ -284,7 +240,8 @@ class BatchImpl : public StepBatch {
                                   std::chrono::milliseconds lease, bool include_keyed) override {
     QueryTimer timer("batch_commit");
     keep_step_writes();
-    if (notify_) cur().exec(kNotifyWake);
+    // The run-end events of the runs these finishes end commit with them.
+    if (succeeded_plan_ && !deferred_.empty()) cur();
     std::vector<ClaimedStep> next;
     if (!deferred_.empty() || !waiting_runs_.empty() || !logs_.empty() || claim_next > 0) {
       // Claiming the next steps (often the ones this batch just released) in the same commit
@@ -309,8 +266,13 @@ class BatchImpl : public StepBatch {
       promoted_ += result.at("promoted").get<int>();
       for (const auto& wf : result.at("succeeded"))
         succeeded_runs_.push_back(wf.get<std::string>());
+      if (succeeded_plan_)
+        for (const auto& id : result.at("succeeded_ids"))
+          if (store::emit_run_end(impl_, tx_, id.get<std::int64_t>(), succeeded_plan_))
+            notify_ = true;
       next = read_claimed(result.at("claimed"));
     }
+    if (notify_) cur().exec(kNotifyWake);
     if (open_) {
       // A transaction an error had aborted cannot get here: every path to COMMIT sends a
       // statement after the steps' own, which would have failed first.
@@ -368,7 +330,7 @@ class BatchImpl : public StepBatch {
   std::vector<LogRecord> logs_;
   Json deferred_ = Json::array();           // finish_done calls not yet sent, see commit
   std::vector<std::int64_t> waiting_runs_;  // runs to mark waiting at commit, see finish_wait
-  bool defer_ok_ = true;
+  Store::PlanRuns succeeded_plan_;          // see emit_succeeded_with
   std::vector<std::string> succeeded_runs_;
   std::string last_run_status_;
   bool notify_ = false;  // runs were started by a run-end event

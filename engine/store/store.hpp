@@ -151,7 +151,8 @@ class StepBatch {
   virtual Sql& sql() = 0;
   // Discards whatever the current step wrote through sql().
   virtual void discard_step_writes() = 0;
-  // Each finish_* returns false when the lease was lost (the step is no longer ours).
+  // Each finish_* returns false when the lease was lost (the step is no longer ours); for
+  // finish_done that is found at commit (see commit), so it returns true.
   virtual bool finish_done(const ClaimedStep& s, const std::string& owner, const Json& output,
                            bool skipped) = 0;
   virtual bool finish_retry(const ClaimedStep& s, const std::string& owner,
@@ -162,15 +163,16 @@ class StepBatch {
                            const std::optional<std::string>& signal,
                            const std::optional<TimePoint>& until) = 0;
   virtual void log(const LogRecord& r) = 0;
-  // The run's status after the last finish_done or finish_failed: "succeeded" or "failed" when
-  // that step ended the run, else something else.
+  // The run's status after the last finish_failed: "failed" when that step ended the run, else
+  // something else (runs that succeed end at commit: succeeded_runs).
   virtual const std::string& last_run_status() const = 0;
   // Emits the run-end event (kRunSucceededEvent / kRunFailedEvent) of a run this batch has just
   // ended, starting the runs `plan` gives it; they commit with the batch.
   virtual void emit_run_end(std::int64_t run_id, const Store::PlanRuns& plan) = 0;
-  // Steps are finished together in one statement at commit (lease-checked there), unless the
-  // caller needs each run's end as it happens (to emit its run-end event): then off.
-  virtual void defer_finishes(bool allowed) = 0;
+  // Steps are finished together in one statement at commit (lease-checked there). With a plan,
+  // each run those finishes end successfully emits its run-end event (kRunSucceededEvent),
+  // starting the runs `plan` gives it, in the same commit.
+  virtual void emit_succeeded_with(const Store::PlanRuns& plan) = 0;
   // Commits, claiming up to `claim_next` due steps for `owner` in the same transaction. Throws
   // LeaseLost, after rolling everything back, when a step that wrote had lost its lease.
   virtual std::vector<ClaimedStep> commit(const std::string& owner, int claim_next,

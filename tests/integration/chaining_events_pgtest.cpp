@@ -81,6 +81,30 @@ TEST_F(ChainingTest, SucceededRunStartsTheListeningWorkflowWithItsOutput) {
   EXPECT_TRUE(runs_of(h, "on-failure").empty());
 }
 
+// A listener for workflow.succeeded does not cost the batched finish: runs ended by one batch's
+// commit (one worker, so the runs share batches) each emit their event in that commit.
+TEST_F(ChainingTest, RunsEndedByOneBatchEachStartTheirListener) {
+  runtime::EngineSettings settings;
+  settings.workers = 1;
+  EngineHarness h(dsn(), {kFirst, kAfterFirst}, nullptr, settings);
+  std::vector<std::int64_t> firsts;
+  for (int i = 0; i < 5; ++i) firsts.push_back(h.start_run("demo.first", {{"n", i}}));
+  h.start();
+  for (const auto id : firsts) ASSERT_TRUE(h.wait_status(id, "succeeded"));
+  ASSERT_TRUE(wait_until([&] { return runs_of(h, "after-first").size() == 5; }));
+  for (const auto& run : runs_of(h, "after-first"))
+    ASSERT_TRUE(h.wait_status(run.at("id").get<std::int64_t>(), "succeeded"));
+  // Steps finished together share their statement's finish time.
+  EXPECT_LT(std::stoi(scalar("SELECT count(DISTINCT finished_at) FROM step_run WHERE run_id IN (" +
+                             std::to_string(firsts[0]) + "," + std::to_string(firsts[1]) + "," +
+                             std::to_string(firsts[2]) + "," + std::to_string(firsts[3]) + "," +
+                             std::to_string(firsts[4]) + ")")),
+            5);
+  EXPECT_EQ(scalar("SELECT count(*) FROM event WHERE type = 'workflow.succeeded' AND "
+                   "body->>'workflow' = 'first'"),
+            "5");
+}
+
 TEST_F(ChainingTest, FailedRunEmitsWorkflowFailedOncePerFailure) {
   EngineHarness h(dsn(), {kBreaks, kOnFailure});
   h.start();
