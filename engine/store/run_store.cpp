@@ -15,28 +15,6 @@ TimePoint from_epoch_ms(double ms) {
   return TimePoint(std::chrono::milliseconds(static_cast<std::int64_t>(ms)));
 }
 
-std::vector<ClaimedStep> read_claimed(const pqxx::result& r) {
-  std::vector<ClaimedStep> out;
-  out.reserve(r.size());
-  for (const auto& row : r) {
-    ClaimedStep c;
-    c.run_id = row[0].as<std::int64_t>();
-    c.step_key = row[1].c_str();
-    c.handler = row[2].c_str();
-    c.attempt = row[3].as<int>();
-    c.max_attempts = row[4].as<int>();
-    c.workflow_version_id = row[5].as<std::int64_t>();
-    c.workflow = row[6].c_str();
-    c.event_id = row[7].as<std::int64_t>();
-    c.event_type = row[8].c_str();
-    c.needs_output = Json::parse(row[9].c_str());
-    if (!row[10].is_null()) c.wake = Json::parse(row[10].c_str());
-    c.deadline = from_epoch_ms(row[11].as<double>());
-    out.push_back(std::move(c));
-  }
-  return out;
-}
-
 // A PostgreSQL array literal of ids: {1,2,3}.
 std::string id_array(const std::vector<std::int64_t>& ids) {
   std::string out = "{";
@@ -88,9 +66,11 @@ std::vector<ClaimedStep> claim_in(Store::Impl& impl, Tx& tx, const std::string& 
                                   std::chrono::milliseconds lease, bool include_keyed,
                                   bool own_transaction) {
   auto r = tx.exec_prepared(
-      impl.prepare("claim_steps", "SELECT * FROM step_claim($1, $2, $3, $4, $5)"), owner,
-      static_cast<std::int64_t>(lease.count()), limit, include_keyed, own_transaction);
-  return read_claimed(r);
+      impl.prepare(
+          "claim_steps",
+          "SELECT coalesce(jsonb_agg(to_jsonb(c)), '[]') FROM step_claim($1, $2, $3, $4, $5) c"),
+      owner, static_cast<std::int64_t>(lease.count()), limit, include_keyed, own_transaction);
+  return read_claimed(Json::parse(r[0][0].c_str()));
 }
 
 // The transaction is opened and closed by hand (BEGIN/COMMIT over a libpqxx nontransaction), so
@@ -171,7 +151,6 @@ class BatchImpl : public StepBatch {
     if (r.affected_rows() == 0) return false;
     history(cur(), s.run_id, "retried", s.step_key, s.attempt, owner,
             Json{{"error", error}, {"delay_ms", after.count()}});
-    ++retried_;
     return true;
   }
 
@@ -198,7 +177,6 @@ class BatchImpl : public StepBatch {
     if (!run.empty()) {
       history(cur(), s.run_id, "failed", std::nullopt, std::nullopt, owner,
               Json{{"step", s.step_key}});
-      ++runs_finished_;
     }
     return true;
   }
@@ -221,7 +199,6 @@ class BatchImpl : public StepBatch {
       return false;
     }
     keep_step_writes();
-    if (outcome == "signalled") ++promoted_;
     if (outcome == "waiting") waiting_runs_.push_back(s.run_id);
     return true;
   }
@@ -263,7 +240,6 @@ class BatchImpl : public StepBatch {
       waiting_runs_.clear();
       logs_.clear();
       const Json result = Json::parse(r[0][0].c_str());
-      promoted_ += result.at("promoted").get<int>();
       for (const auto& wf : result.at("succeeded"))
         succeeded_runs_.push_back(wf.get<std::string>());
       if (succeeded_plan_)
@@ -281,8 +257,6 @@ class BatchImpl : public StepBatch {
     }
     return next;
   }
-
-  int promoted() const { return promoted_; }
 
  private:
   // The transaction for a write outside the current step's own (finishes, history, events):
@@ -334,9 +308,6 @@ class BatchImpl : public StepBatch {
   std::vector<std::string> succeeded_runs_;
   std::string last_run_status_;
   bool notify_ = false;  // runs were started by a run-end event
-  int promoted_ = 0;
-  int retried_ = 0;
-  int runs_finished_ = 0;
 };
 
 }  // namespace
