@@ -17,35 +17,28 @@
 -- across processes. The count runs in the statement after the lock's, and a volatile function
 -- takes a new snapshot per statement, so it sees every claim committed before the lock was
 -- granted; the count and the claim share that one statement.
-CREATE OR REPLACE FUNCTION step_claim(p_owner text, p_lease_ms bigint, p_limit int,
-                                      p_keyed boolean, p_async boolean)
+-- Claims the given steps (already chosen and row-locked by step_claim) with their 'started'
+-- history rows. p_limited: only a step whose concurrency key has a free slot (the count runs
+-- in this statement, after step_claim's advisory lock).
+CREATE OR REPLACE FUNCTION step_claim_rows(p_owner text, p_lease_ms bigint, p_run_ids bigint[],
+                                           p_step_keys text[], p_limited boolean)
 RETURNS TABLE (c_run_id bigint, c_step_key text, c_handler text, c_attempt int,
                c_max_attempts int, c_workflow_version_id bigint, c_workflow text,
                c_event_id bigint, c_event_type text, c_outputs jsonb, c_wake text,
                c_deadline_ms numeric)
-LANGUAGE plpgsql
-SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_sort = off
-AS $$
-DECLARE
-  claimed_count int;
-  k record;
+LANGUAGE plpgsql AS $$
 BEGIN
-  IF p_async THEN
-    PERFORM set_config('synchronous_commit', 'off', true);
-  END IF;
-  -- SKIP LOCKED lets many workers claim side by side without waiting on each other's rows.
   RETURN QUERY
-  WITH due AS (
-    SELECT run_id, step_key FROM step_run
-    WHERE status IN ('ready', 'retrying') AND run_at <= now() AND concurrency_key IS NULL
-    ORDER BY run_at LIMIT p_limit FOR UPDATE SKIP LOCKED),
-  claimed AS (
+  WITH claimed AS (
     UPDATE step_run s SET status = 'running', attempt = s.attempt + 1, lease_owner = p_owner,
       lease_expires_at = clock_timestamp() + p_lease_ms * interval '1 millisecond',
       deadline_at = clock_timestamp() + s.timeout_ms * interval '1 millisecond',
       started_at = coalesce(s.started_at, clock_timestamp())
-    FROM due JOIN workflow_run r ON r.id = due.run_id
-    WHERE s.run_id = due.run_id AND s.step_key = due.step_key
+    FROM unnest(p_run_ids, p_step_keys) AS k(run_id, step_key), workflow_run r
+    WHERE s.run_id = k.run_id AND s.step_key = k.step_key AND r.id = s.run_id
+      AND (NOT p_limited OR (SELECT count(*) FROM step_run c
+                             WHERE c.concurrency_key = s.concurrency_key
+                               AND c.status = 'running') < s.concurrency_limit)
     RETURNING s.run_id, s.step_key, s.handler, s.attempt, s.max_attempts,
       r.workflow_version_id, r.workflow, r.event_id,
       (SELECT e.type FROM event e WHERE e.id = r.event_id) AS event_type,
@@ -56,36 +49,49 @@ BEGIN
     INSERT INTO run_history (run_id, type, step, attempt, worker)
     SELECT run_id, 'started', step_key, attempt, p_owner FROM claimed)
   SELECT * FROM claimed;
-  GET DIAGNOSTICS claimed_count = ROW_COUNT;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION step_claim(p_owner text, p_lease_ms bigint, p_limit int,
+                                      p_keyed boolean, p_async boolean)
+RETURNS TABLE (c_run_id bigint, c_step_key text, c_handler text, c_attempt int,
+               c_max_attempts int, c_workflow_version_id bigint, c_workflow text,
+               c_event_id bigint, c_event_type text, c_outputs jsonb, c_wake text,
+               c_deadline_ms numeric)
+LANGUAGE plpgsql
+SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_sort = off
+AS $$
+DECLARE
+  claimed_count int := 0;
+  run_ids bigint[];
+  step_keys text[];
+  k record;
+BEGIN
+  IF p_async THEN
+    PERFORM set_config('synchronous_commit', 'off', true);
+  END IF;
+  -- SKIP LOCKED lets many workers claim side by side without waiting on each other's rows.
+  SELECT array_agg(due.run_id), array_agg(due.step_key) INTO run_ids, step_keys
+  FROM (SELECT s.run_id, s.step_key FROM step_run s
+        WHERE s.status IN ('ready', 'retrying') AND s.run_at <= now()
+          AND s.concurrency_key IS NULL
+        ORDER BY s.run_at LIMIT p_limit FOR UPDATE SKIP LOCKED) due;
+  IF run_ids IS NOT NULL THEN
+    RETURN QUERY SELECT * FROM step_claim_rows(p_owner, p_lease_ms, run_ids, step_keys, false);
+    GET DIAGNOSTICS claimed_count = ROW_COUNT;
+  END IF;
   IF NOT p_keyed OR claimed_count >= p_limit THEN
     RETURN;
   END IF;
   FOR k IN
-    SELECT run_id, step_key, concurrency_key FROM step_run
-    WHERE status IN ('ready', 'retrying') AND run_at <= now() AND concurrency_key IS NOT NULL
-    ORDER BY run_at, run_id LIMIT p_limit - claimed_count FOR UPDATE SKIP LOCKED
+    SELECT s.run_id, s.step_key, s.concurrency_key FROM step_run s
+    WHERE s.status IN ('ready', 'retrying') AND s.run_at <= now()
+      AND s.concurrency_key IS NOT NULL
+    ORDER BY s.run_at, s.run_id LIMIT p_limit - claimed_count FOR UPDATE SKIP LOCKED
   LOOP
     PERFORM pg_advisory_xact_lock(hashtextextended(k.concurrency_key, 0));
-    RETURN QUERY
-    WITH claimed AS (
-      UPDATE step_run s SET status = 'running', attempt = s.attempt + 1, lease_owner = p_owner,
-        lease_expires_at = clock_timestamp() + p_lease_ms * interval '1 millisecond',
-        deadline_at = clock_timestamp() + s.timeout_ms * interval '1 millisecond',
-        started_at = coalesce(s.started_at, clock_timestamp())
-      FROM workflow_run r
-      WHERE r.id = s.run_id AND s.run_id = k.run_id AND s.step_key = k.step_key
-        AND (SELECT count(*) FROM step_run c WHERE c.concurrency_key = s.concurrency_key
-             AND c.status = 'running') < s.concurrency_limit
-      RETURNING s.run_id, s.step_key, s.handler, s.attempt, s.max_attempts,
-        r.workflow_version_id, r.workflow, r.event_id,
-        (SELECT e.type FROM event e WHERE e.id = r.event_id) AS event_type,
-        (SELECT coalesce(jsonb_object_agg(d.step_key, d.output), '{}') FROM step_run d
-          WHERE d.run_id = s.run_id AND d.status = 'succeeded') AS outputs,
-        s.wake::text AS wake, extract(epoch FROM s.deadline_at) * 1000 AS deadline_ms),
-    h AS (
-      INSERT INTO run_history (run_id, type, step, attempt, worker)
-      SELECT run_id, 'started', step_key, attempt, p_owner FROM claimed)
-    SELECT * FROM claimed;
+    RETURN QUERY SELECT * FROM step_claim_rows(p_owner, p_lease_ms, ARRAY[k.run_id],
+                                               ARRAY[k.step_key], true);
   END LOOP;
 END
 $$;
