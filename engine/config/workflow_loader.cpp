@@ -312,6 +312,15 @@ LoadResult Loader::load(const std::string& text) {
       parse_workflow(first);
     }
   }
+  if (errors_.empty()) {
+    // YAML escapes can make bytes the file itself did not hold (found by fuzzing: a NUL in a
+    // plain scalar came out as a stray 0xA0), and the definition is stored and hashed as JSON.
+    try {
+      (void)workflow_.to_json().dump();
+    } catch (const json::type_error&) {
+      error(0, "a value is not valid UTF-8 once its YAML escapes are read");
+    }
+  }
   return finish();
 }
 

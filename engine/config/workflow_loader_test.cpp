@@ -97,6 +97,20 @@ TEST(WorkflowLoader, LoadsDiamond) {
   EXPECT_FALSE(w.find_step("a")->when);
 }
 
+// Found by fuzzing: a control character and a NUL in a plain scalar came out of the YAML
+// parser as bytes that are not UTF-8, and hashing the definition threw. Now a config error.
+TEST(WorkflowLoader, ValueThatIsNotUtf8AfterYamlIsAConfigError) {
+  const std::string text(
+      "name: diamond\non:\n  - event: demo.diamond\nsteps:\n  a: { handler: noop }\n"
+      "  e: { handler: noop, needs: [a], when: { path: /event/sk\x17\0_e, equals: false } }\n",
+      153);
+  LoadResult r;
+  ASSERT_NO_THROW(r = load_workflow_text(text, "test.yaml", test_handlers()));
+  EXPECT_FALSE(r.workflow.has_value());
+  EXPECT_THAT(r.errors, Contains(Field(&ConfigError::message, HasSubstr("not valid UTF-8"))))
+      << dump(r.errors);
+}
+
 TEST(WorkflowLoader, OrdersStepsTopologicallyKeepingFileOrderAmongReadySteps) {
   const auto r = load(R"(
 name: order
