@@ -47,11 +47,13 @@ std::optional<std::string> cookie(const Request& req, std::string_view name) {
   return std::nullopt;
 }
 
+// `one_statement`: the lookup is a single read, sent without BEGIN and COMMIT around it.
 template <typename Fn>
-auto in_transaction(runtime::Engine& engine, Fn&& fn) {
+auto in_transaction(runtime::Engine& engine, Fn&& fn, bool one_statement = false) {
   decltype(fn(std::declval<Sql&>())) out{};
   engine.pool().with([&](store::Store& s) {
-    s.with_sql([&](Sql& sql) { out = fn(sql); });
+    auto body = [&](Sql& sql) { out = fn(sql); };
+    one_statement ? s.with_autocommit_sql(body) : s.with_sql(body);
     return 0;
   });
   return out;
@@ -61,7 +63,8 @@ bool changes_state(const Request& req) { return req.method != "GET" && req.metho
 
 std::optional<Principal> from_session(runtime::Engine& engine, const Request& req,
                                       const std::string& id) {
-  auto session = in_transaction(engine, [&](Sql& sql) { return auth::find_session(sql, id); });
+  auto session = in_transaction(
+      engine, [&](Sql& sql) { return auth::find_session(sql, id); }, true);
   if (!session) return std::nullopt;
   // A cookie rides along with any request the browser makes, a forged cross-site form
   // included; only our page knows the CSRF token.
@@ -88,7 +91,8 @@ std::optional<Principal> authenticate(runtime::Engine& engine, const Request& re
   }
   std::optional<auth::Credential> found;
   if (!token->empty())
-    found = in_transaction(engine, [&](Sql& sql) { return auth::find_token(sql, *token); });
+    found = in_transaction(
+        engine, [&](Sql& sql) { return auth::find_token(sql, *token); }, true);
   if (found) return to_principal(*found, false);
   auto entry = audit_entry(req, "auth.token", "", "", "failure");
   entry.detail = {{"reason", "unknown, revoked or expired token"}, {"path", req.path}};

@@ -422,7 +422,7 @@ IngestResult Store::ingest(EventInput event, const PlanRuns& plan, const BeforeI
   return translate([&] {
     pqxx::work tx(impl_->conn);
     if (before) {
-      TxSql sql(tx);
+      TxSql sql(tx, impl_.get());
       if (!before(sql, event)) {
         IngestResult dup;
         dup.duplicate = true;
@@ -675,11 +675,12 @@ namespace {
 
 // How every run command starts, in its transaction: `before` (which may refuse), then the run's
 // row locked. Returns the run's status, or the result to answer at once.
-std::variant<std::string, Store::CommandResult> lock_run(pqxx::work& tx, std::int64_t run_id,
+std::variant<std::string, Store::CommandResult> lock_run(Store::Impl& impl, pqxx::work& tx,
+                                                         std::int64_t run_id,
                                                          const Store::BeforeCommand& before,
                                                          std::string* message) {
   if (before) {
-    TxSql sql(tx);
+    TxSql sql(tx, &impl);
     if (!before(sql)) return Store::CommandResult::kConflict;
   }
   auto run = tx.exec_params("SELECT status FROM workflow_run WHERE id = $1 FOR UPDATE", run_id);
@@ -698,7 +699,7 @@ Store::CommandResult Store::signal(std::int64_t run_id, const std::string& name,
   return translate([&] {
     pqxx::work tx(impl_->conn);
     if (before) {
-      TxSql sql(tx);
+      TxSql sql(tx, impl_.get());
       if (!before(sql)) return CommandResult::kConflict;
     }
     // Locks the run, then wakes the waiting step or keeps the signal (schema/0013).
@@ -725,7 +726,7 @@ Store::CommandResult Store::cancel(std::int64_t run_id, std::string* message,
                                    const BeforeCommand& before) {
   return translate([&] {
     pqxx::work tx(impl_->conn);
-    auto locked = lock_run(tx, run_id, before, message);
+    auto locked = lock_run(*impl_, tx, run_id, before, message);
     if (auto* refused = std::get_if<CommandResult>(&locked)) return *refused;
     const std::string status = std::get<std::string>(locked);
     if (status == "succeeded" || status == "cancelled") {
@@ -751,7 +752,7 @@ Store::CommandResult Store::retry_run(std::int64_t run_id, std::string* message,
                                       const BeforeCommand& before) {
   return translate([&] {
     pqxx::work tx(impl_->conn);
-    auto locked = lock_run(tx, run_id, before, message);
+    auto locked = lock_run(*impl_, tx, run_id, before, message);
     if (auto* refused = std::get_if<CommandResult>(&locked)) return *refused;
     const std::string status = std::get<std::string>(locked);
     if (status != "failed") {

@@ -266,9 +266,17 @@ int Store::prune_logs(std::chrono::hours keep) {
 void Store::with_sql(const std::function<void(Sql&)>& fn) {
   translate([&] {
     pqxx::work tx(impl_->conn);
-    TxSql sql(tx);
+    TxSql sql(tx, impl_.get());
     fn(sql);
     tx.commit();
+  });
+}
+
+void Store::with_autocommit_sql(const std::function<void(Sql&)>& fn) {
+  translate([&] {
+    pqxx::nontransaction tx(impl_->conn);
+    TxSql sql(tx, impl_.get());
+    fn(sql);
   });
 }
 

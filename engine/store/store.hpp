@@ -114,6 +114,10 @@ class Store {
 
   // Runs `fn` in a transaction with the handler-facing Sql interface (for domain modules).
   void with_sql(const std::function<void(Sql&)>& fn);
+  // Runs `fn` outside a transaction: each statement commits by itself. For a single read (a
+  // token or session lookup on every request), where BEGIN and COMMIT would be two of the three
+  // round trips.
+  void with_autocommit_sql(const std::function<void(Sql&)>& fn);
 
   // LISTENs on this schema's wake-up channel (every state change that makes work due notifies
   // it).

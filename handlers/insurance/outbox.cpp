@@ -26,15 +26,16 @@ constexpr const char* kPendingKind =
     "FROM insurer_outbox WHERE chart_id = $1 AND status = 'pending' AND kind = $2 "
     "ORDER BY id FOR UPDATE SKIP LOCKED";
 
-constexpr const char* kRecordAttempt =
-    "INSERT INTO insurer_delivery_attempt (outbox_id, attempt, status_code, error) "
-    "VALUES ($1, $2, $3, $4)";
-
-constexpr const char* kMarkDelivered =
+// The attempt and the row's new state in one statement: one round trip per delivery.
+constexpr const char* kRecordDelivered =
+    "WITH a AS (INSERT INTO insurer_delivery_attempt (outbox_id, attempt, status_code, error) "
+    "VALUES ($1, $2, $3, NULL)) "
     "UPDATE insurer_outbox SET status = 'delivered', attempts = $2, last_error = NULL, "
     "delivered_at = now(), updated_at = now() WHERE id = $1";
-constexpr const char* kMarkFailedAttempt =
-    "UPDATE insurer_outbox SET attempts = $2, last_error = $3, updated_at = now() WHERE id = $1";
+constexpr const char* kRecordFailed =
+    "WITH a AS (INSERT INTO insurer_delivery_attempt (outbox_id, attempt, status_code, error) "
+    "VALUES ($1, $2, $3, $4)) "
+    "UPDATE insurer_outbox SET attempts = $2, last_error = $4, updated_at = now() WHERE id = $1";
 constexpr const char* kMarkSkipped =
     "UPDATE insurer_outbox SET status = 'skipped', last_error = $2, updated_at = now() "
     "WHERE id = $1";
@@ -140,16 +141,13 @@ DeliveryReport deliver_pending(StepContext& ctx, const InsurerSettings& settings
     std::string error = result.ok()             ? std::string()
                         : !result.error.empty() ? result.error
                                                 : fmt::format("HTTP status {}", result.status);
-    std::optional<std::string> error_param;
-    if (!error.empty()) error_param = error;
-    sql.query(kRecordAttempt, {id_text, std::to_string(attempt), status_code, error_param});
     if (result.ok()) {
-      sql.query(kMarkDelivered, {id_text, std::to_string(attempt)});
+      sql.query(kRecordDelivered, {id_text, std::to_string(attempt), status_code});
       ctx.log(LogLevel::kInfo, "event=insurer_notification_delivered",
               {{"chart_id", chart_id}, {"outbox_id", id}, {"payor", payor}, {"attempt", attempt}});
       ++report.delivered;
     } else {
-      sql.query(kMarkFailedAttempt, {id_text, std::to_string(attempt), error});
+      sql.query(kRecordFailed, {id_text, std::to_string(attempt), status_code, error});
       ctx.log(LogLevel::kWarning, "event=insurer_notification_failed",
               {{"chart_id", chart_id},
                {"outbox_id", id},

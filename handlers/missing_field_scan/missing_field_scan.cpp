@@ -16,38 +16,46 @@
 namespace chartflow::handlers {
 namespace {
 
-// Serialises scans of one chart, and tells a scan whether a newer upload was scanned already.
-constexpr const char* kLockChart =
-    "SELECT last_scanned_revision FROM chart WHERE chart_id = $1 FOR NO KEY UPDATE";
+// Serialises scans of one chart (the update row-locks it), marks this revision scanned, and
+// returns the newest revision scanned so far: one above this one means a newer upload was
+// scanned already. Marking first is safe: the mark commits with the scan or not at all.
+constexpr const char* kLockAndMarkScanned =
+    "UPDATE chart SET last_scanned_revision = GREATEST(last_scanned_revision, $2) "
+    "WHERE chart_id = $1 RETURNING last_scanned_revision";
 
-// One statement for all findings; the partial unique index chart_question_open_idx turns a
-// finding that already has an open question into a no-op.
+// One statement for all findings, which also lists the questions that were open before it
+// (the insert's own rows are not among them: a statement sees the table as it was before it,
+// and every question it opens is one of the findings, so none of them is to be closed). The
+// partial unique index chart_question_open_idx turns a finding that already has an open question
+// into a no-op.
 constexpr const char* kOpenQuestions =
-    "INSERT INTO chart_question "
+    "WITH ins AS (INSERT INTO chart_question "
     "(chart_id, rule_id, resource_ref, question, severity, opened_revision) "
     "SELECT $1, f.rule_id, f.resource_ref, f.question, f.severity, $2 "
     "FROM jsonb_to_recordset($3::jsonb) "
     "AS f(rule_id text, resource_ref text, question text, severity text) "
     "ON CONFLICT (chart_id, rule_id, resource_ref) WHERE status = 'open' DO NOTHING "
-    "RETURNING id";
+    "RETURNING id) "
+    "SELECT (SELECT count(*) FROM ins) AS opened, "
+    "(SELECT coalesce(json_agg(json_build_object('id', q.id, 'rule_id', q.rule_id, "
+    "'resource_ref', q.resource_ref) ORDER BY q.id), '[]') "
+    "FROM chart_question q WHERE q.chart_id = $1 AND q.status = 'open')::text AS open_before";
 
-constexpr const char* kListOpen =
-    "SELECT id, rule_id, resource_ref FROM chart_question "
-    "WHERE chart_id = $1 AND status = 'open' ORDER BY id";
+constexpr const char* kStaleOpenCount =
+    "SELECT count(*) AS n FROM chart_question WHERE chart_id = $1 AND status = 'open'";
 
-constexpr const char* kCloseQuestions =
-    "UPDATE chart_question SET status = 'closed', closed_revision = $2, closed_at = now() "
-    "WHERE chart_id = $1 AND status = 'open' AND id = ANY($3::bigint[])";
-
-constexpr const char* kMarkScanned =
-    "UPDATE chart SET last_scanned_revision = GREATEST(last_scanned_revision, $2) "
-    "WHERE chart_id = $1";
-
-std::string questions_for_writeback_sql() {
+// Closes the questions $3 names and returns every question the write-back carries: the open
+// ones (including those the previous statement opened) and those closed at this revision.
+std::string close_and_list_sql() {
   return fmt::format(
+      "WITH closed AS (UPDATE chart_question SET status = 'closed', closed_revision = $2, "
+      "closed_at = now() WHERE chart_id = $1 AND status = 'open' AND id = ANY($3::bigint[]) "
+      "RETURNING id, rule_id, resource_ref, question, severity, status, created_at, closed_at) "
       "SELECT id, rule_id, resource_ref, question, severity, status, {} AS created_at, "
-      "{} AS closed_at FROM chart_question "
-      "WHERE chart_id = $1 AND (status = 'open' OR closed_revision = $2) ORDER BY id",
+      "{} AS closed_at FROM (SELECT * FROM closed UNION ALL "
+      "SELECT id, rule_id, resource_ref, question, severity, status, created_at, closed_at "
+      "FROM chart_question WHERE chart_id = $1 AND (status = 'open' OR closed_revision = $2) "
+      "AND id <> ALL($3::bigint[])) q ORDER BY id",
       sql_iso("created_at"), sql_iso("closed_at"));
 }
 
@@ -116,18 +124,18 @@ StepOutcome MissingFieldScanHandler::run(StepContext& ctx) {
     if (found.emplace(f.rule_id, f.resource_ref).second) findings.push_back(std::move(f));
   }
 
-  auto lock = query_one(sql, kLockChart, {event->chart_id});
+  auto lock = query_one(sql, kLockAndMarkScanned, {event->chart_id, revision_text});
   if (!lock) return Fail{fmt::format("chart {} has no chart row", event->chart_id), true};
   const auto last_scanned = column_int(*lock, "last_scanned_revision").value_or(0);
   if (event->revision < last_scanned) {
     // A newer upload was scanned already; its view of the chart wins.
-    auto open = query_rows(sql, kListOpen, {event->chart_id});
+    auto open = query_one(sql, kStaleOpenCount, {event->chart_id});
     ctx.log(LogLevel::kInfo, "event=chart_scan_stale",
             {{"chart_id", event->chart_id},
              {"revision", event->revision},
              {"last_scanned_revision", last_scanned}});
     return Completed{Json{{"findings", findings.size()},
-                          {"open_questions", open.size()},
+                          {"open_questions", open ? column_int(*open, "n").value_or(0) : 0},
                           {"opened", 0},
                           {"closed", 0},
                           {"writeback_revision", nullptr},
@@ -141,29 +149,26 @@ StepOutcome MissingFieldScanHandler::run(StepContext& ctx) {
                            {"question", f.question},
                            {"severity", f.severity}});
   }
-  std::size_t opened = 0;
-  if (!records.empty()) {
-    opened =
-        query_rows(sql, kOpenQuestions, {event->chart_id, revision_text, records.dump()}).size();
-  }
+  auto inserted = query_one(sql, kOpenQuestions, {event->chart_id, revision_text, records.dump()});
+  const auto opened = inserted ? column_int(*inserted, "opened").value_or(0) : 0;
+  const Json open_before =
+      Json::parse(inserted ? column_text(*inserted, "open_before").value_or("[]") : "[]");
 
   std::vector<std::int64_t> to_close;
-  for (const auto& row : query_rows(sql, kListOpen, {event->chart_id})) {
-    std::string rule_id = column_text(row, "rule_id").value_or("");
-    std::string ref = column_text(row, "resource_ref").value_or("");
+  for (const auto& row : open_before) {
+    const std::string rule_id = row.value("rule_id", "");
+    const std::string ref = row.value("resource_ref", "");
     if (found.count({rule_id, ref}) != 0) continue;
     if (!decides_question(index, *rule_set, rule_id, ref)) continue;
-    to_close.push_back(column_int(row, "id").value_or(0));
-  }
-  if (!to_close.empty()) {
-    sql.query(kCloseQuestions, {event->chart_id, revision_text, bigint_array(to_close)});
+    to_close.push_back(row.value("id", std::int64_t{0}));
   }
 
-  static const std::string kQuestionsSql = questions_for_writeback_sql();
+  static const std::string kCloseAndList = close_and_list_sql();
   std::vector<QuestionRow> questions;
   std::size_t open_count = 0;
   std::size_t closed_count = 0;
-  for (const auto& row : query_rows(sql, kQuestionsSql, {event->chart_id, revision_text})) {
+  for (const auto& row :
+       query_rows(sql, kCloseAndList, {event->chart_id, revision_text, bigint_array(to_close)})) {
     QuestionRow q;
     q.id = column_int(row, "id").value_or(0);
     q.rule_id = column_text(row, "rule_id").value_or("");
@@ -184,8 +189,6 @@ StepOutcome MissingFieldScanHandler::run(StepContext& ctx) {
                                            "missing_field_scan");
     writeback_revision = stored.revision;
   }
-  sql.query(kMarkScanned, {event->chart_id, revision_text});
-
   ctx.log(LogLevel::kInfo, "event=chart_scanned",
           {{"chart_id", event->chart_id},
            {"revision", event->revision},
