@@ -14,10 +14,14 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cctype>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <optional>
+#include <sstream>
 #include <stdexcept>
+#include <vector>
 
 extern char** environ;
 
@@ -220,6 +224,46 @@ void wait_ready(unsigned short port, ServerProcess& server) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   throw std::runtime_error("chartflow serve did not become ready within 60 s");
+}
+
+namespace {
+
+struct ProcStat {
+  pid_t ppid = 0;
+  double self_s = 0, reaped_children_s = 0;
+};
+
+std::optional<ProcStat> proc_stat(const std::string& pid) {
+  std::ifstream in("/proc/" + pid + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return std::nullopt;
+  // The command name, in parentheses, may hold spaces; the fields after it do not.
+  const auto close = line.rfind(')');
+  if (close == std::string::npos) return std::nullopt;
+  std::istringstream fields(line.substr(close + 2));
+  std::vector<std::string> f;
+  for (std::string x; fields >> x && f.size() < 15;) f.push_back(x);
+  if (f.size() < 15) return std::nullopt;
+  const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
+  // After the name: state(0) ppid(1) ... utime(11) stime(12) cutime(13) cstime(14).
+  return ProcStat{static_cast<pid_t>(std::stol(f[1])), (std::stod(f[11]) + std::stod(f[12])) / tick,
+                  (std::stod(f[13]) + std::stod(f[14])) / tick};
+}
+
+}  // namespace
+
+double cpu_seconds(pid_t pid, bool with_children) {
+  auto self = proc_stat(std::to_string(pid));
+  if (!self) return 0;
+  double total = self->self_s;
+  if (!with_children) return total;
+  total += self->reaped_children_s;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) continue;
+    if (auto child = proc_stat(name); child && child->ppid == pid) total += child->self_s;
+  }
+  return total;
 }
 
 Rss read_rss(pid_t pid) {

@@ -76,6 +76,10 @@ struct Rss {
   long current = 0, peak = 0;
 };
 Rss read_rss(pid_t pid);
+// CPU seconds (user + system) process `pid` has used so far, with `with_children` also those of
+// its children: the live ones and the ones it has reaped. PostgreSQL's postmaster with its
+// children is the whole cluster's CPU.
+double cpu_seconds(pid_t pid, bool with_children = false);
 // Resets the process's VmHWM to its current RSS (Linux clear_refs "5").
 void reset_peak_rss(pid_t pid);
 

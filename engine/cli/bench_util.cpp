@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <regex>
 
@@ -70,6 +71,15 @@ BenchDatabase::~BenchDatabase() {
   embedded_.reset();
   std::error_code ec;
   if (remove_) std::filesystem::remove_all(data_dir_, ec);
+}
+
+std::optional<int> BenchDatabase::postmaster_pid() const {
+  if (!embedded_) return std::nullopt;
+  // PGDATA is <data dir>/pg/data (runtime/embedded_postgres.hpp); the pid file's first line.
+  std::ifstream in(data_dir_ / "pg" / "data" / "postmaster.pid");
+  int pid = 0;
+  if (in >> pid && pid > 0) return pid;
+  return std::nullopt;
 }
 
 std::string BenchDatabase::durability() const {

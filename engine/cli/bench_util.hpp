@@ -40,6 +40,9 @@ class BenchDatabase {
   BenchDatabase& operator=(const BenchDatabase&) = delete;
   const std::string& dsn() const { return dsn_; }
   bool embedded() const { return embedded_ != nullptr; }
+  // The embedded cluster's postmaster, whose children are every backend; nullopt for a
+  // --database-url, whose processes the benchmark cannot tell from others'.
+  std::optional<int> postmaster_pid() const;
   // The fsync, synchronous_commit and full_page_writes settings, as "name=value ...".
   std::string durability() const;
 

@@ -10,6 +10,7 @@
 // per chart, by the same number of clients, plus pgbench's one-row commit ceiling.
 #include "cli/chart_bench.hpp"
 
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -135,29 +136,29 @@ std::vector<Uploaded> upload_all(const std::vector<Upload>& items, int clients, 
   return out;
 }
 
-// Runs among `ids` that have finished, and how many of them failed.
-std::pair<std::int64_t, std::int64_t> finished(store::Store& s,
-                                               const std::vector<std::int64_t>& ids) {
-  Json rows;
-  s.with_sql([&](Sql& sql) {
-    rows = sql.query(
-        "SELECT count(*) AS n, count(*) FILTER (WHERE status <> 'succeeded') AS bad "
-        "FROM workflow_run WHERE id = ANY($1::bigint[]) AND status IN ('succeeded', 'failed', "
-        "'cancelled')",
-        {id_array(ids)});
-  });
-  return {std::stoll(rows[0].at("n").get<std::string>()),
-          std::stoll(rows[0].at("bad").get<std::string>())};
-}
-
 constexpr auto kRunDeadline = std::chrono::minutes(10);
 
-// Waits until every run in `ids` has finished; returns the failed count.
-std::int64_t wait_finished(store::Store& s, const std::vector<std::int64_t>& ids) {
+// Waits until every run in `ids` has finished; returns the failed count. Each poll asks only
+// for the runs still out, by primary key: a poll over every id by status read the whole
+// status index and took CPU from the server being measured.
+std::int64_t wait_finished(store::Store& s, std::vector<std::int64_t> ids) {
   const auto deadline = SteadyClock::now() + kRunDeadline;
+  std::int64_t failed = 0;
   while (SteadyClock::now() < deadline) {
-    auto [n, bad] = finished(s, ids);
-    if (n == static_cast<std::int64_t>(ids.size())) return bad;
+    Json rows;
+    s.with_sql([&](Sql& sql) {
+      rows = sql.query("SELECT id, status FROM workflow_run WHERE id = ANY($1::bigint[])",
+                       {id_array(ids)});
+    });
+    std::set<std::int64_t> done;
+    for (const auto& row : rows) {
+      const std::string status = row.at("status").get<std::string>();
+      if (status != "succeeded" && status != "failed" && status != "cancelled") continue;
+      done.insert(std::stoll(row.at("id").get<std::string>()));
+      if (status != "succeeded") ++failed;
+    }
+    std::erase_if(ids, [&](std::int64_t id) { return done.count(id) != 0; });
+    if (ids.empty()) return failed;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   throw std::runtime_error("runs did not finish within 10 minutes");
@@ -228,19 +229,48 @@ struct Throughput {
   std::size_t uploads = 0, bytes = 0;
   double upload_s = 0, wall_s = 0;
   std::int64_t failed = 0;
+  // CPU seconds the phase cost the server and PostgreSQL (nullopt: not measurable), a figure
+  // that holds still on a shared machine where wall time does not.
+  double server_cpu_s = 0;
+  std::optional<double> postgres_cpu_s;
+};
+
+// The processes whose CPU a phase is charged: the server, and an embedded cluster's postmaster
+// with its backends.
+struct CpuProbe {
+  pid_t server = 0;
+  std::optional<int> postmaster;
+  std::pair<double, std::optional<double>> now() const {
+    std::optional<double> pg;
+    if (postmaster) pg = cpu_seconds(*postmaster, true);
+    return {cpu_seconds(server), pg};
+  }
 };
 
 Throughput measure_throughput(const std::vector<Upload>& uploads, int clients, unsigned short port,
-                              const std::string& token, store::Store& s) {
+                              const std::string& token, store::Store& s, const CpuProbe& cpu) {
   Throughput t;
   t.uploads = uploads.size();
   t.bytes = total_bytes(uploads);
+  const auto cpu0 = cpu.now();
   const auto t0 = SteadyClock::now();
   auto done = upload_all(uploads, clients, port, token);
   t.upload_s = seconds_since(t0);
   t.failed = wait_finished(s, run_ids_of(done));
   t.wall_s = seconds_since(t0);
+  const auto cpu1 = cpu.now();
+  t.server_cpu_s = cpu1.first - cpu0.first;
+  if (cpu0.second && cpu1.second) t.postgres_cpu_s = *cpu1.second - *cpu0.second;
   return t;
+}
+
+// "server 3.1 ms, PostgreSQL 7.2 ms" per upload.
+std::string cpu_per_upload(const Throughput& t) {
+  const double n = static_cast<double>(std::max<std::size_t>(t.uploads, 1));
+  std::string out = fmt::format("server {:.1f} ms", t.server_cpu_s * 1e3 / n);
+  out += t.postgres_cpu_s ? fmt::format(", PostgreSQL {:.1f} ms", *t.postgres_cpu_s * 1e3 / n)
+                          : ", PostgreSQL not measured (external database)";
+  return out;
 }
 
 // The baseline: the same bytes stored as jsonb, one commit per chart, `clients` connections.
@@ -347,12 +377,13 @@ int run_chart_bench(const Options& options) {
   const Rss idle = read_rss(server.pid());
 
   // Warm-up: the first uploads pay for connections and prepared statements.
-  measure_throughput(uploads_of(encounters, 1, "warm"), clients, port, token, store);
+  const CpuProbe cpu{server.pid(), db.postmaster_pid()};
+  measure_throughput(uploads_of(encounters, 1, "warm"), clients, port, token, store, cpu);
 
   auto enc_uploads = uploads_of(encounters, enc_copies, "enc");
-  const auto enc = measure_throughput(enc_uploads, clients, port, token, store);
+  const auto enc = measure_throughput(enc_uploads, clients, port, token, store, cpu);
   auto full_uploads = uploads_of(full, full_copies, "full");
-  const auto whole = measure_throughput(full_uploads, clients, port, token, store);
+  const auto whole = measure_throughput(full_uploads, clients, port, token, store, cpu);
 
   // Paced: one upload every 1/rate s; completion observed by polling every 5 ms.
   std::vector<Upload> paced_uploads;
@@ -432,7 +463,7 @@ int run_chart_bench(const Options& options) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
   });
-  const auto mem = measure_throughput(mem_uploads, memory_copies, port, token, store);
+  const auto mem = measure_throughput(mem_uploads, memory_copies, port, token, store, cpu);
   sampling = false;
   sampler.join();
   const long peak = std::max(read_rss(server.pid()).peak, sampled_peak.load());
@@ -453,6 +484,7 @@ int run_chart_bench(const Options& options) {
               enc.uploads, enc.bytes / 1e6, enc.upload_s, enc.wall_s);
   std::printf("  completed charts/s %.0f (uploads accepted/s %.0f); failed runs %ld\n", enc_rate,
               enc.uploads / enc.upload_s, static_cast<long>(enc.failed));
+  std::printf("  CPU per chart: %s\n", cpu_per_upload(enc).c_str());
   std::printf(
       "  baseline: the same bytes INSERTed as jsonb, %d clients, one commit each: %.0f/s; "
       "ratio %.2f\n",
@@ -461,6 +493,7 @@ int run_chart_bench(const Options& options) {
               whole.uploads, whole.bytes / 1e6, whole.upload_s, whole.wall_s);
   std::printf("  completed MB/s %.1f (%.1f charts/s); failed runs %ld\n", full_mbs,
               whole.uploads / whole.wall_s, static_cast<long>(whole.failed));
+  std::printf("  CPU per chart: %s\n", cpu_per_upload(whole).c_str());
   std::printf("  baseline: raw jsonb INSERT of the same bytes: %.1f MB/s; ratio %.2f\n",
               raw_full_mbs, full_mbs / raw_full_mbs);
   std::printf(

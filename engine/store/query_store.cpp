@@ -73,7 +73,8 @@ Json Store::queue_stats() {
         "   run_at <= now()),"
         " 'oldest_ready_seconds', coalesce((SELECT extract(epoch FROM now() - min(run_at)) FROM "
         "   step_run WHERE status IN ('ready', 'retrying') AND run_at <= now()), 0),"
-        " 'running', (SELECT count(*) FROM step_run WHERE status = 'running'),"
+        " 'running', (SELECT count(*) FROM step_run WHERE status = 'running' AND "
+        "   lease_expires_at IS NOT NULL),"
         " 'waiting', (SELECT count(*) FROM step_run WHERE status = 'waiting'))::text");
     return Json::parse(r[0][0].c_str());
   });

@@ -556,14 +556,16 @@ std::unique_ptr<StepBatch> Store::begin_batch() {
 Probe Store::probe() {
   return translate([&] {
     pqxx::read_transaction tx(impl_->conn);
-    // The idle engine's only query: when is the next thing due?
+    // The idle engine's only query: when is the next thing due? (Every running step has a
+    // lease; saying so lets the running steps' partial index serve, schema/0016.)
     auto r = tx.exec(
         "SELECT extract(epoch FROM (SELECT min(run_at) FROM step_run WHERE status IN "
         "('ready', 'retrying'))) * 1000, "
         "extract(epoch FROM (SELECT min(wait_until) FROM step_run WHERE status = 'waiting')) * "
         "1000, "
         "extract(epoch FROM (SELECT min(least(lease_expires_at, deadline_at)) FROM step_run "
-        "WHERE status = 'running')) * 1000, extract(epoch FROM now()) * 1000");
+        "WHERE status = 'running' AND lease_expires_at IS NOT NULL)) * 1000, "
+        "extract(epoch FROM now()) * 1000");
     Probe p;
     if (!r[0][0].is_null()) p.next_due = from_epoch_ms(r[0][0].as<double>());
     if (!r[0][1].is_null()) p.next_wait = from_epoch_ms(r[0][1].as<double>());
@@ -602,8 +604,9 @@ std::vector<Expired> Store::expired_steps(int limit) {
     for (const auto& row : tx.exec_params(
              "SELECT s.run_id, s.step_key, s.attempt, s.max_attempts, r.workflow_version_id, "
              "s.deadline_at < now() FROM step_run s JOIN workflow_run r ON r.id = s.run_id "
-             "WHERE s.status = 'running' AND (s.lease_expires_at < now() OR s.deadline_at < "
-             "now()) LIMIT $1",
+             // IS NOT NULL: the condition of the running steps' index (schema/0016).
+             "WHERE s.status = 'running' AND s.lease_expires_at IS NOT NULL "
+             "AND (s.lease_expires_at < now() OR s.deadline_at < now()) LIMIT $1",
              limit)) {
       Expired e;
       e.run_id = row[0].as<std::int64_t>();

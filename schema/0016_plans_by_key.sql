@@ -1,0 +1,161 @@
+-- Plans that hold whatever the statistics say. The engine's functions cache one plan per
+-- connection, made when it first runs them, often while the queue tables are new and their
+-- statistics call them empty. A statement that names a step by its key but also tests its
+-- status then matched a partial index on that status as well as the primary key, the planner
+-- took the partial index (one row, it believed) and every call read every running or waiting
+-- step in the table: a batch's finish, a wait and a signal cost more the longer the queue had
+-- been busy (pg_stat_statements: 170 to 500 buffers per call where 10 do).
+--
+-- - step_run_running_idx now also requires lease_expires_at IS NOT NULL (true of every running
+--   step: the claim sets it), so only the lease and deadline scans that say so can use it; a
+--   lookup by key with status = 'running' goes by the primary key.
+-- - step_commit: no sequential scans either (the promotion of dependents read all of step_run),
+--   and the runs a wait left waiting are found by key alone.
+-- - run_signal_deliver: the waiting step is found by key in key order, the run by key alone.
+-- - step_wait: the planner settings of the other queue functions.
+
+DROP INDEX step_run_running_idx;
+CREATE INDEX step_run_running_idx ON step_run (lease_expires_at)
+  WHERE status = 'running' AND lease_expires_at IS NOT NULL;
+
+ALTER FUNCTION step_wait(bigint, text, text, int, text, bigint)
+  SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off
+  SET enable_sort = off;
+
+CREATE OR REPLACE FUNCTION run_signal_deliver(p_run_id bigint, p_name text, p_payload jsonb)
+RETURNS text
+LANGUAGE plpgsql
+SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off
+SET enable_sort = off
+AS $$
+DECLARE
+  v_status text;
+  v_step text;
+BEGIN
+  -- NO KEY UPDATE: the foreign-key checks of history rows other transactions insert for this
+  -- run do not hold it up.
+  SELECT status INTO v_status FROM workflow_run WHERE id = p_run_id FOR NO KEY UPDATE;
+  IF NOT FOUND THEN
+    RETURN 'not_found';
+  END IF;
+  IF v_status IN ('succeeded', 'failed', 'cancelled') THEN
+    RETURN 'ended:' || v_status;
+  END IF;
+  SELECT step_key INTO v_step FROM step_run
+    WHERE run_id = p_run_id AND status = 'waiting' AND wait_signal = p_name
+    ORDER BY step_key LIMIT 1 FOR UPDATE;
+  IF NOT FOUND THEN
+    INSERT INTO run_signal (run_id, name, payload) VALUES (p_run_id, p_name, p_payload);
+    INSERT INTO run_history (run_id, type, detail)
+      VALUES (p_run_id, 'signalled', jsonb_build_object('signal', p_name, 'stored', true));
+    RETURN 'stored';
+  END IF;
+  UPDATE step_run SET status = 'ready', run_at = now(),
+    wake = jsonb_build_object('kind', 'signal', 'signal', p_name, 'payload', p_payload),
+    wait_signal = NULL, wait_until = NULL
+    WHERE run_id = p_run_id AND step_key = v_step;
+  IF v_status = 'waiting' THEN
+    UPDATE workflow_run SET status = 'running' WHERE id = p_run_id;
+  END IF;
+  INSERT INTO run_history (run_id, type, step, detail)
+    VALUES (p_run_id, 'signalled', v_step, jsonb_build_object('signal', p_name));
+  PERFORM pg_notify('chartflow_wakeup_' || current_schema(), '');
+  RETURN 'delivered';
+END
+$$;
+
+-- step_commit as in 0012_step_commit.sql (see there for what it does), with the changes above.
+CREATE OR REPLACE FUNCTION step_commit(p_owner text, p_finishes jsonb, p_waiting bigint[],
+                                       p_logs jsonb, p_claim int, p_lease_ms bigint,
+                                       p_keyed boolean)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off
+SET enable_sort = off
+AS $$
+DECLARE
+  v_promoted bigint := 0;
+  v_succeeded jsonb := '[]';
+  v_succeeded_ids jsonb := '[]';
+  v_lost bigint := 0;
+  v_claimed jsonb := '[]';
+BEGIN
+  -- Run rows are locked in one order by every batch, so two batches finishing steps of the
+  -- same runs queue behind each other instead of deadlocking.
+  -- (An index scan for an array of keys returns them in key order.)
+  IF jsonb_array_length(p_finishes) > 0 OR cardinality(p_waiting) > 0 THEN
+    PERFORM 1 FROM workflow_run w
+      WHERE w.id = ANY (ARRAY(SELECT (f->>'run_id')::bigint FROM jsonb_array_elements(p_finishes) f)
+                        || p_waiting)
+      ORDER BY w.id FOR NO KEY UPDATE;
+  END IF;
+  IF jsonb_array_length(p_finishes) > 0 THEN
+    WITH input AS (
+      SELECT * FROM jsonb_to_recordset(p_finishes)
+        AS x(run_id bigint, step_key text, attempt int, status text, output jsonb, wrote boolean)),
+    done AS (
+      UPDATE step_run s SET status = i.status, output = i.output,
+        finished_at = statement_timestamp(), lease_owner = NULL, wake = NULL, error = NULL
+      FROM input i
+      WHERE s.run_id = i.run_id AND s.step_key = i.step_key AND s.lease_owner = p_owner
+        AND s.attempt = i.attempt AND s.status = 'running'
+      RETURNING s.run_id, s.step_key, s.status, s.attempt),
+    released AS (
+      SELECT p.run_id, p.step_key, count(*) AS n FROM step_run p JOIN done
+        ON p.run_id = done.run_id AND p.needs ? done.step_key WHERE p.status = 'pending'
+      GROUP BY p.run_id, p.step_key),
+    promoted AS (
+      UPDATE step_run p SET pending_needs = p.pending_needs - r.n, run_at = now(),
+        status = CASE WHEN p.pending_needs = r.n THEN 'ready' ELSE p.status END
+      FROM released r WHERE p.run_id = r.run_id AND p.step_key = r.step_key
+        AND p.status = 'pending'
+      RETURNING p.status),
+    per_run AS (SELECT run_id, count(*) AS n FROM done GROUP BY run_id),
+    run AS (
+      UPDATE workflow_run w SET remaining_steps = w.remaining_steps - pr.n,
+        status = CASE WHEN w.remaining_steps = pr.n AND w.status IN ('running', 'waiting')
+          THEN 'succeeded' WHEN w.status = 'waiting' THEN 'running' ELSE w.status END,
+        finished_at = CASE WHEN w.remaining_steps = pr.n AND w.status IN ('running', 'waiting')
+          THEN statement_timestamp() ELSE w.finished_at END
+      FROM per_run pr WHERE w.id = pr.run_id
+      RETURNING w.id, w.workflow, w.status, w.remaining_steps),
+    h1 AS (
+      INSERT INTO run_history (run_id, type, step, attempt, worker)
+      SELECT run_id, status, step_key, attempt, p_owner FROM done),
+    h2 AS (
+      INSERT INTO run_history (run_id, type, worker)
+      SELECT id, 'succeeded', p_owner FROM run WHERE status = 'succeeded' AND remaining_steps = 0)
+    SELECT (SELECT count(*) FROM promoted WHERE status = 'ready'),
+      (SELECT coalesce(jsonb_agg(workflow), '[]') FROM run
+        WHERE status = 'succeeded' AND remaining_steps = 0),
+      (SELECT coalesce(jsonb_agg(id), '[]') FROM run
+        WHERE status = 'succeeded' AND remaining_steps = 0),
+      (SELECT count(*) FROM input i WHERE i.wrote AND NOT EXISTS (
+        SELECT 1 FROM done d WHERE d.run_id = i.run_id AND d.step_key = i.step_key))
+    INTO v_promoted, v_succeeded, v_succeeded_ids, v_lost;
+    IF v_lost > 0 THEN
+      RAISE EXCEPTION '% step(s) of this batch are no longer held by %', v_lost, p_owner
+        USING ERRCODE = 'CFL01';
+    END IF;
+  END IF;
+  IF cardinality(p_waiting) > 0 THEN
+    -- The status test is in the SET list, not the WHERE clause, so that the primary key is the
+    -- only way to these rows (the runs were locked above; one not running keeps its status).
+    UPDATE workflow_run SET status = CASE WHEN status = 'running' THEN 'waiting' ELSE status END
+      WHERE id = ANY (p_waiting);
+  END IF;
+  IF jsonb_array_length(p_logs) > 0 THEN
+    INSERT INTO log_record (level, message, workflow, run_id, step, attempt, fields)
+    SELECT level, message, workflow, run_id, step, attempt, coalesce(fields, '{}')
+    FROM jsonb_to_recordset(p_logs) AS x(level smallint, message text, workflow text,
+      run_id bigint, step text, attempt int, fields jsonb);
+  END IF;
+  IF p_claim > 0 THEN
+    SELECT coalesce(jsonb_agg(to_jsonb(c)), '[]') INTO v_claimed
+    FROM step_claim(p_owner, p_lease_ms, p_claim, p_keyed, false) c;
+  END IF;
+  RETURN jsonb_build_object('promoted', v_promoted, 'succeeded', v_succeeded,
+                            'succeeded_ids', v_succeeded_ids,
+                            'claimed', v_claimed);
+END
+$$;
