@@ -1,0 +1,115 @@
+-- step_commit's finish, with plans that cannot go wrong. 0016 took the running steps' index
+-- out of reach, and the planner then read the whole primary key instead: with the batch's
+-- finishes estimated at a hundred rows and step_run at one (statistics of a queue are always
+-- stale, and a connection's cached plan outlives them), scanning step_run once and matching each
+-- row against the batch looked cheaper than a lookup per finish. Here no statement leaves the
+-- planner that choice (see the comment in the function).
+
+CREATE OR REPLACE FUNCTION step_commit(p_owner text, p_finishes jsonb, p_waiting bigint[],
+                                       p_logs jsonb, p_claim int, p_lease_ms bigint,
+                                       p_keyed boolean)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off
+SET enable_sort = off
+AS $$
+DECLARE
+  v_promoted bigint := 0;
+  v_succeeded jsonb := '[]';
+  v_succeeded_ids jsonb := '[]';
+  v_lost bigint := 0;
+  v_claimed jsonb := '[]';
+BEGIN
+  -- Run rows are locked in one order by every batch, so two batches finishing steps of the
+  -- same runs queue behind each other instead of deadlocking.
+  -- (An index scan for an array of keys returns them in key order.)
+  IF jsonb_array_length(p_finishes) > 0 OR cardinality(p_waiting) > 0 THEN
+    PERFORM 1 FROM workflow_run w
+      WHERE w.id = ANY (ARRAY(SELECT (f->>'run_id')::bigint FROM jsonb_array_elements(p_finishes) f)
+                        || p_waiting)
+      ORDER BY w.id FOR NO KEY UPDATE;
+  END IF;
+  IF jsonb_array_length(p_finishes) > 0 THEN
+    -- Every row below is reached from a key the batch names (a scalar subquery or a LATERAL
+    -- subquery kept apart by OFFSET 0, so the planner cannot turn the join around) and updated
+    -- through its ctid (a join on ctid has no plan but the TID lookup). A row another
+    -- transaction changed meanwhile fails the update's ctid recheck and is left alone: for a
+    -- finish that is a lost lease, as before; pending steps and runs are changed only under
+    -- the run locks taken above.
+    WITH input AS (
+      SELECT * FROM jsonb_to_recordset(p_finishes)
+        AS x(run_id bigint, step_key text, attempt int, status text, output jsonb, wrote boolean)),
+    target AS (
+      SELECT i.*, (SELECT s.ctid FROM step_run s
+                   WHERE s.run_id = i.run_id AND s.step_key = i.step_key
+                     AND s.lease_owner = p_owner AND s.attempt = i.attempt
+                     AND s.status = 'running') AS tid
+      FROM input i),
+    done AS (
+      UPDATE step_run s SET status = t.status, output = t.output,
+        finished_at = statement_timestamp(), lease_owner = NULL, wake = NULL, error = NULL
+      FROM target t WHERE s.ctid = t.tid
+      RETURNING s.run_id, s.step_key, s.status, s.attempt),
+    released AS (
+      SELECT q.tid, count(*) AS n
+      FROM done CROSS JOIN LATERAL (
+        SELECT p.ctid AS tid FROM step_run p
+        WHERE p.run_id = done.run_id AND p.status = 'pending' AND p.needs ? done.step_key
+        OFFSET 0) q
+      GROUP BY q.tid),
+    promoted AS (
+      UPDATE step_run p SET pending_needs = p.pending_needs - r.n, run_at = now(),
+        status = CASE WHEN p.pending_needs = r.n THEN 'ready' ELSE p.status END
+      FROM released r WHERE p.ctid = r.tid
+      RETURNING p.status),
+    per_run AS (
+      SELECT d.run_id, d.n, (SELECT w.ctid FROM workflow_run w WHERE w.id = d.run_id) AS tid
+      FROM (SELECT run_id, count(*) AS n FROM done GROUP BY run_id) d),
+    run AS (
+      UPDATE workflow_run w SET remaining_steps = w.remaining_steps - pr.n,
+        status = CASE WHEN w.remaining_steps = pr.n AND w.status IN ('running', 'waiting')
+          THEN 'succeeded' WHEN w.status = 'waiting' THEN 'running' ELSE w.status END,
+        finished_at = CASE WHEN w.remaining_steps = pr.n AND w.status IN ('running', 'waiting')
+          THEN statement_timestamp() ELSE w.finished_at END
+      FROM per_run pr WHERE w.ctid = pr.tid
+      RETURNING w.id, w.workflow, w.status, w.remaining_steps),
+    h1 AS (
+      INSERT INTO run_history (run_id, type, step, attempt, worker)
+      SELECT run_id, status, step_key, attempt, p_owner FROM done),
+    h2 AS (
+      INSERT INTO run_history (run_id, type, worker)
+      SELECT id, 'succeeded', p_owner FROM run WHERE status = 'succeeded' AND remaining_steps = 0)
+    SELECT (SELECT count(*) FROM promoted WHERE status = 'ready'),
+      (SELECT coalesce(jsonb_agg(workflow), '[]') FROM run
+        WHERE status = 'succeeded' AND remaining_steps = 0),
+      (SELECT coalesce(jsonb_agg(id), '[]') FROM run
+        WHERE status = 'succeeded' AND remaining_steps = 0),
+      (SELECT count(*) FROM input i WHERE i.wrote AND NOT EXISTS (
+        SELECT 1 FROM done d WHERE d.run_id = i.run_id AND d.step_key = i.step_key))
+    INTO v_promoted, v_succeeded, v_succeeded_ids, v_lost;
+    IF v_lost > 0 THEN
+      RAISE EXCEPTION '% step(s) of this batch are no longer held by %', v_lost, p_owner
+        USING ERRCODE = 'CFL01';
+    END IF;
+  END IF;
+  IF cardinality(p_waiting) > 0 THEN
+    -- The status test is in the SET list, not the WHERE clause, so that the primary key is the
+    -- only way to these rows (the runs were locked above; one not running keeps its status).
+    UPDATE workflow_run SET status = CASE WHEN status = 'running' THEN 'waiting' ELSE status END
+      WHERE id = ANY (p_waiting);
+  END IF;
+  IF jsonb_array_length(p_logs) > 0 THEN
+    INSERT INTO log_record (level, message, workflow, run_id, step, attempt, fields)
+    SELECT level, message, workflow, run_id, step, attempt, coalesce(fields, '{}')
+    FROM jsonb_to_recordset(p_logs) AS x(level smallint, message text, workflow text,
+      run_id bigint, step text, attempt int, fields jsonb);
+  END IF;
+  IF p_claim > 0 THEN
+    SELECT coalesce(jsonb_agg(to_jsonb(c)), '[]') INTO v_claimed
+    FROM step_claim(p_owner, p_lease_ms, p_claim, p_keyed, false) c;
+  END IF;
+  RETURN jsonb_build_object('promoted', v_promoted, 'succeeded', v_succeeded,
+                            'succeeded_ids', v_succeeded_ids,
+                            'claimed', v_claimed);
+END
+$$;
