@@ -353,27 +353,29 @@ steps:
             store::Store::CommandResult::kConflict);
 }
 
+// Counts how many steps of each key (the event's "patient") run at once.
+struct PeakTracker : Handler {
+  std::mutex mu;
+  std::map<std::string, int> running;
+  std::map<std::string, int> peak;
+  StepOutcome run(StepContext& ctx) override {
+    const std::string key = ctx.event().value("patient", "");
+    {
+      std::lock_guard lock(mu);
+      peak[key] = std::max(peak[key], ++running[key]);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    {
+      std::lock_guard lock(mu);
+      --running[key];
+    }
+    return Completed{};
+  }
+};
+
 TEST_F(EngineTest, ConcurrencyLimitPerKeyHolds) {
   auto extra = std::make_shared<HandlerRegistry>();
-  struct Tracker : Handler {
-    std::mutex mu;
-    std::map<std::string, int> running;
-    std::map<std::string, int> peak;
-    StepOutcome run(StepContext& ctx) override {
-      const std::string key = ctx.event().value("patient", "");
-      {
-        std::lock_guard lock(mu);
-        peak[key] = std::max(peak[key], ++running[key]);
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(30));
-      {
-        std::lock_guard lock(mu);
-        --running[key];
-      }
-      return Completed{};
-    }
-  };
-  auto tracker = std::make_shared<Tracker>();
+  auto tracker = std::make_shared<PeakTracker>();
   extra->add("track", tracker);
   runtime::EngineSettings settings;
   settings.workers = 6;
@@ -392,6 +394,44 @@ steps:
   for (auto id : ids) ASSERT_TRUE(h.wait_status(id, "succeeded"));
   EXPECT_EQ(tracker->peak["p1"], 1);
   EXPECT_EQ(tracker->peak["p2"], 1);
+}
+
+// Whole batches: one claim takes steps of several keys at once (schema/0018), never more of a
+// key than its limit leaves room for, and every step runs exactly once.
+TEST_F(EngineTest, ConcurrencyLimitHoldsForBatchesOfManyKeys) {
+  auto extra = std::make_shared<HandlerRegistry>();
+  auto tracker = std::make_shared<PeakTracker>();
+  extra->add("track", tracker);
+  runtime::EngineSettings settings;
+  settings.workers = 3;
+  EngineHarness h(dsn(), {R"(
+name: perpatient2
+on: [{ event: demo.bill2 }]
+steps:
+  bill: { handler: track, concurrency: { limit: 2, key: /event/patient } }
+)"},
+                  extra, settings);
+  std::vector<std::int64_t> ids;
+  for (int i = 0; i < 30; ++i)
+    ids.push_back(h.start_run("demo.bill2", {{"patient", "p" + std::to_string(i % 5)}}));
+  h.start();
+  for (auto id : ids) ASSERT_TRUE(h.wait_status(id, "succeeded"));
+  for (int p = 0; p < 5; ++p) {
+    const std::string key = "p" + std::to_string(p);
+    EXPECT_GE(tracker->peak[key], 1) << key;
+    EXPECT_LE(tracker->peak[key], 2) << key;
+  }
+  const std::string first = std::to_string(ids.front()), last = std::to_string(ids.back());
+  EXPECT_EQ(scalar("SELECT count(*) FROM run_history WHERE type = 'started' AND run_id BETWEEN " +
+                   first + " AND " + last),
+            "30");
+  // Some claim took steps of more than one key: their 'started' rows share a transaction.
+  EXPECT_NE(scalar("SELECT count(*) FROM (SELECT h.xmin::text FROM run_history h JOIN step_run s "
+                   "ON s.run_id = h.run_id AND s.step_key = h.step WHERE h.type = 'started' AND "
+                   "h.run_id BETWEEN " +
+                   first + " AND " + last +
+                   " GROUP BY h.xmin::text HAVING count(DISTINCT s.concurrency_key) > 1) t"),
+            "0");
 }
 
 TEST_F(EngineTest, HandlerWritesCommitExactlyOnceWithTheStep) {
