@@ -373,53 +373,46 @@ struct PeakTracker : Handler {
   }
 };
 
-TEST_F(EngineTest, ConcurrencyLimitPerKeyHolds) {
+// Runs `runs` one-step runs whose key cycles through `keys` patients under concurrency
+// `limit`; returns the run ids once all succeeded.
+std::vector<std::int64_t> run_keyed(const std::string& dsn, PeakTracker& tracker, int limit,
+                                    int keys, int runs, runtime::EngineSettings settings) {
   auto extra = std::make_shared<HandlerRegistry>();
-  auto tracker = std::make_shared<PeakTracker>();
-  extra->add("track", tracker);
+  extra->add("track", std::shared_ptr<Handler>(&tracker, [](Handler*) {}));
+  EngineHarness h(dsn,
+                  {"name: perpatient\non: [{ event: demo.bill }]\nsteps:\n  bill: { handler: "
+                   "track, concurrency: { limit: " +
+                   std::to_string(limit) + ", key: /event/patient } }\n"},
+                  extra, settings);
+  std::vector<std::int64_t> ids;
+  for (int i = 0; i < runs; ++i)
+    ids.push_back(h.start_run("demo.bill", {{"patient", "p" + std::to_string(i % keys)}}));
+  h.start();
+  for (auto id : ids) EXPECT_TRUE(h.wait_status(id, "succeeded")) << id;
+  return ids;
+}
+
+TEST_F(EngineTest, ConcurrencyLimitPerKeyHolds) {
+  PeakTracker tracker;
   runtime::EngineSettings settings;
   settings.workers = 6;
   settings.batch_size = 1;
-  EngineHarness h(dsn(), {R"(
-name: perpatient
-on: [{ event: demo.bill }]
-steps:
-  bill: { handler: track, concurrency: { limit: 1, key: /event/patient } }
-)"},
-                  extra, settings);
-  std::vector<std::int64_t> ids;
-  for (int i = 0; i < 12; ++i)
-    ids.push_back(h.start_run("demo.bill", {{"patient", i % 2 == 0 ? "p1" : "p2"}}));
-  h.start();
-  for (auto id : ids) ASSERT_TRUE(h.wait_status(id, "succeeded"));
-  EXPECT_EQ(tracker->peak["p1"], 1);
-  EXPECT_EQ(tracker->peak["p2"], 1);
+  run_keyed(dsn(), tracker, 1, 2, 12, settings);
+  EXPECT_EQ(tracker.peak["p0"], 1);
+  EXPECT_EQ(tracker.peak["p1"], 1);
 }
 
 // Whole batches: one claim takes steps of several keys at once (schema/0018), never more of a
 // key than its limit leaves room for, and every step runs exactly once.
 TEST_F(EngineTest, ConcurrencyLimitHoldsForBatchesOfManyKeys) {
-  auto extra = std::make_shared<HandlerRegistry>();
-  auto tracker = std::make_shared<PeakTracker>();
-  extra->add("track", tracker);
+  PeakTracker tracker;
   runtime::EngineSettings settings;
   settings.workers = 3;
-  EngineHarness h(dsn(), {R"(
-name: perpatient2
-on: [{ event: demo.bill2 }]
-steps:
-  bill: { handler: track, concurrency: { limit: 2, key: /event/patient } }
-)"},
-                  extra, settings);
-  std::vector<std::int64_t> ids;
-  for (int i = 0; i < 30; ++i)
-    ids.push_back(h.start_run("demo.bill2", {{"patient", "p" + std::to_string(i % 5)}}));
-  h.start();
-  for (auto id : ids) ASSERT_TRUE(h.wait_status(id, "succeeded"));
+  const auto ids = run_keyed(dsn(), tracker, 2, 5, 30, settings);
   for (int p = 0; p < 5; ++p) {
     const std::string key = "p" + std::to_string(p);
-    EXPECT_GE(tracker->peak[key], 1) << key;
-    EXPECT_LE(tracker->peak[key], 2) << key;
+    EXPECT_GE(tracker.peak[key], 1) << key;
+    EXPECT_LE(tracker.peak[key], 2) << key;
   }
   const std::string first = std::to_string(ids.front()), last = std::to_string(ids.back());
   EXPECT_EQ(scalar("SELECT count(*) FROM run_history WHERE type = 'started' AND run_id BETWEEN " +
