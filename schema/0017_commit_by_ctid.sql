@@ -30,12 +30,19 @@ BEGIN
       ORDER BY w.id FOR NO KEY UPDATE;
   END IF;
   IF jsonb_array_length(p_finishes) > 0 THEN
+    -- The finishing steps' rows are locked first, by key, in a statement of their own: the
+    -- statement below then starts with every row it changes locked by this transaction (run
+    -- rows above, pending steps only change under their run's lock), so a row's ctid cannot
+    -- go stale between finding it and updating it. Without this a lease renewal committed in
+    -- between (the worker's heartbeat) made the update's ctid recheck fail and the finish
+    -- vanish until the lease ran out.
+    PERFORM (SELECT 1 FROM step_run s WHERE s.run_id = f.run_id AND s.step_key = f.step_key
+             FOR NO KEY UPDATE)
+      FROM jsonb_to_recordset(p_finishes) AS f(run_id bigint, step_key text);
     -- Every row below is reached from a key the batch names (a scalar subquery or a LATERAL
     -- subquery kept apart by OFFSET 0, so the planner cannot turn the join around) and updated
-    -- through its ctid (a join on ctid has no plan but the TID lookup). A row another
-    -- transaction changed meanwhile fails the update's ctid recheck and is left alone: for a
-    -- finish that is a lost lease, as before; pending steps and runs are changed only under
-    -- the run locks taken above.
+    -- through its ctid (a join on ctid has no plan but the TID lookup). A step whose lease
+    -- another worker took over is not found by its owner and attempt, and is left alone.
     WITH input AS (
       SELECT * FROM jsonb_to_recordset(p_finishes)
         AS x(run_id bigint, step_key text, attempt int, status text, output jsonb, wrote boolean)),

@@ -526,7 +526,7 @@ int Store::heartbeat(const std::string& owner, std::chrono::milliseconds lease) 
     auto r = tx.exec_params(
         "UPDATE step_run s SET lease_expires_at = now() + $2 * interval '1 millisecond' "
         "FROM (SELECT run_id, step_key FROM step_run WHERE lease_owner = $1 AND status = "
-        "'running' FOR UPDATE SKIP LOCKED) mine "
+        "'running' AND lease_expires_at IS NOT NULL FOR UPDATE SKIP LOCKED) mine "
         "WHERE s.run_id = mine.run_id AND s.step_key = mine.step_key",
         owner, static_cast<std::int64_t>(lease.count()));
     tx.commit();
@@ -539,7 +539,8 @@ int Store::reclaim_all_running(const std::string& reason) {
     pqxx::work tx(impl_->conn);
     auto r = tx.exec(
         "UPDATE step_run SET status = 'ready', run_at = now(), lease_owner = NULL "
-        "WHERE status = 'running' RETURNING run_id, step_key, attempt");
+        "WHERE status = 'running' AND lease_expires_at IS NOT NULL "
+        "RETURNING run_id, step_key, attempt");
     for (const auto& row : r)
       history(tx, row[0].as<std::int64_t>(), "lease_expired", std::string(row[1].c_str()),
               row[2].as<int>(), std::nullopt, Json{{"reason", reason}});

@@ -11,10 +11,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <regex>
 #include <set>
+#include <thread>
 
 #include "store/store.hpp"
 #include "tests/support/auth_support.hpp"
@@ -222,4 +224,39 @@ TEST_F(BatchedFinishTest, EventBatchStoresEachEventWithItsOwnRun) {
 }
 
 }  // namespace
+// Step rows updated by someone else while a batch commits (a worker's lease renewal does so
+// for every step it holds) must not make the batch's finishes go missing: step_commit locks
+// the rows it finishes before it looks them up. Without that, a finish whose row a renewal had
+// just rewritten was dropped and the step sat "running" until its lease ran out.
+TEST_F(BatchedFinishTest, FinishesHoldWhileLeasesAreRenewedConcurrently) {
+  runtime::EngineSettings settings;
+  settings.workers = 2;
+  settings.lease = std::chrono::minutes(2);  // a lost finish would outlast the wait below
+  EngineHarness h(dsn(), {kFanIn}, nullptr, settings);
+  std::atomic<bool> stop{false};
+  std::thread renewer([&] {
+    store::Store s(dsn());
+    while (!stop) {
+      // The heartbeat's statement (Store::heartbeat), for every worker's steps at once.
+      s.with_autocommit_sql([](Sql& sql) {
+        sql.query(
+            "UPDATE step_run s SET lease_expires_at = s.lease_expires_at + interval '1 "
+            "millisecond' FROM (SELECT run_id, step_key FROM step_run WHERE status = 'running' "
+            "AND lease_expires_at IS NOT NULL FOR UPDATE SKIP LOCKED) mine "
+            "WHERE s.run_id = mine.run_id AND s.step_key = mine.step_key");
+      });
+    }
+  });
+  std::vector<std::int64_t> runs;
+  for (int i = 0; i < 150; ++i) runs.push_back(h.start_run("perf.fan_in", {{"n", i}}));
+  h.start();
+  for (const auto id : runs) EXPECT_TRUE(h.wait_status(id, "succeeded")) << h.run(id).dump(2);
+  stop = true;
+  renewer.join();
+  EXPECT_EQ(scalar("SELECT count(*) FROM run_history WHERE type = 'lease_expired'"), "0");
+  EXPECT_EQ(scalar("SELECT count(*) FROM run_history WHERE type = 'succeeded' AND step IS NOT "
+                   "NULL"),
+            "600");
+}
+
 }  // namespace chartflow::testing
