@@ -31,8 +31,8 @@ ChartUpload upload_chart(Engine& engine, std::optional<std::string> chart_id,
   ChartUpload out;
   out.chart_id = *chart_id;
   // Parsed, hashed and indexed once: the revision, its event and the steps' cache share it.
-  auto parsed = std::make_shared<const handlers::ParsedChart>(
-      std::move(bundle), handlers::sha256_hex(raw), raw.size());
+  auto parsed = std::make_shared<const handlers::ParsedChart>(std::move(bundle),
+                                                              handlers::sha256_hex(raw), raw);
   handlers::StoredRevision stored;
   store::EventInput ev;
   ev.type = kChartUploadedEvent;

@@ -95,7 +95,7 @@ ChartPtr ChartCache::load(Sql& sql, const std::string& chart_id, int revision,
     std::string text = column_text(*body_row, "body").value_or("");
     Json bundle = Json::parse(text, nullptr, false);
     if (bundle.is_discarded()) throw std::runtime_error("chart_revision body is not valid JSON");
-    auto chart = std::make_shared<const ParsedChart>(std::move(bundle), hash, text.size());
+    auto chart = std::make_shared<const ParsedChart>(std::move(bundle), hash, std::move(text));
     {
       std::lock_guard lock(mutex_);
       insert_locked(chart);

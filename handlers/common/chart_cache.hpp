@@ -34,6 +34,14 @@ class ParsedChart {
         index(bundle),
         content_hash(std::move(hash)),
         source_bytes(source_size) {}
+  // Keeps the text too when it is small (below kKeepSourceBelow): the scan's write-back splices
+  // its questions into it instead of serialising the whole Bundle again.
+  ParsedChart(Json bundle_json, std::string hash, std::string source_text)
+      : bundle(std::move(bundle_json)),
+        index(bundle),
+        content_hash(std::move(hash)),
+        source_bytes(source_text.size()),
+        source(source_text.size() < kKeepSourceBelow ? std::move(source_text) : std::string()) {}
   ParsedChart(const ParsedChart&) = delete;
   ParsedChart& operator=(const ParsedChart&) = delete;
 
@@ -41,6 +49,11 @@ class ParsedChart {
   const fhir::BundleIndex index;
   const std::string content_hash;
   const std::size_t source_bytes;
+  const std::string source;  // the JSON text, or "" (not kept, or not known)
+
+  // Per-encounter charts are tens of kilobytes; whole histories, megabytes, and their parse
+  // dwarfs the serialisation anyway.
+  static constexpr std::size_t kKeepSourceBelow = std::size_t{1} << 20;
 };
 
 using ChartPtr = std::shared_ptr<const ParsedChart>;

@@ -184,9 +184,9 @@ StepOutcome MissingFieldScanHandler::run(StepContext& ctx) {
 
   Json writeback_revision = nullptr;
   if (!questions.empty()) {
-    auto stored = store_writeback_revision(sql, event->chart_id, event->revision,
-                                           writeback_text(index, event->chart_id, questions),
-                                           "missing_field_scan");
+    auto stored = store_writeback_revision(
+        sql, event->chart_id, event->revision,
+        writeback_text(index, event->chart_id, questions, chart->source), "missing_field_scan");
     writeback_revision = stored.revision;
   }
   ctx.log(LogLevel::kInfo, "event=chart_scanned",

@@ -206,5 +206,62 @@ TEST(WritebackTest, AddsOneTaskPerQuestionDeterministically) {
             build_writeback_bundle(no_entries_index, "c", questions).dump());
 }
 
+// With the uploaded text at hand the questions are spliced into it: the same Bundle as the
+// serialised one, the chart's own bytes left as they were.
+TEST(WritebackTest, SplicesTasksIntoTheUploadedText) {
+  const std::string raw =
+      testing::read_file(testing::charts_dir() /
+                         "enc-garrett-thompson-19730719-amb-death-certification-516ed05c.json");
+  Json bundle = Json::parse(raw);
+  fhir::BundleIndex index(bundle);
+  std::vector<QuestionRow> questions = {
+      {1, "encounter-practitioner", "Encounter/516ed05c-b485-4c95-a975-c0ba265549dd",
+       "Which practitioner?", "error", "open", "2024-05-01T10:00:00Z", ""},
+      {2, "coverage", "Patient/3ed2a74a-739a-4f67-8492-c7b94e61515f", "Which policy?", "warning",
+       "closed", "2024-05-01T10:00:00Z", "2024-05-02T10:00:00Z"}};
+  const std::string spliced = writeback_text(index, "chart-1", questions, raw);
+  const Json expected = build_writeback_bundle(index, "chart-1", questions);
+  EXPECT_EQ(Json::parse(spliced), expected);
+  const auto end = find_entry_array_end(raw);
+  ASSERT_TRUE(end);
+  EXPECT_FALSE(end->empty);
+  EXPECT_EQ(spliced.substr(0, end->close), raw.substr(0, end->close));
+  EXPECT_EQ(spliced.substr(spliced.size() - (raw.size() - end->close)), raw.substr(end->close));
+
+  // A chart that carries our Tasks already has them replaced: no splice, the serialised form.
+  const std::string again_text = expected.dump(2);
+  fhir::BundleIndex again(expected);
+  EXPECT_EQ(writeback_text(again, "chart-1", questions, again_text),
+            build_writeback_bundle(again, "chart-1", questions).dump());
+
+  // An empty entry array takes the Tasks without a leading comma.
+  const std::string empty_text =
+      R"({"resourceType": "Bundle", "entry": [ ], "type": "collection"})";
+  Json empty = Json::parse(empty_text);
+  fhir::BundleIndex empty_index(empty);
+  EXPECT_EQ(Json::parse(writeback_text(empty_index, "c", questions, empty_text)),
+            build_writeback_bundle(empty_index, "c", questions));
+}
+
+TEST(WritebackTest, FindsTheTopLevelEntryArrayOnly) {
+  const std::string text =
+      R"( {"a": "entry", "b": {"entry": [1]}, "s": "x\"]\\", "entry": [{"k": "]"}, [] ], "z": 1} )";
+  const auto end = find_entry_array_end(text);
+  ASSERT_TRUE(end);
+  EXPECT_FALSE(end->empty);
+  EXPECT_EQ(text.substr(end->close, 3), "], ");
+  EXPECT_EQ(text.substr(end->close - 3, 3), "[] ");
+  auto empty = find_entry_array_end(R"({"entry":[]})");
+  ASSERT_TRUE(empty);
+  EXPECT_TRUE(empty->empty);
+  EXPECT_FALSE(find_entry_array_end(R"({"entry": [], "entry": []})")) << "duplicate key";
+  EXPECT_FALSE(find_entry_array_end(R"({"entry": {}})")) << "not an array";
+  EXPECT_FALSE(find_entry_array_end(R"({"other": []})")) << "no entry array";
+  EXPECT_FALSE(find_entry_array_end(R"([{"entry": []}])")) << "not an object";
+  EXPECT_FALSE(find_entry_array_end(R"({"entry": []} x)")) << "trailing text";
+  EXPECT_FALSE(find_entry_array_end(R"({"entry": [)")) << "cut short";
+  EXPECT_FALSE(find_entry_array_end(R"({"\u0065ntry": []})")) << "escaped key";
+}
+
 }  // namespace
 }  // namespace chartflow::handlers

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "handlers/common/hash.hpp"
 #include "handlers/fhir/fhir_json.hpp"
 
@@ -87,9 +89,84 @@ Json build_writeback_bundle(const fhir::BundleIndex& index, const std::string& c
   return out;
 }
 
+std::optional<EntryArrayEnd> find_entry_array_end(std::string_view text) {
+  std::size_t i = 0;
+  const std::size_t n = text.size();
+  auto skip_ws = [&](std::size_t j) {
+    while (j < n && (text[j] == ' ' || text[j] == '\n' || text[j] == '\r' || text[j] == '\t')) ++j;
+    return j;
+  };
+  i = skip_ws(i);
+  if (i >= n || text[i] != '{') return std::nullopt;
+  int depth = 0;
+  std::optional<EntryArrayEnd> found;
+  int entry_depth = -1;  // depth inside the entry array while scanning it
+  bool saw_entry_key = false;
+  for (; i < n; ++i) {
+    const char c = text[i];
+    if (c == '"') {
+      const std::size_t start = i;
+      for (++i; i < n && text[i] != '"'; ++i) {
+        if (text[i] == '\\') ++i;
+      }
+      if (i >= n) return std::nullopt;
+      if (entry_depth >= 0) found->empty = false;
+      if (depth != 1) continue;
+      const std::size_t after = skip_ws(i + 1);
+      if (after >= n || text[after] != ':') continue;  // a value, not a key
+      if (text.substr(start, i + 1 - start) != "\"entry\"") continue;
+      if (saw_entry_key) return std::nullopt;  // a duplicate key: let the parser's view decide
+      saw_entry_key = true;
+      const std::size_t open = skip_ws(after + 1);
+      if (open >= n || text[open] != '[') return std::nullopt;
+      i = open;
+      depth = 2;
+      entry_depth = 2;
+      found = EntryArrayEnd{};
+      continue;
+    }
+    if (c == '{' || c == '[') {
+      if (entry_depth >= 0) found->empty = false;
+      ++depth;
+    } else if (c == '}' || c == ']') {
+      if (entry_depth >= 0 && depth == entry_depth && c == ']') {
+        found->close = i;
+        entry_depth = -1;
+      }
+      --depth;
+      if (depth == 0) {
+        // Only whitespace may follow the object.
+        if (skip_ws(i + 1) != n) return std::nullopt;
+        return found && entry_depth < 0 ? found : std::nullopt;
+      }
+    } else if (entry_depth >= 0 && c != ' ' && c != '\n' && c != '\r' && c != '\t' && c != ',') {
+      found->empty = false;
+    }
+  }
+  return std::nullopt;
+}
+
 std::string writeback_text(const fhir::BundleIndex& index, const std::string& chart_id,
-                           const std::vector<QuestionRow>& questions) {
+                           const std::vector<QuestionRow>& questions, std::string_view text) {
   const Json& source = index.bundle();
+  const Json* source_entries = fhir::member(source, "entry");
+  if (!text.empty() && source_entries != nullptr && source_entries->is_array() &&
+      std::none_of(source_entries->begin(), source_entries->end(), is_our_task)) {
+    if (auto end = find_entry_array_end(text)) {
+      const bool request = with_request(source);
+      std::string out;
+      out.reserve(text.size() + questions.size() * 1024);
+      out.append(text.substr(0, end->close));
+      bool first = end->empty;
+      for (const auto& q : questions) {
+        if (!first) out += ',';
+        first = false;
+        out += task_entry(index, chart_id, q, request).dump();
+      }
+      out.append(text.substr(end->close));
+      return out;
+    }
+  }
   const Json* entries = fhir::member(source, "entry");
   if (!source.is_object() || entries == nullptr || !entries->is_array()) {
     return build_writeback_bundle(index, chart_id, questions).dump();
