@@ -130,9 +130,12 @@ class TxSql : public Sql {
   Store::Impl* impl_;
 };
 
-// Stores one event and its runs inside `tx`. The caller commits and notifies.
+// Stores one event and its runs inside `tx`. The caller commits and notifies, unless
+// `notify_origin` is given and *notified comes back true: then the wake-up (with that origin)
+// went out in the same statement as the run.
 IngestResult ingest_in(Store::Impl& impl, pqxx::transaction_base& tx, const EventInput& event,
-                       const Store::PlanRuns& plan);
+                       const Store::PlanRuns& plan, const std::string* notify_origin = nullptr,
+                       bool* notified = nullptr);
 
 // ingest_in for each event, appending to `out`; true when any started a run.
 bool ingest_each(Store::Impl& impl, pqxx::transaction_base& tx,

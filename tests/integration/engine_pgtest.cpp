@@ -531,6 +531,12 @@ TEST_F(EngineTest, AnIngestsWakeUpIsAnEchoOnlyForTheProcessThatSentIt) {
   scalar("SELECT pg_notify('chartflow_wakeup_' || current_schema(), '')");
   EXPECT_TRUE(same.await_notification(std::chrono::seconds(5)));
   EXPECT_TRUE(other.await_notification(std::chrono::seconds(5)));
+  // The wake-up goes out with the run's insert; a duplicate event starts nothing and wakes no
+  // one.
+  h.start_run("demo.echo", Json::object(), "once");
+  EXPECT_TRUE(other.await_notification(std::chrono::seconds(5)));
+  h.start_run("demo.echo", Json::object(), "once");
+  EXPECT_FALSE(other.await_notification(std::chrono::milliseconds(300)));
 }
 
 TEST_F(EngineTest, LostLeaseDiscardsTheLateFinisher) {
