@@ -9,8 +9,13 @@
 -- - step_run_running_idx now also requires lease_expires_at IS NOT NULL (true of every running
 --   step: the claim sets it), so only the lease and deadline scans that say so can use it; a
 --   lookup by key with status = 'running' goes by the primary key.
--- - step_commit: no sequential scans either (the promotion of dependents read all of step_run),
---   and the runs a wait left waiting are found by key alone.
+-- - step_commit: every row it changes is reached from a key the batch names, in a way that
+--   leaves the planner no join order to choose, and updated by ctid (see the comment in the
+--   function). With only the running index out of reach, the planner read the whole primary
+--   key instead: the batch's finishes estimated at a hundred rows and step_run at one, scanning
+--   step_run once looked cheaper than a lookup per finish. No sequential scans either (the
+--   promotion of dependents read all of step_run), and the runs a wait left waiting are found
+--   by key alone.
 -- - run_signal_deliver: the waiting step is found by key in key order, the run by key alone.
 -- - step_wait: the planner settings of the other queue functions.
 
@@ -90,34 +95,55 @@ BEGIN
       ORDER BY w.id FOR NO KEY UPDATE;
   END IF;
   IF jsonb_array_length(p_finishes) > 0 THEN
+    -- The finishing steps' rows are locked first, by key, in a statement of their own: the
+    -- statement below then starts with every row it changes locked by this transaction (run
+    -- rows above, pending steps only change under their run's lock), so a row's ctid cannot
+    -- go stale between finding it and updating it. Without this a lease renewal committed in
+    -- between (the worker's heartbeat) made the update's ctid recheck fail and the finish
+    -- vanish until the lease ran out.
+    PERFORM (SELECT 1 FROM step_run s WHERE s.run_id = f.run_id AND s.step_key = f.step_key
+             FOR NO KEY UPDATE)
+      FROM jsonb_to_recordset(p_finishes) AS f(run_id bigint, step_key text);
+    -- Every row below is reached from a key the batch names (a scalar subquery or a LATERAL
+    -- subquery kept apart by OFFSET 0, so the planner cannot turn the join around) and updated
+    -- through its ctid (a join on ctid has no plan but the TID lookup). A step whose lease
+    -- another worker took over is not found by its owner and attempt, and is left alone.
     WITH input AS (
       SELECT * FROM jsonb_to_recordset(p_finishes)
         AS x(run_id bigint, step_key text, attempt int, status text, output jsonb, wrote boolean)),
+    target AS (
+      SELECT i.*, (SELECT s.ctid FROM step_run s
+                   WHERE s.run_id = i.run_id AND s.step_key = i.step_key
+                     AND s.lease_owner = p_owner AND s.attempt = i.attempt
+                     AND s.status = 'running') AS tid
+      FROM input i),
     done AS (
-      UPDATE step_run s SET status = i.status, output = i.output,
+      UPDATE step_run s SET status = t.status, output = t.output,
         finished_at = statement_timestamp(), lease_owner = NULL, wake = NULL, error = NULL
-      FROM input i
-      WHERE s.run_id = i.run_id AND s.step_key = i.step_key AND s.lease_owner = p_owner
-        AND s.attempt = i.attempt AND s.status = 'running'
+      FROM target t WHERE s.ctid = t.tid
       RETURNING s.run_id, s.step_key, s.status, s.attempt),
     released AS (
-      SELECT p.run_id, p.step_key, count(*) AS n FROM step_run p JOIN done
-        ON p.run_id = done.run_id AND p.needs ? done.step_key WHERE p.status = 'pending'
-      GROUP BY p.run_id, p.step_key),
+      SELECT q.tid, count(*) AS n
+      FROM done CROSS JOIN LATERAL (
+        SELECT p.ctid AS tid FROM step_run p
+        WHERE p.run_id = done.run_id AND p.status = 'pending' AND p.needs ? done.step_key
+        OFFSET 0) q
+      GROUP BY q.tid),
     promoted AS (
       UPDATE step_run p SET pending_needs = p.pending_needs - r.n, run_at = now(),
         status = CASE WHEN p.pending_needs = r.n THEN 'ready' ELSE p.status END
-      FROM released r WHERE p.run_id = r.run_id AND p.step_key = r.step_key
-        AND p.status = 'pending'
+      FROM released r WHERE p.ctid = r.tid
       RETURNING p.status),
-    per_run AS (SELECT run_id, count(*) AS n FROM done GROUP BY run_id),
+    per_run AS (
+      SELECT d.run_id, d.n, (SELECT w.ctid FROM workflow_run w WHERE w.id = d.run_id) AS tid
+      FROM (SELECT run_id, count(*) AS n FROM done GROUP BY run_id) d),
     run AS (
       UPDATE workflow_run w SET remaining_steps = w.remaining_steps - pr.n,
         status = CASE WHEN w.remaining_steps = pr.n AND w.status IN ('running', 'waiting')
           THEN 'succeeded' WHEN w.status = 'waiting' THEN 'running' ELSE w.status END,
         finished_at = CASE WHEN w.remaining_steps = pr.n AND w.status IN ('running', 'waiting')
           THEN statement_timestamp() ELSE w.finished_at END
-      FROM per_run pr WHERE w.id = pr.run_id
+      FROM per_run pr WHERE w.ctid = pr.tid
       RETURNING w.id, w.workflow, w.status, w.remaining_steps),
     h1 AS (
       INSERT INTO run_history (run_id, type, step, attempt, worker)

@@ -402,7 +402,7 @@ TEST_F(EngineTest, ConcurrencyLimitPerKeyHolds) {
   EXPECT_EQ(tracker.peak["p1"], 1);
 }
 
-// Whole batches: one claim takes steps of several keys at once (schema/0018), never more of a
+// Whole batches: one claim takes steps of several keys at once (schema/0017), never more of a
 // key than its limit leaves room for, and every step runs exactly once.
 TEST_F(EngineTest, ConcurrencyLimitHoldsForBatchesOfManyKeys) {
   PeakTracker tracker;
