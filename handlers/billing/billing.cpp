@@ -16,19 +16,21 @@ namespace {
 
 // All items in one statement; the unique key turns already billed items into no-ops and
 // RETURNING tells which ones are new.
+// The new entries (an item billed before is a no-op: UNIQUE (chart_id, source_ref)) and the
+// chart's entry count after them, in one statement; the count's snapshot predates the insert,
+// so the inserted rows are added to it.
 constexpr const char* kInsertEntries =
-    "INSERT INTO ledger_entry (chart_id, revision, source_ref, kind, code, code_system, "
-    "description, quantity, unit, amount, currency, amount_source, payor) "
+    "WITH ins AS (INSERT INTO ledger_entry (chart_id, revision, source_ref, kind, code, "
+    "code_system, description, quantity, unit, amount, currency, amount_source, payor) "
     "SELECT $1, $2, i.source_ref, i.kind, i.code, i.code_system, i.description, i.quantity, "
     "i.unit, i.amount, i.currency, i.amount_source, nullif(i.payor, '') "
     "FROM jsonb_to_recordset($3::jsonb) AS i(source_ref text, kind text, code text, "
     "code_system text, description text, quantity numeric, unit text, amount numeric, "
     "currency text, amount_source text, payor text) "
-    "ON CONFLICT (chart_id, source_ref) DO NOTHING RETURNING source_ref";
-
-constexpr const char* kLedgerTotals =
-    "SELECT count(*) AS entries, coalesce(sum(amount), 0) AS total FROM ledger_entry "
-    "WHERE chart_id = $1";
+    "ON CONFLICT (chart_id, source_ref) DO NOTHING RETURNING source_ref) "
+    "SELECT (SELECT coalesce(json_agg(source_ref), '[]') FROM ins)::text AS added, "
+    "(SELECT count(*) FROM ledger_entry WHERE chart_id = $1) + (SELECT count(*) FROM ins) "
+    "AS entries_total";
 
 }  // namespace
 
@@ -64,18 +66,17 @@ StepOutcome BillingHandler::run(StepContext& ctx) {
                            {"amount_source", item.amount_source},
                            {"payor", item.payor}});
   }
-  Json added = Json::array();
-  if (!records.empty()) {
-    added = query_rows(sql, kInsertEntries,
-                       {event->chart_id, std::to_string(event->revision), records.dump()});
-  }
+  auto inserted = query_one(sql, kInsertEntries,
+                            {event->chart_id, std::to_string(event->revision), records.dump()});
+  const Json added = Json::parse(inserted ? column_text(*inserted, "added").value_or("[]") : "[]");
+  const auto entries_total = inserted ? column_int(*inserted, "entries_total").value_or(0) : 0;
 
   // New entries per payor -> one notification each, keyed by this step's idempotency key.
   std::map<std::string, std::vector<NotificationLine>> per_payor;
   std::int64_t amount_added = 0;
   std::size_t without_payor = 0;
-  for (const auto& row : added) {
-    auto it = by_ref.find(column_text(row, "source_ref").value_or(""));
+  for (const auto& ref : added) {
+    auto it = by_ref.find(ref.is_string() ? ref.get<std::string>() : std::string());
     if (it == by_ref.end()) continue;
     const BillableItem& item = *it->second;
     amount_added += item.amount_cents;
@@ -101,8 +102,6 @@ StepOutcome BillingHandler::run(StepContext& ctx) {
             {{"chart_id", event->chart_id}, {"entries", without_payor}});
   }
 
-  auto totals = query_one(sql, kLedgerTotals, {event->chart_id});
-  const auto entries_total = totals ? column_int(*totals, "entries").value_or(0) : 0;
   ctx.log(LogLevel::kInfo, "event=chart_billed",
           {{"chart_id", event->chart_id},
            {"revision", event->revision},

@@ -112,8 +112,11 @@ StepOutcome DoctorReviewHandler::run(StepContext& ctx) {
   }
   Sql& sql = ctx.sql();
   const std::string run_id = std::to_string(ctx.run_id());
-  auto existing = query_one(sql, kFindReview, {run_id, ctx.step()});
   const Wake* wake = ctx.wake();
+  // Not woken: this is the step's first run, or a re-run of one; the insert below finds a
+  // review an earlier attempt made (its conflict path), so only a woken step looks first.
+  auto existing =
+      wake != nullptr ? query_one(sql, kFindReview, {run_id, ctx.step()}) : std::nullopt;
 
   if (existing) {
     const std::string status = column_text(*existing, "status").value_or("pending");
