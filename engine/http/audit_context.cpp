@@ -24,7 +24,8 @@ auth::AuditEntry audit_entry(const Request& req, std::string action, std::string
 
 void audit_or_throw(runtime::Engine& engine, const auth::AuditEntry& entry) {
   engine.pool().with([&](store::Store& s) {
-    s.with_sql([&](Sql& sql) { auth::record(sql, entry); });
+    // One INSERT: it commits by itself, without BEGIN and COMMIT around it.
+    s.with_autocommit_sql([&](Sql& sql) { auth::record(sql, entry); });
     return 0;
   });
 }

@@ -190,7 +190,7 @@ void add_chart_routes(Router& router, runtime::Engine& engine, metrics::Metrics*
         // the signal's transaction, so the run never misses a recorded decision.
         std::optional<Json> review;
         engine.pool().with([&](store::Store& s) {
-          s.with_sql([&](Sql& sql) { review = handlers::get_review(sql, id); });
+          s.with_autocommit_sql([&](Sql& sql) { review = handlers::get_review(sql, id); });
           return 0;
         });
         if (!review) return Response::error(404, "review " + std::to_string(id) + " not found");
