@@ -316,7 +316,11 @@ ssl::context make_tls_context(const TlsFiles& files) {
 
 struct Server::Impl {
   Impl(ServerSettings s, const Router& r)
-      : settings(std::move(s)), router(r), slots(settings.upload_slots), acceptor(ioc) {}
+      : settings(std::move(s)),
+        router(r),
+        slots(settings.upload_slots),
+        accept_strand(net::make_strand(ioc)),
+        acceptor(accept_strand) {}
 
   void accept() {
     acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
@@ -338,6 +342,10 @@ struct Server::Impl {
   // Before ioc: sessions destroyed with the io_context still return their slots here.
   UploadSlots slots;
   net::io_context ioc;
+  // The acceptor's handlers and its close at shutdown run on one strand: with several I/O
+  // threads, a close racing the handler that re-arms the accept was undefined behaviour (UBSan
+  // caught a null reactor descriptor in the re-armed accept).
+  net::strand<net::io_context::executor_type> accept_strand;
   tcp::acceptor acceptor;
   std::optional<ssl::context> tls;
   std::vector<std::thread> threads;
@@ -369,7 +377,7 @@ void Server::start() {
 
 void Server::stop() {
   if (!impl_) return;
-  net::post(impl_->ioc, [this] {
+  net::post(impl_->accept_strand, [this] {
     beast::error_code e;
     impl_->acceptor.close(e);
   });
