@@ -361,31 +361,23 @@ IngestResult ingest_in(Store::Impl& impl, pqxx::transaction_base& tx, const Even
   IngestResult result;
   const auto plans = plan(event);
   if (plans.size() == 1) {
-    // The common case, event and run in one round trip, and with `notify_origin` the workers'
-    // wake-up too (sent only if the run was started).
+    // The common case, event and run in one round trip, and with `notify_origin` ($10, else
+    // NULL) the workers' wake-up too, sent only if the run was started.
     static const std::string kInsertEventRun =
-        "WITH ev AS (INSERT INTO event (type, dedup_key, body, source) VALUES ($1, $2, "
-        "$3::jsonb, $4) ON CONFLICT (type, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING "
-        "RETURNING id)," +
-        insert_run_sql("ev", 5) + " SELECT ev.id, run.id FROM ev LEFT JOIN run ON true";
-    static const std::string kInsertEventRunNotify =
         "WITH ev AS (INSERT INTO event (type, dedup_key, body, source) VALUES ($1, $2, "
         "$3::jsonb, $4) ON CONFLICT (type, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING "
         "RETURNING id)," +
         insert_run_sql("ev", 5) +
         " SELECT ev.id, run.id, (SELECT count(*) FROM (SELECT pg_notify('chartflow_wakeup_' || "
-        "current_schema(), $10) FROM run) n) FROM ev LEFT JOIN run ON true";
+        "current_schema(), $10) FROM run WHERE $10::text IS NOT NULL) n) "
+        "FROM ev LEFT JOIN run ON true";
     const auto& p = plans.front();
-    const auto r =
-        notify_origin
-            ? tx.exec_prepared(impl.prepare("insert_event_run_notify", kInsertEventRunNotify),
-                               event.type, opt(event.dedup_key), event.body.dump(), event.source,
-                               p.workflow_version_id, p.workflow, static_cast<int>(p.steps.size()),
-                               opt(event.subject), steps_json(p).dump(), *notify_origin)
-            : tx.exec_prepared(impl.prepare("insert_event_run", kInsertEventRun), event.type,
-                               opt(event.dedup_key), event.body.dump(), event.source,
-                               p.workflow_version_id, p.workflow, static_cast<int>(p.steps.size()),
-                               opt(event.subject), steps_json(p).dump());
+    std::optional<std::string> origin;
+    if (notify_origin) origin = *notify_origin;
+    const auto r = tx.exec_prepared(
+        impl.prepare("insert_event_run", kInsertEventRun), event.type, opt(event.dedup_key),
+        event.body.dump(), event.source, p.workflow_version_id, p.workflow,
+        static_cast<int>(p.steps.size()), opt(event.subject), steps_json(p).dump(), opt(origin));
     if (!r.empty()) {
       result.event_id = r[0][0].as<std::int64_t>();
       result.run_ids.push_back(r[0][1].as<std::int64_t>());
