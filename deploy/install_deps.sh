@@ -17,7 +17,7 @@ readonly kBasePackages=(
   postgresql postgresql-contrib
   clang-format python3 nodejs npm
 )
-readonly kTestPackages=(chromium chromium-driver awscli s3cmd prometheus clang libclang-rt-14-dev)
+readonly kTestPackages=(chromium chromium-driver awscli s3cmd prometheus clang clang-tidy libclang-rt-14-dev)
 
 usage() {
   echo "usage: $0 [--test]" >&2

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The "test" command: builds the Debug+ASan/UBSan tree in build-test, starts a throwaway
 # PostgreSQL, runs every test with ctest, then each fuzz target for a bounded time
-# (deploy/fuzz.sh), then the browser tests if present.
+# (deploy/fuzz.sh), then the browser tests if present. deploy/lint.sh checks formatting and
+# clang-tidy between the tests and the fuzzers.
 #
 # Usage: deploy/test.sh [extra ctest args...]     e.g. deploy/test.sh -L unit
 #   env CHARTFLOW_TEST_PG_DIR   where the test cluster lives (default /tmp/chartflow-test-pg)
@@ -29,6 +30,12 @@ echo "test.sh: CHARTFLOW_TEST_DSN=$CHARTFLOW_TEST_DSN"
 
 status=0
 ctest --test-dir build-test --output-on-failure -j2 --timeout 600 "$@" || status=$?
+
+# clang-format on every file, clang-tidy on the files the last commit changed.
+echo "test.sh: running deploy/lint.sh"
+lint_status=0
+LINT_JOBS=2 bash deploy/lint.sh --base HEAD~1 build-test || lint_status=$?
+if ((status == 0)); then status=$lint_status; fi
 
 # libFuzzer targets for a bounded time each (CHARTFLOW_FUZZ_SECONDS, 0 skips them).
 if [[ "${CHARTFLOW_FUZZ_SECONDS:-45}" != 0 ]]; then

@@ -1,4 +1,4 @@
-// The chart handlers against a real PostgreSQL (schema/0002_charts.sql): every chart in
+// The chart handlers against a real PostgreSQL (schema/charts/): every chart in
 // tests/data/charts goes through upload, scan, review, billing, insurance and discharge, and the
 // tables hold what the FHIR content implies. Handlers run through a test StepContext whose
 // transaction commits like the engine's (Completed/Fail/Wait commit, Retry rolls back); the last
@@ -21,18 +21,26 @@
 #include "handlers/doctor_review/doctor_review.hpp"
 #include "handlers/missing_field_scan/missing_field_scan.hpp"
 #include "handlers/missing_field_scan/rules.hpp"
-#include "handlers/register_chart_handlers.hpp"
+#include "handlers/chart_module.hpp"
 #include "handlers/testing/chart_test_data.hpp"
-#include "handlers/testing/fake_http_server.hpp"
+#include "tests/support/fake_http_server.hpp"
 #include "store/store.hpp"
 #include "tests/support/engine_harness.hpp"
 #include "tests/support/pg_fixture.hpp"
 
 namespace chartflow::handlers {
+
+using billing::has_billable;
+using billing::PriceList;
+using doctor_review::find_primary_doctor;
+using doctor_review::kDefaultFallbackQueue;
+using missing_field_scan::kDefaultRulesFile;
+using missing_field_scan::RuleSet;
+using missing_field_scan::scan_chart;
 namespace {
 
-using testing::FakeHttpServer;
-using testing::ReceivedRequest;
+using chartflow::testing::FakeHttpServer;
+using chartflow::testing::ReceivedRequest;
 
 // One attempt of one step, as the engine presents it.
 class TestStepContext : public StepContext {

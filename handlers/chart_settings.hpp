@@ -19,9 +19,9 @@ inline constexpr const char* kBillDeliveryFile = "settings/bill-delivery.yaml";
 
 struct ChartSettings {
   std::filesystem::path workflows_dir;
-  PriceList price_list;
-  InsurerSettings insurers;
-  BillDeliverySettings bill_delivery;
+  billing::PriceList price_list;
+  insurance::InsurerSettings insurers;
+  discharge::BillDeliverySettings bill_delivery;
 };
 
 // Overrides for tests and embedders: a value given here replaces the settings file.

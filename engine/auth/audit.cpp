@@ -3,18 +3,18 @@
 #include <algorithm>
 #include <atomic>
 
-#include "handlers/common/hash.hpp"
-#include "handlers/common/sql_util.hpp"
+#include "engine/util/hash.hpp"
+#include "engine/util/sql_rows.hpp"
+#include "store/audit_store.hpp"
 
 namespace chartflow::auth {
 namespace {
 
-using handlers::column_int;
-using handlers::column_text;
+using util::column_int;
+using util::column_text;
 
 constexpr int kVerifyPage = 1000;
 std::atomic<bool> g_unsealed{false};
-constexpr const char* kTime = "to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')";
 
 // FHIR AuditEvent.action: C(reate) R(ead) U(pdate) D(elete) E(xecute).
 std::string fhir_action(const std::string& action) {
@@ -30,18 +30,11 @@ std::string fhir_action(const std::string& action) {
 }  // namespace
 
 void record(Sql& sql, const AuditEntry& e) {
-  sql.query(
-      "INSERT INTO audit_event (actor, actor_name, role, action, resource_type, resource_id, "
-      "remote, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)",
-      {e.actor, e.actor_name, e.role, e.action, e.resource_type, e.resource_id, e.remote, e.outcome,
-       e.detail.dump(-1, ' ', false, Json::error_handler_t::replace)});
+  store::insert_audit_event(sql, e);
   g_unsealed.store(true, std::memory_order_relaxed);
 }
 
-int seal(Sql& sql) {
-  Json rows = handlers::query_rows(sql, "SELECT audit_event_seal() AS n");
-  return static_cast<int>(column_int(rows.at(0), "n").value_or(0));
-}
+int seal(Sql& sql) { return store::seal_audit_events(sql); }
 
 bool take_unsealed() { return g_unsealed.exchange(false, std::memory_order_relaxed); }
 
@@ -49,29 +42,11 @@ void record_pending_again() { g_unsealed.store(true, std::memory_order_relaxed);
 
 Json query_audit(Sql& sql, const AuditFilter& f) {
   seal(sql);
-  const int limit = std::clamp(f.limit, 1, 1000);
-  std::optional<std::string> after;
-  if (f.after) after = std::to_string(*f.after);
-  Json rows = handlers::query_rows(
-      sql,
-      std::string("SELECT id, ") + kTime +
-          " AS at, actor, actor_name, role, action, resource_type, resource_id, remote, "
-          "outcome, detail::text AS detail, seq, hash FROM audit_event "
-          "WHERE ($1::timestamptz IS NULL OR at >= $1::timestamptz) "
-          "AND ($2::timestamptz IS NULL OR at < $2::timestamptz) "
-          "AND ($3::text IS NULL OR actor = $3 OR actor_name = $3) "
-          "AND ($4::text IS NULL OR action = $4 OR action LIKE $4 || '.%') "
-          "AND ($5::bigint IS NULL OR id < $5::bigint) ORDER BY id DESC LIMIT $6",
-      {f.since, f.until, f.actor, f.action, after, std::to_string(limit)});
-  Json events = Json::array();
-  for (auto& row : rows) {
-    row["id"] = column_int(row, "id").value_or(0);
-    if (auto seq = column_int(row, "seq")) row["seq"] = *seq;
-    row["detail"] = handlers::column_json(row, "detail");
-    events.push_back(std::move(row));
-  }
+  AuditFilter page = f;
+  page.limit = std::clamp(f.limit, 1, 1000);
+  Json events = store::audit_events(sql, page);
   Json out{{"events", events}, {"next", nullptr}};
-  if (static_cast<int>(events.size()) == limit)
+  if (static_cast<int>(events.size()) == page.limit)
     out["next"] = std::to_string(events.back().at("id").get<std::int64_t>());
   return out;
 }
@@ -126,15 +101,7 @@ VerifyResult verify_chain(Sql& sql) {
   for (;;) {
     // The canonical text is rebuilt here from the stored columns and hashed in C++, independent
     // of the trigger that computed the stored hash.
-    Json rows = handlers::query_rows(
-        sql,
-        std::string("SELECT id, ") + kTime +
-            " AS at, actor, coalesce(actor_name, '') AS actor_name, coalesce(role, '') AS role, "
-            "action, coalesce(resource_type, '') AS resource_type, "
-            "coalesce(resource_id, '') AS resource_id, coalesce(remote, '') AS remote, outcome, "
-            "detail::text AS detail, seq, hash FROM audit_event WHERE seq > $1::bigint "
-            "ORDER BY seq LIMIT $2",
-        {std::to_string(after), std::to_string(kVerifyPage)});
+    Json rows = store::audit_chain_page(sql, after, kVerifyPage);
     for (const auto& row : rows) {
       std::string canonical;
       bool first = true;
@@ -142,14 +109,14 @@ VerifyResult verify_chain(Sql& sql) {
                               "resource_id", "remote", "outcome", "detail"}) {
         if (!first) canonical += '\x1f';
         first = false;
-        canonical += column_text(row, col).value_or("");
+        canonical += util::column_text(row, col).value_or("");
       }
-      const std::string expected = handlers::sha256_hex(prev + '\x1e' + canonical);
-      const std::string stored = column_text(row, "hash").value_or("");
-      after = column_int(row, "seq").value_or(after);
+      const std::string expected = util::sha256_hex(prev + '\x1e' + canonical);
+      const std::string stored = util::column_text(row, "hash").value_or("");
+      after = util::column_int(row, "seq").value_or(after);
       if (expected != stored) {
         out.ok = false;
-        out.first_broken = column_int(row, "id");
+        out.first_broken = util::column_int(row, "id");
         return out;
       }
       prev = stored;

@@ -4,7 +4,7 @@
 // text, so `verify_chain` finds the first record changed or removed behind chartflow's back.
 // Write a record in the transaction of the action it describes, so neither exists without the
 // other. Records go in unsealed, without waiting for one another; `seal` chains the committed
-// ones (schema/0007_audit_seal.sql), so the chain covers a record from its first seal on.
+// ones (audit_event_seal() in schema/engine/0003_auth.sql), so the chain covers a record from its first seal on.
 // Safe from any thread.
 #pragma once
 
@@ -12,21 +12,13 @@
 #include <optional>
 #include <string>
 
+#include "engine/audit.hpp"
 #include "engine/handler.hpp"
+#include "store/audit_store.hpp"
 
 namespace chartflow::auth {
 
-struct AuditEntry {
-  std::string actor;  // credential subject ("token:7", "user:alice"), "cli:<os user>", "anonymous"
-  std::optional<std::string> actor_name;
-  std::optional<std::string> role;
-  std::string action;  // "chart.read", "chart.upload", "review.decide", "run.cancel", ...
-  std::optional<std::string> resource_type;
-  std::optional<std::string> resource_id;
-  std::optional<std::string> remote;
-  std::string outcome = "success";  // success | failure | denied
-  Json detail = Json::object();     // ids, counts and reasons only
-};
+using chartflow::AuditEntry;
 
 void record(Sql& sql, const AuditEntry& entry);
 
@@ -38,12 +30,8 @@ bool take_unsealed();
 // Puts back what take_unsealed took, after a seal that failed.
 void record_pending_again();
 
-struct AuditFilter {
-  std::optional<std::string> since, until;  // RFC 3339
-  std::optional<std::string> actor, action;
-  std::optional<std::int64_t> after;  // paging cursor: records with id < after
-  int limit = 100;
-};
+// since, until (RFC 3339), actor, action, after (paging cursor: records with id < after), limit.
+using AuditFilter = store::AuditFilter;
 // Seals, then {"events": [{id, at, actor, actor_name, role, action, resource_type, resource_id,
 // remote, outcome, detail, seq, hash}], "next": cursor|null}, newest first.
 Json query_audit(Sql& sql, const AuditFilter& filter);

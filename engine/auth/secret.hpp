@@ -12,5 +12,8 @@ namespace chartflow::auth {
 std::string random_secret(std::string_view prefix);
 // Hex SHA-256: what a secret is stored and looked up as.
 std::string secret_hash(std::string_view secret);
+// Whether a secret presented to us is worth looking up (by its hash): it starts with `prefix`
+// and is not implausibly long.
+bool plausible_secret(std::string_view secret, std::string_view prefix);
 
 }  // namespace chartflow::auth

@@ -7,12 +7,12 @@
 
 #include "auth/tokens.hpp"
 #include "auth/users.hpp"
-#include "handlers/common/hash.hpp"
+#include "engine/util/hash.hpp"
 
 namespace chartflow::auth {
 namespace {
 
-using handlers::constant_time_equal;
+using util::constant_time_equal;
 
 TEST(SecretTest, SecretsAre32RandomBytesInHexAfterTheirPrefix) {
   std::set<std::string> seen;
@@ -26,9 +26,9 @@ TEST(SecretTest, SecretsAre32RandomBytesInHexAfterTheirPrefix) {
 
 TEST(SecretTest, HashIsHexSha256AndComparisonIsExact) {
   EXPECT_EQ(secret_hash("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-  EXPECT_TRUE(constant_time_equal("cfx_1", "cfx_1"));
-  EXPECT_FALSE(constant_time_equal("cfx_1", "cfx_2"));
-  EXPECT_FALSE(constant_time_equal("cfx_1", "cfx_10"));
+  EXPECT_TRUE(util::constant_time_equal("cfx_1", "cfx_1"));
+  EXPECT_FALSE(util::constant_time_equal("cfx_1", "cfx_2"));
+  EXPECT_FALSE(util::constant_time_equal("cfx_1", "cfx_10"));
 }
 
 TEST(SecretTest, PasswordsAreArgon2idAndOnlyTheRightOneVerifies) {

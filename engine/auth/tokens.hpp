@@ -51,11 +51,6 @@ Json list_tokens(Sql& sql);
 // The credential of a live (not revoked, not expired) token, or nullopt.
 std::optional<Credential> find_token(Sql& sql, const std::string& token);
 
-// The row `statement` returns for a secret (token, session id, sign-in code) looked up by its hash
-// ($1); nullopt without a query when the secret lacks `prefix` or is implausibly long.
-std::optional<Json> row_for_secret(Sql& sql, const std::string& secret, std::string_view prefix,
-                                   const std::string& statement);
-
 // "30d", "12h", "90m": whole seconds, at least one minute. Throws std::invalid_argument.
 std::chrono::seconds parse_expiry(const std::string& text);
 

@@ -6,7 +6,7 @@
 #include <stdexcept>
 
 #include "auth/secret.hpp"
-#include "handlers/common/sql_util.hpp"
+#include "store/auth_store.hpp"
 
 namespace chartflow::auth {
 namespace {
@@ -52,27 +52,20 @@ void create_user(Sql& sql, const std::string& name, const std::string& role,
     throw std::invalid_argument("a reviewer needs --assignee: the practitioner they are");
   if (password.size() < kMinPasswordLength)
     throw std::invalid_argument("the password must have at least 12 characters");
-  if (handlers::query_one(sql, "SELECT 1 FROM app_user WHERE name = $1", {name}))
-    throw std::invalid_argument("user '" + name + "' exists");
-  sql.query("INSERT INTO app_user (name, role, assignee, password_hash) VALUES ($1, $2, $3, $4)",
-            {name, role, role == "reviewer" ? assignee : std::nullopt, hash_password(password)});
+  if (store::user_exists(sql, name)) throw std::invalid_argument("user '" + name + "' exists");
+  store::insert_user(sql, name, role, role == "reviewer" ? assignee : std::nullopt,
+                     hash_password(password));
 }
 
 std::optional<Credential> check_password(Sql& sql, const std::string& name,
                                          const std::string& password) {
   // Hashed once per process: what an unknown name is checked against, so it costs the same.
   static const std::string kDecoy = hash_password(random_secret(""));
-  auto row = handlers::query_one(
-      sql,
-      "SELECT name, role, assignee, password_hash FROM app_user WHERE name = $1 AND "
-      "disabled_at IS NULL",
-      {name});
-  const std::string encoded =
-      row ? handlers::column_text(*row, "password_hash").value_or(kDecoy) : kDecoy;
+  auto row = store::find_enabled_user(sql, name);
+  const std::string encoded = row && row->password_hash ? *row->password_hash : kDecoy;
   const bool ok = verify_password(encoded, password);
   if (!row || !ok) return std::nullopt;
-  return Credential{"user:" + name, name, handlers::column_text(*row, "role").value_or(""),
-                    handlers::column_text(*row, "assignee")};
+  return Credential{"user:" + name, name, row->role, row->assignee};
 }
 
 }  // namespace chartflow::auth

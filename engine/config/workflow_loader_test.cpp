@@ -8,7 +8,7 @@
 #include <string>
 
 #include "core/condition.hpp"
-#include "core/duration.hpp"
+#include "engine/util/duration.hpp"
 
 namespace chartflow::config {
 

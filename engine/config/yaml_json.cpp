@@ -1,4 +1,4 @@
-#include "config/yaml_json.hpp"
+#include "engine/util/yaml_json.hpp"
 
 #include <fmt/format.h>
 

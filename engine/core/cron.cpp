@@ -106,17 +106,17 @@ std::string parse_field(const std::string& text, const FieldSpec& f, std::bitset
 
 }  // namespace
 
-std::optional<Cron> Cron::parse(const std::string& input, std::string* error) {
-  std::string text = input;
-  if (auto m = kMacros.find(text); m != kMacros.end()) text = m->second;
+std::optional<Cron> Cron::parse(const std::string& text, std::string* error) {
+  std::string expanded = text;
+  if (auto m = kMacros.find(expanded); m != kMacros.end()) expanded = m->second;
   std::vector<std::string> fields;
-  std::stringstream ss(text);
+  std::stringstream ss(expanded);
   for (std::string f; ss >> f;) fields.push_back(f);
   if (fields.size() != 5 && fields.size() != 6) {
     *error = fmt::format(
         "schedule '{}' must have 5 fields (minute hour day-of-month month day-of-week) or 6 "
         "(with seconds first), not {}",
-        input, fields.size());
+        text, fields.size());
     return std::nullopt;
   }
   Cron c;
@@ -137,7 +137,7 @@ std::optional<Cron> Cron::parse(const std::string& input, std::string* error) {
   if (problem.empty())
     problem = parse_field(fields[i++], kWeekdays, weekdays, &c.weekdays_restricted_);
   if (!problem.empty()) {
-    *error = fmt::format("schedule '{}': {}", input, problem);
+    *error = fmt::format("schedule '{}': {}", text, problem);
     return std::nullopt;
   }
   for (std::size_t d = 0; d < 7; ++d) c.weekdays_[d] = weekdays[d] || (d == 0 && weekdays[7]);

@@ -1,4 +1,4 @@
-#include "core/duration.hpp"
+#include "engine/util/duration.hpp"
 
 #include <cctype>
 #include <cstdint>

@@ -5,7 +5,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 
-#include "core/duration.hpp"
+#include "engine/util/duration.hpp"
 
 namespace chartflow::core {
 

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "core/condition.hpp"
-#include "core/duration.hpp"
 #include "core/retry_policy.hpp"
+#include "engine/util/duration.hpp"
 
 namespace chartflow::core {
 

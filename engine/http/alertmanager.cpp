@@ -1,11 +1,11 @@
 #include "http/alertmanager.hpp"
 
-#include "handlers/common/hash.hpp"
+#include "engine/util/hash.hpp"
 
 namespace chartflow::http {
 
-using handlers::sha256_raw;
-using handlers::to_hex;
+using util::sha256_raw;
+using util::to_hex;
 namespace {
 
 std::string string_field(const Json& o, const char* key, const std::string& where) {
@@ -44,7 +44,7 @@ std::vector<store::EventInput> alertmanager_events(const Json& payload) {
     const std::string starts_at = string_field(a, "startsAt", where);
     // Alertmanager sends a fingerprint; without one the sorted labels identify the alert.
     std::string fingerprint = a.value("fingerprint", "");
-    if (fingerprint.empty()) fingerprint = to_hex(sha256_raw(labels.dump())).substr(0, 16);
+    if (fingerprint.empty()) fingerprint = util::to_hex(util::sha256_raw(labels.dump())).substr(0, 16);
     store::EventInput ev;
     ev.type = status == "firing" ? kAlertFiringEvent : kAlertResolvedEvent;
     ev.source = "alertmanager";

@@ -51,17 +51,15 @@ Response command_response(store::Store::CommandResult r, const std::string& mess
 
 // Runs a run command with its audit record in the command's own transaction; a refused command
 // rolls that back, so its record is written on its own.
-using RunCommand = std::function<store::Store::CommandResult(store::Store&, std::string*,
+using RunCommand = std::function<store::Store::CommandResult(std::string*,
                                                              const store::Store::BeforeCommand&)>;
 Response audited_command(runtime::Engine& engine, const Request& req, const std::string& action,
                          std::int64_t run_id, const RunCommand& command) {
   std::string msg;
   auto entry = audit_entry(req, action, "run", std::to_string(run_id));
-  auto r = engine.pool().with([&](store::Store& s) {
-    return command(s, &msg, [&](Sql& sql) {
-      auth::record(sql, entry);
-      return true;
-    });
+  auto r = command(&msg, [&](Sql& sql) {
+    auth::record(sql, entry);
+    return true;
   });
   if (r != store::Store::CommandResult::kOk) {
     entry.outcome = "failure";
@@ -176,9 +174,9 @@ void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics
              [&engine](Request& req) {
                const auto id = parse_id(req.param("id"), "run id");
                return audited_command(engine, req, "run.retry", id,
-                                      [id](store::Store& s, std::string* msg,
-                                           const store::Store::BeforeCommand& before) {
-                                        return s.retry_run(id, msg, before);
+                                      [&engine, id](std::string* msg,
+                                                    const store::Store::BeforeCommand& before) {
+                                        return engine.retry(id, msg, before);
                                       });
              });
 
@@ -186,9 +184,9 @@ void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics
              [&engine](Request& req) {
                const auto id = parse_id(req.param("id"), "run id");
                return audited_command(engine, req, "run.cancel", id,
-                                      [id](store::Store& s, std::string* msg,
-                                           const store::Store::BeforeCommand& before) {
-                                        return s.cancel(id, msg, before);
+                                      [&engine, id](std::string* msg,
+                                                    const store::Store::BeforeCommand& before) {
+                                        return engine.cancel(id, msg, before);
                                       });
              });
 
@@ -202,8 +200,8 @@ void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics
         Json payload = parse_json_body(req);
         return audited_command(
             engine, req, "run.signal", id,
-            [&](store::Store& s, std::string* msg, const store::Store::BeforeCommand& before) {
-              return s.signal(id, name, payload, msg, before);
+            [&](std::string* msg, const store::Store::BeforeCommand& before) {
+              return engine.signal(id, name, payload, msg, before);
             });
       });
 

@@ -1,14 +1,10 @@
 #include "http/app_routes.hpp"
 
-#include "http/chart_routes.hpp"
 #include "http/static_files.hpp"
 
 namespace chartflow::http {
 
-void add_app_routes(Router& router, runtime::Engine& engine,
-                    const std::filesystem::path& workflows_dir, RootOverride root_override) {
-  (void)workflows_dir;
-  add_chart_routes(router, engine, nullptr);
+void add_app_routes(Router& router, RootOverride root_override) {
   const auto root = dashboard_root();
   // The page is public; the override (S3 ListBuckets) authenticates its own requests.
   router.add("GET", "/", "dashboard", Access::open(), [root, root_override](Request& req) {

@@ -9,18 +9,12 @@
 
 namespace chartflow::http {
 
-// A record for `req` (actor, role, remote address filled in from the request).
-auth::AuditEntry audit_entry(const Request& req, std::string action, std::string resource_type,
-                             std::string resource_id, std::string outcome = "success");
 // Writes one record in a transaction of its own: for refusals and failures, whose action left
 // no transaction to write it in. A failure to write is logged, never thrown.
 void audit_now(runtime::Engine& engine, const auth::AuditEntry& entry);
 // The same for a read whose data may only leave with its record: throws when the write fails.
 void audit_or_throw(runtime::Engine& engine, const auth::AuditEntry& entry);
 
-// The practitioner a reviewer request is limited to, or nullopt for roles that see everything
-// their route allows.
-std::optional<std::string> reviewer_scope(const Request& req);
 // Operators see runs, never chart content.
 bool sees_chart_content(const Request& req);
 

@@ -4,9 +4,10 @@
 #include "auth/sessions.hpp"
 #include "auth/tokens.hpp"
 #include "auth/users.hpp"
-#include "handlers/common/hash.hpp"
+#include "engine/util/hash.hpp"
 #include "http/api_routes.hpp"
 #include "http/audit_context.hpp"
+#include "store/auth_store.hpp"
 
 namespace chartflow::http {
 namespace {
@@ -70,7 +71,7 @@ std::optional<Principal> from_session(runtime::Engine& engine, const Request& re
   // included; only our page knows the CSRF token.
   if (changes_state(req)) {
     auto sent = req.header(kCsrfHeader);
-    if (!sent || !handlers::constant_time_equal(*sent, session->csrf_token)) {
+    if (!sent || !util::constant_time_equal(*sent, session->csrf_token)) {
       auto entry = audit_entry(req, "auth.csrf", "", "", "denied");
       entry.actor = session->who.subject;
       entry.actor_name = session->who.name;
@@ -122,17 +123,8 @@ constexpr int kSignInWindowMinutes = 15;
 
 bool sign_in_throttled(Sql& sql, const std::string& remote,
                        const std::optional<std::string>& name) {
-  Json rows = sql.query(
-      "SELECT count(*) FILTER (WHERE remote = $1) AS by_remote, "
-      "count(*) FILTER (WHERE $2::text IS NOT NULL AND actor_name = $2) AS by_name "
-      "FROM audit_event WHERE action = 'auth.signin' AND outcome = 'failure' "
-      "AND at > now() - $3::int * interval '1 minute'",
-      {remote, name, std::to_string(kSignInWindowMinutes)});
-  auto number = [&](const char* key) {
-    const Json& v = rows.at(0).at(key);
-    return v.is_string() ? std::stoi(v.get<std::string>()) : v.get<int>();
-  };
-  return number("by_remote") >= kMaxFailuresPerRemote || number("by_name") >= kMaxFailuresPerName;
+  const auto failures = store::recent_sign_in_failures(sql, remote, name, kSignInWindowMinutes);
+  return failures.by_remote >= kMaxFailuresPerRemote || failures.by_name >= kMaxFailuresPerName;
 }
 
 // POST /v1/auth/signin {"token"} | {"username", "password"} | {"code"}: opens a session.

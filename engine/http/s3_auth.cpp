@@ -2,14 +2,14 @@
 
 #include <algorithm>
 
-#include "handlers/common/hash.hpp"
+#include "engine/util/hash.hpp"
 #include "http/hmac.hpp"
 #include "http/sigv4.hpp"
 
 namespace chartflow::http {
 
-using handlers::sha256_raw;
-using handlers::to_hex;
+using util::sha256_raw;
+using util::to_hex;
 namespace {
 
 constexpr std::size_t kMaxKeyBytes = 1024;
@@ -37,7 +37,7 @@ Principal s3_authenticate(Request& req, const S3Config& s3,
     throw S3Error{501, "NotImplemented",
                   "streaming (aws-chunked) payloads are not supported: send the payload in one "
                   "piece (its SHA-256 or UNSIGNED-PAYLOAD in x-amz-content-sha256)"};
-  const std::string body_hash = to_hex(sha256_raw(req.body));
+  const std::string body_hash = util::to_hex(util::sha256_raw(req.body));
   if (payload_hash.empty()) {
     payload_hash = body_hash;
   } else if (payload_hash != kUnsignedPayload && payload_hash != body_hash) {

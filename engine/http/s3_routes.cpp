@@ -7,17 +7,17 @@
 #include <map>
 #include <set>
 
-#include "handlers/common/hash.hpp"
+#include "engine/util/hash.hpp"
 #include "http/hmac.hpp"
 #include "http/s3_auth.hpp"
 #include "http/sigv4.hpp"
-#include "runtime/chart_upload.hpp"
 #include "runtime/drop_folder.hpp"
+#include "store/s3_store.hpp"
 
 namespace chartflow::http {
 
-using handlers::sha256_raw;
-using handlers::to_hex;
+using util::sha256_raw;
+using util::to_hex;
 namespace {
 
 constexpr const char* kXmlns = "http://s3.amazonaws.com/doc/2006-03-01/";
@@ -66,16 +66,7 @@ std::string md5_hex(const std::string& data) {
   unsigned char out[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_Digest(data.data(), data.size(), out, &len, EVP_md5(), nullptr);
-  return to_hex(std::string(reinterpret_cast<const char*>(out), len));
-}
-
-std::string hex_decode(const std::string& hex) {
-  std::string out;
-  out.reserve(hex.size() / 2);
-  auto v = [](char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; };
-  for (std::size_t i = 0; i + 1 < hex.size(); i += 2)
-    out += static_cast<char>(v(hex[i]) * 16 + v(hex[i + 1]));
-  return out;
+  return util::to_hex(std::string(reinterpret_cast<const char*>(out), len));
 }
 
 void require(const Principal& p, std::initializer_list<Role> roles) {
@@ -93,34 +84,33 @@ std::string http_date(const std::string& rfc3339) {
   return buf;
 }
 
-Json query_one(runtime::Engine& engine, const std::string& sql,
-               const std::vector<std::optional<std::string>>& params) {
-  Json rows;
+// Runs `fn` (a read of s3_object) with a pooled store, in a transaction of its own.
+template <typename Fn>
+auto read_objects(runtime::Engine& engine, Fn&& fn) {
+  decltype(fn(std::declval<Sql&>())) out{};
   engine.pool().with([&](store::Store& s) {
-    s.with_sql([&](Sql& q) { rows = q.query(sql, params); });
+    s.with_sql([&](Sql& sql) { out = fn(sql); });
     return 0;
   });
-  return rows;
+  return out;
 }
 
-Response put_object(Request& req, runtime::Engine& engine, const std::string& bucket,
-                    bool chart_bucket, const std::string& key, const Principal& who) {
+Response put_object(Request& req, runtime::Engine& engine, const IntakeFn& chart_intake,
+                    const std::string& bucket, bool chart_bucket, const std::string& key,
+                    const Principal& who) {
   require(who, {Role::kUploader, Role::kOperator});
-  const std::string sha = to_hex(sha256_raw(req.body));
+  const std::string sha = util::to_hex(util::sha256_raw(req.body));
   const std::string etag = md5_hex(req.body);
   const std::string type = req.header("content-type").value_or("application/octet-stream");
   auto store_object = [&](Sql& sql) {
-    sql.query(
-        "INSERT INTO s3_object (bucket, key, size, sha256, etag, content_type, content) "
-        "VALUES ($1, $2, $3::bigint, $4, $5, $6, decode($7, 'hex')) ON CONFLICT (bucket, key) "
-        "DO UPDATE SET size = excluded.size, sha256 = excluded.sha256, etag = excluded.etag, "
-        "content_type = excluded.content_type, content = excluded.content, created_at = now()",
-        {bucket, key, std::to_string(req.body.size()), sha, etag, type, to_hex(req.body)});
+    store::put_s3_object(sql, bucket, key, sha, etag, type, req.body);
   };
   if (chart_bucket) {
+    if (!chart_intake)
+      throw S3Error{501, "NotImplemented", "this server has no chart intake for chart buckets"};
     try {
-      runtime::upload_chart(engine, std::nullopt, req.body, who.id, "s3", store_object);
-    } catch (const runtime::ChartRejected& e) {
+      chart_intake(IntakeRequest{req.body, who.id, "s3", store_object});
+    } catch (const IntakeRejected& e) {
       throw S3Error{400, "InvalidArgument", "not an acceptable chart: " + e.message};
     }
   } else {
@@ -148,21 +138,14 @@ Response get_object(Request& req, runtime::Engine& engine, const std::string& bu
                     const std::string& key, const Principal& who) {
   require(who, {Role::kReviewer, Role::kOperator});
   const bool head = req.method == "HEAD";
-  const Json rows = query_one(
-      engine,
-      std::string("SELECT size, etag, content_type, to_char(created_at AT TIME ZONE 'UTC', "
-                  "'YYYY-MM-DD\"T\"HH24:MI:SS') AS at") +
-          (head ? "" : ", encode(content, 'hex') AS hex") +
-          " FROM s3_object WHERE bucket = $1 AND key = $2",
-      {bucket, key});
-  if (rows.empty()) throw S3Error{404, "NoSuchKey", "the specified key does not exist"};
-  const Json& row = rows[0];
+  const auto object = read_objects(
+      engine, [&](Sql& sql) { return store::get_s3_object(sql, bucket, key, !head); });
+  if (!object) throw S3Error{404, "NoSuchKey", "the specified key does not exist"};
   Response r;
-  r.content_type = row.at("content_type").get<std::string>();
-  r.body = head ? std::string(std::stoull(row.at("size").get<std::string>()), '\0')
-                : hex_decode(row.at("hex").get<std::string>());
-  r.headers.emplace_back("ETag", "\"" + row.at("etag").get<std::string>() + "\"");
-  r.headers.emplace_back("Last-Modified", http_date(row.at("at").get<std::string>()));
+  r.content_type = object->content_type;
+  r.body = head ? std::string(object->size, '\0') : *object->content;
+  r.headers.emplace_back("ETag", "\"" + object->etag + "\"");
+  r.headers.emplace_back("Last-Modified", http_date(object->modified));
   return r;
 }
 
@@ -182,13 +165,9 @@ Response list_objects(Request& req, runtime::Engine& engine, const std::string& 
   }
   std::string after = v2 ? req.q("continuation-token").value_or(req.q("start-after").value_or(""))
                          : req.q("marker").value_or("");
-  const Json rows =
-      query_one(engine,
-                "SELECT key, size, etag, to_char(created_at AT TIME ZONE 'UTC', "
-                "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS at FROM s3_object WHERE bucket = $1 AND "
-                "key COLLATE \"C\" > $2 AND left(key, length($3)) = $3 ORDER BY key COLLATE \"C\" "
-                "LIMIT $4::int",
-                {bucket, after, prefix, std::to_string(max_keys + 1)});
+  const auto rows = read_objects(engine, [&](Sql& sql) {
+    return store::list_s3_objects(sql, bucket, after, prefix, max_keys + 1);
+  });
   std::string contents, prefixes, last;
   std::set<std::string> seen_prefixes;
   int count = 0;
@@ -198,7 +177,7 @@ Response list_objects(Request& req, runtime::Engine& engine, const std::string& 
       truncated = true;
       break;
     }
-    const std::string key = row.at("key").get<std::string>();
+    const std::string& key = row.key;
     last = key;
     ++count;
     if (!delimiter.empty()) {
@@ -211,10 +190,8 @@ Response list_objects(Request& req, runtime::Engine& engine, const std::string& 
         continue;
       }
     }
-    contents += "<Contents><Key>" + xml_escape(key) + "</Key><LastModified>" +
-                row.at("at").get<std::string>() + "</LastModified><ETag>&quot;" +
-                row.at("etag").get<std::string>() + "&quot;</ETag><Size>" +
-                row.at("size").get<std::string>() +
+    contents += "<Contents><Key>" + xml_escape(key) + "</Key><LastModified>" + row.modified +
+                "</LastModified><ETag>&quot;" + row.etag + "&quot;</ETag><Size>" + row.size +
                 "</Size><StorageClass>STANDARD</StorageClass></Contents>";
   }
   std::string out = std::string("<ListBucketResult xmlns=\"") + kXmlns + "\"><Name>" +
@@ -289,8 +266,9 @@ std::optional<Response> s3_root(Request& req, const S3Config& s3) {
   }
 }
 
-void add_s3_routes(Router& router, runtime::Engine& engine, std::shared_ptr<const S3Config> s3) {
-  auto handle = [&engine, s3](Request& req) {
+void add_s3_routes(Router& router, runtime::Engine& engine, std::shared_ptr<const S3Config> s3,
+                   IntakeFn chart_intake) {
+  auto handle = [&engine, s3, chart_intake](Request& req) {
     const std::string bucket = req.param("bucket");
     const std::string key = req.params.count("key") ? req.param("key") : "";
     try {
@@ -301,7 +279,7 @@ void add_s3_routes(Router& router, runtime::Engine& engine, std::shared_ptr<cons
       if (key.empty()) return bucket_request(req, engine, bucket, who);
       check_s3_key(key);
       if (auto r = subresource(req)) return *r;
-      if (req.method == "PUT") return put_object(req, engine, bucket, *chart_bucket, key, who);
+      if (req.method == "PUT") return put_object(req, engine, chart_intake, bucket, *chart_bucket, key, who);
       if (req.method == "GET" || req.method == "HEAD")
         return get_object(req, engine, bucket, key, who);
       throw S3Error{501, "NotImplemented",

@@ -9,6 +9,7 @@
 
 #include <memory>
 
+#include "http/module_services.hpp"
 #include "http/router.hpp"
 #include "http/s3_config.hpp"
 #include "runtime/engine.hpp"
@@ -16,7 +17,9 @@
 namespace chartflow::http {
 
 // Registers /{bucket}/{*key}; call after every other route (it matches what they leave).
-void add_s3_routes(Router& router, runtime::Engine& engine, std::shared_ptr<const S3Config> s3);
+// `chart_intake` receives the objects put into chart buckets (none: such puts are refused).
+void add_s3_routes(Router& router, runtime::Engine& engine, std::shared_ptr<const S3Config> s3,
+                   IntakeFn chart_intake = nullptr);
 // ListBuckets lives at "/", which the dashboard also serves: this answers it for requests
 // carrying an AWS signature, and returns nullopt for all others.
 std::optional<Response> s3_root(Request& req, const S3Config& s3);

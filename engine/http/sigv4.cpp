@@ -5,14 +5,14 @@
 #include <ctime>
 #include <sstream>
 
-#include "handlers/common/hash.hpp"
+#include "engine/util/hash.hpp"
 #include "http/hmac.hpp"
 
 namespace chartflow::http {
 
-using handlers::constant_time_equal;
-using handlers::sha256_raw;
-using handlers::to_hex;
+using util::constant_time_equal;
+using util::sha256_raw;
+using util::to_hex;
 namespace {
 
 std::string trim_collapse(const std::string& v) {
@@ -129,7 +129,7 @@ std::string sigv4_canonical_request(const Request& req,
 std::string sigv4_string_to_sign(const std::string& amz_date, const std::string& scope,
                                  const std::string& canonical_request) {
   return std::string(kSigV4Algorithm) + "\n" + amz_date + "\n" + scope + "\n" +
-         to_hex(sha256_raw(canonical_request));
+         util::to_hex(util::sha256_raw(canonical_request));
 }
 
 std::string sigv4_signature(const std::string& secret, const SigV4Auth& auth,
@@ -138,7 +138,7 @@ std::string sigv4_signature(const std::string& secret, const SigV4Auth& auth,
   key = hmac_sha256(key, auth.region);
   key = hmac_sha256(key, auth.service);
   key = hmac_sha256(key, "aws4_request");
-  return to_hex(hmac_sha256(key, string_to_sign));
+  return util::to_hex(hmac_sha256(key, string_to_sign));
 }
 
 std::string sigv4_verify(const Request& req, const SigV4Auth& auth, const std::string& secret,
@@ -160,7 +160,7 @@ std::string sigv4_verify(const Request& req, const SigV4Auth& auth, const std::s
       secret, auth,
       sigv4_string_to_sign(*amz_date, auth.scope(),
                            sigv4_canonical_request(req, auth.signed_headers, payload_hash)));
-  if (!constant_time_equal(expected, auth.signature))
+  if (!util::constant_time_equal(expected, auth.signature))
     return "the request signature we calculated does not match the signature you provided";
   return "";
 }

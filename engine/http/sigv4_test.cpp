@@ -4,13 +4,13 @@
 
 #include <gtest/gtest.h>
 
-#include "handlers/common/hash.hpp"
+#include "engine/util/hash.hpp"
 #include "http/hmac.hpp"
 
 namespace chartflow::http {
 
-using handlers::sha256_raw;
-using handlers::to_hex;
+using util::sha256_raw;
+using util::to_hex;
 namespace {
 
 const std::string kSuiteSecret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
@@ -119,7 +119,7 @@ TEST(SigV4Test, MalformedHeadersAndEncoding) {
   EXPECT_FALSE(parse_sigv4_authorization("AWS4-HMAC-SHA256 Credential=AK/x, Signature=00", &error));
   EXPECT_EQ(sigv4_uri_encode("a b/c+d~é", true), "a%20b/c%2Bd~%C3%A9");
   EXPECT_EQ(sigv4_uri_encode("a/b", false), "a%2Fb");
-  EXPECT_EQ(to_hex(sha256_raw("")), kEmptyHash);
+  EXPECT_EQ(util::to_hex(util::sha256_raw("")), kEmptyHash);
 }
 
 }  // namespace

@@ -4,14 +4,14 @@
 
 #include <charconv>
 
-#include "handlers/common/hash.hpp"
+#include "engine/util/hash.hpp"
 #include "http/hmac.hpp"
 #include "http/secret_source.hpp"
 
 namespace chartflow::http {
 
-using handlers::constant_time_equal;
-using handlers::to_hex;
+using util::constant_time_equal;
+using util::to_hex;
 
 WebhookSecrets WebhookSecrets::load(const std::filesystem::path& file) {
   const std::string where = file.string() + ": ";
@@ -39,7 +39,7 @@ const WebhookSecret* WebhookSecrets::find(const std::string& type) const {
 
 std::string webhook_signature(const std::string& secret, const std::string& timestamp,
                               const std::string& body) {
-  return "sha256=" + to_hex(hmac_sha256(secret, timestamp + "." + body));
+  return "sha256=" + util::to_hex(hmac_sha256(secret, timestamp + "." + body));
 }
 
 std::string verify_webhook(const Request& req, const std::string& type, const WebhookSecret& s,
@@ -62,7 +62,7 @@ std::string verify_webhook(const Request& req, const std::string& type, const We
                              " s away from the server's clock (at most " +
                              std::to_string(s.max_skew.count()) + " s): refused as a replay"};
   const std::string expected = webhook_signature(s.secret, *ts, req.body);
-  if (!constant_time_equal(expected, *sig))
+  if (!util::constant_time_equal(expected, *sig))
     throw HttpError{401, "X-Chartflow-Signature does not match the body for event type " + type};
   return expected.substr(7);
 }

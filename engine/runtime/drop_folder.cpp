@@ -11,8 +11,7 @@
 #include <regex>
 #include <sstream>
 
-#include "handlers/common/hash.hpp"
-#include "runtime/chart_upload.hpp"
+#include "engine/util/hash.hpp"
 #include "runtime/log.hpp"
 
 namespace chartflow::runtime {
@@ -77,8 +76,12 @@ FileRead read_regular(const fs::path& file, std::size_t max_bytes) {
 
 }  // namespace
 
-DropFolder::DropFolder(Engine& engine, std::filesystem::path dir, std::size_t max_bytes)
-    : engine_(engine), dir_(std::move(dir)), max_bytes_(max_bytes) {
+DropFolder::DropFolder(Engine& engine, std::filesystem::path dir, std::size_t max_bytes,
+                       IntakeFn chart_intake)
+    : engine_(engine),
+      chart_intake_(std::move(chart_intake)),
+      dir_(std::move(dir)),
+      max_bytes_(max_bytes) {
   std::error_code ec;
   fs::create_directories(dir_ / kArchive, ec);
   fs::create_directories(dir_ / kError, ec);
@@ -118,7 +121,7 @@ DropFolder::Outcome DropFolder::process(const fs::path& file) {
     reject(file, read.error);
     return Outcome::kRejected;
   }
-  const std::string sha = handlers::sha256_hex(read.data);
+  const std::string sha = util::sha256_hex(read.data);
   try {
     bool duplicate = false;
     if (rel.has_parent_path()) {
@@ -142,9 +145,13 @@ DropFolder::Outcome DropFolder::process(const fs::path& file) {
       ev.dedup_key = rel.string() + "@" + sha;
       duplicate = engine_.ingest(std::move(ev)).duplicate;
     } else if (file.extension() == ".json") {
+      if (!chart_intake_) {
+        reject(file, "this server has no chart intake for the drop folder's top level");
+        return Outcome::kRejected;
+      }
       try {
-        duplicate = upload_chart(engine_, std::nullopt, read.data, "drop-folder", "drop").duplicate;
-      } catch (const ChartRejected& e) {
+        duplicate = chart_intake_(IntakeRequest{read.data, "drop-folder", "drop", nullptr}).duplicate;
+      } catch (const IntakeRejected& e) {
         reject(file, e.message);
         return Outcome::kRejected;
       }

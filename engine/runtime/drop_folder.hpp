@@ -12,11 +12,13 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <filesystem>
 #include <optional>
 #include <string>
 #include <thread>
 
+#include "engine/module.hpp"
 #include "runtime/engine.hpp"
 
 namespace chartflow::runtime {
@@ -26,8 +28,10 @@ inline constexpr std::size_t kDefaultDropMaxBytes = std::size_t{32} * 1024 * 102
 
 class DropFolder {
  public:
+  // `chart_intake` receives the .json files at the folder's top level (none: they are rejected).
+  using IntakeFn = std::function<IntakeResult(const IntakeRequest&)>;
   DropFolder(Engine& engine, std::filesystem::path dir,
-             std::size_t max_bytes = kDefaultDropMaxBytes);
+             std::size_t max_bytes = kDefaultDropMaxBytes, IntakeFn chart_intake = nullptr);
   ~DropFolder();
 
   void start();
@@ -46,6 +50,7 @@ class DropFolder {
   void archive(const std::filesystem::path& file);
 
   Engine& engine_;
+  IntakeFn chart_intake_;
   std::filesystem::path dir_;
   std::size_t max_bytes_;
   std::atomic<bool> stopping_{false};

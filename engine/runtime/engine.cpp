@@ -241,10 +241,12 @@ void Engine::worker_loop(int index) {
         } catch (const store::LeaseLost& lost) {
           // Another worker took these steps over meanwhile: the batch rolled back, and the
           // steps that are still ours run again without them.
-          for (const auto& [run_id, step_key] : lost.steps) {
+          for (const auto& lost_step : lost.steps) {
+            const auto& [run_id, step_key] = lost_step;
             Log::warn("step_lease_lost", {{"worker", index}, {"run", run_id}, {"step", step_key}});
-            std::erase_if(
-                steps, [&](const auto& s) { return s.run_id == run_id && s.step_key == step_key; });
+            std::erase_if(steps, [&lost_step](const auto& s) {
+              return s.run_id == lost_step.first && s.step_key == lost_step.second;
+            });
           }
           rerun_one_by_one(store, steps, index);
         } catch (const std::exception& e) {
@@ -347,7 +349,7 @@ std::vector<store::ClaimedStep> Engine::run_batch(store::Store& store,
   return next;
 }
 
-void Engine::report_succeeded(const store::StepBatch& batch) {
+void Engine::report_succeeded(const store::StepBatch& batch) const {
   if (hooks_.run_finished)
     for (const auto& wf : batch.succeeded_runs()) hooks_.run_finished(wf, "succeeded");
 }
@@ -494,6 +496,23 @@ void Engine::dispatcher_loop() {
     } catch (const std::exception&) {
     }
   }
+}
+
+Engine::CommandResult Engine::signal(std::int64_t run_id, const std::string& name,
+                                    const Json& payload, std::string* message,
+                                    const store::Store::BeforeCommand& before) {
+  return pool_.with(
+      [&](store::Store& s) { return s.signal(run_id, name, payload, message, before); });
+}
+
+Engine::CommandResult Engine::cancel(std::int64_t run_id, std::string* message,
+                                    const store::Store::BeforeCommand& before) {
+  return pool_.with([&](store::Store& s) { return s.cancel(run_id, message, before); });
+}
+
+Engine::CommandResult Engine::retry(std::int64_t run_id, std::string* message,
+                                   const store::Store::BeforeCommand& before) {
+  return pool_.with([&](store::Store& s) { return s.retry_run(run_id, message, before); });
 }
 
 }  // namespace chartflow::runtime

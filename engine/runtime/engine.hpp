@@ -82,6 +82,17 @@ class Engine {
       std::function<std::vector<store::IngestResult>(store::Store&, const store::Store::PlanRuns&)>;
   std::vector<store::IngestResult> ingest_with(const IngestFn& fn);
 
+  // Run commands, through the same pooled stores the workers use, so the API changes run state
+  // only here. `before` runs in the command's transaction (an audit record, a recorded decision)
+  // and may refuse the command by returning false.
+  using CommandResult = store::Store::CommandResult;
+  CommandResult signal(std::int64_t run_id, const std::string& name, const Json& payload,
+                       std::string* message, const store::Store::BeforeCommand& before = nullptr);
+  CommandResult cancel(std::int64_t run_id, std::string* message,
+                       const store::Store::BeforeCommand& before = nullptr);
+  CommandResult retry(std::int64_t run_id, std::string* message,
+                      const store::Store::BeforeCommand& before = nullptr);
+
   StorePool& pool() { return pool_; }
   WorkflowRegistry& workflows() { return *workflows_; }
   const HandlerRegistry& handlers() const { return *handlers_; }
@@ -113,7 +124,7 @@ class Engine {
   void execute(store::StepBatch& batch, const store::ClaimedStep& step, const WorkflowPtr& wf,
                const Json& event);
   // Tells hooks about the runs a committed batch finished.
-  void report_succeeded(const store::StepBatch& batch);
+  void report_succeeded(const store::StepBatch& batch) const;
   void handle_expired(store::Store& store);
   // Wakes up to `n` idle workers (the rest of the pool sleeps on): one per piece of new work,
   // since every woken worker costs a claim query. A worker whose claim came back full wakes the

@@ -1,7 +1,6 @@
 #include "runtime/handler_setup.hpp"
 
-#include "handlers/builtin/builtin_handlers.hpp"
-#include "handlers/register_chart_handlers.hpp"
+#include "runtime/builtin_handlers.hpp"
 #include "runtime/external/external_handler.hpp"
 
 namespace chartflow::runtime {
@@ -9,8 +8,7 @@ namespace chartflow::runtime {
 std::shared_ptr<HandlerRegistry> make_handler_registry(const std::filesystem::path& workflows_dir,
                                                        external::PoolHooks hooks) {
   auto registry = std::make_shared<HandlerRegistry>();
-  handlers::register_builtin_handlers(*registry);
-  handlers::register_chart_handlers(*registry, workflows_dir);
+  runtime::register_builtin_handlers(*registry);
   register_external_handlers(*registry, workflows_dir, std::move(hooks));
   return registry;
 }

@@ -1,6 +1,6 @@
-// Builds the handler registry of a chartflow process: the built-in utility handlers, the chart
-// handlers (whose settings live beside the workflow files) and the external handlers ("exec" and
-// "python3", whose programs and modules are found relative to the workflows folder).
+// Builds the engine's handler registry: the built-in utility handlers and the external handlers
+// ("exec" and "python3", whose programs and modules are found relative to the workflows folder).
+// Modules add theirs to it (engine/module.hpp).
 #pragma once
 
 #include <filesystem>

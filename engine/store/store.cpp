@@ -86,26 +86,10 @@ Store::Store(const std::string& dsn) {
 
 Store::~Store() = default;
 
-int Store::migrate() {
+int Store::migrate(const std::vector<MigrationSet>& modules) {
   return translate([&] {
-    int applied = 0;
     pqxx::work tx(impl_->conn);
-    // One migrator at a time across every process sharing the database; the lock is released
-    // at commit, so a second process then sees the versions the first recorded.
-    tx.exec("SELECT pg_advisory_xact_lock(7210371)");
-    tx.exec(
-        "CREATE TABLE IF NOT EXISTS schema_migration (version integer PRIMARY KEY, name text NOT "
-        "NULL, applied_at timestamptz NOT NULL DEFAULT now())");
-    std::set<int> done;
-    for (const auto& row : tx.exec("SELECT version FROM schema_migration"))
-      done.insert(row[0].as<int>());
-    for (const auto& m : embedded_migrations()) {
-      if (done.count(m.version)) continue;
-      tx.exec(m.sql);
-      tx.exec_params("INSERT INTO schema_migration (version, name) VALUES ($1, $2)", m.version,
-                     m.name);
-      ++applied;
-    }
+    const int applied = apply_migrations(tx, modules);
     tx.commit();
     return applied;
   });

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/handler.hpp"
+#include "engine/migration.hpp"
 #include "store/errors.hpp"
 #include "store/types.hpp"
 
@@ -25,9 +26,11 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  // Applies schema/ migrations not yet recorded; safe when several processes start together.
-  // Returns how many were applied.
-  int migrate();
+  // Applies the engine's migrations (schema/engine/), then each module's set in the order given:
+  // each migration once, recorded in schema_migration by (module, version). Safe when several
+  // processes start together. Converts a database the numbered scheme from before modules
+  // migrated completely. Returns how many were applied.
+  int migrate(const std::vector<MigrationSet>& modules = {});
 
   WorkflowVersion register_workflow(const std::string& name, const std::string& content_hash,
                                     const Json& definition, const std::string& source_file);

@@ -2,9 +2,13 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
 #include <pqxx/pqxx>
 #include <set>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -150,5 +154,24 @@ bool emit_run_end(Store::Impl& impl, pqxx::transaction_base& tx, std::int64_t ru
 
 Json exec_json(pqxx::transaction_base& tx, std::string_view statement,
                const std::vector<std::optional<std::string>>& params);
+
+// Appends one entry to run `run_id`'s history (run_history) in `tx`; the optional parts are
+// stored as NULL when absent.
+inline void history(pqxx::transaction_base& tx, std::int64_t run_id, const char* type,
+                    const std::optional<std::string>& step, std::optional<int> attempt,
+                    const std::optional<std::string>& worker, const std::optional<Json>& detail) {
+  std::optional<std::string> detail_text;
+  if (detail) detail_text = detail->dump();
+  std::optional<std::string> attempt_text;
+  if (attempt) attempt_text = std::to_string(*attempt);
+  tx.exec_params(
+      "INSERT INTO run_history (run_id, type, step, attempt, worker, detail) VALUES ($1, $2, $3, "
+      "$4::int, $5, $6::jsonb)",
+      run_id, type, opt(step), opt(attempt_text), opt(worker), opt(detail_text));
+}
+
+// The claimed rows as step_claim returns them, one JSON object each (to_jsonb of its rows);
+// step_commit hands back the next claim the same way.
+std::vector<ClaimedStep> read_claimed(const Json& rows);
 
 }  // namespace chartflow::store

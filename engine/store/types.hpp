@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/events.hpp"
+
 namespace chartflow::store {
 
 using Json = nlohmann::json;
@@ -46,19 +48,8 @@ inline constexpr const char* kRunFailedEvent = "workflow.failed";
 // itself would otherwise run forever.
 inline constexpr int kMaxChainDepth = 16;
 
-struct EventInput {
-  std::string type;
-  std::optional<std::string> dedup_key;
-  Json body = Json::object();
-  std::string source = "api";
-  std::optional<std::string> subject;  // e.g. the chart id, for finding runs by patient
-};
-
-struct IngestResult {
-  std::int64_t event_id = 0;
-  std::vector<std::int64_t> run_ids;
-  bool duplicate = false;
-};
+using chartflow::EventInput;
+using chartflow::IngestResult;
 
 struct ClaimedStep {
   std::int64_t run_id = 0;

@@ -9,7 +9,10 @@
 #include "handlers/fhir/fhir_json.hpp"
 #include "handlers/insurance/insurer_lookup.hpp"
 
-namespace chartflow::handlers {
+namespace chartflow::handlers::billing {
+
+using insurance::claim_payor;
+using insurance::primary_insurer;
 namespace {
 
 using fhir::array_member;
@@ -284,4 +287,4 @@ std::vector<BillableItem> extract_billable_items(const fhir::BundleIndex& index,
   return out;
 }
 
-}  // namespace chartflow::handlers
+}  // namespace chartflow::handlers::billing

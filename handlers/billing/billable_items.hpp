@@ -18,7 +18,7 @@
 #include "engine/handler.hpp"
 #include "handlers/fhir/bundle_index.hpp"
 
-namespace chartflow::handlers {
+namespace chartflow::handlers::billing {
 
 inline constexpr const char* kDefaultCurrency = "USD";
 inline constexpr std::int64_t kDefaultPriceCents = 5000;
@@ -61,4 +61,4 @@ bool has_billable(const fhir::BundleIndex& index);
 std::vector<BillableItem> extract_billable_items(const fhir::BundleIndex& index,
                                                  const PriceList& prices);
 
-}  // namespace chartflow::handlers
+}  // namespace chartflow::handlers::billing

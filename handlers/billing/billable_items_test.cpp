@@ -10,7 +10,7 @@
 #include "handlers/fhir/fhir_json.hpp"
 #include "handlers/testing/chart_test_data.hpp"
 
-namespace chartflow::handlers {
+namespace chartflow::handlers::billing {
 namespace {
 
 using testing::bundle_of;
@@ -205,4 +205,4 @@ TEST(PriceListTest, LoadsTheRepoFileAndRejectsBadValues) {
 }
 
 }  // namespace
-}  // namespace chartflow::handlers
+}  // namespace chartflow::handlers::billing

@@ -7,11 +7,16 @@
 
 #include "handlers/common/chart_cache.hpp"
 #include "handlers/common/chart_event.hpp"
-#include "handlers/common/sql_util.hpp"
+#include "engine/util/sql_rows.hpp"
 #include "handlers/fhir/fhir_json.hpp"
 #include "handlers/insurance/outbox.hpp"
 
-namespace chartflow::handlers {
+namespace chartflow::handlers::billing {
+
+using insurance::build_claim_notification;
+using insurance::enqueue_notification;
+using insurance::notification_key;
+using insurance::NotificationLine;
 namespace {
 
 // All items in one statement; the unique key turns already billed items into no-ops and
@@ -34,8 +39,8 @@ constexpr const char* kInsertEntries =
 
 }  // namespace
 
-BillingHandler::BillingHandler(std::shared_ptr<const ChartSettings> settings)
-    : settings_(std::move(settings)) {}
+BillingHandler::BillingHandler(std::shared_ptr<const PriceList> prices)
+    : prices_(std::move(prices)) {}
 
 StepOutcome BillingHandler::run(StepContext& ctx) {
   auto event = parse_chart_event(ctx.event());
@@ -48,7 +53,7 @@ StepOutcome BillingHandler::run(StepContext& ctx) {
                 true};
   }
   const auto& index = chart->index;
-  const auto items = extract_billable_items(index, settings_->price_list);
+  const auto items = extract_billable_items(index, *prices_);
 
   Json records = Json::array();
   std::unordered_map<std::string, const BillableItem*> by_ref;
@@ -66,10 +71,10 @@ StepOutcome BillingHandler::run(StepContext& ctx) {
                            {"amount_source", item.amount_source},
                            {"payor", item.payor}});
   }
-  auto inserted = query_one(sql, kInsertEntries,
+  auto inserted = util::query_one(sql, kInsertEntries,
                             {event->chart_id, std::to_string(event->revision), records.dump()});
-  const Json added = Json::parse(inserted ? column_text(*inserted, "added").value_or("[]") : "[]");
-  const auto entries_total = inserted ? column_int(*inserted, "entries_total").value_or(0) : 0;
+  const Json added = Json::parse(inserted ? util::column_text(*inserted, "added").value_or("[]") : "[]");
+  const auto entries_total = inserted ? util::column_int(*inserted, "entries_total").value_or(0) : 0;
 
   // New entries per payor -> one notification each, keyed by this step's idempotency key.
   std::map<std::string, std::vector<NotificationLine>> per_payor;
@@ -110,8 +115,8 @@ StepOutcome BillingHandler::run(StepContext& ctx) {
   return Completed{Json{{"entries_added", added.size()},
                         {"entries_total", entries_total},
                         {"amount_added", static_cast<double>(amount_added) / 100.0},
-                        {"currency", settings_->price_list.currency},
+                        {"currency", prices_->currency},
                         {"notifications", notifications}}};
 }
 
-}  // namespace chartflow::handlers
+}  // namespace chartflow::handlers::billing

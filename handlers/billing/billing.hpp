@@ -10,17 +10,17 @@
 #include <memory>
 
 #include "engine/handler.hpp"
-#include "handlers/chart_settings.hpp"
+#include "handlers/billing/billable_items.hpp"
 
-namespace chartflow::handlers {
+namespace chartflow::handlers::billing {
 
 class BillingHandler : public Handler {
  public:
-  explicit BillingHandler(std::shared_ptr<const ChartSettings> settings);
+  explicit BillingHandler(std::shared_ptr<const PriceList> prices);
   StepOutcome run(StepContext& ctx) override;
 
  private:
-  std::shared_ptr<const ChartSettings> settings_;
+  std::shared_ptr<const PriceList> prices_;
 };
 
-}  // namespace chartflow::handlers
+}  // namespace chartflow::handlers::billing

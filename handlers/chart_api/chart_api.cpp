@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "handlers/common/sql_util.hpp"
+#include "engine/util/sql_rows.hpp"
 
 namespace chartflow::handlers {
 namespace {
@@ -13,20 +13,20 @@ namespace {
 // Runs `inner` and returns its rows as a JSON array built by PostgreSQL (json_agg keeps column
 // types: integers and numerics arrive as numbers, jsonb columns as JSON).
 Json json_rows(Sql& sql, const std::string& inner, const std::string& order_by,
-               const SqlParams& params) {
+               const util::SqlParams& params) {
   const std::string statement =
       fmt::format("SELECT coalesce(json_agg(t ORDER BY {}), '[]'::json)::text AS j FROM ({}) t",
                   order_by, inner);
-  auto row = query_one(sql, statement, params);
-  Json out = row ? column_json(*row, "j") : Json::array();
+  auto row = util::query_one(sql, statement, params);
+  Json out = row ? util::column_json(*row, "j") : Json::array();
   return out.is_array() ? out : Json::array();
 }
 
-std::optional<Json> json_row(Sql& sql, const std::string& inner, const SqlParams& params) {
+std::optional<Json> json_row(Sql& sql, const std::string& inner, const util::SqlParams& params) {
   const std::string statement = fmt::format("SELECT row_to_json(t)::text AS j FROM ({}) t", inner);
-  auto row = query_one(sql, statement, params);
+  auto row = util::query_one(sql, statement, params);
   if (!row) return std::nullopt;
-  Json out = column_json(*row, "j");
+  Json out = util::column_json(*row, "j");
   if (!out.is_object()) return std::nullopt;
   return out;
 }
@@ -36,7 +36,7 @@ const std::string& review_columns() {
       "id, chart_id, revision, run_id, step, assignee, original_assignee, practitioner_ref, "
       "status, {} AS due_at, escalations, {} AS escalated_at, decision, {} AS created_at, "
       "summary",
-      sql_iso("due_at"), sql_iso("escalated_at"), sql_iso("created_at"));
+      util::sql_iso("due_at"), util::sql_iso("escalated_at"), util::sql_iso("created_at"));
   return kColumns;
 }
 
@@ -46,25 +46,25 @@ std::optional<Json> get_chart(Sql& sql, const std::string& chart_id) {
   static const std::string kChart = fmt::format(
       "SELECT chart_id, patient_ref, latest_revision, {} AS created_at, {} AS updated_at "
       "FROM chart WHERE chart_id = $1",
-      sql_iso("created_at"), sql_iso("updated_at"));
+      util::sql_iso("created_at"), util::sql_iso("updated_at"));
   static const std::string kRevisions = fmt::format(
       "SELECT revision, content_hash, source, uploaded_by, based_on_revision, {} AS created_at "
       "FROM chart_revision WHERE chart_id = $1",
-      sql_iso("created_at"));
+      util::sql_iso("created_at"));
   static const std::string kOpenQuestions = fmt::format(
       "SELECT id, rule_id, resource_ref, question, severity, opened_revision, {} AS created_at "
       "FROM chart_question WHERE chart_id = $1 AND status = 'open'",
-      sql_iso("created_at"));
+      util::sql_iso("created_at"));
   static const std::string kLatestReview = fmt::format(
       "SELECT {}, comment, {} AS decided_at FROM review WHERE chart_id = $1 "
       "ORDER BY created_at DESC, id DESC LIMIT 1",
-      review_columns(), sql_iso("decided_at"));
+      review_columns(), util::sql_iso("decided_at"));
   static const std::string kBill = fmt::format(
       "SELECT i.id AS invoice_id, i.status, i.total, i.currency, {} AS created_at, "
       "coalesce((SELECT json_agg(d.channel ORDER BY d.id) FROM bill_delivery d "
       "WHERE d.chart_id = i.chart_id), '[]'::json) AS deliveries "
       "FROM invoice i WHERE i.chart_id = $1",
-      sql_iso("i.created_at"));
+      util::sql_iso("i.created_at"));
   static const std::string kLedger =
       "SELECT count(*) AS ledger_entries, coalesce(sum(amount), 0) AS ledger_total "
       "FROM ledger_entry WHERE chart_id = $1";
@@ -85,11 +85,11 @@ std::optional<Json> get_chart(Sql& sql, const std::string& chart_id) {
 }
 
 std::optional<std::string> get_revision(Sql& sql, const std::string& chart_id, int revision) {
-  auto row = query_one(
+  auto row = util::query_one(
       sql, "SELECT body::text AS body FROM chart_revision WHERE chart_id = $1 AND revision = $2",
       {chart_id, std::to_string(revision)});
   if (!row) return std::nullopt;
-  return column_text(*row, "body");
+  return util::column_text(*row, "body");
 }
 
 Json list_reviews(Sql& sql, const std::optional<std::string>& status,
@@ -105,7 +105,7 @@ Json list_reviews(Sql& sql, const std::optional<std::string>& status,
 }
 
 bool chart_assigned_to(Sql& sql, const std::string& chart_id, const std::string& assignee) {
-  return query_one(sql, "SELECT 1 FROM review WHERE chart_id = $1 AND assignee = $2 LIMIT 1",
+  return util::query_one(sql, "SELECT 1 FROM review WHERE chart_id = $1 AND assignee = $2 LIMIT 1",
                    {chart_id, assignee})
       .has_value();
 }
@@ -113,7 +113,7 @@ bool chart_assigned_to(Sql& sql, const std::string& chart_id, const std::string&
 std::optional<Json> get_review(Sql& sql, std::int64_t review_id) {
   static const std::string kGet = fmt::format(
       "SELECT {}, comment, decided_by, {} AS decided_at, task FROM review WHERE id = $1",
-      review_columns(), sql_iso("decided_at"));
+      review_columns(), util::sql_iso("decided_at"));
   return json_row(sql, kGet, {std::to_string(review_id)});
 }
 
@@ -133,7 +133,7 @@ DecisionResult decide_review(Sql& sql, std::int64_t review_id, const std::string
   }
   // Only a pending review can be decided; the WHERE clause makes two racing decisions resolve
   // to one winner and one conflict.
-  auto row = query_one(
+  auto row = util::query_one(
       sql,
       "UPDATE review SET status = CASE $2 WHEN 'approve' THEN 'approved' ELSE 'rejected' END, "
       "decision = $2, comment = $3, decided_by = $4, decided_at = now(), updated_at = now() "
@@ -141,20 +141,20 @@ DecisionResult decide_review(Sql& sql, std::int64_t review_id, const std::string
       {std::to_string(review_id), decision, comment, decided_by});
   if (!row) {
     auto existing =
-        query_one(sql, "SELECT status FROM review WHERE id = $1", {std::to_string(review_id)});
+        util::query_one(sql, "SELECT status FROM review WHERE id = $1", {std::to_string(review_id)});
     if (!existing) {
       result.status = DecisionResult::Status::kNotFound;
       result.message = fmt::format("review {} not found", review_id);
     } else {
       result.status = DecisionResult::Status::kConflict;
       result.message = fmt::format("review {} is already {}", review_id,
-                                   column_text(*existing, "status").value_or("decided"));
+                                   util::column_text(*existing, "status").value_or("decided"));
     }
     return result;
   }
-  result.run_id = column_int(*row, "run_id").value_or(0);
-  result.step = column_text(*row, "step").value_or("");
-  result.chart_id = column_text(*row, "chart_id").value_or("");
+  result.run_id = util::column_int(*row, "run_id").value_or(0);
+  result.step = util::column_text(*row, "step").value_or("");
+  result.chart_id = util::column_text(*row, "chart_id").value_or("");
   result.signal_payload = Json{{"decision", decision},
                                {"comment", comment ? Json(*comment) : Json(nullptr)},
                                {"review_id", review_id},
@@ -167,7 +167,7 @@ Json list_ledger(Sql& sql, const std::string& chart_id) {
       "SELECT id, revision, source_ref, kind, code, code_system, description, quantity, unit, "
       "amount, currency, amount_source, payor, {} AS created_at FROM ledger_entry "
       "WHERE chart_id = $1",
-      sql_iso("created_at"));
+      util::sql_iso("created_at"));
   Json entries = json_rows(sql, kEntries, "t.id", {chart_id});
   double total = 0;
   for (const auto& e : entries) {
@@ -187,10 +187,10 @@ Json list_deliveries(Sql& sql, const std::string& chart_id) {
       "a.status_code, 'error', a.error, 'at', {}) ORDER BY a.id) "
       "FROM insurer_delivery_attempt a WHERE a.outbox_id = o.id), '[]'::json) AS attempts_detail "
       "FROM insurer_outbox o WHERE o.chart_id = $1",
-      sql_iso("o.delivered_at"), sql_iso("o.created_at"), sql_iso("a.at"));
+      util::sql_iso("o.delivered_at"), util::sql_iso("o.created_at"), util::sql_iso("a.at"));
   static const std::string kBills = fmt::format(
       "SELECT id, channel, channel_type, {} AS delivered_at FROM bill_delivery WHERE chart_id = $1",
-      sql_iso("delivered_at"));
+      util::sql_iso("delivered_at"));
   return Json{{"chart_id", chart_id},
               {"outbox", json_rows(sql, kOutbox, "t.id", {chart_id})},
               {"bill_deliveries", json_rows(sql, kBills, "t.id", {chart_id})}};
@@ -200,7 +200,7 @@ Json list_questions(Sql& sql, const std::string& chart_id) {
   static const std::string kQuestions = fmt::format(
       "SELECT id, rule_id, resource_ref, question, severity, status, opened_revision, "
       "closed_revision, {} AS created_at, {} AS closed_at FROM chart_question WHERE chart_id = $1",
-      sql_iso("created_at"), sql_iso("closed_at"));
+      util::sql_iso("created_at"), util::sql_iso("closed_at"));
   return Json{{"chart_id", chart_id},
               {"questions", json_rows(sql, kQuestions, "t.id DESC", {chart_id})}};
 }

@@ -93,8 +93,8 @@ Json chart_event_body(const fhir::BundleIndex& index, const std::string& chart_i
                       const std::string& content_hash) {
   Json body = {{"chart_id", chart_id},
                {"revision", revision},
-               {"has_billable", has_billable(index)},
-               {"released", is_released(index)}};
+               {"has_billable", billing::has_billable(index)},
+               {"released", discharge::is_released(index)}};
   if (!content_hash.empty()) body["content_hash"] = content_hash;
   return body;
 }

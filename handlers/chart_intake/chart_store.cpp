@@ -2,15 +2,15 @@
 
 #include <stdexcept>
 
-#include "handlers/common/hash.hpp"
-#include "handlers/common/sql_util.hpp"
+#include "engine/util/hash.hpp"
+#include "engine/util/sql_rows.hpp"
 #include "handlers/fhir/bundle_index.hpp"
 #include "handlers/fhir/fhir_json.hpp"
 
 namespace chartflow::handlers {
 namespace {
 
-// schema/0011_chart_store_revision.sql: lock the chart, skip identical content, number and
+// chart_store_revision() in schema/charts/0001_charts.sql: lock the chart, skip identical content, number and
 // insert the revision, in one round trip.
 constexpr const char* kStoreRevision =
     "SELECT stored_revision, duplicate FROM chart_store_revision($1, $2, $3, $4::json, $5, $6, "
@@ -33,11 +33,11 @@ StoredRevision store(Sql& sql, const std::string& chart_id,
   std::optional<std::string> base;
   if (based_on) base = std::to_string(*based_on);
   auto row =
-      query_one(sql, kStoreRevision,
+      util::query_one(sql, kStoreRevision,
                 {chart_id, patient, stored.content_hash, body, std::string(source), by, base});
   if (!row) throw std::runtime_error("chart_store_revision returned no row");
-  stored.revision = static_cast<int>(column_int(*row, "stored_revision").value_or(0));
-  stored.duplicate = column_bool(*row, "duplicate");
+  stored.revision = static_cast<int>(util::column_int(*row, "stored_revision").value_or(0));
+  stored.duplicate = util::column_bool(*row, "duplicate");
   return stored;
 }
 
@@ -45,7 +45,7 @@ StoredRevision store(Sql& sql, const std::string& chart_id,
 
 StoredRevision store_revision(Sql& sql, const std::string& chart_id, const std::string& raw_body,
                               const Json& bundle, const std::string& uploader) {
-  return store_revision(sql, chart_id, raw_body, sha256_hex(raw_body), fhir::BundleIndex(bundle),
+  return store_revision(sql, chart_id, raw_body, util::sha256_hex(raw_body), fhir::BundleIndex(bundle),
                         uploader);
 }
 
@@ -59,7 +59,7 @@ StoredRevision store_revision(Sql& sql, const std::string& chart_id, const std::
 StoredRevision store_writeback_revision(Sql& sql, const std::string& chart_id,
                                         int based_on_revision, const std::string& text,
                                         const std::string& written_by) {
-  return store(sql, chart_id, std::nullopt, text, sha256_hex(text), "writeback", written_by,
+  return store(sql, chart_id, std::nullopt, text, util::sha256_hex(text), "writeback", written_by,
                based_on_revision);
 }
 

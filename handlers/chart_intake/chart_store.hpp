@@ -1,5 +1,5 @@
 // Immutable chart revisions in PostgreSQL (tables chart and chart_revision, see
-// schema/0002_charts.sql). Every function runs on the caller's transaction: the upload path's
+// schema/charts/). Every function runs on the caller's transaction: the upload path's
 // (so the revision and its chart.uploaded event commit together) or a step's ctx.sql().
 // Revisions of one chart are numbered 1, 2, 3, ... across uploads and write-backs; the chart
 // row is locked while a number is taken, so concurrent uploads of one chart serialise there and

@@ -2,7 +2,7 @@
 
 #include <stdexcept>
 
-#include "handlers/common/sql_util.hpp"
+#include "engine/util/sql_rows.hpp"
 
 namespace chartflow::handlers {
 
@@ -56,11 +56,11 @@ ChartPtr ChartCache::load(Sql& sql, const std::string& chart_id, int revision,
                           const std::string& content_hash) {
   std::string hash = content_hash;
   if (hash.empty()) {
-    auto row = query_one(
+    auto row = util::query_one(
         sql, "SELECT content_hash FROM chart_revision WHERE chart_id = $1 AND revision = $2",
         {chart_id, std::to_string(revision)});
     if (!row) return nullptr;
-    hash = column_text(*row, "content_hash").value_or("");
+    hash = util::column_text(*row, "content_hash").value_or("");
   }
 
   std::promise<ChartPtr> promise;
@@ -80,7 +80,7 @@ ChartPtr ChartCache::load(Sql& sql, const std::string& chart_id, int revision,
   if (pending.valid()) return pending.get();
 
   try {
-    auto body_row = query_one(
+    auto body_row = util::query_one(
         sql, "SELECT body::text AS body FROM chart_revision WHERE chart_id = $1 AND revision = $2",
         {chart_id, std::to_string(revision)});
     if (!body_row) {
@@ -92,7 +92,7 @@ ChartPtr ChartCache::load(Sql& sql, const std::string& chart_id, int revision,
       promise.set_value(nullptr);
       return nullptr;
     }
-    std::string text = column_text(*body_row, "body").value_or("");
+    std::string text = util::column_text(*body_row, "body").value_or("");
     Json bundle = Json::parse(text, nullptr, false);
     if (bundle.is_discarded()) throw std::runtime_error("chart_revision body is not valid JSON");
     auto chart = std::make_shared<const ParsedChart>(std::move(bundle), hash, std::move(text));

@@ -67,7 +67,7 @@ inline constexpr std::size_t kChartCacheMaxSourceBytes = std::size_t{8} * 1024 *
 
 class ChartCache {
  public:
-  ChartCache(std::size_t max_entries = kChartCacheMaxEntries,
+  explicit ChartCache(std::size_t max_entries = kChartCacheMaxEntries,
              std::size_t max_source_bytes = kChartCacheMaxSourceBytes);
 
   // The shared instance used by the chart handlers and the chart API.

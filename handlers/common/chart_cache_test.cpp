@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "handlers/common/config_file.hpp"
-#include "handlers/common/hash.hpp"
+#include "engine/util/hash.hpp"
 #include "handlers/testing/chart_test_data.hpp"
 
 namespace chartflow::handlers {
@@ -34,7 +34,7 @@ class FakeRevisionSql : public Sql {
       return Json::array({Json{{"body", it->second}}});
     }
     ++hash_queries;
-    return Json::array({Json{{"content_hash", sha256_hex(it->second)}}});
+    return Json::array({Json{{"content_hash", util::sha256_hex(it->second)}}});
   }
 };
 
@@ -66,7 +66,7 @@ TEST(ChartCacheTest, KnownHashSkipsTheHashQuery) {
   FakeRevisionSql sql;
   sql.bodies[{"a", "1"}] = text;
   ChartCache cache;
-  const std::string hash = sha256_hex(text);
+  const std::string hash = util::sha256_hex(text);
   auto first = cache.load(sql, "a", 1, hash);
   ASSERT_NE(first, nullptr);
   EXPECT_EQ(first->content_hash, hash);

@@ -8,8 +8,8 @@
 #include <cstdlib>
 #include <stdexcept>
 
-#include "config/yaml_json.hpp"
-#include "core/duration.hpp"
+#include "engine/util/yaml_json.hpp"
+#include "engine/util/duration.hpp"
 
 namespace chartflow::handlers {
 Json yaml_to_json(const YAML::Node& node) {

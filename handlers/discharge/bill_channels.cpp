@@ -11,10 +11,10 @@
 #include <stdexcept>
 
 #include "handlers/common/config_file.hpp"
-#include "handlers/common/http_post.hpp"
+#include "engine/util/http_post.hpp"
 #include "handlers/fhir/fhir_json.hpp"
 
-namespace chartflow::handlers {
+namespace chartflow::handlers::discharge {
 
 BillDeliverySettings BillDeliverySettings::from_json(const Json& settings) {
   BillDeliverySettings out;
@@ -46,7 +46,7 @@ BillDeliverySettings BillDeliverySettings::from_json(const Json& settings) {
     } else if (channel.type == "webhook") {
       channel.url = expand_env(fhir::string_member(c, "url"));
       if (channel.url.empty()) continue;
-      if (!parse_http_url(channel.url)) {
+      if (!util::parse_http_url(channel.url)) {
         throw std::invalid_argument(fmt::format(
             "bill delivery channel '{}': url must be http://host[:port]/path", channel.name));
       }
@@ -97,4 +97,4 @@ std::string write_bill_file(const std::filesystem::path& dir, const std::string&
   return {};
 }
 
-}  // namespace chartflow::handlers
+}  // namespace chartflow::handlers::discharge

@@ -9,7 +9,7 @@
 
 #include "engine/handler.hpp"
 
-namespace chartflow::handlers {
+namespace chartflow::handlers::discharge {
 
 struct BillChannel {
   std::string name;  // unique; keys bill_delivery rows
@@ -30,4 +30,4 @@ struct BillDeliverySettings {
 std::string write_bill_file(const std::filesystem::path& dir, const std::string& chart_id,
                             const std::string& text);
 
-}  // namespace chartflow::handlers
+}  // namespace chartflow::handlers::discharge

@@ -6,18 +6,27 @@
 #include <set>
 #include <stdexcept>
 
+#include "handlers/billing/billable_items.hpp"
 #include "handlers/common/chart_cache.hpp"
 #include "handlers/common/chart_event.hpp"
 #include "handlers/common/config_file.hpp"
-#include "handlers/common/http_post.hpp"
-#include "handlers/common/sql_util.hpp"
-#include "handlers/common/time_util.hpp"
+#include "engine/util/http_post.hpp"
+#include "engine/util/sql_rows.hpp"
+#include "engine/util/time.hpp"
 #include "handlers/discharge/release.hpp"
 #include "handlers/fhir/fhir_json.hpp"
 #include "handlers/insurance/insurer_lookup.hpp"
 #include "handlers/insurance/outbox.hpp"
 
-namespace chartflow::handlers {
+namespace chartflow::handlers::discharge {
+
+using insurance::build_claim_notification;
+using insurance::deliver_pending;
+using insurance::DeliveryReport;
+using insurance::enqueue_notification;
+using insurance::notification_key;
+using insurance::NotificationLine;
+using insurance::primary_insurer;
 namespace {
 
 constexpr const char* kLedger =
@@ -41,17 +50,17 @@ constexpr const char* kRecordBillDelivery =
 
 std::vector<LedgerLine> load_ledger(Sql& sql, const std::string& chart_id) {
   std::vector<LedgerLine> lines;
-  for (const auto& row : query_rows(sql, kLedger, {chart_id})) {
+  for (const auto& row : util::query_rows(sql, kLedger, {chart_id})) {
     LedgerLine l;
-    l.source_ref = column_text(row, "source_ref").value_or("");
-    l.code = column_text(row, "code").value_or("");
-    l.code_system = column_text(row, "code_system").value_or("");
-    l.description = column_text(row, "description").value_or("");
-    l.quantity = column_double(row, "quantity").value_or(1);
-    l.unit = column_text(row, "unit").value_or("");
-    l.amount_cents = fhir::to_cents(column_double(row, "amount").value_or(0));
-    l.currency = column_text(row, "currency").value_or(kDefaultCurrency);
-    l.payor = column_text(row, "payor").value_or("");
+    l.source_ref = util::column_text(row, "source_ref").value_or("");
+    l.code = util::column_text(row, "code").value_or("");
+    l.code_system = util::column_text(row, "code_system").value_or("");
+    l.description = util::column_text(row, "description").value_or("");
+    l.quantity = util::column_double(row, "quantity").value_or(1);
+    l.unit = util::column_text(row, "unit").value_or("");
+    l.amount_cents = fhir::to_cents(util::column_double(row, "amount").value_or(0));
+    l.currency = util::column_text(row, "currency").value_or(billing::kDefaultCurrency);
+    l.payor = util::column_text(row, "payor").value_or("");
     lines.push_back(std::move(l));
   }
   return lines;
@@ -64,7 +73,7 @@ std::string release_signal_of(const Json& settings) {
 
 }  // namespace
 
-DischargeHandler::DischargeHandler(std::shared_ptr<const ChartSettings> settings)
+DischargeHandler::DischargeHandler(std::shared_ptr<const DischargeSettings> settings)
     : settings_(std::move(settings)) {}
 
 void DischargeHandler::validate(const Json& config) const { release_signal_of(config); }
@@ -95,7 +104,7 @@ StepOutcome DischargeHandler::run(StepContext& ctx) {
     return Completed{Json{{"released", false}}};
   }
 
-  const std::string issued_at = iso8601(Clock::now());
+  const std::string issued_at = util::iso8601(Clock::now());
   std::vector<LedgerLine> lines = load_ledger(sql, event->chart_id);
   std::string patient_ref;
   std::string patient_name;
@@ -118,31 +127,31 @@ StepOutcome DischargeHandler::run(StepContext& ctx) {
   std::int64_t invoice_id = 0;
   std::string bill_text;
   Json invoice_json;
-  std::string currency = lines.empty() ? settings_->price_list.currency : lines.front().currency;
-  auto existing = query_one(sql, kFindInvoice, {event->chart_id});
+  std::string currency = lines.empty() ? settings_->currency : lines.front().currency;
+  auto existing = util::query_one(sql, kFindInvoice, {event->chart_id});
   bool created = false;
   if (!existing) {
     BillInput input{event->chart_id, patient_ref, patient_name, issued_at, currency, lines, payors};
     invoice_json = build_invoice(input);
     bill_text = render_bill_text(input);
-    auto row = query_one(
+    auto row = util::query_one(
         sql, kInsertInvoice,
         {event->chart_id, std::to_string(event->revision), fhir::format_cents(total_cents(lines)),
          currency, invoice_json.dump(), bill_text});
     if (row) {
-      invoice_id = column_int(*row, "id").value_or(0);
+      invoice_id = util::column_int(*row, "id").value_or(0);
       created = true;
     } else {
-      existing = query_one(sql, kFindInvoice, {event->chart_id});
+      existing = util::query_one(sql, kFindInvoice, {event->chart_id});
     }
   }
   std::int64_t total = total_cents(lines);
   if (existing) {
-    invoice_id = column_int(*existing, "id").value_or(0);
-    bill_text = column_text(*existing, "bill_text").value_or("");
-    invoice_json = column_json(*existing, "fhir");
-    total = fhir::to_cents(column_double(*existing, "total").value_or(0));
-    currency = column_text(*existing, "currency").value_or(currency);
+    invoice_id = util::column_int(*existing, "id").value_or(0);
+    bill_text = util::column_text(*existing, "bill_text").value_or("");
+    invoice_json = util::column_json(*existing, "fhir");
+    total = fhir::to_cents(util::column_double(*existing, "total").value_or(0));
+    currency = util::column_text(*existing, "currency").value_or(currency);
   }
 
   // Final claim update per payor; the key names the chart, not the run, so it is queued once per
@@ -173,7 +182,7 @@ StepOutcome DischargeHandler::run(StepContext& ctx) {
   // The patient's bill, once per channel.
   Json channels = Json::array();
   for (const auto& channel : settings_->bill_delivery.channels) {
-    if (query_one(sql, kFindBillDelivery, {event->chart_id, channel.name})) continue;
+    if (util::query_one(sql, kFindBillDelivery, {event->chart_id, channel.name})) continue;
     std::string error;
     std::string target;
     if (channel.type == "folder") {
@@ -185,8 +194,8 @@ StepOutcome DischargeHandler::run(StepContext& ctx) {
                    {"invoice_id", invoice_id},
                    {"invoice", invoice_json},
                    {"bill_text", bill_text}};
-      HttpResult result =
-          http_post(channel.url, body.dump(),
+      util::HttpResult result =
+          util::http_post(channel.url, body.dump(),
                     {{"Idempotency-Key", fmt::format("bill:{}:{}", event->chart_id, channel.name)}},
                     settings_->insurers.timeout);
       if (!result.ok()) {
@@ -217,4 +226,4 @@ StepOutcome DischargeHandler::run(StepContext& ctx) {
                         {"bill_channels", channels}}};
 }
 
-}  // namespace chartflow::handlers
+}  // namespace chartflow::handlers::discharge

@@ -12,18 +12,29 @@
 #include <memory>
 
 #include "engine/handler.hpp"
-#include "handlers/chart_settings.hpp"
+#include <string>
 
-namespace chartflow::handlers {
+#include "handlers/discharge/bill_channels.hpp"
+#include "handlers/insurance/insurer_settings.hpp"
+
+namespace chartflow::handlers::discharge {
+
+// What closing a bill needs: the currency of a bill without ledger lines, the insurers to send
+// the final notification to, the channels the bill goes out through.
+struct DischargeSettings {
+  std::string currency;
+  insurance::InsurerSettings insurers;
+  BillDeliverySettings bill_delivery;
+};
 
 class DischargeHandler : public Handler {
  public:
-  explicit DischargeHandler(std::shared_ptr<const ChartSettings> settings);
+  explicit DischargeHandler(std::shared_ptr<const DischargeSettings> settings);
   StepOutcome run(StepContext& ctx) override;
   void validate(const Json& config) const override;
 
  private:
-  std::shared_ptr<const ChartSettings> settings_;
+  std::shared_ptr<const DischargeSettings> settings_;
 };
 
-}  // namespace chartflow::handlers
+}  // namespace chartflow::handlers::discharge

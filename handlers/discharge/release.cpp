@@ -4,7 +4,7 @@
 
 #include "handlers/fhir/fhir_json.hpp"
 
-namespace chartflow::handlers {
+namespace chartflow::handlers::discharge {
 namespace {
 
 // UTF-8 aware width, so names with accents still line up in the bill.
@@ -139,4 +139,4 @@ std::string render_bill_text(const BillInput& input) {
   return out;
 }
 
-}  // namespace chartflow::handlers
+}  // namespace chartflow::handlers::discharge

@@ -9,7 +9,7 @@
 #include "engine/handler.hpp"
 #include "handlers/fhir/bundle_index.hpp"
 
-namespace chartflow::handlers {
+namespace chartflow::handlers::discharge {
 
 // An Encounter that is finished and carries hospitalization.dischargeDisposition.
 bool is_released_encounter(const Json& encounter);
@@ -45,4 +45,4 @@ Json build_invoice(const BillInput& input);
 // The bill as plain text, for a person to read.
 std::string render_bill_text(const BillInput& input);
 
-}  // namespace chartflow::handlers
+}  // namespace chartflow::handlers::discharge

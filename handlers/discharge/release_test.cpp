@@ -6,7 +6,7 @@
 #include "handlers/discharge/bill_channels.hpp"
 #include "handlers/testing/chart_test_data.hpp"
 
-namespace chartflow::handlers {
+namespace chartflow::handlers::discharge {
 namespace {
 
 using testing::bundle_of;
@@ -131,4 +131,4 @@ TEST(BillChannelsTest, SettingsAndAtomicFolderWrite) {
 }
 
 }  // namespace
-}  // namespace chartflow::handlers
+}  // namespace chartflow::handlers::discharge

@@ -5,7 +5,7 @@
 
 #include "handlers/fhir/fhir_json.hpp"
 
-namespace chartflow::handlers {
+namespace chartflow::handlers::doctor_review {
 namespace {
 
 using fhir::array_member;
@@ -185,4 +185,4 @@ Json review_summary(const fhir::BundleIndex& index) {
   return summary;
 }
 
-}  // namespace chartflow::handlers
+}  // namespace chartflow::handlers::doctor_review

@@ -12,7 +12,7 @@
 #include "engine/handler.hpp"
 #include "handlers/fhir/bundle_index.hpp"
 
-namespace chartflow::handlers {
+namespace chartflow::handlers::doctor_review {
 
 inline constexpr const char* kNpiSystem = "http://hl7.org/fhir/sid/us-npi";
 
@@ -32,4 +32,4 @@ std::optional<DoctorMatch> find_primary_doctor(const fhir::BundleIndex& index);
 // encounter, "encounter_ref", "encounter_start"}. Not for logs.
 Json review_summary(const fhir::BundleIndex& index);
 
-}  // namespace chartflow::handlers
+}  // namespace chartflow::handlers::doctor_review

@@ -7,7 +7,7 @@
 #include "handlers/doctor_review/doctor_review.hpp"
 #include "handlers/testing/chart_test_data.hpp"
 
-namespace chartflow::handlers {
+namespace chartflow::handlers::doctor_review {
 namespace {
 
 using testing::bundle_of;
@@ -201,4 +201,4 @@ TEST(ReviewOptionsTest, ParsesAndValidates) {
 }
 
 }  // namespace
-}  // namespace chartflow::handlers
+}  // namespace chartflow::handlers::doctor_review

@@ -7,12 +7,12 @@
 #include "handlers/common/chart_cache.hpp"
 #include "handlers/common/chart_event.hpp"
 #include "handlers/common/config_file.hpp"
-#include "handlers/common/sql_util.hpp"
-#include "handlers/common/time_util.hpp"
+#include "engine/util/sql_rows.hpp"
+#include "engine/util/time.hpp"
 #include "handlers/doctor_review/doctor_lookup.hpp"
 #include "handlers/fhir/fhir_json.hpp"
 
-namespace chartflow::handlers {
+namespace chartflow::handlers::doctor_review {
 namespace {
 
 constexpr const char* kFindReview =
@@ -69,17 +69,17 @@ Json review_task(const std::string& chart_id, int revision, const std::string& p
                {"priority", "routine"},
                {"code", {{"text", "Primary care review of a chart update"}}},
                {"description", fmt::format("Review chart {} revision {}", chart_id, revision)},
-               {"authoredOn", iso8601(Clock::now())},
+               {"authoredOn", util::iso8601(Clock::now())},
                {"owner", std::move(owner)},
-               {"restriction", {{"period", {{"end", iso8601(due)}}}}}};
+               {"restriction", {{"period", {{"end", util::iso8601(due)}}}}}};
   if (!patient_ref.empty()) task["for"] = {{"reference", patient_ref}};
   return task;
 }
 
 Completed decided(const Json& row, const std::string& decision) {
-  return Completed{Json{{"review_id", column_int(row, "id").value_or(0)},
+  return Completed{Json{{"review_id", util::column_int(row, "id").value_or(0)},
                         {"decision", decision},
-                        {"assignee", column_text(row, "assignee").value_or("")}}};
+                        {"assignee", util::column_text(row, "assignee").value_or("")}}};
 }
 
 bool valid_decision(const std::string& d) { return d == "approve" || d == "reject"; }
@@ -116,13 +116,13 @@ StepOutcome DoctorReviewHandler::run(StepContext& ctx) {
   // Not woken: this is the step's first run, or a re-run of one; the insert below finds a
   // review an earlier attempt made (its conflict path), so only a woken step looks first.
   auto existing =
-      wake != nullptr ? query_one(sql, kFindReview, {run_id, ctx.step()}) : std::nullopt;
+      wake != nullptr ? util::query_one(sql, kFindReview, {run_id, ctx.step()}) : std::nullopt;
 
   if (existing) {
-    const std::string status = column_text(*existing, "status").value_or("pending");
-    const std::string review_id = column_text(*existing, "id").value_or("0");
+    const std::string status = util::column_text(*existing, "status").value_or("pending");
+    const std::string review_id = util::column_text(*existing, "id").value_or("0");
     if (status != "pending") {
-      return decided(*existing, column_text(*existing, "decision").value_or(""));
+      return decided(*existing, util::column_text(*existing, "decision").value_or(""));
     }
     if (wake != nullptr && wake->kind == Wake::Kind::kSignal) {
       const std::string decision = fhir::string_member(wake->payload, "decision");
@@ -142,18 +142,18 @@ StepOutcome DoctorReviewHandler::run(StepContext& ctx) {
     } else if (wake != nullptr && wake->kind == Wake::Kind::kDeadline) {
       const TimePoint due = Clock::now() + options.escalation_deadline;
       auto row =
-          query_one(sql, kEscalate, {review_id, options.escalation_queue, epoch_seconds_text(due)});
+          util::query_one(sql, kEscalate, {review_id, options.escalation_queue, util::epoch_seconds_text(due)});
       ctx.log(LogLevel::kWarning, "event=review_escalated",
               {{"chart_id", event->chart_id},
                {"review_id", review_id},
                {"assignee", options.escalation_queue},
-               {"escalations", row ? column_int(*row, "escalations").value_or(0) : 0}});
+               {"escalations", row ? util::column_int(*row, "escalations").value_or(0) : 0}});
       return WaitForSignal{kReviewSignal, due};
     }
     // Still pending (a re-run, or a signal without a decision): keep waiting for the same due.
-    auto due_epoch = column_double(*existing, "due_epoch");
+    auto due_epoch = util::column_double(*existing, "due_epoch");
     std::optional<TimePoint> due;
-    if (due_epoch) due = from_epoch_seconds(*due_epoch);
+    if (due_epoch) due = util::from_epoch_seconds(*due_epoch);
     return WaitForSignal{kReviewSignal, due};
   }
 
@@ -172,28 +172,28 @@ StepOutcome DoctorReviewHandler::run(StepContext& ctx) {
   if (const Json* patient = index.patient()) patient_ref = index.ref_of(*patient);
 
   const TimePoint due = Clock::now() + options.deadline;
-  auto inserted = query_one(
+  auto inserted = util::query_one(
       sql, kInsertReview,
       {event->chart_id, std::to_string(event->revision), run_id, ctx.step(), assignee,
-       practitioner_ref, epoch_seconds_text(due), review_summary(index).dump(),
+       practitioner_ref, util::epoch_seconds_text(due), review_summary(index).dump(),
        review_task(event->chart_id, event->revision, patient_ref, doctor, assignee, due).dump()});
   if (!inserted) {
     // Lost a race with a concurrent attempt of this very step: its row stands.
-    auto row = query_one(sql, kFindReview, {run_id, ctx.step()});
-    if (row && column_text(*row, "status").value_or("pending") != "pending") {
-      return decided(*row, column_text(*row, "decision").value_or(""));
+    auto row = util::query_one(sql, kFindReview, {run_id, ctx.step()});
+    if (row && util::column_text(*row, "status").value_or("pending") != "pending") {
+      return decided(*row, util::column_text(*row, "decision").value_or(""));
     }
-    auto due_epoch = row ? column_double(*row, "due_epoch") : std::nullopt;
+    auto due_epoch = row ? util::column_double(*row, "due_epoch") : std::nullopt;
     return WaitForSignal{kReviewSignal,
-                         due_epoch ? std::optional<TimePoint>(from_epoch_seconds(*due_epoch))
+                         due_epoch ? std::optional<TimePoint>(util::from_epoch_seconds(*due_epoch))
                                    : std::optional<TimePoint>(due)};
   }
   ctx.log(LogLevel::kInfo, "event=review_created",
           {{"chart_id", event->chart_id},
-           {"review_id", column_int(*inserted, "id").value_or(0)},
+           {"review_id", util::column_int(*inserted, "id").value_or(0)},
            {"assignee", assignee},
            {"source", doctor ? doctor->source : std::string("fallback")}});
   return WaitForSignal{kReviewSignal, due};
 }
 
-}  // namespace chartflow::handlers
+}  // namespace chartflow::handlers::doctor_review

@@ -13,7 +13,7 @@
 
 #include "engine/handler.hpp"
 
-namespace chartflow::handlers {
+namespace chartflow::handlers::doctor_review {
 
 inline constexpr std::chrono::milliseconds kDefaultReviewDeadline = std::chrono::hours(48);
 inline constexpr const char* kDefaultFallbackQueue = "queue:unassigned-reviews";
@@ -36,4 +36,4 @@ class DoctorReviewHandler : public Handler {
   void validate(const Json& config) const override;
 };
 
-}  // namespace chartflow::handlers
+}  // namespace chartflow::handlers::doctor_review

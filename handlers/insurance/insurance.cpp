@@ -7,10 +7,10 @@
 #include "handlers/insurance/insurer_lookup.hpp"
 #include "handlers/insurance/outbox.hpp"
 
-namespace chartflow::handlers {
+namespace chartflow::handlers::insurance {
 
-InsuranceHandler::InsuranceHandler(std::shared_ptr<const ChartSettings> settings)
-    : settings_(std::move(settings)) {}
+InsuranceHandler::InsuranceHandler(std::shared_ptr<const InsurerSettings> insurers)
+    : insurers_(std::move(insurers)) {}
 
 StepOutcome InsuranceHandler::run(StepContext& ctx) {
   auto event = parse_chart_event(ctx.event());
@@ -23,7 +23,7 @@ StepOutcome InsuranceHandler::run(StepContext& ctx) {
     for (const auto& p : find_insurers(chart->index)) payors.push_back(p.payor);
     if (!payors.empty()) payor = payors.front();
   }
-  DeliveryReport report = deliver_pending(ctx, settings_->insurers, event->chart_id);
+  DeliveryReport report = deliver_pending(ctx, *insurers_, event->chart_id);
   if (report.failed > 0) {
     std::string ids;
     for (auto id : report.failed_ids) ids += (ids.empty() ? "" : ",") + std::to_string(id);
@@ -36,4 +36,4 @@ StepOutcome InsuranceHandler::run(StepContext& ctx) {
                         {"skipped", report.skipped}}};
 }
 
-}  // namespace chartflow::handlers
+}  // namespace chartflow::handlers::insurance

@@ -10,17 +10,17 @@
 #include <memory>
 
 #include "engine/handler.hpp"
-#include "handlers/chart_settings.hpp"
+#include "handlers/insurance/insurer_settings.hpp"
 
-namespace chartflow::handlers {
+namespace chartflow::handlers::insurance {
 
 class InsuranceHandler : public Handler {
  public:
-  explicit InsuranceHandler(std::shared_ptr<const ChartSettings> settings);
+  explicit InsuranceHandler(std::shared_ptr<const InsurerSettings> insurers);
   StepOutcome run(StepContext& ctx) override;
 
  private:
-  std::shared_ptr<const ChartSettings> settings_;
+  std::shared_ptr<const InsurerSettings> insurers_;
 };
 
-}  // namespace chartflow::handlers
+}  // namespace chartflow::handlers::insurance

@@ -6,7 +6,7 @@
 
 #include "handlers/fhir/fhir_json.hpp"
 
-namespace chartflow::handlers {
+namespace chartflow::handlers::insurance {
 namespace {
 
 using fhir::array_member;
@@ -148,4 +148,4 @@ std::optional<PayorInfo> primary_insurer(const fhir::BundleIndex& index) {
   return std::move(all.front());
 }
 
-}  // namespace chartflow::handlers
+}  // namespace chartflow::handlers::insurance

@@ -12,7 +12,7 @@
 #include "engine/handler.hpp"
 #include "handlers/fhir/bundle_index.hpp"
 
-namespace chartflow::handlers {
+namespace chartflow::handlers::insurance {
 
 inline constexpr const char* kSelfPayPayor = "self-pay";
 
@@ -33,4 +33,4 @@ std::string claim_payor(const fhir::BundleIndex& index, const Json& claim);
 std::vector<PayorInfo> find_insurers(const fhir::BundleIndex& index);
 std::optional<PayorInfo> primary_insurer(const fhir::BundleIndex& index);
 
-}  // namespace chartflow::handlers
+}  // namespace chartflow::handlers::insurance

@@ -8,7 +8,7 @@
 #include "handlers/insurance/outbox.hpp"
 #include "handlers/testing/chart_test_data.hpp"
 
-namespace chartflow::handlers {
+namespace chartflow::handlers::insurance {
 namespace {
 
 using testing::bundle_of;
@@ -162,4 +162,4 @@ TEST(OutboxTest, NotificationKeysAreHeaderSafe) {
 }
 
 }  // namespace
-}  // namespace chartflow::handlers
+}  // namespace chartflow::handlers::insurance

@@ -6,10 +6,10 @@
 #include <stdexcept>
 
 #include "handlers/common/config_file.hpp"
-#include "handlers/common/http_post.hpp"
+#include "engine/util/http_post.hpp"
 #include "handlers/fhir/fhir_json.hpp"
 
-namespace chartflow::handlers {
+namespace chartflow::handlers::insurance {
 namespace {
 
 std::string lower(std::string s) {
@@ -54,7 +54,7 @@ InsurerSettings InsurerSettings::from_json(const Json& settings) {
     } else if (!value.is_null()) {
       throw std::invalid_argument(fmt::format("insurer '{}' must be a mapping with 'url'", name));
     }
-    if (!endpoint.url.empty() && !parse_http_url(endpoint.url)) {
+    if (!endpoint.url.empty() && !util::parse_http_url(endpoint.url)) {
       throw std::invalid_argument(
           fmt::format("insurer '{}': url must be http://host[:port]/path", name));
     }
@@ -63,4 +63,4 @@ InsurerSettings InsurerSettings::from_json(const Json& settings) {
   return out;
 }
 
-}  // namespace chartflow::handlers
+}  // namespace chartflow::handlers::insurance

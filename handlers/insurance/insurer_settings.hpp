@@ -9,7 +9,7 @@
 
 #include "engine/handler.hpp"
 
-namespace chartflow::handlers {
+namespace chartflow::handlers::insurance {
 
 inline constexpr std::chrono::milliseconds kDefaultInsurerTimeout{10'000};
 
@@ -29,4 +29,4 @@ struct InsurerSettings {
   static InsurerSettings from_json(const Json& settings);
 };
 
-}  // namespace chartflow::handlers
+}  // namespace chartflow::handlers::insurance

@@ -5,11 +5,11 @@
 #include <algorithm>
 #include <cctype>
 
-#include "handlers/common/hash.hpp"
-#include "handlers/common/http_post.hpp"
-#include "handlers/common/sql_util.hpp"
+#include "engine/util/hash.hpp"
+#include "engine/util/http_post.hpp"
+#include "engine/util/sql_rows.hpp"
 
-namespace chartflow::handlers {
+namespace chartflow::handlers::insurance {
 namespace {
 
 constexpr const char* kInsertOutbox =
@@ -58,7 +58,7 @@ bool plain(const std::string& s) {
 
 std::string notification_key(const std::string& scope, const std::string& kind,
                              const std::string& chart_id, const std::string& payor) {
-  const std::string payor_part = plain(payor) ? payor : sha256_hex(payor).substr(0, 32);
+  const std::string payor_part = plain(payor) ? payor : util::sha256_hex(payor).substr(0, 32);
   return fmt::format("{}:{}:{}:{}", scope, kind, chart_id, payor_part);
 }
 
@@ -102,9 +102,9 @@ std::optional<std::int64_t> enqueue_notification(Sql& sql, const std::string& ch
                                                  const std::string& idempotency_key,
                                                  const Json& payload) {
   auto row =
-      query_one(sql, kInsertOutbox, {chart_id, payor, kind, idempotency_key, payload.dump()});
+      util::query_one(sql, kInsertOutbox, {chart_id, payor, kind, idempotency_key, payload.dump()});
   if (!row) return std::nullopt;
-  return column_int(*row, "id");
+  return util::column_int(*row, "id");
 }
 
 Json DeliveryReport::to_json() const {
@@ -116,12 +116,12 @@ DeliveryReport deliver_pending(StepContext& ctx, const InsurerSettings& settings
                                const std::optional<std::string>& kind) {
   DeliveryReport report;
   Sql& sql = ctx.sql();
-  Json rows = kind ? query_rows(sql, kPendingKind, {chart_id, *kind})
-                   : query_rows(sql, kPendingAll, {chart_id});
+  Json rows = kind ? util::query_rows(sql, kPendingKind, {chart_id, *kind})
+                   : util::query_rows(sql, kPendingAll, {chart_id});
   for (const auto& row : rows) {
-    const std::int64_t id = column_int(row, "id").value_or(0);
-    const std::string payor = column_text(row, "payor").value_or("");
-    const std::string key = column_text(row, "idempotency_key").value_or("");
+    const std::int64_t id = util::column_int(row, "id").value_or(0);
+    const std::string payor = util::column_text(row, "payor").value_or("");
+    const std::string key = util::column_text(row, "idempotency_key").value_or("");
     const std::string id_text = std::to_string(id);
     auto endpoint = settings.endpoint_for(payor);
     if (!endpoint || endpoint->skip || endpoint->url.empty()) {
@@ -132,9 +132,9 @@ DeliveryReport deliver_pending(StepContext& ctx, const InsurerSettings& settings
       continue;
     }
     const int attempt =
-        std::max<int>(static_cast<int>(column_int(row, "attempts").value_or(0)) + 1, ctx.attempt());
-    HttpResult result = http_post(
-        endpoint->url, column_text(row, "payload").value_or("{}"),
+        std::max<int>(static_cast<int>(util::column_int(row, "attempts").value_or(0)) + 1, ctx.attempt());
+    util::HttpResult result = util::http_post(
+        endpoint->url, util::column_text(row, "payload").value_or("{}"),
         {{"Content-Type", "application/fhir+json"}, {"Idempotency-Key", key}}, settings.timeout);
     std::optional<std::string> status_code;
     if (result.status != 0) status_code = std::to_string(result.status);
@@ -162,4 +162,4 @@ DeliveryReport deliver_pending(StepContext& ctx, const InsurerSettings& settings
   return report;
 }
 
-}  // namespace chartflow::handlers
+}  // namespace chartflow::handlers::insurance

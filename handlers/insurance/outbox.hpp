@@ -14,7 +14,7 @@
 #include "engine/handler.hpp"
 #include "handlers/insurance/insurer_settings.hpp"
 
-namespace chartflow::handlers {
+namespace chartflow::handlers::insurance {
 
 struct NotificationLine {
   std::string source_ref;
@@ -59,4 +59,4 @@ DeliveryReport deliver_pending(StepContext& ctx, const InsurerSettings& settings
                                const std::string& chart_id,
                                const std::optional<std::string>& kind = std::nullopt);
 
-}  // namespace chartflow::handlers
+}  // namespace chartflow::handlers::insurance

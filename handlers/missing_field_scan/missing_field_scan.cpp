@@ -10,10 +10,10 @@
 #include "handlers/common/chart_cache.hpp"
 #include "handlers/common/chart_event.hpp"
 #include "handlers/common/config_file.hpp"
-#include "handlers/common/sql_util.hpp"
+#include "engine/util/sql_rows.hpp"
 #include "handlers/missing_field_scan/writeback.hpp"
 
-namespace chartflow::handlers {
+namespace chartflow::handlers::missing_field_scan {
 namespace {
 
 // Serialises scans of one chart (the update row-locks it), marks this revision scanned, and
@@ -56,7 +56,7 @@ std::string close_and_list_sql() {
       "SELECT id, rule_id, resource_ref, question, severity, status, created_at, closed_at "
       "FROM chart_question WHERE chart_id = $1 AND (status = 'open' OR closed_revision = $2) "
       "AND id <> ALL($3::bigint[])) q ORDER BY id",
-      sql_iso("created_at"), sql_iso("closed_at"));
+      util::sql_iso("created_at"), util::sql_iso("closed_at"));
 }
 
 std::string bigint_array(const std::vector<std::int64_t>& ids) {
@@ -124,18 +124,18 @@ StepOutcome MissingFieldScanHandler::run(StepContext& ctx) {
     if (found.emplace(f.rule_id, f.resource_ref).second) findings.push_back(std::move(f));
   }
 
-  auto lock = query_one(sql, kLockAndMarkScanned, {event->chart_id, revision_text});
+  auto lock = util::query_one(sql, kLockAndMarkScanned, {event->chart_id, revision_text});
   if (!lock) return Fail{fmt::format("chart {} has no chart row", event->chart_id), true};
-  const auto last_scanned = column_int(*lock, "last_scanned_revision").value_or(0);
+  const auto last_scanned = util::column_int(*lock, "last_scanned_revision").value_or(0);
   if (event->revision < last_scanned) {
     // A newer upload was scanned already; its view of the chart wins.
-    auto open = query_one(sql, kStaleOpenCount, {event->chart_id});
+    auto open = util::query_one(sql, kStaleOpenCount, {event->chart_id});
     ctx.log(LogLevel::kInfo, "event=chart_scan_stale",
             {{"chart_id", event->chart_id},
              {"revision", event->revision},
              {"last_scanned_revision", last_scanned}});
     return Completed{Json{{"findings", findings.size()},
-                          {"open_questions", open ? column_int(*open, "n").value_or(0) : 0},
+                          {"open_questions", open ? util::column_int(*open, "n").value_or(0) : 0},
                           {"opened", 0},
                           {"closed", 0},
                           {"writeback_revision", nullptr},
@@ -149,10 +149,10 @@ StepOutcome MissingFieldScanHandler::run(StepContext& ctx) {
                            {"question", f.question},
                            {"severity", f.severity}});
   }
-  auto inserted = query_one(sql, kOpenQuestions, {event->chart_id, revision_text, records.dump()});
-  const auto opened = inserted ? column_int(*inserted, "opened").value_or(0) : 0;
+  auto inserted = util::query_one(sql, kOpenQuestions, {event->chart_id, revision_text, records.dump()});
+  const auto opened = inserted ? util::column_int(*inserted, "opened").value_or(0) : 0;
   const Json open_before =
-      Json::parse(inserted ? column_text(*inserted, "open_before").value_or("[]") : "[]");
+      Json::parse(inserted ? util::column_text(*inserted, "open_before").value_or("[]") : "[]");
 
   std::vector<std::int64_t> to_close;
   for (const auto& row : open_before) {
@@ -168,16 +168,16 @@ StepOutcome MissingFieldScanHandler::run(StepContext& ctx) {
   std::size_t open_count = 0;
   std::size_t closed_count = 0;
   for (const auto& row :
-       query_rows(sql, kCloseAndList, {event->chart_id, revision_text, bigint_array(to_close)})) {
+       util::query_rows(sql, kCloseAndList, {event->chart_id, revision_text, bigint_array(to_close)})) {
     QuestionRow q;
-    q.id = column_int(row, "id").value_or(0);
-    q.rule_id = column_text(row, "rule_id").value_or("");
-    q.resource_ref = column_text(row, "resource_ref").value_or("");
-    q.question = column_text(row, "question").value_or("");
-    q.severity = column_text(row, "severity").value_or("warning");
-    q.status = column_text(row, "status").value_or("open");
-    q.created_at = column_text(row, "created_at").value_or("");
-    q.closed_at = column_text(row, "closed_at").value_or("");
+    q.id = util::column_int(row, "id").value_or(0);
+    q.rule_id = util::column_text(row, "rule_id").value_or("");
+    q.resource_ref = util::column_text(row, "resource_ref").value_or("");
+    q.question = util::column_text(row, "question").value_or("");
+    q.severity = util::column_text(row, "severity").value_or("warning");
+    q.status = util::column_text(row, "status").value_or("open");
+    q.created_at = util::column_text(row, "created_at").value_or("");
+    q.closed_at = util::column_text(row, "closed_at").value_or("");
     (q.status == "open" ? open_count : closed_count) += 1;
     questions.push_back(std::move(q));
   }
@@ -203,4 +203,4 @@ StepOutcome MissingFieldScanHandler::run(StepContext& ctx) {
                         {"writeback_revision", writeback_revision}}};
 }
 
-}  // namespace chartflow::handlers
+}  // namespace chartflow::handlers::missing_field_scan

@@ -16,7 +16,7 @@
 #include "engine/handler.hpp"
 #include "handlers/missing_field_scan/rules.hpp"
 
-namespace chartflow::handlers {
+namespace chartflow::handlers::missing_field_scan {
 
 inline constexpr const char* kDefaultRulesFile = "rules/missing-fields.yaml";
 
@@ -35,4 +35,4 @@ class MissingFieldScanHandler : public Handler {
   mutable std::map<std::string, std::shared_ptr<const RuleSet>> rules_;
 };
 
-}  // namespace chartflow::handlers
+}  // namespace chartflow::handlers::missing_field_scan

@@ -9,7 +9,7 @@
 #include "handlers/common/config_file.hpp"
 #include "handlers/fhir/fhir_json.hpp"
 
-namespace chartflow::handlers {
+namespace chartflow::handlers::missing_field_scan {
 namespace {
 
 bool valid_rule_id(const std::string& id) {
@@ -174,4 +174,4 @@ bool decides_question(const fhir::BundleIndex& index, const RuleSet& rules,
   return resource != nullptr && fhir::resource_type(*resource) == rule->resource;
 }
 
-}  // namespace chartflow::handlers
+}  // namespace chartflow::handlers::missing_field_scan

@@ -20,7 +20,7 @@
 #include "engine/handler.hpp"
 #include "handlers/fhir/bundle_index.hpp"
 
-namespace chartflow::handlers {
+namespace chartflow::handlers::missing_field_scan {
 
 struct MissingFieldRule {
   std::string id;
@@ -64,4 +64,4 @@ std::vector<Finding> scan_chart(const fhir::BundleIndex& index, const RuleSet& r
 bool decides_question(const fhir::BundleIndex& index, const RuleSet& rules,
                       const std::string& rule_id, const std::string& resource_ref);
 
-}  // namespace chartflow::handlers
+}  // namespace chartflow::handlers::missing_field_scan

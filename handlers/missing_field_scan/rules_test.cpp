@@ -10,7 +10,7 @@
 #include "handlers/missing_field_scan/writeback.hpp"
 #include "handlers/testing/chart_test_data.hpp"
 
-namespace chartflow::handlers {
+namespace chartflow::handlers::missing_field_scan {
 namespace {
 
 using testing::bundle_of;
@@ -264,4 +264,4 @@ TEST(WritebackTest, FindsTheTopLevelEntryArrayOnly) {
 }
 
 }  // namespace
-}  // namespace chartflow::handlers
+}  // namespace chartflow::handlers::missing_field_scan

@@ -4,10 +4,10 @@
 
 #include <algorithm>
 
-#include "handlers/common/hash.hpp"
+#include "engine/util/hash.hpp"
 #include "handlers/fhir/fhir_json.hpp"
 
-namespace chartflow::handlers {
+namespace chartflow::handlers::missing_field_scan {
 namespace {
 
 bool is_our_task(const Json& entry) {
@@ -28,7 +28,7 @@ Json question_task(const fhir::BundleIndex& index, const std::string& chart_id,
   if (const Json* target = index.resolve(q.resource_ref)) focus = index.local_reference(*target);
   Json task = {
       {"resourceType", "Task"},
-      {"id", stable_uuid(fmt::format("chartflow-question:{}:{}", chart_id, q.id))},
+      {"id", util::stable_uuid(fmt::format("chartflow-question:{}:{}", chart_id, q.id))},
       {"identifier",
        Json::array({Json{{"system", kQuestionIdentifierSystem}, {"value", std::to_string(q.id)}}})},
       {"status", open ? "requested" : "completed"},
@@ -201,4 +201,4 @@ std::string writeback_text(const fhir::BundleIndex& index, const std::string& ch
   return out;
 }
 
-}  // namespace chartflow::handlers
+}  // namespace chartflow::handlers::missing_field_scan

@@ -13,7 +13,7 @@
 #include "engine/handler.hpp"
 #include "handlers/fhir/bundle_index.hpp"
 
-namespace chartflow::handlers {
+namespace chartflow::handlers::missing_field_scan {
 
 inline constexpr const char* kQuestionIdentifierSystem = "urn:chartflow:chart-question";
 
@@ -52,4 +52,4 @@ struct EntryArrayEnd {
 };
 std::optional<EntryArrayEnd> find_entry_array_end(std::string_view text);
 
-}  // namespace chartflow::handlers
+}  // namespace chartflow::handlers::missing_field_scan

@@ -11,7 +11,7 @@
 
 #include "auth/audit.hpp"
 #include "auth/audit_sealer.hpp"
-#include "handlers/common/hash.hpp"
+#include "engine/util/hash.hpp"
 #include "store/store.hpp"
 #include "tests/support/app_server.hpp"
 #include "tests/support/auth_support.hpp"
@@ -64,7 +64,7 @@ TEST_F(AuthTest, TokensAreCreatedShownOnceStoredHashedAndRevoked) {
   EXPECT_EQ(token.size(), 4u + 64u) << "cft_ and 32 random bytes in hex";
   // Only the hash is stored.
   EXPECT_EQ(count("SELECT count(*) FROM api_token WHERE token_hash = '" +
-                  handlers::sha256_hex(token) + "'"),
+                  util::sha256_hex(token) + "'"),
             1);
   EXPECT_EQ(
       count("SELECT count(*) FROM api_token t WHERE t::text LIKE '%" + token.substr(4) + "%'"), 0);

@@ -83,7 +83,8 @@ class DropFolderTest : public PgTest {
 };
 
 TEST_F(DropFolderTest, FilesMovedInBecomeEventsAndAreArchived) {
-  runtime::DropFolder folder(harness_->engine(), dir_);
+  runtime::DropFolder folder(harness_->engine(), dir_, runtime::kDefaultDropMaxBytes,
+                             harness_->chart_intake());
   folder.start();
   drop(dir_, "chart.json", read_all(kChartFile));
   drop(dir_, "scan-0001.pdf", "%PDF-1.4 not really");
@@ -112,7 +113,8 @@ TEST_F(DropFolderTest, BadFilesGoToErrorWithANoteAndStoreNothing) {
   drop(dir_, "not-a-chart.json", R"({"resourceType": "Patient", "id": "x"})");
   drop(dir_, "lab.result/list.json", "[1, 2]");
   fs::create_symlink(dir_ / "nowhere", dir_ / "dangling.json");
-  runtime::DropFolder folder(harness_->engine(), dir_);
+  runtime::DropFolder folder(harness_->engine(), dir_, runtime::kDefaultDropMaxBytes,
+                             harness_->chart_intake());
   EXPECT_EQ(folder.scan(), 4);
   for (const char* f :
        {"broken.json", "not-a-chart.json", "lab.result/list.json", "dangling.json"}) {
@@ -134,14 +136,16 @@ TEST_F(DropFolderTest, FilesPresentAtStartAndACrashBeforeTheMoveLoseAndDuplicate
   drop(dir_, "scan.pdf", "pdf bytes");
   {
     // The "crash": both files were accepted (their events committed) but never moved.
-    runtime::DropFolder first(harness_->engine(), dir_);
+    runtime::DropFolder first(harness_->engine(), dir_, runtime::kDefaultDropMaxBytes,
+                              harness_->chart_intake());
     ASSERT_EQ(first.process(dir_ / "chart.json"), runtime::DropFolder::Outcome::kAccepted);
     fs::rename(dir_ / "archive/chart.json", dir_ / "chart.json");
     ASSERT_EQ(first.process(dir_ / "scan.pdf"), runtime::DropFolder::Outcome::kAccepted);
     fs::rename(dir_ / "archive/scan.pdf", dir_ / "scan.pdf");
   }
   // The restarted watcher finds them at start, accepts them as duplicates and moves them.
-  runtime::DropFolder restarted(harness_->engine(), dir_);
+  runtime::DropFolder restarted(harness_->engine(), dir_, runtime::kDefaultDropMaxBytes,
+                                harness_->chart_intake());
   restarted.start();
   ASSERT_TRUE(wait_until(
       [&] { return !fs::exists(dir_ / "chart.json") && !fs::exists(dir_ / "scan.pdf"); }));

@@ -9,6 +9,7 @@
 #include <sstream>
 #include <thread>
 
+#include "handlers/chart_migrations.hpp"
 #include "store/migrations.hpp"
 #include "tests/support/engine_harness.hpp"
 #include "tests/support/pg_fixture.hpp"
@@ -402,7 +403,7 @@ TEST_F(EngineTest, ConcurrencyLimitPerKeyHolds) {
   EXPECT_EQ(tracker.peak["p1"], 1);
 }
 
-// Whole batches: one claim takes steps of several keys at once (schema/0017), never more of a
+// Whole batches: one claim takes steps of several keys at once (step_claim in schema/engine/0002_queue.sql), never more of a
 // key than its limit leaves room for, and every step runs exactly once.
 TEST_F(EngineTest, ConcurrencyLimitHoldsForBatchesOfManyKeys) {
   PeakTracker tracker;
@@ -596,11 +597,13 @@ TEST_F(EngineTest, ConcurrentMigrationsApplyOnce) {
                                (base_dsn().find('?') == std::string::npos ? "?" : "&") +
                                "options=-csearch_path%3Dmig_race";
   std::atomic<int> total{0};
-  std::thread t1([&] { total += store::Store(race_dsn).migrate(); });
-  std::thread t2([&] { total += store::Store(race_dsn).migrate(); });
+  const std::vector<MigrationSet> charts = {handlers::chart_migrations()};
+  std::thread t1([&] { total += store::Store(race_dsn).migrate(charts); });
+  std::thread t2([&] { total += store::Store(race_dsn).migrate(charts); });
   t1.join();
   t2.join();
-  EXPECT_EQ(total.load(), static_cast<int>(store::embedded_migrations().size()));
+  EXPECT_EQ(total.load(), static_cast<int>(store::embedded_migrations().migrations.size() +
+                                           charts[0].migrations.size()));
   scalar("DROP SCHEMA mig_race CASCADE");
 }
 

@@ -10,7 +10,7 @@
 #include <filesystem>
 #include <set>
 
-#include "handlers/testing/fake_http_server.hpp"
+#include "tests/support/fake_http_server.hpp"
 #include "tests/support/auth_support.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/http_client.hpp"
@@ -105,7 +105,7 @@ TEST_F(PhiScanTest, NoPatientNameOrBirthDateInLogsOrMetrics) {
   ASSERT_GE(charts.size(), 30u);
   ASSERT_GE(phi.size(), 40u) << "too few names found to make the scan meaningful";
 
-  handlers::testing::FakeHttpServer insurer([](const auto&, int) { return 200; });
+  chartflow::testing::FakeHttpServer insurer([](const auto&, int) { return 200; });
   const fs::path dir = fs::path(CHARTFLOW_BINARY).parent_path() / "test-logs" /
                        ("phi-scan-" + std::to_string(::getpid()));
   fs::create_directories(dir / "bills");

@@ -8,7 +8,7 @@
 #include <fstream>
 
 #include "engine/handler.hpp"
-#include "handlers/common/hash.hpp"
+#include "engine/util/hash.hpp"
 #include "http/hmac.hpp"
 #include "http/sigv4.hpp"
 #include "tests/support/child_process.hpp"
@@ -136,7 +136,7 @@ class S3ClientsTest : public PgTest {
         {"host", "127.0.0.1:" + std::to_string(port_)},
         {"x-amz-date", date},
         {"x-amz-content-sha256",
-         payload_hash.empty() ? handlers::to_hex(handlers::sha256_raw(body)) : payload_hash}};
+         payload_hash.empty() ? util::to_hex(util::sha256_raw(body)) : payload_hash}};
     http::SigV4Auth auth{kAccessKey,
                          std::string(date, 8),
                          "us-east-1",

@@ -7,6 +7,7 @@
 #include "http/app_routes.hpp"
 #include "http/auth_routes.hpp"
 #include "http/s3_routes.hpp"
+#include "app/modules.hpp"
 #include "runtime/handler_setup.hpp"
 #include "tests/support/auth_support.hpp"
 
@@ -21,7 +22,8 @@ http::ServerSettings test_server_settings() {
 
 AppServer::AppServer(const std::string& dsn, http::ServerSettings server) {
   const std::string workflows = std::string(CHARTFLOW_SOURCE_DIR) + "/workflows";
-  auto handlers = runtime::make_handler_registry(workflows);
+  modules_ = app::make_modules(workflows);
+  auto handlers = modules_->handler_registry();
   auto loaded = config::load_workflow_dir(workflows, runtime::handler_check(*handlers));
   for (const auto& e : loaded.errors) ADD_FAILURE() << e.to_string();
   auto registry = std::make_shared<runtime::WorkflowRegistry>();
@@ -34,15 +36,16 @@ AppServer::AppServer(const std::string& dsn, http::ServerSettings server) {
   settings.poll_interval = std::chrono::milliseconds(200);
   engine_ = std::make_unique<runtime::Engine>(settings, handlers, registry);
   engine_->start();
+  services_ = std::make_unique<http::ModuleServices>(*engine_, &metrics_);
   http::add_auth(router_, *engine_);
   http::add_engine_routes(router_, *engine_, metrics_);
   // The S3 API as `serve --s3-config` adds it, so the route matrix sees every route.
   auto s3 = std::make_shared<http::S3Config>();
   s3->buckets["charts"] = true;
   s3->keys["AKIATESTUPLOADER"] = {"test-secret-of-sixteen-plus", http::Role::kUploader};
-  http::add_app_routes(router_, *engine_, workflows,
-                       [s3](http::Request& req) { return http::s3_root(req, *s3); });
-  http::add_s3_routes(router_, *engine_, s3);
+  http::add_app_routes(router_, [s3](http::Request& req) { return http::s3_root(req, *s3); });
+  http::add_module_routes(router_, *services_, *modules_);
+  http::add_s3_routes(router_, *engine_, s3, http::bind_intake(*services_, *modules_, "chart"));
   server_ = std::make_unique<http::Server>(std::move(server), router_);
   server_->start();
 }

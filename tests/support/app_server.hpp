@@ -6,6 +6,8 @@
 #include <memory>
 #include <string>
 
+#include "engine/module.hpp"
+#include "http/module_services.hpp"
 #include "http/router.hpp"
 #include "http/server.hpp"
 #include "metrics/metrics.hpp"
@@ -32,7 +34,9 @@ class AppServer {
  private:
   metrics::Metrics metrics_;
   http::Router router_;
+  std::unique_ptr<ModuleRegistry> modules_;
   std::unique_ptr<runtime::Engine> engine_;
+  std::unique_ptr<http::ModuleServices> services_;
   std::unique_ptr<http::Server> server_;
 };
 

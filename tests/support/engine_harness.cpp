@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include "config/workflow_loader.hpp"
-#include "handlers/builtin/builtin_handlers.hpp"
+#include "runtime/builtin_handlers.hpp"
+#include "handlers/chart_intake/chart_upload.hpp"
+#include "http/module_services.hpp"
 #include "runtime/handler_setup.hpp"
 #include "tests/support/pg_fixture.hpp"
 
@@ -14,7 +16,7 @@ EngineHarness::EngineHarness(std::string dsn, const std::vector<std::string>& wo
                              runtime::EngineSettings settings)
     : dsn_(std::move(dsn)) {
   handlers_ = extra ? extra : std::make_shared<HandlerRegistry>();
-  handlers::register_builtin_handlers(*handlers_);
+  runtime::register_builtin_handlers(*handlers_);
   registry_ = std::make_shared<runtime::WorkflowRegistry>();
   store_ = std::make_unique<store::Store>(dsn_);
   publish(workflow_yaml);
@@ -76,6 +78,15 @@ Json EngineHarness::step(std::int64_t run_id, const std::string& name) {
   for (const auto& s : r.at("steps"))
     if (s.value("name", "") == name) return s;
   return Json();
+}
+
+EngineServices& EngineHarness::services() {
+  if (!services_) services_ = std::make_unique<http::ModuleServices>(*engine_, nullptr);
+  return *services_;
+}
+
+std::function<IntakeResult(const IntakeRequest&)> EngineHarness::chart_intake() {
+  return [&s = services()](const IntakeRequest& r) { return handlers::chart_intake(s, r); };
 }
 
 }  // namespace chartflow::testing

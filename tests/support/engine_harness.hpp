@@ -2,10 +2,12 @@
 // handlers registered by the test. Not thread-safe itself; the engine inside is.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "engine/module.hpp"
 #include "runtime/engine.hpp"
 #include "store/store.hpp"
 
@@ -32,6 +34,11 @@ class EngineHarness {
   bool wait_status(std::int64_t id, const std::string& status,
                    std::chrono::milliseconds timeout = std::chrono::seconds(20));
   Json step(std::int64_t run_id, const std::string& name);
+  // What a module's routes and intake hooks reach this engine through.
+  EngineServices& services();
+  // The chart application's intake hook bound to this engine, as serve binds it for the drop
+  // folder and S3 chart buckets.
+  std::function<IntakeResult(const IntakeRequest&)> chart_intake();
   void start() { engine_->start(); }
   void stop() { engine_->drain(); }
 
@@ -41,6 +48,7 @@ class EngineHarness {
   std::shared_ptr<runtime::WorkflowRegistry> registry_;
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<runtime::Engine> engine_;
+  std::unique_ptr<EngineServices> services_;
 };
 
 }  // namespace chartflow::testing

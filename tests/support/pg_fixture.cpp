@@ -4,6 +4,7 @@
 #include <random>
 #include <thread>
 
+#include "handlers/chart_migrations.hpp"
 #include "store/store.hpp"
 
 namespace chartflow::testing {
@@ -36,8 +37,9 @@ void PgTest::SetUp() {
   }
   dsn_ = base + (base.find('?') == std::string::npos ? "?" : "&") + "options=-csearch_path%3D" +
          schema_;
+  // The engine's tables and the chart application's, as the chartflow binary migrates them.
   store::Store s(dsn_);
-  s.migrate();
+  s.migrate({handlers::chart_migrations()});
 }
 
 void PgTest::TearDown() {

@@ -5,11 +5,11 @@
 #include <cstdlib>
 #include <random>
 
-#include "core/duration.hpp"
+#include "engine/util/duration.hpp"
 
 namespace chartflow::runtime::external {
 
-extern const char* const kPythonAdapter;  // handlers/runtimes/python3/chartflow_lambda.py
+extern const char* const kPythonAdapter;  // engine/runtime/external/chartflow_lambda.py
 
 namespace {
 

@@ -7,7 +7,7 @@
 #include <set>
 #include <stdexcept>
 
-#include "core/duration.hpp"
+#include "engine/util/duration.hpp"
 
 namespace chartflow::runtime::external {
 namespace {

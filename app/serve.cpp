@@ -1,0 +1,303 @@
+// `chartflow serve` (API + workers + scheduler in one process) and `chartflow worker`.
+#include <pthread.h>
+
+#include <csignal>
+#include <filesystem>
+#include <iostream>
+
+#include "auth/audit.hpp"
+#include "auth/audit_sealer.hpp"
+#include "auth/sessions.hpp"
+#include "app/commands.hpp"
+#include "app/modules.hpp"
+#include "app/database.hpp"
+#include "app/server_options.hpp"
+#include "config/workflow_loader.hpp"
+#include "engine/util/duration.hpp"
+#include "http/api_routes.hpp"
+#include "http/app_routes.hpp"
+#include "http/auth_routes.hpp"
+#include "http/module_services.hpp"
+#include "http/s3_routes.hpp"
+#include "http/server.hpp"
+#include "metrics/metrics.hpp"
+#include "runtime/drop_folder.hpp"
+#include "runtime/embedded_postgres.hpp"
+#include "runtime/engine.hpp"
+#include "runtime/handler_setup.hpp"
+#include "runtime/log.hpp"
+
+namespace chartflow::cli {
+namespace {
+
+constexpr const char* kDefaultListen = "127.0.0.1:8080";
+constexpr const char* kDefaultWorkflows = "./workflows";
+
+// Blocks the stop signals in every thread so main can sigwait for them.
+sigset_t block_stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+  return set;
+}
+
+// The quickstart stays one command: with nothing yet able to sign in, print a one-time admin
+// sign-in link. Only its hash is stored; the link appears on stdout only, never in a log.
+void print_first_start_link(store::Store& store, const std::string& base_url) {
+  std::optional<std::string> code;
+  store.with_sql([&](Sql& sql) {
+    code = auth::first_start_code(sql);
+    if (!code) return;
+    auth::AuditEntry e;
+    e.actor = "system";
+    e.action = "signin_code.create";
+    e.resource_type = "signin_code";
+    e.remote = "local";
+    auth::record(sql, e);
+  });
+  if (!code) return;
+  runtime::Log::info("first_start_signin_code_created");
+  std::cout << "\nNo credential exists yet. Sign in as admin (the link works once, for 24 hours):\n"
+            << "  " << base_url << "/ui/signin?code=" << *code << "\n"
+            << "Then create tokens with `chartflow tokens create` or users with `chartflow users "
+               "create`.\n\n"
+            << std::flush;
+}
+
+}  // namespace
+
+int Args::get_int(const std::string& name, int def) const {
+  auto v = get(name);
+  if (!v) return def;
+  try {
+    std::size_t used = 0;
+    int n = std::stoi(*v, &used);
+    if (used != v->size()) throw std::invalid_argument(name);
+    return n;
+  } catch (const std::exception&) {
+    throw std::runtime_error("--" + name + " must be an integer, got '" + *v + "'");
+  }
+}
+
+int serve(const Args& args, bool with_api) {
+  sigset_t stop_signals = block_stop_signals();
+  if (auto lvl = args.get("log-level")) {
+    auto parsed = runtime::parse_level(*lvl);
+    if (!parsed) throw std::runtime_error("--log-level must be debug, info, warning or error");
+    runtime::Log::set_stderr_level(static_cast<LogLevel>(*parsed));
+  }
+  // Validated before anything starts: a bad listen address or limit costs no database work.
+  http::ServerSettings server_settings =
+      with_api ? cli::server_settings(args) : http::ServerSettings{};
+
+  std::unique_ptr<runtime::EmbeddedPostgres> embedded;
+  auto dsn = database_url(args);
+  if (!dsn) {
+    if (!with_api)
+      throw std::runtime_error(
+          "worker needs --database-url, --database-url-file or CHARTFLOW_DATABASE_URL(_FILE)");
+    const std::filesystem::path data_dir = args.get_or("data-dir", kDefaultDataDir);
+    embedded = std::make_unique<runtime::EmbeddedPostgres>(data_dir);
+    runtime::Log::info("embedded_postgres_starting", {{"data_dir", data_dir.string()}});
+    dsn = embedded->start();
+  }
+
+  const std::filesystem::path workflows_dir = args.get_or("workflows", kDefaultWorkflows);
+  metrics::Metrics metrics;
+  runtime::external::PoolHooks pool_hooks;
+  pool_hooks.pool_size = [&metrics](const std::string& handler, int warm, int busy) {
+    metrics.handler_pool(handler, warm, busy);
+  };
+  pool_hooks.cold_start = [&metrics](const std::string& handler) {
+    metrics.handler_cold_start(handler);
+  };
+  auto modules = app::make_modules(workflows_dir, pool_hooks);
+  auto handlers = modules->handler_registry();
+  auto registry = std::make_shared<runtime::WorkflowRegistry>();
+  {
+    store::Store store(*dsn);
+    const int applied = store.migrate(modules->migrations());
+    runtime::Log::info("migrations_applied", {{"count", applied}});
+    if (with_api) {
+      auto loaded = config::load_workflow_dir(workflows_dir, runtime::handler_check(*handlers));
+      if (!loaded.errors.empty()) {
+        for (const auto& e : loaded.errors) std::cerr << e.to_string() << "\n";
+        throw std::runtime_error(std::to_string(loaded.errors.size()) +
+                                 " error(s) in workflow files under " + workflows_dir.string());
+      }
+      registry->publish(store, loaded.workflows);
+      runtime::Log::info("workflows_loaded", {{"count", loaded.workflows.size()}});
+    } else {
+      registry->load_latest(store);
+    }
+    if (with_api)
+      print_first_start_link(store, std::string(server_settings.tls ? "https://" : "http://") +
+                                        args.get_or("listen", kDefaultListen));
+    if (embedded) {
+      // We hold the data dir's lock, so whoever held these leases is dead: take them back now
+      // instead of waiting for them to expire.
+      const int n = store.reclaim_all_running("embedded server restarted");
+      if (n > 0) runtime::Log::warn("steps_reclaimed", {{"count", n}});
+    }
+  }
+
+  runtime::prewarm_external_handlers(*handlers, [&] {
+    std::vector<core::Workflow> latest;
+    for (const auto& wf : registry->latest()) latest.push_back(wf->workflow);
+    return latest;
+  }());
+  runtime::EngineSettings settings;
+  settings.dsn = *dsn;
+  settings.workers = args.get_int(with_api ? "workers" : "concurrency", runtime::default_workers());
+  settings.batch_size = args.get_int("batch-size", runtime::kDefaultBatchSize);
+  if (settings.batch_size < 1) throw std::runtime_error("--batch-size must be at least 1");
+  if (auto lease = args.get("lease-ms")) settings.lease = Millis(std::stoll(*lease));
+  if (auto poll = args.get("poll-ms")) settings.poll_interval = Millis(std::stoll(*poll));
+  if (auto days = args.get("log-retention-days"))
+    settings.log_retention = std::chrono::hours(24 * std::stoll(*days));
+  runtime::EngineHooks hooks;
+  hooks.run_started = [&metrics](const std::string& wf) { metrics.run_started(wf); };
+  hooks.run_finished = [&metrics](const std::string& wf, const std::string& status) {
+    metrics.run_finished(wf, status);
+  };
+  hooks.step_finished = [&metrics](const std::string& wf, const std::string& step, double secs,
+                                   const std::string&) { metrics.step_finished(wf, step, secs); };
+  hooks.step_expired = [&metrics](bool timed_out) { metrics.step_expired(timed_out); };
+  hooks.step_retried = [&metrics](const std::string& wf, const std::string& step) {
+    metrics.step_retried(wf, step);
+  };
+  store::Store::set_query_observer(
+      [&metrics](std::string_view kind, double secs) { metrics.db_query(kind, secs); });
+  runtime::Engine engine(settings, handlers, registry, hooks);
+  // What the modules' routes and intake hooks reach the engine through.
+  http::ModuleServices services(engine, &metrics);
+  metrics.on_collect([&engine, &metrics] {
+    const auto pool = engine.pool().stats();
+    metrics.set_db_pool(pool.in_use, pool.idle, pool.max);
+  });
+  engine.start();
+  auth::AuditSealer sealer(
+      [&engine](const std::function<void(Sql&)>& fn) {
+        engine.pool().with([&](store::Store& s) {
+          s.with_sql(fn);
+          return 0;
+        });
+      },
+      [](const std::string& error) {
+        runtime::Log::warn("audit_seal_failed", {{"error", error}});
+      });
+  sealer.start();
+
+  http::Router router;
+  std::unique_ptr<http::Server> server;
+  if (with_api) {
+    router.on_response = [&metrics](const std::string& route, const std::string& method, int status,
+                                    double secs) {
+      metrics.http_request(route, method, status, secs);
+    };
+    http::AuthSettings auth_settings;
+    if (auto ttl = args.get("session-ttl")) {
+      auto parsed = core::parse_duration(*ttl);
+      if (!parsed || *parsed < std::chrono::minutes(1))
+        throw std::runtime_error("--session-ttl must be a duration of at least 1m, got '" + *ttl +
+                                 "'");
+      auth_settings.session_ttl = std::chrono::duration_cast<std::chrono::seconds>(*parsed);
+    }
+    auth_settings.secure_cookie = args.get("tls-cert").has_value();
+    http::add_auth(router, engine, auth_settings);
+    std::shared_ptr<const http::WebhookSecrets> secrets;
+    auto secrets_file = args.get("webhook-secrets");
+    if (!secrets_file)
+      if (const char* env = std::getenv("CHARTFLOW_WEBHOOK_SECRETS"); env && *env)
+        secrets_file = env;
+    if (secrets_file) {
+      secrets =
+          std::make_shared<const http::WebhookSecrets>(http::WebhookSecrets::load(*secrets_file));
+    }
+    http::add_engine_routes(router, engine, metrics, args.get("public-metrics").has_value(),
+                            secrets);
+    std::shared_ptr<const http::S3Config> s3;
+    auto s3_file = args.get("s3-config");
+    if (!s3_file)
+      if (const char* env = std::getenv("CHARTFLOW_S3_CONFIG"); env && *env) s3_file = env;
+    if (s3_file) s3 = std::make_shared<const http::S3Config>(http::S3Config::load(*s3_file));
+    // Objects put into any bucket are held to the upload limit, not the API's body limit.
+    if (s3)
+      for (const auto& bucket : s3->buckets)
+        server_settings.limits.upload_prefixes.push_back("/" + bucket.first + "/");
+    http::add_app_routes(
+        router,
+        s3 ? http::RootOverride([s3](http::Request& req) { return http::s3_root(req, *s3); })
+           : nullptr);
+    http::add_module_routes(router, services, *modules);
+    // Last: the S3 routes take every /{bucket}/{key} path the others leave.
+    if (s3) http::add_s3_routes(router, engine, s3, http::bind_intake(services, *modules, "chart"));
+    server = std::make_unique<http::Server>(server_settings, router);
+    server->start();
+    const std::string notice =
+        listen_notice(server_settings, args.get("insecure-listen").has_value());
+    runtime::Log::info("serving", {{"listen", args.get_or("listen", kDefaultListen)},
+                                   {"tls", server_settings.tls.has_value()},
+                                   {"notice", notice},
+                                   {"embedded_postgres", embedded != nullptr},
+                                   {"instance", engine.instance_id()}});
+    std::cout << notice << std::endl;
+  } else {
+    runtime::Log::info("worker_started",
+                       {{"instance", engine.instance_id()}, {"concurrency", settings.workers}});
+  }
+
+  std::unique_ptr<runtime::DropFolder> drop;
+  auto drop_dir = args.get("drop-dir");
+  if (!drop_dir)
+    if (const char* env = std::getenv("CHARTFLOW_DROP_DIR"); env && *env) drop_dir = env;
+  if (drop_dir && with_api) {
+    drop = std::make_unique<runtime::DropFolder>(engine, *drop_dir, runtime::kDefaultDropMaxBytes,
+                                                 http::bind_intake(services, *modules, "chart"));
+    drop->start();
+    runtime::Log::info("drop_folder_watched", {{"dir", *drop_dir}});
+  }
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  runtime::Log::info("draining", {{"signal", sig}});
+  if (drop) drop->stop();
+  if (server) server->stop();
+  sealer.stop();
+  engine.drain();
+  runtime::Log::info("stopped");
+  store::Store::set_query_observer(nullptr);  // every thread that used a store has stopped
+  if (embedded) embedded->stop();
+  return 0;
+}
+
+int migrate(const Args& args) {
+  CommandDatabase db(args);
+  store::Store store(db.dsn());
+  const int applied = store.migrate(app::module_migrations());
+  std::cout << "applied " << applied << " migration(s)\n";
+  return 0;
+}
+
+int validate(const Args& args) {
+  if (args.positional.empty()) throw std::runtime_error("validate needs one or more FILEs");
+  int errors = 0;
+  for (const auto& file : args.positional) {
+    // Settings and handler modules are relative to the workflows folder, which for a file
+    // checked on its own is the folder it sits in.
+    const std::string parent = std::filesystem::path(file).parent_path().string();
+    auto modules = app::make_modules(args.get_or("workflows", parent.empty() ? "." : parent));
+    auto r = config::load_workflow_file(file, runtime::handler_check(modules->handlers()));
+    for (const auto& e : r.errors) {
+      std::cerr << e.to_string() << "\n";
+      ++errors;
+    }
+    if (r.errors.empty()) std::cout << file << ": ok (" << r.workflow->name << ")\n";
+  }
+  return errors == 0 ? 0 : 1;
+}
+
+}  // namespace chartflow::cli

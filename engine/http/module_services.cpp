@@ -1,0 +1,67 @@
+#include "http/module_services.hpp"
+
+#include "http/audit_context.hpp"
+
+namespace chartflow::http {
+
+IngestResult ModuleServices::ingest(EventInput event, const BeforeIngest& before) {
+  return engine_.ingest(std::move(event), before);
+}
+
+EngineServices::CommandResult ModuleServices::signal(std::int64_t run_id, const std::string& name,
+                                                     const Json& payload, std::string* message,
+                                                     const std::function<bool(Sql&)>& before) {
+  // `payload` is passed on by reference: a `before` that records a decision may fill it in.
+  switch (engine_.signal(run_id, name, payload, message, before)) {
+    case store::Store::CommandResult::kOk:
+      return CommandResult::kOk;
+    case store::Store::CommandResult::kNotFound:
+      return CommandResult::kNotFound;
+    default:
+      return CommandResult::kConflict;
+  }
+}
+
+Json ModuleServices::runs_of_subject(const std::string& subject, int limit) {
+  store::Store::RunFilter f;
+  f.subject = subject;
+  f.limit = limit;
+  return engine_.pool().with([&](store::Store& s) { return s.list_runs(f); }).at("runs");
+}
+
+void ModuleServices::transaction(const std::function<void(Sql&)>& fn) {
+  engine_.pool().with([&](store::Store& s) {
+    s.with_sql(fn);
+    return 0;
+  });
+}
+
+void ModuleServices::read(const std::function<void(Sql&)>& fn) {
+  engine_.pool().with([&](store::Store& s) {
+    s.with_autocommit_sql(fn);
+    return 0;
+  });
+}
+
+void ModuleServices::audit(Sql& sql, const AuditEntry& entry) { auth::record(sql, entry); }
+
+void ModuleServices::audit_now(const AuditEntry& entry) { http::audit_now(engine_, entry); }
+
+void ModuleServices::count_event(const std::string& type) {
+  if (metrics_) metrics_->event_received(type);
+}
+
+void add_module_routes(Router& router, EngineServices& services, const ModuleRegistry& modules) {
+  for (const auto& r : modules.routes())
+    router.add(r.method, r.pattern, r.name, r.access,
+               [&services, handler = r.handler](Request& req) { return handler(services, req); });
+}
+
+IntakeFn bind_intake(EngineServices& services, const ModuleRegistry& modules,
+                     const std::string& name) {
+  const IntakeHook* hook = modules.intake(name);
+  if (!hook) return nullptr;
+  return [&services, hook = *hook](const IntakeRequest& r) { return hook(services, r); };
+}
+
+}  // namespace chartflow::http

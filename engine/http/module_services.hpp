@@ -1,0 +1,43 @@
+// The engine side of the module extension point (engine/module.hpp): EngineServices over a
+// running Engine, and the binding of a module's routes and intake hooks to it.
+#pragma once
+
+#include <functional>
+
+#include "engine/module.hpp"
+#include "http/router.hpp"
+#include "metrics/metrics.hpp"
+#include "runtime/engine.hpp"
+
+namespace chartflow::http {
+
+class ModuleServices final : public EngineServices {
+ public:
+  ModuleServices(runtime::Engine& engine, metrics::Metrics* metrics)
+      : engine_(engine), metrics_(metrics) {}
+
+  IngestResult ingest(EventInput event, const BeforeIngest& before) override;
+  CommandResult signal(std::int64_t run_id, const std::string& name, const Json& payload,
+                       std::string* message, const std::function<bool(Sql&)>& before) override;
+  Json runs_of_subject(const std::string& subject, int limit) override;
+  void transaction(const std::function<void(Sql&)>& fn) override;
+  void read(const std::function<void(Sql&)>& fn) override;
+  void audit(Sql& sql, const AuditEntry& entry) override;
+  void audit_now(const AuditEntry& entry) override;
+  void count_event(const std::string& type) override;
+
+ private:
+  runtime::Engine& engine_;
+  metrics::Metrics* metrics_;
+};
+
+// Adds every route the modules registered, bound to `services` (which must outlive the router).
+void add_module_routes(Router& router, EngineServices& services, const ModuleRegistry& modules);
+
+// A source's way into an intake hook, bound to the services; empty when no module registered a
+// hook of that name.
+using IntakeFn = std::function<IntakeResult(const IntakeRequest&)>;
+IntakeFn bind_intake(EngineServices& services, const ModuleRegistry& modules,
+                     const std::string& name);
+
+}  // namespace chartflow::http

@@ -1,0 +1,28 @@
+// Events: what starts runs. An event is stored once (a repeated dedup_key is a duplicate and
+// starts nothing) together with the runs whose triggers it matches, in one transaction.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/handler.hpp"
+
+namespace chartflow {
+
+struct EventInput {
+  std::string type;
+  std::optional<std::string> dedup_key;
+  Json body = Json::object();
+  std::string source = "api";
+  std::optional<std::string> subject;  // e.g. the chart id, for finding runs by patient
+};
+
+struct IngestResult {
+  std::int64_t event_id = 0;
+  std::vector<std::int64_t> run_ids;
+  bool duplicate = false;
+};
+
+}  // namespace chartflow

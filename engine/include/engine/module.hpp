@@ -1,0 +1,129 @@
+// How an application module (the chart application is one) plugs into the engine: it adds step
+// handlers, HTTP routes with their Access rule, intake hooks and its own migrations to a
+// ModuleRegistry at start-up, and reaches the running engine only through EngineServices. The
+// engine knows nothing of a module beyond what it registers here.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/audit.hpp"
+#include "engine/events.hpp"
+#include "engine/handler.hpp"
+#include "engine/http.hpp"
+#include "engine/migration.hpp"
+
+namespace chartflow {
+
+// What a module may ask of the running engine. Every call is thread-safe and takes a pooled
+// database session for its duration.
+class EngineServices {
+ public:
+  virtual ~EngineServices() = default;
+
+  // Stores the event and starts the runs whose triggers match, in one transaction. `before` runs
+  // first in that transaction (a source storing its own rows with the event); it may fill in the
+  // event, and returns false to store nothing (the result is then a duplicate).
+  using BeforeIngest = std::function<bool(Sql&, EventInput&)>;
+  virtual IngestResult ingest(EventInput event, const BeforeIngest& before = {}) = 0;
+
+  // Delivers signal `name` to the run's step waiting for it. `before` runs first in the same
+  // transaction (e.g. recording the decision the signal carries) and may refuse by returning
+  // false: nothing is then written.
+  enum class CommandResult { kOk, kNotFound, kConflict };
+  virtual CommandResult signal(std::int64_t run_id, const std::string& name, const Json& payload,
+                               std::string* message,
+                               const std::function<bool(Sql&)>& before = {}) = 0;
+
+  // The runs started for a subject (e.g. a chart id), newest first, as GET /v1/runs lists them.
+  virtual Json runs_of_subject(const std::string& subject, int limit) = 0;
+
+  // A transaction on the module's own tables: committed when `fn` returns, rolled back when it
+  // throws.
+  virtual void transaction(const std::function<void(Sql&)>& fn) = 0;
+  // Statements that each commit by themselves, for a single read where BEGIN and COMMIT would be
+  // two of three round trips.
+  virtual void read(const std::function<void(Sql&)>& fn) = 0;
+
+  // Writes an audit record in the caller's transaction, so neither exists without the other.
+  virtual void audit(Sql& sql, const AuditEntry& entry) = 0;
+  // Writes one in a transaction of its own (refusals and failures, whose action left no
+  // transaction to write it in). A failure to write is logged, never thrown.
+  virtual void audit_now(const AuditEntry& entry) = 0;
+
+  // Counts an event accepted by a module's own route in the engine's metrics.
+  virtual void count_event(const std::string& type) = 0;
+};
+
+// A route of a module: like an engine route, with the services it may use.
+using ModuleRouteHandler = std::function<http::Response(EngineServices&, http::Request&)>;
+struct ModuleRoute {
+  std::string method, pattern, name;
+  http::Access access;
+  ModuleRouteHandler handler;
+};
+
+// An intake hook: what a source (an S3 bucket, the drop folder, a module route) does with the
+// content it received, ending in an event stored through EngineServices::ingest. `also` writes
+// the source's own record (e.g. the S3 object) in that same transaction, duplicate or not.
+struct IntakeRequest {
+  std::string content;
+  std::string uploader;  // the credential's stable id, or the source's name
+  std::string source;    // "upload", "s3", "drop"
+  std::function<void(Sql&)> also;
+};
+struct IntakeResult {
+  bool duplicate = false;  // identical content came before: nothing was stored
+  IngestResult event;
+  Json summary = Json::object();  // what the source may report back (ids, never content)
+};
+// Thrown by an intake hook for content it cannot accept: `status` is the HTTP status an API
+// answers with, `message` names the problem (never patient data).
+struct IntakeRejected {
+  int status;
+  std::string message;
+};
+using IntakeHook = std::function<IntakeResult(EngineServices&, const IntakeRequest&)>;
+
+// Filled by each module's register function at start-up, read-only afterwards.
+class ModuleRegistry {
+ public:
+  explicit ModuleRegistry(std::shared_ptr<HandlerRegistry> handlers)
+      : handlers_(std::move(handlers)) {}
+
+  HandlerRegistry& handlers() { return *handlers_; }
+  const std::shared_ptr<HandlerRegistry>& handler_registry() const { return handlers_; }
+
+  void add_route(std::string method, std::string pattern, std::string name, http::Access access,
+                 ModuleRouteHandler handler) {
+    routes_.push_back({std::move(method), std::move(pattern), std::move(name), std::move(access),
+                       std::move(handler)});
+  }
+  const std::vector<ModuleRoute>& routes() const { return routes_; }
+
+  // Sources name the hook they feed (an S3 chart bucket and the drop folder's top level use
+  // "chart").
+  void add_intake(std::string name, IntakeHook hook) { intakes_[std::move(name)] = std::move(hook); }
+  const IntakeHook* intake(const std::string& name) const {
+    auto it = intakes_.find(name);
+    return it == intakes_.end() ? nullptr : &it->second;
+  }
+
+  // Applied after the engine's own, in registration order.
+  void add_migrations(MigrationSet set) { migrations_.push_back(std::move(set)); }
+  const std::vector<MigrationSet>& migrations() const { return migrations_; }
+
+ private:
+  std::shared_ptr<HandlerRegistry> handlers_;
+  std::vector<ModuleRoute> routes_;
+  std::map<std::string, IntakeHook> intakes_;
+  std::vector<MigrationSet> migrations_;
+};
+
+}  // namespace chartflow

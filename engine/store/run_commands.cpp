@@ -1,0 +1,122 @@
+// Operator commands on one run: signal, cancel and retry, each in one transaction that locks the
+// run's row first.
+#include <cstdint>
+#include <string>
+#include <variant>
+
+#include "store/store.hpp"
+#include "store/store_impl.hpp"
+
+namespace chartflow::store {
+
+namespace {
+
+// How every run command starts, in its transaction: `before` (which may refuse), then the run's
+// row locked. Returns the run's status, or the result to answer at once.
+std::variant<std::string, Store::CommandResult> lock_run(Store::Impl& impl, pqxx::work& tx,
+                                                         std::int64_t run_id,
+                                                         const Store::BeforeCommand& before,
+                                                         std::string* message) {
+  if (before) {
+    TxSql sql(tx, &impl);
+    if (!before(sql)) return Store::CommandResult::kConflict;
+  }
+  auto run = tx.exec_params("SELECT status FROM workflow_run WHERE id = $1 FOR UPDATE", run_id);
+  if (run.empty()) {
+    *message = "run " + std::to_string(run_id) + " not found";
+    return Store::CommandResult::kNotFound;
+  }
+  return std::string(run[0][0].c_str());
+}
+
+}  // namespace
+
+Store::CommandResult Store::signal(std::int64_t run_id, const std::string& name,
+                                   const Json& payload, std::string* message,
+                                   const BeforeSignal& before) {
+  return translate([&] {
+    pqxx::work tx(impl_->conn);
+    if (before) {
+      TxSql sql(tx, impl_.get());
+      if (!before(sql)) return CommandResult::kConflict;
+    }
+    // Locks the run, then wakes the waiting step or keeps the signal (run_signal_deliver, schema/engine/0002_queue.sql).
+    const std::string outcome =
+        tx.exec_prepared(impl_->prepare("signal", "SELECT run_signal_deliver($1, $2, $3::jsonb)"),
+                         run_id, name, payload.dump())[0][0]
+            .c_str();
+    if (outcome == "not_found") {
+      *message = "run " + std::to_string(run_id) + " not found";
+      return CommandResult::kNotFound;
+    }
+    if (outcome.rfind("ended:", 0) == 0) {
+      *message =
+          "run " + std::to_string(run_id) + " is " + outcome.substr(6) + "; it takes no signals";
+      return CommandResult::kConflict;
+    }
+    *message = outcome;  // "delivered", or "stored" for the step that will wait for it
+    tx.commit();
+    return CommandResult::kOk;
+  });
+}
+
+Store::CommandResult Store::cancel(std::int64_t run_id, std::string* message,
+                                   const BeforeCommand& before) {
+  return translate([&] {
+    pqxx::work tx(impl_->conn);
+    auto locked = lock_run(*impl_, tx, run_id, before, message);
+    if (auto* refused = std::get_if<CommandResult>(&locked)) return *refused;
+    const std::string status = std::get<std::string>(locked);
+    if (status == "succeeded" || status == "cancelled") {
+      *message = "run " + std::to_string(run_id) + " is already " + status;
+      return CommandResult::kConflict;
+    }
+    // A step still running loses its lease with this update: its finisher then changes nothing.
+    tx.exec_params(
+        "UPDATE step_run SET status = 'cancelled', lease_owner = NULL, finished_at = now() "
+        "WHERE run_id = $1 AND status IN ('pending', 'ready', 'running', 'retrying', 'waiting', "
+        "'failed')",
+        run_id);
+    tx.exec_params(
+        "UPDATE workflow_run SET status = 'cancelled', finished_at = now() WHERE id = $1", run_id);
+    history(tx, run_id, "cancelled", std::nullopt, std::nullopt, std::nullopt, std::nullopt);
+    tx.commit();
+    *message = "cancelled";
+    return CommandResult::kOk;
+  });
+}
+
+Store::CommandResult Store::retry_run(std::int64_t run_id, std::string* message,
+                                      const BeforeCommand& before) {
+  return translate([&] {
+    pqxx::work tx(impl_->conn);
+    auto locked = lock_run(*impl_, tx, run_id, before, message);
+    if (auto* refused = std::get_if<CommandResult>(&locked)) return *refused;
+    const std::string status = std::get<std::string>(locked);
+    if (status != "failed") {
+      *message = "run " + std::to_string(run_id) + " is " + status + "; only failed runs retry";
+      return CommandResult::kConflict;
+    }
+    // Only the failed steps run again; succeeded steps keep their checkpointed output.
+    auto steps = tx.exec_params(
+        // Attempt numbers keep growing (they fence off late finishers); the step gets another
+        // full allowance of attempts instead.
+        "UPDATE step_run SET status = 'ready', max_attempts = attempt + max_attempts, "
+        "run_at = now(), error = NULL, finished_at = NULL "
+        "WHERE run_id = $1 AND status = 'failed' RETURNING step_key",
+        run_id);
+    tx.exec_params(
+        "UPDATE workflow_run SET status = 'running', finished_at = NULL, error = NULL "
+        "WHERE id = $1",
+        run_id);
+    for (const auto& s : steps)
+      history(tx, run_id, "retried", std::string(s[0].c_str()), std::nullopt, std::nullopt,
+              Json{{"by", "operator"}});
+    tx.exec(kNotifyWake);
+    tx.commit();
+    *message = std::to_string(steps.size()) + " step(s) requeued";
+    return CommandResult::kOk;
+  });
+}
+
+}  // namespace chartflow::store

@@ -1,0 +1,42 @@
+// The objects of the S3-compatible API (http/s3_routes.hpp), table s3_object: one row per
+// (bucket, key), the content stored whole. Every function runs in the caller's transaction, so an
+// object and the event announcing it commit together. Stateless; safe from any thread.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/handler.hpp"
+
+namespace chartflow::store {
+
+// Stores the object, replacing (and re-dating) one under the same bucket and key.
+void put_s3_object(Sql& sql, const std::string& bucket, const std::string& key,
+                   const std::string& sha256, const std::string& etag,
+                   const std::string& content_type, const std::string& content);
+
+struct S3Object {
+  std::uint64_t size = 0;
+  std::string etag;  // MD5 hex
+  std::string content_type;
+  std::string modified;                // UTC, "YYYY-MM-DDTHH:MM:SS" (no fraction, no zone)
+  std::optional<std::string> content;  // only when asked for
+};
+std::optional<S3Object> get_s3_object(Sql& sql, const std::string& bucket, const std::string& key,
+                                      bool with_content);
+
+struct S3ListEntry {
+  std::string key;
+  std::string size;  // decimal
+  std::string etag;
+  std::string modified;  // RFC 3339 UTC with milliseconds
+};
+// Up to `limit` objects of the bucket whose keys start with `prefix` and sort (bytewise) after
+// `after`, in that order.
+std::vector<S3ListEntry> list_s3_objects(Sql& sql, const std::string& bucket,
+                                         const std::string& after, const std::string& prefix,
+                                         int limit);
+
+}  // namespace chartflow::store

@@ -1,0 +1,48 @@
+#include "handlers/chart_module.hpp"
+
+#include <memory>
+
+#include "handlers/billing/billing.hpp"
+#include "handlers/chart_api/chart_routes.hpp"
+#include "handlers/chart_intake/chart_upload.hpp"
+#include "handlers/chart_migrations.hpp"
+#include "handlers/discharge/discharge.hpp"
+#include "handlers/doctor_review/doctor_review.hpp"
+#include "handlers/insurance/insurance.hpp"
+#include "handlers/missing_field_scan/missing_field_scan.hpp"
+
+namespace chartflow::handlers {
+
+void register_chart_handlers(HandlerRegistry& registry, const std::filesystem::path& workflows_dir,
+                             const ChartHandlerOptions& options) {
+  auto settings =
+      std::make_shared<const ChartSettings>(load_chart_settings(workflows_dir, options));
+  auto scan = std::make_shared<missing_field_scan::MissingFieldScanHandler>(workflows_dir);
+  std::error_code ec;
+  if (std::filesystem::exists(workflows_dir / missing_field_scan::kDefaultRulesFile, ec)) {
+    scan->rules(missing_field_scan::kDefaultRulesFile);  // fail at start-up, not on the first chart
+  }
+  registry.add("missing_field_scan", std::move(scan));
+  registry.add("doctor_review", std::make_shared<doctor_review::DoctorReviewHandler>());
+  // Each handler holds the part of the settings it uses (sharing the one loaded copy).
+  registry.add("billing", std::make_shared<billing::BillingHandler>(
+                              std::shared_ptr<const billing::PriceList>(settings, &settings->price_list)));
+  registry.add("insurance",
+               std::make_shared<insurance::InsuranceHandler>(
+                   std::shared_ptr<const insurance::InsurerSettings>(settings, &settings->insurers)));
+  registry.add("discharge", std::make_shared<discharge::DischargeHandler>(
+                                std::make_shared<const discharge::DischargeSettings>(
+                                    discharge::DischargeSettings{settings->price_list.currency,
+                                                                 settings->insurers,
+                                                                 settings->bill_delivery})));
+}
+
+void register_chart_module(ModuleRegistry& module, const std::filesystem::path& workflows_dir,
+                           const ChartHandlerOptions& options) {
+  register_chart_handlers(module.handlers(), workflows_dir, options);
+  add_chart_routes(module);
+  module.add_intake(kChartIntake, chart_intake);
+  module.add_migrations(chart_migrations());
+}
+
+}  // namespace chartflow::handlers
