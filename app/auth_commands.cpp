@@ -3,12 +3,12 @@
 // change is audited in its own transaction.
 #include <iostream>
 
+#include "app/commands.hpp"
+#include "app/database.hpp"
 #include "app/modules.hpp"
 #include "auth/audit.hpp"
 #include "auth/tokens.hpp"
 #include "auth/users.hpp"
-#include "app/commands.hpp"
-#include "app/database.hpp"
 #include "store/store.hpp"
 
 namespace chartflow::cli {

@@ -5,13 +5,13 @@
 #include <filesystem>
 #include <iostream>
 
+#include "app/commands.hpp"
+#include "app/database.hpp"
+#include "app/modules.hpp"
+#include "app/server_options.hpp"
 #include "auth/audit.hpp"
 #include "auth/audit_sealer.hpp"
 #include "auth/sessions.hpp"
-#include "app/commands.hpp"
-#include "app/modules.hpp"
-#include "app/database.hpp"
-#include "app/server_options.hpp"
 #include "config/workflow_loader.hpp"
 #include "engine/util/duration.hpp"
 #include "http/api_routes.hpp"
@@ -228,10 +228,10 @@ int serve(const Args& args, bool with_api) {
     if (s3)
       for (const auto& bucket : s3->buckets)
         server_settings.limits.upload_prefixes.push_back("/" + bucket.first + "/");
-    http::add_app_routes(
-        router,
-        s3 ? http::RootOverride([s3](http::Request& req) { return http::s3_root(req, *s3); })
-           : nullptr);
+    http::add_app_routes(router, s3 ? http::RootOverride([s3](http::Request& req) {
+                           return http::s3_root(req, *s3);
+                         })
+                                    : nullptr);
     http::add_module_routes(router, services, *modules);
     // Last: the S3 routes take every /{bucket}/{key} path the others leave.
     if (s3) http::add_s3_routes(router, engine, s3, http::bind_intake(services, *modules, "chart"));

@@ -25,16 +25,17 @@ void register_chart_handlers(HandlerRegistry& registry, const std::filesystem::p
   registry.add("missing_field_scan", std::move(scan));
   registry.add("doctor_review", std::make_shared<doctor_review::DoctorReviewHandler>());
   // Each handler holds the part of the settings it uses (sharing the one loaded copy).
-  registry.add("billing", std::make_shared<billing::BillingHandler>(
-                              std::shared_ptr<const billing::PriceList>(settings, &settings->price_list)));
-  registry.add("insurance",
-               std::make_shared<insurance::InsuranceHandler>(
-                   std::shared_ptr<const insurance::InsurerSettings>(settings, &settings->insurers)));
-  registry.add("discharge", std::make_shared<discharge::DischargeHandler>(
-                                std::make_shared<const discharge::DischargeSettings>(
-                                    discharge::DischargeSettings{settings->price_list.currency,
-                                                                 settings->insurers,
-                                                                 settings->bill_delivery})));
+  registry.add("billing",
+               std::make_shared<billing::BillingHandler>(
+                   std::shared_ptr<const billing::PriceList>(settings, &settings->price_list)));
+  registry.add("insurance", std::make_shared<insurance::InsuranceHandler>(
+                                std::shared_ptr<const insurance::InsurerSettings>(
+                                    settings, &settings->insurers)));
+  registry.add(
+      "discharge",
+      std::make_shared<discharge::DischargeHandler>(
+          std::make_shared<const discharge::DischargeSettings>(discharge::DischargeSettings{
+              settings->price_list.currency, settings->insurers, settings->bill_delivery})));
 }
 
 void register_chart_module(ModuleRegistry& module, const std::filesystem::path& workflows_dir,

@@ -35,10 +35,12 @@ ChartSettings load_chart_settings(const std::filesystem::path& workflows_dir,
                                   const ChartHandlerOptions& options) {
   ChartSettings settings;
   settings.workflows_dir = workflows_dir;
-  settings.price_list = parse<billing::PriceList>(workflows_dir, kPriceListFile, options.price_list);
-  settings.insurers = parse<insurance::InsurerSettings>(workflows_dir, kInsurersFile, options.insurers);
-  settings.bill_delivery =
-      parse<discharge::BillDeliverySettings>(workflows_dir, kBillDeliveryFile, options.bill_delivery);
+  settings.price_list =
+      parse<billing::PriceList>(workflows_dir, kPriceListFile, options.price_list);
+  settings.insurers =
+      parse<insurance::InsurerSettings>(workflows_dir, kInsurersFile, options.insurers);
+  settings.bill_delivery = parse<discharge::BillDeliverySettings>(workflows_dir, kBillDeliveryFile,
+                                                                  options.bill_delivery);
   return settings;
 }
 

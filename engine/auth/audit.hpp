@@ -4,8 +4,8 @@
 // text, so `verify_chain` finds the first record changed or removed behind chartflow's back.
 // Write a record in the transaction of the action it describes, so neither exists without the
 // other. Records go in unsealed, without waiting for one another; `seal` chains the committed
-// ones (audit_event_seal() in schema/engine/0003_auth.sql), so the chain covers a record from its first seal on.
-// Safe from any thread.
+// ones (audit_event_seal() in schema/engine/0003_auth.sql), so the chain covers a record from its
+// first seal on. Safe from any thread.
 #pragma once
 
 #include <cstdint>

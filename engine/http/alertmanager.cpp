@@ -44,7 +44,8 @@ std::vector<store::EventInput> alertmanager_events(const Json& payload) {
     const std::string starts_at = string_field(a, "startsAt", where);
     // Alertmanager sends a fingerprint; without one the sorted labels identify the alert.
     std::string fingerprint = a.value("fingerprint", "");
-    if (fingerprint.empty()) fingerprint = util::to_hex(util::sha256_raw(labels.dump())).substr(0, 16);
+    if (fingerprint.empty())
+      fingerprint = util::to_hex(util::sha256_raw(labels.dump())).substr(0, 16);
     store::EventInput ev;
     ev.type = status == "firing" ? kAlertFiringEvent : kAlertResolvedEvent;
     ev.source = "alertmanager";

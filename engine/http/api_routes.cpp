@@ -51,8 +51,8 @@ Response command_response(store::Store::CommandResult r, const std::string& mess
 
 // Runs a run command with its audit record in the command's own transaction; a refused command
 // rolls that back, so its record is written on its own.
-using RunCommand = std::function<store::Store::CommandResult(std::string*,
-                                                             const store::Store::BeforeCommand&)>;
+using RunCommand =
+    std::function<store::Store::CommandResult(std::string*, const store::Store::BeforeCommand&)>;
 Response audited_command(runtime::Engine& engine, const Request& req, const std::string& action,
                          std::int64_t run_id, const RunCommand& command) {
   std::string msg;
@@ -173,21 +173,21 @@ void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics
   router.add("POST", "/v1/runs/{id}/retry", "run_retry", Access::of({Role::kOperator}),
              [&engine](Request& req) {
                const auto id = parse_id(req.param("id"), "run id");
-               return audited_command(engine, req, "run.retry", id,
-                                      [&engine, id](std::string* msg,
-                                                    const store::Store::BeforeCommand& before) {
-                                        return engine.retry(id, msg, before);
-                                      });
+               return audited_command(
+                   engine, req, "run.retry", id,
+                   [&engine, id](std::string* msg, const store::Store::BeforeCommand& before) {
+                     return engine.retry(id, msg, before);
+                   });
              });
 
   router.add("POST", "/v1/runs/{id}/cancel", "run_cancel", Access::of({Role::kOperator}),
              [&engine](Request& req) {
                const auto id = parse_id(req.param("id"), "run id");
-               return audited_command(engine, req, "run.cancel", id,
-                                      [&engine, id](std::string* msg,
-                                                    const store::Store::BeforeCommand& before) {
-                                        return engine.cancel(id, msg, before);
-                                      });
+               return audited_command(
+                   engine, req, "run.cancel", id,
+                   [&engine, id](std::string* msg, const store::Store::BeforeCommand& before) {
+                     return engine.cancel(id, msg, before);
+                   });
              });
 
   router.add(
@@ -198,11 +198,10 @@ void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics
         if (!std::regex_match(name, kSignalName))
           throw HttpError{400, "signal name must be 1-200 characters of letters, digits, . _ : -"};
         Json payload = parse_json_body(req);
-        return audited_command(
-            engine, req, "run.signal", id,
-            [&](std::string* msg, const store::Store::BeforeCommand& before) {
-              return engine.signal(id, name, payload, msg, before);
-            });
+        return audited_command(engine, req, "run.signal", id,
+                               [&](std::string* msg, const store::Store::BeforeCommand& before) {
+                                 return engine.signal(id, name, payload, msg, before);
+                               });
       });
 
   router.add(

@@ -162,8 +162,8 @@ std::int64_t parse_id(const std::string& text, const char* what) {
   return v;
 }
 
-void Router::add(std::string method, const std::string& pattern, std::string route_name, Access access,
-                 RouteHandler h) {
+void Router::add(std::string method, const std::string& pattern, std::string route_name,
+                 Access access, RouteHandler h) {
   Route r{std::move(method),   pattern,     std::move(route_name), std::move(access),
           split_path(pattern), std::move(h)};
   routes_.push_back(std::move(r));

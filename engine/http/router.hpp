@@ -13,8 +13,6 @@
 
 namespace chartflow::http {
 
-
-
 class Router {
  public:
   // pattern like "/v1/runs/{id}/signal/{name}"; "{*rest}" as last segment matches the remainder.

@@ -138,8 +138,8 @@ Response get_object(Request& req, runtime::Engine& engine, const std::string& bu
                     const std::string& key, const Principal& who) {
   require(who, {Role::kReviewer, Role::kOperator});
   const bool head = req.method == "HEAD";
-  const auto object = read_objects(
-      engine, [&](Sql& sql) { return store::get_s3_object(sql, bucket, key, !head); });
+  const auto object =
+      read_objects(engine, [&](Sql& sql) { return store::get_s3_object(sql, bucket, key, !head); });
   if (!object) throw S3Error{404, "NoSuchKey", "the specified key does not exist"};
   Response r;
   r.content_type = object->content_type;
@@ -279,7 +279,8 @@ void add_s3_routes(Router& router, runtime::Engine& engine, std::shared_ptr<cons
       if (key.empty()) return bucket_request(req, engine, bucket, who);
       check_s3_key(key);
       if (auto r = subresource(req)) return *r;
-      if (req.method == "PUT") return put_object(req, engine, chart_intake, bucket, *chart_bucket, key, who);
+      if (req.method == "PUT")
+        return put_object(req, engine, chart_intake, bucket, *chart_bucket, key, who);
       if (req.method == "GET" || req.method == "HEAD")
         return get_object(req, engine, bucket, key, who);
       throw S3Error{501, "NotImplemented",

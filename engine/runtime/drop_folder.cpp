@@ -150,7 +150,8 @@ DropFolder::Outcome DropFolder::process(const fs::path& file) {
         return Outcome::kRejected;
       }
       try {
-        duplicate = chart_intake_(IntakeRequest{read.data, "drop-folder", "drop", nullptr}).duplicate;
+        duplicate =
+            chart_intake_(IntakeRequest{read.data, "drop-folder", "drop", nullptr}).duplicate;
       } catch (const IntakeRejected& e) {
         reject(file, e.message);
         return Outcome::kRejected;

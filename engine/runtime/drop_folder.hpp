@@ -12,8 +12,8 @@
 #pragma once
 
 #include <atomic>
-#include <functional>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <thread>

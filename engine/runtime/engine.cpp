@@ -499,19 +499,19 @@ void Engine::dispatcher_loop() {
 }
 
 Engine::CommandResult Engine::signal(std::int64_t run_id, const std::string& name,
-                                    const Json& payload, std::string* message,
-                                    const store::Store::BeforeCommand& before) {
+                                     const Json& payload, std::string* message,
+                                     const store::Store::BeforeCommand& before) {
   return pool_.with(
       [&](store::Store& s) { return s.signal(run_id, name, payload, message, before); });
 }
 
 Engine::CommandResult Engine::cancel(std::int64_t run_id, std::string* message,
-                                    const store::Store::BeforeCommand& before) {
+                                     const store::Store::BeforeCommand& before) {
   return pool_.with([&](store::Store& s) { return s.cancel(run_id, message, before); });
 }
 
 Engine::CommandResult Engine::retry(std::int64_t run_id, std::string* message,
-                                   const store::Store::BeforeCommand& before) {
+                                    const store::Store::BeforeCommand& before) {
   return pool_.with([&](store::Store& s) { return s.retry_run(run_id, message, before); });
 }
 

@@ -11,8 +11,8 @@ bool live_token_named(Sql& sql, const std::string& name) {
 }
 
 std::int64_t insert_token(Sql& sql, const std::string& name, const std::string& role,
-                          const std::optional<std::string>& assignee,
-                          const std::string& token_hash, const std::string& created_by,
+                          const std::optional<std::string>& assignee, const std::string& token_hash,
+                          const std::string& created_by,
                           const std::optional<std::string>& expires_in_seconds) {
   auto row = util::query_one(
       sql,
@@ -24,11 +24,10 @@ std::int64_t insert_token(Sql& sql, const std::string& name, const std::string& 
 
 std::optional<std::int64_t> revoke_token(Sql& sql, const std::string& name,
                                          const std::optional<std::string>& id) {
-  auto row = util::query_one(
-      sql,
-      "UPDATE api_token SET revoked_at = now() WHERE revoked_at IS NULL AND "
-      "(name = $1 OR id = $2::bigint) RETURNING id",
-      {name, id});
+  auto row = util::query_one(sql,
+                             "UPDATE api_token SET revoked_at = now() WHERE revoked_at IS NULL AND "
+                             "(name = $1 OR id = $2::bigint) RETURNING id",
+                             {name, id});
   if (!row) return std::nullopt;
   return util::column_int(*row, "id");
 }
@@ -50,10 +49,9 @@ std::optional<CredentialRow> find_live_token(Sql& sql, const std::string& token_
       "NULL AND (expires_at IS NULL OR expires_at > now())",
       {token_hash});
   if (!row) return std::nullopt;
-  return CredentialRow{util::column_text(*row, "id").value_or(""),
-                       util::column_text(*row, "name").value_or(""),
-                       util::column_text(*row, "role").value_or(""),
-                       util::column_text(*row, "assignee")};
+  return CredentialRow{
+      util::column_text(*row, "id").value_or(""), util::column_text(*row, "name").value_or(""),
+      util::column_text(*row, "role").value_or(""), util::column_text(*row, "assignee")};
 }
 
 bool user_exists(Sql& sql, const std::string& name) {
@@ -73,8 +71,7 @@ std::optional<UserRow> find_enabled_user(Sql& sql, const std::string& name) {
       "disabled_at IS NULL",
       {name});
   if (!row) return std::nullopt;
-  return UserRow{util::column_text(*row, "role").value_or(""),
-                 util::column_text(*row, "assignee"),
+  return UserRow{util::column_text(*row, "role").value_or(""), util::column_text(*row, "assignee"),
                  util::column_text(*row, "password_hash")};
 }
 
@@ -149,8 +146,7 @@ std::optional<CredentialRow> redeem_signin_code(Sql& sql, const std::string& cod
 }
 
 SignInFailures recent_sign_in_failures(Sql& sql, const std::string& remote,
-                                       const std::optional<std::string>& name,
-                                       int window_minutes) {
+                                       const std::optional<std::string>& name, int window_minutes) {
   Json rows = sql.query(
       "SELECT count(*) FILTER (WHERE remote = $1) AS by_remote, "
       "count(*) FILTER (WHERE $2::text IS NOT NULL AND actor_name = $2) AS by_name "

@@ -27,8 +27,8 @@ bool live_token_named(Sql& sql, const std::string& name);
 // Returns the new token's id (0 when the insert returned no row). `expires_in_seconds`: none
 // for a token that never expires.
 std::int64_t insert_token(Sql& sql, const std::string& name, const std::string& role,
-                          const std::optional<std::string>& assignee,
-                          const std::string& token_hash, const std::string& created_by,
+                          const std::optional<std::string>& assignee, const std::string& token_hash,
+                          const std::string& created_by,
                           const std::optional<std::string>& expires_in_seconds);
 // Revokes the live token named `name` or with id `id`; returns its id, or nullopt.
 std::optional<std::int64_t> revoke_token(Sql& sql, const std::string& name,
@@ -91,7 +91,6 @@ struct SignInFailures {
 };
 // Failed sign-ins (audit action auth.signin, outcome failure) within the last `window_minutes`.
 SignInFailures recent_sign_in_failures(Sql& sql, const std::string& remote,
-                                       const std::optional<std::string>& name,
-                                       int window_minutes);
+                                       const std::optional<std::string>& name, int window_minutes);
 
 }  // namespace chartflow::store

@@ -16,8 +16,8 @@ TimePoint from_epoch_ms(double ms) {
   return TimePoint(std::chrono::milliseconds(static_cast<std::int64_t>(ms)));
 }
 
-// The claim (step_claim, schema/engine/0002_queue.sql) returns every column the worker needs to run the
-// step, so it sends no second query; the event body is not among them: workers cache it by id.
+// The claim (step_claim, schema/engine/0002_queue.sql) returns every column the worker needs to run
+// the step, so it sends no second query; the event body is not among them: workers cache it by id.
 template <typename Tx>
 std::vector<ClaimedStep> claim_in(Store::Impl& impl, Tx& tx, const std::string& owner, int limit,
                                   std::chrono::milliseconds lease, bool include_keyed,
@@ -149,7 +149,8 @@ std::vector<Expired> Store::expired_steps(int limit) {
     for (const auto& row : tx.exec_params(
              "SELECT s.run_id, s.step_key, s.attempt, s.max_attempts, r.workflow_version_id, "
              "s.deadline_at < now() FROM step_run s JOIN workflow_run r ON r.id = s.run_id "
-             // IS NOT NULL: the condition of the running steps' index (schema/engine/0001_runs.sql).
+             // IS NOT NULL: the condition of the running steps' index
+             // (schema/engine/0001_runs.sql).
              "WHERE s.status = 'running' AND s.lease_expires_at IS NOT NULL "
              "AND (s.lease_expires_at < now() OR s.deadline_at < now()) LIMIT $1",
              limit)) {

@@ -53,8 +53,9 @@ void convert_numbered_history(pqxx::transaction_base& tx) {
       "ALTER COLUMN name SET COMPRESSION default");
   for (const auto& m : embedded_migrations().migrations)
     if (m.version <= kSquashedEngineVersions)
-      tx.exec_params("INSERT INTO schema_migration (module, version, name) VALUES ('engine', $1, $2)",
-                     m.version, m.name);
+      tx.exec_params(
+          "INSERT INTO schema_migration (module, version, name) VALUES ('engine', $1, $2)",
+          m.version, m.name);
   tx.exec_params("INSERT INTO schema_migration (module, version, name) VALUES ('charts', 1, $1)",
                  kSquashedCharts);
 }
@@ -69,7 +70,8 @@ int apply_migrations(pqxx::transaction_base& tx, const std::vector<MigrationSet>
   for (const auto& set : modules) sets.push_back(&set);
   for (const auto* set : sets) {
     if (set->module.empty() || set->module == "numbered" || !names.insert(set->module).second)
-      throw FatalError("migrations: module name '" + set->module + "' is empty, reserved or given twice");
+      throw FatalError("migrations: module name '" + set->module +
+                       "' is empty, reserved or given twice");
     for (std::size_t i = 1; i < set->migrations.size(); ++i)
       if (set->migrations[i].version <= set->migrations[i - 1].version)
         throw FatalError("migrations of module " + set->module + " are not in version order");
@@ -77,9 +79,9 @@ int apply_migrations(pqxx::transaction_base& tx, const std::vector<MigrationSet>
 
   tx.exec(kLock);
   std::set<std::string> columns;
-  for (const auto& row : tx.exec(
-           "SELECT column_name FROM information_schema.columns "
-           "WHERE table_schema = current_schema() AND table_name = 'schema_migration'"))
+  for (const auto& row :
+       tx.exec("SELECT column_name FROM information_schema.columns "
+               "WHERE table_schema = current_schema() AND table_name = 'schema_migration'"))
     columns.insert(row[0].as<std::string>());
   if (columns.empty())
     tx.exec(kCreateTable);

@@ -40,7 +40,8 @@ Store::CommandResult Store::signal(std::int64_t run_id, const std::string& name,
       TxSql sql(tx, impl_.get());
       if (!before(sql)) return CommandResult::kConflict;
     }
-    // Locks the run, then wakes the waiting step or keeps the signal (run_signal_deliver, schema/engine/0002_queue.sql).
+    // Locks the run, then wakes the waiting step or keeps the signal (run_signal_deliver,
+    // schema/engine/0002_queue.sql).
     const std::string outcome =
         tx.exec_prepared(impl_->prepare("signal", "SELECT run_signal_deliver($1, $2, $3::jsonb)"),
                          run_id, name, payload.dump())[0][0]

@@ -50,17 +50,16 @@ std::optional<S3Object> get_s3_object(Sql& sql, const std::string& bucket, const
 std::vector<S3ListEntry> list_s3_objects(Sql& sql, const std::string& bucket,
                                          const std::string& after, const std::string& prefix,
                                          int limit) {
-  const Json rows =
-      sql.query("SELECT key, size, etag, to_char(created_at AT TIME ZONE 'UTC', "
-                "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS at FROM s3_object WHERE bucket = $1 AND "
-                "key COLLATE \"C\" > $2 AND left(key, length($3)) = $3 ORDER BY key COLLATE \"C\" "
-                "LIMIT $4::int",
-                {bucket, after, prefix, std::to_string(limit)});
+  const Json rows = sql.query(
+      "SELECT key, size, etag, to_char(created_at AT TIME ZONE 'UTC', "
+      "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS at FROM s3_object WHERE bucket = $1 AND "
+      "key COLLATE \"C\" > $2 AND left(key, length($3)) = $3 ORDER BY key COLLATE \"C\" "
+      "LIMIT $4::int",
+      {bucket, after, prefix, std::to_string(limit)});
   std::vector<S3ListEntry> out;
   for (const auto& row : rows)
     out.push_back(S3ListEntry{row.at("key").get<std::string>(), row.at("size").get<std::string>(),
-                              row.at("etag").get<std::string>(),
-                              row.at("at").get<std::string>()});
+                              row.at("etag").get<std::string>(), row.at("at").get<std::string>()});
   return out;
 }
 

@@ -5,7 +5,8 @@
 namespace chartflow::store {
 namespace {
 
-// step_commit raises this when a step that wrote has lost its lease (step_commit, schema/engine/0002_queue.sql).
+// step_commit raises this when a step that wrote has lost its lease (step_commit,
+// schema/engine/0002_queue.sql).
 constexpr const char* kLeaseLostState = "CFL01";
 
 // A PostgreSQL array literal of ids: {1,2,3}.
@@ -122,7 +123,8 @@ bool BatchImpl::finish_wait(const ClaimedStep& s, const std::string& owner,
   if (until)
     until_ms = std::to_string(
         std::chrono::duration_cast<std::chrono::milliseconds>(until->time_since_epoch()).count());
-  // step_wait() in schema/engine/0002_queue.sql; takes a signal that arrived before the step waited.
+  // step_wait() in schema/engine/0002_queue.sql; takes a signal that arrived before the step
+  // waited.
   auto r = cur().exec_prepared(
       impl_.prepare("step_wait", "SELECT step_wait($1, $2, $3, $4, $5, $6::bigint)"), s.run_id,
       s.step_key, owner, s.attempt, opt(signal), opt(until_ms));

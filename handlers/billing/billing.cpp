@@ -5,9 +5,9 @@
 #include <map>
 #include <unordered_map>
 
+#include "engine/util/sql_rows.hpp"
 #include "handlers/common/chart_cache.hpp"
 #include "handlers/common/chart_event.hpp"
-#include "engine/util/sql_rows.hpp"
 #include "handlers/fhir/fhir_json.hpp"
 #include "handlers/insurance/outbox.hpp"
 
@@ -71,10 +71,12 @@ StepOutcome BillingHandler::run(StepContext& ctx) {
                            {"amount_source", item.amount_source},
                            {"payor", item.payor}});
   }
-  auto inserted = util::query_one(sql, kInsertEntries,
-                            {event->chart_id, std::to_string(event->revision), records.dump()});
-  const Json added = Json::parse(inserted ? util::column_text(*inserted, "added").value_or("[]") : "[]");
-  const auto entries_total = inserted ? util::column_int(*inserted, "entries_total").value_or(0) : 0;
+  auto inserted = util::query_one(
+      sql, kInsertEntries, {event->chart_id, std::to_string(event->revision), records.dump()});
+  const Json added =
+      Json::parse(inserted ? util::column_text(*inserted, "added").value_or("[]") : "[]");
+  const auto entries_total =
+      inserted ? util::column_int(*inserted, "entries_total").value_or(0) : 0;
 
   // New entries per payor -> one notification each, keyed by this step's idempotency key.
   std::map<std::string, std::vector<NotificationLine>> per_payor;

@@ -106,7 +106,7 @@ Json list_reviews(Sql& sql, const std::optional<std::string>& status,
 
 bool chart_assigned_to(Sql& sql, const std::string& chart_id, const std::string& assignee) {
   return util::query_one(sql, "SELECT 1 FROM review WHERE chart_id = $1 AND assignee = $2 LIMIT 1",
-                   {chart_id, assignee})
+                         {chart_id, assignee})
       .has_value();
 }
 
@@ -140,8 +140,8 @@ DecisionResult decide_review(Sql& sql, std::int64_t review_id, const std::string
       "WHERE id = $1 AND status = 'pending' RETURNING run_id, step, chart_id",
       {std::to_string(review_id), decision, comment, decided_by});
   if (!row) {
-    auto existing =
-        util::query_one(sql, "SELECT status FROM review WHERE id = $1", {std::to_string(review_id)});
+    auto existing = util::query_one(sql, "SELECT status FROM review WHERE id = $1",
+                                    {std::to_string(review_id)});
     if (!existing) {
       result.status = DecisionResult::Status::kNotFound;
       result.message = fmt::format("review {} not found", review_id);

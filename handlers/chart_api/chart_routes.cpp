@@ -56,8 +56,7 @@ void read_chart_data(EngineServices& engine, const Request& req, const std::stri
   }
 }
 
-Response put_chart(EngineServices& engine, const Request& req,
-                      const std::string& chart_id) {
+Response put_chart(EngineServices& engine, const Request& req, const std::string& chart_id) {
   auto ct = req.header("content-type");
   if (!ct || (ct->find("application/fhir+json") == std::string::npos &&
               ct->find("application/json") == std::string::npos))
@@ -89,66 +88,69 @@ Response put_chart(EngineServices& engine, const Request& req,
 
 void add_chart_routes(ModuleRegistry& module) {
   module.add_route("PUT", "/v1/charts/{chart_id}", "chart_upload", Access::of({Role::kUploader}),
-             [](EngineServices& engine, Request& req) {
-               const std::string chart_id = chart_id_param(req);
-               try {
-                 return put_chart(engine, req, chart_id);
-               } catch (const HttpError& e) {
-                 auto entry = http::audit_entry(req, "chart.upload", "chart", chart_id, "failure");
-                 entry.detail = {{"status", e.status}};
-                 engine.audit_now(entry);
-                 throw;
-               }
-             });
+                   [](EngineServices& engine, Request& req) {
+                     const std::string chart_id = chart_id_param(req);
+                     try {
+                       return put_chart(engine, req, chart_id);
+                     } catch (const HttpError& e) {
+                       auto entry =
+                           http::audit_entry(req, "chart.upload", "chart", chart_id, "failure");
+                       entry.detail = {{"status", e.status}};
+                       engine.audit_now(entry);
+                       throw;
+                     }
+                   });
 
-  module.add_route("GET", "/v1/charts/{chart_id}", "chart", Access::of({Role::kReviewer, Role::kBilling}),
-             [](EngineServices& engine, Request& req) {
-               const std::string chart_id = chart_id_param(req);
-               std::optional<Json> chart;
-               read_chart_data(engine, req, "chart.read", chart_id,
-                               [&](Sql& sql) { chart = get_chart(sql, chart_id); });
-               if (!chart) return Response::error(404, "chart not found");
-               if (req.principal && req.principal->role == Role::kBilling)
-                 strip_clinical_detail(*chart);
-               (*chart)["runs"] = engine.runs_of_subject(chart_id, 100);
-               return Response::json(200, *chart);
-             });
+  module.add_route("GET", "/v1/charts/{chart_id}", "chart",
+                   Access::of({Role::kReviewer, Role::kBilling}),
+                   [](EngineServices& engine, Request& req) {
+                     const std::string chart_id = chart_id_param(req);
+                     std::optional<Json> chart;
+                     read_chart_data(engine, req, "chart.read", chart_id,
+                                     [&](Sql& sql) { chart = get_chart(sql, chart_id); });
+                     if (!chart) return Response::error(404, "chart not found");
+                     if (req.principal && req.principal->role == Role::kBilling)
+                       strip_clinical_detail(*chart);
+                     (*chart)["runs"] = engine.runs_of_subject(chart_id, 100);
+                     return Response::json(200, *chart);
+                   });
 
   module.add_route("GET", "/v1/charts/{chart_id}/revisions/{n}", "chart_revision",
-             Access::of({Role::kReviewer}), [](EngineServices& engine, Request& req) {
-               const std::string chart_id = chart_id_param(req);
-               const auto n = parse_id(req.param("n"), "revision");
-               std::optional<std::string> bundle;
-               read_chart_data(engine, req, "chart_revision.read", chart_id, [&](Sql& sql) {
-                 bundle = get_revision(sql, chart_id, static_cast<int>(n));
-               });
-               if (!bundle) return Response::error(404, "revision not found");
-               Response r;
-               r.content_type = "application/fhir+json";
-               r.body = std::move(*bundle);
-               return r;
-             });
+                   Access::of({Role::kReviewer}), [](EngineServices& engine, Request& req) {
+                     const std::string chart_id = chart_id_param(req);
+                     const auto n = parse_id(req.param("n"), "revision");
+                     std::optional<std::string> bundle;
+                     read_chart_data(engine, req, "chart_revision.read", chart_id, [&](Sql& sql) {
+                       bundle = get_revision(sql, chart_id, static_cast<int>(n));
+                     });
+                     if (!bundle) return Response::error(404, "revision not found");
+                     Response r;
+                     r.content_type = "application/fhir+json";
+                     r.body = std::move(*bundle);
+                     return r;
+                   });
 
-  module.add_route("GET", "/v1/charts/{chart_id}/ledger", "chart_ledger", Access::of({Role::kBilling}),
-             [](EngineServices& engine, Request& req) {
-               const std::string chart_id = chart_id_param(req);
-               Json out;
-               read_chart_data(engine, req, "ledger.read", chart_id,
-                               [&](Sql& sql) { out = list_ledger(sql, chart_id); });
-               return Response::json(200, out);
-             });
+  module.add_route("GET", "/v1/charts/{chart_id}/ledger", "chart_ledger",
+                   Access::of({Role::kBilling}), [](EngineServices& engine, Request& req) {
+                     const std::string chart_id = chart_id_param(req);
+                     Json out;
+                     read_chart_data(engine, req, "ledger.read", chart_id,
+                                     [&](Sql& sql) { out = list_ledger(sql, chart_id); });
+                     return Response::json(200, out);
+                   });
 
   module.add_route("GET", "/v1/charts/{chart_id}/deliveries", "chart_deliveries",
-             Access::of({Role::kBilling}), [](EngineServices& engine, Request& req) {
-               const std::string chart_id = chart_id_param(req);
-               Json out;
-               read_chart_data(engine, req, "deliveries.read", chart_id,
-                               [&](Sql& sql) { out = list_deliveries(sql, chart_id); });
-               return Response::json(200, out);
-             });
+                   Access::of({Role::kBilling}), [](EngineServices& engine, Request& req) {
+                     const std::string chart_id = chart_id_param(req);
+                     Json out;
+                     read_chart_data(engine, req, "deliveries.read", chart_id,
+                                     [&](Sql& sql) { out = list_deliveries(sql, chart_id); });
+                     return Response::json(200, out);
+                   });
 
   module.add_route(
-      "GET", "/v1/reviews", "reviews", Access::of({Role::kReviewer}), [](EngineServices& engine, Request& req) {
+      "GET", "/v1/reviews", "reviews", Access::of({Role::kReviewer}),
+      [](EngineServices& engine, Request& req) {
         auto status = req.q("status");
         if (status && *status != "pending" && *status != "approved" && *status != "rejected")
           throw HttpError{400, "status must be pending, approved or rejected"};
@@ -156,15 +158,15 @@ void add_chart_routes(ModuleRegistry& module) {
         if (auto l = req.q("limit")) {
           limit = static_cast<int>(parse_id(*l, "limit"));
           if (limit > kMaxReviewListLimit)
-            throw HttpError{
-                400, "limit must be at most " + std::to_string(kMaxReviewListLimit)};
+            throw HttpError{400, "limit must be at most " + std::to_string(kMaxReviewListLimit)};
         }
         // A reviewer's worklist is their own, whatever the query asks for.
         auto assignee = reviewer_scope(req);
         if (!assignee) assignee = req.q("assignee");
         Json out;
         engine.transaction([&](Sql& sql) {
-          engine.audit(sql, http::audit_entry(req, "review.list", "assignee", assignee.value_or("")));
+          engine.audit(sql,
+                       http::audit_entry(req, "review.list", "assignee", assignee.value_or("")));
           out = list_reviews(sql, status, assignee, limit);
         });
         return Response::json(200, out);

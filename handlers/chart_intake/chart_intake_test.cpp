@@ -5,8 +5,8 @@
 #include <map>
 #include <set>
 
-#include "handlers/common/chart_event.hpp"
 #include "engine/util/hash.hpp"
+#include "handlers/common/chart_event.hpp"
 #include "handlers/testing/chart_test_data.hpp"
 
 namespace chartflow::handlers {
@@ -158,8 +158,10 @@ TEST(ChartIntakeTest, ParseChartEventRejectsBadBodies) {
 }
 
 TEST(HashTest, Sha256AndStableUuid) {
-  EXPECT_EQ(util::sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-  EXPECT_EQ(util::sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(util::sha256_hex(""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(util::sha256_hex("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   std::string u = util::stable_uuid("x");
   EXPECT_EQ(u.size(), 36U);
   EXPECT_EQ(u[14], '5');

@@ -10,8 +10,8 @@
 namespace chartflow::handlers {
 namespace {
 
-// chart_store_revision() in schema/charts/0001_charts.sql: lock the chart, skip identical content, number and
-// insert the revision, in one round trip.
+// chart_store_revision() in schema/charts/0001_charts.sql: lock the chart, skip identical content,
+// number and insert the revision, in one round trip.
 constexpr const char* kStoreRevision =
     "SELECT stored_revision, duplicate FROM chart_store_revision($1, $2, $3, $4::json, $5, $6, "
     "$7::int)";
@@ -32,9 +32,9 @@ StoredRevision store(Sql& sql, const std::string& chart_id,
   stored.content_hash = std::move(content_hash);
   std::optional<std::string> base;
   if (based_on) base = std::to_string(*based_on);
-  auto row =
-      util::query_one(sql, kStoreRevision,
-                {chart_id, patient, stored.content_hash, body, std::string(source), by, base});
+  auto row = util::query_one(
+      sql, kStoreRevision,
+      {chart_id, patient, stored.content_hash, body, std::string(source), by, base});
   if (!row) throw std::runtime_error("chart_store_revision returned no row");
   stored.revision = static_cast<int>(util::column_int(*row, "stored_revision").value_or(0));
   stored.duplicate = util::column_bool(*row, "duplicate");
@@ -45,8 +45,8 @@ StoredRevision store(Sql& sql, const std::string& chart_id,
 
 StoredRevision store_revision(Sql& sql, const std::string& chart_id, const std::string& raw_body,
                               const Json& bundle, const std::string& uploader) {
-  return store_revision(sql, chart_id, raw_body, util::sha256_hex(raw_body), fhir::BundleIndex(bundle),
-                        uploader);
+  return store_revision(sql, chart_id, raw_body, util::sha256_hex(raw_body),
+                        fhir::BundleIndex(bundle), uploader);
 }
 
 StoredRevision store_revision(Sql& sql, const std::string& chart_id, const std::string& raw_body,

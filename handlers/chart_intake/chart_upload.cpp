@@ -1,9 +1,9 @@
 #include "handlers/chart_intake/chart_upload.hpp"
 
+#include "engine/util/hash.hpp"
 #include "handlers/chart_intake/chart_intake.hpp"
 #include "handlers/chart_intake/chart_store.hpp"
 #include "handlers/common/chart_cache.hpp"
-#include "engine/util/hash.hpp"
 
 namespace chartflow::handlers {
 
@@ -31,8 +31,7 @@ ChartUpload upload_chart(EngineServices& engine, std::optional<std::string> char
   ChartUpload out;
   out.chart_id = *chart_id;
   // Parsed, hashed and indexed once: the revision, its event and the steps' cache share it.
-  auto parsed = std::make_shared<const ParsedChart>(std::move(bundle),
-                                                              util::sha256_hex(raw), raw);
+  auto parsed = std::make_shared<const ParsedChart>(std::move(bundle), util::sha256_hex(raw), raw);
   StoredRevision stored;
   EventInput ev;
   ev.type = kChartUploadedEvent;
@@ -41,11 +40,10 @@ ChartUpload upload_chart(EngineServices& engine, std::optional<std::string> char
   // The revision and its event commit together: an upload is never half-stored.
   out.event = engine.ingest(ev, [&](Sql& sql, EventInput& event) {
     if (also) also(sql);
-    stored = store_revision(sql, out.chart_id, raw, parsed->content_hash, parsed->index,
-                                      uploader);
+    stored = store_revision(sql, out.chart_id, raw, parsed->content_hash, parsed->index, uploader);
     if (stored.duplicate) return false;
-    event.body = chart_event_body(parsed->index, out.chart_id, stored.revision,
-                                            stored.content_hash);
+    event.body =
+        chart_event_body(parsed->index, out.chart_id, stored.revision, stored.content_hash);
     event.dedup_key = out.chart_id + "/" + std::to_string(stored.revision);
     return true;
   });

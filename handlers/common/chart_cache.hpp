@@ -68,7 +68,7 @@ inline constexpr std::size_t kChartCacheMaxSourceBytes = std::size_t{8} * 1024 *
 class ChartCache {
  public:
   explicit ChartCache(std::size_t max_entries = kChartCacheMaxEntries,
-             std::size_t max_source_bytes = kChartCacheMaxSourceBytes);
+                      std::size_t max_source_bytes = kChartCacheMaxSourceBytes);
 
   // The shared instance used by the chart handlers and the chart API.
   static ChartCache& instance();

@@ -10,8 +10,8 @@
 #include <thread>
 #include <vector>
 
-#include "handlers/common/config_file.hpp"
 #include "engine/util/hash.hpp"
+#include "handlers/common/config_file.hpp"
 #include "handlers/testing/chart_test_data.hpp"
 
 namespace chartflow::handlers {

@@ -8,8 +8,8 @@
 #include <cstdlib>
 #include <stdexcept>
 
-#include "engine/util/yaml_json.hpp"
 #include "engine/util/duration.hpp"
+#include "engine/util/yaml_json.hpp"
 
 namespace chartflow::handlers {
 Json yaml_to_json(const YAML::Node& node) {

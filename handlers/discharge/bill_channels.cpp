@@ -10,8 +10,8 @@
 #include <set>
 #include <stdexcept>
 
-#include "handlers/common/config_file.hpp"
 #include "engine/util/http_post.hpp"
+#include "handlers/common/config_file.hpp"
 #include "handlers/fhir/fhir_json.hpp"
 
 namespace chartflow::handlers::discharge {

@@ -6,13 +6,13 @@
 #include <set>
 #include <stdexcept>
 
+#include "engine/util/http_post.hpp"
+#include "engine/util/sql_rows.hpp"
+#include "engine/util/time.hpp"
 #include "handlers/billing/billable_items.hpp"
 #include "handlers/common/chart_cache.hpp"
 #include "handlers/common/chart_event.hpp"
 #include "handlers/common/config_file.hpp"
-#include "engine/util/http_post.hpp"
-#include "engine/util/sql_rows.hpp"
-#include "engine/util/time.hpp"
 #include "handlers/discharge/release.hpp"
 #include "handlers/fhir/fhir_json.hpp"
 #include "handlers/insurance/insurer_lookup.hpp"
@@ -194,10 +194,10 @@ StepOutcome DischargeHandler::run(StepContext& ctx) {
                    {"invoice_id", invoice_id},
                    {"invoice", invoice_json},
                    {"bill_text", bill_text}};
-      util::HttpResult result =
-          util::http_post(channel.url, body.dump(),
-                    {{"Idempotency-Key", fmt::format("bill:{}:{}", event->chart_id, channel.name)}},
-                    settings_->insurers.timeout);
+      util::HttpResult result = util::http_post(
+          channel.url, body.dump(),
+          {{"Idempotency-Key", fmt::format("bill:{}:{}", event->chart_id, channel.name)}},
+          settings_->insurers.timeout);
       if (!result.ok()) {
         error = result.error.empty() ? fmt::format("HTTP status {}", result.status) : result.error;
       }

@@ -10,10 +10,9 @@
 #pragma once
 
 #include <memory>
-
-#include "engine/handler.hpp"
 #include <string>
 
+#include "engine/handler.hpp"
 #include "handlers/discharge/bill_channels.hpp"
 #include "handlers/insurance/insurer_settings.hpp"
 

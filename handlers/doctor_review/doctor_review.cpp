@@ -4,11 +4,11 @@
 
 #include <stdexcept>
 
+#include "engine/util/sql_rows.hpp"
+#include "engine/util/time.hpp"
 #include "handlers/common/chart_cache.hpp"
 #include "handlers/common/chart_event.hpp"
 #include "handlers/common/config_file.hpp"
-#include "engine/util/sql_rows.hpp"
-#include "engine/util/time.hpp"
 #include "handlers/doctor_review/doctor_lookup.hpp"
 #include "handlers/fhir/fhir_json.hpp"
 
@@ -141,8 +141,8 @@ StepOutcome DoctorReviewHandler::run(StepContext& ctx) {
               {{"chart_id", event->chart_id}, {"review_id", review_id}});
     } else if (wake != nullptr && wake->kind == Wake::Kind::kDeadline) {
       const TimePoint due = Clock::now() + options.escalation_deadline;
-      auto row =
-          util::query_one(sql, kEscalate, {review_id, options.escalation_queue, util::epoch_seconds_text(due)});
+      auto row = util::query_one(
+          sql, kEscalate, {review_id, options.escalation_queue, util::epoch_seconds_text(due)});
       ctx.log(LogLevel::kWarning, "event=review_escalated",
               {{"chart_id", event->chart_id},
                {"review_id", review_id},

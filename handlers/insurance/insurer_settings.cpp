@@ -5,8 +5,8 @@
 #include <cctype>
 #include <stdexcept>
 
-#include "handlers/common/config_file.hpp"
 #include "engine/util/http_post.hpp"
+#include "handlers/common/config_file.hpp"
 #include "handlers/fhir/fhir_json.hpp"
 
 namespace chartflow::handlers::insurance {

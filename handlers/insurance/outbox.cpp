@@ -131,8 +131,8 @@ DeliveryReport deliver_pending(StepContext& ctx, const InsurerSettings& settings
       ++report.skipped;
       continue;
     }
-    const int attempt =
-        std::max<int>(static_cast<int>(util::column_int(row, "attempts").value_or(0)) + 1, ctx.attempt());
+    const int attempt = std::max<int>(
+        static_cast<int>(util::column_int(row, "attempts").value_or(0)) + 1, ctx.attempt());
     util::HttpResult result = util::http_post(
         endpoint->url, util::column_text(row, "payload").value_or("{}"),
         {{"Content-Type", "application/fhir+json"}, {"Idempotency-Key", key}}, settings.timeout);

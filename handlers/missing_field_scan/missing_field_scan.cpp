@@ -6,11 +6,11 @@
 #include <stdexcept>
 #include <utility>
 
+#include "engine/util/sql_rows.hpp"
 #include "handlers/chart_intake/chart_store.hpp"
 #include "handlers/common/chart_cache.hpp"
 #include "handlers/common/chart_event.hpp"
 #include "handlers/common/config_file.hpp"
-#include "engine/util/sql_rows.hpp"
 #include "handlers/missing_field_scan/writeback.hpp"
 
 namespace chartflow::handlers::missing_field_scan {
@@ -149,7 +149,8 @@ StepOutcome MissingFieldScanHandler::run(StepContext& ctx) {
                            {"question", f.question},
                            {"severity", f.severity}});
   }
-  auto inserted = util::query_one(sql, kOpenQuestions, {event->chart_id, revision_text, records.dump()});
+  auto inserted =
+      util::query_one(sql, kOpenQuestions, {event->chart_id, revision_text, records.dump()});
   const auto opened = inserted ? util::column_int(*inserted, "opened").value_or(0) : 0;
   const Json open_before =
       Json::parse(inserted ? util::column_text(*inserted, "open_before").value_or("[]") : "[]");
@@ -167,8 +168,8 @@ StepOutcome MissingFieldScanHandler::run(StepContext& ctx) {
   std::vector<QuestionRow> questions;
   std::size_t open_count = 0;
   std::size_t closed_count = 0;
-  for (const auto& row :
-       util::query_rows(sql, kCloseAndList, {event->chart_id, revision_text, bigint_array(to_close)})) {
+  for (const auto& row : util::query_rows(
+           sql, kCloseAndList, {event->chart_id, revision_text, bigint_array(to_close)})) {
     QuestionRow q;
     q.id = util::column_int(row, "id").value_or(0);
     q.rule_id = util::column_text(row, "rule_id").value_or("");

@@ -63,9 +63,9 @@ TEST_F(AuthTest, TokensAreCreatedShownOnceStoredHashedAndRevoked) {
   ASSERT_FALSE(token.empty());
   EXPECT_EQ(token.size(), 4u + 64u) << "cft_ and 32 random bytes in hex";
   // Only the hash is stored.
-  EXPECT_EQ(count("SELECT count(*) FROM api_token WHERE token_hash = '" +
-                  util::sha256_hex(token) + "'"),
-            1);
+  EXPECT_EQ(
+      count("SELECT count(*) FROM api_token WHERE token_hash = '" + util::sha256_hex(token) + "'"),
+      1);
   EXPECT_EQ(
       count("SELECT count(*) FROM api_token t WHERE t::text LIKE '%" + token.substr(4) + "%'"), 0);
   EXPECT_EQ(app.call("GET", "/v1/runs", token).status, 200);

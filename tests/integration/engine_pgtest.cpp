@@ -403,8 +403,9 @@ TEST_F(EngineTest, ConcurrencyLimitPerKeyHolds) {
   EXPECT_EQ(tracker.peak["p1"], 1);
 }
 
-// Whole batches: one claim takes steps of several keys at once (step_claim in schema/engine/0002_queue.sql), never more of a
-// key than its limit leaves room for, and every step runs exactly once.
+// Whole batches: one claim takes steps of several keys at once (step_claim in
+// schema/engine/0002_queue.sql), never more of a key than its limit leaves room for, and every step
+// runs exactly once.
 TEST_F(EngineTest, ConcurrencyLimitHoldsForBatchesOfManyKeys) {
   PeakTracker tracker;
   runtime::EngineSettings settings;

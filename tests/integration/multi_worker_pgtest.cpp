@@ -18,8 +18,8 @@
 #include <sstream>
 #include <thread>
 
-#include "tests/support/engine_harness.hpp"
 #include "tests/support/child_process.hpp"
+#include "tests/support/engine_harness.hpp"
 #include "tests/support/pg_fixture.hpp"
 
 extern char** environ;
@@ -83,7 +83,6 @@ class CountingHandler : public Handler {
   int overlaps_ = 0;
   int total_ = 0;
 };
-
 
 fs::path log_path(const std::string& name) {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();

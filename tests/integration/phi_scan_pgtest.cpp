@@ -10,9 +10,9 @@
 #include <filesystem>
 #include <set>
 
-#include "tests/support/fake_http_server.hpp"
 #include "tests/support/auth_support.hpp"
 #include "tests/support/child_process.hpp"
+#include "tests/support/fake_http_server.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/pg_fixture.hpp"
 

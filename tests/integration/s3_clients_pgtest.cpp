@@ -132,11 +132,10 @@ class S3ClientsTest : public PgTest {
     const auto q = path.find('?');
     r.path = http::url_decode(path.substr(0, q), false);
     if (q != std::string::npos) r.query = http::parse_query(path.substr(q + 1));
-    r.headers = {
-        {"host", "127.0.0.1:" + std::to_string(port_)},
-        {"x-amz-date", date},
-        {"x-amz-content-sha256",
-         payload_hash.empty() ? util::to_hex(util::sha256_raw(body)) : payload_hash}};
+    r.headers = {{"host", "127.0.0.1:" + std::to_string(port_)},
+                 {"x-amz-date", date},
+                 {"x-amz-content-sha256",
+                  payload_hash.empty() ? util::to_hex(util::sha256_raw(body)) : payload_hash}};
     http::SigV4Auth auth{kAccessKey,
                          std::string(date, 8),
                          "us-east-1",

@@ -41,8 +41,8 @@ std::string pg_dump_path() {
   auto r = run_command("pg_config --bindir");
   while (!r.output.empty() && (r.output.back() == '\n' || r.output.back() == ' '))
     r.output.pop_back();
-  for (const std::string& dir : {r.exit_code == 0 ? r.output : std::string(),
-                                std::string("/usr/lib/postgresql/15/bin")})
+  for (const std::string& dir :
+       {r.exit_code == 0 ? r.output : std::string(), std::string("/usr/lib/postgresql/15/bin")})
     if (!dir.empty() && fs::exists(dir + "/pg_dump")) return dir + "/pg_dump";
   return "pg_dump";
 }
@@ -56,9 +56,9 @@ std::string first_difference(const std::string& expected, const std::string& act
     const bool more_b = static_cast<bool>(std::getline(b, lb));
     if (!more_a && !more_b) return "";
     if (!more_a || !more_b || la != lb)
-      return "line " + std::to_string(line) + ":\n  snapshot.sql: " +
-             (more_a ? la : "<end of file>") + "\n  migrated:     " +
-             (more_b ? lb : "<end of file>");
+      return "line " + std::to_string(line) +
+             ":\n  snapshot.sql: " + (more_a ? la : "<end of file>") +
+             "\n  migrated:     " + (more_b ? lb : "<end of file>");
   }
 }
 
@@ -92,7 +92,9 @@ TEST_F(SchemaSnapshotTest, MigrationsBuildWhatSnapshotSqlShows) {
 
 class SchemaMigrationTest : public PgTest {
  protected:
-  int migrate(const std::vector<MigrationSet>& modules) { return store::Store(dsn()).migrate(modules); }
+  int migrate(const std::vector<MigrationSet>& modules) {
+    return store::Store(dsn()).migrate(modules);
+  }
   std::vector<MigrationSet> charts() { return {handlers::chart_migrations()}; }
 
   // What a database the numbered scheme migrated held in schema_migration: `versions` of it.
@@ -101,15 +103,16 @@ class SchemaMigrationTest : public PgTest {
     scalar(
         "CREATE TABLE schema_migration (version integer PRIMARY KEY, name text NOT NULL, "
         "applied_at timestamptz NOT NULL DEFAULT now())");
-    scalar("INSERT INTO schema_migration (version, name) SELECT v, format('%s_old', v) FROM "
-           "unnest('{" + versions + "}'::int[]) v");
+    scalar(
+        "INSERT INTO schema_migration (version, name) SELECT v, format('%s_old', v) FROM "
+        "unnest('{" +
+        versions + "}'::int[]) v");
   }
 };
 
 TEST_F(SchemaMigrationTest, EachModuleIsAppliedOnceInOrderAfterTheEngine) {
   EXPECT_EQ(migrate(charts()), 0) << "PgTest migrated already";
-  const std::string engine_count =
-      std::to_string(store::embedded_migrations().migrations.size());
+  const std::string engine_count = std::to_string(store::embedded_migrations().migrations.size());
   EXPECT_EQ(scalar("SELECT count(*) FROM schema_migration WHERE module = 'engine'"), engine_count);
   EXPECT_EQ(scalar("SELECT string_agg(name, ',' ORDER BY version) FROM schema_migration "
                    "WHERE module = 'charts'"),

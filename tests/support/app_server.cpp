@@ -2,12 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include "app/modules.hpp"
 #include "config/workflow_loader.hpp"
 #include "http/api_routes.hpp"
 #include "http/app_routes.hpp"
 #include "http/auth_routes.hpp"
 #include "http/s3_routes.hpp"
-#include "app/modules.hpp"
 #include "runtime/handler_setup.hpp"
 #include "tests/support/auth_support.hpp"
 

@@ -3,9 +3,9 @@
 #include <gtest/gtest.h>
 
 #include "config/workflow_loader.hpp"
-#include "runtime/builtin_handlers.hpp"
 #include "handlers/chart_intake/chart_upload.hpp"
 #include "http/module_services.hpp"
+#include "runtime/builtin_handlers.hpp"
 #include "runtime/handler_setup.hpp"
 #include "tests/support/pg_fixture.hpp"
 

@@ -1,4 +1,3 @@
-#include "app/modules.hpp"
 #include "tools/bench/bench_util.hpp"
 
 #include <unistd.h>
@@ -10,6 +9,7 @@
 #include <iostream>
 #include <regex>
 
+#include "app/modules.hpp"
 #include "runtime/embedded_postgres.hpp"
 #include "store/store.hpp"
 

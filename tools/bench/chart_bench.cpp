@@ -26,11 +26,11 @@
 #include <thread>
 
 #include "auth/tokens.hpp"
-#include "tools/bench/bench_http.hpp"
-#include "tools/bench/bench_util.hpp"
 #include "runtime/engine.hpp"
 #include "runtime/log.hpp"
 #include "store/store.hpp"
+#include "tools/bench/bench_http.hpp"
+#include "tools/bench/bench_util.hpp"
 
 namespace chartflow::bench {
 namespace {

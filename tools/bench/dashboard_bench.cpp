@@ -12,10 +12,10 @@
 #include <cstdio>
 #include <thread>
 
-#include "tools/bench/bench_http.hpp"
-#include "tools/bench/bench_util.hpp"
 #include "runtime/log.hpp"
 #include "store/store.hpp"
+#include "tools/bench/bench_http.hpp"
+#include "tools/bench/bench_util.hpp"
 
 namespace chartflow::bench {
 namespace {

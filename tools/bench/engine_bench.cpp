@@ -18,13 +18,13 @@
 #include <regex>
 #include <thread>
 
-#include "tools/bench/bench_util.hpp"
+#include "app/modules.hpp"
 #include "config/workflow_loader.hpp"
 #include "runtime/engine.hpp"
-#include "app/modules.hpp"
 #include "runtime/handler_setup.hpp"
 #include "runtime/log.hpp"
 #include "store/store.hpp"
+#include "tools/bench/bench_util.hpp"
 
 namespace chartflow::bench {
 namespace {

@@ -17,11 +17,11 @@
 #include <stdexcept>
 #include <vector>
 
+#include "app/modules.hpp"
 #include "config/workflow_loader.hpp"
 #include "runtime/embedded_postgres.hpp"
 #include "runtime/engine.hpp"
 #include "runtime/external/external_handler.hpp"
-#include "app/modules.hpp"
 #include "runtime/handler_setup.hpp"
 #include "runtime/log.hpp"
 

@@ -84,7 +84,6 @@ Json parse_json_body(const Request& req);     // throws HttpError 400/415 naming
 Json parse_json_text(std::string_view text);  // throws HttpError 400 naming the problem
 std::int64_t parse_id(const std::string& text, const char* what);  // throws HttpError 400
 
-
 // An audit record for `req` (actor, role, remote address filled in from its principal).
 AuditEntry audit_entry(const Request& req, std::string action, std::string resource_type,
                        std::string resource_id, std::string outcome = "success");

@@ -109,7 +109,9 @@ class ModuleRegistry {
 
   // Sources name the hook they feed (an S3 chart bucket and the drop folder's top level use
   // "chart").
-  void add_intake(std::string name, IntakeHook hook) { intakes_[std::move(name)] = std::move(hook); }
+  void add_intake(std::string name, IntakeHook hook) {
+    intakes_[std::move(name)] = std::move(hook);
+  }
   const IntakeHook* intake(const std::string& name) const {
     auto it = intakes_.find(name);
     return it == intakes_.end() ? nullptr : &it->second;
