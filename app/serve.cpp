@@ -175,16 +175,13 @@ int serve(const Args& args, bool with_api) {
   // What the modules' routes and intake hooks reach the engine through.
   http::ModuleServices services(engine, &metrics);
   metrics.on_collect([&engine, &metrics] {
-    const auto pool = engine.pool().stats();
+    const auto pool = engine.pool_stats();
     metrics.set_db_pool(pool.in_use, pool.idle, pool.max);
   });
   engine.start();
   auth::AuditSealer sealer(
       [&engine](const std::function<void(Sql&)>& fn) {
-        engine.pool().with([&](store::Store& s) {
-          s.with_sql(fn);
-          return 0;
-        });
+        engine.transaction(fn);
       },
       [](const std::string& error) {
         runtime::Log::warn("audit_seal_failed", {{"error", error}});

@@ -117,7 +117,7 @@ void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics
 
   router.add("GET", "/readyz", "readyz", Access::open(), [&engine](Request&) {
     try {
-      engine.pool().with([](store::Store& s) { return s.queue_stats(); });
+      engine.queue_stats();
     } catch (const std::exception&) {
       return Response::error(503, "database unavailable");
     }
@@ -129,7 +129,7 @@ void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics
              public_metrics ? Access::open() : Access::of({Role::kOperator}),
              [&engine, &metrics](Request&) {
                try {
-                 auto q = engine.pool().with([](store::Store& s) { return s.queue_stats(); });
+                 auto q = engine.queue_stats();
                  metrics.set_queue(q.value("ready", 0.0), q.value("oldest_ready_seconds", 0.0),
                                    q.value("waiting", 0.0), q.value("running", 0.0));
                } catch (const std::exception&) {
@@ -156,12 +156,12 @@ void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics
     f.until = parse_time_param(req, "until");
     f.after = parse_cursor(req, "after");
     f.limit = parse_limit(req, 50, 500);
-    return Response::json(200, engine.pool().with([&](store::Store& s) { return s.list_runs(f); }));
+    return Response::json(200, engine.list_runs(f));
   });
 
   router.add("GET", "/v1/runs/{id}", "run", Access::of({Role::kOperator}), [&engine](Request& req) {
     const auto id = parse_id(req.param("id"), "run id");
-    auto run = engine.pool().with([&](store::Store& s) { return s.get_run(id); });
+    auto run = engine.get_run(id);
     if (!run) return Response::error(404, "run " + std::to_string(id) + " not found");
     if (!sees_chart_content(req))
       redact_chart_content(*run);
@@ -206,9 +206,7 @@ void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics
 
   router.add(
       "GET", "/v1/workflows", "workflows", Access::of({Role::kOperator}), [&engine](Request&) {
-        return Response::json(200, Json{{"workflows", engine.pool().with([](store::Store& s) {
-                                           return s.list_workflows();
-                                         })}});
+        return Response::json(200, Json{{"workflows", engine.list_workflows()}});
       });
 
   router.add("GET", "/v1/logs", "logs", Access::of({Role::kOperator}), [&engine](Request& req) {
@@ -227,7 +225,7 @@ void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics
     f.after = parse_cursor(req, "after");
     f.limit = parse_limit(req, 100, 1000);
     return Response::json(200,
-                          engine.pool().with([&](store::Store& s) { return s.query_logs(f); }));
+                          engine.query_logs(f));
   });
 }
 

@@ -23,11 +23,8 @@ auth::AuditEntry audit_entry(const Request& req, std::string action, std::string
 }
 
 void audit_or_throw(runtime::Engine& engine, const auth::AuditEntry& entry) {
-  engine.pool().with([&](store::Store& s) {
-    // One INSERT: it commits by itself, without BEGIN and COMMIT around it.
-    s.with_autocommit_sql([&](Sql& sql) { auth::record(sql, entry); });
-    return 0;
-  });
+  // One INSERT: it commits by itself, without BEGIN and COMMIT around it.
+  engine.read([&](Sql& sql) { auth::record(sql, entry); });
 }
 
 void audit_now(runtime::Engine& engine, const auth::AuditEntry& entry) {

@@ -52,11 +52,8 @@ std::optional<std::string> cookie(const Request& req, std::string_view name) {
 template <typename Fn>
 auto in_transaction(runtime::Engine& engine, Fn&& fn, bool one_statement = false) {
   decltype(fn(std::declval<Sql&>())) out{};
-  engine.pool().with([&](store::Store& s) {
-    auto body = [&](Sql& sql) { out = fn(sql); };
-    one_statement ? s.with_autocommit_sql(body) : s.with_sql(body);
-    return 0;
-  });
+  auto body = [&](Sql& sql) { out = fn(sql); };
+  one_statement ? engine.read(body) : engine.transaction(body);
   return out;
 }
 

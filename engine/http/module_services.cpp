@@ -26,21 +26,15 @@ Json ModuleServices::runs_of_subject(const std::string& subject, int limit) {
   store::Store::RunFilter f;
   f.subject = subject;
   f.limit = limit;
-  return engine_.pool().with([&](store::Store& s) { return s.list_runs(f); }).at("runs");
+  return engine_.list_runs(f).at("runs");
 }
 
 void ModuleServices::transaction(const std::function<void(Sql&)>& fn) {
-  engine_.pool().with([&](store::Store& s) {
-    s.with_sql(fn);
-    return 0;
-  });
+  engine_.transaction(fn);
 }
 
 void ModuleServices::read(const std::function<void(Sql&)>& fn) {
-  engine_.pool().with([&](store::Store& s) {
-    s.with_autocommit_sql(fn);
-    return 0;
-  });
+  engine_.read(fn);
 }
 
 void ModuleServices::audit(Sql& sql, const AuditEntry& entry) { auth::record(sql, entry); }

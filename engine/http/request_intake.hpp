@@ -20,11 +20,11 @@
 namespace chartflow::http {
 
 inline constexpr std::uint32_t kDefaultHeaderLimit = 16 * 1024;
-inline constexpr std::size_t kDefaultBodyLimit = 1024 * 1024;
+inline constexpr std::size_t kDefaultBodyLimit = std::size_t{1024} * 1024;
 // Chart uploads: every chart in tests/data/charts (largest 3.9 MB) with a wide margin.
 inline constexpr std::size_t kDefaultUploadBodyLimit = std::size_t{32} * 1024 * 1024;
 // A body over this size waits for one of the server's upload slots before it is read.
-inline constexpr std::size_t kDefaultLargeBodyBytes = 256 * 1024;
+inline constexpr std::size_t kDefaultLargeBodyBytes = std::size_t{256} * 1024;
 // The shared charts nest 11 levels deep; FHIR itself rarely goes past 15.
 inline constexpr int kDefaultJsonDepthLimit = 64;
 // The largest shared chart has 1,111 entries.

@@ -16,8 +16,6 @@
 
 namespace chartflow::http {
 
-using util::sha256_raw;
-using util::to_hex;
 namespace {
 
 constexpr const char* kXmlns = "http://s3.amazonaws.com/doc/2006-03-01/";
@@ -88,10 +86,7 @@ std::string http_date(const std::string& rfc3339) {
 template <typename Fn>
 auto read_objects(runtime::Engine& engine, Fn&& fn) {
   decltype(fn(std::declval<Sql&>())) out{};
-  engine.pool().with([&](store::Store& s) {
-    s.with_sql([&](Sql& sql) { out = fn(sql); });
-    return 0;
-  });
+  engine.transaction([&](Sql& sql) { out = fn(sql); });
   return out;
 }
 
@@ -267,7 +262,7 @@ std::optional<Response> s3_root(Request& req, const S3Config& s3) {
 }
 
 void add_s3_routes(Router& router, runtime::Engine& engine, std::shared_ptr<const S3Config> s3,
-                   IntakeFn chart_intake) {
+                   const IntakeFn& chart_intake) {
   auto handle = [&engine, s3, chart_intake](Request& req) {
     const std::string bucket = req.param("bucket");
     const std::string key = req.params.count("key") ? req.param("key") : "";

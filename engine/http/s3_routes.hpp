@@ -19,7 +19,7 @@ namespace chartflow::http {
 // Registers /{bucket}/{*key}; call after every other route (it matches what they leave).
 // `chart_intake` receives the objects put into chart buckets (none: such puts are refused).
 void add_s3_routes(Router& router, runtime::Engine& engine, std::shared_ptr<const S3Config> s3,
-                   IntakeFn chart_intake = nullptr);
+                   const IntakeFn& chart_intake = nullptr);
 // ListBuckets lives at "/", which the dashboard also serves: this answers it for requests
 // carrying an AWS signature, and returns nullopt for all others.
 std::optional<Response> s3_root(Request& req, const S3Config& s3);

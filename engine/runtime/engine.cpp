@@ -515,4 +515,38 @@ Engine::CommandResult Engine::retry(std::int64_t run_id, std::string* message,
   return pool_.with([&](store::Store& s) { return s.retry_run(run_id, message, before); });
 }
 
+Json Engine::queue_stats() {
+  return pool_.with([](store::Store& s) { return s.queue_stats(); });
+}
+
+Json Engine::list_runs(const store::Store::RunFilter& filter) {
+  return pool_.with([&](store::Store& s) { return s.list_runs(filter); });
+}
+
+std::optional<Json> Engine::get_run(std::int64_t run_id) {
+  return pool_.with([&](store::Store& s) { return s.get_run(run_id); });
+}
+
+Json Engine::list_workflows() {
+  return pool_.with([](store::Store& s) { return s.list_workflows(); });
+}
+
+Json Engine::query_logs(const store::Store::LogFilter& filter) {
+  return pool_.with([&](store::Store& s) { return s.query_logs(filter); });
+}
+
+void Engine::transaction(const std::function<void(Sql&)>& fn) {
+  pool_.with([&](store::Store& s) {
+    s.with_sql(fn);
+    return 0;
+  });
+}
+
+void Engine::read(const std::function<void(Sql&)>& fn) {
+  pool_.with([&](store::Store& s) {
+    s.with_autocommit_sql(fn);
+    return 0;
+  });
+}
+
 }  // namespace chartflow::runtime

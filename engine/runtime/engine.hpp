@@ -93,7 +93,18 @@ class Engine {
   CommandResult retry(std::int64_t run_id, std::string* message,
                       const store::Store::BeforeCommand& before = nullptr);
 
-  StorePool& pool() { return pool_; }
+  // Reads for the API and the dashboard, each on a pooled connection.
+  Json queue_stats();
+  Json list_runs(const store::Store::RunFilter& filter);
+  std::optional<Json> get_run(std::int64_t run_id);
+  Json list_workflows();
+  Json query_logs(const store::Store::LogFilter& filter);
+  // For the engine's own modules whose statements are store functions over Sql (auth, audit, S3
+  // objects, a module's tables): `fn` in one transaction on a pooled connection, or (read) as
+  // statements that each commit by themselves, for a single read.
+  void transaction(const std::function<void(Sql&)>& fn);
+  void read(const std::function<void(Sql&)>& fn);
+  StorePool::Stats pool_stats() { return pool_.stats(); }
   WorkflowRegistry& workflows() { return *workflows_; }
   const HandlerRegistry& handlers() const { return *handlers_; }
   const std::string& instance_id() const { return settings_.instance_id; }
@@ -130,6 +141,7 @@ class Engine {
   // since every woken worker costs a claim query. A worker whose claim came back full wakes the
   // next, so a burst still brings up the whole pool.
   void wake_workers(int n = 1);
+  friend class Scheduler;  // reads and fires schedule ticks through the pool
   bool wait_for_work();
 
   EngineSettings settings_;

@@ -53,7 +53,7 @@ std::optional<SysSeconds> Scheduler::run_once(SysSeconds now) {
     auto known = next_due_.find(key);
     if (known == next_due_.end() || known->second <= now) {
       // Read the shared state only when a tick may be due: another process may have fired it.
-      const auto last = to_seconds(engine_.pool().with(
+      const auto last = to_seconds(engine_.pool_.with(
           [&](store::Store& st) { return st.schedule_last_tick(key, s.workflow, now); }));
       std::vector<store::EventInput> events;
       for (auto tick : due_ticks(s, last, now)) {
