@@ -180,9 +180,7 @@ int serve(const Args& args, bool with_api) {
   });
   engine.start();
   auth::AuditSealer sealer(
-      [&engine](const std::function<void(Sql&)>& fn) {
-        engine.transaction(fn);
-      },
+      [&engine](const std::function<void(Sql&)>& fn) { engine.transaction(fn); },
       [](const std::string& error) {
         runtime::Log::warn("audit_seal_failed", {{"error", error}});
       });

@@ -204,10 +204,10 @@ void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics
                                });
       });
 
-  router.add(
-      "GET", "/v1/workflows", "workflows", Access::of({Role::kOperator}), [&engine](Request&) {
-        return Response::json(200, Json{{"workflows", engine.list_workflows()}});
-      });
+  router.add("GET", "/v1/workflows", "workflows", Access::of({Role::kOperator}),
+             [&engine](Request&) {
+               return Response::json(200, Json{{"workflows", engine.list_workflows()}});
+             });
 
   router.add("GET", "/v1/logs", "logs", Access::of({Role::kOperator}), [&engine](Request& req) {
     store::Store::LogFilter f;
@@ -224,8 +224,7 @@ void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics
     f.run_id = parse_cursor(req, "run");
     f.after = parse_cursor(req, "after");
     f.limit = parse_limit(req, 100, 1000);
-    return Response::json(200,
-                          engine.query_logs(f));
+    return Response::json(200, engine.query_logs(f));
   });
 }
 

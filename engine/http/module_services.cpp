@@ -29,13 +29,9 @@ Json ModuleServices::runs_of_subject(const std::string& subject, int limit) {
   return engine_.list_runs(f).at("runs");
 }
 
-void ModuleServices::transaction(const std::function<void(Sql&)>& fn) {
-  engine_.transaction(fn);
-}
+void ModuleServices::transaction(const std::function<void(Sql&)>& fn) { engine_.transaction(fn); }
 
-void ModuleServices::read(const std::function<void(Sql&)>& fn) {
-  engine_.read(fn);
-}
+void ModuleServices::read(const std::function<void(Sql&)>& fn) { engine_.read(fn); }
 
 void ModuleServices::audit(Sql& sql, const AuditEntry& entry) { auth::record(sql, entry); }
 
