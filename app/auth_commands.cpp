@@ -1,4 +1,5 @@
-// `chartflow tokens create|revoke|list`, `chartflow users create` and `chartflow audit verify`:
+// `chartflow tokens create|revoke|list`, `chartflow users create|disable|enable` and
+// `chartflow audit verify [--expect-head HASH]`:
 // work on the database directly (see CommandDatabase), with or without a running server. Each
 // change is audited in its own transaction.
 #include <iostream>
@@ -87,14 +88,44 @@ std::string read_password() {
   return password;
 }
 
+// `users disable NAME` ends the user's sessions and refuses its sign-ins; `users enable NAME`
+// lets it sign in again (its old sessions stay ended).
+int users_set_enabled(const Args& args, bool enabled) {
+  const char* verb = enabled ? "enable" : "disable";
+  if (args.positional.size() != 2)
+    throw std::invalid_argument(std::string("users ") + verb + " needs NAME");
+  const std::string& name = args.positional[1];
+  CommandDatabase db(args);
+  store::Store store(db.dsn());
+  store.migrate(app::module_migrations());
+  bool changed = false;
+  store.with_sql([&](Sql& sql) {
+    changed = auth::set_user_enabled(sql, name, enabled);
+    if (changed) {
+      auto entry = local_entry(enabled ? "user.enable" : "user.disable", name);
+      entry.resource_type = "app_user";
+      auth::record(sql, entry);
+    }
+    auth::seal(sql);
+  });
+  if (!changed) {
+    std::cerr << "no " << (enabled ? "disabled" : "enabled") << " user named '" << name << "'\n";
+    return 1;
+  }
+  std::cout << verb << "d user '" << name << "'" << (enabled ? "" : "; its sessions have ended")
+            << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int users(const Args& args) {
   const std::string sub = args.positional.empty() ? "" : args.positional[0];
+  if (sub == "disable" || sub == "enable") return users_set_enabled(args, sub == "enable");
   if (sub != "create")
     throw std::invalid_argument(
         "usage: chartflow users create --name NAME --role ROLE [--assignee PRACTITIONER] "
-        "(password on stdin)");
+        "(password on stdin) | disable NAME | enable NAME");
   const std::string name = args.get_or("name", "");
   const std::string role = args.get_or("role", "");
   if (name.empty() || role.empty())
@@ -131,12 +162,26 @@ int tokens(const Args& args) {
 
 int audit(const Args& args) {
   const std::string sub = args.positional.empty() ? "" : args.positional[0];
-  if (sub != "verify") throw std::invalid_argument("usage: chartflow audit verify");
+  if (sub != "verify")
+    throw std::invalid_argument("usage: chartflow audit verify [--expect-head HASH]");
+  // A head hash noted earlier (the server's audit head export): the chain must still hold that
+  // record, which catches the removal of the newest records that the chain alone cannot.
+  const auto expected = args.get("expect-head");
+  if (expected && (expected->size() != 64 ||
+                   expected->find_first_not_of("0123456789abcdef") != std::string::npos))
+    throw std::invalid_argument("--expect-head must be a 64-digit lower-case hex SHA-256");
   CommandDatabase db(args);
   store::Store store(db.dsn());
   store.migrate(app::module_migrations());
   auth::VerifyResult result;
-  store.with_sql([&](Sql& sql) { result = auth::verify_chain(sql); });
+  store.with_sql([&](Sql& sql) { result = auth::verify_chain(sql, expected); });
+  if (!result.ok && !result.first_broken) {
+    std::cerr << "audit trail BROKEN: no record has the expected head hash " << *expected
+              << " (the chain holds " << result.checked << " intact record(s), head "
+              << (result.head_hash.empty() ? "-" : result.head_hash)
+              << "): the newest records were removed, or the whole chain rewritten\n";
+    return 3;
+  }
   if (!result.ok) {
     std::cerr << "audit trail BROKEN at record " << *result.first_broken << " (after "
               << result.checked << " intact record(s)): it was changed, or a record before it "
@@ -145,6 +190,9 @@ int audit(const Args& args) {
   }
   std::cout << "audit trail intact: " << result.checked << " record(s), head hash "
             << (result.head_hash.empty() ? "-" : result.head_hash) << "\n";
+  if (result.anchor_seq)
+    std::cout << "expected head found: record " << *result.anchor_seq << ", "
+              << (result.checked - *result.anchor_seq) << " record(s) since\n";
   return 0;
 }
 

@@ -3,6 +3,7 @@
 #include "handlers/chart_migrations.hpp"
 #include "handlers/chart_module.hpp"
 #include "runtime/handler_setup.hpp"
+#include "runtime/log.hpp"
 
 namespace chartflow::app {
 
@@ -10,7 +11,11 @@ std::unique_ptr<ModuleRegistry> make_modules(const std::filesystem::path& workfl
                                              runtime::external::PoolHooks hooks) {
   auto modules = std::make_unique<ModuleRegistry>(
       runtime::make_handler_registry(workflows_dir, std::move(hooks)));
-  handlers::register_chart_module(*modules, workflows_dir);
+  handlers::ChartHandlerOptions options;
+  options.warn = [](const std::string& warning) {
+    runtime::Log::warn("settings_warning", Json{{"warning", warning}});
+  };
+  handlers::register_chart_module(*modules, workflows_dir, options);
   return modules;
 }
 

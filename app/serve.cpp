@@ -67,6 +67,35 @@ void print_first_start_link(store::Store& store, const std::string& base_url) {
             << std::flush;
 }
 
+// An option, else its environment variable.
+std::optional<std::string> option_or_env(const Args& args, const char* option, const char* env) {
+  if (auto v = args.get(option)) return v;
+  if (const char* e = std::getenv(env); e && *e) return std::string(e);
+  return std::nullopt;
+}
+
+std::chrono::seconds duration_option(const std::string& option, const std::string& text,
+                                     std::chrono::seconds at_least, const char* at_least_text) {
+  auto parsed = core::parse_duration(text);
+  if (!parsed || *parsed < at_least)
+    throw std::runtime_error("--" + option + " must be a duration of at least " + at_least_text +
+                             ", got '" + text + "'");
+  return std::chrono::duration_cast<std::chrono::seconds>(*parsed);
+}
+
+// --session-ttl, --session-idle, --trusted-proxy and TLS: how sessions and clients are treated.
+http::AuthSettings auth_settings(const Args& args) {
+  http::AuthSettings out;
+  if (auto ttl = args.get("session-ttl"))
+    out.session_ttl = duration_option("session-ttl", *ttl, std::chrono::minutes(1), "1m");
+  if (auto idle = option_or_env(args, "session-idle", "CHARTFLOW_SESSION_IDLE"))
+    out.session_idle = duration_option("session-idle", *idle, std::chrono::minutes(1), "1m");
+  if (auto proxies = option_or_env(args, "trusted-proxy", "CHARTFLOW_TRUSTED_PROXY"))
+    out.trusted_proxies = http::TrustedProxies::parse(*proxies);
+  out.secure_cookie = args.get("tls-cert").has_value();
+  return out;
+}
+
 }  // namespace
 
 int Args::get_int(const std::string& name, int def) const {
@@ -92,6 +121,12 @@ int serve(const Args& args, bool with_api) {
   // Validated before anything starts: a bad listen address or limit costs no database work.
   http::ServerSettings server_settings =
       with_api ? cli::server_settings(args) : http::ServerSettings{};
+  const http::AuthSettings auth_settings =
+      with_api ? cli::auth_settings(args) : http::AuthSettings{};
+  const auto audit_head_file = option_or_env(args, "audit-head-file", "CHARTFLOW_AUDIT_HEAD_FILE");
+  const auto audit_head_interval =
+      duration_option("audit-head-interval", args.get_or("audit-head-interval", "5m"),
+                      std::chrono::seconds(1), "1s");
 
   std::unique_ptr<runtime::EmbeddedPostgres> embedded;
   auto dsn = database_url(args);
@@ -172,6 +207,7 @@ int serve(const Args& args, bool with_api) {
   store::Store::set_query_observer(
       [&metrics](std::string_view kind, double secs) { metrics.db_query(kind, secs); });
   runtime::Engine engine(settings, handlers, registry, hooks);
+  engine.reserve_event_types(modules->reserved_event_types());
   // What the modules' routes and intake hooks reach the engine through.
   http::ModuleServices services(engine, &metrics);
   metrics.on_collect([&engine, &metrics] {
@@ -184,6 +220,14 @@ int serve(const Args& args, bool with_api) {
       [](const std::string& error) {
         runtime::Log::warn("audit_seal_failed", {{"error", error}});
       });
+  // The chain's head leaves the database every --audit-head-interval: as a log line always
+  // (stderr, so syslog or the journal keep it), and appended to --audit-head-file when given.
+  sealer.export_head(
+      {audit_head_file.value_or(""),
+       std::chrono::duration_cast<std::chrono::milliseconds>(audit_head_interval),
+       [](const auth::AuditHead& head) {
+         runtime::Log::info("audit_head", {{"count", head.count}, {"head", head.hash}});
+       }});
   sealer.start();
 
   http::Router router;
@@ -193,15 +237,6 @@ int serve(const Args& args, bool with_api) {
                                     double secs) {
       metrics.http_request(route, method, status, secs);
     };
-    http::AuthSettings auth_settings;
-    if (auto ttl = args.get("session-ttl")) {
-      auto parsed = core::parse_duration(*ttl);
-      if (!parsed || *parsed < std::chrono::minutes(1))
-        throw std::runtime_error("--session-ttl must be a duration of at least 1m, got '" + *ttl +
-                                 "'");
-      auth_settings.session_ttl = std::chrono::duration_cast<std::chrono::seconds>(*parsed);
-    }
-    auth_settings.secure_cookie = args.get("tls-cert").has_value();
     http::add_auth(router, engine, auth_settings);
     std::shared_ptr<const http::WebhookSecrets> secrets;
     auto secrets_file = args.get("webhook-secrets");
@@ -229,7 +264,9 @@ int serve(const Args& args, bool with_api) {
                                     : nullptr);
     http::add_module_routes(router, services, *modules);
     // Last: the S3 routes take every /{bucket}/{key} path the others leave.
-    if (s3) http::add_s3_routes(router, engine, s3, http::bind_intake(services, *modules, "chart"));
+    if (s3)
+      http::add_s3_routes(router, engine, s3,
+                          http::bind_intake_with_access(services, *modules, "chart"));
     server = std::make_unique<http::Server>(server_settings, router);
     server->start();
     const std::string notice =
@@ -250,8 +287,21 @@ int serve(const Args& args, bool with_api) {
   if (!drop_dir)
     if (const char* env = std::getenv("CHARTFLOW_DROP_DIR"); env && *env) drop_dir = env;
   if (drop_dir && with_api) {
-    drop = std::make_unique<runtime::DropFolder>(engine, *drop_dir, runtime::kDefaultDropMaxBytes,
-                                                 http::bind_intake(services, *modules, "chart"));
+    // The limits the HTTP doors apply, and the types whose webhook needs a signature: a file
+    // carries none, so those types may not enter through the folder (docs/workflows.md).
+    runtime::DropLimits drop_limits;
+    drop_limits.event_bytes = server_settings.limits.body_bytes;
+    drop_limits.chart_bytes = server_settings.limits.upload_body_bytes;
+    drop_limits.object_bytes = server_settings.limits.upload_body_bytes;
+    drop_limits.json = {server_settings.limits.json_depth, server_settings.limits.bundle_entries};
+    std::shared_ptr<const http::WebhookSecrets> drop_signed;
+    if (auto file = option_or_env(args, "webhook-secrets", "CHARTFLOW_WEBHOOK_SECRETS"))
+      drop_signed = std::make_shared<const http::WebhookSecrets>(http::WebhookSecrets::load(*file));
+    drop = std::make_unique<runtime::DropFolder>(
+        engine, *drop_dir, drop_limits, http::bind_intake(services, *modules, "chart"),
+        [drop_signed](const std::string& type) {
+          return drop_signed && drop_signed->find(type) != nullptr;
+        });
     drop->start();
     runtime::Log::info("drop_folder_watched", {{"dir", *drop_dir}});
   }

@@ -91,6 +91,10 @@ http::ServerSettings server_settings(const Args& args) {
         "--tls-key, listen on 127.0.0.1, or pass --insecure-listen (e.g. behind a TLS proxy)");
 
   s.upload_slots = parse_positive(args, "upload-slots", s.upload_slots);
+  s.upload_queue = parse_positive(args, "upload-queue", s.upload_queue);
+  s.max_connections = parse_positive(args, "max-connections", s.max_connections);
+  s.max_connections_per_client =
+      parse_positive(args, "max-connections-per-client", s.max_connections_per_client);
   auto& l = s.limits;
   const auto header = parse_size(args, "header-limit", l.header_bytes);
   if (header == 0 || header > UINT32_MAX) throw std::runtime_error("--header-limit out of range");
@@ -104,6 +108,8 @@ http::ServerSettings server_settings(const Args& args) {
       parse_positive(args, "header-timeout-ms", static_cast<int>(l.header_timeout.count())));
   l.body_timeout = std::chrono::milliseconds(
       parse_positive(args, "body-timeout-ms", static_cast<int>(l.body_timeout.count())));
+  l.upload_wait = std::chrono::milliseconds(
+      parse_positive(args, "upload-wait-ms", static_cast<int>(l.upload_wait.count())));
   return s;
 }
 

@@ -16,7 +16,7 @@ seconds="${CHARTFLOW_FUZZ_SECONDS:-45}"
 build="${CHARTFLOW_FUZZ_BUILD_DIR:-build-fuzz}"
 jobs="${CHARTFLOW_FUZZ_JOBS:-2}"
 targets=("$@")
-((${#targets[@]} > 0)) || targets=(workflow_config chart_intake http_request s3_sigv4)
+((${#targets[@]} > 0)) || targets=(workflow_config chart_intake http_request s3_sigv4 drop_folder)
 
 for tool in clang clang++; do
   command -v "$tool" >/dev/null || {

@@ -13,7 +13,7 @@ readonly kBasePackages=(
   build-essential cmake ninja-build pkg-config
   libboost-dev libboost-system-dev libboost-program-options-dev
   libpqxx-dev nlohmann-json3-dev prometheus-cpp-dev libyaml-cpp-dev libfmt-dev
-  libgtest-dev libgmock-dev libssl-dev libargon2-dev libhowardhinnant-date-dev libmimalloc-dev tzdata
+  libgtest-dev libgmock-dev libssl-dev libcurl4-openssl-dev libargon2-dev libhowardhinnant-date-dev libmimalloc-dev tzdata
   postgresql postgresql-contrib
   clang-format python3 nodejs npm
 )

@@ -471,8 +471,19 @@ TEST_F(ChartHandlersTest, ReviewDecisionsAndEscalation) {
   EXPECT_EQ(scalar("SELECT escalations FROM review WHERE run_id = 8"), "1");
   listed = with_sql([](Sql& sql) { return list_reviews(sql, "pending", "queue:chief", 10); });
   EXPECT_EQ(listed["reviews"].size(), 1U);
-  // A decision carried only by the signal is recorded as well.
-  Wake reject{Wake::Kind::kSignal, "review", {{"decision", "reject"}, {"comment", "no"}}};
+  // A decision carried only by a signal's body decides nothing (issue #14: a run signal is not
+  // a credential); the step keeps waiting until the decision route records one.
+  Wake forged{Wake::Kind::kSignal,
+              "review",
+              {{"decision", "reject"}, {"comment", "no"}, {"decided_by", "Practitioner/580"}}};
+  auto still = run_step(review, 8, "review", up.event, {}, &forged);
+  ASSERT_TRUE(std::holds_alternative<WaitForSignal>(still));
+  EXPECT_EQ(scalar("SELECT status FROM review WHERE run_id = 8"), "pending");
+  const auto review8 = std::stoll(scalar("SELECT id FROM review WHERE run_id = 8"));
+  auto rejected =
+      with_sql([&](Sql& sql) { return decide_review(sql, review8, "reject", "no", "dr-580"); });
+  ASSERT_EQ(rejected.status, Status::kOk);
+  Wake reject{Wake::Kind::kSignal, "review", rejected.signal_payload};
   EXPECT_EQ(output_of(run_step(review, 8, "review", up.event, {}, &reject))["decision"], "reject");
   EXPECT_EQ(scalar("SELECT status FROM review WHERE run_id = 8"), "rejected");
 

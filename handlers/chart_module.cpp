@@ -1,8 +1,10 @@
 #include "handlers/chart_module.hpp"
 
+#include <iostream>
 #include <memory>
 
 #include "handlers/billing/billing.hpp"
+#include "handlers/chart_api/chart_api.hpp"
 #include "handlers/chart_api/chart_routes.hpp"
 #include "handlers/chart_intake/chart_upload.hpp"
 #include "handlers/chart_migrations.hpp"
@@ -17,6 +19,13 @@ void register_chart_handlers(HandlerRegistry& registry, const std::filesystem::p
                              const ChartHandlerOptions& options) {
   auto settings =
       std::make_shared<const ChartSettings>(load_chart_settings(workflows_dir, options));
+  for (const auto& warning : settings->warnings) {
+    if (options.warn) {
+      options.warn(warning);
+    } else {
+      std::cerr << "chartflow: warning: " << warning << "\n";
+    }
+  }
   auto scan = std::make_shared<missing_field_scan::MissingFieldScanHandler>(workflows_dir);
   std::error_code ec;
   if (std::filesystem::exists(workflows_dir / missing_field_scan::kDefaultRulesFile, ec)) {
@@ -42,7 +51,16 @@ void register_chart_module(ModuleRegistry& module, const std::filesystem::path& 
                            const ChartHandlerOptions& options) {
   register_chart_handlers(module.handlers(), workflows_dir, options);
   add_chart_routes(module);
-  module.add_intake(kChartIntake, chart_intake);
+  // What an intake stored of a chart (an S3 object) is read as the chart is: by admin, or a
+  // reviewer the chart is assigned to.
+  module.add_intake(kChartIntake, chart_intake,
+                    [](Sql& sql, const std::string& chart_id, const http::Principal& who) {
+                      if (who.role == http::Role::kAdmin) return true;
+                      return who.role == http::Role::kReviewer && who.assignee &&
+                             chart_assigned_to(sql, chart_id, *who.assignee);
+                    });
+  // Only the intake makes chart.uploaded: the handlers and the workflow's conditions trust it.
+  module.reserve_event_type(kChartUploadedEvent);
   module.add_migrations(chart_migrations());
 }
 

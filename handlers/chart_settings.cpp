@@ -41,6 +41,18 @@ ChartSettings load_chart_settings(const std::filesystem::path& workflows_dir,
       parse<insurance::InsurerSettings>(workflows_dir, kInsurersFile, options.insurers);
   settings.bill_delivery = parse<discharge::BillDeliverySettings>(workflows_dir, kBillDeliveryFile,
                                                                   options.bill_delivery);
+  // A relative folder is the workflows folder's neighbour, not the working directory's: the
+  // shipped default ../chartflow-data/bills is the default data dir's bills/ (docs/handlers.md).
+  for (auto& channel : settings.bill_delivery.channels)
+    if (channel.type == "folder" && std::filesystem::path(channel.dir).is_relative())
+      channel.dir = (workflows_dir / channel.dir).lexically_normal().string();
+  for (const auto& w : settings.insurers.warnings) {
+    settings.warnings.push_back(fmt::format("{}: {}", (workflows_dir / kInsurersFile).string(), w));
+  }
+  for (const auto& w : settings.bill_delivery.warnings) {
+    settings.warnings.push_back(
+        fmt::format("{}: {}", (workflows_dir / kBillDeliveryFile).string(), w));
+  }
   return settings;
 }
 

@@ -4,7 +4,10 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "engine/handler.hpp"
 #include "handlers/billing/billable_items.hpp"
@@ -22,6 +25,9 @@ struct ChartSettings {
   billing::PriceList price_list;
   insurance::InsurerSettings insurers;
   discharge::BillDeliverySettings bill_delivery;
+  // What start-up should log as warnings ("<file>: payors.x: allow_insecure: true ..."): the
+  // settings files' own warnings.
+  std::vector<std::string> warnings;
 };
 
 // Overrides for tests and embedders: a value given here replaces the settings file.
@@ -29,6 +35,8 @@ struct ChartHandlerOptions {
   std::optional<Json> price_list;
   std::optional<Json> insurers;
   std::optional<Json> bill_delivery;
+  // Receives each settings warning at start-up (the app passes its log); unset: stderr.
+  std::function<void(const std::string&)> warn;
 };
 
 // Loads the settings files (a missing file means built-in defaults: default prices, no insurer

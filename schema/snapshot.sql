@@ -463,6 +463,24 @@ CREATE SEQUENCE audit_event_id_seq
     NO MAXVALUE
     CACHE 1;
 
+CREATE TABLE audit_refusal (
+    action text NOT NULL,
+    outcome text NOT NULL,
+    remote text NOT NULL,
+    minute timestamp with time zone NOT NULL,
+    count bigint DEFAULT 1 NOT NULL,
+    first_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_at timestamp with time zone DEFAULT now() NOT NULL,
+    reason text,
+    path text,
+    names text[] DEFAULT '{}'::text[] NOT NULL
+);
+ALTER TABLE ONLY audit_refusal ALTER COLUMN action SET COMPRESSION lz4;
+ALTER TABLE ONLY audit_refusal ALTER COLUMN outcome SET COMPRESSION lz4;
+ALTER TABLE ONLY audit_refusal ALTER COLUMN remote SET COMPRESSION lz4;
+ALTER TABLE ONLY audit_refusal ALTER COLUMN reason SET COMPRESSION lz4;
+ALTER TABLE ONLY audit_refusal ALTER COLUMN path SET COMPRESSION lz4;
+
 CREATE TABLE bill_delivery (
     id bigint NOT NULL,
     chart_id text NOT NULL,
@@ -830,6 +848,7 @@ CREATE TABLE s3_object (
     content_type text NOT NULL,
     content bytea NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    subject text,
     CONSTRAINT s3_object_bucket_format CHECK ((bucket ~ '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$'::text)),
     CONSTRAINT s3_object_key_length CHECK (((octet_length(key) >= 1) AND (octet_length(key) <= 1024)))
 );
@@ -876,6 +895,15 @@ CREATE SEQUENCE signin_code_id_seq
 
 ALTER SEQUENCE signin_code_id_seq OWNED BY signin_code.id;
 
+CREATE TABLE signin_failure (
+    name text NOT NULL,
+    remote text NOT NULL,
+    failures integer NOT NULL,
+    last_failure_at timestamp with time zone NOT NULL
+);
+ALTER TABLE ONLY signin_failure ALTER COLUMN name SET COMPRESSION lz4;
+ALTER TABLE ONLY signin_failure ALTER COLUMN remote SET COMPRESSION lz4;
+
 CREATE TABLE step_run (
     run_id bigint NOT NULL,
     step_key text NOT NULL,
@@ -921,7 +949,8 @@ CREATE TABLE web_session (
     assignee text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     expires_at timestamp with time zone NOT NULL,
-    ended_at timestamp with time zone
+    ended_at timestamp with time zone,
+    last_seen_at timestamp with time zone DEFAULT now() NOT NULL
 );
 ALTER TABLE ONLY web_session ALTER COLUMN id_hash SET COMPRESSION lz4;
 ALTER TABLE ONLY web_session ALTER COLUMN csrf_token SET COMPRESSION lz4;
@@ -1023,6 +1052,9 @@ ALTER TABLE ONLY app_user
 ALTER TABLE ONLY audit_event
     ADD CONSTRAINT audit_event_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY audit_refusal
+    ADD CONSTRAINT audit_refusal_pkey PRIMARY KEY (action, outcome, remote, minute);
+
 ALTER TABLE ONLY bill_delivery
     ADD CONSTRAINT bill_delivery_chart_channel_key UNIQUE (chart_id, channel);
 
@@ -1092,6 +1124,9 @@ ALTER TABLE ONLY signin_code
 ALTER TABLE ONLY signin_code
     ADD CONSTRAINT signin_code_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY signin_failure
+    ADD CONSTRAINT signin_failure_pkey PRIMARY KEY (name, remote);
+
 ALTER TABLE ONLY step_run
     ADD CONSTRAINT step_run_pkey PRIMARY KEY (run_id, step_key);
 
@@ -1115,8 +1150,6 @@ CREATE UNIQUE INDEX api_token_live_name_idx ON api_token USING btree (name) WHER
 CREATE INDEX audit_event_at_idx ON audit_event USING btree (at);
 
 CREATE UNIQUE INDEX audit_event_seq_idx ON audit_event USING btree (seq);
-
-CREATE INDEX audit_event_signin_failure_idx ON audit_event USING btree (at) WHERE ((action = 'auth.signin'::text) AND (outcome = 'failure'::text));
 
 CREATE INDEX audit_event_unsealed_idx ON audit_event USING btree (id) WHERE (seq IS NULL);
 
@@ -1148,6 +1181,8 @@ CREATE INDEX run_history_run_idx ON run_history USING btree (run_id, id);
 
 CREATE INDEX run_signal_pending_idx ON run_signal USING btree (run_id, name) WHERE (consumed_by IS NULL);
 
+CREATE INDEX signin_failure_remote_idx ON signin_failure USING btree (remote, last_failure_at);
+
 CREATE INDEX step_run_claim_idx ON step_run USING btree (run_at) WHERE (status = ANY (ARRAY['ready'::text, 'retrying'::text]));
 
 CREATE INDEX step_run_concurrency_idx ON step_run USING btree (concurrency_key) WHERE ((status = 'running'::text) AND (concurrency_key IS NOT NULL));
@@ -1157,6 +1192,8 @@ CREATE INDEX step_run_running_idx ON step_run USING btree (lease_expires_at) WHE
 CREATE INDEX step_run_waiting_idx ON step_run USING btree (wait_until) WHERE (status = 'waiting'::text);
 
 CREATE INDEX web_session_expiry_idx ON web_session USING btree (expires_at);
+
+CREATE INDEX web_session_subject_idx ON web_session USING btree (subject) WHERE (ended_at IS NULL);
 
 CREATE INDEX workflow_run_event_idx ON workflow_run USING btree (event_id);
 

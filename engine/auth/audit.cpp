@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 
 #include "engine/util/hash.hpp"
 #include "engine/util/sql_rows.hpp"
@@ -15,6 +16,21 @@ using util::column_text;
 
 constexpr int kVerifyPage = 1000;
 std::atomic<bool> g_unsealed{false};
+// The minute (since the epoch) of the newest refusal this process counted, 0 for none: once that
+// minute is over its bucket is ready to be folded into a record.
+std::atomic<std::int64_t> g_refusal_minute{0};
+
+std::int64_t current_minute() {
+  return std::chrono::duration_cast<std::chrono::minutes>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::optional<std::string> detail_text(const AuditEntry& e, const char* key, std::size_t max) {
+  if (!e.detail.is_object() || !e.detail.contains(key) || !e.detail.at(key).is_string())
+    return std::nullopt;
+  return clip(e.detail.at(key).get<std::string>(), max);
+}
 
 // FHIR AuditEvent.action: C(reate) R(ead) U(pdate) D(elete) E(xecute).
 std::string fhir_action(const std::string& action) {
@@ -29,14 +45,48 @@ std::string fhir_action(const std::string& action) {
 
 }  // namespace
 
+std::string clip(std::string_view text, std::size_t max_bytes) {
+  if (text.size() <= max_bytes) return std::string(text);
+  std::size_t n = max_bytes;
+  // Back off continuation bytes (10xxxxxx) so the cut falls between characters.
+  while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) --n;
+  return std::string(text.substr(0, n));
+}
+
 void record(Sql& sql, const AuditEntry& e) {
-  store::insert_audit_event(sql, e);
+  if (auto path = detail_text(e, "path", kMaxAuditPath);
+      path && path->size() < e.detail.at("path").get_ref<const std::string&>().size()) {
+    AuditEntry clipped = e;
+    clipped.detail["path"] = *path;
+    store::insert_audit_event(sql, clipped);
+  } else {
+    store::insert_audit_event(sql, e);
+  }
   g_unsealed.store(true, std::memory_order_relaxed);
 }
 
-int seal(Sql& sql) { return store::seal_audit_events(sql); }
+void count_refusal(Sql& sql, const AuditEntry& e) {
+  std::optional<std::string> name;
+  if (e.actor_name) name = clip(*e.actor_name, 100);
+  store::count_audit_refusal(sql, e.action, e.outcome, e.remote.value_or(""),
+                             detail_text(e, "reason", 200), detail_text(e, "path", kMaxAuditPath),
+                             name);
+  g_refusal_minute.store(current_minute(), std::memory_order_relaxed);
+}
 
-bool take_unsealed() { return g_unsealed.exchange(false, std::memory_order_relaxed); }
+int seal(Sql& sql) {
+  store::fold_audit_refusals(sql);
+  return store::seal_audit_events(sql);
+}
+
+bool take_unsealed() {
+  bool due = g_unsealed.exchange(false, std::memory_order_relaxed);
+  std::int64_t minute = g_refusal_minute.load(std::memory_order_relaxed);
+  if (minute != 0 && minute < current_minute() &&
+      g_refusal_minute.compare_exchange_strong(minute, 0, std::memory_order_relaxed))
+    due = true;
+  return due;
+}
 
 void record_pending_again() { g_unsealed.store(true, std::memory_order_relaxed); }
 
@@ -93,7 +143,12 @@ Json to_fhir_bundle(const Json& events) {
               {"entry", entries}};
 }
 
-VerifyResult verify_chain(Sql& sql) {
+AuditHead head(Sql& sql) {
+  seal(sql);
+  return store::audit_head(sql);
+}
+
+VerifyResult verify_chain(Sql& sql, const std::optional<std::string>& expected_head) {
   VerifyResult out;
   seal(sql);
   std::string prev;
@@ -122,9 +177,11 @@ VerifyResult verify_chain(Sql& sql) {
       prev = stored;
       out.head_hash = stored;
       ++out.checked;
+      if (expected_head && stored == *expected_head) out.anchor_seq = after;
     }
     if (static_cast<int>(rows.size()) < kVerifyPage) break;
   }
+  if (expected_head && !out.anchor_seq) out.ok = false;
   return out;
 }
 

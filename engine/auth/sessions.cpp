@@ -23,9 +23,9 @@ NewSession open_session(Sql& sql, const Credential& who, std::chrono::seconds tt
   return s;
 }
 
-std::optional<Session> find_session(Sql& sql, const std::string& id) {
+std::optional<Session> find_session(Sql& sql, const std::string& id, std::chrono::seconds idle) {
   if (!plausible_secret(id, kSessionPrefix)) return std::nullopt;
-  auto row = store::find_live_session(sql, secret_hash(id));
+  auto row = store::find_live_session(sql, secret_hash(id), idle.count());
   if (!row) return std::nullopt;
   return Session{Credential{row->subject, row->name, row->role, row->assignee}, row->csrf_token,
                  row->expires_at};

@@ -14,6 +14,8 @@ namespace chartflow::auth {
 
 inline constexpr std::chrono::hours kDefaultSessionTtl{8};
 inline constexpr std::chrono::hours kSigninCodeTtl{24};
+// HIPAA's automatic log-off: a session unused for this long is over.
+inline constexpr std::chrono::minutes kDefaultSessionIdle{15};
 
 struct NewSession {
   std::string id;          // goes into the cookie, nowhere else
@@ -27,14 +29,16 @@ struct Session {
   std::string csrf_token;
   std::string expires_at;
 };
-// A session that is neither ended nor expired.
-std::optional<Session> find_session(Sql& sql, const std::string& id);
+// A session that is neither ended, expired, nor unused for `idle` or longer, and whose
+// credential still works (token live, user enabled); using it resets its idle time.
+std::optional<Session> find_session(Sql& sql, const std::string& id, std::chrono::seconds idle);
 void end_session(Sql& sql, const std::string& id);
 
 // First start: when nothing can sign in yet (no token, no user, no sign-in code ever redeemed),
 // returns a fresh admin sign-in code (older unredeemed ones stop working); else nullopt.
 std::optional<std::string> first_start_code(Sql& sql);
-// Redeems a code once: the admin credential it stands for ("signin-code:<id>"), or nullopt.
+// Redeems a code once: the admin credential it stands for ("signin-code:<id>"), or nullopt (also
+// once an admin token or admin user was ever made: the code is for the first start only).
 std::optional<Credential> redeem_signin_code(Sql& sql, const std::string& code);
 
 }  // namespace chartflow::auth

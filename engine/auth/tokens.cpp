@@ -53,8 +53,11 @@ CreatedToken create_token(Sql& sql, const TokenSpec& spec) {
 std::optional<std::int64_t> revoke_token(Sql& sql, const std::string& id_or_name) {
   const bool numeric = !id_or_name.empty() && id_or_name.size() < 19 &&
                        id_or_name.find_first_not_of("0123456789") == std::string::npos;
-  return store::revoke_token(sql, id_or_name,
-                             numeric ? std::optional<std::string>(id_or_name) : std::nullopt);
+  auto id = store::revoke_token(sql, id_or_name,
+                                numeric ? std::optional<std::string>(id_or_name) : std::nullopt);
+  // A session opened with the token ends with it.
+  if (id) store::end_sessions_of(sql, "token:" + std::to_string(*id));
+  return id;
 }
 
 Json list_tokens(Sql& sql) { return store::list_tokens(sql); }

@@ -44,7 +44,8 @@ struct CreatedToken {
 // Throws std::invalid_argument naming the problem (unknown role, bad name, reviewer without an
 // assignee, name already used by a live token).
 CreatedToken create_token(Sql& sql, const TokenSpec& spec);
-// Revokes the live token with this id or name; returns its id, or nullopt when there is none.
+// Revokes the live token with this id or name, ending the sessions opened with it; returns its
+// id, or nullopt when there is none.
 std::optional<std::int64_t> revoke_token(Sql& sql, const std::string& id_or_name);
 // [{id, name, role, assignee, created_by, created_at, expires_at, revoked_at, status}]
 Json list_tokens(Sql& sql);

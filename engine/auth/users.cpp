@@ -1,6 +1,7 @@
 #include "auth/users.hpp"
 
 #include <argon2.h>
+#include <openssl/rand.h>
 
 #include <regex>
 #include <stdexcept>
@@ -23,13 +24,15 @@ const std::regex kUserName("^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$");
 }  // namespace
 
 std::string hash_password(const std::string& password) {
-  const std::string salt_hex = random_secret("");
+  unsigned char salt[kSaltBytes];
+  if (RAND_bytes(salt, sizeof salt) != 1)
+    throw std::runtime_error("the random number generator failed");
   std::string encoded(
       argon2_encodedlen(kTimeCost, kMemoryKiB, kParallelism, kSaltBytes, kHashBytes, Argon2_id),
       '\0');
-  const int rc = argon2id_hash_encoded(kTimeCost, kMemoryKiB, kParallelism, password.data(),
-                                       password.size(), salt_hex.data(), kSaltBytes, kHashBytes,
-                                       encoded.data(), encoded.size());
+  const int rc =
+      argon2id_hash_encoded(kTimeCost, kMemoryKiB, kParallelism, password.data(), password.size(),
+                            salt, kSaltBytes, kHashBytes, encoded.data(), encoded.size());
   if (rc != ARGON2_OK)
     throw std::runtime_error(std::string("argon2id failed: ") + argon2_error_message(rc));
   encoded.resize(encoded.find('\0'));
@@ -55,6 +58,12 @@ void create_user(Sql& sql, const std::string& name, const std::string& role,
   if (store::user_exists(sql, name)) throw std::invalid_argument("user '" + name + "' exists");
   store::insert_user(sql, name, role, role == "reviewer" ? assignee : std::nullopt,
                      hash_password(password));
+}
+
+bool set_user_enabled(Sql& sql, const std::string& name, bool enabled) {
+  const bool changed = store::set_user_disabled(sql, name, !enabled);
+  if (!enabled) store::end_sessions_of(sql, "user:" + name);
+  return changed;
 }
 
 std::optional<Credential> check_password(Sql& sql, const std::string& name,

@@ -197,6 +197,15 @@ void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics
         const std::string& name = req.param("name");
         if (!std::regex_match(name, kSignalName))
           throw HttpError{400, "signal name must be 1-200 characters of letters, digits, . _ : -"};
+        // A handler's own signal carries a decision its module records and authorises itself.
+        if (auto owned = engine.handlers().signal_owner(name)) {
+          auto entry = audit_entry(req, "run.signal", "run", std::to_string(id));
+          entry.outcome = "denied";
+          entry.detail = {{"signal", name}};
+          audit_now(engine, entry);
+          throw HttpError{403, "signal '" + name + "' is delivered only through " + owned->route +
+                                   ", by the role that route allows"};
+        }
         Json payload = parse_json_body(req);
         return audited_command(engine, req, "run.signal", id,
                                [&](std::string* msg, const store::Store::BeforeCommand& before) {

@@ -41,6 +41,14 @@ std::optional<std::string> reviewer_scope(const Request& req) {
   return req.principal->assignee.value_or("");
 }
 
+void count_refusal_now(runtime::Engine& engine, const auth::AuditEntry& entry) {
+  try {
+    engine.read([&](Sql& sql) { auth::count_refusal(sql, entry); });
+  } catch (const std::exception& e) {
+    runtime::Log::error("audit_write_failed", {{"action", entry.action}, {"error", e.what()}});
+  }
+}
+
 bool sees_chart_content(const Request& req) {
   return !req.principal || req.principal->role != Role::kOperator;
 }

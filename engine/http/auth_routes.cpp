@@ -1,13 +1,16 @@
 #include "http/auth_routes.hpp"
 
+#include <cctype>
+
 #include "auth/secret.hpp"
 #include "auth/sessions.hpp"
+#include "auth/signin_throttle.hpp"
 #include "auth/tokens.hpp"
 #include "auth/users.hpp"
 #include "engine/util/hash.hpp"
 #include "http/api_routes.hpp"
 #include "http/audit_context.hpp"
-#include "store/auth_store.hpp"
+#include "runtime/log.hpp"
 
 namespace chartflow::http {
 namespace {
@@ -59,10 +62,10 @@ auto in_transaction(runtime::Engine& engine, Fn&& fn, bool one_statement = false
 
 bool changes_state(const Request& req) { return req.method != "GET" && req.method != "HEAD"; }
 
-std::optional<Principal> from_session(runtime::Engine& engine, const Request& req,
-                                      const std::string& id) {
+std::optional<Principal> from_session(runtime::Engine& engine, const AuthSettings& settings,
+                                      const Request& req, const std::string& id) {
   auto session = in_transaction(
-      engine, [&](Sql& sql) { return auth::find_session(sql, id); }, true);
+      engine, [&](Sql& sql) { return auth::find_session(sql, id, settings.session_idle); }, true);
   if (!session) return std::nullopt;
   // A cookie rides along with any request the browser makes, a forged cross-site form
   // included; only our page knows the CSRF token.
@@ -81,10 +84,11 @@ std::optional<Principal> from_session(runtime::Engine& engine, const Request& re
   return to_principal(session->who, true);
 }
 
-std::optional<Principal> authenticate(runtime::Engine& engine, const Request& req) {
+std::optional<Principal> authenticate(runtime::Engine& engine, const AuthSettings& settings,
+                                      const Request& req) {
   auto token = bearer_token(req);
   if (!token) {
-    if (auto id = cookie(req, kSessionCookie)) return from_session(engine, req, *id);
+    if (auto id = cookie(req, kSessionCookie)) return from_session(engine, settings, req, *id);
     return std::nullopt;
   }
   std::optional<auth::Credential> found;
@@ -94,7 +98,7 @@ std::optional<Principal> authenticate(runtime::Engine& engine, const Request& re
   if (found) return to_principal(*found, false);
   auto entry = audit_entry(req, "auth.token", "", "", "failure");
   entry.detail = {{"reason", "unknown, revoked or expired token"}, {"path", req.path}};
-  audit_now(engine, entry);
+  count_refusal_now(engine, entry);
   return std::nullopt;
 }
 
@@ -110,25 +114,15 @@ Json who_json(const Principal& p) {
               {"assignee", p.assignee ? Json(*p.assignee) : Json()}};
 }
 
-// Guessing is slowed by Argon2id and stopped here: past kMaxFailuresPerName failed sign-ins
-// for one user name, or kMaxFailuresPerRemote from one address, within kSignInWindow, sign-in
-// is refused (429) until the window has passed since the last failure. Counted from the
-// audit trail, so every chartflow process sharing the database enforces the same limit.
-constexpr int kMaxFailuresPerName = 10;
-constexpr int kMaxFailuresPerRemote = 30;
-constexpr int kSignInWindowMinutes = 15;
-
-bool sign_in_throttled(Sql& sql, const std::string& remote,
-                       const std::optional<std::string>& name) {
-  const auto failures = store::recent_sign_in_failures(sql, remote, name, kSignInWindowMinutes);
-  return failures.by_remote >= kMaxFailuresPerRemote || failures.by_name >= kMaxFailuresPerName;
+bool secure_request(const AuthSettings& settings, const Request& req) {
+  return settings.secure_cookie || forwarded_proto(req) == "https";
 }
 
 // POST /v1/auth/signin {"token"} | {"username", "password"} | {"code"}: opens a session.
 Response sign_in(runtime::Engine& engine, const AuthSettings& settings, Request& req) {
   // A cross-site form cannot send JSON without the browser asking first: no sign-in CSRF.
   auto ct = req.header("content-type");
-  if (!ct || ct->find("application/json") == std::string::npos)
+  if (!ct || !is_json_media_type(*ct))
     throw HttpError{415, "content type must be application/json"};
   const Json body = parse_json_body(req);
   auto text = [&](const char* key) -> std::optional<std::string> {
@@ -154,18 +148,24 @@ Response sign_in(runtime::Engine& engine, const AuthSettings& settings, Request&
   std::optional<Principal> who;
   auto entry = audit_entry(req, "auth.signin", "", "");
   entry.detail = {{"method", method}};
+  // Guessing is slowed by Argon2id and by growing delays per (user name, client address) pair
+  // (auth/signin_throttle.hpp): a correct password is not even checked while its pair waits.
   std::optional<std::string> name;
-  if (method == "password") name = username->substr(0, 100);
-  if (in_transaction(engine, [&](Sql& sql) { return sign_in_throttled(sql, req.remote, name); })) {
+  if (method == "password") name = auth::clip(*username, 100);
+  const std::string pair_name = name.value_or("");
+  const auto verdict = in_transaction(
+      engine, [&](Sql& sql) { return auth::check_sign_in(sql, pair_name, req.remote); });
+  if (!verdict.allowed) {
     entry.outcome = "denied";
     entry.actor_name = name;
     entry.detail["reason"] = "too many failed sign-ins";
-    audit_now(engine, entry);
+    count_refusal_now(engine, entry);
+    const auto wait = std::to_string(verdict.retry_after.count());
     Response r = Response::error(429,
-                                 "too many failed sign-ins for this user or from this "
-                                 "address; try again in " +
-                                     std::to_string(kSignInWindowMinutes) + " minutes");
-    r.headers.emplace_back("Retry-After", std::to_string(kSignInWindowMinutes * 60));
+                                 "too many failed sign-ins for this user from this address; try "
+                                 "again in " +
+                                     wait + " seconds");
+    r.headers.emplace_back("Retry-After", wait);
     return r;
   }
   in_transaction(engine, [&](Sql& sql) {
@@ -174,7 +174,15 @@ Response sign_in(runtime::Engine& engine, const AuthSettings& settings, Request&
     if (method == "password") cred = auth::check_password(sql, *username, *password);
     if (method == "code") cred = auth::redeem_signin_code(sql, *code);
     if (cred) who = to_principal(*cred, true);
-    if (!who) return 0;
+    if (!who) {
+      auth::sign_in_failed(sql, pair_name, req.remote);
+      entry.outcome = "failure";
+      entry.actor_name = name;
+      entry.detail["reason"] = "unknown or wrong credential";
+      auth::count_refusal(sql, entry);
+      return 0;
+    }
+    auth::sign_in_succeeded(sql, pair_name, req.remote);
     entry.actor = who->id;
     entry.actor_name = who->name;
     entry.role = role_name(who->role);
@@ -182,18 +190,13 @@ Response sign_in(runtime::Engine& engine, const AuthSettings& settings, Request&
     session = auth::open_session(sql, *cred, settings.session_ttl);
     return 0;
   });
-  if (!who) {
-    entry.outcome = "failure";
-    entry.actor_name = name;
-    audit_now(engine, entry);
-    throw HttpError{401, "sign-in failed: unknown or wrong credential"};
-  }
+  if (!who) throw HttpError{401, "sign-in failed: unknown or wrong credential"};
   Json out = who_json(*who);
   out["csrf_token"] = session.csrf_token;
   out["expires_at"] = session.expires_at;
   Response r = Response::json(200, out);
   r.headers.emplace_back("Set-Cookie", session_cookie(session.id, settings.session_ttl.count(),
-                                                      settings.secure_cookie));
+                                                      secure_request(settings, req)));
   r.headers.emplace_back("Cache-Control", "no-store");
   return r;
 }
@@ -210,19 +213,21 @@ void add_session_routes(Router& router, runtime::Engine& engine, const AuthSetti
       return 0;
     });
     Response r = Response::json(200, Json{{"signed_out", true}});
-    r.headers.emplace_back("Set-Cookie", session_cookie("", 0, settings.secure_cookie));
+    r.headers.emplace_back("Set-Cookie", session_cookie("", 0, secure_request(settings, req)));
     return r;
   });
 
   // Who the dashboard is signed in as, and (after a reload) the session's CSRF token.
-  router.add("GET", "/v1/auth/session", "session", kAnyRole, [&engine](Request& req) {
+  router.add("GET", "/v1/auth/session", "session", kAnyRole, [&engine, settings](Request& req) {
     Json out = who_json(*req.principal);
     out["via_session"] = req.principal->via_session;
     if (auto id = cookie(req, kSessionCookie); id && req.principal->via_session) {
-      auto s = in_transaction(engine, [&](Sql& sql) { return auth::find_session(sql, *id); });
+      auto s = in_transaction(
+          engine, [&](Sql& sql) { return auth::find_session(sql, *id, settings.session_idle); });
       if (s) {
         out["csrf_token"] = s->csrf_token;
         out["expires_at"] = s->expires_at;
+        out["idle_timeout_seconds"] = settings.session_idle.count();
       }
     }
     Response r = Response::json(200, out);
@@ -259,8 +264,25 @@ void add_audit_route(Router& router, runtime::Engine& engine) {
 
 }  // namespace
 
+bool is_json_media_type(std::string_view type) {
+  // type "/" subtype, then optional ";" parameters (RFC 9110 8.3.1), case-insensitive.
+  type = type.substr(0, type.find(';'));
+  while (!type.empty() && (type.front() == ' ' || type.front() == '\t')) type.remove_prefix(1);
+  while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.remove_suffix(1);
+  constexpr std::string_view kJson = "application/json";
+  if (type.size() != kJson.size()) return false;
+  for (std::size_t i = 0; i < kJson.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(type[i])) != kJson[i]) return false;
+  return true;
+}
+
 void add_auth(Router& router, runtime::Engine& engine, AuthSettings settings) {
-  router.authenticate = [&engine](const Request& req) { return authenticate(engine, req); };
+  router.identify_client = [proxies = settings.trusted_proxies](Request& req) {
+    proxies.apply(req);
+  };
+  router.authenticate = [&engine, settings](const Request& req) {
+    return authenticate(engine, settings, req);
+  };
   router.on_forbidden = [&engine](const Request& req, const std::string& route) {
     auto entry = audit_entry(req, "access.denied", "route", route, "denied");
     entry.detail = {{"method", req.method}, {"path", req.path}};

@@ -22,6 +22,13 @@ void check_key(const std::optional<std::string>& key, const std::string& where) 
     throw HttpError{400, where + "idempotency key must be 1-200 characters"};
 }
 
+// Types chartflow emits itself never come from a request (see core/event_policy.hpp); checked
+// here for a clear 400 before anything is stored, and again by Engine::ingest_external.
+void refuse_reserved(const runtime::Engine& engine, const std::string& type,
+                     const std::string& where) {
+  if (auto why = engine.reserved_event_types().refusal(type)) throw HttpError{400, where + *why};
+}
+
 Json result_json(const store::IngestResult& r) {
   return Json{{"event_id", r.event_id}, {"runs", r.run_ids}, {"duplicate", r.duplicate}};
 }
@@ -111,6 +118,7 @@ void add_event_routes(Router& router, runtime::Engine& engine, metrics::Metrics&
                const std::string& type = req.param("type");
                check_type(type, "");
                auto signature = authenticate_type(router, req, type, secrets.get());
+               refuse_reserved(engine, type, "");
                store::EventInput ev;
                ev.type = type;
                ev.body = parse_json_body(req);
@@ -120,10 +128,11 @@ void add_event_routes(Router& router, runtime::Engine& engine, metrics::Metrics&
                if (!ev.dedup_key && signature) ev.dedup_key = "sig:" + *signature;
                ev.source = signature ? "webhook" : "api";
                count(ev);
-               auto result = engine.ingest(std::move(ev), [&](Sql& sql, store::EventInput&) {
-                 auth::record(sql, audit_entry(req, "event.create", "event_type", type));
-                 return true;
-               });
+               auto result =
+                   engine.ingest_external(std::move(ev), [&](Sql& sql, store::EventInput&) {
+                     auth::record(sql, audit_entry(req, "event.create", "event_type", type));
+                     return true;
+                   });
                return Response::json(result.duplicate ? 200 : 202, result_json(result));
              });
 
@@ -161,6 +170,8 @@ void add_event_routes(Router& router, runtime::Engine& engine, metrics::Metrics&
                                 "stored"},
                                {"errors", mixed}});
                auto signature = authenticate_type(router, req, first, secrets.get());
+               for (std::size_t i = 0; i < events.size(); ++i)
+                 refuse_reserved(engine, events[i].type, "events[" + std::to_string(i) + "]: ");
                for (std::size_t i = 0; i < events.size(); ++i) {
                  auto& ev = events[i];
                  if (!ev.dedup_key && signature)
@@ -169,7 +180,7 @@ void add_event_routes(Router& router, runtime::Engine& engine, metrics::Metrics&
                  count(ev);
                }
                // One transaction: every event is stored, or (on any failure) none.
-               auto results = engine.ingest_batch(events);
+               auto results = engine.ingest_batch_external(events);
                Json out = Json::array();
                bool any_new = false;
                for (const auto& r : results) {

@@ -54,4 +54,11 @@ IntakeFn bind_intake(EngineServices& services, const ModuleRegistry& modules,
   return [&services, hook = *hook](const IntakeRequest& r) { return hook(services, r); };
 }
 
+BoundIntake bind_intake_with_access(EngineServices& services, const ModuleRegistry& modules,
+                                    const std::string& name) {
+  BoundIntake out{bind_intake(services, modules, name), nullptr};
+  if (const SubjectAccess* access = modules.read_access(name)) out.may_read = *access;
+  return out;
+}
+
 }  // namespace chartflow::http

@@ -40,4 +40,13 @@ using IntakeFn = std::function<IntakeResult(const IntakeRequest&)>;
 IntakeFn bind_intake(EngineServices& services, const ModuleRegistry& modules,
                      const std::string& name);
 
+// What a door that keeps intake content (S3) needs of a hook: the hook and who may read what it
+// stored (nullptr: admin only).
+struct BoundIntake {
+  IntakeFn intake;
+  SubjectAccess may_read;
+};
+BoundIntake bind_intake_with_access(EngineServices& services, const ModuleRegistry& modules,
+                                    const std::string& name);
+
 }  // namespace chartflow::http

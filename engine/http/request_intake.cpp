@@ -2,6 +2,8 @@
 
 #include <cctype>
 
+#include "core/input_limits.hpp"
+
 namespace chartflow::http {
 namespace {
 
@@ -12,99 +14,6 @@ bool has_control_character(std::string_view s) {
   }
   return false;
 }
-
-bool is_json_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-
-// One pass over the text tracking nesting depth and, for the top-level object's "entry" array,
-// how many elements it has. Strings are skipped with their escapes so brackets inside them do
-// not count.
-class JsonShapeScan {
- public:
-  explicit JsonShapeScan(const InputLimits& limits) : limits_(limits) {}
-
-  std::optional<HttpError> run(std::string_view text) {
-    for (char c : text) {
-      if (in_string_) {
-        scan_string_char(c);
-        continue;
-      }
-      if (is_json_space(c)) continue;
-      if (depth_ == entry_depth_ && c != ',' && c != ']' && !element_started_) {
-        element_started_ = true;
-        if (++entries_ > limits_.bundle_entries)
-          return HttpError{413, "the Bundle has more than " +
-                                    std::to_string(limits_.bundle_entries) +
-                                    " entries, the limit for one upload"};
-      }
-      if (depth_ == 1 && c != '[') {
-        // Only a value directly after `"entry":` is the entry array.
-        if (c != ':') after_entry_colon_ = false;
-      }
-      switch (c) {
-        case '"':
-          in_string_ = true;
-          key_.clear();
-          key_escaped_ = false;
-          break;
-        case ':':
-          // An escaped key may decode to "entry" (entr\u0079): count its array to be safe.
-          if (depth_ == 1) after_entry_colon_ = key_ == "entry" || key_escaped_;
-          break;
-        case ',':
-          if (depth_ == entry_depth_) element_started_ = false;
-          key_.clear();
-          break;
-        case '{':
-        case '[':
-          if (c == '[' && depth_ == 1 && after_entry_colon_) {
-            entry_depth_ = 2;
-            entries_ = 0;
-            element_started_ = false;
-          }
-          after_entry_colon_ = false;
-          if (++depth_ > limits_.json_depth)
-            return HttpError{400, "JSON nested deeper than " + std::to_string(limits_.json_depth) +
-                                      " levels, the limit for a request body"};
-          break;
-        case '}':
-        case ']':
-          if (depth_ == entry_depth_) entry_depth_ = -1;
-          if (depth_ > 0) --depth_;
-          break;
-        default:
-          break;
-      }
-    }
-    return std::nullopt;
-  }
-
- private:
-  void scan_string_char(char c) {
-    if (escaped_) {
-      escaped_ = false;
-      key_escaped_ = true;
-    } else if (c == '\\') {
-      escaped_ = true;
-      return;
-    } else if (c == '"') {
-      in_string_ = false;
-      return;
-    }
-    // Only whether a key is exactly "entry" matters; longer keys need not be kept whole.
-    if (depth_ == 1 && key_.size() < 8) key_.push_back(c);
-  }
-
-  const InputLimits& limits_;
-  int depth_ = 0;
-  bool in_string_ = false;
-  bool escaped_ = false;
-  std::string key_;
-  bool key_escaped_ = false;
-  bool after_entry_colon_ = false;
-  int entry_depth_ = -1;
-  bool element_started_ = false;
-  std::size_t entries_ = 0;
-};
 
 }  // namespace
 
@@ -141,7 +50,13 @@ Request to_request(BeastRequest&& req, std::string remote) {
 }
 
 std::optional<HttpError> check_json_limits(std::string_view body, const InputLimits& limits) {
-  return JsonShapeScan(limits).run(body);
+  // The same check every other door applies (core/input_limits.hpp), with the HTTP status.
+  const auto breach =
+      core::check_json_limits(body, core::JsonLimits{limits.json_depth, limits.bundle_entries});
+  if (!breach) return std::nullopt;
+  if (breach->kind == core::JsonLimitBreach::Kind::kDepth)
+    return HttpError{400, breach->describe() + ", the limit for a request body"};
+  return HttpError{413, breach->describe() + ", the limit for one upload"};
 }
 
 std::optional<HttpError> check_body(const Request& req, const InputLimits& limits) {

@@ -15,25 +15,27 @@
 #include <string_view>
 #include <vector>
 
+#include "core/input_limits.hpp"
 #include "http/router.hpp"
 
 namespace chartflow::http {
 
 inline constexpr std::uint32_t kDefaultHeaderLimit = 16 * 1024;
-inline constexpr std::size_t kDefaultBodyLimit = std::size_t{1024} * 1024;
-// Chart uploads: every chart in tests/data/charts (largest 3.9 MB) with a wide margin.
-inline constexpr std::size_t kDefaultUploadBodyLimit = std::size_t{32} * 1024 * 1024;
+// The limits every door shares (core/input_limits.hpp).
+inline constexpr std::size_t kDefaultBodyLimit = core::kDefaultBodyBytes;
+// Chart uploads.
+inline constexpr std::size_t kDefaultUploadBodyLimit = core::kDefaultUploadBytes;
 // A body over this size waits for one of the server's upload slots before it is read.
 inline constexpr std::size_t kDefaultLargeBodyBytes = std::size_t{256} * 1024;
-// The shared charts nest 11 levels deep; FHIR itself rarely goes past 15.
-inline constexpr int kDefaultJsonDepthLimit = 64;
-// The largest shared chart has 1,111 entries.
-inline constexpr std::size_t kDefaultBundleEntryLimit = 20'000;
+inline constexpr int kDefaultJsonDepthLimit = core::kDefaultJsonDepth;
+inline constexpr std::size_t kDefaultBundleEntryLimit = core::kDefaultBundleEntries;
 // Time to send a request's headers (and, between requests on a kept-alive connection, to start
 // the next one); a client that trickles them is cut off.
 inline constexpr std::chrono::milliseconds kDefaultHeaderTimeout{10'000};
 // Time to send a body once the headers are in: 32 MiB at 1 MiB/s with room to spare.
 inline constexpr std::chrono::milliseconds kDefaultBodyTimeout{60'000};
+// Longest wait for an upload slot before the request is answered 503 with Retry-After.
+inline constexpr std::chrono::milliseconds kDefaultUploadWait{15'000};
 
 struct InputLimits {
   std::uint32_t header_bytes = kDefaultHeaderLimit;
@@ -47,6 +49,7 @@ struct InputLimits {
   std::size_t bundle_entries = kDefaultBundleEntryLimit;
   std::chrono::milliseconds header_timeout = kDefaultHeaderTimeout;
   std::chrono::milliseconds body_timeout = kDefaultBodyTimeout;
+  std::chrono::milliseconds upload_wait = kDefaultUploadWait;
 
   // The body limit for a request to `target` (path and query, as on the request line).
   std::size_t body_limit_for(std::string_view target) const;

@@ -186,20 +186,58 @@ void Router::require(Request& req, const Access& access, const std::string& rout
   }
 }
 
-Response Router::handle(Request& req) const {
-  const auto t0 = std::chrono::steady_clock::now();
+const Router::Route* Router::find(Request& req, bool* path_matched) const {
   const auto segments = split_path(req.path);
-  const Route* match = nullptr;
-  bool path_matched = false;
+  *path_matched = false;
   for (const auto& r : routes_) {
     std::map<std::string, std::string> params;
     if (!match_segments(r.segments, segments, params)) continue;
-    path_matched = true;
+    *path_matched = true;
     if (r.method != req.method && !(req.method == "HEAD" && r.method == "GET")) continue;
     req.params = std::move(params);
-    match = &r;
-    break;
+    return &r;
   }
+  return nullptr;
+}
+
+void Router::observe(const std::string& route, const Request& req, int status,
+                     std::chrono::steady_clock::time_point t0) const {
+  if (on_response)
+    on_response(route, req.method, status,
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+}
+
+std::optional<Response> Router::admit(Request& req) const {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (identify_client) identify_client(req);
+  bool path_matched = false;
+  const Route* match = find(req, &path_matched);
+  std::optional<Response> refusal;
+  std::string route_name = "unmatched";
+  if (match == nullptr) {
+    refusal = path_matched ? Response::error(405, "method " + req.method + " not allowed here")
+                           : Response::error(404, "no such route");
+  } else {
+    route_name = match->name;
+    req.principal.reset();
+    try {
+      if (match->access.kind == Access::Kind::kRoles) require(req, match->access, route_name);
+    } catch (const HttpError& e) {
+      refusal = Response::error(e.status, e.message);
+    } catch (const std::exception& e) {
+      runtime::Log::error("http_error", {{"route", route_name}, {"error", e.what()}});
+      refusal = Response::error(503, "the credential could not be checked; try again");
+    }
+  }
+  if (refusal) observe(route_name, req, refusal->status, t0);
+  return refusal;
+}
+
+Response Router::handle(Request& req, bool admitted) const {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (identify_client) identify_client(req);
+  bool path_matched = false;
+  const Route* match = find(req, &path_matched);
   Response resp;
   std::string route_name = "unmatched";
   if (match == nullptr) {
@@ -208,8 +246,10 @@ Response Router::handle(Request& req) const {
   } else {
     route_name = match->name;
     try {
-      req.principal.reset();
-      if (match->access.kind == Access::Kind::kRoles) require(req, match->access, route_name);
+      if (!admitted) {
+        req.principal.reset();
+        if (match->access.kind == Access::Kind::kRoles) require(req, match->access, route_name);
+      }
       resp = match->handler(req);
     } catch (const HttpError& e) {
       resp = Response::error(e.status, e.message);
@@ -218,9 +258,7 @@ Response Router::handle(Request& req) const {
       resp = Response::error(500, "internal error");
     }
   }
-  if (on_response)
-    on_response(route_name, req.method, resp.status,
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  observe(route_name, req, resp.status, t0);
   return resp;
 }
 

@@ -3,6 +3,7 @@
 // mapping happen. Routes are registered at start-up; handle() is thread-safe afterwards.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <optional>
@@ -18,7 +19,13 @@ class Router {
   // pattern like "/v1/runs/{id}/signal/{name}"; "{*rest}" as last segment matches the remainder.
   void add(std::string method, const std::string& pattern, std::string route_name, Access access,
            RouteHandler h);
-  Response handle(Request& req) const;
+  // `admitted`: admit() already authenticated req (its principal is kept, not looked up again).
+  Response handle(Request& req, bool admitted = false) const;
+  // The checks that need only a request's headers, for the server to run before it reads (or
+  // queues for) a body: the route's 404/405, and for a kRoles route its 401/403 (req.principal is
+  // then set, for handle(req, true)). Routes that check their own credential against the body
+  // (kSelf: S3 signatures, webhook HMACs) and public ones pass. nullopt: admitted.
+  std::optional<Response> admit(Request& req) const;
   // The role check handle() applies to kRoles routes, for kSelf routes that accept either their
   // own credential or a role (a webhook type without a secret). Throws HttpError 401/403.
   void require(Request& req, const Access& access, const std::string& route = "") const;
@@ -28,6 +35,10 @@ class Router {
     Access access;
   };
   std::vector<RouteInfo> routes() const;
+
+  // Set by the server: runs first on every request, to settle who the client is (behind a
+  // trusted proxy, req.remote becomes the forwarded client address; see client_address.hpp).
+  std::function<void(Request&)> identify_client;
 
   // Set by the server: resolves the request's credential (bearer token, session cookie) to a
   // principal, or nullopt when there is none or it is not valid. While unset, kRoles routes are
@@ -44,6 +55,10 @@ class Router {
       on_response;
 
  private:
+  struct Route;
+  const Route* find(Request& req, bool* path_matched) const;
+  void observe(const std::string& route, const Request& req, int status,
+               std::chrono::steady_clock::time_point t0) const;
   struct Route {
     std::string method, pattern, name;
     Access access;

@@ -46,7 +46,7 @@ Principal s3_authenticate(Request& req, const S3Config& s3,
   }
   problem = sigv4_verify(req, *auth, key->secret, payload_hash, now);
   if (!problem.empty()) throw S3Error{403, "SignatureDoesNotMatch", problem};
-  Principal p{"s3:" + auth->access_key, "s3 " + auth->access_key, key->role, {}, false};
+  Principal p{"s3:" + auth->access_key, "s3 " + auth->access_key, key->role, key->assignee, false};
   req.principal = p;
   return p;
 }

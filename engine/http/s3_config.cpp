@@ -45,6 +45,10 @@ S3Config S3Config::load(const std::filesystem::path& file) {
     auto parsed = parse_role(role);
     if (!parsed) throw std::runtime_error(at + "unknown role '" + role + "'");
     key.role = *parsed;
+    // A reviewer key reads the charts of its practitioner's reviews, as a reviewer token does.
+    if (k["assignee"]) key.assignee = k["assignee"].as<std::string>();
+    if (key.role == Role::kReviewer && (!key.assignee || key.assignee->empty()))
+      throw std::runtime_error(at + "a reviewer key needs an assignee (e.g. Practitioner/123)");
     out.keys[k["access_key"].as<std::string>()] = key;
   }
   for (const auto& b : buckets) {

@@ -15,6 +15,7 @@ namespace chartflow::http {
 struct S3AccessKey {
   std::string secret;
   Role role = Role::kUploader;
+  std::optional<std::string> assignee;  // reviewer keys: the practitioner, as on a token
 };
 
 struct S3Config {

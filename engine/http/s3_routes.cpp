@@ -7,7 +7,10 @@
 #include <map>
 #include <set>
 
+#include "auth/audit.hpp"
+#include "core/input_limits.hpp"
 #include "engine/util/hash.hpp"
+#include "http/audit_context.hpp"
 #include "http/hmac.hpp"
 #include "http/s3_auth.hpp"
 #include "http/sigv4.hpp"
@@ -67,12 +70,6 @@ std::string md5_hex(const std::string& data) {
   return util::to_hex(std::string(reinterpret_cast<const char*>(out), len));
 }
 
-void require(const Principal& p, std::initializer_list<Role> roles) {
-  if (!Access::of(roles).allows(p.role))
-    throw S3Error{403, "AccessDenied",
-                  std::string("role ") + role_name(p.role) + " may not do this"};
-}
-
 std::string http_date(const std::string& rfc3339) {
   // "2026-11-27T09:12:30Z" -> "Fri, 27 Nov 2026 09:12:30 GMT"
   std::tm tm{};
@@ -82,29 +79,55 @@ std::string http_date(const std::string& rfc3339) {
   return buf;
 }
 
-// Runs `fn` (a read of s3_object) with a pooled store, in a transaction of its own.
-template <typename Fn>
-auto read_objects(runtime::Engine& engine, Fn&& fn) {
-  decltype(fn(std::declval<Sql&>())) out{};
-  engine.transaction([&](Sql& sql) { out = fn(sql); });
-  return out;
+// An audit record of an S3 request in the caller's transaction (the actor: the access key).
+void audit(Sql& sql, const Request& req, const std::string& action, const std::string& bucket,
+           const std::string& key) {
+  auth::record(sql, audit_entry(req, action, "s3_object", bucket + "/" + key));
 }
 
-Response put_object(Request& req, runtime::Engine& engine, const IntakeFn& chart_intake,
+// A refused request, in a transaction of its own, then the S3 error.
+[[noreturn]] void refuse(runtime::Engine& engine, const Request& req, const std::string& action,
+                         const std::string& resource, const std::string& why) {
+  auto entry = audit_entry(req, action, "s3_object", resource);
+  entry.outcome = "denied";
+  audit_now(engine, entry);
+  throw S3Error{403, "AccessDenied", why};
+}
+
+void require(runtime::Engine& engine, const Request& req, const std::string& action,
+             const std::string& resource, const Principal& p, std::initializer_list<Role> roles) {
+  if (!Access::of(roles).allows(p.role))
+    refuse(engine, req, action, resource,
+           std::string("role ") + role_name(p.role) + " may not do this");
+}
+
+// Chart buckets follow PUT /v1/charts (uploader); other buckets also take operators' files.
+Response put_object(Request& req, runtime::Engine& engine, const S3Intake& charts,
                     const std::string& bucket, bool chart_bucket, const std::string& key,
                     const Principal& who) {
-  require(who, {Role::kUploader, Role::kOperator});
+  const std::string resource = bucket + "/" + key;
+  if (chart_bucket)
+    require(engine, req, "s3.put", resource, who, {Role::kUploader});
+  else
+    require(engine, req, "s3.put", resource, who, {Role::kUploader, Role::kOperator});
   const std::string sha = util::to_hex(util::sha256_raw(req.body));
   const std::string etag = md5_hex(req.body);
   const std::string type = req.header("content-type").value_or("application/octet-stream");
-  auto store_object = [&](Sql& sql) {
-    store::put_s3_object(sql, bucket, key, sha, etag, type, req.body);
+  auto store_object = [&](Sql& sql, const std::optional<std::string>& subject) {
+    audit(sql, req, "s3.put", bucket, key);
+    store::put_s3_object(sql, bucket, key, sha, etag, type, req.body, subject);
   };
   if (chart_bucket) {
-    if (!chart_intake)
+    if (!charts.intake)
       throw S3Error{501, "NotImplemented", "this server has no chart intake for chart buckets"};
+    // A chart is JSON whatever the content type says: held to the limits of every other door
+    // before anything parses it.
+    if (auto breach = core::check_json_limits(req.body, core::JsonLimits{}))
+      throw S3Error{400, "InvalidArgument", "not an acceptable chart: " + breach->describe()};
     try {
-      chart_intake(IntakeRequest{req.body, who.id, "s3", store_object});
+      charts.intake(
+          IntakeRequest{req.body, who.id, "s3",
+                        [&](Sql& sql, const std::string& subject) { store_object(sql, subject); }});
     } catch (const IntakeRejected& e) {
       throw S3Error{400, "InvalidArgument", "not an acceptable chart: " + e.message};
     }
@@ -119,7 +142,7 @@ Response put_object(Request& req, runtime::Engine& engine, const IntakeFn& chart
                {"sha256", sha},
                {"content_type", type}};
     engine.ingest(ev, [&](Sql& sql, store::EventInput&) {
-      store_object(sql);
+      store_object(sql, std::nullopt);
       return true;
     });
   }
@@ -129,12 +152,31 @@ Response put_object(Request& req, runtime::Engine& engine, const IntakeFn& chart
   return r;
 }
 
-Response get_object(Request& req, runtime::Engine& engine, const std::string& bucket,
-                    const std::string& key, const Principal& who) {
-  require(who, {Role::kReviewer, Role::kOperator});
+// A chart bucket's object is read as its chart is (admin, or a reviewer it is assigned to);
+// other buckets' objects by reviewers and operators. The read and its audit record commit
+// together; a refusal is audited and says nothing about whether the key exists.
+Response get_object(Request& req, runtime::Engine& engine, const S3Intake& charts,
+                    const std::string& bucket, bool chart_bucket, const std::string& key,
+                    const Principal& who) {
   const bool head = req.method == "HEAD";
-  const auto object =
-      read_objects(engine, [&](Sql& sql) { return store::get_s3_object(sql, bucket, key, !head); });
+  const std::string action = head ? "s3.head" : "s3.get";
+  const std::string resource = bucket + "/" + key;
+  if (!chart_bucket)
+    require(engine, req, action, resource, who, {Role::kReviewer, Role::kOperator});
+  std::optional<store::S3Object> object;
+  bool refused = false;
+  engine.transaction([&](Sql& sql) {
+    object = store::get_s3_object(sql, bucket, key, !head);
+    if (chart_bucket && who.role != Role::kAdmin) {
+      refused = !object || !object->subject || !charts.may_read ||
+                !charts.may_read(sql, *object->subject, who);
+      if (refused) return;
+    }
+    if (object) audit(sql, req, action, bucket, key);
+  });
+  if (refused)
+    refuse(engine, req, action, resource,
+           "chart objects are read by admin and by a reviewer the chart is assigned to");
   if (!object) throw S3Error{404, "NoSuchKey", "the specified key does not exist"};
   Response r;
   r.content_type = object->content_type;
@@ -144,9 +186,13 @@ Response get_object(Request& req, runtime::Engine& engine, const std::string& bu
   return r;
 }
 
+// A chart bucket's keys are the uploaders' file names, which may name patients: admin only.
 Response list_objects(Request& req, runtime::Engine& engine, const std::string& bucket,
-                      const Principal& who) {
-  require(who, {Role::kReviewer, Role::kOperator, Role::kUploader});
+                      bool chart_bucket, const Principal& who) {
+  if (chart_bucket)
+    require(engine, req, "s3.list", bucket, who, {});
+  else
+    require(engine, req, "s3.list", bucket, who, {Role::kReviewer, Role::kOperator});
   const bool v2 = req.q("list-type") == std::optional<std::string>("2");
   const std::string prefix = req.q("prefix").value_or("");
   const std::string delimiter = req.q("delimiter").value_or("");
@@ -160,8 +206,10 @@ Response list_objects(Request& req, runtime::Engine& engine, const std::string& 
   }
   std::string after = v2 ? req.q("continuation-token").value_or(req.q("start-after").value_or(""))
                          : req.q("marker").value_or("");
-  const auto rows = read_objects(engine, [&](Sql& sql) {
-    return store::list_s3_objects(sql, bucket, after, prefix, max_keys + 1);
+  std::vector<store::S3ListEntry> rows;
+  engine.transaction([&](Sql& sql) {
+    auth::record(sql, audit_entry(req, "s3.list", "s3_bucket", bucket));
+    rows = store::list_s3_objects(sql, bucket, after, prefix, max_keys + 1);
   });
   std::string contents, prefixes, last;
   std::set<std::string> seen_prefixes;
@@ -230,7 +278,7 @@ std::optional<Response> subresource(const Request& req) {
 }
 
 Response bucket_request(Request& req, runtime::Engine& engine, const std::string& bucket,
-                        const Principal& who) {
+                        bool chart_bucket, const Principal& who) {
   if (req.method == "HEAD") return xml(200, "");
   if (req.method != "GET")
     throw S3Error{501, "NotImplemented", "only GET, HEAD and PUT of objects are supported"};
@@ -238,7 +286,7 @@ Response bucket_request(Request& req, runtime::Engine& engine, const std::string
     return xml(200,
                std::string("<LocationConstraint xmlns=\"") + kXmlns + "\"></LocationConstraint>");
   if (auto r = subresource(req)) return *r;
-  return list_objects(req, engine, bucket, who);
+  return list_objects(req, engine, bucket, chart_bucket, who);
 }
 
 }  // namespace
@@ -262,22 +310,34 @@ std::optional<Response> s3_root(Request& req, const S3Config& s3) {
 }
 
 void add_s3_routes(Router& router, runtime::Engine& engine, std::shared_ptr<const S3Config> s3,
-                   const IntakeFn& chart_intake) {
-  auto handle = [&engine, s3, chart_intake](Request& req) {
+                   S3Intake charts) {
+  auto handle = [&engine, s3, charts](Request& req) {
     const std::string bucket = req.param("bucket");
     const std::string key = req.params.count("key") ? req.param("key") : "";
     try {
       const auto chart_bucket = s3->bucket(bucket);
       // Authenticate before saying whether a bucket exists.
-      const Principal who = s3_authenticate(req, *s3, std::chrono::system_clock::now());
+      Principal who;
+      try {
+        who = s3_authenticate(req, *s3, std::chrono::system_clock::now());
+      } catch (const S3Error& e) {
+        // Counted per source and minute, as bad bearer tokens are: no row per forged request.
+        if (e.status == 403) {
+          auto entry = audit_entry(req, "s3.auth", "s3_bucket", bucket);
+          entry.outcome = "denied";
+          entry.detail = {{"reason", e.code}, {"path", req.path}};
+          count_refusal_now(engine, entry);
+        }
+        throw;
+      }
       if (!chart_bucket) throw S3Error{404, "NoSuchBucket", "the specified bucket does not exist"};
-      if (key.empty()) return bucket_request(req, engine, bucket, who);
+      if (key.empty()) return bucket_request(req, engine, bucket, *chart_bucket, who);
       check_s3_key(key);
       if (auto r = subresource(req)) return *r;
       if (req.method == "PUT")
-        return put_object(req, engine, chart_intake, bucket, *chart_bucket, key, who);
+        return put_object(req, engine, charts, bucket, *chart_bucket, key, who);
       if (req.method == "GET" || req.method == "HEAD")
-        return get_object(req, engine, bucket, key, who);
+        return get_object(req, engine, charts, bucket, *chart_bucket, key, who);
       throw S3Error{501, "NotImplemented",
                     "only GET, HEAD and PUT of objects are supported (no multipart uploads: "
                     "objects up to the body limit go in one PUT)"};

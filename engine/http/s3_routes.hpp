@@ -18,8 +18,12 @@ namespace chartflow::http {
 
 // Registers /{bucket}/{*key}; call after every other route (it matches what they leave).
 // `chart_intake` receives the objects put into chart buckets (none: such puts are refused).
+// Chart buckets hand their objects to `charts.intake` and let `charts.may_read` decide who reads
+// them back. Every request is audited (s3.put, s3.get, s3.head, s3.list; refusals and bad
+// signatures as denied).
+using S3Intake = BoundIntake;
 void add_s3_routes(Router& router, runtime::Engine& engine, std::shared_ptr<const S3Config> s3,
-                   const IntakeFn& chart_intake = nullptr);
+                   S3Intake charts = {});
 // ListBuckets lives at "/", which the dashboard also serves: this answers it for requests
 // carrying an AWS signature, and returns nullopt for all others.
 std::optional<Response> s3_root(Request& req, const S3Config& s3);

@@ -10,6 +10,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include "http/connection_limits.hpp"
 #include "http/upload_slots.hpp"
 #include "runtime/log.hpp"
 
@@ -26,6 +27,22 @@ using tcp = net::ip::tcp;
 constexpr auto kTlsShutdownTimeout = std::chrono::seconds(2);
 // How long a closing plain connection keeps reading what the client still sends.
 constexpr auto kLingerTimeout = std::chrono::seconds(2);
+// Strict-Transport-Security on every answer over TLS.
+constexpr const char* kHsts = "max-age=31536000";
+// Mozilla's "intermediate" server configuration: TLS 1.2 with ECDHE key exchange and AEAD
+// ciphers only (AES-GCM, ChaCha20-Poly1305), TLS 1.3 with its three suites, the client's
+// preference among them.
+constexpr const char* kTls12Ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+constexpr const char* kTls13Suites =
+    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+constexpr const char* kTlsGroups = "X25519:prime256v1:secp384r1";
+
+// Retry-After of a 503 when every upload slot is taken and the queue full or the wait too long.
+constexpr int kBusyRetryAfterSeconds = 5;
+// How long accept() rests after failing (EMFILE: out of file descriptors), instead of spinning.
+constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
 
 // Errors after which there is no client left to answer.
 bool is_gone(const beast::error_code& ec) {
@@ -45,8 +62,13 @@ class HttpSession {
               UploadSlots& slots)
       : buffer_(std::move(buffer)), router_(router), limits_(limits), slots_(slots) {}
 
+ public:
+  // Held while the connection is open (see ConnectionLimits).
+  void hold(std::shared_ptr<void> connection) { connection_ = std::move(connection); }
+
  protected:
   beast::flat_buffer buffer_;
+  std::shared_ptr<void> connection_;
 
   void do_read() {
     parser_.emplace();
@@ -78,16 +100,62 @@ class HttpSession {
       return send_error(body_too_large(limit));
     parser_->body_limit(limit);
     const auto length = parser_->content_length();
+    // A request without a body (most GETs) has nothing to wait for.
+    const bool has_body = (length && *length > 0) || parser_->chunked();
+    admitted_ = false;
+    if (!has_body) return read_body();
+    // Route and credential from the headers first: a body nobody may send is never read, and
+    // never waits for a slot. The connection closes, as the body may still be coming.
+    if (auto refusal = admit_from_headers()) return send(*refusal, false, false);
     if (length ? *length <= limits_.large_body_bytes : limit <= limits_.large_body_bytes)
       return read_body();
-    // Waiting for a slot is the server's doing, not a slow client's: no timeout until it is ours.
+    // Waiting for a slot is the server's doing, not a slow client's: no read timeout while
+    // queued, but a bounded wait (then 503, as when the queue is full).
     beast::get_lowest_layer(derived().stream()).expires_never();
-    slots_.acquire([self = derived().shared_from_this()](UploadSlot slot) {
+    auto self = derived().shared_from_this();
+    const auto ticket = slots_.acquire([self](UploadSlot slot) {
       net::post(self->stream().get_executor(), [self, slot = std::move(slot)]() mutable {
+        if (self->wait_timer_) self->wait_timer_->cancel();
         self->upload_slot_ = std::move(slot);
         self->read_body();
       });
     });
+    if (ticket < 0) return send(busy(), false, false);
+    if (ticket == 0) return;
+    wait_timer_.emplace(derived().stream().get_executor());
+    wait_timer_->expires_after(limits_.upload_wait);
+    wait_timer_->async_wait([self, ticket](beast::error_code ec) {
+      if (!ec && self->slots_.withdraw(ticket)) self->send(self->busy(), false, false);
+    });
+  }
+
+  Response busy() const {
+    Response r = Response::error(503, "the server is busy with other uploads; try again shortly");
+    r.headers.emplace_back("Retry-After", std::to_string(kBusyRetryAfterSeconds));
+    return r;
+  }
+
+  std::string remote_address() {
+    beast::error_code ec;
+    auto ep = beast::get_lowest_layer(derived().stream()).socket().remote_endpoint(ec);
+    return ec ? std::string() : ep.address().to_string();
+  }
+
+  // Router::admit over a copy of the headers; remembers the principal for handle().
+  std::optional<Response> admit_from_headers() {
+    BeastRequest head;
+    head.base() = parser_->get().base();
+    Request r;
+    try {
+      r = to_request(std::move(head), remote_address());
+    } catch (const HttpError& e) {
+      return Response::error(e.status, e.message);
+    }
+    auto refusal = router_.admit(r);
+    if (refusal) return refusal;
+    admitted_ = true;
+    admitted_principal_ = std::move(r.principal);
+    return std::nullopt;
   }
 
   void read_body() {
@@ -107,10 +175,7 @@ class HttpSession {
   void on_read(beast::error_code ec, std::size_t) {
     if (ec) return on_read_error(ec);
     const bool keep_alive = parser_->get().keep_alive();
-    std::string remote;
-    beast::error_code rec;
-    auto ep = beast::get_lowest_layer(derived().stream()).socket().remote_endpoint(rec);
-    if (!rec) remote = ep.address().to_string();
+    std::string remote = remote_address();
     Response resp;
     bool head = false;
     {
@@ -123,7 +188,9 @@ class HttpSession {
       }
       if (auto problem = check_body(r, limits_))
         return send(Response::error(problem->status, problem->message), keep_alive, false);
-      resp = router_.handle(r);
+      if (admitted_) r.principal = std::move(admitted_principal_);
+      resp = router_.handle(r, admitted_);
+      admitted_ = false;
       head = r.method == "HEAD";
     }
     send(resp, keep_alive, head);
@@ -145,6 +212,8 @@ class HttpSession {
     res->set(bhttp::field::server, "chartflow");
     res->set(bhttp::field::content_type, resp.content_type);
     res->set("X-Content-Type-Options", "nosniff");
+    // Under TLS, browsers are told to come back over TLS only (a year, renewed with each answer).
+    if constexpr (Derived::kTls) res->set(bhttp::field::strict_transport_security, kHsts);
     for (const auto& [k, v] : resp.headers) res->set(k, v);
     res->keep_alive(keep_alive);
     if (head) {
@@ -170,6 +239,9 @@ class HttpSession {
   const InputLimits& limits_;
   UploadSlots& slots_;
   UploadSlot upload_slot_;
+  std::optional<net::steady_timer> wait_timer_;
+  bool admitted_ = false;
+  std::optional<Principal> admitted_principal_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::shared_ptr<bhttp::response<bhttp::string_body>> res_;
 };
@@ -177,6 +249,7 @@ class HttpSession {
 class PlainSession : public HttpSession<PlainSession>,
                      public std::enable_shared_from_this<PlainSession> {
  public:
+  static constexpr bool kTls = false;
   PlainSession(beast::tcp_stream&& stream, beast::flat_buffer buffer, const Router& router,
                const InputLimits& limits, UploadSlots& slots)
       : HttpSession(std::move(buffer), router, limits, slots), stream_(std::move(stream)) {}
@@ -211,6 +284,7 @@ class PlainSession : public HttpSession<PlainSession>,
 
 class TlsSession : public HttpSession<TlsSession>, public std::enable_shared_from_this<TlsSession> {
  public:
+  static constexpr bool kTls = true;
   TlsSession(beast::tcp_stream&& stream, ssl::context& ctx, beast::flat_buffer buffer,
              const Router& router, const InputLimits& limits, UploadSlots& slots)
       : HttpSession(std::move(buffer), router, limits, slots), stream_(std::move(stream), ctx) {
@@ -254,6 +328,7 @@ class DetectSession : public std::enable_shared_from_this<DetectSession> {
                 const InputLimits& limits, UploadSlots& slots)
       : stream_(std::move(socket)), ctx_(ctx), router_(router), limits_(limits), slots_(slots) {}
 
+  void hold(std::shared_ptr<void> connection) { connection_ = std::move(connection); }
   void run() {
     net::dispatch(stream_.get_executor(),
                   beast::bind_front_handler(&DetectSession::on_run, shared_from_this()));
@@ -269,9 +344,10 @@ class DetectSession : public std::enable_shared_from_this<DetectSession> {
   void on_detect(beast::error_code ec, bool tls) {
     if (ec) return;
     if (tls) {
-      std::make_shared<TlsSession>(std::move(stream_), ctx_, std::move(buffer_), router_, limits_,
-                                   slots_)
-          ->run();
+      auto session = std::make_shared<TlsSession>(std::move(stream_), ctx_, std::move(buffer_),
+                                                  router_, limits_, slots_);
+      session->hold(std::move(connection_));
+      session->run();
       return;
     }
     static const std::string kBody = R"({"error":"this port speaks HTTPS only: use https://"})";
@@ -292,6 +368,7 @@ class DetectSession : public std::enable_shared_from_this<DetectSession> {
   const InputLimits& limits_;
   UploadSlots& slots_;
   beast::flat_buffer buffer_;
+  std::shared_ptr<void> connection_;
 };
 
 ssl::context make_tls_context(const TlsFiles& files) {
@@ -300,6 +377,10 @@ ssl::context make_tls_context(const TlsFiles& files) {
                   ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
                   ssl::context::single_dh_use);
   SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
+  if (SSL_CTX_set_cipher_list(ctx.native_handle(), kTls12Ciphers) != 1 ||
+      SSL_CTX_set_ciphersuites(ctx.native_handle(), kTls13Suites) != 1 ||
+      SSL_CTX_set1_groups_list(ctx.native_handle(), kTlsGroups) != 1)
+    throw std::runtime_error("this OpenSSL lacks the TLS ciphers chartflow requires");
   beast::error_code ec;
   ctx.use_certificate_chain_file(files.cert_file, ec);
   if (ec)
@@ -318,20 +399,46 @@ struct Server::Impl {
   Impl(ServerSettings s, const Router& r)
       : settings(std::move(s)),
         router(r),
-        slots(settings.upload_slots),
+        slots(settings.upload_slots, settings.upload_queue),
+        connections(settings.max_connections, settings.max_connections_per_client),
         accept_strand(net::make_strand(ioc)),
-        acceptor(accept_strand) {}
+        acceptor(accept_strand),
+        backoff(accept_strand) {}
 
   void accept() {
     acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
-      if (!ec) {
-        if (tls)
-          std::make_shared<DetectSession>(std::move(socket), *tls, router, settings.limits, slots)
-              ->run();
-        else
-          std::make_shared<PlainSession>(beast::tcp_stream(std::move(socket)), beast::flat_buffer(),
-                                         router, settings.limits, slots)
-              ->run();
+      if (ec) {
+        if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
+        // Out of file descriptors (EMFILE) or another failure that would recur at once: rest
+        // instead of spinning on a full core, then try again.
+        const auto now = std::chrono::steady_clock::now();
+        if (now - last_accept_warning > std::chrono::seconds(10)) {
+          last_accept_warning = now;
+          runtime::Log::warn("http_accept_failed", {{"error", ec.message()}});
+        }
+        backoff.expires_after(kAcceptBackoff);
+        backoff.async_wait([this](beast::error_code wait_ec) {
+          if (!wait_ec && acceptor.is_open()) accept();
+        });
+        return;
+      }
+      beast::error_code rec;
+      const auto ep = socket.remote_endpoint(rec);
+      auto ticket = connections.admit(rec ? std::string() : ep.address().to_string());
+      if (!ticket) {
+        // Over a cap: closed at once, before any byte is read.
+        socket.close(rec);
+      } else if (tls) {
+        auto session = std::make_shared<DetectSession>(std::move(socket), *tls, router,
+                                                       settings.limits, slots);
+        session->hold(std::move(ticket));
+        session->run();
+      } else {
+        auto session =
+            std::make_shared<PlainSession>(beast::tcp_stream(std::move(socket)),
+                                           beast::flat_buffer(), router, settings.limits, slots);
+        session->hold(std::move(ticket));
+        session->run();
       }
       if (acceptor.is_open()) accept();
     });
@@ -341,12 +448,15 @@ struct Server::Impl {
   const Router& router;
   // Before ioc: sessions destroyed with the io_context still return their slots here.
   UploadSlots slots;
+  ConnectionLimits connections;
   net::io_context ioc;
   // The acceptor's handlers and its close at shutdown run on one strand: with several I/O
   // threads, a close racing the handler that re-arms the accept was undefined behaviour (UBSan
   // caught a null reactor descriptor in the re-armed accept).
   net::strand<net::io_context::executor_type> accept_strand;
   tcp::acceptor acceptor;
+  net::steady_timer backoff;
+  std::chrono::steady_clock::time_point last_accept_warning{};
   std::optional<ssl::context> tls;
   std::vector<std::thread> threads;
 };
@@ -380,6 +490,7 @@ void Server::stop() {
   net::post(impl_->accept_strand, [this] {
     beast::error_code e;
     impl_->acceptor.close(e);
+    impl_->backoff.cancel();
   });
   impl_->ioc.stop();
   for (auto& t : impl_->threads)

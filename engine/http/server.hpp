@@ -16,6 +16,10 @@
 namespace chartflow::http {
 
 inline constexpr int kDefaultIoThreads = 4;
+inline constexpr int kDefaultUploadQueue = 64;
+// Below the usual 1024 file descriptor limit, leaving room for database connections and files.
+inline constexpr int kDefaultMaxConnections = 768;
+inline constexpr int kDefaultMaxConnectionsPerClient = 256;
 
 // Large bodies read and handled at once: one per core, as parsing a chart is CPU work and each
 // one in flight holds its body and its parse (about ten times the body) in memory.
@@ -36,6 +40,10 @@ struct ServerSettings {
   std::optional<TlsFiles> tls;  // set: every connection must speak TLS 1.2 or later
   int threads = kDefaultIoThreads;
   int upload_slots = default_upload_slots();  // see UploadSlots
+  int upload_queue = kDefaultUploadQueue;     // uploads that may wait for a slot; then 503
+  // Open connections in total and per client address (0: no cap); over a cap, closed at once.
+  int max_connections = kDefaultMaxConnections;
+  int max_connections_per_client = kDefaultMaxConnectionsPerClient;
 };
 
 class Server {

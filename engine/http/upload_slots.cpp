@@ -4,19 +4,35 @@
 
 namespace chartflow::http {
 
-UploadSlots::UploadSlots(int slots) : free_(std::max(1, slots)) {}
+UploadSlots::UploadSlots(int slots, int max_waiters)
+    : free_(std::max(1, slots)), max_waiters_(static_cast<std::size_t>(std::max(0, max_waiters))) {}
 
-void UploadSlots::acquire(std::function<void(UploadSlot)> granted) {
+std::int64_t UploadSlots::acquire(std::function<void(UploadSlot)> granted) {
   {
     std::lock_guard lock(mutex_);
-    if (closed_) return;
+    if (closed_) return -1;
     if (free_ == 0) {
-      waiters_.push_back(std::move(granted));
-      return;
+      if (waiters_.size() >= max_waiters_) return -1;
+      const std::int64_t ticket = next_ticket_++;
+      waiters_.push_back({ticket, std::move(granted)});
+      return ticket;
     }
     --free_;
   }
   granted(UploadSlot(static_cast<void*>(this), [this](void*) { release(); }));
+  return 0;
+}
+
+bool UploadSlots::withdraw(std::int64_t ticket) {
+  std::function<void(UploadSlot)> dropped;
+  std::lock_guard lock(mutex_);
+  for (auto it = waiters_.begin(); it != waiters_.end(); ++it)
+    if (it->ticket == ticket) {
+      dropped = std::move(it->granted);
+      waiters_.erase(it);
+      return true;
+    }
+  return false;
 }
 
 void UploadSlots::release() {
@@ -27,7 +43,7 @@ void UploadSlots::release() {
       ++free_;
       return;
     }
-    next = std::move(waiters_.front());
+    next = std::move(waiters_.front().granted);
     waiters_.pop_front();
   }
   // The slot passes straight to the next waiter, so a newcomer cannot take it first.
@@ -35,7 +51,7 @@ void UploadSlots::release() {
 }
 
 void UploadSlots::close() {
-  std::deque<std::function<void(UploadSlot)>> dropped;
+  std::deque<Waiter> dropped;
   {
     std::lock_guard lock(mutex_);
     closed_ = true;

@@ -38,8 +38,11 @@ const WebhookSecret* WebhookSecrets::find(const std::string& type) const {
 }
 
 std::string webhook_signature(const std::string& secret, const std::string& timestamp,
-                              const std::string& body) {
-  return "sha256=" + util::to_hex(hmac_sha256(secret, timestamp + "." + body));
+                              const std::string& body,
+                              const std::optional<std::string>& idempotency_key) {
+  const std::string text =
+      idempotency_key ? timestamp + "." + *idempotency_key + "." + body : timestamp + "." + body;
+  return "sha256=" + util::to_hex(hmac_sha256(secret, text));
 }
 
 std::string verify_webhook(const Request& req, const std::string& type, const WebhookSecret& s,
@@ -61,9 +64,14 @@ std::string verify_webhook(const Request& req, const std::string& type, const We
     throw HttpError{401, "X-Chartflow-Timestamp is " + std::to_string(skew.count()) +
                              " s away from the server's clock (at most " +
                              std::to_string(s.max_skew.count()) + " s): refused as a replay"};
-  const std::string expected = webhook_signature(s.secret, *ts, req.body);
+  const auto key = req.header("idempotency-key");
+  const std::string expected = webhook_signature(s.secret, *ts, req.body, key);
   if (!util::constant_time_equal(expected, *sig))
-    throw HttpError{401, "X-Chartflow-Signature does not match the body for event type " + type};
+    throw HttpError{401,
+                    key ? "X-Chartflow-Signature does not match \"<timestamp>.<Idempotency-Key>."
+                          "<body>\" for event type " +
+                              type + " (a request's Idempotency-Key is signed with it)"
+                        : "X-Chartflow-Signature does not match the body for event type " + type};
   return expected.substr(7);
 }
 

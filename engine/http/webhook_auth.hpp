@@ -39,9 +39,12 @@ class WebhookSecrets {
   std::map<std::string, WebhookSecret> by_type_;
 };
 
-// The signature header value a sender computes (for clients and tests).
+// The signature header value a sender computes (for clients and tests): HMAC-SHA256 of
+// "<timestamp>.<body>", or of "<timestamp>.<idempotency key>.<body>" when the request carries an
+// Idempotency-Key (the key decides what is a duplicate, so it must be signed too).
 std::string webhook_signature(const std::string& secret, const std::string& timestamp,
-                              const std::string& body);
+                              const std::string& body,
+                              const std::optional<std::string>& idempotency_key = std::nullopt);
 
 // Checks the request's signature for `type`; throws HttpError 401 naming what is wrong. Returns
 // the verified signature (hex), which is unique per signed request.

@@ -2,6 +2,7 @@
 
 #include <prometheus/text_serializer.h>
 
+#include <array>
 #include <sstream>
 
 namespace chartflow::metrics {
@@ -101,9 +102,24 @@ void Metrics::step_retried(const std::string& workflow, const std::string& step)
   retries_.Add({{"workflow", workflow}, {"step", step}}).Increment();
 }
 
+namespace {
+
+// Label values come from a fixed set: a client sending made-up methods must not grow the series.
+const std::string& method_label(const std::string& method) {
+  static const std::array<std::string, 7> kKnown = {"GET",    "HEAD",  "POST",   "PUT",
+                                                    "DELETE", "PATCH", "OPTIONS"};
+  static const std::string kOther = "other";
+  for (const auto& m : kKnown)
+    if (m == method) return m;
+  return kOther;
+}
+
+}  // namespace
+
 void Metrics::http_request(const std::string& route, const std::string& method, int status,
                            double seconds) {
-  http_requests_.Add({{"route", route}, {"method", method}, {"status", std::to_string(status)}})
+  http_requests_
+      .Add({{"route", route}, {"method", method_label(method)}, {"status", std::to_string(status)}})
       .Increment();
   http_duration_.Add({{"route", route}}, kStepBuckets).Observe(seconds);
 }

@@ -1,15 +1,17 @@
 #include "runtime/drop_folder.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>  // renameat2
 #include <cstring>
-#include <fstream>
 #include <map>
-#include <regex>
-#include <sstream>
+#include <tuple>
 
 #include "engine/util/hash.hpp"
 #include "runtime/log.hpp"
@@ -21,12 +23,16 @@ namespace fs = std::filesystem;
 
 constexpr const char* kArchive = "archive";
 constexpr const char* kError = "error";
+constexpr const char* kNotRegular =
+    "not a regular file (links, fifos, sockets and devices are refused; a link is moved here, "
+    "never followed)";
 constexpr int kPollMs = 500;
 constexpr auto kRescanEvery = std::chrono::seconds(5);
 // A file written in place (not moved in) may still be growing: the safety-net rescan leaves
 // files this fresh to their IN_CLOSE_WRITE.
 constexpr auto kSettled = std::chrono::seconds(2);
-const std::regex kEventType("^[A-Za-z0-9._-]{1,200}$");
+// Candidates name, name.1, ... tried for a free place in archive/ or error/.
+constexpr int kMaxSuffix = 10'000;
 
 bool ignored_name(const std::string& name) {
   auto ends = [&](const char* s) {
@@ -40,141 +46,302 @@ bool ignored_name(const std::string& name) {
 
 bool is_special_dir(const std::string& name) { return name == kArchive || name == kError; }
 
-// A free path for `target`: the name itself, else name.1, name.2, ...
-fs::path free_path(const fs::path& target) {
-  std::error_code ec;
-  if (!fs::exists(fs::symlink_status(target, ec))) return target;
-  for (int i = 1;; ++i) {
-    fs::path p = target;
-    p += "." + std::to_string(i);
-    if (!fs::exists(fs::symlink_status(p, ec))) return p;
+// A descriptor closed at scope end.
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
   }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  Fd(Fd&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  Fd& operator=(Fd&& o) noexcept {
+    if (this != &o) {
+      if (fd_ >= 0) ::close(fd_);
+      fd_ = o.fd_;
+      o.fd_ = -1;
+    }
+    return *this;
+  }
+  int get() const { return fd_; }
+  bool ok() const { return fd_ >= 0; }
+
+ private:
+  int fd_;
+};
+
+// A directory `name` directly under `parent`, never through a link.
+Fd open_dir(int parent, const std::string& name) {
+  return Fd(::openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
 }
+
+// The same, created (0750) when missing.
+Fd open_or_make_dir(int parent, const std::string& name) {
+  Fd fd = open_dir(parent, name);
+  if (fd.ok() || errno != ENOENT) return fd;
+  if (::mkdirat(parent, name.c_str(), 0750) != 0 && errno != EEXIST) return Fd();
+  return open_dir(parent, name);
+}
+
+std::string errno_text(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
 
 struct FileRead {
   std::string data;
-  std::string error;
+  std::string error;  // set: the file goes to error/
+  bool gone = false;  // it left before we read it: nothing to do
 };
 
-FileRead read_regular(const fs::path& file, std::size_t max_bytes) {
-  std::error_code ec;
-  const auto st = fs::symlink_status(file, ec);
-  if (ec) return {"", "cannot stat: " + ec.message()};
-  if (!fs::is_regular_file(st)) return {"", "not a regular file (links and devices are refused)"};
-  const auto size = fs::file_size(file, ec);
-  if (ec) return {"", "cannot stat: " + ec.message()};
-  if (size > max_bytes)
-    return {"", "the file has " + std::to_string(size) + " bytes, more than the limit of " +
-                    std::to_string(max_bytes)};
-  std::ifstream in(file, std::ios::binary);
-  if (!in) return {"", std::string("cannot read: ") + std::strerror(errno)};
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return {"", std::string("cannot read: ") + std::strerror(errno)};
-  return {ss.str(), ""};
+// Reads the entry from a descriptor opened without following links (the type checked on that
+// very descriptor, so a link swapped in after a check is never followed), within `limit`.
+FileRead read_entry(int parent, const std::string& name, std::size_t limit) {
+  struct stat st {};
+  // Before opening: a device is not even opened (opening some has side effects).
+  if (::fstatat(parent, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+    return errno == ENOENT ? FileRead{"", "", true} : FileRead{"", errno_text("cannot stat")};
+  if (!S_ISREG(st.st_mode)) return {"", kNotRegular};
+  Fd fd(::openat(parent, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  if (!fd.ok()) {
+    if (errno == ENOENT) return {"", "", true};
+    if (errno == ELOOP || errno == ENXIO || errno == EWOULDBLOCK) return {"", kNotRegular};
+    return {"", errno_text("cannot open")};
+  }
+  if (::fstat(fd.get(), &st) != 0) return {"", errno_text("cannot stat")};
+  if (!S_ISREG(st.st_mode)) return {"", kNotRegular};
+  const auto size = static_cast<std::size_t>(st.st_size);
+  if (size > limit) return {"", drop_too_large(size, limit)};
+  FileRead out;
+  out.data.resize(size + 1);
+  std::size_t have = 0;
+  // Read to the end: a file still growing past the limit is refused, not cut.
+  for (;;) {
+    if (have == out.data.size()) {
+      if (have > limit) return {"", drop_too_large(have, limit)};
+      out.data.resize(std::min(limit + 1, have * 2 + 4096));
+    }
+    const ssize_t n = ::read(fd.get(), out.data.data() + have, out.data.size() - have);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return {"", errno_text("cannot read")};
+    if (n == 0) break;
+    have += static_cast<std::size_t>(n);
+  }
+  if (have > limit) return {"", drop_too_large(have, limit)};
+  out.data.resize(have);
+  return out;
+}
+
+bool write_all(int fd, const std::string& text) {
+  std::size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+bool exists_at(int dir, const std::string& name) {
+  struct stat st {};
+  return ::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT;
+}
+
+// rename(2) that never replaces what is at `to` (renameat2 RENAME_NOREPLACE, or a check where
+// the file system lacks it); moves the entry itself, a link included, never a link's target.
+int rename_noreplace(int from_dir, const std::string& from, int to_dir, const std::string& to) {
+  if (::renameat2(from_dir, from.c_str(), to_dir, to.c_str(), RENAME_NOREPLACE) == 0) return 0;
+  if (errno != EINVAL && errno != ENOSYS) return -1;
+  if (exists_at(to_dir, to)) {
+    errno = EEXIST;
+    return -1;
+  }
+  return ::renameat(from_dir, from.c_str(), to_dir, to.c_str());
+}
+
+std::string rel_name(const DropEntry& e) {
+  return e.subfolder.empty() ? e.name : e.subfolder + "/" + e.name;
 }
 
 }  // namespace
 
-DropFolder::DropFolder(Engine& engine, std::filesystem::path dir, std::size_t max_bytes,
-                       IntakeFn chart_intake)
-    : engine_(engine),
-      chart_intake_(std::move(chart_intake)),
-      dir_(std::move(dir)),
-      max_bytes_(max_bytes) {
+std::string DropFolder::file_id(const std::string& relative_name) {
+  return util::sha256_hex(relative_name).substr(0, 12);
+}
+
+DropFolder::DropFolder(Engine& engine, std::filesystem::path dir, DropLimits limits,
+                       IntakeFn chart_intake, SignedTypeFn requires_signature)
+    : engine_(engine), chart_intake_(std::move(chart_intake)), dir_(std::move(dir)) {
+  policy_.limits = limits;
+  policy_.reserved = &engine_.reserved_event_types();
+  policy_.requires_signature = std::move(requires_signature);
   std::error_code ec;
-  fs::create_directories(dir_ / kArchive, ec);
-  fs::create_directories(dir_ / kError, ec);
-  if (ec || !fs::is_directory(dir_))
+  fs::create_directories(dir_, ec);
+  dir_fd_ = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd_ < 0)
     throw std::runtime_error("drop folder " + dir_.string() +
-                             " is not a usable directory: " + ec.message());
+                             " is not a usable directory: " + std::strerror(errno));
+  for (const char* area : {kArchive, kError})
+    if (!open_or_make_dir(dir_fd_, area).ok())
+      Log::error("drop_folder_unusable",
+                 {{"area", area}, {"error", errno_text("not a directory of its own")}});
 }
 
-DropFolder::~DropFolder() { stop(); }
+DropFolder::~DropFolder() {
+  stop();
+  if (dir_fd_ >= 0) ::close(dir_fd_);
+}
 
-void DropFolder::reject(const fs::path& file, const std::string& why) {
-  const fs::path rel = fs::relative(file, dir_);
-  const fs::path target = free_path(dir_ / kError / rel);
-  std::error_code ec;
-  fs::create_directories(target.parent_path(), ec);
-  {
-    std::ofstream note(target.string() + ".error.txt");
-    note << why << "\n";
+bool DropFolder::move_entry(const DropEntry& entry, const char* area,
+                            const std::string* note) const {
+  auto fail = [&](const std::string& why) {
+    Log::error("drop_move_failed",
+               {{"file_id", file_id(rel_name(entry))}, {"to", area}, {"error", why}});
+    return false;
+  };
+  Fd from_sub;
+  int from = dir_fd_;
+  if (!entry.subfolder.empty()) {
+    from_sub = open_dir(dir_fd_, entry.subfolder);
+    if (!from_sub.ok()) return fail(errno_text("subfolder"));
+    from = from_sub.get();
   }
-  fs::rename(file, target, ec);
-  Log::warn("drop_rejected", {{"file", rel.string()}, {"error", why}});
+  Fd area_fd = open_or_make_dir(dir_fd_, area);
+  if (!area_fd.ok()) return fail(errno_text(area));
+  Fd to_sub;
+  int to = area_fd.get();
+  if (!entry.subfolder.empty()) {
+    to_sub = open_or_make_dir(area_fd.get(), entry.subfolder);
+    if (!to_sub.ok()) return fail(errno_text("subfolder"));
+    to = to_sub.get();
+  }
+  for (int i = 0; i < kMaxSuffix; ++i) {
+    const std::string candidate = i == 0 ? entry.name : entry.name + "." + std::to_string(i);
+    std::string note_name;
+    if (note) {
+      note_name = candidate + ".error.txt";
+      Fd nfd(::openat(to, note_name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                      0640));
+      if (!nfd.ok() && errno == EEXIST) continue;
+      // A name too long for the note still lets the file move.
+      if (!nfd.ok()) note_name.clear();
+      if (nfd.ok()) write_all(nfd.get(), *note + "\n");
+    }
+    if (rename_noreplace(from, entry.name, to, candidate) == 0) return true;
+    const int err = errno;
+    if (!note_name.empty()) ::unlinkat(to, note_name.c_str(), 0);
+    if (err == EEXIST) continue;
+    if (err == ENOENT) return false;  // gone meanwhile
+    errno = err;
+    return fail(errno_text("rename"));
+  }
+  return fail("no free name");
 }
 
-void DropFolder::archive(const fs::path& file) {
-  const fs::path rel = fs::relative(file, dir_);
-  const fs::path target = free_path(dir_ / kArchive / rel);
-  std::error_code ec;
-  fs::create_directories(target.parent_path(), ec);
-  fs::rename(file, target, ec);
-  if (ec) Log::warn("drop_archive_failed", {{"file", rel.string()}, {"error", ec.message()}});
+void DropFolder::reject(const DropEntry& entry, const std::string& why) const {
+  move_entry(entry, kError, &why);
+  Log::warn("drop_rejected", {{"file_id", file_id(rel_name(entry))}, {"error", why}});
 }
+
+void DropFolder::archive(const DropEntry& entry) const { move_entry(entry, kArchive, nullptr); }
 
 DropFolder::Outcome DropFolder::process(const fs::path& file) {
-  const fs::path rel = fs::relative(file, dir_);
-  auto read = read_regular(file, max_bytes_);
+  // The entry's own names, taken lexically: nothing is resolved, no link followed.
+  const fs::path rel = file.lexically_relative(dir_);
+  std::vector<std::string> parts;
+  for (const auto& p : rel) parts.push_back(p.string());
+  DropEntry entry;
+  if (parts.size() == 1) {
+    entry.name = parts[0];
+  } else if (parts.size() == 2 && valid_drop_type(parts[0]) && !is_special_dir(parts[0])) {
+    entry.subfolder = parts[0];
+    entry.name = parts[1];
+  }
+  if (entry.name.empty() || entry.name == "." || entry.name == ".." || ignored_name(entry.name) ||
+      (entry.subfolder.empty() && is_special_dir(entry.name)))
+    return Outcome::kLeft;
+  return process(entry);
+}
+
+DropFolder::Outcome DropFolder::process(const DropEntry& entry) {
+  const std::string id = file_id(rel_name(entry));
+  Fd sub;
+  int parent = dir_fd_;
+  if (!entry.subfolder.empty()) {
+    sub = open_dir(dir_fd_, entry.subfolder);
+    // A linked subfolder is refused as an entry of its own (at the top); its files stay put.
+    if (!sub.ok()) return Outcome::kLeft;
+    parent = sub.get();
+  }
+  const FileRead read = read_entry(parent, entry.name, drop_size_limit(entry, policy_.limits));
+  if (read.gone) return Outcome::kLeft;
   if (!read.error.empty()) {
-    reject(file, read.error);
+    reject(entry, read.error);
+    return Outcome::kRejected;
+  }
+  DropDecision decision = classify_drop_file(entry, read.data, policy_);
+  if (decision.rejection) {
+    reject(entry, *decision.rejection);
     return Outcome::kRejected;
   }
   const std::string sha = util::sha256_hex(read.data);
+  // Names in no stored key either: the path's hash stands for it.
+  const std::string dedup_key = "drop:" + util::sha256_hex(rel_name(entry)) + "@" + sha;
+  Json fields = {{"file_id", id}};
   try {
     bool duplicate = false;
-    if (rel.has_parent_path()) {
-      // A subfolder names the event type; the file is its JSON body.
-      const std::string type = rel.parent_path().string();
-      Json body;
-      try {
-        body = Json::parse(read.data);
-      } catch (const Json::parse_error& e) {
-        reject(file, "not valid JSON: byte " + std::to_string(e.byte));
-        return Outcome::kRejected;
-      }
-      if (!body.is_object()) {
-        reject(file, "the event body must be a JSON object");
-        return Outcome::kRejected;
-      }
+    if (decision.kind == DropKind::kEvent) {
       store::EventInput ev;
-      ev.type = type;
+      ev.type = entry.subfolder;
       ev.source = "drop";
-      ev.body = std::move(body);
-      ev.dedup_key = rel.string() + "@" + sha;
-      duplicate = engine_.ingest(std::move(ev)).duplicate;
-    } else if (file.extension() == ".json") {
+      ev.body = std::move(decision.body);
+      ev.dedup_key = dedup_key;
+      try {
+        const auto r = engine_.ingest_external(std::move(ev));
+        duplicate = r.duplicate;
+        fields["type"] = entry.subfolder;
+        fields["event_id"] = r.event_id;
+      } catch (const EventRefused& e) {
+        reject(entry, e.what());
+        return Outcome::kRejected;
+      }
+    } else if (decision.kind == DropKind::kChart) {
       if (!chart_intake_) {
-        reject(file, "this server has no chart intake for the drop folder's top level");
+        reject(entry, "this server has no chart intake for the drop folder's top level");
         return Outcome::kRejected;
       }
       try {
-        duplicate =
-            chart_intake_(IntakeRequest{read.data, "drop-folder", "drop", nullptr}).duplicate;
+        const auto r = chart_intake_(IntakeRequest{read.data, "drop-folder", "drop", nullptr});
+        duplicate = r.duplicate;
+        if (r.summary.contains("chart_id")) fields["chart_id"] = r.summary["chart_id"];
+        if (r.event.event_id != 0) fields["event_id"] = r.event.event_id;
       } catch (const IntakeRejected& e) {
-        reject(file, e.message);
+        reject(entry, e.message);
         return Outcome::kRejected;
       }
     } else {
+      // The engine's own event for a file it stored: where the file now lies, for the workflow
+      // that processes it (the operator's own folder).
       store::EventInput ev;
       ev.type = kObjectCreatedEvent;
       ev.source = "drop";
       ev.body = {{"bucket", "drop"},
-                 {"key", rel.string()},
+                 {"key", rel_name(entry)},
                  {"size", read.data.size()},
                  {"sha256", sha},
-                 {"path", (dir_ / kArchive / rel).string()}};
-      ev.dedup_key = rel.string() + "@" + sha;
-      duplicate = engine_.ingest(std::move(ev)).duplicate;
+                 {"path", (dir_ / kArchive / rel_name(entry)).string()}};
+      ev.dedup_key = dedup_key;
+      const auto r = engine_.ingest(std::move(ev));
+      duplicate = r.duplicate;
+      fields["event_id"] = r.event_id;
     }
     // Only now, with the event committed, may the file leave the folder.
-    archive(file);
-    Log::info("drop_accepted", {{"file", rel.string()}, {"duplicate", duplicate}});
+    archive(entry);
+    fields["duplicate"] = duplicate;
+    Log::info("drop_accepted", fields);
     return duplicate ? Outcome::kDuplicate : Outcome::kAccepted;
   } catch (const std::exception& e) {
     // The database is away: leave the file for the next scan.
-    Log::warn("drop_deferred", {{"file", rel.string()}, {"error", e.what()}});
+    Log::warn("drop_deferred", {{"file_id", id}, {"error", e.what()}});
     return Outcome::kLeft;
   }
 }
@@ -182,23 +349,34 @@ DropFolder::Outcome DropFolder::process(const fs::path& file) {
 int DropFolder::scan(bool settled_only) {
   int n = 0;
   std::error_code ec;
-  const auto fresh_after = fs::file_time_type::clock::now() - kSettled;
-  std::vector<fs::path> files;
+  std::vector<DropEntry> entries;
   for (const auto& top : fs::directory_iterator(dir_, ec)) {
     const std::string name = top.path().filename().string();
     if (ignored_name(name) || is_special_dir(name)) continue;
-    if (top.is_directory(ec) && !top.is_symlink(ec)) {
-      if (!std::regex_match(name, kEventType)) continue;
-      for (const auto& f : fs::directory_iterator(top.path(), ec))
-        if (!ignored_name(f.path().filename().string())) files.push_back(f.path());
+    // symlink_status: a link to a folder is an entry (refused), never a folder to descend into.
+    const auto st = top.symlink_status(ec);
+    if (!ec && fs::is_directory(st)) {
+      if (!valid_drop_type(name)) continue;
+      for (const auto& f : fs::directory_iterator(top.path(), ec)) {
+        const std::string fname = f.path().filename().string();
+        if (!ignored_name(fname)) entries.push_back({name, fname});
+      }
     } else {
-      files.push_back(top.path());
+      entries.push_back({"", name});
     }
   }
-  std::sort(files.begin(), files.end());
-  for (const auto& f : files) {
-    if (settled_only && fs::last_write_time(f, ec) > fresh_after && !ec) continue;
-    if (process(f) != Outcome::kLeft) ++n;
+  std::sort(entries.begin(), entries.end(), [](const DropEntry& a, const DropEntry& b) {
+    return std::tie(a.subfolder, a.name) < std::tie(b.subfolder, b.name);
+  });
+  for (const auto& e : entries) {
+    if (settled_only) {
+      struct stat st {};
+      if (::fstatat(dir_fd_, rel_name(e).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+          std::chrono::system_clock::now() - std::chrono::system_clock::from_time_t(st.st_mtime) <
+              kSettled)
+        continue;
+    }
+    if (process(e) != Outcome::kLeft) ++n;
   }
   return n;
 }
@@ -217,16 +395,27 @@ void DropFolder::stop() {
 }
 
 void DropFolder::loop() {
-  constexpr std::uint32_t kMask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE;
-  std::map<int, fs::path> watches;
-  auto watch = [&](const fs::path& d) {
-    const int wd = inotify_add_watch(inotify_fd_, d.c_str(), kMask);
-    if (wd >= 0) watches[wd] = d;
+  constexpr std::uint32_t kMask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DONT_FOLLOW;
+  std::map<int, std::string> watches;  // wd -> subfolder ("" for the folder itself)
+  auto watch = [&](const std::string& sub) {
+    const fs::path d = sub.empty() ? dir_ : dir_ / sub;
+    // IN_ONLYDIR with IN_DONT_FOLLOW: a link to a folder elsewhere is never watched.
+    const int wd = inotify_add_watch(inotify_fd_, d.c_str(), kMask | IN_ONLYDIR);
+    if (wd >= 0) watches[wd] = sub;
   };
-  watch(dir_);
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir_, ec))
-    if (e.is_directory(ec) && !is_special_dir(e.path().filename().string())) watch(e.path());
+  auto watch_subfolders = [&] {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir_, ec)) {
+      const std::string name = e.path().filename().string();
+      if (is_special_dir(name) || !valid_drop_type(name) || !fs::is_directory(e.symlink_status(ec)))
+        continue;
+      bool known = false;
+      for (const auto& [wd, s] : watches) known = known || s == name;
+      if (!known) watch(name);
+    }
+  };
+  watch("");
+  watch_subfolders();
   // Files that arrived while no process watched.
   scan();
   auto next_rescan = std::chrono::steady_clock::now() + kRescanEvery;
@@ -240,29 +429,25 @@ void DropFolder::loop() {
         off += static_cast<ssize_t>(sizeof(inotify_event) + ev->len);
         if (ev->len == 0 || !watches.count(ev->wd)) continue;
         const std::string name = ev->name;
-        const fs::path path = watches[ev->wd] / name;
-        if (ignored_name(name) || (watches[ev->wd] == dir_ && is_special_dir(name))) continue;
+        const std::string sub = watches[ev->wd];
+        if (ignored_name(name) || (sub.empty() && is_special_dir(name))) continue;
         if (ev->mask & IN_ISDIR) {
-          if (watches[ev->wd] == dir_ && std::regex_match(name, kEventType)) {
-            watch(path);
+          if (sub.empty() && valid_drop_type(name)) {
+            watch_subfolders();
             // Files moved in before the watch existed would otherwise wait for the rescan.
             scan();
           }
           continue;
         }
-        // IN_CREATE alone: the writer is still writing; its IN_CLOSE_WRITE follows.
-        if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO)) process(path);
+        // IN_CREATE alone: the writer is still writing; its IN_CLOSE_WRITE follows. A link or a
+        // fifo made in place has no IN_CLOSE_WRITE: the rescan refuses it.
+        if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO)) process(DropEntry{sub, name});
       }
     }
     if (std::chrono::steady_clock::now() >= next_rescan) {
       next_rescan = std::chrono::steady_clock::now() + kRescanEvery;
       // The safety net: events lost to an overflowing queue, subfolders made before their watch.
-      for (const auto& e : fs::directory_iterator(dir_, ec))
-        if (e.is_directory(ec) && !is_special_dir(e.path().filename().string())) {
-          bool known = false;
-          for (const auto& [wd, d] : watches) known = known || d == e.path();
-          if (!known) watch(e.path());
-        }
+      watch_subfolders();
       scan(/*settled_only=*/true);
     }
   }

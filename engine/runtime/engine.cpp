@@ -186,6 +186,26 @@ std::vector<store::IngestResult> Engine::ingest_batch(
   });
 }
 
+void Engine::reserve_event_types(const std::vector<std::string>& patterns) {
+  for (const auto& p : patterns) reserved_.add(p);
+}
+
+void Engine::refuse_reserved(const std::string& type) const {
+  if (auto why = reserved_.refusal(type)) throw EventRefused(*why);
+}
+
+store::IngestResult Engine::ingest_external(store::EventInput event,
+                                            const store::Store::BeforeIngest& before) {
+  refuse_reserved(event.type);
+  return ingest(std::move(event), before);
+}
+
+std::vector<store::IngestResult> Engine::ingest_batch_external(
+    const std::vector<store::EventInput>& events) {
+  for (const auto& ev : events) refuse_reserved(ev.type);
+  return ingest_batch(events);
+}
+
 std::vector<store::IngestResult> Engine::ingest_with(const IngestFn& fn) {
   std::vector<std::string> started;
   auto plan = [&](const store::EventInput& ev) { return plan_runs(ev, &started); };

@@ -11,9 +11,11 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
+#include "core/event_policy.hpp"
 #include "engine/handler.hpp"
 #include "runtime/event_cache.hpp"
 #include "runtime/scheduler.hpp"
@@ -59,6 +61,11 @@ struct EngineHooks {
   std::function<void(const std::string& workflow, const std::string& step)> step_retried;
 };
 
+// An event a door from outside may not create (a reserved type); the message names it.
+struct EventRefused : std::invalid_argument {
+  using std::invalid_argument::invalid_argument;
+};
+
 class Engine {
  public:
   Engine(EngineSettings settings, std::shared_ptr<const HandlerRegistry> handlers,
@@ -76,6 +83,15 @@ class Engine {
                              const store::Store::BeforeIngest& before = {});
   // Many events in one transaction (webhook batches, bulk loads).
   std::vector<store::IngestResult> ingest_batch(const std::vector<store::EventInput>& events);
+  // What every door from outside (HTTP events and batches, Alertmanager, the drop folder) calls
+  // instead: the same, but a reserved type throws EventRefused and stores nothing.
+  store::IngestResult ingest_external(store::EventInput event,
+                                      const store::Store::BeforeIngest& before = {});
+  std::vector<store::IngestResult> ingest_batch_external(
+      const std::vector<store::EventInput>& events);
+  // Types the modules emit themselves (ModuleRegistry::reserve_event_type); call before start().
+  void reserve_event_types(const std::vector<std::string>& patterns);
+  const core::ReservedEventTypes& reserved_event_types() const { return reserved_; }
   // For event sources that store more than events in the same transaction: `fn` gets a pooled
   // store and the engine's run planner, and returns what it ingested; workers are then woken.
   using IngestFn =
@@ -116,6 +132,7 @@ class Engine {
   bool listened(const std::string& type) const;
 
  private:
+  void refuse_reserved(const std::string& type) const;
   std::vector<store::RunPlan> plan_runs(const store::EventInput& ev,
                                         std::vector<std::string>* started) const;
   // The planner for a run-end event of this type, or nullptr when no workflow listens: then the
@@ -148,6 +165,7 @@ class Engine {
   std::shared_ptr<const HandlerRegistry> handlers_;
   std::shared_ptr<WorkflowRegistry> workflows_;
   EngineHooks hooks_;
+  core::ReservedEventTypes reserved_;
   StorePool pool_;
   EventCache events_;
 

@@ -18,6 +18,25 @@ void insert_audit_event(Sql& sql, const AuditEntry& entry);
 // Chains every committed unsealed record; returns how many.
 int seal_audit_events(Sql& sql);
 
+// Counts a refused unauthenticated attempt in its (action, outcome, remote, this minute) bucket
+// of audit_refusal instead of writing a record: `reason` and `path` are kept from the first
+// attempt of the bucket, `name` (a user name tried) joins the bucket's first ten.
+void count_audit_refusal(Sql& sql, const std::string& action, const std::string& outcome,
+                         const std::string& remote, const std::optional<std::string>& reason,
+                         const std::optional<std::string>& path,
+                         const std::optional<std::string>& name);
+// Writes one audit_event record (actor "anonymous", detail {aggregated, count, minute, first_at,
+// last_at, reason, path, names}) per bucket of a minute that is over (every bucket with
+// `include_current_minute`) and deletes the buckets; returns how many records it wrote.
+int fold_audit_refusals(Sql& sql, bool include_current_minute = false);
+
+// The newest sealed record: its seq (the chain's length) and hash; {0, ""} for an empty chain.
+struct AuditHead {
+  std::int64_t count = 0;
+  std::string hash;
+};
+AuditHead audit_head(Sql& sql);
+
 struct AuditFilter {
   std::optional<std::string> since, until;  // RFC 3339
   std::optional<std::string> actor, action;

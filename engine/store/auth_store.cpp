@@ -75,6 +75,16 @@ std::optional<UserRow> find_enabled_user(Sql& sql, const std::string& name) {
                  util::column_text(*row, "password_hash")};
 }
 
+bool set_user_disabled(Sql& sql, const std::string& name, bool disabled) {
+  return util::query_one(sql,
+                         disabled ? "UPDATE app_user SET disabled_at = now() WHERE name = $1 AND "
+                                    "disabled_at IS NULL RETURNING name"
+                                  : "UPDATE app_user SET disabled_at = NULL WHERE name = $1 AND "
+                                    "disabled_at IS NOT NULL RETURNING name",
+                         {name})
+      .has_value();
+}
+
 std::string insert_session(Sql& sql, const std::string& id_hash, const std::string& csrf_token,
                            const std::string& subject, const std::string& name,
                            const std::string& role, const std::optional<std::string>& assignee,
@@ -94,13 +104,28 @@ void sweep_expired_sessions(Sql& sql) {
       "expires_at < now() - interval '1 day' LIMIT 100)");
 }
 
-std::optional<SessionRow> find_live_session(Sql& sql, const std::string& id_hash) {
+std::optional<SessionRow> find_live_session(Sql& sql, const std::string& id_hash,
+                                            std::int64_t idle_seconds) {
+  // One statement: the lookup, the credential's liveness (a revoked or expired token, a
+  // disabled or removed user end the sessions opened with them) and, when it is a few seconds
+  // old, the note that the session was used.
   auto row = util::query_one(
       sql,
-      "SELECT subject, name, role, assignee, csrf_token, " + util::sql_iso("expires_at") +
-          " AS expires_at FROM web_session WHERE id_hash = $1 AND ended_at IS NULL AND "
-          "expires_at > now()",
-      {id_hash});
+      "WITH s AS (SELECT w.id_hash, w.subject, w.name, w.role, w.assignee, w.csrf_token, "
+      "w.expires_at, w.last_seen_at FROM web_session w WHERE w.id_hash = $1 AND w.ended_at IS "
+      "NULL AND w.expires_at > now() "
+      "AND w.last_seen_at > now() - make_interval(secs => $2::bigint) AND CASE "
+      "WHEN w.subject LIKE 'token:%' THEN EXISTS (SELECT 1 FROM api_token t WHERE t.id::text = "
+      "substr(w.subject, 7) AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > "
+      "now())) "
+      "WHEN w.subject LIKE 'user:%' THEN EXISTS (SELECT 1 FROM app_user u WHERE u.name = "
+      "substr(w.subject, 6) AND u.disabled_at IS NULL) "
+      "ELSE true END), "
+      "touch AS (UPDATE web_session w SET last_seen_at = now() FROM s WHERE w.id_hash = s.id_hash "
+      "AND s.last_seen_at < now() - interval '5 seconds' RETURNING 1) "
+      "SELECT subject, name, role, assignee, csrf_token, " +
+          util::sql_iso("expires_at") + " AS expires_at FROM s",
+      {id_hash, std::to_string(idle_seconds)});
   if (!row) return std::nullopt;
   return SessionRow{util::column_text(*row, "subject").value_or(""),
                     util::column_text(*row, "name").value_or(""),
@@ -113,6 +138,15 @@ std::optional<SessionRow> find_live_session(Sql& sql, const std::string& id_hash
 void end_session(Sql& sql, const std::string& id_hash) {
   sql.query("UPDATE web_session SET ended_at = now() WHERE id_hash = $1 AND ended_at IS NULL",
             {id_hash});
+}
+
+int end_sessions_of(Sql& sql, const std::string& subject) {
+  return static_cast<int>(
+      util::query_rows(sql,
+                       "UPDATE web_session SET ended_at = now() WHERE subject = $1 AND ended_at IS "
+                       "NULL RETURNING 1",
+                       {subject})
+          .size());
 }
 
 bool any_credential(Sql& sql) {
@@ -138,26 +172,49 @@ std::optional<CredentialRow> redeem_signin_code(Sql& sql, const std::string& cod
   auto row = util::query_one(
       sql,
       "UPDATE signin_code SET used_at = now() WHERE code_hash = $1 AND used_at IS NULL AND "
-      "expires_at > now() RETURNING id, role",
+      "expires_at > now() AND NOT EXISTS (SELECT 1 FROM api_token WHERE role = 'admin') AND "
+      "NOT EXISTS (SELECT 1 FROM app_user WHERE role = 'admin') RETURNING id, role",
       {code_hash});
   if (!row) return std::nullopt;
   return CredentialRow{util::column_text(*row, "id").value_or(""), "",
                        util::column_text(*row, "role").value_or("admin"), std::nullopt};
 }
 
-SignInFailures recent_sign_in_failures(Sql& sql, const std::string& remote,
-                                       const std::optional<std::string>& name, int window_minutes) {
-  Json rows = sql.query(
-      "SELECT count(*) FILTER (WHERE remote = $1) AS by_remote, "
-      "count(*) FILTER (WHERE $2::text IS NOT NULL AND actor_name = $2) AS by_name "
-      "FROM audit_event WHERE action = 'auth.signin' AND outcome = 'failure' "
-      "AND at > now() - $3::int * interval '1 minute'",
-      {remote, name, std::to_string(window_minutes)});
-  auto number = [&](const char* key) {
-    const Json& v = rows.at(0).at(key);
-    return v.is_string() ? std::stoi(v.get<std::string>()) : v.get<int>();
-  };
-  return SignInFailures{number("by_remote"), number("by_name")};
+SignInFailures sign_in_failures(Sql& sql, const std::string& name, const std::string& remote,
+                                int window_seconds) {
+  auto row = util::query_one(
+      sql,
+      "SELECT coalesce(sum(failures) FILTER (WHERE name = $1), 0) AS pair, "
+      "coalesce(extract(epoch FROM now() - max(last_failure_at) FILTER (WHERE name = $1)), 0) "
+      "AS pair_age, coalesce(sum(failures), 0) AS remote, "
+      "coalesce(extract(epoch FROM now() - max(last_failure_at)), 0) AS remote_age "
+      "FROM signin_failure WHERE remote = $2 "
+      "AND last_failure_at > now() - make_interval(secs => $3::bigint)",
+      {name, remote, std::to_string(window_seconds)});
+  SignInFailures out;
+  if (!row) return out;
+  out.pair = static_cast<int>(util::column_int(*row, "pair").value_or(0));
+  out.remote = static_cast<int>(util::column_int(*row, "remote").value_or(0));
+  out.pair_age = std::stod(util::column_text(*row, "pair_age").value_or("0"));
+  out.remote_age = std::stod(util::column_text(*row, "remote_age").value_or("0"));
+  return out;
+}
+
+void record_sign_in_failure(Sql& sql, const std::string& name, const std::string& remote,
+                            int window_seconds) {
+  sql.query(
+      "INSERT INTO signin_failure AS f (name, remote, failures, last_failure_at) "
+      "VALUES ($1, $2, 1, now()) ON CONFLICT (name, remote) DO UPDATE SET "
+      "failures = CASE WHEN f.last_failure_at > now() - make_interval(secs => $3::bigint) "
+      "THEN f.failures + 1 ELSE 1 END, last_failure_at = now()",
+      {name, remote, std::to_string(window_seconds)});
+  sql.query(
+      "DELETE FROM signin_failure WHERE (name, remote) IN (SELECT name, remote FROM "
+      "signin_failure WHERE last_failure_at < now() - interval '1 day' LIMIT 100)");
+}
+
+void clear_sign_in_failures(Sql& sql, const std::string& name, const std::string& remote) {
+  sql.query("DELETE FROM signin_failure WHERE name = $1 AND remote = $2", {name, remote});
 }
 
 }  // namespace chartflow::store

@@ -51,6 +51,9 @@ struct UserRow {
 };
 // The user with this name unless disabled.
 std::optional<UserRow> find_enabled_user(Sql& sql, const std::string& name);
+// Disables (disabled_at = now()) or enables the user; false when there is no such user or it
+// already was.
+bool set_user_disabled(Sql& sql, const std::string& name, bool disabled);
 
 // web_session ----------------------------------------------------------------------------------
 
@@ -68,9 +71,15 @@ std::string insert_session(Sql& sql, const std::string& id_hash, const std::stri
                            std::int64_t ttl_seconds);
 // Deletes up to 100 sessions that expired more than a day ago.
 void sweep_expired_sessions(Sql& sql);
-// The session with this id hash that is neither ended nor expired.
-std::optional<SessionRow> find_live_session(Sql& sql, const std::string& id_hash);
+// The session with this id hash that is neither ended nor expired nor idle for
+// `idle_seconds` or longer, and whose credential still works (its token live, its user
+// enabled); notes that it was used (last_seen_at, at most every few seconds).
+std::optional<SessionRow> find_live_session(Sql& sql, const std::string& id_hash,
+                                            std::int64_t idle_seconds);
 void end_session(Sql& sql, const std::string& id_hash);
+// Ends every open session opened with the credential `subject` ("token:7", "user:alice");
+// returns how many.
+int end_sessions_of(Sql& sql, const std::string& subject);
 
 // signin_code ----------------------------------------------------------------------------------
 
@@ -80,17 +89,28 @@ bool any_credential(Sql& sql);
 void expire_signin_codes(Sql& sql);
 // Stores an admin sign-in code expiring `ttl_seconds` from now.
 void insert_signin_code(Sql& sql, const std::string& code_hash, std::int64_t ttl_seconds);
-// Marks the unused, unexpired code with this hash used; returns it (`name` empty), or nullopt.
+// Marks the unused, unexpired code with this hash used and returns it (`name` empty), unless an
+// admin credential was ever made (an admin token, revoked or not; an admin user, disabled or
+// not): then nullopt, as for an unknown code.
 std::optional<CredentialRow> redeem_signin_code(Sql& sql, const std::string& code_hash);
 
-// sign-in throttling (audit_event) -------------------------------------------------------------
+// sign-in throttling (signin_failure) ----------------------------------------------------------
 
+// Failed sign-ins within the last `window_seconds` (each pair's count runs until that long after
+// its last failure).
 struct SignInFailures {
-  int by_remote = 0;  // from this address
-  int by_name = 0;    // for this user name (0 without one)
+  int pair = 0;           // of this (name, remote) pair
+  double pair_age = 0;    // seconds since the pair's last failure
+  int remote = 0;         // from this address, every name
+  double remote_age = 0;  // seconds since the address's last failure
 };
-// Failed sign-ins (audit action auth.signin, outcome failure) within the last `window_minutes`.
-SignInFailures recent_sign_in_failures(Sql& sql, const std::string& remote,
-                                       const std::optional<std::string>& name, int window_minutes);
+SignInFailures sign_in_failures(Sql& sql, const std::string& name, const std::string& remote,
+                                int window_seconds);
+// Counts one more failure of the pair (starting again at 1 after a quiet window), and forgets a
+// few pairs quiet for a day.
+void record_sign_in_failure(Sql& sql, const std::string& name, const std::string& remote,
+                            int window_seconds);
+// A successful sign-in: the pair starts afresh.
+void clear_sign_in_failures(Sql& sql, const std::string& name, const std::string& remote);
 
 }  // namespace chartflow::store

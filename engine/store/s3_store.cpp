@@ -18,21 +18,24 @@ std::string hex_decode(const std::string& hex) {
 
 void put_s3_object(Sql& sql, const std::string& bucket, const std::string& key,
                    const std::string& sha256, const std::string& etag,
-                   const std::string& content_type, const std::string& content) {
+                   const std::string& content_type, const std::string& content,
+                   const std::optional<std::string>& subject) {
   sql.query(
-      "INSERT INTO s3_object (bucket, key, size, sha256, etag, content_type, content) "
-      "VALUES ($1, $2, $3::bigint, $4, $5, $6, decode($7, 'hex')) ON CONFLICT (bucket, key) "
+      "INSERT INTO s3_object (bucket, key, size, sha256, etag, content_type, content, subject) "
+      "VALUES ($1, $2, $3::bigint, $4, $5, $6, decode($7, 'hex'), $8) ON CONFLICT (bucket, key) "
       "DO UPDATE SET size = excluded.size, sha256 = excluded.sha256, etag = excluded.etag, "
-      "content_type = excluded.content_type, content = excluded.content, created_at = now()",
+      "content_type = excluded.content_type, content = excluded.content, "
+      "subject = excluded.subject, created_at = now()",
       {bucket, key, std::to_string(content.size()), sha256, etag, content_type,
-       util::to_hex(content)});
+       util::to_hex(content), subject});
 }
 
 std::optional<S3Object> get_s3_object(Sql& sql, const std::string& bucket, const std::string& key,
                                       bool with_content) {
   const Json rows = sql.query(
-      std::string("SELECT size, etag, content_type, to_char(created_at AT TIME ZONE 'UTC', "
-                  "'YYYY-MM-DD\"T\"HH24:MI:SS') AS at") +
+      std::string(
+          "SELECT size, etag, content_type, subject, to_char(created_at AT TIME ZONE 'UTC', "
+          "'YYYY-MM-DD\"T\"HH24:MI:SS') AS at") +
           (with_content ? ", encode(content, 'hex') AS hex" : "") +
           " FROM s3_object WHERE bucket = $1 AND key = $2",
       {bucket, key});
@@ -43,6 +46,7 @@ std::optional<S3Object> get_s3_object(Sql& sql, const std::string& bucket, const
   out.etag = row.at("etag").get<std::string>();
   out.content_type = row.at("content_type").get<std::string>();
   out.modified = row.at("at").get<std::string>();
+  if (row.at("subject").is_string()) out.subject = row.at("subject").get<std::string>();
   if (with_content) out.content = hex_decode(row.at("hex").get<std::string>());
   return out;
 }

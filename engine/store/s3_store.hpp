@@ -12,16 +12,19 @@
 
 namespace chartflow::store {
 
-// Stores the object, replacing (and re-dating) one under the same bucket and key.
+// Stores the object, replacing (and re-dating) one under the same bucket and key. `subject`: what
+// the object became (a chart id), when its intake says.
 void put_s3_object(Sql& sql, const std::string& bucket, const std::string& key,
                    const std::string& sha256, const std::string& etag,
-                   const std::string& content_type, const std::string& content);
+                   const std::string& content_type, const std::string& content,
+                   const std::optional<std::string>& subject = std::nullopt);
 
 struct S3Object {
   std::uint64_t size = 0;
   std::string etag;  // MD5 hex
   std::string content_type;
   std::string modified;                // UTC, "YYYY-MM-DDTHH:MM:SS" (no fraction, no zone)
+  std::optional<std::string> subject;  // see put_s3_object
   std::optional<std::string> content;  // only when asked for
 };
 std::optional<S3Object> get_s3_object(Sql& sql, const std::string& bucket, const std::string& key,

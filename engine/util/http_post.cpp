@@ -1,114 +1,18 @@
 #include "engine/util/http_post.hpp"
 
-#include <fcntl.h>
+#include <arpa/inet.h>
+#include <curl/curl.h>
 #include <fmt/format.h>
-#include <netdb.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/types.h>
-#include <unistd.h>
 
 #include <cctype>
-#include <cerrno>
-#include <cstring>
+#include <mutex>
+
+#include "engine/util/access_token.hpp"
 
 namespace chartflow::util {
 namespace {
 
-using SteadyClock = std::chrono::steady_clock;
 constexpr std::size_t kMaxResponseBytes = std::size_t{64} * 1024;
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
-int remaining_ms(SteadyClock::time_point deadline) {
-  auto left =
-      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now()).count();
-  return left <= 0 ? 0 : static_cast<int>(left);
-}
-
-// Waits for `events` on fd; "" when ready, else an error text.
-std::string wait_for(int fd, short events, SteadyClock::time_point deadline) {
-  while (true) {
-    int left = remaining_ms(deadline);
-    if (left == 0) return "timeout";
-    pollfd p{fd, events, 0};
-    int n = ::poll(&p, 1, left);
-    if (n > 0) return {};
-    if (n == 0) return "timeout";
-    if (errno != EINTR) return fmt::format("poll: {}", std::strerror(errno));
-  }
-}
-
-std::string connect_to(const HttpUrl& url, SteadyClock::time_point deadline, int& out_fd) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* result = nullptr;
-  int rc = ::getaddrinfo(url.host.c_str(), url.port.c_str(), &hints, &result);
-  if (rc != 0) return fmt::format("resolve: {}", ::gai_strerror(rc));
-  std::string last_error = "connect: no address";
-  for (addrinfo* ai = result; ai != nullptr; ai = ai->ai_next) {
-    int fd =
-        ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
-    if (fd < 0) {
-      last_error = fmt::format("socket: {}", std::strerror(errno));
-      continue;
-    }
-    if (::connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
-      out_fd = fd;
-      ::freeaddrinfo(result);
-      return {};
-    }
-    if (errno == EINPROGRESS) {
-      std::string waited = wait_for(fd, POLLOUT, deadline);
-      int so_error = 0;
-      socklen_t len = sizeof(so_error);
-      if (waited.empty() && ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &len) == 0 &&
-          so_error == 0) {
-        out_fd = fd;
-        ::freeaddrinfo(result);
-        return {};
-      }
-      last_error = waited.empty() ? fmt::format("connect: {}", std::strerror(so_error))
-                                  : fmt::format("connect: {}", waited);
-    } else {
-      last_error = fmt::format("connect: {}", std::strerror(errno));
-    }
-    ::close(fd);
-  }
-  ::freeaddrinfo(result);
-  return last_error;
-}
-
-std::string send_all(int fd, std::string_view data, SteadyClock::time_point deadline) {
-  while (!data.empty()) {
-    ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n > 0) {
-      data.remove_prefix(static_cast<std::size_t>(n));
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      std::string waited = wait_for(fd, POLLOUT, deadline);
-      if (!waited.empty()) return fmt::format("send: {}", waited);
-      continue;
-    }
-    return fmt::format("send: {}", std::strerror(errno));
-  }
-  return {};
-}
 
 bool header_value_ok(std::string_view v) {
   for (char c : v) {
@@ -123,64 +27,92 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-// Extracts the status and body from a complete (or EOF-terminated) response.
-void parse_response(const std::string& raw, HttpResult& result) {
-  // "HTTP/1.1 200 OK"
-  if (raw.compare(0, 5, "HTTP/") != 0) {
-    result.error = "malformed response";
-    return;
-  }
-  auto sp = raw.find(' ');
-  if (sp == std::string::npos || sp + 4 > raw.size()) {
-    result.error = "malformed status line";
-    return;
-  }
-  int status = 0;
-  for (std::size_t i = sp + 1; i < sp + 4; ++i) {
-    if (std::isdigit(static_cast<unsigned char>(raw[i])) == 0) {
-      result.error = "malformed status line";
-      return;
-    }
-    status = status * 10 + (raw[i] - '0');
-  }
-  result.status = status;
-  auto header_end = raw.find("\r\n\r\n");
-  if (header_end != std::string::npos) result.body = raw.substr(header_end + 4);
+bool starts_with_ci(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && lower(s.substr(0, prefix.size())) == prefix;
 }
 
-// True once the buffer holds the headers and Content-Length bytes of body (if announced).
-bool response_complete(const std::string& raw) {
-  auto header_end = raw.find("\r\n\r\n");
-  if (header_end == std::string::npos) return false;
-  std::string headers = lower(std::string_view(raw).substr(0, header_end));
-  auto cl = headers.find("\r\ncontent-length:");
-  if (cl == std::string::npos) return false;  // read until the server closes
-  std::size_t pos = cl + 17;
-  while (pos < headers.size() && headers[pos] == ' ') ++pos;
-  std::size_t length = 0;
-  while (pos < headers.size() && std::isdigit(static_cast<unsigned char>(headers[pos])) != 0) {
-    length = length * 10 + static_cast<std::size_t>(headers[pos] - '0');
-    if (length > kMaxResponseBytes) return true;
-    ++pos;
+void global_init() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+struct CurlDeleter {
+  void operator()(CURL* h) const { curl_easy_cleanup(h); }
+};
+struct SlistDeleter {
+  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
+};
+
+std::size_t write_body(char* data, std::size_t size, std::size_t count, void* user) {
+  auto* body = static_cast<std::string*>(user);
+  const std::size_t n = size * count;
+  if (body->size() < kMaxResponseBytes) {
+    body->append(data, std::min(n, kMaxResponseBytes - body->size()));
   }
-  return raw.size() >= header_end + 4 + length;
+  return n;  // the rest is read and dropped
+}
+
+bool tls_code(CURLcode code) {
+  switch (code) {
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CLIENTCERT:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// The error text of a failed transfer: its class, then libcurl's detail (never content).
+std::string describe(CURLcode code, const char* errbuf, bool tls) {
+  std::string detail = errbuf[0] != '\0' ? std::string(errbuf) : curl_easy_strerror(code);
+  while (!detail.empty() && (detail.back() == '\n' || detail.back() == ' ')) detail.pop_back();
+  if (code == CURLE_PEER_FAILED_VERIFICATION) {
+    constexpr std::string_view kPrefix = "SSL certificate problem: ";
+    if (detail.rfind(kPrefix, 0) == 0) detail.erase(0, kPrefix.size());
+    return "TLS: certificate verify failed: " + detail;
+  }
+  if (tls_code(code)) return "TLS: " + detail;
+  if (code == CURLE_OPERATION_TIMEDOUT) return "timeout";
+  if (code == CURLE_COULDNT_RESOLVE_HOST) return "resolve: " + detail;
+  if (code == CURLE_COULDNT_CONNECT) return "connect: " + detail;
+  // An alert after the handshake (TLS 1.3: a client certificate refused) surfaces on read/write.
+  if (tls && (code == CURLE_RECV_ERROR || code == CURLE_SEND_ERROR || code == CURLE_GOT_NOTHING) &&
+      (detail.find("SSL") != std::string::npos || detail.find("alert") != std::string::npos)) {
+    return "TLS: " + detail;
+  }
+  return fmt::format("{}: {}", curl_easy_strerror(code), detail);
 }
 
 }  // namespace
 
 std::optional<HttpUrl> parse_http_url(std::string_view url) {
-  constexpr std::string_view kScheme = "http://";
-  if (url.size() <= kScheme.size()) return std::nullopt;
-  for (std::size_t i = 0; i < kScheme.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(url[i])) != kScheme[i]) return std::nullopt;
-  }
-  url.remove_prefix(kScheme.size());
-  auto slash = url.find_first_of("/?");
-  std::string_view authority = url.substr(0, slash);
   HttpUrl out;
+  if (starts_with_ci(url, "https://")) {
+    out.scheme = "https";
+    out.port = "443";
+    url.remove_prefix(8);
+  } else if (starts_with_ci(url, "http://")) {
+    url.remove_prefix(7);
+  } else {
+    return std::nullopt;
+  }
+  auto slash = url.find_first_of("/?#");
+  std::string_view authority = url.substr(0, slash);
   if (slash != std::string_view::npos) {
     out.target = std::string(url.substr(slash));
-    if (out.target.front() == '?') out.target.insert(0, "/");
+    if (out.target.front() != '/') out.target.insert(0, "/");
   }
   if (authority.empty() || authority.find('@') != std::string_view::npos) return std::nullopt;
   if (authority.front() == '[') {  // [::1]:8080
@@ -201,86 +133,139 @@ std::optional<HttpUrl> parse_http_url(std::string_view url) {
   for (char c : out.port) {
     if (std::isdigit(static_cast<unsigned char>(c)) == 0) return std::nullopt;
   }
-  for (char c : out.target) {
-    if (c == ' ' || c == '\r' || c == '\n') return std::nullopt;
+  for (char c : out.host + out.target) {
+    if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) return std::nullopt;
   }
   return out;
 }
 
+bool is_loopback_host(std::string_view host) {
+  std::string h = lower(host);
+  if (h == "localhost" || h == "localhost.") return true;
+  in_addr v4{};
+  if (::inet_pton(AF_INET, h.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  if (::inet_pton(AF_INET6, h.c_str(), &v6) == 1) {
+    if (IN6_IS_ADDR_LOOPBACK(&v6)) return true;
+    if (IN6_IS_ADDR_V4MAPPED(&v6)) return v6.s6_addr[12] == 127;
+  }
+  return false;
+}
+
+std::string check_outbound_url(std::string_view url, bool allow_insecure) {
+  auto parsed = parse_http_url(url);
+  if (!parsed) return "must be an https://host[:port]/path URL";
+  if (parsed->scheme == "https" || allow_insecure || is_loopback_host(parsed->host)) return {};
+  return fmt::format(
+      "plain http:// to the non-loopback host {} would send patient data in cleartext; use "
+      "https://, or set allow_insecure: true",
+      parsed->host);
+}
+
 HttpResult http_post(std::string_view url, std::string_view body, const HttpHeaders& headers,
-                     std::chrono::milliseconds timeout) {
+                     const HttpPostOptions& options) {
   HttpResult result;
   auto parsed = parse_http_url(url);
   if (!parsed) {
-    result.error = "unsupported URL (only http://host[:port]/path)";
+    result.error = "unsupported URL (only http[s]://host[:port]/path)";
     return result;
   }
-  const auto deadline = SteadyClock::now() + timeout;
-  int raw_fd = -1;
-  if (std::string err = connect_to(*parsed, deadline, raw_fd); !err.empty()) {
-    result.error = std::move(err);
+  if (std::string refused = check_outbound_url(url, options.tls.allow_insecure); !refused.empty()) {
+    result.error = "refused: " + refused;
     return result;
   }
-  Fd fd(raw_fd);
+  const bool tls = parsed->scheme == "https";
 
-  std::string host_header = parsed->host.find(':') != std::string::npos
-                                ? fmt::format("[{}]", parsed->host)
-                                : parsed->host;
-  if (parsed->port != "80") host_header += ":" + parsed->port;
-  std::string request =
-      fmt::format("POST {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
-                  parsed->target, host_header, body.size());
+  std::unique_ptr<curl_slist, SlistDeleter> list;
+  auto add_header = [&](const std::string& line) {
+    curl_slist* next = curl_slist_append(list.get(), line.c_str());
+    if (next == nullptr) return false;
+    (void)list.release();
+    list.reset(next);
+    return true;
+  };
   bool has_content_type = false;
   for (const auto& [name, value] : headers) {
-    if (!header_value_ok(name) || !header_value_ok(value)) {
+    if (name.empty() || !header_value_ok(name) || !header_value_ok(value) ||
+        name.find(':') != std::string::npos) {
       result.error = "invalid header";
       return result;
     }
     if (lower(name) == "content-type") has_content_type = true;
-    request += fmt::format("{}: {}\r\n", name, value);
-  }
-  if (!has_content_type) request += "Content-Type: application/json\r\n";
-  request += "\r\n";
-
-  if (std::string err = send_all(fd.get(), request, deadline); !err.empty()) {
-    result.error = std::move(err);
-    return result;
-  }
-  if (std::string err = send_all(fd.get(), body, deadline); !err.empty()) {
-    result.error = std::move(err);
-    return result;
-  }
-
-  std::string raw;
-  char buffer[8192];
-  while (raw.size() < kMaxResponseBytes + 8192) {
-    ssize_t n = ::recv(fd.get(), buffer, sizeof(buffer), 0);
-    if (n > 0) {
-      raw.append(buffer, static_cast<std::size_t>(n));
-      if (response_complete(raw)) break;
-      continue;
+    if (!add_header(name + ": " + value)) {
+      result.error = "out of memory";
+      return result;
     }
-    if (n == 0) break;
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      std::string waited = wait_for(fd.get(), POLLIN, deadline);
-      if (!waited.empty()) {
-        // A status line already read is still an answer; otherwise report the timeout.
-        if (raw.find("\r\n\r\n") != std::string::npos) break;
-        result.error = fmt::format("recv: {}", waited);
-        return result;
-      }
-      continue;
+  }
+  if (!has_content_type) add_header("Content-Type: application/json");
+  add_header("Expect:");  // no 100-continue round trip
+  if (options.auth) {
+    AccessToken token = options.auth->get();
+    if (token.value.empty()) {
+      result.error = "auth: " + (token.error.empty() ? std::string("no token") : token.error);
+      return result;
     }
-    result.error = fmt::format("recv: {}", std::strerror(errno));
+    if (!header_value_ok(token.value)) {
+      result.error = "auth: the token is not a valid header value";
+      return result;
+    }
+    add_header("Authorization: Bearer " + token.value);
+  }
+
+  global_init();
+  std::unique_ptr<CURL, CurlDeleter> handle(curl_easy_init());
+  if (!handle) {
+    result.error = "curl_easy_init failed";
     return result;
   }
-  if (raw.empty()) {
-    result.error = "connection closed without a response";
+  CURL* h = handle.get();
+  char errbuf[CURL_ERROR_SIZE] = {0};
+  const std::string url_text(url);
+  const long timeout_ms = static_cast<long>(std::max<std::int64_t>(1, options.timeout.count()));
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt(h, CURLOPT_URL, url_text.c_str());
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
+  curl_easy_setopt(h, CURLOPT_USERAGENT, "chartflow");
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+  curl_easy_setopt(h, CURLOPT_POST, 1L);
+  curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.data());
+  curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, list.get());
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_body);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &result.body);
+  curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
+  // TLS: 1.2 minimum, the peer's certificate and name verified, always.
+  curl_easy_setopt(h, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
+  curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+  if (!options.tls.ca_file.empty()) {
+    curl_easy_setopt(h, CURLOPT_CAINFO, options.tls.ca_file.c_str());
+    curl_easy_setopt(h, CURLOPT_CAPATH, static_cast<char*>(nullptr));  // the configured CAs only
+  }
+  if (!options.tls.client_cert.empty()) {
+    curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
+    curl_easy_setopt(h, CURLOPT_SSLCERT, options.tls.client_cert.c_str());
+    curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
+    curl_easy_setopt(h, CURLOPT_SSLKEY,
+                     options.tls.client_key.empty() ? options.tls.client_cert.c_str()
+                                                    : options.tls.client_key.c_str());
+  }
+
+  const CURLcode code = curl_easy_perform(h);
+  long status = 0;
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+  if (code != CURLE_OK) {
+    result.error = describe(code, errbuf, tls);
+    result.status = 0;
+    result.body.clear();
     return result;
   }
-  parse_response(raw, result);
-  if (result.body.size() > kMaxResponseBytes) result.body.resize(kMaxResponseBytes);
+  result.status = static_cast<int>(status);
+  if (result.status == 401 && options.auth) options.auth->invalidate();
   return result;
 }
 

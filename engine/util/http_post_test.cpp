@@ -44,7 +44,7 @@ TEST(HttpPostTest, ConnectionErrorsAreValuesNotExceptions) {
   EXPECT_EQ(refused.status, 0);
   EXPECT_FALSE(refused.error.empty());
   EXPECT_FALSE(refused.ok());
-  EXPECT_FALSE(http_post("https://example.org/", "{}", {}).error.empty());
+  EXPECT_FALSE(http_post("ftp://example.org/", "{}", {}).error.empty());
   EXPECT_FALSE(http_post("http://host.invalid./", "{}", {}, std::chrono::milliseconds(500)).ok());
   EXPECT_EQ(http_post("http://127.0.0.1:1/", "{}", {{"X-Bad", "a\r\nb"}}).status, 0);
 }
@@ -63,8 +63,14 @@ TEST(HttpPostTest, ParsesHttpUrls) {
   ASSERT_TRUE(u.has_value());
   EXPECT_EQ(u->host, "::1");
   EXPECT_EQ(u->port, "9000");
-  for (const char* bad : {"", "http://", "https://h/", "ftp://h", "http://user@h/", "http://h:/",
-                          "http://h:99999999/", "http://h:abc/", "http://h/a b", "h:80/x"}) {
+  u = parse_http_url("https://payer.example/fhir/Claim");
+  ASSERT_TRUE(u.has_value());
+  EXPECT_EQ(u->scheme, "https");
+  EXPECT_EQ(u->port, "443");
+  EXPECT_EQ(u->target, "/fhir/Claim");
+  for (const char* bad :
+       {"", "http://", "https://", "ftp://h", "http://user@h/", "http://h:/", "http://h:99999999/",
+        "http://h:abc/", "http://h/a b", "h:80/x", "https://u:p@h/", "http://h/a\r\nb"}) {
     EXPECT_FALSE(parse_http_url(bad).has_value()) << bad;
   }
 }

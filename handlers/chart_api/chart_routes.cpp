@@ -28,9 +28,16 @@ const std::string& chart_id_param(const Request& req) {
 
 // Billing needs the bill and review state of a chart, not the doctor's words or the questions
 // about what the chart lacks.
+// Billing needs the bill and the ledger, not the patient or the clinical picture: of the review
+// it sees only where it stands (an allow-list, so a column added later stays hidden).
 void strip_clinical_detail(Json& chart) {
   chart.erase("open_questions");
-  if (chart.contains("review") && chart.at("review").is_object()) chart["review"].erase("comment");
+  if (chart.contains("review") && chart.at("review").is_object()) {
+    Json kept = Json::object();
+    for (const char* key : {"id", "status", "decision", "created_at", "decided_at"})
+      if (chart.at("review").contains(key)) kept[key] = chart.at("review").at(key);
+    chart["review"] = std::move(kept);
+  }
 }
 
 // Who uploaded a revision or decided a review: the credential's stable id.
@@ -64,9 +71,10 @@ Response put_chart(EngineServices& engine, const Request& req, const std::string
   ChartUpload up;
   try {
     // The audit record commits with the revision and its event.
-    up = upload_chart(engine, chart_id, req.body, uploaded_by(req), "upload", [&](Sql& sql) {
-      engine.audit(sql, http::audit_entry(req, "chart.upload", "chart", chart_id));
-    });
+    up = upload_chart(
+        engine, chart_id, req.body, uploaded_by(req), "upload", [&](Sql& sql, const std::string&) {
+          engine.audit(sql, http::audit_entry(req, "chart.upload", "chart", chart_id));
+        });
   } catch (const ChartRejected& e) {
     throw HttpError{e.status, e.message};
   }
@@ -180,11 +188,26 @@ void add_chart_routes(ModuleRegistry& module) {
         if (!body.is_object() || !body.contains("decision") || !body.at("decision").is_string())
           throw HttpError{400,
                           "body must be {\"decision\": \"approve\"|\"reject\", \"comment\": ...}"};
+        for (const auto& [key, value] : body.items()) {
+          if (key == "decided_by")
+            throw HttpError{400, "decided_by is taken from your credential and may not be sent"};
+          if (key != "decision" && key != "comment" && key != "reason")
+            throw HttpError{400, "unknown key '" + key + "'; allowed: decision, comment, reason"};
+        }
         std::optional<std::string> comment;
         if (body.contains("comment") && !body.at("comment").is_null()) {
           if (!body.at("comment").is_string()) throw HttpError{400, "comment must be a string"};
           comment = body.at("comment").get<std::string>();
         }
+        // Reviewers decide their own reviews; an admin may decide anyone's, but only saying why.
+        const bool on_behalf = !reviewer_scope(req);
+        std::string reason;
+        if (body.contains("reason") && body.at("reason").is_string())
+          reason = body.at("reason").get<std::string>();
+        if (on_behalf && (reason.empty() || reason.size() > 1000))
+          throw HttpError{400,
+                          "an admin deciding a doctor's review must give a reason (1-1000 "
+                          "characters)"};
         const std::string decision = body.at("decision").get<std::string>();
         // Look the review up first to learn which run to signal; the decision itself is recorded in
         // the signal's transaction, so the run never misses a recorded decision.
@@ -193,6 +216,10 @@ void add_chart_routes(ModuleRegistry& module) {
         if (!review) return Response::error(404, "review " + std::to_string(id) + " not found");
         auto entry = http::audit_entry(req, "review.decide", "review", std::to_string(id));
         entry.detail = {{"decision", decision}};
+        if (on_behalf) {
+          entry.detail["on_behalf_of_assignee"] = true;
+          entry.detail["reason"] = reason;
+        }
         if (auto scope = reviewer_scope(req); scope && review->value("assignee", "") != *scope) {
           entry.outcome = "denied";
           engine.audit_now(entry);

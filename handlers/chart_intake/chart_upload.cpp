@@ -9,7 +9,8 @@ namespace chartflow::handlers {
 
 ChartUpload upload_chart(EngineServices& engine, std::optional<std::string> chart_id,
                          const std::string& raw, const std::string& uploader,
-                         const std::string& source, const std::function<void(Sql&)>& also) {
+                         const std::string& source,
+                         const std::function<void(Sql&, const std::string&)>& also) {
   if (raw.empty()) throw ChartRejected{400, "body is empty: expected a FHIR Bundle"};
   Json bundle;
   try {
@@ -39,7 +40,7 @@ ChartUpload upload_chart(EngineServices& engine, std::optional<std::string> char
   ev.subject = out.chart_id;
   // The revision and its event commit together: an upload is never half-stored.
   out.event = engine.ingest(ev, [&](Sql& sql, EventInput& event) {
-    if (also) also(sql);
+    if (also) also(sql, out.chart_id);
     stored = store_revision(sql, out.chart_id, raw, parsed->content_hash, parsed->index, uploader);
     if (stored.duplicate) return false;
     event.body =

@@ -31,10 +31,10 @@ struct ChartUpload {
 // Patient. `also` writes the source's own record (e.g. the S3 object or an audit record) in the
 // same transaction, duplicate or not. Throws ChartRejected for bad input; database failures
 // propagate.
-ChartUpload upload_chart(EngineServices& engine, std::optional<std::string> chart_id,
-                         const std::string& raw, const std::string& uploader,
-                         const std::string& source,
-                         const std::function<void(Sql&)>& also = nullptr);
+ChartUpload upload_chart(
+    EngineServices& engine, std::optional<std::string> chart_id, const std::string& raw,
+    const std::string& uploader, const std::string& source,
+    const std::function<void(Sql&, const std::string& chart_id)>& also = nullptr);
 
 // The "chart" intake hook: upload_chart with the chart id taken from the Bundle.
 IntakeResult chart_intake(EngineServices& engine, const IntakeRequest& request);

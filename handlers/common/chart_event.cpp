@@ -17,8 +17,6 @@ std::optional<ChartEvent> parse_chart_event(const Json& body) {
     return std::nullopt;
   }
   event.revision = static_cast<int>(*revision);
-  event.has_billable = fhir::bool_member(body, "has_billable", false);
-  event.released = fhir::bool_member(body, "released", false);
   event.content_hash = fhir::string_member(body, "content_hash");
   return event;
 }

@@ -2,16 +2,17 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <set>
 #include <stdexcept>
 
-#include "engine/util/http_post.hpp"
 #include "handlers/common/config_file.hpp"
+#include "handlers/common/outbound_settings.hpp"
 #include "handlers/fhir/fhir_json.hpp"
 
 namespace chartflow::handlers::discharge {
@@ -40,16 +41,21 @@ BillDeliverySettings BillDeliverySettings::from_json(const Json& settings) {
       throw std::invalid_argument(
           fmt::format("bill delivery channel '{}' is defined twice", channel.name));
     }
+    for (const auto& [key, value] : c.items()) {
+      if (key != "name" && key != "type" && key != "dir" && key != "url" &&
+          key != "allow_insecure" && key != "tls" && key != "auth") {
+        throw std::invalid_argument(
+            fmt::format("channels.{}.{}: unknown setting", channel.name, key));
+      }
+    }
     if (channel.type == "folder") {
       channel.dir = expand_env(fhir::string_member(c, "dir"));
       if (channel.dir.empty()) continue;
     } else if (channel.type == "webhook") {
       channel.url = expand_env(fhir::string_member(c, "url"));
       if (channel.url.empty()) continue;
-      if (!util::parse_http_url(channel.url)) {
-        throw std::invalid_argument(fmt::format(
-            "bill delivery channel '{}': url must be http://host[:port]/path", channel.name));
-      }
+      channel.http = outbound_options(&c, channel.url, fmt::format("channels.{}", channel.name),
+                                      channel.http.timeout, out.warnings);
     } else {
       throw std::invalid_argument(
           fmt::format("bill delivery channel '{}': type must be folder or webhook", channel.name));
@@ -59,41 +65,86 @@ BillDeliverySettings BillDeliverySettings::from_json(const Json& settings) {
   return out;
 }
 
+namespace {
+
+// Missing folders of `dir` made 0700 (a bill folder is the patient data's own); existing ones
+// are left as the operator set them up.
+std::string make_private_dirs(const std::filesystem::path& dir) {
+  std::filesystem::path p;
+  for (const auto& part : dir) {
+    p /= part;
+    if (::mkdir(p.c_str(), 0700) != 0 && errno != EEXIST)
+      return fmt::format("create directory: {}", std::strerror(errno));
+  }
+  return {};
+}
+
+std::string random_hex(std::size_t bytes) {
+  unsigned char buf[16];
+  if (bytes > sizeof buf) bytes = sizeof buf;
+  std::size_t have = 0;
+  while (have < bytes) {
+    const ssize_t n = ::getrandom(buf + have, bytes - have, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return {};
+    have += static_cast<std::size_t>(n);
+  }
+  std::string out;
+  for (std::size_t i = 0; i < bytes; ++i) out += fmt::format("{:02x}", buf[i]);
+  return out;
+}
+
+}  // namespace
+
 std::string write_bill_file(const std::filesystem::path& dir, const std::string& chart_id,
                             const std::string& text) {
-  static std::atomic<unsigned> counter{0};
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) return fmt::format("create directory: {}", ec.message());
-  const std::filesystem::path target = dir / (chart_id + "-invoice.txt");
-  const std::filesystem::path temp =
-      dir / fmt::format(".{}-invoice.txt.{}.{}.tmp", chart_id, ::getpid(), counter++);
-  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return fmt::format("open: {}", std::strerror(errno));
+  if (chart_id.empty() || chart_id.front() == '.' || chart_id.find('/') != std::string::npos ||
+      chart_id.find('\0') != std::string::npos)
+    return "the chart id is not usable as a file name";
+  if (auto err = make_private_dirs(dir); !err.empty()) return err;
+  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0) return fmt::format("open directory: {}", std::strerror(errno));
+  const std::string target = chart_id + "-invoice.txt";
+  // Beside the target (so rename(2) is atomic), under a name no one can guess, created new
+  // (O_EXCL) and never through a link (O_NOFOLLOW): a link planted there cannot redirect it.
+  std::string temp;
+  int fd = -1;
+  for (int attempt = 0; attempt < 8 && fd < 0; ++attempt) {
+    const std::string nonce = random_hex(12);
+    if (nonce.empty()) break;
+    temp = fmt::format(".{}.{}.tmp", target, nonce);
+    fd = ::openat(dir_fd, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 && errno != EEXIST) break;
+  }
+  if (fd < 0) {
+    std::string err = fmt::format("open: {}", std::strerror(errno));
+    ::close(dir_fd);
+    return err;
+  }
+  auto fail = [&](const char* what) {
+    std::string err = fmt::format("{}: {}", what, std::strerror(errno));
+    if (fd >= 0) ::close(fd);
+    ::unlinkat(dir_fd, temp.c_str(), 0);
+    ::close(dir_fd);
+    return err;
+  };
   std::size_t written = 0;
   while (written < text.size()) {
     ssize_t n = ::write(fd, text.data() + written, text.size() - written);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      std::string err = fmt::format("write: {}", std::strerror(errno));
-      ::close(fd);
-      ::unlink(temp.c_str());
-      return err;
-    }
+    if (n <= 0) return fail("write");
     written += static_cast<std::size_t>(n);
   }
-  if (::fsync(fd) != 0) {
-    std::string err = fmt::format("fsync: {}", std::strerror(errno));
-    ::close(fd);
-    ::unlink(temp.c_str());
-    return err;
+  if (::fsync(fd) != 0) return fail("fsync");
+  if (::close(fd) != 0) {
+    fd = -1;
+    return fail("close");
   }
-  ::close(fd);
-  if (::rename(temp.c_str(), target.c_str()) != 0) {
-    std::string err = fmt::format("rename: {}", std::strerror(errno));
-    ::unlink(temp.c_str());
-    return err;
-  }
+  fd = -1;
+  // rename(2) replaces whatever is at the target, a planted link included, without following it.
+  if (::renameat(dir_fd, temp.c_str(), dir_fd, target.c_str()) != 0) return fail("rename");
+  ::fsync(dir_fd);  // the rename itself survives a crash
+  ::close(dir_fd);
   return {};
 }
 

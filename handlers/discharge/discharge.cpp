@@ -98,7 +98,8 @@ StepOutcome DischargeHandler::run(StepContext& ctx) {
   const Wake* wake = ctx.wake();
   const bool signalled = wake != nullptr && wake->kind == Wake::Kind::kSignal &&
                          !release_signal.empty() && wake->signal == release_signal;
-  if (!event->released && !signalled && !is_released(index)) {
+  // Released is what the stored revision says (or the release signal), never the event body.
+  if (!signalled && !is_released(index)) {
     if (!release_signal.empty() && wake == nullptr)
       return WaitForSignal{release_signal, std::nullopt};
     return Completed{Json{{"released", false}}};
@@ -194,10 +195,11 @@ StepOutcome DischargeHandler::run(StepContext& ctx) {
                    {"invoice_id", invoice_id},
                    {"invoice", invoice_json},
                    {"bill_text", bill_text}};
+      util::HttpPostOptions http = channel.http;
+      http.timeout = settings_->insurers.timeout;
       util::HttpResult result = util::http_post(
           channel.url, body.dump(),
-          {{"Idempotency-Key", fmt::format("bill:{}:{}", event->chart_id, channel.name)}},
-          settings_->insurers.timeout);
+          {{"Idempotency-Key", fmt::format("bill:{}:{}", event->chart_id, channel.name)}}, http);
       if (!result.ok()) {
         error = result.error.empty() ? fmt::format("HTTP status {}", result.status) : result.error;
       }

@@ -26,13 +26,6 @@ constexpr const char* kInsertReview =
     "VALUES ($1, $2, $3, $4, $5, $5, $6, to_timestamp($7::float8), $8::jsonb, $9::jsonb) "
     "ON CONFLICT (run_id, step) DO NOTHING RETURNING id";
 
-// A decision that reached the run without passing the API (e.g. an operator's signal) is
-// recorded too; one that the API recorded already is left alone.
-constexpr const char* kRecordDecision =
-    "UPDATE review SET status = CASE $2 WHEN 'approve' THEN 'approved' ELSE 'rejected' END, "
-    "decision = $2, comment = $3, decided_by = $4, decided_at = now(), updated_at = now() "
-    "WHERE id = $1 AND status = 'pending'";
-
 constexpr const char* kEscalate =
     "UPDATE review SET assignee = $2, escalations = escalations + 1, escalated_at = now(), "
     "due_at = to_timestamp($3::float8), updated_at = now() "
@@ -82,8 +75,6 @@ Completed decided(const Json& row, const std::string& decision) {
                         {"assignee", util::column_text(row, "assignee").value_or("")}}};
 }
 
-bool valid_decision(const std::string& d) { return d == "approve" || d == "reject"; }
-
 }  // namespace
 
 ReviewOptions ReviewOptions::from_json(const Json& settings) {
@@ -125,19 +116,9 @@ StepOutcome DoctorReviewHandler::run(StepContext& ctx) {
       return decided(*existing, util::column_text(*existing, "decision").value_or(""));
     }
     if (wake != nullptr && wake->kind == Wake::Kind::kSignal) {
-      const std::string decision = fhir::string_member(wake->payload, "decision");
-      if (valid_decision(decision)) {
-        std::optional<std::string> comment;
-        if (const Json* c = fhir::member(wake->payload, "comment"); c && c->is_string()) {
-          comment = c->get<std::string>();
-        }
-        std::string by = fhir::string_member(wake->payload, "decided_by");
-        sql.query(kRecordDecision, {review_id, decision, comment, by.empty() ? "signal" : by});
-        ctx.log(LogLevel::kInfo, "event=review_decided",
-                {{"chart_id", event->chart_id}, {"review_id", review_id}, {"decision", decision}});
-        return decided(*existing, decision);
-      }
-      ctx.log(LogLevel::kWarning, "event=review_signal_ignored reason=no_valid_decision",
+      // The decision route records a decision before it signals; a signal that finds the review
+      // still pending decided nothing (a signal body is never taken as a decision).
+      ctx.log(LogLevel::kWarning, "event=review_signal_ignored reason=review_still_pending",
               {{"chart_id", event->chart_id}, {"review_id", review_id}});
     } else if (wake != nullptr && wake->kind == Wake::Kind::kDeadline) {
       const TimePoint due = Clock::now() + options.escalation_deadline;

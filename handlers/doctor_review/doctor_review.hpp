@@ -34,6 +34,11 @@ class DoctorReviewHandler : public Handler {
  public:
   StepOutcome run(StepContext& ctx) override;
   void validate(const Json& config) const override;
+  // Only POST /v1/reviews/{id}/decision decides a review: it records the decision (decider taken
+  // from the credential, audited) before it signals the run.
+  std::vector<OwnedSignal> owned_signals() const override {
+    return {{kReviewSignal, "POST /v1/reviews/{id}/decision"}};
+  }
 };
 
 }  // namespace chartflow::handlers::doctor_review

@@ -119,18 +119,19 @@ TEST(InsurerSettingsTest, EndpointsPerPayorWithDefaultAndSkips) {
   auto s = InsurerSettings::from_json(
       Json{{"timeout", "2s"},
            {"payors",
-            {{"medicare", {{"url", "http://medicare.test/claims"}}},
+            {{"medicare", {{"url", "https://medicare.test/claims"}}},
              {"no_insurance", {{"skip", true}}},
              {"default", {{"url", "${CHARTFLOW_TEST_INSURER}"}}},
              {"unset", {{"url", "${CHARTFLOW_TEST_UNSET_VARIABLE}"}}}}}});
   EXPECT_EQ(s.timeout, std::chrono::seconds(2));
-  EXPECT_EQ(s.endpoint_for("medicare")->url, "http://medicare.test/claims");
-  EXPECT_EQ(s.endpoint_for("MEDICARE")->url, "http://medicare.test/claims");
+  EXPECT_EQ(s.endpoint_for("medicare")->url, "https://medicare.test/claims");
+  EXPECT_EQ(s.endpoint_for("MEDICARE")->url, "https://medicare.test/claims");
   EXPECT_EQ(s.endpoint_for("private")->url, "http://127.0.0.1:9/x");
   EXPECT_TRUE(s.endpoint_for("no_insurance")->skip);
   EXPECT_EQ(s.endpoint_for("unset")->url, "");
   EXPECT_FALSE(InsurerSettings::from_json(Json::object()).endpoint_for("x").has_value());
-  EXPECT_THROW(InsurerSettings::from_json(Json{{"payors", {{"x", {{"url", "https://x"}}}}}}),
+  // Plain http:// to a non-loopback host: refused (handlers/common/outbound_settings_test.cpp).
+  EXPECT_THROW(InsurerSettings::from_json(Json{{"payors", {{"x", {{"url", "http://x"}}}}}}),
                std::invalid_argument);
   EXPECT_THROW(InsurerSettings::from_json(Json{{"payors", {{"x", 5}}}}), std::invalid_argument);
   EXPECT_THROW(InsurerSettings::from_json(Json{{"timeout", "soon"}}), std::invalid_argument);

@@ -5,8 +5,8 @@
 #include <cctype>
 #include <stdexcept>
 
-#include "engine/util/http_post.hpp"
 #include "handlers/common/config_file.hpp"
+#include "handlers/common/outbound_settings.hpp"
 #include "handlers/fhir/fhir_json.hpp"
 
 namespace chartflow::handlers::insurance {
@@ -40,23 +40,31 @@ InsurerSettings InsurerSettings::from_json(const Json& settings) {
   if (!payors->is_object())
     throw std::invalid_argument("insurer settings: 'payors' must be a mapping");
   for (const auto& [name, value] : payors->items()) {
+    const std::string where = "payors." + name;
     InsurerEndpoint endpoint;
+    const Json* options = nullptr;
     if (value.is_string()) {
       endpoint.url = expand_env(value.get<std::string>());
     } else if (value.is_object()) {
+      for (const auto& [key, v] : value.items()) {
+        if (key != "url" && key != "skip" && key != "allow_insecure" && key != "tls" &&
+            key != "auth") {
+          throw std::invalid_argument(fmt::format("{}.{}: unknown setting", where, key));
+        }
+      }
       endpoint.skip = fhir::bool_member(value, "skip", false);
       if (const Json* url = fhir::member(value, "url")) {
         if (!url->is_string()) {
-          throw std::invalid_argument(fmt::format("insurer '{}': 'url' must be a string", name));
+          throw std::invalid_argument(fmt::format("{}.url: must be a string", where));
         }
         endpoint.url = expand_env(url->get<std::string>());
       }
+      options = &value;
     } else if (!value.is_null()) {
-      throw std::invalid_argument(fmt::format("insurer '{}' must be a mapping with 'url'", name));
+      throw std::invalid_argument(fmt::format("{}: must be a mapping with 'url'", where));
     }
-    if (!endpoint.url.empty() && !util::parse_http_url(endpoint.url)) {
-      throw std::invalid_argument(
-          fmt::format("insurer '{}': url must be http://host[:port]/path", name));
+    if (!endpoint.url.empty() && !endpoint.skip) {
+      endpoint.http = outbound_options(options, endpoint.url, where, out.timeout, out.warnings);
     }
     out.payors[name] = std::move(endpoint);
   }

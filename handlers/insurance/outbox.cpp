@@ -135,7 +135,7 @@ DeliveryReport deliver_pending(StepContext& ctx, const InsurerSettings& settings
         static_cast<int>(util::column_int(row, "attempts").value_or(0)) + 1, ctx.attempt());
     util::HttpResult result = util::http_post(
         endpoint->url, util::column_text(row, "payload").value_or("{}"),
-        {{"Content-Type", "application/fhir+json"}, {"Idempotency-Key", key}}, settings.timeout);
+        {{"Content-Type", "application/fhir+json"}, {"Idempotency-Key", key}}, endpoint->http);
     std::optional<std::string> status_code;
     if (result.status != 0) status_code = std::to_string(result.status);
     std::string error = result.ok()             ? std::string()

@@ -663,11 +663,14 @@ test("reviews worklist (stubbed API): markup in a name is text, approve sends th
     assert.match(await page.textContent(card), /due in/);
     await shot("reviews-stub");
     await page.fill(`${card} textarea[name=comment]`, "Fine <i>by me</i>");
+    // Signed in as admin: deciding in the doctor's place takes a reason.
+    await page.fill(`${card} input[name=reason]`, "covering for the doctor");
     await page.click(`${card} button[data-action=approve]`);
     await page.waitForFunction((sel) => !document.querySelector(sel), card);
     assert.deepEqual(decided, {
       decision: "approve",
       comment: "Fine <i>by me</i>",
+      reason: "covering for the doctor",
     });
     await page.waitForSelector(".worklist .empty-state");
   } finally {
@@ -862,6 +865,7 @@ test("approving a review in the worklist lets the chart's run complete", async (
   const card = `.review[data-chart-id="${chartId}"]`;
   await page.waitForSelector(`${card} button[data-action=approve]`);
   await page.fill(`${card} textarea[name=comment]`, "Looks right. <i>ok</i>");
+  await page.fill(`${card} input[name=reason]`, "browser test as admin");
   const [resp] = await Promise.all([
     page.waitForResponse(
       (r) =>
@@ -877,6 +881,7 @@ test("approving a review in the worklist lets the chart's run complete", async (
   assert.deepEqual(JSON.parse(resp.request().postData()), {
     decision: "approve",
     comment: "Looks right. <i>ok</i>",
+    reason: "browser test as admin",
   });
   // The pending worklist drops it.
   await page.waitForFunction((sel) => !document.querySelector(sel), card);

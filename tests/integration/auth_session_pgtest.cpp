@@ -119,8 +119,9 @@ TEST_F(AuthSessionTest, PasswordSignInOpensACookieSessionThatNeedsCsrfForChanges
   scalar("UPDATE web_session SET expires_at = now() - interval '1 second'");
   EXPECT_EQ(app.call("GET", "/v1/runs", "", "", {{"Cookie", cookie2}}).status, 401);
 
-  EXPECT_EQ(count("SELECT count(*) FROM audit_event WHERE action = 'auth.signin' AND outcome = "
-                  "'failure'"),
+  // Failed sign-ins are counted per source and minute (one record once the minute is over).
+  EXPECT_EQ(count("SELECT sum(count) FROM audit_refusal WHERE action = 'auth.signin' AND "
+                  "outcome = 'failure'"),
             2);
   EXPECT_EQ(count("SELECT count(*) FROM audit_event WHERE action = 'auth.signin' AND outcome = "
                   "'success' AND actor = 'user:nurse.joy'"),
@@ -132,10 +133,10 @@ TEST_F(AuthSessionTest, PasswordSignInOpensACookieSessionThatNeedsCsrfForChanges
   EXPECT_EQ(count("SELECT count(*) FROM audit_event WHERE detail::text LIKE '%horse%'"), 0);
 }
 
-// Password guessing is cut off per user name (10 failures in 15 minutes) and per address (30):
-// even the right password is refused then, the refusal is audited, and other users are not
-// locked out by one user's failures.
-TEST_F(AuthSessionTest, RepeatedFailedSignInsAreRefusedPerUserAndPerAddress) {
+// Password guessing slows down per (user name, address) pair with growing delays, not per user
+// name (which let anyone lock a user out): see Finding12 in auth_hardening_pgtest.cpp. Here: the
+// refusal is a 429 with Retry-After, audited, and other users are not held up.
+TEST_F(AuthSessionTest, RepeatedFailedSignInsOfOnePairAreDelayed) {
   AppServer app(dsn());
   ASSERT_EQ(create_user("dr.house", "operator", "vicodin and puzzles"), 0);
   ASSERT_EQ(create_user("dr.wilson", "operator", "oncology and patience"), 0);
@@ -143,27 +144,22 @@ TEST_F(AuthSessionTest, RepeatedFailedSignInsAreRefusedPerUserAndPerAddress) {
     return app.call("POST", "/v1/auth/signin", "",
                     Json{{"username", user}, {"password", password}}.dump());
   };
-  for (int i = 0; i < 10; ++i)
+  for (int i = 0; i < 5; ++i)
     EXPECT_EQ(sign_in("dr.house", "guess " + std::to_string(i)).status, 401);
   auto refused = sign_in("dr.house", "vicodin and puzzles");
   EXPECT_EQ(refused.status, 429);
   EXPECT_THAT(refused.body, HasSubstr("too many failed sign-ins"));
-  EXPECT_EQ(refused.header("retry-after"), "900");
+  EXPECT_EQ(refused.header("retry-after").empty(), false);
   EXPECT_EQ(refused.header("set-cookie"), "");
-  EXPECT_EQ(count("SELECT count(*) FROM audit_event WHERE action = 'auth.signin' AND outcome = "
-                  "'denied' AND actor_name = 'dr.house'"),
+  EXPECT_EQ(count("SELECT sum(count) FROM audit_refusal WHERE action = 'auth.signin' AND outcome "
+                  "= 'denied' AND 'dr.house' = ANY (names)"),
             1);
   // Another user from the same address still signs in.
   EXPECT_EQ(sign_in("dr.wilson", "oncology and patience").status, 200);
-  // Guessing across many names is stopped per address.
-  for (int i = 0; i < 20; ++i) EXPECT_EQ(sign_in("user" + std::to_string(i), "x").status, 401);
-  EXPECT_EQ(sign_in("dr.wilson", "oncology and patience").status, 429);
-  // The window passes (the failures age out of it): sign-in works again.
-  scalar(
-      "ALTER TABLE audit_event DISABLE TRIGGER audit_event_append_only; UPDATE audit_event SET at "
-      "= at - interval '16 minutes'; ALTER TABLE audit_event ENABLE TRIGGER "
-      "audit_event_append_only; SELECT 1");
+  // The delay passes: sign-in works again, and success forgets the pair's failures.
+  scalar("UPDATE signin_failure SET last_failure_at = last_failure_at - interval '16 seconds'");
   EXPECT_EQ(sign_in("dr.house", "vicodin and puzzles").status, 200);
+  EXPECT_EQ(count("SELECT count(*) FROM signin_failure WHERE name = 'dr.house'"), 0);
 }
 
 TEST_F(AuthSessionTest, TokenSignInAndTheFirstStartCodeWhichWorksOnce) {

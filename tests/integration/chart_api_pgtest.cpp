@@ -87,18 +87,20 @@ TEST_F(ChartApiTest, UploadReviewAndCompleteAChart) {
   EXPECT_EQ(review.at("chart_id"), "chart-1");
   EXPECT_EQ(review.at("run_id").get<std::int64_t>(), run_id);
   auto decide = post("/v1/reviews/" + review.at("id").dump() + "/decision",
-                     R"({"decision": "approve", "comment": "looks right"})");
+                     R"({"decision": "approve", "comment": "looks right", "reason": "test"})");
   ASSERT_EQ(decide.status, 200) << decide.body;
   ASSERT_TRUE(wait_until([&] {
     return Json::parse(get("/v1/runs/" + std::to_string(run_id)).body).value("status", "") ==
            "succeeded";
   }));
   // Deciding twice is a conflict; a bad decision is a 400.
+  EXPECT_EQ(post("/v1/reviews/" + review.at("id").dump() + "/decision",
+                 R"({"decision": "approve", "reason": "test"})")
+                .status,
+            409);
   EXPECT_EQ(
-      post("/v1/reviews/" + review.at("id").dump() + "/decision", R"({"decision": "approve"})")
-          .status,
-      409);
-  EXPECT_EQ(post("/v1/reviews/999999/decision", R"({"decision": "maybe"})").status, 404);
+      post("/v1/reviews/999999/decision", R"({"decision": "maybe", "reason": "test"})").status,
+      404);
 
   auto chart = get("/v1/charts/chart-1");
   ASSERT_EQ(chart.status, 200);

@@ -110,6 +110,33 @@ TEST_F(EventSourcesHttpTest, SignedWebhookStartsARunWithoutAToken) {
   EXPECT_TRUE(Json::parse(again.body).at("duplicate").get<bool>());
 }
 
+// Issue #14 item 9: the Idempotency-Key header replaced the signature as the duplicate check but
+// was not signed, so one captured request replayed with fresh keys made new events.
+TEST_F(EventSourcesHttpTest, AReplayedSignedRequestWithNewIdempotencyKeysStartsNothing) {
+  const std::string body = R"({"patient": "p1", "value": 7.1})";
+  auto headers = signed_headers(body);
+  ASSERT_EQ(post("/v1/events/lab.result", body, headers).status, 202);
+  for (const char* key : {"replay-1", "replay-2"}) {
+    auto replay = headers;
+    replay["idempotency-key"] = key;
+    auto r = post("/v1/events/lab.result", body, replay);
+    EXPECT_EQ(r.status, 401) << key << ": " << r.body;
+    EXPECT_THAT(r.body, HasSubstr("Idempotency-Key"));
+  }
+  EXPECT_EQ(events_count(), "1");
+  // A sender that means its key signs it with the body: then the key is the duplicate check.
+  const auto now = std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                      std::chrono::system_clock::now().time_since_epoch())
+                                      .count());
+  std::map<std::string, std::string> keyed = {
+      {"x-chartflow-timestamp", now},
+      {"idempotency-key", "order-9"},
+      {"x-chartflow-signature", http::webhook_signature(kSecret, now, body, "order-9")}};
+  EXPECT_EQ(post("/v1/events/lab.result", body, keyed).status, 202);
+  EXPECT_EQ(post("/v1/events/lab.result", body, keyed).status, 200);
+  EXPECT_EQ(events_count(), "2");
+}
+
 TEST_F(EventSourcesHttpTest, BadOrMissingSignaturesAre401AndStoreNothing) {
   const std::string body = R"({"value": 1})";
   auto missing = post("/v1/events/lab.result", body, operator_token());

@@ -88,7 +88,7 @@ class PhiScanTest : public PgTest {
     const Json reviews = r.json().at("reviews");  // kept alive for the loop
     for (const auto& review : reviews) {
       auto d = api("POST", "/v1/reviews/" + review.at("id").dump() + "/decision",
-                   R"({"decision": "approve", "comment": "checked"})");
+                   R"({"decision": "approve", "comment": "checked", "reason": "phi scan test"})");
       EXPECT_TRUE(d.status == 200 || d.status == 409) << d.body;
       ++decided;
     }

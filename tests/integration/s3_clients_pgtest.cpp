@@ -14,6 +14,7 @@
 #include "tests/support/child_process.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/pg_fixture.hpp"
+#include "tests/support/s3_signer.hpp"
 
 namespace chartflow::testing {
 namespace {
@@ -53,7 +54,7 @@ class S3ClientsTest : public PgTest {
         << "name: on-object\non: [{ event: object.created }]\nsteps:\n  a: { handler: noop }\n";
     std::ofstream(dir_ / "s3.yaml")
         << "access_keys:\n  - access_key: " << kAccessKey << "\n    secret: " << kSecret
-        << "\n    role: operator\n"
+        << "\n    role: admin\n"
            "buckets:\n  charts: { chart: true }\n  scans: {}\n";
     // Path-style addressing; the CLI signs the payload over plain HTTP.
     std::ofstream(dir_ / "aws.cfg") << "[default]\nregion = us-east-1\ns3 =\n"
@@ -122,39 +123,7 @@ class S3ClientsTest : public PgTest {
   // cases the CLIs do not produce.
   HttpResponse s3_request(const std::string& method, const std::string& path,
                           const std::string& body = "", const std::string& payload_hash = "") {
-    char date[32];
-    const std::time_t now = std::time(nullptr);
-    std::tm tm{};
-    gmtime_r(&now, &tm);
-    std::strftime(date, sizeof date, "%Y%m%dT%H%M%SZ", &tm);
-    http::Request r;
-    r.method = method;
-    const auto q = path.find('?');
-    r.path = http::url_decode(path.substr(0, q), false);
-    if (q != std::string::npos) r.query = http::parse_query(path.substr(q + 1));
-    r.headers = {{"host", "127.0.0.1:" + std::to_string(port_)},
-                 {"x-amz-date", date},
-                 {"x-amz-content-sha256",
-                  payload_hash.empty() ? util::to_hex(util::sha256_raw(body)) : payload_hash}};
-    http::SigV4Auth auth{kAccessKey,
-                         std::string(date, 8),
-                         "us-east-1",
-                         "s3",
-                         {"host", "x-amz-content-sha256", "x-amz-date"},
-                         ""};
-    const std::string sig = http::sigv4_signature(
-        kSecret, auth,
-        http::sigv4_string_to_sign(date, auth.scope(),
-                                   http::sigv4_canonical_request(
-                                       r, auth.signed_headers, r.headers["x-amz-content-sha256"])));
-    return request(method, "127.0.0.1", port_, path, body,
-                   {{"x-amz-date", date},
-                    {"x-amz-content-sha256", r.headers["x-amz-content-sha256"]},
-                    {"authorization", "AWS4-HMAC-SHA256 Credential=" + std::string(kAccessKey) +
-                                          "/" + auth.scope() +
-                                          ", SignedHeaders=host;x-amz-content-sha256;x-amz-date, "
-                                          "Signature=" +
-                                          sig}});
+    return s3_call(port_, kAccessKey, kSecret, method, path, body, payload_hash);
   }
 
   fs::path dir_;

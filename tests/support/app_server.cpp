@@ -20,7 +20,8 @@ http::ServerSettings test_server_settings() {
   return ss;
 }
 
-AppServer::AppServer(const std::string& dsn, http::ServerSettings server) {
+AppServer::AppServer(const std::string& dsn, http::ServerSettings server,
+                     std::shared_ptr<http::S3Config> s3) {
   const std::string workflows = std::string(CHARTFLOW_SOURCE_DIR) + "/workflows";
   modules_ = app::make_modules(workflows);
   auto handlers = modules_->handler_registry();
@@ -35,17 +36,21 @@ AppServer::AppServer(const std::string& dsn, http::ServerSettings server) {
   settings.dsn = dsn;
   settings.poll_interval = std::chrono::milliseconds(200);
   engine_ = std::make_unique<runtime::Engine>(settings, handlers, registry);
+  engine_->reserve_event_types(modules_->reserved_event_types());
   engine_->start();
   services_ = std::make_unique<http::ModuleServices>(*engine_, &metrics_);
   http::add_auth(router_, *engine_);
   http::add_engine_routes(router_, *engine_, metrics_);
   // The S3 API as `serve --s3-config` adds it, so the route matrix sees every route.
-  auto s3 = std::make_shared<http::S3Config>();
-  s3->buckets["charts"] = true;
-  s3->keys["AKIATESTUPLOADER"] = {"test-secret-of-sixteen-plus", http::Role::kUploader};
+  if (!s3) {
+    s3 = std::make_shared<http::S3Config>();
+    s3->buckets["charts"] = true;
+    s3->keys["AKIATESTUPLOADER"] = {"test-secret-of-sixteen-plus", http::Role::kUploader, {}};
+  }
   http::add_app_routes(router_, [s3](http::Request& req) { return http::s3_root(req, *s3); });
   http::add_module_routes(router_, *services_, *modules_);
-  http::add_s3_routes(router_, *engine_, s3, http::bind_intake(*services_, *modules_, "chart"));
+  http::add_s3_routes(router_, *engine_, s3,
+                      http::bind_intake_with_access(*services_, *modules_, "chart"));
   server_ = std::make_unique<http::Server>(std::move(server), router_);
   server_->start();
 }

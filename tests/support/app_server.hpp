@@ -9,6 +9,7 @@
 #include "engine/module.hpp"
 #include "http/module_services.hpp"
 #include "http/router.hpp"
+#include "http/s3_config.hpp"
 #include "http/server.hpp"
 #include "metrics/metrics.hpp"
 #include "runtime/engine.hpp"
@@ -21,7 +22,9 @@ http::ServerSettings test_server_settings();
 
 class AppServer {
  public:
-  explicit AppServer(const std::string& dsn, http::ServerSettings server = test_server_settings());
+  // `s3`: the S3 API's keys and buckets (default: bucket "charts", one uploader key).
+  explicit AppServer(const std::string& dsn, http::ServerSettings server = test_server_settings(),
+                     std::shared_ptr<http::S3Config> s3 = nullptr);
   ~AppServer();
 
   unsigned short port() const { return server_->port(); }

@@ -63,6 +63,8 @@ HttpResponse request(const std::string& method, const std::string& host, unsigne
   beast::flat_buffer buffer;
   bhttp::response_parser<bhttp::string_body> parser;
   parser.body_limit(64 * 1024 * 1024);
+  // A response to HEAD announces a length but carries no body.
+  parser.skip(method == "HEAD");
   bhttp::read(stream, buffer, parser);
   auto res = parser.release();
 

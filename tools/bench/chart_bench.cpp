@@ -206,8 +206,9 @@ class Approver {
         }
         const auto& rid = r.at("id");
         const std::string id = rid.is_string() ? rid.get<std::string>() : rid.dump();
-        auto reply = client.send("POST", "/v1/reviews/" + id + "/decision",
-                                 R"({"decision": "approve", "comment": "benchmark"})");
+        auto reply = client.send(
+            "POST", "/v1/reviews/" + id + "/decision",
+            R"({"decision": "approve", "comment": "benchmark", "reason": "benchmark"})");
         if (reply.status == 200) ++approved_;
       }
       // A worklist polled every 10 ms is far more eager than any reviewer's screen, and leaves

@@ -1,6 +1,8 @@
 // Reviews: the doctors' worklist. Pending reviews with the chart summary and due time;
 // approve or reject with a comment (POST /v1/reviews/{id}/decision), which signals the
-// waiting step of the chart's run. Patient names appear here as text, never in URLs.
+// waiting step of the chart's run. Patient names appear here as text, never in URLs. An admin
+// deciding for the assigned doctor must say why (the server refuses it otherwise, and the
+// audit trail records the reason).
 import { api, ApiError, type Json, type Review } from "../api";
 import {
   button,
@@ -16,6 +18,7 @@ import { h, replace } from "../dom";
 import { fmtAgo, fmtTime, parseTime } from "../format";
 import { setQuery, type PageContext } from "../router";
 import { field, select, textFilter } from "../filters";
+import { isAdmin } from "../session";
 
 const POLL_MS = 5000;
 const STATUSES: [string, string][] = [
@@ -77,11 +80,14 @@ export async function reviewsPage(ctx: PageContext): Promise<void> {
     r: Review,
     decision: "approve" | "reject",
     comment: string,
+    reason: string,
     el: HTMLElement,
   ) => {
     el.querySelectorAll("button").forEach((b) => ((b as HTMLButtonElement).disabled = true));
     try {
-      await api.post(`/v1/reviews/${r.id}/decision`, { decision, comment });
+      const body: Json = { decision, comment };
+      if (isAdmin()) body.reason = reason;
+      await api.post(`/v1/reviews/${r.id}/decision`, body);
       toast(`Review #${r.id} ${decision === "approve" ? "approved" : "rejected"}`);
       comments.delete(r.id);
       el.classList.add("decided");
@@ -104,6 +110,12 @@ export async function reviewsPage(ctx: PageContext): Promise<void> {
       comments.get(r.id) ?? "",
     );
     comment.addEventListener("input", () => comments.set(r.id, comment.value));
+    const reason = h("input", {
+      name: "reason",
+      type: "text",
+      placeholder: "Reason for deciding in the doctor's place (required)",
+      "aria-label": "Reason",
+    }) as HTMLInputElement;
     const el = h(
       "article",
       {
@@ -147,15 +159,22 @@ export async function reviewsPage(ctx: PageContext): Promise<void> {
           "div",
           { class: "review-decide" },
           comment,
+          isAdmin() ? reason : null,
           h(
             "div",
             { class: "review-buttons" },
-            button("Approve", "success", () => void decide(r, "approve", comment.value, el), {
-              "data-action": "approve",
-            }),
-            button("Reject", "danger-outline", () => void decide(r, "reject", comment.value, el), {
-              "data-action": "reject",
-            }),
+            button(
+              "Approve",
+              "success",
+              () => void decide(r, "approve", comment.value, reason.value, el),
+              { "data-action": "approve" },
+            ),
+            button(
+              "Reject",
+              "danger-outline",
+              () => void decide(r, "reject", comment.value, reason.value, el),
+              { "data-action": "reject" },
+            ),
           ),
         ),
       );

@@ -87,10 +87,21 @@ class StepContext {
                    const Json& fields = Json::object()) = 0;
 };
 
+// A signal a handler owns: it carries a decision the handler's module records itself (a doctor's
+// review), so only the module's own route delivers it, under that route's Access rule; the
+// generic POST /v1/runs/{id}/signal/{name} refuses it for every role. `route` names the way in
+// for the refusal's message.
+struct OwnedSignal {
+  std::string name;
+  std::string route;
+};
+
 class Handler {
  public:
   virtual ~Handler() = default;
   virtual StepOutcome run(StepContext& ctx) = 0;
+  // The signals of this handler's steps that no generic run signal may deliver.
+  virtual std::vector<OwnedSignal> owned_signals() const { return {}; }
   // Checks the handler's settings in a workflow file; throws std::invalid_argument naming the
   // problem.
   virtual void validate(const Json& /*config*/) const {}
@@ -107,6 +118,13 @@ class HandlerRegistry {
     return it == handlers_.end() ? nullptr : it->second.get();
   }
   bool contains(const std::string& name) const { return handlers_.count(name) != 0; }
+  // The owner of signal `name` among the registered handlers, if one owns it.
+  std::optional<OwnedSignal> signal_owner(const std::string& name) const {
+    for (const auto& [_, h] : handlers_)
+      for (auto& owned : h->owned_signals())
+        if (owned.name == name) return owned;
+    return std::nullopt;
+  }
   std::vector<std::string> names() const {
     std::vector<std::string> out;
     for (const auto& [n, _] : handlers_) out.push_back(n);

@@ -71,12 +71,13 @@ struct ModuleRoute {
 
 // An intake hook: what a source (an S3 bucket, the drop folder, a module route) does with the
 // content it received, ending in an event stored through EngineServices::ingest. `also` writes
-// the source's own record (e.g. the S3 object) in that same transaction, duplicate or not.
+// the source's own record (e.g. the S3 object) in that same transaction, duplicate or not, and
+// learns the subject (e.g. the chart id) the content became.
 struct IntakeRequest {
   std::string content;
   std::string uploader;  // the credential's stable id, or the source's name
   std::string source;    // "upload", "s3", "drop"
-  std::function<void(Sql&)> also;
+  std::function<void(Sql&, const std::string& subject)> also;
 };
 struct IntakeResult {
   bool duplicate = false;  // identical content came before: nothing was stored
@@ -90,6 +91,10 @@ struct IntakeRejected {
   std::string message;
 };
 using IntakeHook = std::function<IntakeResult(EngineServices&, const IntakeRequest&)>;
+// Whether `who` may read content an intake turned into `subject` (an S3 object of a chart bucket
+// is read as the chart is), decided in the read's transaction.
+using SubjectAccess =
+    std::function<bool(Sql&, const std::string& subject, const http::Principal& who)>;
 
 // Filled by each module's register function at start-up, read-only afterwards.
 class ModuleRegistry {
@@ -109,13 +114,24 @@ class ModuleRegistry {
 
   // Sources name the hook they feed (an S3 chart bucket and the drop folder's top level use
   // "chart").
-  void add_intake(std::string name, IntakeHook hook) {
+  // `may_read` decides reads of what the hook stored; without one only admin reads it.
+  void add_intake(std::string name, IntakeHook hook, SubjectAccess may_read = nullptr) {
+    read_access_[name] = std::move(may_read);
     intakes_[std::move(name)] = std::move(hook);
   }
   const IntakeHook* intake(const std::string& name) const {
     auto it = intakes_.find(name);
     return it == intakes_.end() ? nullptr : &it->second;
   }
+  const SubjectAccess* read_access(const std::string& name) const {
+    auto it = read_access_.find(name);
+    return it == read_access_.end() || !it->second ? nullptr : &it->second;
+  }
+
+  // Event types the module emits itself (its intake's events): no door from outside may create
+  // them, so handlers may trust their bodies. A type, or a prefix ending in ".*".
+  void reserve_event_type(std::string pattern) { reserved_.push_back(std::move(pattern)); }
+  const std::vector<std::string>& reserved_event_types() const { return reserved_; }
 
   // Applied after the engine's own, in registration order.
   void add_migrations(MigrationSet set) { migrations_.push_back(std::move(set)); }
@@ -125,7 +141,9 @@ class ModuleRegistry {
   std::shared_ptr<HandlerRegistry> handlers_;
   std::vector<ModuleRoute> routes_;
   std::map<std::string, IntakeHook> intakes_;
+  std::map<std::string, SubjectAccess> read_access_;
   std::vector<MigrationSet> migrations_;
+  std::vector<std::string> reserved_;
 };
 
 }  // namespace chartflow
