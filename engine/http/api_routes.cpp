@@ -70,11 +70,22 @@ Response audited_command(runtime::Engine& engine, const Request& req, const std:
 }
 
 // Operators see a chart run's shape, not what its steps produced from the chart.
+// What a handler made of a chart may name the patient: its output, and also its error and the
+// history's details (an exception's text, an external handler's stderr). Operators see that a
+// step failed and how often, not what it said.
 void redact_chart_content(Json& run) {
   if (!run.value("event_type", "").starts_with("chart.")) return;
-  for (auto& step : run["steps"])
-    if (step.contains("output") && !step.at("output").is_null())
-      step["output"] = Json{{"redacted", "chart content is not shown to operators"}};
+  const Json kRedacted = Json{{"redacted", "chart content is not shown to operators"}};
+  for (auto& step : run["steps"]) {
+    if (step.contains("output") && !step.at("output").is_null()) step["output"] = kRedacted;
+    if (step.contains("error") && !step.at("error").is_null())
+      step["error"] = "(redacted: a chart run's step error is shown to admins only)";
+  }
+  if (run.contains("error") && !run.at("error").is_null())
+    run["error"] = "(redacted: a chart run's error is shown to admins only)";
+  if (run.contains("history") && run.at("history").is_array())
+    for (auto& h : run["history"])
+      if (h.contains("detail") && !h.at("detail").is_null()) h["detail"] = kRedacted;
   run["redacted"] = true;
 }
 

@@ -129,6 +129,21 @@ TEST_F(ExternalHandlerTest, MemoryHogHitsTheCapAndFailsTheAttempt) {
   expect_failed_then_retried("memory", "handler process exited with status 1");
 }
 
+// Issue #14 item 13 (in part): a handler ran with only RLIMIT_AS. It now cannot gain privileges
+// (no_new_privs: setuid programs do not elevate it), write files past 64 MiB, or burn more than
+// ten CPU-minutes in one process.
+TEST_F(ExternalHandlerTest, HandlerProcessesRunWithNoNewPrivilegesAndFileAndCpuLimits) {
+  EngineHarness h(dsn(), {misbehaving("sandbox")}, external_registry());
+  h.start();
+  const auto id = h.start_run("ext.sandbox", {{"n", 1}});
+  ASSERT_TRUE(h.wait_status(id, "succeeded")) << h.run(id).dump();
+  const Json out = h.step(id, "call").at("output");
+  EXPECT_EQ(out.value("no_new_privs", 0), 1) << out.dump();
+  EXPECT_EQ(out.value("big_write", ""), "refused") << out.dump();
+  EXPECT_EQ(out.value("fsize", 0LL), 64LL * 1024 * 1024);
+  EXPECT_EQ(out.value("cpu", 0LL), 600);
+}
+
 TEST_F(ExternalHandlerTest, ErrorObjectFailsTheAttemptWithItsTypeAndMessage) {
   expect_failed_then_retried("error", "handler error: ValueError: bad input");
 }

@@ -193,5 +193,27 @@ TEST_F(TrustBoundaryTest, BillingSeesNoPatientNameOrClinicalSummary) {
   EXPECT_THAT(admin_view.body, HasSubstr("Koepp"));
 }
 
+// Item 13 (in part): operators saw chart runs' step errors, which may quote chart content.
+TEST_F(TrustBoundaryTest, OperatorsSeeChartRunsStepErrorsRedacted) {
+  store::EventInput ev;
+  ev.type = "chart.uploaded";
+  ev.source = "test";
+  ev.dedup_key = "missing-chart";
+  ev.body = {{"chart_id", "no-such-chart"}, {"revision", 1}};
+  const auto run_id = app_->engine().ingest(ev).run_ids.at(0);
+  ASSERT_TRUE(wait_until([&] {
+    const Json r = run(run_id);
+    for (const auto& s : r.at("steps"))
+      if (!s.value("error", Json()).is_null()) return true;
+    return false;
+  })) << run(run_id).dump();
+  const std::string admin_view = run(run_id).dump();
+  EXPECT_THAT(admin_view, HasSubstr("no-such-chart revision 1 not found"));
+  auto op = app_->call("GET", "/v1/runs/" + std::to_string(run_id), operator_);
+  ASSERT_EQ(op.status, 200);
+  EXPECT_THAT(op.body, ::testing::Not(HasSubstr("not found"))) << op.body;
+  EXPECT_THAT(op.body, HasSubstr("redacted"));
+}
+
 }  // namespace
 }  // namespace chartflow::testing

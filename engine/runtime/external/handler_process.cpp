@@ -57,6 +57,11 @@ void emit_log_line(std::string_view line, const LogSink& log) {
   log(LogLevel::kInfo, line, Json::object());
 }
 
+// Per handler process: the largest file it may write, and its CPU time over its whole (warm)
+// life; a process past it is killed (SIGXCPU) and the pool starts a fresh one.
+constexpr rlim_t kHandlerMaxFileBytes = rlim_t{64} * 1024 * 1024;
+constexpr rlim_t kHandlerMaxCpuSeconds = 600;
+
 int millis_until(SteadyTime deadline) {
   const auto left =
       std::chrono::duration_cast<Millis>(deadline - std::chrono::steady_clock::now()).count();
@@ -82,6 +87,8 @@ std::unique_ptr<HandlerProcess> HandlerProcess::spawn(const ExternalSpec& spec) 
   envp.push_back(nullptr);
   const std::string cwd = spec.cwd.string();
   const rlimit mem{spec.memory_bytes, spec.memory_bytes};
+  const rlimit file_size{kHandlerMaxFileBytes, kHandlerMaxFileBytes};
+  const rlimit cpu{kHandlerMaxCpuSeconds, kHandlerMaxCpuSeconds};
 
   int in[2], out[2], err[2];
   if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0)
@@ -99,7 +106,10 @@ std::unique_ptr<HandlerProcess> HandlerProcess::spawn(const ExternalSpec& spec) 
     // Nothing of the engine's (database sockets, listeners) leaks into the handler.
     close_range(3, ~0U, CLOSE_RANGE_UNSHARE);
     int step = 0;
-    if (setrlimit(RLIMIT_AS, &mem) == 0 && (cwd.empty() || chdir(cwd.c_str()) == 0)) {
+    // No setuid program it runs gains privileges; files and CPU time are bounded as memory is.
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 && setrlimit(RLIMIT_AS, &mem) == 0 &&
+        setrlimit(RLIMIT_FSIZE, &file_size) == 0 && setrlimit(RLIMIT_CPU, &cpu) == 0 &&
+        (cwd.empty() || chdir(cwd.c_str()) == 0)) {
       step = 1;
       execvpe(argv[0], argv.data(), envp.data());
     }

@@ -31,6 +31,23 @@ for line in sys.stdin:
         print(json.dumps({"id": request["id"], "error": {"type": "ValueError",
                                                          "message": "bad input"}}), flush=True)
         continue
+    if mode == "sandbox":
+        import resource
+        import tempfile
+        status = open("/proc/self/status").read()
+        no_new_privs = int(status.split("NoNewPrivs:")[1].split()[0])
+        big_write = "written"
+        with tempfile.TemporaryFile() as f:
+            try:
+                f.write(b"x" * (65 * 1024 * 1024))
+                f.flush()
+            except OSError:
+                big_write = "refused"
+        output = {"no_new_privs": no_new_privs, "big_write": big_write,
+                  "fsize": resource.getrlimit(resource.RLIMIT_FSIZE)[0],
+                  "cpu": resource.getrlimit(resource.RLIMIT_CPU)[0]}
+        print(json.dumps({"id": request["id"], "output": output}), flush=True)
+        continue
     if mode == "hold":
         start = time.time()
         time.sleep(request["input"].get("ms", 100) / 1000)
