@@ -27,7 +27,7 @@ void usage() {
                "            [--json-depth-limit N] [--bundle-entry-limit N]\n"
                "            [--header-timeout-ms N] [--body-timeout-ms N] [--upload-slots N]\n"
                "            [--upload-queue N] [--upload-wait-ms N] [--max-connections N]\n"
-               "            [--max-connections-per-client N]\n"
+               "            [--max-connections-per-client N] [--handler-user NAME]\n"
                "            [--webhook-secrets FILE] [--drop-dir DIR] [--s3-config FILE]\n"
                "            [--session-ttl D] [--public-metrics]\n"
                "  worker    --database-url URL [--concurrency N]\n"

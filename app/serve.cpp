@@ -1,5 +1,6 @@
 // `chartflow serve` (API + workers + scheduler in one process) and `chartflow worker`.
 #include <pthread.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <filesystem>
@@ -149,6 +150,14 @@ int serve(const Args& args, bool with_api) {
   pool_hooks.cold_start = [&metrics](const std::string& handler) {
     metrics.handler_cold_start(handler);
   };
+  // External handlers never hold root's privileges when an operator says whose they take.
+  if (auto user = option_or_env(args, "handler-user", "CHARTFLOW_HANDLER_USER"))
+    pool_hooks.run_as = runtime::external::resolve_run_as(*user);
+  else if (geteuid() == 0)
+    runtime::Log::warn("handlers_run_as_root",
+                       {{"hint",
+                         "pass --handler-user NAME (e.g. nobody) to run external handlers "
+                         "as an unprivileged user"}});
   auto modules = app::make_modules(workflows_dir, pool_hooks);
   auto handlers = modules->handler_registry();
   auto registry = std::make_shared<runtime::WorkflowRegistry>();

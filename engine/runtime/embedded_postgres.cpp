@@ -36,6 +36,11 @@ constexpr const char* kDebianPgRoot = "/usr/lib/postgresql";
 constexpr const char* kBindirEnv = "CHARTFLOW_PG_BINDIR";
 constexpr const char* kServerUser = "postgres";  // cluster owner when we run as root
 constexpr const char* kRole = "chartflow";
+// The cluster's bootstrap superuser, for creating the application role and database only: the
+// application connects as kRole, which owns its database but is no superuser. Clusters made
+// before this split have kRole as their bootstrap superuser (no kAdminRoleFile).
+constexpr const char* kAdminRole = "chartflow_admin";
+constexpr const char* kAdminRoleFile = "admin-role";
 constexpr const char* kDatabase = "chartflow";
 constexpr const char* kLockFile = "chartflow.lock";
 constexpr const char* kConninfoFile = "chartflow.conninfo";
@@ -587,7 +592,7 @@ void EmbeddedPostgres::init_cluster_if_needed() {
   const Credentials creds = credentials_for(user_.switch_user, user_.uid, user_.gid, user_.name);
   const CommandResult result =
       run_command({(bindir_ / "initdb").string(), "--pgdata=" + scratch.string(),
-                   std::string("--username=") + kRole, "--encoding=UTF8", "--locale=C.UTF-8",
+                   std::string("--username=") + kAdminRole, "--encoding=UTF8", "--locale=C.UTF-8",
                    "--auth-local=trust", "--auth-host=reject", "--no-instructions"},
                   creds, pg_dir_, child_environment(user_.switch_user, user_.name, user_.home));
   if (result.exit_code != 0) {
@@ -595,6 +600,7 @@ void EmbeddedPostgres::init_cluster_if_needed() {
     fs::remove_all(scratch, ignored);
     throw std::runtime_error(command_failure("initdb", result));
   }
+  std::ofstream(pg_dir_ / kAdminRoleFile, std::ios::trunc) << kAdminRole << "\n";
   fs::rename(scratch, pgdata_);
   fsync_dir(pg_dir_);
 }
@@ -641,18 +647,29 @@ void EmbeddedPostgres::start_server() {
 void EmbeddedPostgres::create_database_if_missing() {
   const Credentials creds = credentials_for(user_.switch_user, user_.uid, user_.gid, user_.name);
   const auto env = child_environment(user_.switch_user, user_.name, user_.home);
+  const bool split = fs::exists(pg_dir_ / kAdminRoleFile);
+  const std::string admin = split ? kAdminRole : kRole;
   const auto psql = [&](const std::string& sql) {
     const CommandResult result =
         run_command({(bindir_ / "psql").string(), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-                     "-h", socket_dir_.string(), "-p", std::to_string(kPort), "-U", kRole, "-d",
+                     "-h", socket_dir_.string(), "-p", std::to_string(kPort), "-U", admin, "-d",
                      "postgres", "-c", sql},
                     creds, pg_dir_, env);
     if (result.exit_code != 0) throw std::runtime_error(command_failure("psql", result));
     return trim(result.output);
   };
-  if (psql(std::string("SELECT 1 FROM pg_database WHERE datname = '") + kDatabase + "'") != "1") {
-    psql(std::string("CREATE DATABASE ") + kDatabase);
+  if (split && psql(std::string("SELECT 1 FROM pg_roles WHERE rolname = '") + kRole + "'") != "1") {
+    // The application's role: it owns its database and schema, nothing beyond.
+    psql(std::string("CREATE ROLE ") + kRole +
+         " LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS");
   }
+  if (psql(std::string("SELECT 1 FROM pg_database WHERE datname = '") + kDatabase + "'") != "1") {
+    psql(std::string("CREATE DATABASE ") + kDatabase + " OWNER " + kRole);
+  }
+  if (!split)
+    std::cerr << "event=embedded_postgres_superuser_role data_dir=" << data_dir_.string()
+              << " hint=this cluster predates the unprivileged application role; chartflow "
+                 "connects as its superuser\n";
 }
 
 void EmbeddedPostgres::stop_server() {

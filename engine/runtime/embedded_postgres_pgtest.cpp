@@ -57,6 +57,15 @@ TEST(EmbeddedPostgresPgTest, StartsLocksAndKeepsDataAcrossRestarts) {
     EXPECT_EQ(pg.start(), conninfo) << "start() while running returns the same DSN";
 
     EXPECT_EQ(query_int(conninfo, "select 1"), 1);
+    // Issue #14 item 13: the application's role owns its database but is no superuser.
+    EXPECT_EQ(query_int(conninfo,
+                        "select (not rolsuper and not rolcreaterole and not rolcreatedb)::int "
+                        "from pg_roles where rolname = current_user"),
+              1);
+    EXPECT_EQ(query_int(conninfo,
+                        "select (pg_get_userbyid(datdba) = current_user)::int from pg_database "
+                        "where datname = current_database()"),
+              1);
     EXPECT_EQ(query_int(conninfo,
                         "select (current_setting('fsync') = 'on'"
                         " and current_setting('synchronous_commit') = 'on'"

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
@@ -142,6 +143,49 @@ TEST_F(ExternalHandlerTest, HandlerProcessesRunWithNoNewPrivilegesAndFileAndCpuL
   EXPECT_EQ(out.value("big_write", ""), "refused") << out.dump();
   EXPECT_EQ(out.value("fsize", 0LL), 64LL * 1024 * 1024);
   EXPECT_EQ(out.value("cpu", 0LL), 600);
+}
+
+// Issue #14 item 13: under root (deploy/run.sh, CI) a handler ran as root. With a handler user it
+// runs as that user, with no supplementary groups and a cap on its processes; a chartflow that
+// is not root refuses the setting at start rather than pretend.
+TEST_F(ExternalHandlerTest, UnderRootHandlersRunAsTheHandlerUser) {
+  if (geteuid() != 0) {
+    try {
+      runtime::external::resolve_run_as("nobody");
+      ADD_FAILURE() << "a non-root chartflow accepted a handler user";
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("only a chartflow running as root"), std::string::npos);
+    }
+    return;
+  }
+  EXPECT_THROW(runtime::external::resolve_run_as("no-such-user-here"), std::runtime_error);
+  EXPECT_THROW(runtime::external::resolve_run_as("root"), std::runtime_error);
+  // A folder the handler user can read (the test's checkout may sit in a private directory).
+  const auto dir = std::filesystem::temp_directory_path() / ("cf-handler-user-" + schema());
+  std::filesystem::create_directories(dir);
+  std::filesystem::permissions(
+      dir, std::filesystem::perms::owner_all | std::filesystem::perms::group_read |
+               std::filesystem::perms::group_exec | std::filesystem::perms::others_read |
+               std::filesystem::perms::others_exec);
+  std::filesystem::copy_file(kHandlerDir + "/misbehave.py", dir / "misbehave.py",
+                             std::filesystem::copy_options::overwrite_existing);
+  runtime::external::PoolHooks hooks;
+  hooks.run_as = runtime::external::resolve_run_as("nobody");
+  auto registry = std::make_shared<HandlerRegistry>();
+  runtime::register_external_handlers(*registry, dir, hooks);
+  EngineHarness h(dsn(), {misbehaving("whoami")}, registry);
+  h.start();
+  const auto id = h.start_run("ext.whoami", {{"n", 1}});
+  ASSERT_TRUE(h.wait_status(id, "succeeded")) << h.run(id).dump();
+  const Json out = h.step(id, "call").at("output");
+  EXPECT_EQ(out.value("uid", -1), static_cast<int>(hooks.run_as->uid)) << out.dump();
+  EXPECT_EQ(out.value("gid", -1), static_cast<int>(hooks.run_as->gid));
+  EXPECT_TRUE(out.at("groups").empty() ||
+              out.at("groups") == Json::array({static_cast<int>(hooks.run_as->gid)}))
+      << out.dump();
+  EXPECT_EQ(out.value("nproc", 0), 256);
+  h.stop();
+  std::filesystem::remove_all(dir);
 }
 
 TEST_F(ExternalHandlerTest, ErrorObjectFailsTheAttemptWithItsTypeAndMessage) {

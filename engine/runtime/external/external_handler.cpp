@@ -83,8 +83,11 @@ HandlerPool& ExternalHandler::pool_for(const Json& config) {
   const std::string key = config.dump();
   std::lock_guard lock(mu_);
   auto& slot = pools_by_config_[key];
-  if (slot == nullptr)
-    slot = &pools_.pool(parse_external_spec(config, settings_.workflows_dir, settings_.python));
+  if (slot == nullptr) {
+    ExternalSpec spec = parse_external_spec(config, settings_.workflows_dir, settings_.python);
+    spec.run_as = settings_.hooks.run_as;
+    slot = &pools_.pool(std::move(spec));
+  }
   return *slot;
 }
 

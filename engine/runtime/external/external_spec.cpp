@@ -1,6 +1,8 @@
 #include "runtime/external/external_spec.hpp"
 
 #include <fmt/format.h>
+#include <pwd.h>
+#include <unistd.h>
 
 #include <cctype>
 #include <cstdlib>
@@ -182,6 +184,19 @@ ExternalSpec parse_external_spec(const Json& config, const fs::path& workflows_d
     }
   }
   return spec;
+}
+
+RunAs resolve_run_as(const std::string& name) {
+  if (geteuid() != 0)
+    throw std::runtime_error("--handler-user " + name +
+                             ": only a chartflow running as root can run handlers as another user");
+  struct passwd pw {};
+  struct passwd* found = nullptr;
+  std::vector<char> buf(16384);
+  if (getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &found) != 0 || found == nullptr)
+    throw std::runtime_error("--handler-user " + name + ": no such user");
+  if (pw.pw_uid == 0) throw std::runtime_error("--handler-user " + name + " is root");
+  return RunAs{name, pw.pw_uid, pw.pw_gid};
 }
 
 }  // namespace chartflow::runtime::external

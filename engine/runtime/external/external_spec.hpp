@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,17 @@ inline constexpr int kDefaultMinWarm = 1;
 inline constexpr int kDefaultMaxInvocations = 1000;
 inline constexpr std::size_t kDefaultMaxOutput = 1U << 20;
 
+// An account a handler process switches to before it runs the program.
+struct RunAs {
+  std::string name;
+  unsigned uid = 0;
+  unsigned gid = 0;
+};
+
+// Resolves `name` (a user name) for RunAs; throws std::runtime_error when the user does not exist
+// or this process is not root (only root can switch users).
+RunAs resolve_run_as(const std::string& name);
+
 struct ExternalSpec {
   std::string name;  // metric label and log field: `name`, the python entry, or the program
   std::vector<std::string> argv;
@@ -35,6 +47,8 @@ struct ExternalSpec {
   int min_warm = kDefaultMinWarm;                // idle processes kept started ahead of need
   int max_invocations = kDefaultMaxInvocations;  // a process is replaced after this many
   std::size_t max_output = kDefaultMaxOutput;    // bytes of one response line
+  // The unprivileged user the process runs as (set when chartflow runs as root), else none.
+  std::optional<RunAs> run_as;
 
   // Pool key: two steps with equal identities share processes.
   std::string identity() const;

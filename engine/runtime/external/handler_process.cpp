@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <grp.h>
 #include <poll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -61,6 +62,8 @@ void emit_log_line(std::string_view line, const LogSink& log) {
 // life; a process past it is killed (SIGXCPU) and the pool starts a fresh one.
 constexpr rlim_t kHandlerMaxFileBytes = rlim_t{64} * 1024 * 1024;
 constexpr rlim_t kHandlerMaxCpuSeconds = 600;
+// Processes (and threads) of the handler user, counted across its handlers: no fork bomb.
+constexpr rlim_t kHandlerMaxProcesses = 256;
 
 int millis_until(SteadyTime deadline) {
   const auto left =
@@ -89,6 +92,8 @@ std::unique_ptr<HandlerProcess> HandlerProcess::spawn(const ExternalSpec& spec) 
   const rlimit mem{spec.memory_bytes, spec.memory_bytes};
   const rlimit file_size{kHandlerMaxFileBytes, kHandlerMaxFileBytes};
   const rlimit cpu{kHandlerMaxCpuSeconds, kHandlerMaxCpuSeconds};
+  const rlimit procs{kHandlerMaxProcesses, kHandlerMaxProcesses};
+  const std::optional<RunAs>& run_as = spec.run_as;
 
   int in[2], out[2], err[2];
   if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0)
@@ -107,14 +112,21 @@ std::unique_ptr<HandlerProcess> HandlerProcess::spawn(const ExternalSpec& spec) 
     close_range(3, ~0U, CLOSE_RANGE_UNSHARE);
     int step = 0;
     // No setuid program it runs gains privileges; files and CPU time are bounded as memory is.
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 && setrlimit(RLIMIT_AS, &mem) == 0 &&
-        setrlimit(RLIMIT_FSIZE, &file_size) == 0 && setrlimit(RLIMIT_CPU, &cpu) == 0 &&
-        (cwd.empty() || chdir(cwd.c_str()) == 0)) {
+    // Under root it becomes the handler user first (and then may start only so many processes),
+    // so a handler never holds chartflow's privileges.
+    const bool limited =
+        prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 && setrlimit(RLIMIT_AS, &mem) == 0 &&
+        setrlimit(RLIMIT_FSIZE, &file_size) == 0 && setrlimit(RLIMIT_CPU, &cpu) == 0;
+    const bool switched = !run_as || (setrlimit(RLIMIT_NPROC, &procs) == 0 &&
+                                      setgroups(0, nullptr) == 0 && setgid(run_as->gid) == 0 &&
+                                      setuid(run_as->uid) == 0 && getuid() == run_as->uid);
+    if (limited && switched && (cwd.empty() || chdir(cwd.c_str()) == 0)) {
       step = 1;
       execvpe(argv[0], argv.data(), envp.data());
     }
     // Reported through stderr (a step log) and exit status 127, as a shell would.
-    const char* what = step == 0 ? "chartflow: cannot set limits or enter the workflows folder\n"
+    const char* what = step == 0 ? "chartflow: cannot set limits, switch to the handler user or "
+                                   "enter the workflows folder\n"
                                  : "chartflow: cannot execute the handler program\n";
     (void)!write(2, what, std::strlen(what));
     _exit(127);

@@ -22,6 +22,8 @@ namespace chartflow::runtime::external {
 struct PoolHooks {
   std::function<void(const std::string& handler, int warm, int busy)> pool_size;
   std::function<void(const std::string& handler)> cold_start;
+  // Set when chartflow runs as root: every handler process runs as this user instead.
+  std::optional<RunAs> run_as;
 };
 
 class HandlerPool {

@@ -31,6 +31,12 @@ for line in sys.stdin:
         print(json.dumps({"id": request["id"], "error": {"type": "ValueError",
                                                          "message": "bad input"}}), flush=True)
         continue
+    if mode == "whoami":
+        import resource
+        output = {"uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups(),
+                  "nproc": resource.getrlimit(resource.RLIMIT_NPROC)[0]}
+        print(json.dumps({"id": request["id"], "output": output}), flush=True)
+        continue
     if mode == "sandbox":
         import resource
         import tempfile
