@@ -100,15 +100,20 @@ Json Store::query_logs(const LogFilter& f) {
         "SELECT coalesce(jsonb_agg(jsonb_build_object('id', id, 'at', " CF_TS("at") ","
         " 'level', CASE level WHEN 0 THEN 'debug' WHEN 1 THEN 'info' WHEN 2 THEN 'warning' "
         " ELSE 'error' END, 'workflow', workflow, 'run', run_id, 'step', step, "
-        " 'attempt', attempt, 'message', message, 'fields', fields) ORDER BY at DESC, id DESC), "
-        " '[]')::text, min(id), count(*) FROM (SELECT * FROM log_record WHERE level >= $1 "
+        " 'attempt', attempt, 'message', CASE WHEN redact THEN '(redacted: handler output of a "
+        " run whose content is not shown to you)' ELSE message END, 'fields', CASE WHEN redact "
+        " THEN jsonb_build_object('stream', 'stderr', 'redacted', true) ELSE fields END) "
+        " ORDER BY at DESC, id DESC), '[]')::text, min(id), count(*) FROM (SELECT l.*, "
+        " ($10::text IS NOT NULL AND l.fields->>'stream' = 'stderr' AND EXISTS (SELECT 1 FROM "
+        " workflow_run r JOIN event e ON e.id = r.event_id WHERE r.id = l.run_id AND "
+        " left(e.type, length($10)) = $10)) AS redact FROM log_record l WHERE level >= $1 "
         " AND ($2::timestamptz IS NULL OR at >= $2::timestamptz) "
         " AND ($3::timestamptz IS NULL OR at < $3::timestamptz) "
         " AND ($4::text IS NULL OR workflow = $4) AND ($5::bigint IS NULL OR run_id = $5::bigint) "
         " AND ($6::text IS NULL OR step = $6) AND ($7::text IS NULL OR message ILIKE $7) "
         " AND ($8::bigint IS NULL OR id < $8::bigint) ORDER BY at DESC, id DESC LIMIT $9) page",
         f.min_level, opt(f.since), opt(f.until), opt(f.workflow), opt(run), opt(f.step), opt(like),
-        opt(after), limit);
+        opt(after), limit, opt(f.redact_stderr_of_events));
     Json out;
     out["logs"] = Json::parse(r[0][0].c_str());
     out["next"] = nullptr;

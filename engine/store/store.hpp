@@ -112,6 +112,9 @@ class Store {
     std::optional<std::string> since, until, workflow, step, text;
     std::optional<std::int64_t> run_id, after;
     int limit = 100;
+    // Set: the message and fields of handler stderr lines (fields.stream = "stderr") of runs
+    // whose event type starts with this are replaced by a notice.
+    std::optional<std::string> redact_stderr_of_events;
   };
   Json query_logs(const LogFilter& f);
 

@@ -104,6 +104,11 @@ TEST_F(ExternalHandlerTest, ExecHandlerGetsEventContextAndItsStderrBecomesStepLo
       scalar("SELECT fields->>'mode' FROM log_record WHERE message = 'attempt 1' AND run_id = " +
              std::to_string(id)),
       "ok");
+  // Both kinds are marked as the handler's stderr (operators' views redact it for chart runs).
+  EXPECT_EQ(scalar("SELECT count(*) FROM log_record WHERE fields->>'stream' = 'stderr' AND "
+                   "message IN ('attempt 1', 'plain text line') AND run_id = " +
+                   std::to_string(id)),
+            "2");
 }
 
 TEST_F(ExternalHandlerTest, HangingHandlerIsKilledAtItsTimeoutAndTheRunRetries) {

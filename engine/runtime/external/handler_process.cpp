@@ -51,11 +51,14 @@ void emit_log_line(std::string_view line, const LogSink& log) {
       const std::string message = j.at("message").get<std::string>();
       j.erase("message");
       j.erase("level");
+      // Marked, so views that must not show what a handler printed (an operator's view of a
+      // chart run) can tell these lines from the engine's own.
+      j["stream"] = "stderr";
       log(level, message, j);
       return;
     }
   }
-  log(LogLevel::kInfo, line, Json::object());
+  log(LogLevel::kInfo, line, Json{{"stream", "stderr"}});
 }
 
 // Per handler process: the largest file it may write, and its CPU time over its whole (warm)
