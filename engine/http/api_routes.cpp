@@ -75,9 +75,9 @@ Response audited_command(runtime::Engine& engine, const Request& req, const std:
 // step failed and how often, not what it said.
 void redact_chart_content(Json& run) {
   if (!run.value("event_type", "").starts_with("chart.")) return;
-  const Json kRedacted = Json{{"redacted", "chart content is not shown to operators"}};
+  const Json redacted_output = Json{{"redacted", "chart content is not shown to operators"}};
   for (auto& step : run["steps"]) {
-    if (step.contains("output") && !step.at("output").is_null()) step["output"] = kRedacted;
+    if (step.contains("output") && !step.at("output").is_null()) step["output"] = redacted_output;
     if (step.contains("error") && !step.at("error").is_null())
       step["error"] = "(redacted: a chart run's step error is shown to admins only)";
   }
@@ -85,7 +85,7 @@ void redact_chart_content(Json& run) {
     run["error"] = "(redacted: a chart run's error is shown to admins only)";
   if (run.contains("history") && run.at("history").is_array())
     for (auto& h : run["history"])
-      if (h.contains("detail") && !h.at("detail").is_null()) h["detail"] = kRedacted;
+      if (h.contains("detail") && !h.at("detail").is_null()) h["detail"] = redacted_output;
   run["redacted"] = true;
 }
 

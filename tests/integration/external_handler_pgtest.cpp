@@ -5,10 +5,10 @@
 // its logging lands in the step's logs.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
 #include <fstream>
 #include <map>
 #include <mutex>

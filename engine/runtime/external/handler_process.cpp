@@ -159,7 +159,7 @@ HandlerProcess::~HandlerProcess() {
   close_fd(stderr_);
 }
 
-void HandlerProcess::kill_group() {
+void HandlerProcess::kill_group() const {
   if (pid_ > 0 && !exited_) ::kill(-pid_, SIGKILL);
 }
 

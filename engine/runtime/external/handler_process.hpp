@@ -50,7 +50,7 @@ class HandlerProcess {
 
  private:
   HandlerProcess() = default;
-  void kill_group();
+  void kill_group() const;
   std::string reap(bool wait);  // "exited with status N" / "killed by signal N (NAME)"
   void read_logs(const LogSink& log, bool final_flush);
 
