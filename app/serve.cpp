@@ -241,21 +241,17 @@ int serve(const Args& args, bool with_api) {
 
   http::Router router;
   std::unique_ptr<http::Server> server;
+  // One reading of the webhook secrets for both doors that know signed types (the events API and
+  // the drop folder, which refuses them unsigned).
+  std::shared_ptr<const http::WebhookSecrets> secrets;
+  if (auto file = option_or_env(args, "webhook-secrets", "CHARTFLOW_WEBHOOK_SECRETS"))
+    secrets = std::make_shared<const http::WebhookSecrets>(http::WebhookSecrets::load(*file));
   if (with_api) {
     router.on_response = [&metrics](const std::string& route, const std::string& method, int status,
                                     double secs) {
       metrics.http_request(route, method, status, secs);
     };
     http::add_auth(router, engine, auth_settings);
-    std::shared_ptr<const http::WebhookSecrets> secrets;
-    auto secrets_file = args.get("webhook-secrets");
-    if (!secrets_file)
-      if (const char* env = std::getenv("CHARTFLOW_WEBHOOK_SECRETS"); env && *env)
-        secrets_file = env;
-    if (secrets_file) {
-      secrets =
-          std::make_shared<const http::WebhookSecrets>(http::WebhookSecrets::load(*secrets_file));
-    }
     http::add_engine_routes(router, engine, metrics, args.get("public-metrics").has_value(),
                             secrets);
     std::shared_ptr<const http::S3Config> s3;
@@ -303,14 +299,9 @@ int serve(const Args& args, bool with_api) {
     drop_limits.chart_bytes = server_settings.limits.upload_body_bytes;
     drop_limits.object_bytes = server_settings.limits.upload_body_bytes;
     drop_limits.json = {server_settings.limits.json_depth, server_settings.limits.bundle_entries};
-    std::shared_ptr<const http::WebhookSecrets> drop_signed;
-    if (auto file = option_or_env(args, "webhook-secrets", "CHARTFLOW_WEBHOOK_SECRETS"))
-      drop_signed = std::make_shared<const http::WebhookSecrets>(http::WebhookSecrets::load(*file));
     drop = std::make_unique<runtime::DropFolder>(
         engine, *drop_dir, drop_limits, http::bind_intake(services, *modules, "chart"),
-        [drop_signed](const std::string& type) {
-          return drop_signed && drop_signed->find(type) != nullptr;
-        });
+        [secrets](const std::string& type) { return secrets && secrets->find(type) != nullptr; });
     drop->start();
     runtime::Log::info("drop_folder_watched", {{"dir", *drop_dir}});
   }
