@@ -27,6 +27,7 @@
 #include "runtime/engine.hpp"
 #include "runtime/handler_setup.hpp"
 #include "runtime/log.hpp"
+#include "store/store.hpp"
 
 namespace chartflow::cli {
 namespace {
@@ -128,7 +129,11 @@ int serve(const Args& args, bool with_api) {
   const auto audit_head_interval =
       duration_option("audit-head-interval", args.get_or("audit-head-interval", "5m"),
                       std::chrono::seconds(1), "1s");
+  if (auto t = args.get("db-call-timeout"))
+    store::Store::set_call_timeout(
+        duration_option("db-call-timeout", *t, std::chrono::seconds(5), "5s"));
 
+  metrics::Metrics metrics;  // outlives the embedded server, whose supervisor counts restarts
   std::unique_ptr<runtime::EmbeddedPostgres> embedded;
   auto dsn = database_url(args);
   if (!dsn) {
@@ -139,10 +144,13 @@ int serve(const Args& args, bool with_api) {
     embedded = std::make_unique<runtime::EmbeddedPostgres>(data_dir);
     runtime::Log::info("embedded_postgres_starting", {{"data_dir", data_dir.string()}});
     dsn = embedded->start();
+    runtime::SupervisorSettings supervision;
+    supervision.on_restart = [&metrics] { metrics.embedded_postgres_restarts(); };
+    embedded->supervise(std::move(supervision));
+    metrics.embedded_postgres_restarts(0);
   }
 
   const std::filesystem::path workflows_dir = args.get_or("workflows", kDefaultWorkflows);
-  metrics::Metrics metrics;
   runtime::external::PoolHooks pool_hooks;
   pool_hooks.pool_size = [&metrics](const std::string& handler, int warm, int busy) {
     metrics.handler_pool(handler, warm, busy);
@@ -198,6 +206,9 @@ int serve(const Args& args, bool with_api) {
   settings.workers = args.get_int(with_api ? "workers" : "concurrency", runtime::default_workers());
   settings.batch_size = args.get_int("batch-size", runtime::kDefaultBatchSize);
   if (settings.batch_size < 1) throw std::runtime_error("--batch-size must be at least 1");
+  const int network_workers = args.get_int("network-workers", runtime::kDefaultBulkheadWorkers);
+  if (network_workers < 0) throw std::runtime_error("--network-workers must be 0 or more");
+  settings.bulkhead_workers[kNetworkBulkhead] = network_workers;
   if (auto lease = args.get("lease-ms")) settings.lease = Millis(std::stoll(*lease));
   if (auto poll = args.get("poll-ms")) settings.poll_interval = Millis(std::stoll(*poll));
   if (auto days = args.get("log-retention-days"))
@@ -252,8 +263,10 @@ int serve(const Args& args, bool with_api) {
       metrics.http_request(route, method, status, secs);
     };
     http::add_auth(router, engine, auth_settings);
-    http::add_engine_routes(router, engine, metrics, args.get("public-metrics").has_value(),
-                            secrets);
+    http::add_engine_routes(
+        router, engine, metrics, args.get("public-metrics").has_value(), secrets,
+        embedded ? http::UnhealthyReason([pg = embedded.get()] { return pg->unhealthy_reason(); })
+                 : nullptr);
     std::shared_ptr<const http::S3Config> s3;
     auto s3_file = args.get("s3-config");
     if (!s3_file)

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages chartflow needs to build, run and test.
 #
-# Usage: deploy/install_deps.sh [--test]
+# Usage: deploy/install_deps.sh [--test] [--ha]
 #   --test  also installs the test-only packages (headless browser, S3 clients, promtool from
 #           `prometheus` for the metrics format and the deploy/ config checks, clang for fuzzing).
+#   --ha    also installs the high-availability test stack deploy/ha/run-ha-test.sh drives
+#           (Patroni, etcd server and client, HAProxy for --via haproxy; PostgreSQL is base).
 #
 # Idempotent: packages are checked with dpkg-query first, so when everything is present the
 # script touches neither apt nor the network. Works as root, or as a user with sudo.
@@ -18,9 +20,10 @@ readonly kBasePackages=(
   clang-format python3 nodejs npm
 )
 readonly kTestPackages=(chromium chromium-driver awscli s3cmd prometheus clang clang-tidy libclang-rt-14-dev)
+readonly kHaPackages=(patroni etcd-server etcd-client haproxy)
 
 usage() {
-  echo "usage: $0 [--test]" >&2
+  echo "usage: $0 [--test] [--ha]" >&2
   exit 2
 }
 
@@ -28,6 +31,7 @@ want=("${kBasePackages[@]}")
 for arg in "$@"; do
   case "$arg" in
     --test) want+=("${kTestPackages[@]}") ;;
+    --ha) want+=("${kHaPackages[@]}") ;;
     -h | --help) usage ;;
     *)
       echo "install_deps: unknown argument: $arg" >&2

@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # The "test" command: builds the Debug+ASan/UBSan tree in build-test, starts a throwaway
-# PostgreSQL, runs every test with ctest, then each fuzz target for a bounded time
-# (deploy/fuzz.sh), then the browser tests if present. deploy/lint.sh checks formatting and
-# clang-tidy between the tests and the fuzzers.
+# PostgreSQL, runs every test with ctest, then the bounded fault suite (tests/chaos/chaos.py,
+# docs/chaos.md) and the Patroni failover test (deploy/ha/run-ha-test.sh), then each fuzz target
+# for a bounded time (deploy/fuzz.sh), then the browser tests if present. deploy/lint.sh checks
+# formatting and clang-tidy between the tests and the fuzzers.
 #
 # Usage: deploy/test.sh [extra ctest args...]     e.g. deploy/test.sh -L unit
 #   env CHARTFLOW_TEST_PG_DIR   where the test cluster lives (default /tmp/chartflow-test-pg)
 #   env CHARTFLOW_TEST_PG_PORT  its port on 127.0.0.1 (default 54329)
 #   env CHARTFLOW_FUZZ_SECONDS  run time per fuzz target (default 45; 0 skips fuzzing)
-# Exits with ctest's code (or the fuzzers' or browser tests' if everything before passed).
+#   env CHARTFLOW_CHAOS         0 skips the bounded fault suite (tests/chaos/chaos.py)
+#   env CHARTFLOW_HA_TEST       0 skips the three-node Patroni failover test (deploy/ha/, ~4.5 min)
+# Exits with ctest's code (or the fault suite's, the HA test's, the fuzzers' or the browser
+# tests' if everything before passed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash deploy/install_deps.sh --test
+bash deploy/install_deps.sh --test --ha
 
 cmake -S . -B build-test -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCHARTFLOW_SANITIZE=ON \
   -DCMAKE_CXX_FLAGS=-O1
@@ -30,6 +34,28 @@ echo "test.sh: CHARTFLOW_TEST_DSN=$CHARTFLOW_TEST_DSN"
 
 status=0
 ctest --test-dir build-test --output-on-failure -j2 --timeout 600 "$@" || status=$?
+
+# The fault suite (tests/chaos, docs/chaos.md), bounded: the same charts through a fault-free
+# control run and a fault run (SIGKILLs of chartflow and of PostgreSQL, a frozen PostgreSQL,
+# insurer and bill webhook outages), each on its own throwaway cluster; CHARTFLOW_CHAOS=0 skips it.
+if [[ "${CHARTFLOW_CHAOS:-1}" != 0 ]]; then
+  echo "test.sh: running the fault suite (tests/chaos/chaos.py)"
+  chaos_status=0
+  python3 tests/chaos/chaos.py --binary build-test/chartflow --out test-output/chaos \
+    --charts 200 --kills 10 --pg-kills 2 --pg-stops 1 --receiver-faults || chaos_status=$?
+  if ((status == 0)); then status=$chaos_status; fi
+fi
+
+# A three-node Patroni + etcd cluster on this machine with chartflow on it: switchover, kill -9
+# of the leader's postgres, loss and freeze of the leader's node under chart uploads
+# (deploy/ha/README.md); CHARTFLOW_HA_TEST=0 skips it. It stops everything it started.
+if [[ "${CHARTFLOW_HA_TEST:-1}" != 0 ]]; then
+  echo "test.sh: running the HA failover test (deploy/ha/run-ha-test.sh)"
+  ha_status=0
+  bash deploy/ha/run-ha-test.sh --no-install --binary build-test/chartflow \
+    --report test-output/ha-report.json || ha_status=$?
+  if ((status == 0)); then status=$ha_status; fi
+fi
 
 # clang-format on every file, clang-tidy on the files the last commit changed.
 echo "test.sh: running deploy/lint.sh"

@@ -23,6 +23,7 @@
 #include "handlers/missing_field_scan/missing_field_scan.hpp"
 #include "handlers/missing_field_scan/rules.hpp"
 #include "handlers/testing/chart_test_data.hpp"
+#include "handlers/testing/step_context.hpp"
 #include "store/store.hpp"
 #include "tests/support/engine_harness.hpp"
 #include "tests/support/fake_http_server.hpp"
@@ -42,51 +43,6 @@ namespace {
 using chartflow::testing::FakeHttpServer;
 using chartflow::testing::ReceivedRequest;
 
-// One attempt of one step, as the engine presents it.
-class TestStepContext : public StepContext {
- public:
-  TestStepContext(Sql& sql, std::int64_t run_id, std::string step, const Json& event,
-                  const Json& input, const Wake* wake, int attempt)
-      : sql_(sql),
-        run_id_(run_id),
-        step_(std::move(step)),
-        event_(event),
-        input_(input),
-        wake_(wake),
-        attempt_(attempt),
-        key_("run-" + std::to_string(run_id) + "/" + step_) {}
-
-  std::int64_t run_id() const override { return run_id_; }
-  const std::string& workflow() const override { return workflow_; }
-  const std::string& step() const override { return step_; }
-  int attempt() const override { return attempt_; }
-  const std::string& idempotency_key() const override { return key_; }
-  TimePoint deadline() const override { return Clock::now() + std::chrono::minutes(1); }
-  std::int64_t event_id() const override { return run_id_; }
-  const std::string& event_type() const override { return event_type_; }
-  const Json& event() const override { return event_; }
-  const Json& input() const override { return input_; }
-  const Json& needs() const override { return needs_; }
-  const Json& config() const override { return config_; }
-  const Wake* wake() const override { return wake_; }
-  Sql& sql() override { return sql_; }
-  void log(LogLevel, std::string_view, const Json&) override {}
-
- private:
-  Sql& sql_;
-  std::int64_t run_id_;
-  std::string step_;
-  const Json& event_;
-  const Json& input_;
-  const Wake* wake_;
-  int attempt_;
-  std::string key_;
-  const std::string workflow_ = "chart-update";
-  const std::string event_type_ = "chart.uploaded";
-  const Json needs_ = Json::object();
-  const Json config_ = Json::object();
-};
-
 struct RollBack {};
 
 class ChartHandlersTest : public chartflow::testing::PgTest {
@@ -94,12 +50,14 @@ class ChartHandlersTest : public chartflow::testing::PgTest {
   void SetUp() override {
     PgTest::SetUp();
     store_ = std::make_unique<store::Store>(dsn());
+    journal_store_ = std::make_unique<store::Store>(dsn());
     bill_dir_ = std::filesystem::temp_directory_path() /
                 ("chartflow-bills-" + schema() + "-" + std::to_string(::getpid()));
     std::filesystem::remove_all(bill_dir_);
   }
   void TearDown() override {
     std::filesystem::remove_all(bill_dir_);
+    journal_store_.reset();
     store_.reset();
     PgTest::TearDown();
   }
@@ -124,7 +82,7 @@ class ChartHandlersTest : public chartflow::testing::PgTest {
     StepOutcome outcome;
     try {
       store_->with_sql([&](Sql& sql) {
-        TestStepContext ctx(sql, run_id, step, event, input, wake, attempt);
+        testing::TestStepContext ctx(sql, journal(), run_id, step, event, input, wake, attempt);
         outcome = handler.run(ctx);
         if (std::holds_alternative<Retry>(outcome)) throw RollBack{};
       });
@@ -161,6 +119,10 @@ class ChartHandlersTest : public chartflow::testing::PgTest {
 
   std::int64_t count(const std::string& sql) { return std::stoll(scalar(sql)); }
 
+  testing::JournalFn journal() {
+    return [this](const std::function<void(Sql&)>& fn) { journal_store_->with_sql(fn); };
+  }
+
   template <typename F>
   auto with_sql(F&& f) {
     std::optional<std::decay_t<decltype(f(std::declval<Sql&>()))>> out;
@@ -169,6 +131,7 @@ class ChartHandlersTest : public chartflow::testing::PgTest {
   }
 
   std::unique_ptr<store::Store> store_;
+  std::unique_ptr<store::Store> journal_store_;  // the journal's own connection
   std::filesystem::path bill_dir_;
 };
 

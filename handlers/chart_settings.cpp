@@ -25,7 +25,12 @@ T parse(const std::filesystem::path& workflows_dir, const char* file,
   try {
     return T::from_json(json);
   } catch (const std::invalid_argument& e) {
-    throw std::invalid_argument(fmt::format("{}: {}", (workflows_dir / file).string(), e.what()));
+    // file:line: as workflow files report, so an operator goes straight to the bad value.
+    const std::filesystem::path path = workflows_dir / file;
+    const int line = override_value ? 0 : settings_error_line(path, e.what());
+    if (line > 0)
+      throw std::invalid_argument(fmt::format("{}:{}: {}", path.string(), line, e.what()));
+    throw std::invalid_argument(fmt::format("{}: {}", path.string(), e.what()));
   }
 }
 

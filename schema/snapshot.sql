@@ -802,7 +802,7 @@ CREATE TABLE run_history (
     attempt integer,
     worker text,
     detail jsonb,
-    CONSTRAINT run_history_type_check CHECK ((type = ANY (ARRAY['scheduled'::text, 'started'::text, 'succeeded'::text, 'failed'::text, 'retried'::text, 'waiting'::text, 'signalled'::text, 'skipped'::text, 'cancelled'::text, 'timed_out'::text, 'lease_expired'::text])))
+    CONSTRAINT run_history_type_check CHECK ((type = ANY (ARRAY['scheduled'::text, 'started'::text, 'succeeded'::text, 'failed'::text, 'retried'::text, 'waiting'::text, 'signalled'::text, 'skipped'::text, 'cancelled'::text, 'timed_out'::text, 'lease_expired'::text, 'parked'::text])))
 );
 ALTER TABLE ONLY run_history ALTER COLUMN type SET COMPRESSION lz4;
 ALTER TABLE ONLY run_history ALTER COLUMN step SET COMPRESSION lz4;
@@ -927,7 +927,9 @@ CREATE TABLE step_run (
     error text,
     started_at timestamp with time zone,
     finished_at timestamp with time zone,
-    CONSTRAINT step_run_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'ready'::text, 'running'::text, 'retrying'::text, 'waiting'::text, 'succeeded'::text, 'failed'::text, 'skipped'::text, 'cancelled'::text])))
+    parked_at timestamp with time zone,
+    skip_reason text,
+    CONSTRAINT step_run_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'ready'::text, 'running'::text, 'retrying'::text, 'waiting'::text, 'parked'::text, 'succeeded'::text, 'failed'::text, 'skipped'::text, 'cancelled'::text])))
 );
 ALTER TABLE ONLY step_run ALTER COLUMN step_key SET COMPRESSION lz4;
 ALTER TABLE ONLY step_run ALTER COLUMN handler SET COMPRESSION lz4;
@@ -971,7 +973,7 @@ CREATE TABLE workflow_run (
     started_at timestamp with time zone,
     finished_at timestamp with time zone,
     error text,
-    CONSTRAINT workflow_run_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'running'::text, 'waiting'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text])))
+    CONSTRAINT workflow_run_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'running'::text, 'waiting'::text, 'parked'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text])))
 );
 ALTER TABLE ONLY workflow_run ALTER COLUMN workflow SET COMPRESSION lz4;
 ALTER TABLE ONLY workflow_run ALTER COLUMN status SET COMPRESSION lz4;
@@ -1186,6 +1188,8 @@ CREATE INDEX signin_failure_remote_idx ON signin_failure USING btree (remote, la
 CREATE INDEX step_run_claim_idx ON step_run USING btree (run_at) WHERE (status = ANY (ARRAY['ready'::text, 'retrying'::text]));
 
 CREATE INDEX step_run_concurrency_idx ON step_run USING btree (concurrency_key) WHERE ((status = 'running'::text) AND (concurrency_key IS NOT NULL));
+
+CREATE INDEX step_run_parked_idx ON step_run USING btree (parked_at) WHERE (status = 'parked'::text);
 
 CREATE INDEX step_run_running_idx ON step_run USING btree (lease_expires_at) WHERE ((status = 'running'::text) AND (lease_expires_at IS NOT NULL));
 

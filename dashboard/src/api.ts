@@ -55,6 +55,22 @@ export interface StepRun {
   wait_until: string | null;
   output: Json;
   error: string | null;
+  parked_at?: string | null;
+  skip_reason?: string | null;
+}
+
+// A step whose attempts ran out under on_exhausted: park, waiting for an operator.
+export interface ParkedStep {
+  run_id: number;
+  workflow: string;
+  step: string;
+  handler: string | null;
+  subject: string | null;
+  run_status: string;
+  event_type: string | null;
+  parked_at: string | null;
+  attempts: number | null;
+  error: string | null;
 }
 
 export interface HistoryEntry {
@@ -215,6 +231,19 @@ export const api = {
   },
   run(id: number | string): Promise<RunDetail> {
     return api.get<RunDetail>(`/v1/runs/${encodeURIComponent(String(id))}`);
+  },
+  parked(limit = 200): Promise<{ steps: ParkedStep[]; total: number }> {
+    return api.get("/v1/steps/parked", { limit });
+  },
+  // An operator's decision about a parked step; a skip needs a reason.
+  decideParked(
+    runId: number,
+    step: string,
+    action: "retry" | "skip" | "fail",
+    reason = "",
+  ): Promise<{ result?: string }> {
+    const path = `/v1/runs/${runId}/steps/${encodeURIComponent(step)}/${action}`;
+    return api.post(path, reason ? { reason } : {});
   },
   async workflows(): Promise<WorkflowInfo[]> {
     return (await api.get<{ workflows: WorkflowInfo[] }>("/v1/workflows")).workflows;

@@ -4,7 +4,15 @@ import type { Json } from "./api";
 import { h, token, type Attrs, type Child } from "./dom";
 import { fmtAgo, fmtTime } from "./format";
 
-export const RUN_STATUSES = ["pending", "running", "waiting", "succeeded", "failed", "cancelled"];
+export const RUN_STATUSES = [
+  "pending",
+  "running",
+  "waiting",
+  "parked",
+  "succeeded",
+  "failed",
+  "cancelled",
+];
 export const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
 
 export function statusBadge(status: string | null | undefined): HTMLElement {

@@ -8,6 +8,7 @@ import { auditPage } from "./pages/audit";
 import { chartPage } from "./pages/chart";
 import { logsPage } from "./pages/logs";
 import { overviewPage } from "./pages/overview";
+import { parkedPage } from "./pages/parked";
 import { reviewsPage } from "./pages/reviews";
 import { runDetailPage } from "./pages/run_detail";
 import { runsPage } from "./pages/runs";
@@ -18,6 +19,7 @@ route(/^\/(?:ui\/?)?$/, "overview", overviewPage);
 route(/^\/ui\/overview\/?$/, "overview", overviewPage);
 route(/^\/ui\/runs\/?$/, "runs", runsPage);
 route(/^\/ui\/runs\/(\d+)\/?$/, "runs", runDetailPage);
+route(/^\/ui\/parked\/?$/, "parked", parkedPage);
 route(/^\/ui\/reviews\/?$/, "reviews", reviewsPage);
 route(/^\/ui\/workflows\/?$/, "workflows", workflowsPage);
 route(/^\/ui\/logs\/?$/, "logs", logsPage);
@@ -28,6 +30,7 @@ route(/^\/ui\/audit\/?$/, "audit", auditPage);
 const NAV: [string, string, string][] = [
   ["overview", "Overview", "/"],
   ["runs", "Runs", "/ui/runs"],
+  ["parked", "Parked", "/ui/parked"],
   ["reviews", "Reviews", "/ui/reviews"],
   ["workflows", "Workflows", "/ui/workflows"],
   ["logs", "Logs", "/ui/logs"],

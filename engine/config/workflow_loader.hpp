@@ -25,6 +25,8 @@
 //       input: { ms: 300 }   # any mapping; handed to the handler as JSON
 //       when: { path: /event/skip_e, equals: false }
 //       retry: { max_attempts: 5, initial: 200ms, max: 30s, multiplier: 2, jitter: 0.2 }
+//       on_exhausted: park   # or fail (the default, or the workflow's top-level on_exhausted):
+//                            # after the last failed attempt the step waits for an operator
 //       timeout: 30s         # per attempt; default 30s
 //       concurrency: 1       # or { limit: 1, key: /event/patient_id } (one limit per key value)
 //

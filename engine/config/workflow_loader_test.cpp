@@ -211,7 +211,7 @@ stepz:
       << dump(r.errors);
   EXPECT_EQ(r.errors[2].to_string(),
             "test.yaml:5: unknown key 'stepz' (did you mean 'steps'?); allowed keys: name, "
-            "description, on, steps");
+            "description, on, steps, on_exhausted");
 
   const auto s = load(R"(
 name: keys

@@ -79,7 +79,8 @@ void WorkflowParser::parse_workflow(const YAML::Node& root) {
           "a workflow file must be a mapping with keys name, on and steps, not " + describe(root));
     return;
   }
-  const auto entries = reader_.read_map(root, "", {"name", "description", "on", "steps"});
+  const auto entries =
+      reader_.read_map(root, "", {"name", "description", "on", "steps", "on_exhausted"});
   const int root_line = std::max(1, yaml_line(root));
   if (const Entry* e = find(entries, "name")) {
     name_line_ = e->line;
@@ -109,6 +110,8 @@ void WorkflowParser::parse_workflow(const YAML::Node& root) {
   } else {
     error(root_line, "missing required key 'on' (the events that start this workflow)");
   }
+  // Before the steps: it is their default.
+  if (const Entry* e = find(entries, "on_exhausted")) parse_on_exhausted(*e, "", on_exhausted_);
   if (const Entry* e = find(entries, "steps")) {
     parse_steps(*e);
   } else {
@@ -214,6 +217,7 @@ ParsedStep WorkflowParser::parse_step(const Entry& e) {
   ParsedStep p;
   p.line = e.line;
   p.step.name = e.key;
+  p.step.on_exhausted = on_exhausted_;
   const std::string where = fmt::format("step '{}': ", e.key);
   if (!valid_step_name(e.key))
     error(e.line, fmt::format("step name '{}' is not valid: use lower-case letters, digits, '_' "
@@ -225,7 +229,8 @@ ParsedStep WorkflowParser::parse_step(const Entry& e) {
     return p;
   }
   const auto entries = reader_.read_map(
-      e.value, where, {"handler", "needs", "input", "when", "retry", "timeout", "concurrency"});
+      e.value, where,
+      {"handler", "needs", "input", "when", "retry", "timeout", "concurrency", "on_exhausted"});
   const Entry* handler = find(entries, "handler");
   bool check_settings = false;
   if (handler != nullptr) {
@@ -268,6 +273,8 @@ ParsedStep WorkflowParser::parse_step(const Entry& e) {
   if (const Entry* w = find(entries, "when"))
     p.step.when = reader_.condition_value(*w, where, p.when_paths);
   if (const Entry* r = find(entries, "retry")) parse_retry(*r, where, p.step.retry);
+  if (const Entry* o = find(entries, "on_exhausted"))
+    parse_on_exhausted(*o, where, p.step.on_exhausted);
   if (const Entry* t = find(entries, "timeout")) {
     if (auto d = reader_.duration_value(*t, where)) p.step.timeout = *d;
   }
@@ -389,6 +396,18 @@ void WorkflowParser::parse_retry(const Entry& e, const std::string& where, core:
   }
   if (const Entry* j = find(entries, "jitter")) {
     if (auto x = reader_.number_value(*j, inner, 0.0, 1.0)) out.jitter = *x;
+  }
+}
+
+void WorkflowParser::parse_on_exhausted(const Entry& e, const std::string& where,
+                                        core::OnExhausted& out) {
+  if (e.value.IsScalar() && e.value.Scalar() == "park") {
+    out = core::OnExhausted::kPark;
+  } else if (e.value.IsScalar() && e.value.Scalar() == "fail") {
+    out = core::OnExhausted::kFail;
+  } else {
+    error(e.line,
+          fmt::format("{}on_exhausted must be park or fail, not {}", where, describe(e.value)));
   }
 }
 

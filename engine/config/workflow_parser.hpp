@@ -36,6 +36,7 @@ class WorkflowParser {
   void validate_handler(const core::Step& step, int line, const std::string& where);
   void parse_external_handler(const Entry& e, const std::string& where);
   void parse_retry(const Entry& e, const std::string& where, core::RetryPolicy& out);
+  void parse_on_exhausted(const Entry& e, const std::string& where, core::OnExhausted& out);
   void parse_concurrency(const Entry& e, const std::string& where, core::Concurrency& out);
 
   std::string file_;
@@ -44,6 +45,7 @@ class WorkflowParser {
   NodeReader reader_{errors_};
   core::Workflow workflow_;
   int name_line_ = 0;
+  core::OnExhausted on_exhausted_ = core::OnExhausted::kFail;  // the workflow's default for steps
 };
 
 }  // namespace chartflow::config

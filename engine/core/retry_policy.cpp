@@ -1,19 +1,10 @@
 #include "core/retry_policy.hpp"
 
-#include <algorithm>
-#include <cmath>
-
 namespace chartflow::core {
 
 Millis RetryPolicy::delay_before(int next_attempt,
                                  const std::function<double()>& unit_random) const {
-  const int exponent = std::max(0, next_attempt - 2);
-  double base = static_cast<double>(initial.count()) * std::pow(multiplier, exponent);
-  base = std::min(base, static_cast<double>(max.count()));
-  const double spread = base * jitter;
-  double d = base - spread + 2.0 * spread * unit_random();
-  d = std::clamp(d, 0.0, static_cast<double>(max.count()));
-  return Millis(static_cast<Millis::rep>(d));
+  return backoff().after_failure(next_attempt - 1, unit_random());
 }
 
 nlohmann::json RetryPolicy::to_json() const {

@@ -5,6 +5,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 
+#include "engine/util/backoff.hpp"
 #include "engine/util/duration.hpp"
 
 namespace chartflow::core {
@@ -19,6 +20,7 @@ struct RetryPolicy {
   // Delay before attempt `next_attempt` (2 = first retry). `unit_random` returns [0,1).
   Millis delay_before(int next_attempt, const std::function<double()>& unit_random) const;
   bool exhausted(int attempts_made) const { return attempts_made >= max_attempts; }
+  util::Backoff backoff() const { return {initial, max, multiplier, jitter}; }
 
   nlohmann::json to_json() const;
   static RetryPolicy from_json(const nlohmann::json& j);

@@ -42,6 +42,9 @@ json Workflow::to_json() const {
     sj["needs"] = s.needs;
     if (s.when) sj["when"] = s.when->to_json();
     sj["retry"] = s.retry.to_json();
+    // Only when not the default: a definition is hashed, and the key would otherwise make every
+    // existing workflow a new version.
+    if (s.on_exhausted == OnExhausted::kPark) sj["on_exhausted"] = "park";
     sj["timeout_ms"] = s.timeout.count();
     sj["concurrency"] = {{"limit", s.concurrency.limit}, {"key", s.concurrency.key}};
     sj["input"] = s.input;
@@ -72,6 +75,7 @@ Workflow Workflow::from_json(const json& j) {
     s.needs = sj.value("needs", std::vector<std::string>{});
     if (sj.contains("when")) s.when = Condition::from_json(sj.at("when"));
     s.retry = RetryPolicy::from_json(sj.value("retry", json::object()));
+    if (sj.value("on_exhausted", "fail") == "park") s.on_exhausted = OnExhausted::kPark;
     s.timeout = Millis(sj.value("timeout_ms", kDefaultStepTimeout.count()));
     if (sj.contains("concurrency")) {
       s.concurrency.limit = sj.at("concurrency").value("limit", 0);

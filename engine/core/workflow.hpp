@@ -39,12 +39,18 @@ struct HandlerSpec {
   std::string shared_limit_key() const;
 };
 
+// What becomes of a step whose last attempt failed (not a permanent failure: that fails the run
+// whatever this says). kPark: the step waits, holding no lease, for an operator to retry, skip
+// or fail it, and its run is parked meanwhile.
+enum class OnExhausted { kFail, kPark };
+
 struct Step {
   std::string name;
   HandlerSpec handler;
   std::vector<std::string> needs;
   std::optional<Condition> when;  // evaluated against {"event": ..., "steps": {name: output}}
   RetryPolicy retry;
+  OnExhausted on_exhausted = OnExhausted::kFail;
   Millis timeout = kDefaultStepTimeout;
   Concurrency concurrency;
   nlohmann::json input = nlohmann::json::object();

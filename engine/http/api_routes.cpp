@@ -7,6 +7,7 @@
 #include "auth/audit.hpp"
 #include "http/audit_context.hpp"
 #include "http/event_routes.hpp"
+#include "http/parked_routes.hpp"
 #include "runtime/log.hpp"
 
 namespace chartflow::http {
@@ -120,18 +121,20 @@ std::optional<std::string> parse_time_param(const Request& req, const char* name
 }
 
 void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics& metrics,
-                       bool public_metrics, std::shared_ptr<const WebhookSecrets> secrets) {
+                       bool public_metrics, std::shared_ptr<const WebhookSecrets> secrets,
+                       UnhealthyReason unhealthy) {
   add_event_routes(router, engine, metrics, std::move(secrets));
-  router.add("GET", "/healthz", "healthz", Access::open(), [](Request&) {
+  router.add("GET", "/healthz", "healthz", Access::open(), [unhealthy](Request&) {
+    if (unhealthy)
+      if (auto reason = unhealthy())
+        return Response::json(503, Json{{"status", "unhealthy"}, {"reason", *reason}});
     return Response::json(200, Json{{"status", "ok"}});
   });
 
   router.add("GET", "/readyz", "readyz", Access::open(), [&engine](Request&) {
-    try {
-      engine.queue_stats();
-    } catch (const std::exception&) {
+    // A short budget: a probe that waits on a frozen server is no probe.
+    if (!engine.database_ready(std::chrono::seconds(2)))
       return Response::error(503, "database unavailable");
-    }
     if (engine.draining()) return Response::error(503, "draining");
     return Response::json(200, Json{{"status", "ready"}});
   });
@@ -143,6 +146,10 @@ void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics
                  auto q = engine.queue_stats();
                  metrics.set_queue(q.value("ready", 0.0), q.value("oldest_ready_seconds", 0.0),
                                    q.value("waiting", 0.0), q.value("running", 0.0));
+                 std::vector<metrics::ParkedSteps> parked;
+                 for (const auto& p : engine.parked_counts())
+                   parked.push_back({p.at("workflow"), p.at("step"), p.at("count")});
+                 metrics.set_steps_parked(parked);
                } catch (const std::exception&) {
                }
                Response r;
@@ -157,11 +164,11 @@ void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics
     f.status = req.q("status");
     f.subject = req.q("subject");
     if (!f.subject) f.subject = req.q("chart_id");
-    static const std::set<std::string> kStatuses = {"pending",   "running", "waiting",
+    static const std::set<std::string> kStatuses = {"pending",   "running", "waiting",  "parked",
                                                     "succeeded", "failed",  "cancelled"};
     if (f.status && !kStatuses.count(*f.status))
       throw HttpError{400,
-                      "status must be one of pending, running, waiting, succeeded, failed, "
+                      "status must be one of pending, running, waiting, parked, succeeded, failed, "
                       "cancelled"};
     f.since = parse_time_param(req, "since");
     f.until = parse_time_param(req, "until");
@@ -223,6 +230,8 @@ void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics
                                  return engine.signal(id, name, payload, msg, before);
                                });
       });
+
+  add_parked_routes(router, engine);
 
   router.add("GET", "/v1/workflows", "workflows", Access::of({Role::kOperator}),
              [&engine](Request&) {

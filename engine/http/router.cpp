@@ -5,9 +5,13 @@
 #include <chrono>
 
 #include "runtime/log.hpp"
+#include "store/errors.hpp"
 
 namespace chartflow::http {
 namespace {
+
+// Retry-After of a 503 for a database outage: a failover takes seconds.
+constexpr int kOutageRetryAfterSeconds = 5;
 
 std::vector<std::string> split_path(std::string_view path) {
   std::vector<std::string> out;
@@ -177,7 +181,12 @@ std::vector<Router::RouteInfo> Router::routes() const {
 
 void Router::require(Request& req, const Access& access, const std::string& route) const {
   if (access.kind != Access::Kind::kRoles || !authenticate) return;
-  req.principal = authenticate(req);
+  try {
+    req.principal = authenticate(req);
+  } catch (const store::TransientError&) {
+    // The lookup is a read and the pool has dropped its dead sessions: once more, on a fresh one.
+    req.principal = authenticate(req);
+  }
   if (!req.principal) throw HttpError{401, "authentication required"};
   if (!access.allows(req.principal->role)) {
     if (on_forbidden) on_forbidden(req, route);
@@ -227,10 +236,23 @@ std::optional<Response> Router::admit(Request& req) const {
     } catch (const std::exception& e) {
       runtime::Log::error("http_error", {{"route", route_name}, {"error", e.what()}});
       refusal = Response::error(503, "the credential could not be checked; try again");
+      refusal->headers.emplace_back("Retry-After", std::to_string(kOutageRetryAfterSeconds));
     }
   }
   if (refusal) observe(route_name, req, refusal->status, t0);
   return refusal;
+}
+
+Response Router::run_handler(const Route& route, Request& req) const {
+  if (req.method != "GET" && req.method != "HEAD") return route.handler(req);
+  try {
+    return route.handler(req);
+  } catch (const store::TransientError& e) {
+    // A read is safe to repeat, and the pool has dropped the broken session and its idle
+    // siblings: one more try on a fresh connection hides a failover from the client.
+    runtime::Log::info("http_read_retried", {{"route", route.name}, {"error", e.what()}});
+    return route.handler(req);
+  }
 }
 
 Response Router::handle(Request& req, bool admitted) const {
@@ -250,9 +272,16 @@ Response Router::handle(Request& req, bool admitted) const {
         req.principal.reset();
         if (match->access.kind == Access::Kind::kRoles) require(req, match->access, route_name);
       }
-      resp = match->handler(req);
+      resp = run_handler(*match, req);
     } catch (const HttpError& e) {
       resp = Response::error(e.status, e.message);
+    } catch (const store::TransientError& e) {
+      // A lost or frozen database, or a commit whose outcome is unknown: an outage, not a bug.
+      // Nothing the client sent was wrong, and sending the same request again is safe (uploads
+      // and events are deduplicated by content and key).
+      runtime::Log::warn("http_database_unavailable", {{"route", route_name}, {"error", e.what()}});
+      resp = Response::error(503, "database unavailable; retry the same request later");
+      resp.headers.emplace_back("Retry-After", std::to_string(kOutageRetryAfterSeconds));
     } catch (const std::exception& e) {
       runtime::Log::error("http_error", {{"route", route_name}, {"error", e.what()}});
       resp = Response::error(500, "internal error");

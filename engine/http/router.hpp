@@ -57,6 +57,8 @@ class Router {
  private:
   struct Route;
   const Route* find(Request& req, bool* path_matched) const;
+  // The route's handler; a GET or HEAD that met a lost database connection runs once more.
+  Response run_handler(const Route& route, Request& req) const;
   void observe(const std::string& route, const Request& req, int status,
                std::chrono::steady_clock::time_point t0) const;
   struct Route {

@@ -42,6 +42,11 @@ Metrics::Metrics()
                    .Name("chartflow_step_retries_total")
                    .Help("Failed step attempts that will be retried, by workflow and step")
                    .Register(*registry_)),
+      steps_parked_(prometheus::BuildGauge()
+                        .Name("chartflow_steps_parked")
+                        .Help("Steps whose attempts ran out and that wait for an operator "
+                              "(on_exhausted: park), by workflow and step, as last sampled")
+                        .Register(*registry_)),
       http_requests_(prometheus::BuildCounter()
                          .Name("chartflow_http_requests_total")
                          .Help("HTTP requests, by route, method and status")
@@ -78,7 +83,11 @@ Metrics::Metrics()
       db_pool_max_(prometheus::BuildGauge()
                        .Name("chartflow_db_pool_connections_max")
                        .Help("Size limit of the API's database pool")
-                       .Register(*registry_)) {}
+                       .Register(*registry_)),
+      embedded_restarts_(prometheus::BuildCounter()
+                             .Name("chartflow_embedded_postgres_restarts_total")
+                             .Help("Restarts of the embedded PostgreSQL after it died")
+                             .Register(*registry_)) {}
 
 void Metrics::event_received(const std::string& type) { events_.Add({{"type", type}}).Increment(); }
 
@@ -131,6 +140,17 @@ void Metrics::set_queue(double ready, double oldest_ready_seconds, double waitin
   oldest_ready_.Add({}).Set(oldest_ready_seconds);
 }
 
+void Metrics::set_steps_parked(const std::vector<ParkedSteps>& parked) {
+  std::lock_guard lock(parked_mu_);
+  // A step that is no longer parked reads 0 rather than vanishing, so an alert on it resolves.
+  for (const auto& [workflow, step] : parked_seen_)
+    steps_parked_.Add({{"workflow", workflow}, {"step", step}}).Set(0);
+  for (const auto& p : parked) {
+    steps_parked_.Add({{"workflow", p.workflow}, {"step", p.step}}).Set(p.count);
+    parked_seen_.emplace(p.workflow, p.step);
+  }
+}
+
 void Metrics::handler_pool(const std::string& handler, int warm, int busy) {
   handler_processes_.Add({{"handler", handler}, {"state", "warm"}}).Set(warm);
   handler_processes_.Add({{"handler", handler}, {"state", "busy"}}).Set(busy);
@@ -148,6 +168,10 @@ void Metrics::set_db_pool(double in_use, double idle, double max) {
   db_pool_.Add({{"state", "in_use"}}).Set(in_use);
   db_pool_.Add({{"state", "idle"}}).Set(idle);
   db_pool_max_.Add({}).Set(max);
+}
+
+void Metrics::embedded_postgres_restarts(double added) {
+  embedded_restarts_.Add({}).Increment(added);
 }
 
 std::string Metrics::serialize() const {

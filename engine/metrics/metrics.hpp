@@ -10,10 +10,20 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace chartflow::metrics {
+
+// How many steps of one workflow's step are parked (waiting for an operator).
+struct ParkedSteps {
+  std::string workflow, step;
+  double count = 0;
+};
 
 class Metrics {
  public:
@@ -27,12 +37,17 @@ class Metrics {
   void http_request(const std::string& route, const std::string& method, int status,
                     double seconds);
   void set_queue(double ready, double oldest_ready_seconds, double waiting, double running);
+  // Parked steps as last sampled from the database; a step no longer listed reads 0.
+  void set_steps_parked(const std::vector<ParkedSteps>& parked);
   // External handler processes of one handler (its name, never an id): idle (warm) and busy.
   void handler_pool(const std::string& handler, int warm, int busy);
   void handler_cold_start(const std::string& handler);
   // One store call or batch statement by kind (see store::Store::set_query_observer).
   void db_query(std::string_view kind, double seconds);
   void set_db_pool(double in_use, double idle, double max);
+  // Restarts of the embedded PostgreSQL by its supervisor. Adding 0 at start exports the series,
+  // so that increase() sees the first restart too.
+  void embedded_postgres_restarts(double added = 1);
   // Runs just before each serialize(), to sample gauges (the pool); set once at start-up.
   void on_collect(std::function<void()> sample) { on_collect_ = std::move(sample); }
   std::string serialize() const;
@@ -45,6 +60,9 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>& step_duration_;
   prometheus::Family<prometheus::Counter>& expirations_;
   prometheus::Family<prometheus::Counter>& retries_;
+  prometheus::Family<prometheus::Gauge>& steps_parked_;
+  std::mutex parked_mu_;
+  std::set<std::pair<std::string, std::string>> parked_seen_;  // (workflow, step) ever reported
   prometheus::Family<prometheus::Counter>& http_requests_;
   prometheus::Family<prometheus::Histogram>& http_duration_;
   prometheus::Family<prometheus::Gauge>& queue_;
@@ -54,6 +72,7 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>& db_query_;
   prometheus::Family<prometheus::Gauge>& db_pool_;
   prometheus::Family<prometheus::Gauge>& db_pool_max_;
+  prometheus::Family<prometheus::Counter>& embedded_restarts_;
   std::function<void()> on_collect_;
 };
 

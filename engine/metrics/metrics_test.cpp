@@ -21,5 +21,16 @@ TEST(MetricsTest, MadeUpHttpMethodsShareOneOtherSeries) {
   EXPECT_EQ(series, 2u) << text;
 }
 
+TEST(MetricsTest, EmbeddedPostgresRestartsAreACounterFromZero) {
+  Metrics m;
+  EXPECT_EQ(m.serialize().find("chartflow_embedded_postgres_restarts_total 0"), std::string::npos)
+      << "no series in a process without an embedded PostgreSQL";
+  m.embedded_postgres_restarts(0);
+  EXPECT_NE(m.serialize().find("chartflow_embedded_postgres_restarts_total 0"), std::string::npos);
+  m.embedded_postgres_restarts();
+  EXPECT_NE(m.serialize().find("chartflow_embedded_postgres_restarts_total 1"), std::string::npos)
+      << m.serialize();
+}
+
 }  // namespace
 }  // namespace chartflow::metrics

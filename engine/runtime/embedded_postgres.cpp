@@ -296,11 +296,20 @@ bool can_traverse(const Credentials& creds, const fs::path& dir) {
   return code == 0;
 }
 
+// A dead process keeps its pid and name until reaped, by us if we are a container's init.
+bool is_zombie(pid_t pid) {
+  const std::string stat = read_small_file("/proc/" + std::to_string(pid) + "/stat");
+  const auto name_end = stat.rfind(')');
+  if (name_end == std::string::npos || name_end + 2 >= stat.size()) return false;
+  const char state = stat[name_end + 2];
+  return state == 'Z' || state == 'X';
+}
+
 // A running process whose name is "postgres": a live postmaster rather than a recycled pid.
 bool is_postgres_process(pid_t pid) {
   if (::kill(pid, 0) != 0 && errno != EPERM) return false;
   const std::string comm = trim(read_small_file("/proc/" + std::to_string(pid) + "/comm"));
-  return comm == "postgres" || comm == "postmaster";
+  return (comm == "postgres" || comm == "postmaster") && !is_zombie(pid);
 }
 
 bool is_alive(pid_t pid) { return ::kill(pid, 0) == 0 || errno == EPERM; }
@@ -433,7 +442,8 @@ std::vector<std::string> child_environment(bool switch_user, const std::string& 
 }  // namespace
 
 EmbeddedPostgres::EmbeddedPostgres(std::filesystem::path data_dir)
-    : data_dir_(std::move(data_dir)) {}
+    : data_dir_(std::move(data_dir)),
+      supervisor_([this] { return postmaster_alive(); }, [this] { restart_server(); }) {}
 
 EmbeddedPostgres::~EmbeddedPostgres() {
   try {
@@ -507,7 +517,13 @@ std::optional<std::string> EmbeddedPostgres::running_conninfo(const fs::path& da
   return text;
 }
 
+void EmbeddedPostgres::supervise(SupervisorSettings settings) {
+  if (!running_) throw std::logic_error("EmbeddedPostgres::supervise() needs a started server");
+  supervisor_.start(std::move(settings));
+}
+
 void EmbeddedPostgres::stop() {
+  supervisor_.stop();
   if (!running_) return;
   stop_server();
   running_ = false;
@@ -611,21 +627,34 @@ void EmbeddedPostgres::stop_orphaned_server() {
   std::istringstream first_line(read_small_file(pid_file));
   long pid = 0;
   if (!(first_line >> pid) || pid <= 0) return;  // pg_ctl and postgres cope with a torn file
-  const auto server_pid = static_cast<pid_t>(pid);
-  if (is_postgres_process(server_pid)) {
+  if (is_postgres_process(static_cast<pid_t>(pid))) {
     // We hold the data dir lock, so this server was left behind by a chartflow that crashed.
     // Restart it under our settings.
     std::cerr << "event=embedded_postgres_orphan_stopping pid=" << pid << "\n";
     stop_server();
-  } else if (is_alive(server_pid)) {
-    // The pid was recycled by an unrelated process; postgres would refuse to start while the
-    // stale file names a live pid.
-    fs::remove(pid_file);
+  } else {
+    remove_stale_pid_file();
   }
 }
 
-void EmbeddedPostgres::start_server() {
-  const fs::path log_file = pg_dir_ / "log" / "postgres.log";
+void EmbeddedPostgres::remove_stale_pid_file() {
+  const fs::path pid_file = pgdata_ / "postmaster.pid";
+  std::istringstream first_line(read_small_file(pid_file));
+  long pid = 0;
+  if (!(first_line >> pid) || pid <= 0) return;  // pg_ctl and postgres cope with a torn file
+  const auto server_pid = static_cast<pid_t>(pid);
+  if (!is_postgres_process(server_pid) && is_alive(server_pid)) {
+    // The pid was recycled by an unrelated process; postgres would refuse to start while the
+    // stale file names a live pid.
+    std::error_code ignored;
+    fs::remove(pid_file, ignored);
+  }
+}
+
+fs::path EmbeddedPostgres::server_log_file() const { return pg_dir_ / "log" / "postgres.log"; }
+
+std::optional<std::string> EmbeddedPostgres::try_start_server() {
+  const fs::path log_file = server_log_file();
   // Command-line settings outrank postgresql.conf and ALTER SYSTEM: durability stays on and
   // the server stays off the network. The socket dir is a plain path (see
   // prepare_directories), so the -o string, which pg_ctl hands to /bin/sh, needs no quoting.
@@ -638,10 +667,32 @@ void EmbeddedPostgres::start_server() {
       {(bindir_ / "pg_ctl").string(), "start", "-w", "-t", std::to_string(kPgCtlTimeoutSeconds),
        "-s", "-D", pgdata_.string(), "-l", log_file.string(), "-o", options},
       creds, pg_dir_, child_environment(user_.switch_user, user_.name, user_.home));
-  if (result.exit_code != 0) {
-    throw std::runtime_error(command_failure("pg_ctl start", result) + "\nlast lines of " +
-                             log_file.string() + ":\n" + tail_lines(log_file, kLogLinesInErrors));
+  if (result.exit_code == 0) return std::nullopt;
+  return command_failure("pg_ctl start", result);
+}
+
+void EmbeddedPostgres::start_server() {
+  if (auto failure = try_start_server()) {
+    const fs::path log_file = server_log_file();
+    throw std::runtime_error(*failure + "\nlast lines of " + log_file.string() + ":\n" +
+                             tail_lines(log_file, kLogLinesInErrors));
   }
+}
+
+bool EmbeddedPostgres::postmaster_alive() const {
+  std::istringstream first_line(read_small_file(pgdata_ / "postmaster.pid"));
+  long pid = 0;
+  return first_line >> pid && pid > 0 && is_postgres_process(static_cast<pid_t>(pid));
+}
+
+void EmbeddedPostgres::restart_server() {
+  // A tmp cleaner may have taken the socket directory while the server was down.
+  if (socket_dir_in_tmp_) prepare_tmp_socket_dir(socket_dir_, user_.uid, user_.gid);
+  remove_stale_pid_file();
+  // Without the server log's tail: that may quote SQL (chart content), and this message goes
+  // to chartflow's own log.
+  if (auto failure = try_start_server())
+    throw std::runtime_error(*failure + " (see " + server_log_file().string() + ")");
 }
 
 void EmbeddedPostgres::create_database_if_missing() {

@@ -7,6 +7,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "runtime/embedded_postgres_supervisor.hpp"
+
 namespace chartflow::runtime {
 
 // start() found the data dir locked by another live chartflow process.
@@ -29,9 +31,13 @@ class DataDirInUse : public std::runtime_error {
 // the current user. The server is a separate process started with pg_ctl, so it survives a
 // crash of ours; the next start() finds it orphaned (we hold the lock) and restarts it.
 //
+// supervise() restarts the server when it dies (crash recovery included) and says when it
+// cannot, for /healthz.
+//
 // Lifetime: the lock is taken by the first start() and held until destruction, across stop()
-// and later start() calls. The destructor stops the server. Not thread-safe: call start() and
-// stop() from one thread, typically main() during startup and shutdown.
+// and later start() calls. The destructor stops the server. Call start(), supervise() and stop()
+// from one thread, typically main() during startup and shutdown; unhealthy_reason() and
+// restarts() may be called from any thread at any time.
 class EmbeddedPostgres {
  public:
   explicit EmbeddedPostgres(std::filesystem::path data_dir);
@@ -55,7 +61,13 @@ class EmbeddedPostgres {
   // nullopt when there is none.
   static std::optional<std::string> running_conninfo(const std::filesystem::path& data_dir);
 
-  // pg_ctl stop -m fast. Idempotent; a no-op if start() did not succeed.
+  // Watches the running server from a background thread until stop(): when the postmaster is
+  // gone it starts it again with the same settings (see SupervisorSettings). Call after start().
+  void supervise(SupervisorSettings settings = {});
+  std::optional<std::string> unhealthy_reason() const { return supervisor_.unhealthy_reason(); }
+  int restarts() const { return supervisor_.restarts(); }  // by supervise(), since construction
+
+  // Ends supervision, then pg_ctl stop -m fast. Idempotent; a no-op if start() did not succeed.
   void stop();
 
  private:
@@ -71,7 +83,14 @@ class EmbeddedPostgres {
   void prepare_directories();
   void init_cluster_if_needed();
   void stop_orphaned_server();
+  std::filesystem::path server_log_file() const;
+  std::optional<std::string> try_start_server();  // the failure, if any
   void start_server();
+  void remove_stale_pid_file();
+  // The supervisor's side, on its thread. Everything they read is set by start() and left
+  // alone until stop() has joined the supervisor.
+  bool postmaster_alive() const;
+  void restart_server();
   void create_database_if_missing();
   void stop_server();
 
@@ -85,6 +104,7 @@ class EmbeddedPostgres {
   bool running_ = false;
   bool socket_dir_in_tmp_ = false;
   std::string conninfo_;
+  PostgresSupervisor supervisor_;  // last: its thread uses the members above
 };
 
 }  // namespace chartflow::runtime

@@ -4,14 +4,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <optional>
 #include <pqxx/pqxx>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include "runtime/embedded_postgres.hpp"
+#include "tests/support/pg_fixture.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace chartflow::runtime {
@@ -21,11 +27,18 @@ namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
 using chartflow::testing::TempDir;
+using chartflow::testing::wait_until;
+using namespace std::chrono_literals;
 
 int query_int(const std::string& conninfo, const std::string& sql) {
   pqxx::connection conn(conninfo);
   pqxx::work tx(conn);
   return tx.exec1(sql)[0].as<int>();
+}
+
+std::string read_small_file(const fs::path& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 std::string read_first_line(const fs::path& path) {
@@ -40,6 +53,30 @@ void execute(const std::string& conninfo, const std::string& sql) {
   pqxx::work tx(conn);
   tx.exec0(sql);
   tx.commit();
+}
+
+// The query's answer on a new connection, or nullopt while the server does not answer.
+std::optional<int> try_query_int(const std::string& conninfo, const std::string& sql) {
+  try {
+    return query_int(conninfo, sql);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+pid_t postmaster_pid(const fs::path& data_dir) {
+  return static_cast<pid_t>(
+      std::stol(read_first_line(data_dir / "pg" / "data" / "postmaster.pid")));
+}
+
+// What the tests wait for takes a few check intervals, not the production half second each.
+SupervisorSettings quick_supervision() {
+  SupervisorSettings s;
+  s.check_interval = 50ms;
+  s.first_backoff = 50ms;
+  s.max_backoff = 200ms;
+  s.failures_until_unhealthy = 3;
+  return s;
 }
 
 TEST(EmbeddedPostgresPgTest, StartsLocksAndKeepsDataAcrossRestarts) {
@@ -147,6 +184,63 @@ TEST(EmbeddedPostgresPgTest, RestartsServerOrphanedByCrashedPredecessor) {
   EXPECT_EQ(query_int(conninfo, "select v from kept"), 7);
   const auto new_pid = std::stol(read_first_line(data_dir / "pg" / "data" / "postmaster.pid"));
   EXPECT_NE(new_pid, orphan_pid) << "the orphan is stopped and a fresh server started";
+  pg.stop();
+}
+
+// Issue #15 item 3: after kill -9 of the postmaster chartflow stayed up, its database gone for
+// good. The supervisor starts the cluster again and PostgreSQL's crash recovery keeps what was
+// committed.
+TEST(EmbeddedPostgresPgTest, SupervisorRestartsKilledPostmasterWithItsData) {
+  TempDir tmp("chartflow-embedded-pg");
+  const fs::path data_dir = tmp.path() / "data";
+  EmbeddedPostgres pg(data_dir);
+  const std::string conninfo = pg.start();
+  pg.supervise(quick_supervision());
+  execute(conninfo, "create table kept (v int); insert into kept values (11)");
+
+  const pid_t killed = postmaster_pid(data_dir);
+  ASSERT_EQ(::kill(killed, SIGKILL), 0);
+  ASSERT_TRUE(wait_until([&] { return pg.restarts() >= 1; }, 60s))
+      << "the killed postmaster was not restarted";
+  ASSERT_TRUE(wait_until([&] { return try_query_int(conninfo, "select v from kept") == 11; }, 30s))
+      << "the committed row did not survive the crash";
+  EXPECT_EQ(pg.restarts(), 1);
+  EXPECT_NE(postmaster_pid(data_dir), killed);
+  EXPECT_EQ(pg.unhealthy_reason(), std::nullopt);
+
+  // A deliberate stop is no crash: nothing starts the server again.
+  pg.stop();
+  std::this_thread::sleep_for(300ms);  // several check intervals
+  EXPECT_FALSE(fs::exists(data_dir / "pg" / "data" / "postmaster.pid"));
+  EXPECT_EQ(pg.restarts(), 1);
+}
+
+// When the cluster cannot start again, /healthz must say so (so a service manager restarts the
+// process) instead of answering 200 for ever; once it can, it is restarted and healthy again.
+TEST(EmbeddedPostgresPgTest, SupervisorTurnsUnhealthyWhileRestartsFail) {
+  TempDir tmp("chartflow-embedded-pg");
+  const fs::path data_dir = tmp.path() / "data";
+  EmbeddedPostgres pg(data_dir);
+  const std::string conninfo = pg.start();
+  pg.supervise(quick_supervision());
+  EXPECT_EQ(pg.unhealthy_reason(), std::nullopt);
+
+  // The running server never rereads its configuration; the next start refuses it.
+  const fs::path conf = data_dir / "pg" / "data" / "postgresql.conf";
+  const std::string good_conf = read_small_file(conf);
+  std::ofstream(conf, std::ios::app) << "\nshared_buffers = 'not a size'\n";
+  ASSERT_EQ(::kill(postmaster_pid(data_dir), SIGKILL), 0);
+
+  ASSERT_TRUE(wait_until([&] { return pg.unhealthy_reason().has_value(); }, 30s))
+      << "restarts keep failing but the supervisor still reports healthy";
+  EXPECT_THAT(pg.unhealthy_reason().value_or(""),
+              HasSubstr("embedded PostgreSQL failed to restart"));
+  EXPECT_EQ(pg.restarts(), 0);
+
+  std::ofstream(conf, std::ios::trunc) << good_conf;
+  ASSERT_TRUE(wait_until([&] { return !pg.unhealthy_reason() && pg.restarts() == 1; }, 30s))
+      << "a restart that can succeed again must bring the cluster back";
+  EXPECT_EQ(try_query_int(conninfo, "select 1"), 1);
   pg.stop();
 }
 

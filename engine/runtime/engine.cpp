@@ -15,6 +15,10 @@ constexpr Millis kMinProbeGap{20};
 constexpr Millis kReconnectDelay{500};
 constexpr std::size_t kEventCacheEntries = 1024;
 constexpr auto kMaxBatchOpen = std::chrono::milliseconds(50);
+// A bulkhead's steps wait on the outside world: claimed several at a time, each would wait for
+// the ones before it on one worker (and its deadline, set at the claim, would run meanwhile)
+// while the pool's other workers sat idle.
+constexpr int kBulkheadBatchSize = 1;
 
 std::string make_instance_id() {
   char host[256] = {0};
@@ -75,6 +79,7 @@ Engine::Engine(EngineSettings settings, std::shared_ptr<const HandlerRegistry> h
       pool_(settings_.dsn, settings_.pool_size),
       events_(kEventCacheEntries) {
   if (settings_.instance_id.empty()) settings_.instance_id = make_instance_id();
+  build_pools();
 }
 
 Engine::~Engine() { drain(); }
@@ -84,7 +89,58 @@ void Engine::start() {
   started_ = true;
   dispatcher_ = std::thread([this] { dispatcher_loop(); });
   if (settings_.scheduler) scheduler_.start();
-  for (int i = 0; i < settings_.workers; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+  for (std::size_t p = 0; p < pools_.size(); ++p) {
+    worker_pool_.insert(worker_pool_.end(), pools_[p]->workers, p);
+    if (p > 0)
+      Log::info("bulkhead", {{"bulkhead", pools_[p]->bulkhead},
+                             {"workers", pools_[p]->workers},
+                             {"handlers", pools_[p]->handlers}});
+  }
+  for (int i = 0; i < static_cast<int>(worker_pool_.size()); ++i)
+    workers_.emplace_back([this, i] { worker_loop(i); });
+}
+
+void Engine::build_pools() {
+  auto general = std::make_unique<Pool>();
+  general->workers = settings_.workers;
+  general->batch_size = settings_.batch_size;
+  pools_.push_back(std::move(general));
+  if (settings_.workers <= 0) return;  // API only: this process runs no steps
+  std::map<std::string, std::vector<std::string>> bulkheads;  // ordered: the same pools each start
+  for (const auto& name : handlers_->names())
+    if (auto b = handlers_->find(name)->bulkhead(); !b.empty()) bulkheads[b].push_back(name);
+  for (auto& [bulkhead, names] : bulkheads) {
+    const auto it = settings_.bulkhead_workers.find(bulkhead);
+    const int n = it == settings_.bulkhead_workers.end() ? kDefaultBulkheadWorkers : it->second;
+    if (n <= 0) continue;  // no bulkhead: its handlers run in the general pool
+    std::sort(names.begin(), names.end());
+    auto pool = std::make_unique<Pool>();
+    pool->bulkhead = bulkhead;
+    pool->workers = n;
+    pool->batch_size = kBulkheadBatchSize;
+    for (const auto& h : names) {
+      handler_pool_[h] = pools_.size();
+      pools_.front()->handlers.push_back(h);
+    }
+    pool->handlers = std::move(names);
+    pools_.push_back(std::move(pool));
+  }
+  if (pools_.size() > 64) throw std::invalid_argument("at most 63 bulkheads");
+}
+
+std::size_t Engine::pool_of(const std::string& handler) const {
+  const auto it = handler_pool_.find(handler);
+  return it == handler_pool_.end() ? 0 : it->second;
+}
+
+std::unique_ptr<store::Store> Engine::connect_worker(int worker) const {
+  auto store = std::make_unique<store::Store>(settings_.dsn);
+  // Without bulkheads every worker claims every step: nothing to say, not even a statement.
+  if (pools_.size() > 1) {
+    const Pool& pool = *pools_[worker_pool_[worker]];
+    store->set_claim_scope(pool.handlers, !pool.bulkhead.empty());
+  }
+  return store;
 }
 
 void Engine::drain() {
@@ -93,7 +149,7 @@ void Engine::drain() {
     std::lock_guard lock(wake_mu_);
     stopping_ = true;
   }
-  wake_cv_.notify_all();
+  for (auto& pool : pools_) pool->cv.notify_all();
   for (auto& t : workers_)
     if (t.joinable()) t.join();
   workers_.clear();
@@ -139,7 +195,8 @@ void Engine::emit_if_ended(store::StepBatch& batch, std::int64_t run_id) const {
 }
 
 std::vector<store::RunPlan> Engine::plan_runs(const store::EventInput& ev,
-                                              std::vector<std::string>* started) const {
+                                              std::vector<std::string>* started,
+                                              std::uint64_t* pools) const {
   std::vector<store::RunPlan> plans;
   for (const auto& wf : matching(ev.type, ev.body)) {
     store::RunPlan p;
@@ -150,6 +207,7 @@ std::vector<store::RunPlan> Engine::plan_runs(const store::EventInput& ev,
       sp.step_key = s.name;
       sp.handler = s.handler.name;
       sp.needs = s.needs;
+      if (pools && s.needs.empty()) *pools |= std::uint64_t{1} << pool_of(s.handler.name);
       sp.max_attempts = s.retry.max_attempts;
       sp.timeout_ms = static_cast<int>(s.timeout.count());
       sp.concurrency_key = concurrency_key(wf->workflow, s, ev.body);
@@ -167,7 +225,8 @@ std::vector<store::RunPlan> Engine::plan_runs(const store::EventInput& ev,
 store::IngestResult Engine::ingest(store::EventInput event,
                                    const store::Store::BeforeIngest& before) {
   std::vector<std::string> started;
-  auto plan = [&](const store::EventInput& ev) { return plan_runs(ev, &started); };
+  std::uint64_t pools = 0;
+  auto plan = [&](const store::EventInput& ev) { return plan_runs(ev, &started, &pools); };
   auto result = pool_.with([&](store::Store& s) {
     OwnWakeUps own(s, settings_.instance_id);
     return s.ingest(std::move(event), plan, before);
@@ -175,7 +234,7 @@ store::IngestResult Engine::ingest(store::EventInput event,
   if (!result.duplicate && hooks_.run_started)
     for (const auto& name : started) hooks_.run_started(name);
   // Same-process workers need no round trip through NOTIFY to start.
-  if (!result.run_ids.empty()) wake_workers(static_cast<int>(result.run_ids.size()));
+  if (!result.run_ids.empty()) wake_pools(pools, static_cast<int>(result.run_ids.size()));
   return result;
 }
 
@@ -208,56 +267,82 @@ std::vector<store::IngestResult> Engine::ingest_batch_external(
 
 std::vector<store::IngestResult> Engine::ingest_with(const IngestFn& fn) {
   std::vector<std::string> started;
-  auto plan = [&](const store::EventInput& ev) { return plan_runs(ev, &started); };
+  std::uint64_t pools = 0;
+  auto plan = [&](const store::EventInput& ev) { return plan_runs(ev, &started, &pools); };
   auto results = pool_.with([&](store::Store& s) {
     OwnWakeUps own(s, settings_.instance_id);
     return fn(s, plan);
   });
   if (hooks_.run_started)
     for (const auto& name : started) hooks_.run_started(name);
-  wake_workers(static_cast<int>(started.size()));
+  wake_pools(pools, static_cast<int>(started.size()));
   return results;
 }
 
-void Engine::wake_workers(int n) {
+void Engine::wake_pool(std::size_t index, int n) {
+  Pool& pool = *pools_[index];
   int added = 0;
   {
     std::lock_guard lock(wake_mu_);
     // A permit left over while every worker was busy makes the next idle worker claim again,
     // so a wake-up is never lost; the cap keeps a flood of hints from becoming empty claims.
-    const int cap = std::max(1, settings_.workers);
-    added = std::min(n, cap - wake_permits_);
+    const int cap = std::max(1, pool.workers);
+    added = std::min(n, cap - pool.permits);
     if (added <= 0) return;
-    wake_permits_ += added;
+    pool.permits += added;
   }
-  for (int i = 0; i < added; ++i) wake_cv_.notify_one();
+  for (int i = 0; i < added; ++i) pool.cv.notify_one();
 }
 
-bool Engine::wait_for_work() {
+void Engine::wake_pools(std::uint64_t pools, int n) {
+  for (std::size_t i = 0; i < pools_.size(); ++i)
+    if ((pools >> i) & 1U) wake_pool(i, n);
+}
+
+void Engine::wake_workers(int n) {
+  for (std::size_t i = 0; i < pools_.size(); ++i) wake_pool(i, n);
+}
+
+bool Engine::wait_for_work(std::size_t index) {
+  Pool& pool = *pools_[index];
   std::unique_lock lock(wake_mu_);
   // No timeout: the dispatcher is the one poller and wakes workers when work is due.
-  wake_cv_.wait(lock, [&] { return stopping_.load() || wake_permits_ > 0; });
+  pool.cv.wait(lock, [&] { return stopping_.load() || pool.permits > 0; });
   if (stopping_) return false;
-  --wake_permits_;
+  --pool.permits;
   return true;
 }
 
+void Engine::wake_dependents(const std::vector<store::ClaimedStep>& steps,
+                             const std::vector<WorkflowPtr>& workflows, std::size_t own_pool) {
+  std::uint64_t pools = 0;
+  for (std::size_t i = 0; i < steps.size() && i < workflows.size(); ++i) {
+    if (!workflows[i]) continue;
+    for (const auto& d : workflows[i]->workflow.steps)
+      if (std::find(d.needs.begin(), d.needs.end(), steps[i].step_key) != d.needs.end())
+        pools |= std::uint64_t{1} << pool_of(d.handler.name);
+  }
+  wake_pools(pools & ~(std::uint64_t{1} << own_pool), 1);
+}
+
 void Engine::worker_loop(int index) {
+  const std::size_t pool = worker_pool_[index];
+  const int batch_size = pools_[pool]->batch_size;
   std::unique_ptr<store::Store> store;
   while (!stopping_) {
     try {
-      if (!store) store = std::make_unique<store::Store>(settings_.dsn);
-      auto steps = store->claim(settings_.instance_id, settings_.batch_size, settings_.lease,
+      if (!store) store = connect_worker(index);
+      auto steps = store->claim(settings_.instance_id, batch_size, settings_.lease,
                                 workflows_->any_concurrency_limits());
       if (steps.empty()) {
-        wait_for_work();
+        wait_for_work(pool);
         continue;
       }
       // Each batch's commit claims the next batch, so a busy worker pays one commit per batch.
       while (!steps.empty()) {
-        if (static_cast<int>(steps.size()) >= settings_.batch_size) wake_workers(1);
+        if (static_cast<int>(steps.size()) >= batch_size) wake_pool(pool, 1);
         try {
-          steps = run_batch(*store, steps, true);
+          steps = run_batch(*store, steps, index, true);
         } catch (const store::LeaseLost& lost) {
           // Another worker took these steps over meanwhile: the batch rolled back, and the
           // steps that are still ours run again without them.
@@ -275,7 +360,7 @@ void Engine::worker_loop(int index) {
           // per transaction now rather than leave them all to wait out their leases.
           Log::warn("batch_retried_step_by_step",
                     {{"worker", index}, {"steps", steps.size()}, {"error", e.what()}});
-          store = std::make_unique<store::Store>(settings_.dsn);
+          store = connect_worker(index);
           rerun_one_by_one(store, steps, index);
         }
       }
@@ -283,37 +368,73 @@ void Engine::worker_loop(int index) {
       Log::error("worker_error", {{"worker", index}, {"error", e.what()}});
       store.reset();
       std::unique_lock lock(wake_mu_);
-      wake_cv_.wait_for(lock, kReconnectDelay, [&] { return stopping_.load(); });
+      pools_[pool]->cv.wait_for(lock, kReconnectDelay, [&] { return stopping_.load(); });
     }
   }
 }
 
 void Engine::rerun_one_by_one(std::unique_ptr<store::Store>& store,
                               std::vector<store::ClaimedStep>& steps, int worker) {
+  std::vector<store::StepAttempt> dropped;
   for (auto& s : steps) {
     std::vector<store::ClaimedStep> one{s};
     try {
-      run_batch(*store, one, false);
+      run_batch(*store, one, worker, false);
     } catch (const store::LeaseLost&) {
       Log::warn("step_lease_lost", {{"worker", worker}, {"run", s.run_id}, {"step", s.step_key}});
     } catch (const std::exception& again) {
       Log::error(
           "step_retry_failed",
           {{"worker", worker}, {"run", s.run_id}, {"step", s.step_key}, {"error", again.what()}});
-      store = std::make_unique<store::Store>(settings_.dsn);
+      // A broken connection is not the step's fault; any other failure is left to the lease
+      // (and is the step's own, should it repeat).
+      if (!store->connected()) dropped.push_back({s.run_id, s.step_key, s.attempt});
+      store = connect_worker(worker);
     }
   }
   steps.clear();
+  if (dropped.empty()) return;
+  try {
+    const int n = store->release_steps(settings_.instance_id, dropped, "connection lost");
+    Log::warn("steps_released", {{"worker", worker}, {"count", n}});
+  } catch (const std::exception& e) {
+    // Not renewed by the heartbeat any more, they come back when their leases lapse.
+    Log::error("steps_release_failed", {{"worker", worker}, {"error", e.what()}});
+  }
+}
+
+void Engine::track(const std::vector<store::ClaimedStep>& steps) {
+  in_flight_ += static_cast<int>(steps.size());
+  std::lock_guard lock(flight_mu_);
+  for (const auto& s : steps) flying_[{s.run_id, s.step_key}] = s.attempt;
+}
+
+void Engine::untrack(const std::vector<store::ClaimedStep>& steps) {
+  in_flight_ -= static_cast<int>(steps.size());
+  std::lock_guard lock(flight_mu_);
+  for (const auto& s : steps) {
+    auto it = flying_.find({s.run_id, s.step_key});
+    if (it != flying_.end() && it->second == s.attempt) flying_.erase(it);
+  }
+}
+
+std::vector<store::StepAttempt> Engine::tracked() {
+  std::lock_guard lock(flight_mu_);
+  std::vector<store::StepAttempt> out;
+  out.reserve(flying_.size());
+  for (const auto& [key, attempt] : flying_) out.push_back({key.first, key.second, attempt});
+  return out;
 }
 
 std::vector<store::ClaimedStep> Engine::run_batch(store::Store& store,
                                                   std::vector<store::ClaimedStep>& steps,
-                                                  bool claim_next) {
+                                                  int worker, bool claim_next) {
+  const std::size_t pool = worker_pool_[worker];
   // Run rows are locked in one order by every batch, so two batches sharing runs queue
   // behind each other instead of deadlocking.
   std::stable_sort(steps.begin(), steps.end(),
                    [](const auto& a, const auto& b) { return a.run_id < b.run_id; });
-  in_flight_ += static_cast<int>(steps.size());
+  track(steps);
   struct Done {
     std::string workflow, step;
     double seconds;
@@ -329,11 +450,14 @@ std::vector<store::ClaimedStep> Engine::run_batch(store::Store& store,
     for (auto& [id, body] : store.event_bodies(missing))
       events_.put(id, std::make_shared<const Json>(std::move(body)));
     std::vector<std::pair<WorkflowPtr, std::shared_ptr<const Json>>> inputs;
+    std::vector<WorkflowPtr> definitions;
     for (const auto& s : steps) {
       auto event = events_.get(s.event_id);
       if (!event) event = std::make_shared<const Json>(Json::object());
       inputs.emplace_back(workflows_->by_version(s.workflow_version_id, store), std::move(event));
+      definitions.push_back(inputs.back().first);
     }
+    int promoted = 0;
     const auto succeeded_plan = run_end_plan(store::kRunSucceededEvent);
     auto batch = store.begin_batch();
     batch->emit_succeeded_with(succeeded_plan);
@@ -346,6 +470,7 @@ std::vector<store::ClaimedStep> Engine::run_batch(store::Store& store,
       if (i > 0 && t0 - batch_start > kMaxBatchOpen) {
         batch->commit(settings_.instance_id, 0, settings_.lease, false);
         report_succeeded(*batch);
+        promoted += batch->promoted();
         batch.reset();  // a connection holds one transaction object at a time
         batch = store.begin_batch();
         batch->emit_succeeded_with(succeeded_plan);
@@ -356,14 +481,17 @@ std::vector<store::ClaimedStep> Engine::run_batch(store::Store& store,
           {s.workflow, s.step_key,
            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()});
     }
-    next = batch->commit(settings_.instance_id, stopping_ || !claim_next ? 0 : settings_.batch_size,
-                         settings_.lease, workflows_->any_concurrency_limits());
+    next = batch->commit(settings_.instance_id,
+                         stopping_ || !claim_next ? 0 : pools_[pool]->batch_size, settings_.lease,
+                         workflows_->any_concurrency_limits());
     report_succeeded(*batch);
+    promoted += batch->promoted();
+    if (promoted > 0 && pools_.size() > 1) wake_dependents(steps, definitions, pool);
   } catch (...) {
-    in_flight_ -= static_cast<int>(steps.size());
+    untrack(steps);
     throw;
   }
-  in_flight_ -= static_cast<int>(steps.size());
+  untrack(steps);
   if (hooks_.step_finished)
     for (const auto& d : done) hooks_.step_finished(d.workflow, d.step, d.seconds, "done");
   return next;
@@ -392,7 +520,12 @@ void Engine::execute(store::StepBatch& batch, const store::ClaimedStep& s, const
   }
   Handler* handler = handlers_->find(s.handler);
   StepOutcome outcome;
-  StepContextImpl ctx(s, *def, event, batch);
+  StepContextImpl ctx(s, *def, event, batch, [this](const std::function<void(Sql&)>& fn) {
+    pool_.with([&](store::Store& st) {
+      st.with_sql(fn);
+      return 0;
+    });
+  });
   if (handler == nullptr) {
     outcome = Fail{"no handler named " + s.handler + " in this process", false};
   } else {
@@ -412,6 +545,17 @@ void Engine::execute(store::StepBatch& batch, const store::ClaimedStep& s, const
                                s.step_key, s.attempt, Json::object()});
     Log::to_stderr(store::LogRecord{3, "step attempt failed", s.workflow, s.run_id, s.step_key,
                                     s.attempt, Json::object()});
+    // A permanent failure is the handler's verdict on its input, which no operator retry
+    // changes: it fails the run even where the step would park.
+    if (!permanent && s.attempt >= s.max_attempts &&
+        def->on_exhausted == core::OnExhausted::kPark) {
+      if (batch.finish_parked(s, owner, reason))
+        Log::warn("step_parked", {{"workflow", s.workflow},
+                                  {"run", s.run_id},
+                                  {"step", s.step_key},
+                                  {"attempt", s.attempt}});
+      return;
+    }
     if (permanent || s.attempt >= s.max_attempts) {
       if (batch.finish_failed(s, owner, reason)) emit_if_ended(batch, s.run_id);
       if (hooks_.run_finished) hooks_.run_finished(s.workflow, "failed");
@@ -453,6 +597,14 @@ void Engine::handle_expired(store::Store& store) {
       after = Millis(0);
     else if (e.attempt < e.max_attempts)
       after = policy.delay_before(e.attempt + 1, unit_random);
+    if (!after && def != nullptr && def->on_exhausted == core::OnExhausted::kPark) {
+      if (!store.park_expired(e, error)) continue;
+      if (hooks_.step_expired) hooks_.step_expired(true);
+      Log::warn(
+          "step_parked",
+          {{"run", e.run_id}, {"step", e.step_key}, {"attempt", e.attempt}, {"timed_out", true}});
+      continue;
+    }
     if (!store.expire_step(e, after, error, run_end_plan(store::kRunFailedEvent))) continue;
     if (hooks_.step_expired) hooks_.step_expired(e.timed_out);
     Log::warn(e.timed_out ? "step_timed_out" : "lease_expired",
@@ -487,7 +639,7 @@ void Engine::dispatcher_loop() {
       until(p.next_expiry);
       if (in_flight_ > 0 &&
           std::chrono::steady_clock::now() - last_heartbeat > settings_.lease / 3) {
-        store->heartbeat(settings_.instance_id, settings_.lease);
+        store->heartbeat(settings_.instance_id, settings_.lease, tracked());
         last_heartbeat = std::chrono::steady_clock::now();
       }
       if (auto logs = Log::drain(); !logs.empty()) store->write_logs(logs);
@@ -533,6 +685,21 @@ Engine::CommandResult Engine::cancel(std::int64_t run_id, std::string* message,
 Engine::CommandResult Engine::retry(std::int64_t run_id, std::string* message,
                                     const store::Store::BeforeCommand& before) {
   return pool_.with([&](store::Store& s) { return s.retry_run(run_id, message, before); });
+}
+
+bool Engine::database_ready(Millis budget) {
+  try {
+    auto lease = pool_.acquire_within(budget);
+    try {
+      lease->ping(budget);
+    } catch (const store::TransientError&) {
+      lease.mark_broken();
+      throw;
+    }
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
 }
 
 Json Engine::queue_stats() {

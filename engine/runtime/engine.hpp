@@ -8,11 +8,15 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
+#include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "core/event_policy.hpp"
@@ -33,6 +37,9 @@ inline int default_workers() {
   return std::clamp(static_cast<int>(cores == 0 ? 1 : cores) + 1, 2, 32);
 }
 inline constexpr int kDefaultBatchSize = 16;
+// Workers of each bulkhead (Handler::bulkhead): enough that a few hanging calls leave others
+// going; each is a thread mostly asleep on a socket, and one database connection.
+inline constexpr int kDefaultBulkheadWorkers = 4;
 inline constexpr Millis kDefaultLease{15'000};
 inline constexpr Millis kDefaultPollInterval{1'000};
 inline constexpr int kDefaultPoolSize = 8;
@@ -48,6 +55,9 @@ struct EngineSettings {
   std::string instance_id;  // lease owner name; generated when empty
   std::chrono::hours log_retention = kDefaultLogRetention;  // log_record rows older are deleted
   bool scheduler = true;  // fire schedule triggers from this process (tests drive it by hand)
+  // Workers of each bulkhead named by a registered handler, besides `workers`; a bulkhead not
+  // listed gets kDefaultBulkheadWorkers, and 0 runs its handlers in the general pool.
+  std::map<std::string, int> bulkhead_workers;
 };
 
 // Observers for metrics; every field optional.
@@ -108,9 +118,17 @@ class Engine {
                        const store::Store::BeforeCommand& before = nullptr);
   CommandResult retry(std::int64_t run_id, std::string* message,
                       const store::Store::BeforeCommand& before = nullptr);
+  // An operator's decision about a parked step (Store::act_on_parked, in parked_steps.cpp): a
+  // retry gives the step the attempt budget its definition sets; a skip needs a reason.
+  CommandResult act_on_parked(std::int64_t run_id, const std::string& step,
+                              store::Store::ParkedAction action, const std::string& reason,
+                              std::string* message,
+                              const store::Store::BeforeCommand& before = nullptr);
 
   // Reads for the API and the dashboard, each on a pooled connection.
   Json queue_stats();
+  Json parked_steps(int limit);  // the parked view (Store::parked_steps)
+  Json parked_counts();          // per workflow and step, for the gauge
   Json list_runs(const store::Store::RunFilter& filter);
   std::optional<Json> get_run(std::int64_t run_id);
   Json list_workflows();
@@ -121,6 +139,9 @@ class Engine {
   void transaction(const std::function<void(Sql&)>& fn);
   void read(const std::function<void(Sql&)>& fn);
   StorePool::Stats pool_stats() { return pool_.stats(); }
+  // True when the database answers a round trip within `budget` (waiting for a session
+  // included); never waits much longer, whatever the server does.
+  bool database_ready(Millis budget);
   WorkflowRegistry& workflows() { return *workflows_; }
   const HandlerRegistry& handlers() const { return *handlers_; }
   const std::string& instance_id() const { return settings_.instance_id; }
@@ -133,33 +154,55 @@ class Engine {
 
  private:
   void refuse_reserved(const std::string& type) const;
+  // `pools`, when given, gains the bit of each pool a run's first steps run in.
   std::vector<store::RunPlan> plan_runs(const store::EventInput& ev,
-                                        std::vector<std::string>* started) const;
+                                        std::vector<std::string>* started,
+                                        std::uint64_t* pools = nullptr) const;
   // The planner for a run-end event of this type, or nullptr when no workflow listens: then the
   // event is not stored at all, which keeps a run's end at one statement.
   store::Store::PlanRuns run_end_plan(const char* type) const;
   // After a step finished: emits the run-end event when that step ended the run.
   void emit_if_ended(store::StepBatch& batch, std::int64_t run_id) const;
   void dispatcher_loop();
-  void worker_loop(int index);
+  // The general pool, then one per bulkhead that a registered handler names and that has
+  // workers (EngineSettings::bulkhead_workers).
+  void build_pools();
+  std::size_t pool_of(const std::string& handler) const;
+  // A worker's connection, its claims scoped to its pool's steps.
+  std::unique_ptr<store::Store> connect_worker(int worker) const;
+  void worker_loop(int worker);
   // Runs the steps in one transaction; its commit claims the next batch unless !claim_next.
   // After a batch rolled back: its steps (still claimed by this worker) one transaction each.
+  // Steps it could not run to an outcome because the connection broke go back to the queue at
+  // once, at no cost.
   void rerun_one_by_one(std::unique_ptr<store::Store>& store,
                         std::vector<store::ClaimedStep>& steps, int worker);
+  // The attempts being run right now: the only ones the heartbeat renews.
+  void track(const std::vector<store::ClaimedStep>& steps);
+  void untrack(const std::vector<store::ClaimedStep>& steps);
+  std::vector<store::StepAttempt> tracked();
   std::vector<store::ClaimedStep> run_batch(store::Store& store,
-                                            std::vector<store::ClaimedStep>& steps,
+                                            std::vector<store::ClaimedStep>& steps, int worker,
                                             bool claim_next);
+  // After a commit that made dependents ready: wakes the other pools that run one of them (the
+  // commit's own claim took those of the worker's pool).
+  void wake_dependents(const std::vector<store::ClaimedStep>& steps,
+                       const std::vector<WorkflowPtr>& workflows, std::size_t own_pool);
   void execute(store::StepBatch& batch, const store::ClaimedStep& step, const WorkflowPtr& wf,
                const Json& event);
   // Tells hooks about the runs a committed batch finished.
   void report_succeeded(const store::StepBatch& batch) const;
   void handle_expired(store::Store& store);
-  // Wakes up to `n` idle workers (the rest of the pool sleeps on): one per piece of new work,
-  // since every woken worker costs a claim query. A worker whose claim came back full wakes the
-  // next, so a burst still brings up the whole pool.
+  // Wakes up to `n` idle workers of a pool (the rest sleep on): one per piece of new work, since
+  // every woken worker costs a claim query. A worker whose claim came back full wakes the next,
+  // so a burst still brings up the whole pool.
+  void wake_pool(std::size_t pool, int n);
+  // The same for each pool whose bit is set in `pools`.
+  void wake_pools(std::uint64_t pools, int n);
+  // Work of any pool may be due: wakes up to `n` workers of every pool.
   void wake_workers(int n = 1);
   friend class Scheduler;  // reads and fires schedule ticks through the pool
-  bool wait_for_work();
+  bool wait_for_work(std::size_t pool);
 
   EngineSettings settings_;
   std::shared_ptr<const HandlerRegistry> handlers_;
@@ -172,9 +215,23 @@ class Engine {
   std::atomic<bool> stopping_{false};
   std::atomic<bool> dispatcher_stopping_{false};
   std::atomic<int> in_flight_{0};
+  std::mutex flight_mu_;
+  std::map<std::pair<std::int64_t, std::string>, int> flying_;  // (run, step) -> attempt
+  // A set of workers and the steps they claim, with wake-up permits of its own, so that a
+  // wake-up goes to a worker that may claim the work it announces.
+  struct Pool {
+    std::string bulkhead;  // "" for the general pool
+    int workers = 0;
+    int batch_size = 0;
+    // A bulkhead's handlers; for the general pool, every bulkhead's (the steps it leaves).
+    std::vector<std::string> handlers;
+    int permits = 0;  // wake-ups not yet taken by a worker; at most one per worker
+    std::condition_variable cv;
+  };
   std::mutex wake_mu_;
-  std::condition_variable wake_cv_;
-  int wake_permits_ = 0;  // wake-ups not yet taken by a worker; at most one per worker
+  std::vector<std::unique_ptr<Pool>> pools_;                   // [0]: the general pool
+  std::unordered_map<std::string, std::size_t> handler_pool_;  // bulkhead handlers only
+  std::vector<std::size_t> worker_pool_;                       // worker -> its pool
   std::thread dispatcher_;
   Scheduler scheduler_{*this};
   std::vector<std::thread> workers_;

@@ -2,7 +2,9 @@
 // duration of Handler::run; not shared between threads.
 #pragma once
 
+#include <functional>
 #include <optional>
+#include <utility>
 
 #include "core/workflow.hpp"
 #include "engine/handler.hpp"
@@ -13,12 +15,15 @@ namespace chartflow::runtime {
 
 class StepContextImpl : public StepContext {
  public:
+  using Journal = std::function<void(const std::function<void(Sql&)>&)>;
+
   StepContextImpl(const store::ClaimedStep& claimed, const core::Step& def, const Json& event,
-                  store::StepBatch& batch)
+                  store::StepBatch& batch, Journal journal)
       : claimed_(claimed),
         def_(def),
         event_(event),
         batch_(batch),
+        journal_(std::move(journal)),
         idempotency_key_("run-" + std::to_string(claimed.run_id) + "/" + claimed.step_key) {
     if (claimed.wake) {
       const Json& w = *claimed.wake;
@@ -47,6 +52,7 @@ class StepContextImpl : public StepContext {
   const Json& config() const override { return def_.handler.config; }
   const Wake* wake() const override { return wake_ ? &*wake_ : nullptr; }
   Sql& sql() override { return batch_.sql(); }
+  void journal(const std::function<void(Sql&)>& fn) override { journal_(fn); }
   void log(LogLevel level, std::string_view message, const Json& fields) override {
     store::LogRecord r{static_cast<int>(level),
                        std::string(message),
@@ -64,6 +70,7 @@ class StepContextImpl : public StepContext {
   const core::Step& def_;
   const Json& event_;
   store::StepBatch& batch_;
+  Journal journal_;
   std::string idempotency_key_;
   std::optional<Wake> wake_;
 };

@@ -2,12 +2,14 @@
 // to the pool, or drops it after a connection failure so the next user reconnects.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "store/errors.hpp"
 #include "store/store.hpp"
 
 namespace chartflow::runtime {
@@ -31,9 +33,14 @@ class StorePool {
     bool broken_ = false;
   };
 
-  Lease acquire() {
+  // Waits at most the store's call timeout for a free session: when every session is stuck on a
+  // lost server, a caller gets an error it can answer 503 with rather than a hang.
+  Lease acquire() { return acquire_within(store::Store::call_timeout()); }
+
+  Lease acquire_within(std::chrono::milliseconds wait) {
     std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return !idle_.empty() || open_ < max_size_; });
+    if (!cv_.wait_for(lock, wait, [&] { return !idle_.empty() || open_ < max_size_; }))
+      throw store::TransientError("no database session free: every one is waiting on the server");
     if (!idle_.empty()) {
       auto s = std::move(idle_.back());
       idle_.pop_back();
@@ -77,12 +84,22 @@ class StorePool {
 
  private:
   void give_back(std::unique_ptr<store::Store> s, bool broken) {
-    std::lock_guard lock(mu_);
-    if (s && !broken)
-      idle_.push_back(std::move(s));
-    else if (s)
-      --open_;
-    cv_.notify_one();
+    std::vector<std::unique_ptr<store::Store>> stale;
+    {
+      std::lock_guard lock(mu_);
+      if (s && !broken) {
+        idle_.push_back(std::move(s));
+      } else if (s) {
+        --open_;
+        // One broken session means the server went away (a restart, a failover): its idle
+        // siblings are connected to the same lost server, so they go too, rather than each
+        // failing one request first.
+        open_ -= static_cast<int>(idle_.size());
+        stale.swap(idle_);
+      }
+    }
+    cv_.notify_all();
+    // stale closes here, outside the lock (closing may wait on the network).
   }
 
   std::string dsn_;

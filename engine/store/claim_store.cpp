@@ -57,7 +57,7 @@ std::vector<ClaimedStep> read_claimed(const Json& rows) {
 
 std::vector<ClaimedStep> Store::claim(const std::string& owner, int limit,
                                       std::chrono::milliseconds lease, bool include_keyed) {
-  return translate([&] {
+  return translate(*impl_, [&] {
     // One statement that commits by itself (asynchronously, see the function): a transaction
     // around it would cost three more round trips on every claim.
     pqxx::nontransaction tx(impl_->conn);
@@ -65,29 +65,80 @@ std::vector<ClaimedStep> Store::claim(const std::string& owner, int limit,
   });
 }
 
-int Store::heartbeat(const std::string& owner, std::chrono::milliseconds lease) {
-  return translate([&] {
+void Store::set_claim_scope(const std::vector<std::string>& handlers, bool only) {
+  translate(*impl_, [&] {
+    // Session settings that step_claim reads (schema/engine/0008_fair_claim.sql), made outside
+    // any transaction, whose rollback would undo them.
+    pqxx::nontransaction tx(impl_->conn);
+    const std::string names = Json(handlers).dump();
+    tx.exec_params(
+        "SELECT set_config('chartflow.claim_only', $1, false), "
+        "set_config('chartflow.claim_except', $2, false)",
+        only ? names : std::string(), only ? std::string() : names);
+  });
+}
+
+namespace {
+
+Json attempts_json(const std::vector<StepAttempt>& steps) {
+  Json out = Json::array();
+  for (const auto& s : steps)
+    out.push_back(Json{{"run_id", s.run_id}, {"step_key", s.step_key}, {"attempt", s.attempt}});
+  return out;
+}
+
+}  // namespace
+
+int Store::heartbeat(const std::string& owner, std::chrono::milliseconds lease,
+                     const std::vector<StepAttempt>& in_flight) {
+  if (in_flight.empty()) return 0;
+  return translate(*impl_, [&] {
     pqxx::work tx(impl_->conn);
     tx.exec("SET LOCAL synchronous_commit = off");  // a lost renewal only shortens a lease
     // SKIP LOCKED: rows our own open batch has just finished are locked by it; waiting for them
     // would stall the heartbeat until the batch commits and let the other leases lapse.
     auto r = tx.exec_params(
         "UPDATE step_run s SET lease_expires_at = now() + $2 * interval '1 millisecond' "
-        "FROM (SELECT run_id, step_key FROM step_run WHERE lease_owner = $1 AND status = "
-        "'running' AND lease_expires_at IS NOT NULL FOR UPDATE SKIP LOCKED) mine "
+        "FROM (SELECT s.run_id, s.step_key FROM step_run s JOIN jsonb_to_recordset($3::jsonb) "
+        "AS f(run_id bigint, step_key text, attempt int) ON s.run_id = f.run_id AND s.step_key "
+        "= f.step_key AND s.attempt = f.attempt WHERE s.lease_owner = $1 AND s.status = "
+        "'running' AND s.lease_expires_at IS NOT NULL FOR UPDATE OF s SKIP LOCKED) mine "
         "WHERE s.run_id = mine.run_id AND s.step_key = mine.step_key",
-        owner, static_cast<std::int64_t>(lease.count()));
+        owner, static_cast<std::int64_t>(lease.count()), attempts_json(in_flight).dump());
     tx.commit();
     return static_cast<int>(r.affected_rows());
   });
 }
 
+int Store::release_steps(const std::string& owner, const std::vector<StepAttempt>& steps,
+                         const std::string& reason) {
+  if (steps.empty()) return 0;
+  return translate(*impl_, [&] {
+    pqxx::work tx(impl_->conn);
+    // As a lost lease: the attempt number grows (it fences off a late finisher), and so does
+    // max_attempts, so the step keeps what it had left.
+    auto r = tx.exec_params(
+        "UPDATE step_run s SET status = 'ready', run_at = now(), lease_owner = NULL, "
+        "max_attempts = s.max_attempts + 1 FROM jsonb_to_recordset($2::jsonb) "
+        "AS f(run_id bigint, step_key text, attempt int) WHERE s.run_id = f.run_id "
+        "AND s.step_key = f.step_key AND s.attempt = f.attempt AND s.lease_owner = $1 "
+        "AND s.status = 'running' RETURNING s.run_id, s.step_key, s.attempt",
+        owner, attempts_json(steps).dump());
+    for (const auto& row : r)
+      history(tx, row[0].as<std::int64_t>(), "lease_expired", std::string(row[1].c_str()),
+              row[2].as<int>(), std::nullopt, Json{{"reason", reason}});
+    if (!r.empty()) tx.exec(kNotifyWake);
+    tx.commit();
+    return static_cast<int>(r.size());
+  });
+}
+
 int Store::reclaim_all_running(const std::string& reason) {
-  return translate([&] {
+  return translate(*impl_, [&] {
     pqxx::work tx(impl_->conn);
     auto r = tx.exec(
-        "UPDATE step_run SET status = 'ready', run_at = now(), lease_owner = NULL "
-        "WHERE status = 'running' AND lease_expires_at IS NOT NULL "
+        "UPDATE step_run SET status = 'ready', run_at = now(), lease_owner = NULL, "
+        "max_attempts = max_attempts + 1 WHERE status = 'running' AND lease_expires_at IS NOT NULL "
         "RETURNING run_id, step_key, attempt");
     for (const auto& row : r)
       history(tx, row[0].as<std::int64_t>(), "lease_expired", std::string(row[1].c_str()),
@@ -99,7 +150,7 @@ int Store::reclaim_all_running(const std::string& reason) {
 }
 
 Probe Store::probe() {
-  return translate([&] {
+  return translate(*impl_, [&] {
     pqxx::read_transaction tx(impl_->conn);
     // The idle engine's only query: when is the next thing due? (Every running step has a
     // lease; saying so lets the running steps' partial index serve, schema/engine/0001_runs.sql.)
@@ -121,7 +172,7 @@ Probe Store::probe() {
 }
 
 int Store::fire_due_waits() {
-  return translate([&] {
+  return translate(*impl_, [&] {
     pqxx::work tx(impl_->conn);
     auto r = tx.exec(
         "UPDATE step_run SET status = 'ready', run_at = now(), wait_until = NULL, "
@@ -143,7 +194,7 @@ int Store::fire_due_waits() {
 }
 
 std::vector<Expired> Store::expired_steps(int limit) {
-  return translate([&] {
+  return translate(*impl_, [&] {
     pqxx::read_transaction tx(impl_->conn);
     std::vector<Expired> out;
     for (const auto& row : tx.exec_params(
@@ -169,7 +220,7 @@ std::vector<Expired> Store::expired_steps(int limit) {
 
 bool Store::expire_step(const Expired& e, std::optional<std::chrono::milliseconds> retry_after,
                         const std::string& error, const PlanRuns& on_run_end) {
-  return translate([&] {
+  return translate(*impl_, [&] {
     pqxx::work tx(impl_->conn);
     const char* type = e.timed_out ? "timed_out" : "lease_expired";
     bool changed = false;
@@ -200,7 +251,7 @@ bool Store::expire_step(const Expired& e, std::optional<std::chrono::millisecond
                 Json{{"error", error}});
         auto run = tx.exec_params(
             "UPDATE workflow_run SET status = 'failed', finished_at = now(), error = $2 "
-            "WHERE id = $1 AND status IN ('running', 'waiting', 'pending') RETURNING id",
+            "WHERE id = $1 AND status IN ('running', 'waiting', 'pending', 'parked') RETURNING id",
             e.run_id, "step " + e.step_key + " failed: " + error);
         if (!run.empty()) {
           history(tx, e.run_id, "failed", std::nullopt, std::nullopt, std::nullopt,

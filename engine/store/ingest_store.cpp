@@ -124,7 +124,7 @@ bool ingest_each(Store::Impl& impl, pqxx::transaction_base& tx,
 }
 
 IngestResult Store::ingest(EventInput event, const PlanRuns& plan, const BeforeIngest& before) {
-  return translate([&] {
+  return translate(*impl_, [&] {
     pqxx::work tx(impl_->conn);
     if (before) {
       TxSql sql(tx, impl_.get());
@@ -146,7 +146,7 @@ IngestResult Store::ingest(EventInput event, const PlanRuns& plan, const BeforeI
 
 std::vector<IngestResult> Store::ingest_batch(const std::vector<EventInput>& events,
                                               const PlanRuns& plan) {
-  return translate([&] {
+  return translate(*impl_, [&] {
     pqxx::work tx(impl_->conn);
     std::vector<IngestResult> out(events.size());
     bool started = false;

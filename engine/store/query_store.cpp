@@ -6,7 +6,7 @@
 namespace chartflow::store {
 
 Json Store::list_runs(const RunFilter& f) {
-  return translate([&] {
+  return translate(*impl_, [&] {
     pqxx::read_transaction tx(impl_->conn);
     const int limit = std::clamp(f.limit, 1, 500);
     std::optional<std::string> after;
@@ -36,7 +36,7 @@ Json Store::list_runs(const RunFilter& f) {
 }
 
 std::optional<Json> Store::get_run(std::int64_t run_id) {
-  return translate([&]() -> std::optional<Json> {
+  return translate(*impl_, [&]() -> std::optional<Json> {
     pqxx::read_transaction tx(impl_->conn);
     auto r = tx.exec_params(
         "SELECT jsonb_build_object("
@@ -50,7 +50,8 @@ std::optional<Json> Store::get_run(std::int64_t run_id) {
         "    'max_attempts', s.max_attempts, 'needs', s.needs,"
         "    'started_at', " CF_TS("s.started_at") ", 'finished_at', " CF_TS("s.finished_at") ","
         "    'run_at', " CF_TS("s.run_at") ", 'wait_signal', s.wait_signal,"
-        "    'wait_until', " CF_TS("s.wait_until") ", 'output', s.output, 'error', s.error)"
+        "    'wait_until', " CF_TS("s.wait_until") ", 'output', s.output, 'error', s.error,"
+        "    'parked_at', " CF_TS("s.parked_at") ", 'skip_reason', s.skip_reason)"
         "    ORDER BY s.started_at NULLS LAST, s.step_key), '[]') FROM step_run s"
         "    WHERE s.run_id = w.id),"
         " 'history', (SELECT coalesce(jsonb_agg(jsonb_build_object('at', " CF_TS("h.at") ","
@@ -65,7 +66,7 @@ std::optional<Json> Store::get_run(std::int64_t run_id) {
 }
 
 Json Store::queue_stats() {
-  return translate([&] {
+  return translate(*impl_, [&] {
     pqxx::read_transaction tx(impl_->conn);
     auto r = tx.exec(
         "SELECT jsonb_build_object("
@@ -81,7 +82,7 @@ Json Store::queue_stats() {
 }
 
 Json Store::query_logs(const LogFilter& f) {
-  return translate([&] {
+  return translate(*impl_, [&] {
     pqxx::read_transaction tx(impl_->conn);
     const int limit = std::clamp(f.limit, 1, 1000);
     std::optional<std::string> run, after;

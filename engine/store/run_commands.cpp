@@ -1,5 +1,5 @@
 // Operator commands on one run: signal, cancel and retry, each in one transaction that locks the
-// run's row first.
+// run's row first (the commands on a parked step are in parked_commands.cpp).
 #include <cstdint>
 #include <string>
 #include <variant>
@@ -9,10 +9,6 @@
 
 namespace chartflow::store {
 
-namespace {
-
-// How every run command starts, in its transaction: `before` (which may refuse), then the run's
-// row locked. Returns the run's status, or the result to answer at once.
 std::variant<std::string, Store::CommandResult> lock_run(Store::Impl& impl, pqxx::work& tx,
                                                          std::int64_t run_id,
                                                          const Store::BeforeCommand& before,
@@ -29,12 +25,10 @@ std::variant<std::string, Store::CommandResult> lock_run(Store::Impl& impl, pqxx
   return std::string(run[0][0].c_str());
 }
 
-}  // namespace
-
 Store::CommandResult Store::signal(std::int64_t run_id, const std::string& name,
                                    const Json& payload, std::string* message,
                                    const BeforeSignal& before) {
-  return translate([&] {
+  return translate(*impl_, [&] {
     pqxx::work tx(impl_->conn);
     if (before) {
       TxSql sql(tx, impl_.get());
@@ -63,7 +57,7 @@ Store::CommandResult Store::signal(std::int64_t run_id, const std::string& name,
 
 Store::CommandResult Store::cancel(std::int64_t run_id, std::string* message,
                                    const BeforeCommand& before) {
-  return translate([&] {
+  return translate(*impl_, [&] {
     pqxx::work tx(impl_->conn);
     auto locked = lock_run(*impl_, tx, run_id, before, message);
     if (auto* refused = std::get_if<CommandResult>(&locked)) return *refused;
@@ -76,7 +70,7 @@ Store::CommandResult Store::cancel(std::int64_t run_id, std::string* message,
     tx.exec_params(
         "UPDATE step_run SET status = 'cancelled', lease_owner = NULL, finished_at = now() "
         "WHERE run_id = $1 AND status IN ('pending', 'ready', 'running', 'retrying', 'waiting', "
-        "'failed')",
+        "'parked', 'failed')",
         run_id);
     tx.exec_params(
         "UPDATE workflow_run SET status = 'cancelled', finished_at = now() WHERE id = $1", run_id);
@@ -89,7 +83,7 @@ Store::CommandResult Store::cancel(std::int64_t run_id, std::string* message,
 
 Store::CommandResult Store::retry_run(std::int64_t run_id, std::string* message,
                                       const BeforeCommand& before) {
-  return translate([&] {
+  return translate(*impl_, [&] {
     pqxx::work tx(impl_->conn);
     auto locked = lock_run(*impl_, tx, run_id, before, message);
     if (auto* refused = std::get_if<CommandResult>(&locked)) return *refused;
@@ -106,9 +100,11 @@ Store::CommandResult Store::retry_run(std::int64_t run_id, std::string* message,
         "run_at = now(), error = NULL, finished_at = NULL "
         "WHERE run_id = $1 AND status = 'failed' RETURNING step_key",
         run_id);
+    // A step parked before the run failed still waits for its operator.
     tx.exec_params(
-        "UPDATE workflow_run SET status = 'running', finished_at = NULL, error = NULL "
-        "WHERE id = $1",
+        "UPDATE workflow_run SET finished_at = NULL, error = NULL, status = CASE WHEN EXISTS "
+        "(SELECT 1 FROM step_run WHERE run_id = $1 AND status = 'parked') THEN 'parked' "
+        "ELSE 'running' END WHERE id = $1",
         run_id);
     for (const auto& s : steps)
       history(tx, run_id, "retried", std::string(s[0].c_str()), std::nullopt, std::nullopt,

@@ -13,7 +13,7 @@ double epoch_seconds(TimePoint t) {
 
 TimePoint Store::schedule_last_tick(const std::string& key, const std::string& workflow,
                                     TimePoint now) {
-  return translate([&] {
+  return translate(*impl_, [&] {
     pqxx::work tx(impl_->conn);
     // A schedule seen for the first time starts now: it does not backfill its past. Two
     // statements: a row another process inserted meanwhile is visible only to the second.
@@ -32,7 +32,7 @@ TimePoint Store::schedule_last_tick(const std::string& key, const std::string& w
 std::vector<IngestResult> Store::fire_ticks(const std::string& key,
                                             const std::vector<EventInput>& ticks, TimePoint through,
                                             const PlanRuns& plan) {
-  return translate([&] {
+  return translate(*impl_, [&] {
     pqxx::work tx(impl_->conn);
     std::vector<IngestResult> out;
     const bool started = ingest_each(*impl_, tx, ticks, plan, out);

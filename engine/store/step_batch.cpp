@@ -29,6 +29,7 @@ BatchImpl::~BatchImpl() {
 
 Sql& BatchImpl::sql() {
   if (!in_step_) {
+    CallDeadline deadline(impl_.fd(), impl_.call_timeout);
     if (!open_) {
       tx_.exec("BEGIN");
       open_ = true;
@@ -45,6 +46,7 @@ Sql& BatchImpl::sql() {
 
 void BatchImpl::discard_step_writes() {
   if (!in_step_) return;
+  CallDeadline deadline(impl_.fd(), impl_.call_timeout);
   if (step_savepoint_) {
     tx_.exec("ROLLBACK TO SAVEPOINT step");
   } else {
@@ -75,6 +77,7 @@ bool BatchImpl::finish_done(const ClaimedStep& s, const std::string& /*owner*/, 
 bool BatchImpl::finish_retry(const ClaimedStep& s, const std::string& owner,
                              std::chrono::milliseconds after, const std::string& error) {
   QueryTimer timer("finish_retry");
+  CallDeadline deadline(impl_.fd(), impl_.call_timeout);
   discard_step_writes();
   auto r = cur().exec_params(
       "UPDATE step_run SET status = 'retrying', run_at = now() + $5 * interval '1 millisecond',"
@@ -91,6 +94,7 @@ bool BatchImpl::finish_retry(const ClaimedStep& s, const std::string& owner,
 bool BatchImpl::finish_failed(const ClaimedStep& s, const std::string& owner,
                               const std::string& error) {
   QueryTimer timer("finish_failed");
+  CallDeadline deadline(impl_.fd(), impl_.call_timeout);
   auto r = cur().exec_params(
       "UPDATE step_run SET status = 'failed', error = $5, finished_at = clock_timestamp(), "
       "lease_owner = NULL, wake = NULL "
@@ -105,7 +109,7 @@ bool BatchImpl::finish_failed(const ClaimedStep& s, const std::string& owner,
   history(cur(), s.run_id, "failed", s.step_key, s.attempt, owner, Json{{"error", error}});
   auto run = cur().exec_params(
       "UPDATE workflow_run SET status = 'failed', finished_at = clock_timestamp(), error = $2 "
-      "WHERE id = $1 AND status IN ('running', 'waiting', 'pending') RETURNING id",
+      "WHERE id = $1 AND status IN ('running', 'waiting', 'pending', 'parked') RETURNING id",
       s.run_id, "step " + s.step_key + " failed: " + error);
   last_run_status_ = run.empty() ? "" : "failed";
   if (!run.empty()) {
@@ -119,6 +123,7 @@ bool BatchImpl::finish_wait(const ClaimedStep& s, const std::string& owner,
                             const std::optional<std::string>& signal,
                             const std::optional<TimePoint>& until) {
   QueryTimer timer("finish_wait");
+  CallDeadline deadline(impl_.fd(), impl_.call_timeout);
   std::optional<std::string> until_ms;
   if (until)
     until_ms = std::to_string(
@@ -145,6 +150,7 @@ void BatchImpl::emit_run_end(std::int64_t run_id, const Store::PlanRuns& plan) {
 
 std::vector<ClaimedStep> BatchImpl::commit(const std::string& owner, int claim_next,
                                            std::chrono::milliseconds lease, bool include_keyed) {
+  CallDeadline deadline(impl_.fd(), impl_.call_timeout);
   QueryTimer timer("batch_commit");
   keep_step_writes();
   // The run-end events of the runs these finishes end commit with them.
@@ -170,6 +176,7 @@ std::vector<ClaimedStep> BatchImpl::commit(const std::string& owner, int claim_n
     waiting_runs_.clear();
     logs_.clear();
     const Json result = Json::parse(r[0][0].c_str());
+    promoted_ += result.at("promoted").get<int>();
     for (const auto& wf : result.at("succeeded")) succeeded_runs_.push_back(wf.get<std::string>());
     if (succeeded_plan_)
       for (const auto& id : result.at("succeeded_ids"))
@@ -217,7 +224,7 @@ void BatchImpl::keep_step_writes() {
 }
 
 std::unique_ptr<StepBatch> Store::begin_batch() {
-  return translate([&] { return std::make_unique<BatchImpl>(*impl_); });
+  return translate(*impl_, [&] { return std::make_unique<BatchImpl>(*impl_); });
 }
 
 }  // namespace chartflow::store

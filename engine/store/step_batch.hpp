@@ -40,9 +40,13 @@ class BatchImpl : public StepBatch {
                     const std::string& error) override;
   bool finish_failed(const ClaimedStep& s, const std::string& owner,
                      const std::string& error) override;
+  // In park_store.cpp.
+  bool finish_parked(const ClaimedStep& s, const std::string& owner,
+                     const std::string& error) override;
   bool finish_wait(const ClaimedStep& s, const std::string& owner,
                    const std::optional<std::string>& signal,
                    const std::optional<TimePoint>& until) override;
+  int promoted() const override { return promoted_; }
   void log(const LogRecord& rec) override { logs_.push_back(rec); }
   const std::vector<std::string>& succeeded_runs() const override { return succeeded_runs_; }
   const std::string& last_run_status() const override { return last_run_status_; }
@@ -76,6 +80,7 @@ class BatchImpl : public StepBatch {
   std::vector<std::string> succeeded_runs_;
   std::string last_run_status_;
   bool notify_ = false;  // runs were started by a run-end event
+  int promoted_ = 0;     // see promoted()
 };
 
 }  // namespace chartflow::store

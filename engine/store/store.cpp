@@ -1,5 +1,6 @@
 #include "store/store.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <set>
 #include <utility>
@@ -12,6 +13,7 @@ namespace chartflow::store {
 
 namespace {
 std::atomic<std::uint64_t> g_statements{0};
+std::atomic<std::int64_t> g_call_timeout_ms{35'000};
 // Written once at start-up, before other threads run (see set_query_observer).
 Store::QueryObserver g_query_observer;
 }  // namespace
@@ -60,7 +62,10 @@ Json TxSql::query(std::string_view statement,
   std::string text(statement);
   auto it = impl_->auto_prepared.find(text);
   if (it == impl_->auto_prepared.end()) {
-    if (impl_->auto_prepared.size() >= kMaxAutoPrepared) return exec_json(tx_, statement, params);
+    if (impl_->auto_prepared.size() >= kMaxAutoPrepared) {
+      CallDeadline deadline(impl_->fd(), impl_->call_timeout);
+      return exec_json(tx_, statement, params);
+    }
     const std::string name = "auto_" + std::to_string(impl_->auto_names++);
     impl_->conn.prepare(name, text);
     it = impl_->auto_prepared.emplace(std::move(text), name).first;
@@ -68,7 +73,28 @@ Json TxSql::query(std::string_view statement,
   std::vector<const char*> raw;
   raw.reserve(params.size());
   for (const auto& p : params) raw.push_back(opt(p));
+  CallDeadline deadline(impl_->fd(), impl_->call_timeout);
   return rows_to_json(tx_.exec_prepared(it->second, pqxx::prepare::make_dynamic_params(raw)));
+}
+
+void Store::set_call_timeout(std::chrono::milliseconds timeout) {
+  g_call_timeout_ms = std::max<std::int64_t>(timeout.count(), 1000);
+}
+
+std::chrono::milliseconds Store::call_timeout() {
+  return std::chrono::milliseconds(g_call_timeout_ms.load());
+}
+
+Store::Impl::Impl(const std::string& dsn)
+    : conn(with_network_timeouts(dsn)), call_timeout(Store::call_timeout()) {
+  // The server gives up on a statement or a lock wait before the watchdog would: a slow
+  // statement is an error of its own, not a lost connection.
+  const auto statement = std::max<std::int64_t>(call_timeout.count() - 5000, 500);
+  const auto lock = std::max<std::int64_t>(statement * 2 / 3, 250);
+  CallDeadline deadline(fd(), call_timeout);
+  pqxx::nontransaction tx(conn);
+  tx.exec("SET statement_timeout = " + std::to_string(statement) +
+          "; SET lock_timeout = " + std::to_string(lock));
 }
 
 Store::Store(const std::string& dsn) {
@@ -86,9 +112,22 @@ Store::Store(const std::string& dsn) {
 
 Store::~Store() = default;
 
+bool Store::connected() const { return impl_ && impl_->conn.is_open(); }
+
+void Store::ping(std::chrono::milliseconds budget) {
+  CallDeadline deadline(impl_->fd(), budget);
+  translate([&] {
+    pqxx::nontransaction tx(impl_->conn);
+    tx.exec("SELECT 1");
+  });
+}
+
 int Store::migrate(const std::vector<MigrationSet>& modules) {
+  // A migration may rewrite a large table: no statement limit, and an hour before the watchdog.
+  CallDeadline deadline(impl_->fd(), kLongCallTimeout);
   return translate([&] {
     pqxx::work tx(impl_->conn);
+    tx.exec("SET LOCAL statement_timeout = 0");
     const int applied = apply_migrations(tx, modules);
     tx.commit();
     return applied;
@@ -97,7 +136,7 @@ int Store::migrate(const std::vector<MigrationSet>& modules) {
 
 WorkflowVersion Store::register_workflow(const std::string& name, const std::string& content_hash,
                                          const Json& definition, const std::string& source_file) {
-  return translate([&] {
+  return translate(*impl_, [&] {
     pqxx::work tx(impl_->conn);
     // Serialises version numbering per name across processes.
     tx.exec_params("SELECT pg_advisory_xact_lock(hashtext('workflow:' || $1))", name);
@@ -127,7 +166,7 @@ WorkflowVersion Store::register_workflow(const std::string& name, const std::str
 }
 
 std::optional<WorkflowVersion> Store::workflow_version(std::int64_t id) {
-  return translate([&]() -> std::optional<WorkflowVersion> {
+  return translate(*impl_, [&]() -> std::optional<WorkflowVersion> {
     pqxx::read_transaction tx(impl_->conn);
     auto r = tx.exec_params(
         "SELECT id, name, version, content_hash, definition FROM workflow_version WHERE id = $1",
@@ -144,7 +183,7 @@ std::optional<WorkflowVersion> Store::workflow_version(std::int64_t id) {
 }
 
 std::vector<WorkflowVersion> Store::latest_workflows() {
-  return translate([&] {
+  return translate(*impl_, [&] {
     pqxx::read_transaction tx(impl_->conn);
     std::vector<WorkflowVersion> out;
     for (const auto& row :
@@ -163,7 +202,7 @@ std::vector<WorkflowVersion> Store::latest_workflows() {
 }
 
 Json Store::list_workflows() {
-  return translate([&] {
+  return translate(*impl_, [&] {
     pqxx::read_transaction tx(impl_->conn);
     auto r = tx.exec(
         "SELECT coalesce(jsonb_agg(w ORDER BY w->>'name'), '[]'::jsonb) FROM ("
@@ -182,7 +221,7 @@ Json Store::list_workflows() {
 }
 
 std::optional<Json> Store::event_body(std::int64_t event_id) {
-  return translate([&]() -> std::optional<Json> {
+  return translate(*impl_, [&]() -> std::optional<Json> {
     pqxx::read_transaction tx(impl_->conn);
     auto r = tx.exec_params("SELECT body FROM event WHERE id = $1", event_id);
     if (r.empty()) return std::nullopt;
@@ -191,7 +230,7 @@ std::optional<Json> Store::event_body(std::int64_t event_id) {
 }
 
 std::map<std::int64_t, Json> Store::event_bodies(const std::vector<std::int64_t>& ids) {
-  return translate([&] {
+  return translate(*impl_, [&] {
     std::map<std::int64_t, Json> out;
     if (ids.empty()) return out;
     std::string list = "{";
@@ -224,7 +263,7 @@ Json log_records_json(const std::vector<LogRecord>& records) {
 
 void Store::write_logs(const std::vector<LogRecord>& records) {
   if (records.empty()) return;
-  translate([&] {
+  translate(*impl_, [&] {
     const Json arr = log_records_json(records);
     pqxx::work tx(impl_->conn);
     tx.exec_params(
@@ -238,8 +277,10 @@ void Store::write_logs(const std::vector<LogRecord>& records) {
 }
 
 int Store::prune_logs(std::chrono::hours keep) {
+  CallDeadline deadline(impl_->fd(), kLongCallTimeout);
   return translate([&] {
     pqxx::work tx(impl_->conn);
+    tx.exec("SET LOCAL statement_timeout = 0");  // the first prune of a year of logs is long
     auto r = tx.exec_params("DELETE FROM log_record WHERE at < now() - $1 * interval '1 hour'",
                             static_cast<std::int64_t>(keep.count()));
     tx.commit();
@@ -247,11 +288,14 @@ int Store::prune_logs(std::chrono::hours keep) {
   });
 }
 
+// The callback may run many statements and work of its own between them: each statement has
+// its own deadline (TxSql::query), not the callback as a whole.
 void Store::with_sql(const std::function<void(Sql&)>& fn) {
   translate([&] {
     pqxx::work tx(impl_->conn);
     TxSql sql(tx, impl_.get());
     fn(sql);
+    CallDeadline deadline(impl_->fd(), impl_->call_timeout);
     tx.commit();
   });
 }
@@ -267,7 +311,7 @@ void Store::with_autocommit_sql(const std::function<void(Sql&)>& fn) {
 void Store::set_wake_origin(std::string origin) { impl_->wake_origin = std::move(origin); }
 
 void Store::listen_wakeups(const std::string& ignore_origin) {
-  translate([&] {
+  translate(*impl_, [&] {
     std::string schema;
     {
       pqxx::read_transaction tx(impl_->conn);

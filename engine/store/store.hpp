@@ -61,11 +61,25 @@ class Store {
   // Each comes with the outputs of the run's succeeded steps.
   std::vector<ClaimedStep> claim(const std::string& owner, int limit,
                                  std::chrono::milliseconds lease, bool include_keyed = true);
-  int heartbeat(const std::string& owner, std::chrono::milliseconds lease);
-  // Returns every running step owned by another (dead) instance to the queue now.
+  // Which steps this session's claims take (claim, and the one in a batch's commit), by handler
+  // name: only `handlers` (only = true) or all but them. Holds for the session; a Store never
+  // scoped claims every step.
+  void set_claim_scope(const std::vector<std::string>& handlers, bool only);
+  // Renews the leases of `in_flight`, the attempts this owner is running right now, and no
+  // others: a step it claimed and lost track of (a batch on a broken connection) must lapse.
+  int heartbeat(const std::string& owner, std::chrono::milliseconds lease,
+                const std::vector<StepAttempt>& in_flight);
+  // Returns every running step owned by another (dead) instance to the queue now. A crash is not
+  // the step's fault: each keeps the attempts it had left.
   int reclaim_all_running(const std::string& reason);
+  // Returns `steps`, claimed by `owner` but not run to an outcome (their batch lost its
+  // connection), to the queue now, at no cost in attempts.
+  int release_steps(const std::string& owner, const std::vector<StepAttempt>& steps,
+                    const std::string& reason);
 
   std::unique_ptr<StepBatch> begin_batch();
+  // False once the connection broke: nothing more can be sent on it.
+  bool connected() const;
 
   Probe probe();
   int fire_due_waits();
@@ -75,6 +89,9 @@ class Store {
   // run-end event is emitted in the same transaction (see StepBatch::emit_run_end).
   bool expire_step(const Expired& e, std::optional<std::chrono::milliseconds> retry_after,
                    const std::string& error, const PlanRuns& on_run_end = nullptr);
+  // Parks one expired step instead (its last attempt timed out and its definition says
+  // on_exhausted: park), guarded by attempt like expire_step; its run is parked with it.
+  bool park_expired(const Expired& e, const std::string& error);
 
   std::optional<Json> event_body(std::int64_t event_id);
   // Bodies of several events in one round trip (missing ids are absent from the map).
@@ -91,6 +108,29 @@ class Store {
                        const BeforeCommand& before = nullptr);
   CommandResult retry_run(std::int64_t run_id, std::string* message,
                           const BeforeCommand& before = nullptr);
+
+  // An operator's decision about a parked step (schema/engine/0007_park.sql): retry it with a
+  // fresh budget of `attempts`, skip it (`reason` required; its dependents then run) or fail it
+  // (and its run, emitting the run-end event). In one transaction that locks the run first; a
+  // step that is not parked is a conflict. `ended` comes back "succeeded" or "failed" when this
+  // ended the run.
+  enum class ParkedAction { kRetry, kSkip, kFail };
+  struct ParkedCommand {
+    std::string step;
+    ParkedAction action = ParkedAction::kRetry;
+    std::string reason;
+    int attempts = 1;
+    PlanRuns on_succeeded, on_failed;  // run-end event planners (nullptr: none listens)
+    std::string ended, workflow;       // set when the command ended the run
+  };
+  CommandResult act_on_parked(std::int64_t run_id, ParkedCommand& command, std::string* message,
+                              const BeforeCommand& before = nullptr);
+  // The workflow version a run started with (nullopt: no such run).
+  std::optional<std::int64_t> run_workflow_version(std::int64_t run_id);
+  // Parked steps, longest parked first, with their runs: {"steps": [...], "total": n}.
+  Json parked_steps(int limit);
+  // How many steps are parked per workflow and step: [{"workflow", "step", "count"}].
+  Json parked_counts();
 
   struct RunFilter {
     std::optional<std::string> workflow, status, subject;
@@ -144,6 +184,13 @@ class Store {
   // stores; the observer must be thread-safe.
   using QueryObserver = std::function<void(std::string_view kind, double seconds)>;
   static void set_query_observer(QueryObserver observer);
+  // How long one call may wait on the server before it is cut off as a lost connection (see
+  // call_watchdog.hpp); the server's statement_timeout is set 5 s below it. For connections
+  // made from now on. Default 35 s.
+  static void set_call_timeout(std::chrono::milliseconds timeout);
+  static std::chrono::milliseconds call_timeout();
+  // One round trip, cut off after `budget`: is the server answering on this connection?
+  void ping(std::chrono::milliseconds budget);
 
   struct Impl;
 
@@ -156,6 +203,8 @@ class Store {
 class StepBatch {
  public:
   virtual ~StepBatch() = default;
+  // Dependents this batch's commits have made ready so far, for any worker's claim.
+  virtual int promoted() const = 0;
   // The step's way to write in the batch's transaction, opened (with a savepoint when earlier
   // steps' writes must survive this one) on first use.
   virtual Sql& sql() = 0;
@@ -168,6 +217,10 @@ class StepBatch {
   virtual bool finish_retry(const ClaimedStep& s, const std::string& owner,
                             std::chrono::milliseconds after, const std::string& error) = 0;
   virtual bool finish_failed(const ClaimedStep& s, const std::string& owner,
+                             const std::string& error) = 0;
+  // The step's attempts ran out and its definition says park: it waits for an operator, holding
+  // no lease, and its run is parked. Like a retry, the attempt's own writes are discarded.
+  virtual bool finish_parked(const ClaimedStep& s, const std::string& owner,
                              const std::string& error) = 0;
   virtual bool finish_wait(const ClaimedStep& s, const std::string& owner,
                            const std::optional<std::string>& signal,

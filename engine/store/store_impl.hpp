@@ -10,8 +10,11 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <variant>
 #include <vector>
 
+#include "store/call_watchdog.hpp"
+#include "store/network_timeouts.hpp"
 #include "store/store.hpp"
 
 namespace chartflow::store {
@@ -43,9 +46,16 @@ class WakeReceiver : public pqxx::notification_receiver {
   std::string ignore_;
 };
 
+// For the few calls that lift the statement limit (migrations, pruning).
+inline constexpr std::chrono::milliseconds kLongCallTimeout{3'600'000};
+
 struct Store::Impl {
-  explicit Impl(const std::string& dsn) : conn(dsn) {}
+  explicit Impl(const std::string& dsn);
+  int fd() const { return conn.is_open() ? conn.sock() : -1; }
   pqxx::connection conn;
+  // How long a call may wait before the watchdog cuts it off (call_watchdog.hpp): longer than
+  // the server's own statement_timeout, so a live server always answers first.
+  std::chrono::milliseconds call_timeout;
   std::vector<std::unique_ptr<WakeReceiver>> receivers;
   std::set<std::string> prepared;
   std::string wake_origin;                                     // see Store::set_wake_origin
@@ -110,6 +120,14 @@ auto translate(Fn&& fn, bool counted = true, const char* kind = __builtin_FUNCTI
   return translate_errors(fn);
 }
 
+// translate, under the connection's call deadline.
+template <typename Fn>
+auto translate(Store::Impl& impl, Fn&& fn, bool counted = true,
+               const char* kind = __builtin_FUNCTION()) -> decltype(fn()) {
+  CallDeadline deadline(impl.fd(), impl.call_timeout);
+  return translate(std::forward<Fn>(fn), counted, kind);
+}
+
 // Nullable parameters for exec_params: libpqxx treats a null const char* as SQL NULL.
 inline const char* opt(const std::optional<std::string>& v) { return v ? v->c_str() : nullptr; }
 
@@ -169,6 +187,13 @@ inline void history(pqxx::transaction_base& tx, std::int64_t run_id, const char*
       "$4::int, $5, $6::jsonb)",
       run_id, type, opt(step), opt(attempt_text), opt(worker), opt(detail_text));
 }
+
+// How every run command starts, in its transaction: `before` (which may refuse), then the run's
+// row locked. Returns the run's status, or the result to answer at once (with *message set).
+std::variant<std::string, Store::CommandResult> lock_run(Store::Impl& impl, pqxx::work& tx,
+                                                         std::int64_t run_id,
+                                                         const Store::BeforeCommand& before,
+                                                         std::string* message);
 
 // The claimed rows as step_claim returns them, one JSON object each (to_jsonb of its rows);
 // step_commit hands back the next claim the same way.

@@ -66,6 +66,13 @@ struct ClaimedStep {
   TimePoint deadline;
 };
 
+// One attempt of one step: what a worker holds while it runs the step.
+struct StepAttempt {
+  std::int64_t run_id = 0;
+  std::string step_key;
+  int attempt = 0;
+};
+
 struct Expired {
   std::int64_t run_id = 0;
   std::string step_key;

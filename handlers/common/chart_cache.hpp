@@ -1,4 +1,4 @@
-// Process-wide cache of parsed chart Bundles, so the five steps of one upload (and concurrent
+// Process-wide cache of parsed chart Bundles, so the steps of one upload (and concurrent
 // uploads of identical content under different chart ids) parse a multi-megabyte Bundle once.
 //
 // Entries are keyed by content hash, not by (chart_id, revision): identical content is parsed

@@ -6,7 +6,10 @@
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
+#include <optional>
 #include <stdexcept>
+#include <utility>
+#include <vector>
 
 #include "engine/util/duration.hpp"
 #include "engine/util/yaml_json.hpp"
@@ -33,6 +36,64 @@ Json load_config_file(const std::filesystem::path& path) {
     throw std::invalid_argument(fmt::format("settings file {}: {}", path.string(), e.what()));
   } catch (const std::invalid_argument& e) {
     throw std::invalid_argument(fmt::format("settings file {}: {}", path.string(), e.what()));
+  }
+}
+
+namespace {
+
+std::vector<std::string> split_key_path(std::string_view path) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  for (std::size_t dot = path.find('.'); dot != std::string_view::npos;
+       start = dot + 1, dot = path.find('.', start))
+    out.emplace_back(path.substr(start, dot - start));
+  out.emplace_back(path.substr(start));
+  return out;
+}
+
+// The child of `node` named `key` (a mapping's key, or a list item's `name`), with its line.
+std::optional<std::pair<YAML::Node, int>> child(const YAML::Node& node, const std::string& key) {
+  if (node.IsMap()) {
+    for (auto it = node.begin(); it != node.end(); ++it)
+      if (it->first.IsScalar() && it->first.Scalar() == key)
+        return std::make_pair(YAML::Node(it->second), it->first.Mark().line + 1);
+  } else if (node.IsSequence()) {
+    for (const auto& item : node)
+      if (item.IsMap() && item["name"] && item["name"].IsScalar() && item["name"].Scalar() == key)
+        return std::make_pair(item, item.Mark().line + 1);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+int settings_error_line(const std::filesystem::path& path, std::string_view message) {
+  const auto colon = message.find(": ");
+  if (colon == std::string_view::npos || colon == 0) return 0;
+  const std::string_view key_path = message.substr(0, colon);
+  if (key_path.find_first_of(" \t'\"") != std::string_view::npos) return 0;
+  try {
+    YAML::Node node = YAML::LoadFile(path.string());
+    const auto keys = split_key_path(key_path);
+    int line = 0;
+    // A name may hold dots itself ("payors.blue.cross.url"): the longest that matches wins.
+    for (std::size_t i = 0; i < keys.size();) {
+      bool found = false;
+      for (std::size_t j = keys.size(); j > i && !found; --j) {
+        std::string name = keys[i];
+        for (std::size_t k = i + 1; k < j; ++k) name += "." + keys[k];
+        if (auto c = child(node, name)) {
+          node = c->first;
+          line = c->second;
+          i = j;
+          found = true;
+        }
+      }
+      if (!found) break;
+    }
+    return line;
+  } catch (const YAML::Exception&) {
+    return 0;
   }
 }
 

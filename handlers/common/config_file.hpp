@@ -23,6 +23,10 @@ namespace chartflow::handlers {
 Json yaml_to_json(const YAML::Node& node);
 // Loads a YAML (or JSON) file; throws std::invalid_argument naming the file and the problem.
 Json load_config_file(const std::filesystem::path& path);
+// The line (1-based) in settings file `path` of the key a settings error names at its start, as
+// from_json functions write them ("payors.acme.retry.max: must be ..."; a list item by its
+// `name`); 0 when the message names no key or the file does not hold it.
+int settings_error_line(const std::filesystem::path& path, std::string_view message);
 // Expands ${VAR} and ${VAR:-default} from the environment ("" when unset and no default).
 std::string expand_env(std::string_view text);
 

@@ -151,7 +151,7 @@ TEST(OutboundSettingsTest, ErrorsNameTheFileAndWarningsReachTheStartUpLog) {
       << "payors:\n  default: { url: \"http://payer.example/claims\" }\n";
   const std::string file = (dir.path() / "settings" / "insurers.yaml").string();
   EXPECT_THAT(error_of([&] { load_chart_settings(dir.path()); }),
-              AllOf(HasSubstr(file + ": payors.default.url: "), HasSubstr("allow_insecure")));
+              AllOf(HasSubstr(file + ":2: payors.default.url: "), HasSubstr("allow_insecure")));
 
   std::ofstream(dir.path() / "settings" / "insurers.yaml")
       << "payors:\n  default: { url: \"http://payer.example/claims\", allow_insecure: true }\n";

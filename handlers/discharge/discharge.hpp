@@ -31,6 +31,8 @@ class DischargeHandler : public Handler {
   explicit DischargeHandler(std::shared_ptr<const DischargeSettings> settings);
   StepOutcome run(StepContext& ctx) override;
   void validate(const Json& config) const override;
+  // It calls insurers and bill receivers: see InsuranceHandler::bulkhead.
+  std::string bulkhead() const override { return kNetworkBulkhead; }
 
  private:
   std::shared_ptr<const DischargeSettings> settings_;

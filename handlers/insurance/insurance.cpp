@@ -2,12 +2,37 @@
 
 #include <fmt/format.h>
 
+#include <random>
+#include <string>
+#include <vector>
+
+#include "engine/util/sql_rows.hpp"
 #include "handlers/common/chart_cache.hpp"
 #include "handlers/common/chart_event.hpp"
 #include "handlers/insurance/insurer_lookup.hpp"
 #include "handlers/insurance/outbox.hpp"
 
 namespace chartflow::handlers::insurance {
+namespace {
+
+double unit_random() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+}
+
+// The payors of the notifications that failed: their policies decide the wait.
+std::vector<std::string> payors_of(Sql& sql, const std::vector<std::int64_t>& outbox_ids) {
+  std::string ids = "{";
+  for (auto id : outbox_ids) ids += (ids.size() > 1 ? "," : "") + std::to_string(id);
+  std::vector<std::string> out;
+  for (const auto& row : util::query_rows(
+           sql, "SELECT DISTINCT payor FROM insurer_outbox WHERE id = ANY ($1::bigint[])",
+           {ids + "}"}))
+    if (auto payor = util::column_text(row, "payor")) out.push_back(*payor);
+  return out;
+}
+
+}  // namespace
 
 InsuranceHandler::InsuranceHandler(std::shared_ptr<const InsurerSettings> insurers)
     : insurers_(std::move(insurers)) {}
@@ -27,8 +52,13 @@ StepOutcome InsuranceHandler::run(StepContext& ctx) {
   if (report.failed > 0) {
     std::string ids;
     for (auto id : report.failed_ids) ids += (ids.empty() ? "" : ",") + std::to_string(id);
+    // The payor's policy (insurers.yaml), not the step's, spaces the attempts: an insurer's
+    // outage is ridden out as that insurer's contract or habits suggest. The step's
+    // max_attempts still counts them, and on_exhausted: park catches the last.
+    const auto wait =
+        insurers_->retry_delay(payors_of(sql, report.failed_ids), ctx.attempt(), unit_random());
     return Retry{fmt::format("insurer delivery failed for outbox {}: {}", ids, report.first_error),
-                 std::nullopt};
+                 wait};
   }
   return Completed{Json{{"payor", payor},
                         {"payors", payors},

@@ -31,7 +31,8 @@ using ::testing::StartsWith;
 // One attempt of the insurance step, keeping what it logs.
 class RecordingContext : public StepContext {
  public:
-  RecordingContext(Sql& sql, int attempt) : sql_(sql), attempt_(attempt) {}
+  RecordingContext(Sql& sql, store::Store& journal, int attempt)
+      : sql_(sql), journal_(journal), attempt_(attempt) {}
   std::int64_t run_id() const override { return 1; }
   const std::string& workflow() const override { return workflow_; }
   const std::string& step() const override { return step_; }
@@ -46,6 +47,8 @@ class RecordingContext : public StepContext {
   const Json& config() const override { return empty_; }
   const Wake* wake() const override { return nullptr; }
   Sql& sql() override { return sql_; }
+  // Commits at once on a connection of its own, as the engine's journal does.
+  void journal(const std::function<void(Sql&)>& fn) override { journal_.with_sql(fn); }
   void log(LogLevel, std::string_view message, const Json& fields) override {
     logs.push_back(std::string(message) + " " + fields.dump());
   }
@@ -53,6 +56,7 @@ class RecordingContext : public StepContext {
 
  private:
   Sql& sql_;
+  store::Store& journal_;
   int attempt_;
   const std::string workflow_ = "chart-update";
   const std::string step_ = "insurance";
@@ -90,6 +94,7 @@ TEST_F(OutboundInsurerPgTest, OutboxDeliversOverHttpsAndABadCertificateFailsWith
   // A patient reference and a code stand in for what must not leak.
   const std::string phi = "Patient/Quorra-Phimarker-1941";
   store::Store store(dsn());
+  store::Store journal(dsn());
   const std::string raw = handlers::testing::read_file(
       handlers::testing::charts_dir() /
       "enc-lemuel-hodkiewicz-20000223-imp-encounter-inpatient-8ca871d7.json");
@@ -108,7 +113,7 @@ TEST_F(OutboundInsurerPgTest, OutboxDeliversOverHttpsAndABadCertificateFailsWith
   DeliveryReport first;
   std::vector<std::string> logs;
   store.with_sql([&](Sql& sql) {
-    RecordingContext ctx(sql, 1);
+    RecordingContext ctx(sql, journal, 1);
     first = deliver_pending(ctx, settings.insurers, "chart-tls-1");
     logs = ctx.logs;
   });
@@ -146,7 +151,7 @@ TEST_F(OutboundInsurerPgTest, OutboxDeliversOverHttpsAndABadCertificateFailsWith
   // The step's retry tries again (and fails again): one more attempt, still pending.
   DeliveryReport second;
   store.with_sql([&](Sql& sql) {
-    RecordingContext ctx(sql, 2);
+    RecordingContext ctx(sql, journal, 2);
     second = deliver_pending(ctx, settings.insurers, "chart-tls-1");
   });
   EXPECT_EQ(second.delivered, 0);

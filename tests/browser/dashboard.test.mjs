@@ -379,6 +379,89 @@ test("a failed run is retried from the page: the status changes and the run can 
   await page.waitForSelector('.page-head h1 .badge[data-status="succeeded"]');
 });
 
+test("parked steps are listed on the Parked page; an operator retries, skips with a reason or fails them", async () => {
+  const skipRun = await postEvent("test.park", {});
+  const failRun = await postEvent("test.park", {});
+  await waitForRunStatus(skipRun, "parked");
+  await waitForRunStatus(failRun, "parked");
+
+  await page.goto(`${BASE}/ui/parked`);
+  const row = (id) => `table.parked-table tr[data-run-id="${id}"][data-step="deliver"]`;
+  await page.waitForSelector(row(skipRun));
+  await page.waitForSelector(row(failRun));
+  assert.match(
+    await page.textContent(`${row(skipRun)} .error-cell`),
+    /insurer answered 500 <i>not italic<\/i>/,
+  );
+  await shot("parked");
+
+  // A retry from the list: the outside system is still down, so after its fresh attempt the
+  // step parks again.
+  const [retried] = await Promise.all([
+    page.waitForResponse(
+      (r) =>
+        r.url().endsWith(`/v1/runs/${failRun}/steps/deliver/retry`) &&
+        r.request().method() === "POST",
+    ),
+    page.click(`${row(failRun)} button[data-action=retry-step]`),
+  ]);
+  assert.equal(retried.status(), 202);
+  await waitFor("the retried step to park again", async () => {
+    const r = await api("GET", `/v1/runs/${failRun}`);
+    const step = r.json.steps.find((st) => st.name === "deliver");
+    return r.json.status === "parked" && step.attempts === 2;
+  });
+
+  // A skip needs a reason; with one, the step after it runs and the run succeeds.
+  await page.goto(`${BASE}/ui/runs/${skipRun}`);
+  const form = '.parked-form[data-step="deliver"]';
+  await page.waitForSelector(form);
+  await page.waitForSelector('.page-head h1 .badge[data-status="parked"]');
+  await page.waitForSelector('svg.dag g.dag-node[data-step="deliver"].state-parked');
+  await shot("run-parked");
+  await page.click(`${form} button[data-action=skip-step]`);
+  await page.waitForSelector(`${form} .form-error:has-text("reason")`);
+  assert.equal(await headerStatus(), "parked");
+  await page.fill(`${form} input[name=reason]`, "claim faxed <b>by hand</b>");
+  const [skipped] = await Promise.all([
+    page.waitForResponse(
+      (r) =>
+        r.url().endsWith(`/v1/runs/${skipRun}/steps/deliver/skip`) &&
+        r.request().method() === "POST",
+    ),
+    page.click(`${form} button[data-action=skip-step]`),
+  ]);
+  assert.equal(skipped.status(), 202);
+  await page.waitForSelector('.page-head h1 .badge[data-status="succeeded"]');
+  await page.waitForSelector('svg.dag g.dag-node[data-step="notify"].state-succeeded');
+  assert.match(
+    await page.textContent('details.step[data-step="deliver"]'),
+    /claim faxed <b>by hand<\/b>/,
+  );
+
+  // Fail asks for a second click, then fails the run.
+  await page.goto(`${BASE}/ui/runs/${failRun}`);
+  await page.waitForSelector(form);
+  await page.click(`${form} button[data-action=fail-step]`);
+  assert.equal(await headerStatus(), "parked");
+  const [failed] = await Promise.all([
+    page.waitForResponse(
+      (r) =>
+        r.url().endsWith(`/v1/runs/${failRun}/steps/deliver/fail`) &&
+        r.request().method() === "POST",
+    ),
+    page.click(`${form} button[data-action=fail-step]`),
+  ]);
+  assert.equal(failed.status(), 202);
+  await page.waitForSelector('.page-head h1 .badge[data-status="failed"]');
+
+  // Neither waits any more.
+  await page.goto(`${BASE}/ui/parked`);
+  await page.waitForSelector("[data-parked-total]:has-text('parked')");
+  assert.equal(await page.$(row(skipRun)), null);
+  assert.equal(await page.$(row(failRun)), null);
+});
+
 test("log search finds the error line by level and HH:MM time range, linked to its run", async () => {
   const start = new Date();
   const id = await postEvent("test.fail", {});

@@ -38,6 +38,10 @@ const std::map<std::string, std::string> kAccessMatrix = {
     {"POST /v1/runs/{id}/retry", "operator"},
     {"POST /v1/runs/{id}/cancel", "operator"},
     {"POST /v1/runs/{id}/signal/{name}", "operator"},
+    {"POST /v1/runs/{id}/steps/{step}/retry", "operator"},
+    {"POST /v1/runs/{id}/steps/{step}/skip", "operator"},
+    {"POST /v1/runs/{id}/steps/{step}/fail", "operator"},
+    {"GET /v1/steps/parked", "operator"},
     {"GET /v1/workflows", "operator"},
     {"GET /v1/logs", "operator"},
     {"PUT /v1/charts/{chart_id}", "uploader"},
@@ -69,6 +73,7 @@ std::string sample_path(const std::string& pattern) {
                                                               {"{n}", "1"},
                                                               {"{type}", "matrix.probe"},
                                                               {"{name}", "probe"},
+                                                              {"{step}", "probe"},
                                                               {"{chart_id}", "nobody"},
                                                               {"{*path}", "index.html"}};
   std::string out = pattern;

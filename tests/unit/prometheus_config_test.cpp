@@ -24,6 +24,16 @@ TEST(PrometheusConfig, AlertRulesPassPromtool) {
   EXPECT_NE(r.output.find("SUCCESS"), std::string::npos) << r.output;
 }
 
+// The rules' own unit tests (promtool test rules): each alert fires on the series it is for.
+TEST(PrometheusConfig, AlertRulesFireAsTheirTestsExpect) {
+  const std::string tool = promtool();
+  ASSERT_FALSE(tool.empty()) << kNoPromtool;
+  auto r = run_command(tool + " test rules " + std::string(CHARTFLOW_SOURCE_DIR) +
+                       "/tests/unit/testdata/prometheus/parked_alert_test.yml");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("SUCCESS"), std::string::npos) << r.output;
+}
+
 TEST(PrometheusConfig, ScrapeConfigPassesPromtool) {
   const std::string tool = promtool();
   ASSERT_FALSE(tool.empty()) << kNoPromtool;

@@ -162,10 +162,13 @@ unsigned short free_port() {
 
 ServerProcess::ServerProcess(const std::vector<std::string>& args,
                              const std::vector<std::string>& extra_env,
-                             const std::filesystem::path& log) {
+                             const std::filesystem::path& log,
+                             const std::filesystem::path& binary) {
   // The server under test is the real `chartflow` binary, built beside this one.
   std::vector<std::string> argv = {
-      (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "chartflow").string()};
+      binary.empty()
+          ? (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "chartflow").string()
+          : binary.string()};
   argv.insert(argv.end(), args.begin(), args.end());
   std::vector<char*> raw;
   for (auto& a : argv) raw.push_back(a.data());

@@ -54,12 +54,13 @@ class Sink {
 // A free TCP port on 127.0.0.1 (bound, then released, so another process may take it).
 unsigned short free_port();
 
-// `chartflow serve` (this same binary) as a child process, output in `log`. SIGTERM and reap at
-// destruction.
+// `chartflow serve` (the `chartflow` built beside this binary, or `binary`: another build, to
+// compare code before and after a change in one session) as a child process, output in `log`.
+// SIGTERM and reap at destruction.
 class ServerProcess {
  public:
   ServerProcess(const std::vector<std::string>& args, const std::vector<std::string>& extra_env,
-                const std::filesystem::path& log);
+                const std::filesystem::path& log, const std::filesystem::path& binary = {});
   ~ServerProcess();
   pid_t pid() const { return pid_; }
   bool running();

@@ -56,6 +56,9 @@ class BenchContext : public StepContext {
   const Json& config() const override { return config_; }
   const Wake* wake() const override { return nullptr; }
   Sql& sql() override { throw std::logic_error("no database in the handler benchmark"); }
+  void journal(const std::function<void(Sql&)>&) override {
+    throw std::logic_error("no database in the handler benchmark");
+  }
   void log(LogLevel, std::string_view, const Json&) override {}
 
  private:

@@ -8,6 +8,7 @@
 #include "tools/bench/dashboard_bench.hpp"
 #include "tools/bench/engine_bench.hpp"
 #include "tools/bench/handler_bench.hpp"
+#include "tools/bench/hang_bench.hpp"
 
 namespace {
 
@@ -17,7 +18,9 @@ void usage() {
                "  bench-handlers [--warm N] [--cold N]\n"
                "  bench-charts [--charts DIR[:DIR]] [--encounter-copies N] [--full-copies N]\n"
                "            [--paced N] [--rate R] [--clients N] [--memory-copies N]\n"
-               "  bench-dashboard [--runs N] [--repeat N]\n";
+               "  bench-dashboard [--runs N] [--repeat N]\n"
+               "  bench-hang [--hang-s S] [--quiet-s S] [--rate R] [--network-workers N]\n"
+               "            [--workers N] [--before-binary PATH]\n";
 }
 
 }  // namespace
@@ -38,6 +41,7 @@ int main(int argc, char** argv) {
       return bench::run_chart_bench(args.options);
     if (command == "bench-dashboard" || command == "dashboard")
       return bench::run_dashboard_bench(args.options);
+    if (command == "bench-hang" || command == "hang") return bench::run_hang_bench(args.options);
     if (command == "help" || command == "--help") {
       usage();
       return 0;

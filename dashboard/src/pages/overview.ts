@@ -73,6 +73,7 @@ export async function overviewPage(ctx: PageContext): Promise<void> {
     ready: tile("Ready steps", "ready"),
     oldest: tile("Oldest ready step", "oldest"),
     waiting: tile("Waiting steps", "waiting"),
+    parked: tile("Parked steps", "parked"),
     reviews: tile("Reviews waiting", "reviews"),
   };
   const throughput = timeChart("Runs per minute", [
@@ -147,6 +148,8 @@ export async function overviewPage(ctx: PageContext): Promise<void> {
         oldest !== null && oldest > 60 ? "bad" : oldest !== null && oldest > 5 ? "warn" : "",
       );
       tiles.waiting.set(fmtCount(waiting), "for a signal or a time");
+      const parked = metricSum(samples, "chartflow_steps_parked");
+      tiles.parked.set(fmtCount(parked ?? 0), "wait for an operator", parked ? "warn" : "");
       qx.push(Date.now() / 1000);
       qy[0].push(ready ?? 0);
       qy[1].push(running ?? 0);

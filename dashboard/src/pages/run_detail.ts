@@ -1,6 +1,7 @@
 // One run: its DAG coloured by step state, a timeline of step durations, every attempt with
 // its error, step outputs as collapsible JSON, the history, the run's logs, and the operator's
-// buttons (retry a failed run, cancel an unfinished one, signal a waiting step).
+// buttons (retry a failed run, cancel an unfinished one, signal a waiting step, retry, skip or
+// fail a parked one).
 import {
   api,
   ApiError,
@@ -30,6 +31,7 @@ import {
 import { dagLegend, dagSvg, nodesFromRun, stepsOf } from "../dag";
 import { h, replace, token } from "../dom";
 import { between, fmtDuration, parseTime } from "../format";
+import { parkedActions } from "../parked_actions";
 import type { PageContext } from "../router";
 
 const POLL_MS = 2000;
@@ -39,6 +41,7 @@ const STEP_STATES = [
   "running",
   "waiting",
   "retrying",
+  "parked",
   "succeeded",
   "skipped",
   "failed",
@@ -86,7 +89,9 @@ export function attemptsOf(history: HistoryEntry[]): Attempt[] {
       open.set(e.step, a);
       out.push(a);
     } else if (
-      ["succeeded", "failed", "retried", "waiting", "skipped", "cancelled"].includes(e.type)
+      ["succeeded", "failed", "retried", "waiting", "skipped", "cancelled", "parked"].includes(
+        e.type,
+      )
     ) {
       const a = open.get(e.step);
       if (!a || a.ended) continue;
@@ -99,7 +104,7 @@ export function attemptsOf(history: HistoryEntry[]): Attempt[] {
         continue;
       a.ended = e.at;
       a.outcome = e.type;
-      a.error = e.type === "failed" || e.type === "retried" ? detailText(e.detail) : "";
+      a.error = ["failed", "retried", "parked"].includes(e.type) ? detailText(e.detail) : "";
       open.delete(e.step);
     }
   }
@@ -160,6 +165,8 @@ function stepPanel(st: StepRun, input: Json | undefined, open: boolean): HTMLDet
     info.push(["Waiting for signal", h("code", null, st.wait_signal)]);
   if (st.status === "waiting" && st.wait_until)
     info.push(["Waits until", timeCell(st.wait_until, true)]);
+  if (st.status === "parked") info.push(["Parked since", timeCell(st.parked_at, true)]);
+  if (st.skip_reason) info.push(["Skipped by an operator", st.skip_reason]);
   return h(
     "details",
     { class: "step", open, "data-step": st.name },
@@ -321,6 +328,34 @@ export async function runDetailPage(ctx: PageContext): Promise<void> {
     return forms.length ? card("Waiting for a signal", forms, { class: "signal-card" }) : null;
   };
 
+  // Steps whose attempts ran out and that wait for an operator's retry, skip or fail.
+  const parkedForms = (r: RunDetail): HTMLElement | null => {
+    const parked = r.steps.filter((st) => st.status === "parked");
+    const forms = parked.map((st) =>
+      h(
+        "div",
+        { class: "parked-form", "data-step": st.name },
+        h(
+          "div",
+          { class: "parked-title" },
+          "Step ",
+          h("strong", null, st.name),
+          ` ran out of attempts (${st.attempts ?? 0}) and is parked since `,
+          timeCell(st.parked_at),
+          ". Fix the cause, then retry it, skip it with a reason, or fail the run.",
+        ),
+        parkedActions(r.id, st.name, async () => {
+          lastRunJson = "";
+          await refresh();
+          window.setTimeout(() => void (ctx.alive() && refresh()), 600);
+        }),
+      ),
+    );
+    return forms.length
+      ? card("Parked: waiting for an operator", forms, { class: "parked-card" })
+      : null;
+  };
+
   const renderRun = (r: RunDetail) => {
     const openSteps = new Set<string>();
     stepsHost
@@ -365,7 +400,7 @@ export async function runDetailPage(ctx: PageContext): Promise<void> {
         ["Duration", `${fmtDuration(dur)}${r.finished_at ? "" : " so far"}`],
       ]),
     );
-    replace(signalHost, signalForms(r));
+    replace(signalHost, parkedForms(r), signalForms(r));
     replace(
       dagHost,
       dagSvg(nodesFromRun(r), {
@@ -392,7 +427,7 @@ export async function runDetailPage(ctx: PageContext): Promise<void> {
               st,
               inputs.get(st.name),
               firstRender
-                ? st.status === "failed" || st.status === "waiting"
+                ? ["failed", "waiting", "parked"].includes(st.status)
                 : openSteps.has(st.name),
             ),
           )

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -83,6 +84,12 @@ class StepContext {
   virtual const Json& config() const = 0;  // handler settings from the workflow file
   virtual const Wake* wake() const = 0;    // set when the step resumes after a wait
   virtual Sql& sql() = 0;
+  // Writes that commit at once, on a connection of their own, whatever becomes of this attempt:
+  // the record of an outside call (about to send, answered) that a retry, a crash or a reader
+  // must see even though the step's transaction rolls back. fn's writes commit when it returns.
+  // They must not touch rows the step's own transaction has written or locked (that would wait
+  // on ourselves); keep such state in rows only the journal writes.
+  virtual void journal(const std::function<void(Sql&)>& fn) = 0;
   virtual void log(LogLevel level, std::string_view message,
                    const Json& fields = Json::object()) = 0;
 };
@@ -96,6 +103,10 @@ struct OwnedSignal {
   std::string route;
 };
 
+// The bulkhead of handlers whose steps wait on calls over the network (insurers, bill
+// receivers): the engine gives it workers of its own unless configured not to.
+inline constexpr const char* kNetworkBulkhead = "network";
+
 class Handler {
  public:
   virtual ~Handler() = default;
@@ -105,6 +116,11 @@ class Handler {
   // Checks the handler's settings in a workflow file; throws std::invalid_argument naming the
   // problem.
   virtual void validate(const Json& /*config*/) const {}
+  // The pool of worker threads this handler's steps run in; "" is the general pool. A handler
+  // that waits on the outside world (a network call that can hang until its timeout) names a
+  // pool of its own, so its waits hold only that pool's few workers, never the threads every
+  // other step needs (a bulkhead; sized by the engine's settings).
+  virtual std::string bulkhead() const { return ""; }
 };
 
 // Name -> handler. Filled at start-up, read-only afterwards.
