@@ -175,7 +175,16 @@ CREATE FUNCTION step_claim(p_owner text, p_lease_ms bigint, p_limit integer, p_k
     SET jit TO 'off'
     AS $$
 DECLARE
+  only_text text := nullif(current_setting('chartflow.claim_only', true), '');
+  except_text text := nullif(current_setting('chartflow.claim_except', true), '');
+  only_handlers text[];
+  except_handlers text[];
   claimed_count int := 0;
+  n int;
+  window_count int;
+  window_runs bigint[];
+  window_steps text[];
+  window_keys text[];
   run_ids bigint[];
   step_keys text[];
   lock_keys bigint[];
@@ -184,37 +193,82 @@ BEGIN
   IF p_async THEN
     PERFORM set_config('synchronous_commit', 'off', true);
   END IF;
+  IF only_text IS NOT NULL THEN
+    only_handlers := ARRAY(SELECT jsonb_array_elements_text(only_text::jsonb));
+  END IF;
+  IF except_text IS NOT NULL THEN
+    except_handlers := ARRAY(SELECT jsonb_array_elements_text(except_text::jsonb));
+  END IF;
+  -- Without concurrency limits in any workflow (p_keyed false) there are no keyed steps to be
+  -- fair to: the claim is the one walk it always was.
   -- SKIP LOCKED lets many workers claim side by side without waiting on each other's rows.
-  SELECT array_agg(due.run_id), array_agg(due.step_key) INTO run_ids, step_keys
-  FROM (SELECT s.run_id, s.step_key FROM step_run s
+  IF NOT p_keyed THEN
+    SELECT array_agg(due.run_id), array_agg(due.step_key) INTO run_ids, step_keys
+    FROM (SELECT s.run_id, s.step_key FROM step_run s
+          WHERE s.status IN ('ready', 'retrying') AND s.run_at <= now()
+            AND s.concurrency_key IS NULL
+            AND (only_handlers IS NULL OR s.handler = ANY (only_handlers))
+            AND (except_handlers IS NULL OR s.handler <> ALL (except_handlers))
+          ORDER BY s.run_at LIMIT p_limit FOR UPDATE SKIP LOCKED) due;
+    IF run_ids IS NOT NULL THEN
+      RETURN QUERY SELECT * FROM step_claim_rows(p_owner, p_lease_ms, run_ids, step_keys, false);
+    END IF;
+    RETURN;
+  END IF;
+  SELECT array_agg(w.run_id), array_agg(w.step_key), array_agg(w.concurrency_key), count(*)
+    INTO window_runs, window_steps, window_keys, window_count
+  FROM (SELECT s.run_id, s.step_key, s.concurrency_key FROM step_run s
         WHERE s.status IN ('ready', 'retrying') AND s.run_at <= now()
-          AND s.concurrency_key IS NULL
-        ORDER BY s.run_at LIMIT p_limit FOR UPDATE SKIP LOCKED) due;
+          AND (s.concurrency_key IS NULL
+               OR (SELECT count(*) FROM step_run c
+                   WHERE c.concurrency_key = s.concurrency_key
+                     AND c.status = 'running') < s.concurrency_limit)
+          AND (only_handlers IS NULL OR s.handler = ANY (only_handlers))
+          AND (except_handlers IS NULL OR s.handler <> ALL (except_handlers))
+        ORDER BY s.run_at LIMIT p_limit FOR UPDATE SKIP LOCKED) w;
+  IF window_count = 0 THEN
+    RETURN;
+  END IF;
+  SELECT array_agg(u.run_id), array_agg(u.step_key) INTO run_ids, step_keys
+  FROM unnest(window_runs, window_steps, window_keys) AS u(run_id, step_key, concurrency_key)
+  WHERE u.concurrency_key IS NULL;
   IF run_ids IS NOT NULL THEN
     RETURN QUERY SELECT * FROM step_claim_rows(p_owner, p_lease_ms, run_ids, step_keys, false);
     GET DIAGNOSTICS claimed_count = ROW_COUNT;
   END IF;
-  IF NOT p_keyed OR claimed_count >= p_limit THEN
-    RETURN;
-  END IF;
+  -- At most one step per key (two of one key in one statement would both count the same running
+  -- steps); its key's advisory lock is taken in hash order, as every claimer takes them.
   SELECT array_agg(one.run_id), array_agg(one.step_key),
          array_agg(hashtextextended(one.concurrency_key, 0) ORDER BY
                    hashtextextended(one.concurrency_key, 0))
     INTO run_ids, step_keys, lock_keys
-  FROM (SELECT DISTINCT ON (c.concurrency_key) c.run_id, c.step_key, c.concurrency_key
-        FROM (SELECT s.run_id, s.step_key, s.concurrency_key, s.run_at FROM step_run s
-              WHERE s.status IN ('ready', 'retrying') AND s.run_at <= now()
-                AND s.concurrency_key IS NOT NULL
-              ORDER BY s.run_at, s.run_id LIMIT p_limit - claimed_count
-              FOR UPDATE SKIP LOCKED) c
-        ORDER BY c.concurrency_key, c.run_at, c.run_id) one;
-  IF run_ids IS NULL THEN
+  FROM (SELECT DISTINCT ON (u.concurrency_key) u.run_id, u.step_key, u.concurrency_key
+        FROM unnest(window_runs, window_steps, window_keys) WITH ORDINALITY
+          AS u(run_id, step_key, concurrency_key, i)
+        WHERE u.concurrency_key IS NOT NULL
+        ORDER BY u.concurrency_key, u.i) one;
+  IF run_ids IS NOT NULL THEN
+    FOREACH k IN ARRAY lock_keys LOOP
+      PERFORM pg_advisory_xact_lock(k);
+    END LOOP;
+    RETURN QUERY SELECT * FROM step_claim_rows(p_owner, p_lease_ms, run_ids, step_keys, true);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    claimed_count := claimed_count + n;
+  END IF;
+  -- A short window means nothing more is due; a full one that claimed less has room left.
+  IF window_count < p_limit OR claimed_count >= p_limit THEN
     RETURN;
   END IF;
-  FOREACH k IN ARRAY lock_keys LOOP
-    PERFORM pg_advisory_xact_lock(k);
-  END LOOP;
-  RETURN QUERY SELECT * FROM step_claim_rows(p_owner, p_lease_ms, run_ids, step_keys, true);
+  SELECT array_agg(due.run_id), array_agg(due.step_key) INTO run_ids, step_keys
+  FROM (SELECT s.run_id, s.step_key FROM step_run s
+        WHERE s.status IN ('ready', 'retrying') AND s.run_at <= now()
+          AND s.concurrency_key IS NULL
+          AND (only_handlers IS NULL OR s.handler = ANY (only_handlers))
+          AND (except_handlers IS NULL OR s.handler <> ALL (except_handlers))
+        ORDER BY s.run_at LIMIT p_limit - claimed_count FOR UPDATE SKIP LOCKED) due;
+  IF run_ids IS NOT NULL THEN
+    RETURN QUERY SELECT * FROM step_claim_rows(p_owner, p_lease_ms, run_ids, step_keys, false);
+  END IF;
 END
 $$;
 

@@ -28,9 +28,9 @@ std::string reason_of(const Request& req, bool required) {
   const Json body = parse_json_body(req);
   const Json* r = body.is_object() && body.contains("reason") ? &body.at("reason") : nullptr;
   if (r != nullptr && !r->is_string()) throw HttpError{400, "reason must be a string"};
-  const std::string reason = r != nullptr ? trimmed(r->get<std::string>()) : "";
+  std::string reason = r != nullptr ? trimmed(r->get<std::string>()) : "";
   if (required && reason.empty())
-    throw HttpError{400, "a skip needs a reason: {\"reason\": \"why the step need not run\"}"};
+    throw HttpError{400, R"(a skip needs a reason: {"reason": "why the step need not run"})"};
   if (reason.size() > kMaxReason)
     throw HttpError{400, "reason is longer than " + std::to_string(kMaxReason) + " bytes"};
   return reason;

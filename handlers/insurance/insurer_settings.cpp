@@ -35,7 +35,7 @@ std::chrono::milliseconds retry_duration(const Json& value, const std::string& w
   if (value.is_string()) d = core::parse_duration(value.get<std::string>());
   if (!d || d->count() <= 0)
     throw std::invalid_argument(fmt::format(
-        "{}: must be a duration such as \"30s\" or \"10m\", not {}", where, value.dump()));
+        R"({}: must be a duration such as "30s" or "10m", not {})", where, value.dump()));
   return *d;
 }
 
@@ -45,7 +45,9 @@ util::Backoff parse_retry(const Json& value, const std::string& where, util::Bac
     throw std::invalid_argument(
         fmt::format("{}: must be a mapping of initial, max, multiplier and jitter", where));
   for (const auto& [key, v] : value.items()) {
-    const std::string at = where + "." + key;
+    std::string at = where;
+    at += ".";
+    at += key;
     if (key == "initial") {
       base.initial = retry_duration(v, at);
     } else if (key == "max") {

@@ -39,10 +39,10 @@ struct InsurerSettings {
   std::optional<InsurerEndpoint> endpoint_for(const std::string& payor) const;
   // The retry policy of `payor`, found as endpoint_for finds its endpoint.
   const util::Backoff& retry_for(const std::string& payor) const;
-  // How long to wait after failed attempt number `attempt` to reach `payors`: the longest of
-  // their policies' waits (`unit_random` in [0, 1) draws the jitter), so the most patient
-  // policy among the payors that failed holds.
-  std::chrono::milliseconds retry_delay(const std::vector<std::string>& payors, int attempt,
+  // How long to wait after failed attempt number `attempt` to reach the `failed` payors: the
+  // longest of their policies' waits (`unit_random` in [0, 1) draws the jitter), so the most
+  // patient policy among the payors that failed holds.
+  std::chrono::milliseconds retry_delay(const std::vector<std::string>& failed, int attempt,
                                         double unit_random) const;
   // Expands ${VAR} in urls; https:// (plain http:// only to a loopback host or with
   // allow_insecure: true); reads tls and auth (handlers/common/outbound_settings.hpp) and

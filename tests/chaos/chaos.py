@@ -132,7 +132,9 @@ class Run:
         self.plan = plan
         self.faulty = faulty
         self.dir = Path(args.out) / name
+        # Separate streams, so the schedules do not depend on how the threads interleave.
         self.rng = random.Random(args.seed * 7919 + (1 if faulty else 0))
+        self.outage_rng = random.Random(args.seed * 7919 + 2)
         self.faults = []  # what was done, with recovery figures
         self.outages = []
         self.timings = {}
@@ -214,7 +216,7 @@ class Run:
             if p.wait_ready(180) is None:
                 raise RuntimeError(f"{p.name} did not become ready; see {p.logs[-1]}")
         self.ports = [p.port for p in self.procs if p.kind == "serve"]
-        self.timings["setup_s"] = time.time() - t0
+        self.timings["setup_s"] = round(time.time() - t0, 3)
 
     # --- faults ------------------------------------------------------------------------------
 
@@ -240,9 +242,9 @@ class Run:
         n = a.receiver_outages
         out = []
         for i in range(n):
-            t = 2.0 + (a.window - 12.0) * (i + self.rng.uniform(0.0, 0.6)) / n
+            t = 2.0 + (a.window - 12.0) * (i + self.outage_rng.uniform(0.0, 0.6)) / n
             out.append((t, modes[i % len(modes)], whom[(i // 3 + i) % 3],
-                        self.rng.uniform(*a.outage_seconds)))
+                        self.outage_rng.uniform(*a.outage_seconds)))
         return out
 
     def _wait_serves_ready(self, timeout=180):
@@ -472,7 +474,11 @@ class Run:
         for name, code in self.stop_codes.items():
             if code not in (0, None):
                 unexpected.append(f"{name} did not drain cleanly on SIGTERM: {code}")
-        return {"unexpected": unexpected, "sanitizer": sanitizer}
+        frozen = [f"{name}: {probe['status'] or 'no answer'} after {probe['s']} s "
+                  f"(PostgreSQL frozen {f['frozen_s']} s)"
+                  for f in self.faults if f["type"] == "pg_stop"
+                  for name, probe in f["healthz_while_frozen"].items() if probe["status"] != 200]
+        return {"unexpected": unexpected, "sanitizer": sanitizer, "healthz_frozen": frozen}
 
     def _recovery_figures(self):
         succ = sorted(self.api.successes)

@@ -289,6 +289,8 @@ def check_run(label, snap, uploads, plan, insurer, bills, folder, audit, procs_r
     v.add("no chartflow process died unasked (ASan/UBSan, abort, exit)",
           procs_report["unexpected"])
     v.add("no sanitizer report in chartflow logs", procs_report["sanitizer"])
+    v.add("/healthz answers within 2 s while PostgreSQL is frozen",
+          procs_report["healthz_frozen"])
     return v
 
 

@@ -20,7 +20,7 @@ struct Backoff {
   // `unit_random` (in [0, 1)) says, and never past max: the cap is a promise to the other side.
   std::chrono::milliseconds after_failure(int failures, double unit_random) const {
     const int exponent = std::max(0, failures - 1);
-    const double cap = static_cast<double>(max.count());
+    const auto cap = static_cast<double>(max.count());
     const double base =
         std::min(static_cast<double>(initial.count()) * std::pow(multiplier, exponent), cap);
     const double spread = base * jitter;
