@@ -10,6 +10,7 @@
 #include <map>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include "handlers/billing/billable_items.hpp"
 #include "handlers/chart_api/chart_api.hpp"
@@ -93,10 +94,11 @@ class ChartHandlersTest : public chartflow::testing::PgTest {
 
   // Retries like the engine until the outcome is not Retry (at most `max_attempts`).
   StepOutcome run_until_done(Handler& handler, std::int64_t run_id, const std::string& step,
-                             const Json& event, int max_attempts = 8) {
+                             const Json& event, const Json& input = Json::object(),
+                             int max_attempts = 8) {
     StepOutcome outcome;
     for (int attempt = 1; attempt <= max_attempts; ++attempt) {
-      outcome = run_step(handler, run_id, step, event, Json::object(), nullptr, attempt);
+      outcome = run_step(handler, run_id, step, event, input, nullptr, attempt);
       if (!std::holds_alternative<Retry>(outcome)) break;
     }
     return outcome;
@@ -134,6 +136,19 @@ class ChartHandlersTest : public chartflow::testing::PgTest {
   std::unique_ptr<store::Store> journal_store_;  // the journal's own connection
   std::filesystem::path bill_dir_;
 };
+
+// The steps of workflows/chart-update.yaml in its order: {step, handler, input}.
+const std::vector<std::tuple<std::string, std::string, Json>>& chart_update_steps() {
+  static const std::vector<std::tuple<std::string, std::string, Json>> kSteps = {
+      {"scan", "missing_field_scan", Json::object()},
+      {"review", "doctor_review", Json::object()},
+      {"billing", "billing", Json::object()},
+      {"insurance", "insurance", Json::object()},
+      {"discharge", "discharge", Json::object()},
+      {"final_notice", "insurance", {{"kind", "final"}}},
+      {"send_bill", "bill_send", Json::object()}};
+  return kSteps;
+}
 
 const Json& output_of(const StepOutcome& outcome) {
   static const Json kNull;
@@ -208,6 +223,12 @@ TEST_F(ChartHandlersTest, EveryChartThroughEveryHandler) {
       const Json discharge =
           output_of(run_until_done(*handlers->find("discharge"), run_id, "discharge", up.event));
       EXPECT_EQ(discharge["released"], true);
+      // What discharge queued goes out in the steps after it.
+      output_of(run_until_done(*handlers->find("insurance"), run_id, "final_notice", up.event,
+                               {{"kind", "final"}}));
+      const Json sent =
+          output_of(run_until_done(*handlers->find("bill_send"), run_id, "send_bill", up.event));
+      EXPECT_EQ(sent["delivered"], Json::array({"folder"}));
       EXPECT_TRUE(std::filesystem::exists(bill_dir_ / (chart_id + "-invoice.txt")));
     } else {
       const Json discharge =
@@ -257,18 +278,14 @@ TEST_F(ChartHandlersTest, ReuploadsAndRerunsChangeNothing) {
                     "enc-lemuel-hodkiewicz-20000223-imp-encounter-inpatient-8ca871d7.json";
   const std::string raw = testing::read_file(file);
   auto up = upload("lemuel", raw);
-  const std::vector<std::string> steps = {"scan", "review", "billing", "insurance", "discharge"};
-  const std::map<std::string, std::string> handler_of = {{"scan", "missing_field_scan"},
-                                                         {"review", "doctor_review"},
-                                                         {"billing", "billing"},
-                                                         {"insurance", "insurance"},
-                                                         {"discharge", "discharge"}};
   auto run_all = [&](std::int64_t run_id) {
-    for (const auto& s : steps) run_step(*handlers->find(handler_of.at(s)), run_id, s, up.event);
+    for (const auto& [step, name, input] : chart_update_steps())
+      run_step(*handlers->find(name), run_id, step, up.event, input);
   };
-  const std::vector<std::string> tables = {"chart_revision", "chart_question", "review",
-                                           "ledger_entry",   "insurer_outbox", "invoice",
-                                           "bill_delivery"};
+  const std::vector<std::string> tables = {
+      "chart_revision", "chart_question",        "review",
+      "ledger_entry",   "insurer_outbox",        "invoice",
+      "bill_delivery",  "bill_delivery_attempt", "insurer_delivery_attempt"};
   auto snapshot = [&] {
     std::map<std::string, std::int64_t> counts;
     for (const auto& t : tables) counts[t] = count("SELECT count(*) FROM " + t);
@@ -475,14 +492,8 @@ TEST_F(ChartHandlersTest, ApiViewsOfAClosedChart) {
                     "enc-jordan-cruickshank-20170624-emer-emergency-room-admission-b3fa30ba.json";
   const std::string raw = testing::read_file(file);
   auto up = upload("jordan", raw);
-  for (const auto& [step, name] :
-       std::vector<std::pair<std::string, std::string>>{{"scan", "missing_field_scan"},
-                                                        {"review", "doctor_review"},
-                                                        {"billing", "billing"},
-                                                        {"insurance", "insurance"},
-                                                        {"discharge", "discharge"}}) {
-    run_step(*handlers->find(name), 1, step, up.event);
-  }
+  for (const auto& [step, name, input] : chart_update_steps())
+    run_step(*handlers->find(name), 1, step, up.event, input);
   auto chart = with_sql([](Sql& sql) { return get_chart(sql, "jordan"); });
   ASSERT_TRUE(chart.has_value());
   EXPECT_EQ((*chart)["latest_revision"], 2);
@@ -510,7 +521,12 @@ TEST_F(ChartHandlersTest, ApiViewsOfAClosedChart) {
     EXPECT_EQ(o["attempts_detail"].size(), 1U);
     EXPECT_EQ(o["attempts_detail"][0]["status_code"], 202);
   }
-  EXPECT_EQ(deliveries["bill_deliveries"].size(), 1U);
+  ASSERT_EQ(deliveries["bill_deliveries"].size(), 1U);
+  const Json& bill_delivery = deliveries["bill_deliveries"][0];
+  EXPECT_EQ(bill_delivery["status"], "delivered");
+  EXPECT_EQ(bill_delivery["idempotency_key"], "bill:jordan:folder");
+  ASSERT_EQ(bill_delivery["attempts_detail"].size(), 1U);
+  EXPECT_FALSE(bill_delivery["attempts_detail"][0]["answered_at"].is_null());
 
   const std::string bill = testing::read_file(bill_dir_ / "jordan-invoice.txt");
   EXPECT_NE(bill.find("PATIENT BILL"), std::string::npos);
@@ -595,6 +611,7 @@ TEST_F(ChartHandlersTest, WorkflowFileRunsThroughTheEngine) {
   ASSERT_TRUE(h.wait_status(run_id, "succeeded")) << h.run(run_id).dump();
   EXPECT_EQ(h.step(run_id, "billing")["output"]["entries_added"], 2);
   EXPECT_EQ(h.step(run_id, "discharge")["output"]["released"], true);
+  EXPECT_EQ(h.step(run_id, "send_bill")["output"]["delivered"], Json::array({"folder"}));
   EXPECT_EQ(h.step(run_id, "review")["output"]["decision"], "approve");
   EXPECT_EQ(count("SELECT count(*) FROM insurer_outbox WHERE status = 'delivered'"), 2);
 

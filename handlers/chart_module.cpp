@@ -8,6 +8,7 @@
 #include "handlers/chart_api/chart_routes.hpp"
 #include "handlers/chart_intake/chart_upload.hpp"
 #include "handlers/chart_migrations.hpp"
+#include "handlers/discharge/bill_send.hpp"
 #include "handlers/discharge/discharge.hpp"
 #include "handlers/doctor_review/doctor_review.hpp"
 #include "handlers/insurance/insurance.hpp"
@@ -40,11 +41,10 @@ void register_chart_handlers(HandlerRegistry& registry, const std::filesystem::p
   registry.add("insurance", std::make_shared<insurance::InsuranceHandler>(
                                 std::shared_ptr<const insurance::InsurerSettings>(
                                     settings, &settings->insurers)));
-  registry.add(
-      "discharge",
-      std::make_shared<discharge::DischargeHandler>(
-          std::make_shared<const discharge::DischargeSettings>(discharge::DischargeSettings{
-              settings->price_list.currency, settings->insurers, settings->bill_delivery})));
+  auto bill = std::make_shared<const discharge::DischargeSettings>(discharge::DischargeSettings{
+      settings->price_list.currency, settings->insurers, settings->bill_delivery});
+  registry.add("discharge", std::make_shared<discharge::DischargeHandler>(bill));
+  registry.add("bill_send", std::make_shared<discharge::BillSendHandler>(bill));
 }
 
 void register_chart_module(ModuleRegistry& module, const std::filesystem::path& workflows_dir,

@@ -62,7 +62,7 @@ std::optional<Json> get_chart(Sql& sql, const std::string& chart_id) {
   static const std::string kBill = fmt::format(
       "SELECT i.id AS invoice_id, i.status, i.total, i.currency, {} AS created_at, "
       "coalesce((SELECT json_agg(d.channel ORDER BY d.id) FROM bill_delivery d "
-      "WHERE d.chart_id = i.chart_id), '[]'::json) AS deliveries "
+      "WHERE d.chart_id = i.chart_id AND d.status = 'delivered'), '[]'::json) AS deliveries "
       "FROM invoice i WHERE i.chart_id = $1",
       util::sql_iso("i.created_at"));
   static const std::string kLedger =
@@ -180,17 +180,26 @@ Json list_ledger(Sql& sql, const std::string& chart_id) {
 }
 
 Json list_deliveries(Sql& sql, const std::string& chart_id) {
+  // Every attempt as the journal recorded it: started, and answered unless the process died
+  // during the call (answered_at null: the outcome is unknown, the resend repeats the same bytes).
   static const std::string kOutbox = fmt::format(
       "SELECT o.id, o.payor, o.kind, o.idempotency_key, o.status, o.attempts, o.last_error, "
       "{} AS delivered_at, {} AS created_at, "
       "coalesce((SELECT json_agg(json_build_object('attempt', a.attempt, 'status_code', "
-      "a.status_code, 'error', a.error, 'at', {}) ORDER BY a.id) "
+      "a.status_code, 'error', a.error, 'started_at', {}, 'answered_at', {}) ORDER BY a.id) "
       "FROM insurer_delivery_attempt a WHERE a.outbox_id = o.id), '[]'::json) AS attempts_detail "
       "FROM insurer_outbox o WHERE o.chart_id = $1",
-      util::sql_iso("o.delivered_at"), util::sql_iso("o.created_at"), util::sql_iso("a.at"));
+      util::sql_iso("o.delivered_at"), util::sql_iso("o.created_at"), util::sql_iso("a.at"),
+      util::sql_iso("a.answered_at"));
   static const std::string kBills = fmt::format(
-      "SELECT id, channel, channel_type, {} AS delivered_at FROM bill_delivery WHERE chart_id = $1",
-      util::sql_iso("delivered_at"));
+      "SELECT d.id, d.channel, d.channel_type, d.invoice_id, d.idempotency_key, d.status, "
+      "d.attempts, d.last_error, {} AS delivered_at, {} AS created_at, "
+      "coalesce((SELECT json_agg(json_build_object('attempt', a.attempt, 'status_code', "
+      "a.status_code, 'error', a.error, 'started_at', {}, 'answered_at', {}) ORDER BY a.id) "
+      "FROM bill_delivery_attempt a WHERE a.delivery_id = d.id), '[]'::json) AS attempts_detail "
+      "FROM bill_delivery d WHERE d.chart_id = $1",
+      util::sql_iso("d.delivered_at"), util::sql_iso("d.created_at"), util::sql_iso("a.started_at"),
+      util::sql_iso("a.answered_at"));
   return Json{{"chart_id", chart_id},
               {"outbox", json_rows(sql, kOutbox, "t.id", {chart_id})},
               {"bill_deliveries", json_rows(sql, kBills, "t.id", {chart_id})}};

@@ -21,7 +21,8 @@ inline constexpr int kMaxReviewListLimit = 1000;
 //  open_questions: [{id, rule_id, resource_ref, question, severity, opened_revision, created_at}],
 //  review: {id, run_id, step, revision, assignee, status, due_at, escalations, decision,
 //           comment, decided_at, created_at} | null   (the most recent review),
-//  bill: {invoice_id, status, total, currency, created_at, deliveries: [channel...]} | null,
+//  bill: {invoice_id, status, total, currency, created_at,
+//         deliveries: [channel...] (the channels that took the bill)} | null,
 //  ledger_total: number, ledger_entries: n}
 // nullopt when the chart does not exist. The lead adds "runs".
 std::optional<Json> get_chart(Sql& sql, const std::string& chart_id);
@@ -67,8 +68,12 @@ DecisionResult decide_review(Sql& sql, std::int64_t review_id, const std::string
 Json list_ledger(Sql& sql, const std::string& chart_id);
 
 // {"chart_id", "outbox": [{id, payor, kind, idempotency_key, status, attempts, last_error,
-//  delivered_at, created_at, attempts_detail: [{attempt, status_code, error, at}]}],
-//  "bill_deliveries": [{channel, channel_type, delivered_at}]}
+//  delivered_at, created_at, attempts_detail: [...]}],
+//  "bill_deliveries": [{id, channel, channel_type, invoice_id, idempotency_key, status
+//  (pending | delivered), attempts, last_error, delivered_at, created_at, attempts_detail}]}
+// attempts_detail: every attempt at the outside call, [{attempt, status_code, error,
+// started_at, answered_at}]; answered_at null = the process died during the call, so whether
+// it went out is unknown (the resend carries the same bytes and key). Never the bill's content.
 Json list_deliveries(Sql& sql, const std::string& chart_id);
 
 // {"chart_id", "questions": [...]} all questions (open and closed), newest first.

@@ -6,13 +6,13 @@
 #include <set>
 #include <stdexcept>
 
-#include "engine/util/http_post.hpp"
 #include "engine/util/sql_rows.hpp"
 #include "engine/util/time.hpp"
 #include "handlers/billing/billable_items.hpp"
 #include "handlers/common/chart_cache.hpp"
 #include "handlers/common/chart_event.hpp"
 #include "handlers/common/config_file.hpp"
+#include "handlers/discharge/bill_outbox.hpp"
 #include "handlers/discharge/release.hpp"
 #include "handlers/fhir/fhir_json.hpp"
 #include "handlers/insurance/insurer_lookup.hpp"
@@ -21,8 +21,6 @@
 namespace chartflow::handlers::discharge {
 
 using insurance::build_claim_notification;
-using insurance::deliver_pending;
-using insurance::DeliveryReport;
 using insurance::enqueue_notification;
 using insurance::notification_key;
 using insurance::NotificationLine;
@@ -40,13 +38,6 @@ constexpr const char* kFindInvoice =
 constexpr const char* kInsertInvoice =
     "INSERT INTO invoice (chart_id, revision, total, currency, fhir, bill_text) "
     "VALUES ($1, $2, $3, $4, $5::jsonb, $6) ON CONFLICT (chart_id) DO NOTHING RETURNING id";
-
-constexpr const char* kFindBillDelivery =
-    "SELECT 1 AS found FROM bill_delivery WHERE chart_id = $1 AND channel = $2";
-
-constexpr const char* kRecordBillDelivery =
-    "INSERT INTO bill_delivery (chart_id, channel, channel_type, target) VALUES ($1, $2, $3, $4) "
-    "ON CONFLICT (chart_id, channel) DO NOTHING";
 
 std::vector<LedgerLine> load_ledger(Sql& sql, const std::string& chart_id) {
   std::vector<LedgerLine> lines;
@@ -156,7 +147,9 @@ StepOutcome DischargeHandler::run(StepContext& ctx) {
   }
 
   // Final claim update per payor; the key names the chart, not the run, so it is queued once per
-  // chart however many runs close the bill.
+  // chart however many runs close the bill. A later step delivers it (never this one: the
+  // journal that records a delivery cannot see this transaction's rows).
+  int final_queued = 0;
   if (created) {
     std::map<std::string, std::vector<NotificationLine>> per_payor;
     for (const auto& p : payors) per_payor[p];
@@ -170,49 +163,19 @@ StepOutcome DischargeHandler::run(StepContext& ctx) {
       const std::string key = notification_key("chart", "final", event->chart_id, payor);
       Json payload =
           build_claim_notification(event->chart_id, patient_ref, payor, "final", key, payor_lines);
-      enqueue_notification(sql, event->chart_id, payor, "final", key, payload);
+      if (enqueue_notification(sql, event->chart_id, payor, "final", key, payload)) ++final_queued;
     }
-  }
-  DeliveryReport report = deliver_pending(ctx, settings_->insurers, event->chart_id, "final");
-  if (report.failed > 0) {
-    return Retry{fmt::format("final insurer notification failed for chart {}: {}", event->chart_id,
-                             report.first_error),
-                 std::nullopt};
   }
 
-  // The patient's bill, once per channel.
+  // The patient's bill, queued once per channel with the bytes every attempt will send; the
+  // bill_send step sends them. Channels added to the settings since the invoice was issued get
+  // the stored invoice, unchanged.
   Json channels = Json::array();
   for (const auto& channel : settings_->bill_delivery.channels) {
-    if (util::query_one(sql, kFindBillDelivery, {event->chart_id, channel.name})) continue;
-    std::string error;
-    std::string target;
-    if (channel.type == "folder") {
-      target = channel.dir;
-      error = write_bill_file(channel.dir, event->chart_id, bill_text);
-    } else {
-      target = channel.url;
-      Json body = {{"chart_id", event->chart_id},
-                   {"invoice_id", invoice_id},
-                   {"invoice", invoice_json},
-                   {"bill_text", bill_text}};
-      util::HttpPostOptions http = channel.http;
-      http.timeout = settings_->insurers.timeout;
-      util::HttpResult result = util::http_post(
-          channel.url, body.dump(),
-          {{"Idempotency-Key", fmt::format("bill:{}:{}", event->chart_id, channel.name)}}, http);
-      if (!result.ok()) {
-        error = result.error.empty() ? fmt::format("HTTP status {}", result.status) : result.error;
-      }
-    }
-    if (!error.empty()) {
-      ctx.log(LogLevel::kWarning, "event=bill_delivery_failed",
-              {{"chart_id", event->chart_id}, {"channel", channel.name}, {"error", error}});
-      return Retry{fmt::format("bill delivery via {} failed for chart {}: {}", channel.name,
-                               event->chart_id, error),
-                   std::nullopt};
-    }
-    sql.query(kRecordBillDelivery, {event->chart_id, channel.name, channel.type, target});
-    channels.push_back(channel.name);
+    const std::string body =
+        bill_body(channel, event->chart_id, invoice_id, invoice_json, bill_text);
+    if (enqueue_bill(sql, event->chart_id, invoice_id, channel, body))
+      channels.push_back(channel.name);
   }
 
   ctx.log(LogLevel::kInfo, "event=bill_closed",
@@ -224,7 +187,7 @@ StepOutcome DischargeHandler::run(StepContext& ctx) {
                         {"invoice_id", invoice_id},
                         {"total", static_cast<double>(total) / 100.0},
                         {"currency", currency},
-                        {"final_notifications", report.to_json()},
+                        {"final_notifications", final_queued},
                         {"bill_channels", channels}}};
 }
 

@@ -1,11 +1,15 @@
 // Handler `discharge`: closes the bill of a released patient, once per chart. A chart is
 // released when an Encounter finished with a discharge disposition, when the event body says
 // "released": true, or (setting release_signal) when that signal arrives.
-// For a released chart: an invoice row (total = sum of the chart's ledger, a FHIR Invoice and
-// the readable bill text), a 'final' insurer notification per payor (delivered here, Retry on
-// failure), and the bill sent through each configured channel (folder / webhook), each recorded
-// in bill_delivery so it goes out once. Not released: {"released": false}, nothing written.
-// Output: {"released", "invoice_id", "total", "currency", "final_notifications", "bill_channels"}.
+// For a released chart, in the step's own transaction and nothing else: an invoice row (total =
+// sum of the chart's ledger, a FHIR Invoice and the readable bill text, its Issued: time fixed
+// then), a pending 'final' insurer notification per payor, and a pending bill_delivery per
+// configured channel (folder / webhook) holding the exact bytes to send and their key. No
+// outside call: later steps send them (insurance with kind final; bill_send), re-sending the
+// stored bytes, so a failing receiver or a crash never makes a second, different bill.
+// Not released: {"released": false}, nothing written.
+// Output: {"released", "invoice_id", "total", "currency", "final_notifications" (queued now),
+// "bill_channels" (queued now)}.
 // Stateless apart from immutable settings; safe to share between workers.
 #pragma once
 
@@ -18,8 +22,9 @@
 
 namespace chartflow::handlers::discharge {
 
-// What closing a bill needs: the currency of a bill without ledger lines, the insurers to send
-// the final notification to, the channels the bill goes out through.
+// What closing and sending a bill needs: the currency of a bill without ledger lines, the
+// insurers (their timeout also bounds a bill webhook's call), the channels the bill goes out
+// through.
 struct DischargeSettings {
   std::string currency;
   insurance::InsurerSettings insurers;
@@ -31,8 +36,6 @@ class DischargeHandler : public Handler {
   explicit DischargeHandler(std::shared_ptr<const DischargeSettings> settings);
   StepOutcome run(StepContext& ctx) override;
   void validate(const Json& config) const override;
-  // It calls insurers and bill receivers: see InsuranceHandler::bulkhead.
-  std::string bulkhead() const override { return kNetworkBulkhead; }
 
  private:
   std::shared_ptr<const DischargeSettings> settings_;

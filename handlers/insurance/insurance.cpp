@@ -3,17 +3,28 @@
 #include <fmt/format.h>
 
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "engine/util/sql_rows.hpp"
 #include "handlers/common/chart_cache.hpp"
 #include "handlers/common/chart_event.hpp"
+#include "handlers/common/config_file.hpp"
+#include "handlers/fhir/fhir_json.hpp"
 #include "handlers/insurance/insurer_lookup.hpp"
 #include "handlers/insurance/outbox.hpp"
 
 namespace chartflow::handlers::insurance {
 namespace {
+
+// "" = every kind.
+std::string kind_of(const Json& settings) {
+  std::string kind = string_setting(fhir::member(settings, "kind"), "kind", "");
+  if (!kind.empty() && kind != "claim" && kind != "final")
+    throw std::invalid_argument("kind must be \"claim\" or \"final\"");
+  return kind;
+}
 
 double unit_random() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -37,9 +48,17 @@ std::vector<std::string> payors_of(Sql& sql, const std::vector<std::int64_t>& ou
 InsuranceHandler::InsuranceHandler(std::shared_ptr<const InsurerSettings> insurers)
     : insurers_(std::move(insurers)) {}
 
+void InsuranceHandler::validate(const Json& config) const { kind_of(config); }
+
 StepOutcome InsuranceHandler::run(StepContext& ctx) {
   auto event = parse_chart_event(ctx.event());
   if (!event) return Fail{"event body lacks a valid chart_id and revision", true};
+  std::string kind;
+  try {
+    kind = kind_of(merged_settings(ctx));
+  } catch (const std::invalid_argument& e) {
+    return Fail{e.what(), true};
+  }
   Sql& sql = ctx.sql();
   Json payor = nullptr;
   Json payors = Json::array();
@@ -48,7 +67,9 @@ StepOutcome InsuranceHandler::run(StepContext& ctx) {
     for (const auto& p : find_insurers(chart->index)) payors.push_back(p.payor);
     if (!payors.empty()) payor = payors.front();
   }
-  DeliveryReport report = deliver_pending(ctx, *insurers_, event->chart_id);
+  DeliveryReport report =
+      deliver_pending(ctx, *insurers_, event->chart_id,
+                      kind.empty() ? std::nullopt : std::optional<std::string>(kind));
   if (report.failed > 0) {
     std::string ids;
     for (auto id : report.failed_ids) ids += (ids.empty() ? "" : ",") + std::to_string(id);
@@ -63,7 +84,8 @@ StepOutcome InsuranceHandler::run(StepContext& ctx) {
   return Completed{Json{{"payor", payor},
                         {"payors", payors},
                         {"delivered", report.delivered},
-                        {"skipped", report.skipped}}};
+                        {"skipped", report.skipped},
+                        {"in_flight", report.in_flight}}};
 }
 
 }  // namespace chartflow::handlers::insurance

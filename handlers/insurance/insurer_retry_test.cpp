@@ -105,7 +105,7 @@ TEST(InsurerRetry, ShippedSettingsRideOutHoursThenPark) {
   EXPECT_EQ(insurance.value("on_exhausted", "fail"), "park");
   const Json insurers = load_config_file(testing::workflows_dir() / "settings/insurers.yaml");
   ASSERT_TRUE(insurers.contains("retry")) << "insurers.yaml sets no retry policy";
-  const Json policy = insurers.at("retry");
+  const Json& policy = insurers.at("retry");
   const double insurer_hours = least_wait_hours(
       millis(policy, "initial"), millis(policy, "max"), policy.value("multiplier", 2.0),
       policy.value("jitter", 0.2), insurance.at("retry").at("max_attempts").get<int>());
@@ -113,7 +113,7 @@ TEST(InsurerRetry, ShippedSettingsRideOutHoursThenPark) {
 
   const Json discharge = step_of(definition, "discharge");
   EXPECT_EQ(discharge.value("on_exhausted", "fail"), "park");
-  const Json retry = discharge.at("retry");
+  const Json& retry = discharge.at("retry");
   const double discharge_hours =
       least_wait_hours(retry.at("initial_ms").get<double>(), retry.at("max_ms").get<double>(),
                        retry.at("multiplier").get<double>(), retry.at("jitter").get<double>(),

@@ -1,9 +1,12 @@
 // The insurer outbox (tables insurer_outbox, insurer_delivery_attempt): notifications are
 // enqueued in the transaction that creates what they report (billing: ledger entries;
-// discharge: the invoice) and delivered later by HTTP POST with an Idempotency-Key header, so an
-// insurer sees each notification once however often delivery is retried.
-// All functions run on the caller's transaction (ctx.sql()). Payloads carry ids, codes and
-// amounts only: no names, no descriptions.
+// discharge: the invoice) and delivered by a later step by HTTP POST with an Idempotency-Key
+// header, so an insurer sees each notification once however often delivery is retried.
+// Enqueueing writes through the step's transaction. Delivery only reads there: every write of a
+// delivery (the claim, the attempt before the call, its answer and the row's state after it) goes
+// through the step journal and is committed at once, so neither a retry nor a crash after the
+// insurer answered loses what the database knows went out. Payloads carry ids, codes and amounts
+// only: no names, no descriptions.
 #pragma once
 
 #include <cstdint>
@@ -46,15 +49,19 @@ struct DeliveryReport {
   int delivered = 0;
   int skipped = 0;
   int failed = 0;
+  int in_flight = 0;  // being sent by another step right now (its lease), or not yet committed
   std::vector<std::int64_t> failed_ids;
   std::string first_error;  // status code or transport error of the first failure; no content
   Json to_json() const;
 };
 
 // POSTs every pending outbox row of `chart_id` (of `kind`, when given) to its payor's endpoint.
-// Rows locked by a concurrent delivery are left to it (SKIP LOCKED). 2xx marks a row delivered;
-// no endpoint marks it skipped (warning logged); anything else counts as failed and leaves it
-// pending: the caller returns Retry.
+// Each row is first claimed through the journal (a lease: a row another step is sending is left
+// to it and counted in_flight; a row this step's earlier attempt claimed is taken over), with an
+// attempt recorded as started; after the call the attempt is recorded as answered and the row
+// delivered (2xx) or left pending with its error. No endpoint marks a row skipped (warning
+// logged). The caller returns Retry when `failed` > 0. Never call it in the step that enqueued
+// the rows: the journal does not see the step's uncommitted rows.
 DeliveryReport deliver_pending(StepContext& ctx, const InsurerSettings& settings,
                                const std::string& chart_id,
                                const std::optional<std::string>& kind = std::nullopt);

@@ -12,8 +12,8 @@ namespace {
 
 const chartflow::config::HandlerCheck& handlers() {
   static const std::set<std::string> kNames = {
-      "noop",          "sleep",   "fail",      "flaky",     "wait_signal",       "work",
-      "doctor_review", "billing", "insurance", "discharge", "missing_field_scan"};
+      "noop",          "sleep",   "fail",      "flaky",     "wait_signal", "work",
+      "doctor_review", "billing", "insurance", "discharge", "bill_send",   "missing_field_scan"};
   static const chartflow::config::HandlerCheck check{
       [](const std::string& name) { return kNames.count(name) > 0; }, {}};
   return check;

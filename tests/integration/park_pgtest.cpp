@@ -37,7 +37,7 @@ class Outage : public Handler {
   std::atomic<bool> up{false};
 };
 
-const char* kParking = R"(name: parking
+constexpr const char* kParking = R"(name: parking
 on: [{ event: demo.park }]
 on_exhausted: park
 steps:
@@ -46,7 +46,7 @@ steps:
 )";
 
 // Listens for the run-end event a failed `parking` run emits.
-const char* kOnFailure = R"(name: on-failure
+constexpr const char* kOnFailure = R"(name: on-failure
 on:
   - event: workflow.failed
     filter: { path: /event/workflow, equals: parking }

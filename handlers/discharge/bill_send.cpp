@@ -1,0 +1,26 @@
+#include "handlers/discharge/bill_send.hpp"
+
+#include <fmt/format.h>
+
+#include "handlers/common/chart_event.hpp"
+#include "handlers/discharge/bill_outbox.hpp"
+
+namespace chartflow::handlers::discharge {
+
+BillSendHandler::BillSendHandler(std::shared_ptr<const DischargeSettings> settings)
+    : settings_(std::move(settings)) {}
+
+StepOutcome BillSendHandler::run(StepContext& ctx) {
+  auto event = parse_chart_event(ctx.event());
+  if (!event) return Fail{"event body lacks a valid chart_id and revision", true};
+  const BillSendReport report = send_pending_bills(ctx, settings_->bill_delivery,
+                                                   settings_->insurers.timeout, event->chart_id);
+  if (!report.failed.empty()) {
+    return Retry{fmt::format("bill delivery failed for chart {} via {}", event->chart_id,
+                             report.first_error),
+                 std::nullopt};
+  }
+  return Completed{report.to_json()};
+}
+
+}  // namespace chartflow::handlers::discharge
