@@ -1,5 +1,6 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -213,6 +214,37 @@ TEST(EmbeddedPostgresPgTest, SupervisorRestartsKilledPostmasterWithItsData) {
   std::this_thread::sleep_for(300ms);  // several check intervals
   EXPECT_FALSE(fs::exists(data_dir / "pg" / "data" / "postmaster.pid"));
   EXPECT_EQ(pg.restarts(), 1);
+}
+
+// As a container's init, chartflow is the parent the killed postmaster is handed to: nobody
+// else reaps it, and PostgreSQL will not start while its lock files name a pid that is still a
+// zombie. A subreaper stands in for init here, in a child so the test binary stays as it was.
+TEST(EmbeddedPostgresPgTest, SupervisorReapsTheKilledPostmasterWhenItIsOurs) {
+  TempDir tmp("chartflow-embedded-pg");
+  const fs::path data_dir = tmp.path() / "data";
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    int code = 3;
+    try {
+      ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+      EmbeddedPostgres pg(data_dir);
+      const std::string conninfo = pg.start();
+      pg.supervise(quick_supervision());
+      ::kill(postmaster_pid(data_dir), SIGKILL);
+      const bool back = wait_until([&] { return pg.restarts() == 1; }, 30s) &&
+                        try_query_int(conninfo, "select 1") == 1;
+      code = back ? 0 : 1;
+      pg.stop();
+    } catch (...) {
+      code = 2;
+    }
+    ::_exit(code);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "1: not restarted within 30 s; 2: an exception";
 }
 
 // When the cluster cannot start again, /healthz must say so (so a service manager restarts the
