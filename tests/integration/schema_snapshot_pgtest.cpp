@@ -117,7 +117,7 @@ TEST_F(SchemaMigrationTest, EachModuleIsAppliedOnceInOrderAfterTheEngine) {
   EXPECT_EQ(scalar("SELECT count(*) FROM schema_migration WHERE module = 'engine'"), engine_count);
   std::string chart_names;
   for (const auto& m : charts()[0].migrations)
-    chart_names += (chart_names.empty() ? "" : ",") + m.name;
+    chart_names += (chart_names.empty() ? "" : ",") + std::string(m.name);
   EXPECT_EQ(chart_names.rfind("0001_charts,", 0), 0U) << chart_names;
   EXPECT_EQ(scalar("SELECT string_agg(name, ',' ORDER BY version) FROM schema_migration "
                    "WHERE module = 'charts'"),

@@ -352,6 +352,8 @@ int run_chart_bench(const Options& options) {
       {"serve", "--listen", "127.0.0.1:" + std::to_string(port), "--database-url", db.dsn(),
        "--workflows", opt(options, "workflows", default_workflows_dir()), "--workers", workers,
        "--batch-size", opt(options, "batch-size", std::to_string(runtime::kDefaultBatchSize)),
+       "--network-workers",
+       opt(options, "network-workers", std::to_string(runtime::kDefaultBulkheadWorkers)),
        "--log-level", "warning"},
       {"CHARTFLOW_INSURER_URL=http://127.0.0.1:" + std::to_string(insurer.port()) + "/claims",
        "CHARTFLOW_BILL_DIR=" + (work_dir / "bills").string(), "CHARTFLOW_BILL_WEBHOOK_URL="},

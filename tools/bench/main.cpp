@@ -15,9 +15,11 @@ namespace {
 void usage() {
   std::cerr << "usage: chartflow-bench <benchmark> [options]\n"
                "  bench     [--runs N] [--paced-runs N] [--rate R] [--data-dir DIR]\n"
+               "            [--network-workers N]\n"
                "  bench-handlers [--warm N] [--cold N]\n"
                "  bench-charts [--charts DIR[:DIR]] [--encounter-copies N] [--full-copies N]\n"
                "            [--paced N] [--rate R] [--clients N] [--memory-copies N]\n"
+               "            [--network-workers N]\n"
                "  bench-dashboard [--runs N] [--repeat N]\n"
                "  bench-hang [--hang-s S] [--quiet-s S] [--rate R] [--network-workers N]\n"
                "            [--workers N] [--before-binary PATH]\n";
