@@ -541,13 +541,55 @@ CREATE TABLE bill_delivery (
     channel text NOT NULL,
     channel_type text NOT NULL,
     target text DEFAULT ''::text NOT NULL,
-    delivered_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT bill_delivery_channel_type_check CHECK ((channel_type = ANY (ARRAY['folder'::text, 'webhook'::text])))
+    delivered_at timestamp with time zone,
+    invoice_id bigint,
+    idempotency_key text NOT NULL,
+    body text,
+    status text DEFAULT 'pending'::text NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    last_error text,
+    sending_by text,
+    sending_until timestamp with time zone,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT bill_delivery_body_check CHECK (((status = 'delivered'::text) OR (body IS NOT NULL))),
+    CONSTRAINT bill_delivery_channel_type_check CHECK ((channel_type = ANY (ARRAY['folder'::text, 'webhook'::text]))),
+    CONSTRAINT bill_delivery_delivered_check CHECK (((status = 'delivered'::text) = (delivered_at IS NOT NULL))),
+    CONSTRAINT bill_delivery_key_length CHECK (((length(idempotency_key) >= 1) AND (length(idempotency_key) <= 300))),
+    CONSTRAINT bill_delivery_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'delivered'::text])))
 );
 ALTER TABLE ONLY bill_delivery ALTER COLUMN chart_id SET COMPRESSION lz4;
 ALTER TABLE ONLY bill_delivery ALTER COLUMN channel SET COMPRESSION lz4;
 ALTER TABLE ONLY bill_delivery ALTER COLUMN channel_type SET COMPRESSION lz4;
 ALTER TABLE ONLY bill_delivery ALTER COLUMN target SET COMPRESSION lz4;
+ALTER TABLE ONLY bill_delivery ALTER COLUMN idempotency_key SET COMPRESSION lz4;
+ALTER TABLE ONLY bill_delivery ALTER COLUMN body SET COMPRESSION lz4;
+ALTER TABLE ONLY bill_delivery ALTER COLUMN status SET COMPRESSION lz4;
+ALTER TABLE ONLY bill_delivery ALTER COLUMN last_error SET COMPRESSION lz4;
+ALTER TABLE ONLY bill_delivery ALTER COLUMN sending_by SET COMPRESSION lz4;
+
+CREATE TABLE bill_delivery_attempt (
+    id bigint NOT NULL,
+    delivery_id bigint NOT NULL,
+    attempt integer NOT NULL,
+    sent_by text NOT NULL,
+    started_at timestamp with time zone DEFAULT now() NOT NULL,
+    answered_at timestamp with time zone,
+    status_code integer,
+    error text,
+    CONSTRAINT bill_delivery_attempt_attempt_check CHECK ((attempt >= 1))
+);
+ALTER TABLE ONLY bill_delivery_attempt ALTER COLUMN sent_by SET COMPRESSION lz4;
+ALTER TABLE ONLY bill_delivery_attempt ALTER COLUMN error SET COMPRESSION lz4;
+
+CREATE SEQUENCE bill_delivery_attempt_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+ALTER SEQUENCE bill_delivery_attempt_id_seq OWNED BY bill_delivery_attempt.id;
 
 CREATE SEQUENCE bill_delivery_id_seq
     START WITH 1
@@ -656,9 +698,12 @@ CREATE TABLE insurer_delivery_attempt (
     status_code integer,
     error text,
     at timestamp with time zone DEFAULT now() NOT NULL,
+    sent_by text,
+    answered_at timestamp with time zone,
     CONSTRAINT insurer_delivery_attempt_attempt_check CHECK ((attempt >= 1))
 );
 ALTER TABLE ONLY insurer_delivery_attempt ALTER COLUMN error SET COMPRESSION lz4;
+ALTER TABLE ONLY insurer_delivery_attempt ALTER COLUMN sent_by SET COMPRESSION lz4;
 
 CREATE SEQUENCE insurer_delivery_attempt_id_seq
     START WITH 1
@@ -682,6 +727,8 @@ CREATE TABLE insurer_outbox (
     delivered_at timestamp with time zone,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    sending_by text,
+    sending_until timestamp with time zone,
     CONSTRAINT insurer_outbox_delivered_check CHECK (((status = 'delivered'::text) = (delivered_at IS NOT NULL))),
     CONSTRAINT insurer_outbox_key_length CHECK (((length(idempotency_key) >= 1) AND (length(idempotency_key) <= 300))),
     CONSTRAINT insurer_outbox_kind_check CHECK ((kind = ANY (ARRAY['claim'::text, 'final'::text]))),
@@ -694,6 +741,7 @@ ALTER TABLE ONLY insurer_outbox ALTER COLUMN idempotency_key SET COMPRESSION lz4
 ALTER TABLE ONLY insurer_outbox ALTER COLUMN payload SET COMPRESSION lz4;
 ALTER TABLE ONLY insurer_outbox ALTER COLUMN status SET COMPRESSION lz4;
 ALTER TABLE ONLY insurer_outbox ALTER COLUMN last_error SET COMPRESSION lz4;
+ALTER TABLE ONLY insurer_outbox ALTER COLUMN sending_by SET COMPRESSION lz4;
 
 CREATE SEQUENCE insurer_outbox_id_seq
     START WITH 1
@@ -1070,6 +1118,8 @@ ALTER TABLE ONLY api_token ALTER COLUMN id SET DEFAULT nextval('api_token_id_seq
 
 ALTER TABLE ONLY bill_delivery ALTER COLUMN id SET DEFAULT nextval('bill_delivery_id_seq'::regclass);
 
+ALTER TABLE ONLY bill_delivery_attempt ALTER COLUMN id SET DEFAULT nextval('bill_delivery_attempt_id_seq'::regclass);
+
 ALTER TABLE ONLY chart_question ALTER COLUMN id SET DEFAULT nextval('chart_question_id_seq'::regclass);
 
 ALTER TABLE ONLY event ALTER COLUMN id SET DEFAULT nextval('event_id_seq'::regclass);
@@ -1110,6 +1160,12 @@ ALTER TABLE ONLY audit_event
 
 ALTER TABLE ONLY audit_refusal
     ADD CONSTRAINT audit_refusal_pkey PRIMARY KEY (action, outcome, remote, minute);
+
+ALTER TABLE ONLY bill_delivery_attempt
+    ADD CONSTRAINT bill_delivery_attempt_key UNIQUE (delivery_id, attempt);
+
+ALTER TABLE ONLY bill_delivery_attempt
+    ADD CONSTRAINT bill_delivery_attempt_pkey PRIMARY KEY (id);
 
 ALTER TABLE ONLY bill_delivery
     ADD CONSTRAINT bill_delivery_chart_channel_key UNIQUE (chart_id, channel);
@@ -1271,8 +1327,14 @@ CREATE TRIGGER audit_event_chain BEFORE INSERT ON audit_event FOR EACH ROW EXECU
 
 CREATE TRIGGER audit_event_no_truncate BEFORE TRUNCATE ON audit_event FOR EACH STATEMENT EXECUTE FUNCTION audit_event_reject_change();
 
+ALTER TABLE ONLY bill_delivery_attempt
+    ADD CONSTRAINT bill_delivery_attempt_delivery_id_fkey FOREIGN KEY (delivery_id) REFERENCES bill_delivery(id);
+
 ALTER TABLE ONLY bill_delivery
     ADD CONSTRAINT bill_delivery_chart_id_fkey FOREIGN KEY (chart_id) REFERENCES chart(chart_id);
+
+ALTER TABLE ONLY bill_delivery
+    ADD CONSTRAINT bill_delivery_invoice_id_fkey FOREIGN KEY (invoice_id) REFERENCES invoice(id);
 
 ALTER TABLE ONLY chart_question
     ADD CONSTRAINT chart_question_chart_id_fkey FOREIGN KEY (chart_id) REFERENCES chart(chart_id);

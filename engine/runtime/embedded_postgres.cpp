@@ -314,6 +314,33 @@ bool is_postgres_process(pid_t pid) {
 
 bool is_alive(pid_t pid) { return ::kill(pid, 0) == 0 || errno == EPERM; }
 
+// A killed postmaster and its backends become our children when we are a container's init (or a
+// subreaper); unreaped, the postmaster's pid stays "in use" in the socket's lock file and
+// PostgreSQL refuses to start. Reaps exactly those: our children, dead, named postgres, so the
+// exit status of any other child (an external handler) is left to its owner.
+void reap_dead_postgres_children() {
+  const pid_t self = ::getpid();
+  std::error_code ec;
+  for (fs::directory_iterator it("/proc", ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.empty() || !std::all_of(name.begin(), name.end(),
+                                     [](unsigned char c) { return std::isdigit(c) != 0; }))
+      continue;
+    const std::string stat = read_small_file(it->path() / "stat");
+    const auto open = stat.find('(');
+    const auto close = stat.rfind(')');
+    if (open == std::string::npos || close == std::string::npos || close < open) continue;
+    const std::string comm = stat.substr(open + 1, close - open - 1);
+    char state = 0;
+    long parent = 0;
+    std::istringstream rest(stat.substr(close + 1));
+    if (!(rest >> state >> parent) || parent != self || (state != 'Z' && state != 'X')) continue;
+    if (comm != "postgres" && comm != "postmaster") continue;
+    int status = 0;
+    ::waitpid(static_cast<pid_t>(std::stol(name)), &status, WNOHANG);
+  }
+}
+
 std::optional<int> major_version_of(const std::string& name) {
   if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) return std::nullopt;
   try {
@@ -688,6 +715,7 @@ bool EmbeddedPostgres::postmaster_alive() const {
 void EmbeddedPostgres::restart_server() {
   // A tmp cleaner may have taken the socket directory while the server was down.
   if (socket_dir_in_tmp_) prepare_tmp_socket_dir(socket_dir_, user_.uid, user_.gid);
+  reap_dead_postgres_children();
   remove_stale_pid_file();
   // Without the server log's tail: that may quote SQL (chart content), and this message goes
   // to chartflow's own log.

@@ -198,8 +198,11 @@ std::vector<Expired> Store::expired_steps(int limit) {
     pqxx::read_transaction tx(impl_->conn);
     std::vector<Expired> out;
     for (const auto& row : tx.exec_params(
+             // A deadline that passed after the lease lapsed (a frozen database, a dead worker)
+             // is the lost worker's, not the step's: it costs no attempt.
              "SELECT s.run_id, s.step_key, s.attempt, s.max_attempts, r.workflow_version_id, "
-             "s.deadline_at < now() FROM step_run s JOIN workflow_run r ON r.id = s.run_id "
+             "s.deadline_at < now() AND s.lease_expires_at >= now() "
+             "FROM step_run s JOIN workflow_run r ON r.id = s.run_id "
              // IS NOT NULL: the condition of the running steps' index
              // (schema/engine/0001_runs.sql).
              "WHERE s.status = 'running' AND s.lease_expires_at IS NOT NULL "

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <map>
 #include <thread>
 
 #include "tests/support/engine_harness.hpp"
@@ -137,6 +138,38 @@ steps:
   EXPECT_GE(std::stoi(scalar("SELECT last_value FROM commit_failures")), 3);
   EXPECT_EQ(scalar("SELECT count(*) FROM test_ledger"), "1");
   EXPECT_EQ(attempts(id, "bill"), "2/3");  // the dropped attempt was given back
+}
+
+// Finding (HA and long fault runs): a step whose timeout passed while the database was frozen
+// spent an attempt, though the handler was not slow: its worker could not commit and its heartbeat
+// could not renew the lease. A deadline that passed after the lease lapsed is the lost worker's,
+// not the step's; a deadline passed under a live lease is still a timeout and costs one.
+TEST_F(LostAttemptsTest, ATimeoutPassedWhileTheLeaseLapsedSpendsNoAttempt) {
+  EngineHarness h(dsn(), {R"(
+name: frozen
+on: [{ event: demo.frozen }]
+steps:
+  s: { handler: noop, timeout: 1s, retry: { max_attempts: 1 } }
+)"});
+  const auto frozen = h.start_run("demo.frozen");
+  const auto slow = h.start_run("demo.frozen");
+  ASSERT_EQ(h.store().claim("frozen-worker", 10, std::chrono::seconds(1), true).size(), 2U);
+  // Both deadlines pass; only the slow step's worker is still renewing its lease.
+  scalar(
+      "UPDATE step_run SET deadline_at = now() - interval '1 second', lease_expires_at = "
+      "CASE WHEN run_id = " +
+      std::to_string(frozen) +
+      " THEN now() - interval '1 second' ELSE now() + interval "
+      "'1 hour' END");
+  std::map<std::int64_t, bool> timed_out;
+  for (const auto& e : h.store().expired_steps(10)) timed_out[e.run_id] = e.timed_out;
+  ASSERT_EQ(timed_out.size(), 2U);
+  EXPECT_FALSE(timed_out[frozen]) << "a lapsed lease was charged as the step's timeout";
+  EXPECT_TRUE(timed_out[slow]);
+  h.start();
+  ASSERT_TRUE(h.wait_status(frozen, "succeeded", std::chrono::seconds(10)));
+  EXPECT_EQ(attempts(frozen, "s"), "2/2");
+  ASSERT_TRUE(h.wait_status(slow, "failed", std::chrono::seconds(10)));
 }
 
 }  // namespace

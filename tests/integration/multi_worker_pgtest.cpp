@@ -181,6 +181,13 @@ TEST_F(MultiWorkerTest, TwoWorkerProcessesShareOneDatabase) {
   };
   auto w1 = worker("worker1");
   auto w2 = worker("worker2");
+  // Both claim only once both are up: a sanitized worker starting slowly on a busy machine
+  // would otherwise find every run done by the other.
+  const auto up = std::chrono::steady_clock::now() + 30s;
+  while ((w1->log().find("worker_started") == std::string::npos ||
+          w2->log().find("worker_started") == std::string::npos) &&
+         std::chrono::steady_clock::now() < up)
+    std::this_thread::sleep_for(50ms);
   for (int i = 0; i < kRuns; ++i) harness.start_run("demo.chain", Json{{"n", i}});
   ASSERT_TRUE(wait_all_succeeded(kRuns, 60s))
       << count("SELECT count(*) FROM workflow_run WHERE status = 'succeeded'") << " of " << kRuns

@@ -116,7 +116,8 @@ TEST_F(SchemaMigrationTest, EachModuleIsAppliedOnceInOrderAfterTheEngine) {
   const std::string engine_count = std::to_string(store::embedded_migrations().migrations.size());
   EXPECT_EQ(scalar("SELECT count(*) FROM schema_migration WHERE module = 'engine'"), engine_count);
   std::string chart_names;
-  for (const auto& m : charts()[0].migrations)
+  const auto chart_sets = charts();
+  for (const auto& m : chart_sets[0].migrations)
     chart_names += (chart_names.empty() ? "" : ",") + std::string(m.name);
   EXPECT_EQ(chart_names.rfind("0001_charts,", 0), 0U) << chart_names;
   EXPECT_EQ(scalar("SELECT string_agg(name, ',' ORDER BY version) FROM schema_migration "
@@ -164,7 +165,8 @@ TEST_F(SchemaMigrationTest, CompleteNumberedHistoryIsConvertedInPlace) {
   make_numbered_history("1,2,3,4,6,7,8,9,10,11,12,13,14,15,16,17");
   std::string expected;
   int newer_charts = 0;
-  for (const auto& m : charts()[0].migrations) {
+  const auto chart_sets = charts();
+  for (const auto& m : chart_sets[0].migrations) {
     expected += (expected.empty() ? "" : ",") + std::string("charts:") + std::to_string(m.version);
     if (m.version > 1) ++newer_charts;
   }
