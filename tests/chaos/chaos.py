@@ -131,7 +131,7 @@ class Run:
         self.args = args
         self.plan = plan
         self.faulty = faulty
-        self.dir = Path(args.out) / name
+        self.dir = Path(args.out).resolve() / name
         # Separate streams, so the schedules do not depend on how the threads interleave.
         self.rng = random.Random(args.seed * 7919 + (1 if faulty else 0))
         self.outage_rng = random.Random(args.seed * 7919 + 2)
