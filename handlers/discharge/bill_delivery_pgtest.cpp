@@ -350,5 +350,43 @@ TEST_F(BillGoesOutOnceIssue15, TheChartWorkflowSendsOneBillThroughAFlakyWebhook)
             5);
 }
 
+// Finding (fault suite): an insurance step found its chart's notifications held by another
+// attempt and succeeded with nothing delivered; when that attempt was lost, nothing ever sent
+// them. A step that finds rows another step is sending waits for them instead.
+TEST_F(BillGoesOutOnceIssue15, RowsAnotherStepIsSendingKeepTheStepRetrying) {
+  FakeHttpServer insurer([](const ReceivedRequest&, int) { return 200; });
+  FakeHttpServer webhook([](const ReceivedRequest&, int) { return 200; });
+  auto handlers = registry(insurer.url("/claims"), webhook.url("/bills"));
+  const Json event = upload();
+  const auto& steps = bill_steps();
+  for (std::size_t i = 0; i < 3; ++i)  // billing, insurance, discharge
+    ASSERT_TRUE(attempt(*handlers->find(steps[i].handler), steps[i], event, 1, {}))
+        << steps[i].step;
+  // What discharge queued is being sent by a step of another run of this chart.
+  scalar(
+      "UPDATE insurer_outbox SET sending_by = 'run:2:final_notice', sending_until = now() + "
+      "interval '1 hour' WHERE status = 'pending'");
+  scalar(
+      "UPDATE bill_delivery SET sending_by = 'run:2:send_bill', sending_until = now() + "
+      "interval '1 hour' WHERE status = 'pending'");
+  const std::size_t before = insurer.requests().size();
+  for (std::size_t i = 3; i < steps.size(); ++i)
+    EXPECT_FALSE(attempt(*handlers->find(steps[i].handler), steps[i], event, 1, {}))
+        << steps[i].step << " succeeded while another step held its rows";
+  EXPECT_EQ(insurer.requests().size(), before);
+  EXPECT_EQ(webhook.requests().size(), 0U);
+
+  // That step's lease ran out (its run was failed by an operator): these steps send them.
+  scalar("UPDATE insurer_outbox SET sending_until = now() - interval '1 second'");
+  scalar("UPDATE bill_delivery SET sending_until = now() - interval '1 second'");
+  for (std::size_t i = 3; i < steps.size(); ++i)
+    EXPECT_TRUE(attempt(*handlers->find(steps[i].handler), steps[i], event, 2, {}))
+        << steps[i].step;
+  EXPECT_EQ(with_key_part(insurer, ":final:").size(), 1U);
+  EXPECT_EQ(webhook.requests().size(), 1U);
+  EXPECT_EQ(count("SELECT count(*) FROM insurer_outbox WHERE status <> 'delivered'"), 0);
+  EXPECT_EQ(count("SELECT count(*) FROM bill_delivery WHERE status <> 'delivered'"), 0);
+}
+
 }  // namespace
 }  // namespace chartflow::handlers

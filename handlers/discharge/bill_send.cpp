@@ -20,6 +20,12 @@ StepOutcome BillSendHandler::run(StepContext& ctx) {
                              report.first_error),
                  std::nullopt};
   }
+  if (!report.in_flight.empty()) {
+    // Another step holds them (a second run of this chart): it may yet fail or be skipped by an
+    // operator, so this step stays until nothing of the bill is pending.
+    return Retry{fmt::format("the bill of chart {} is being sent by another step", event->chart_id),
+                 std::nullopt};
+  }
   return Completed{report.to_json()};
 }
 

@@ -81,6 +81,14 @@ StepOutcome InsuranceHandler::run(StepContext& ctx) {
     return Retry{fmt::format("insurer delivery failed for outbox {}: {}", ids, report.first_error),
                  wait};
   }
+  if (report.in_flight > 0) {
+    // Another step holds them (a second run of this chart): it may yet fail or be skipped by an
+    // operator, so this step stays until nothing of the chart is pending.
+    return Retry{
+        fmt::format("{} insurer notification(s) of chart {} are being sent by another step",
+                    report.in_flight, event->chart_id),
+        std::nullopt};
+  }
   return Completed{Json{{"payor", payor},
                         {"payors", payors},
                         {"delivered", report.delivered},
