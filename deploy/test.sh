@@ -2,8 +2,9 @@
 # The "test" command: builds the Debug+ASan/UBSan tree in build-test, starts a throwaway
 # PostgreSQL, runs every test with ctest, then the bounded fault suite (tests/chaos/chaos.py,
 # docs/chaos.md) and the Patroni failover test (deploy/ha/run-ha-test.sh), then each fuzz target
-# for a bounded time (deploy/fuzz.sh), then the browser tests if present. deploy/lint.sh checks
-# formatting and clang-tidy between the tests and the fuzzers.
+# for a bounded time (deploy/fuzz.sh), then the browser tests if present, then the systemd units
+# (tests/packaging/systemd_units_test.sh). deploy/lint.sh checks formatting and clang-tidy
+# between the tests and the fuzzers.
 #
 # Usage: deploy/test.sh [extra ctest args...]     e.g. deploy/test.sh -L unit
 #   env CHARTFLOW_TEST_PG_DIR   where the test cluster lives (default /tmp/chartflow-test-pg)
@@ -11,8 +12,8 @@
 #   env CHARTFLOW_FUZZ_SECONDS  run time per fuzz target (default 45; 0 skips fuzzing)
 #   env CHARTFLOW_CHAOS         0 skips the bounded fault suite (tests/chaos/chaos.py)
 #   env CHARTFLOW_HA_TEST       0 skips the three-node Patroni failover test (deploy/ha/, ~4.5 min)
-# Exits with ctest's code (or the fault suite's, the HA test's, the fuzzers' or the browser
-# tests' if everything before passed).
+# Exits with ctest's code (or the fault suite's, the HA test's, the fuzzers', the browser tests'
+# or the unit checks' if everything before passed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -77,4 +78,11 @@ if [[ -x tests/browser/run.sh ]]; then
   tests/browser/run.sh || browser_status=$?
   if ((status == 0)); then status=$browser_status; fi
 fi
+
+# deploy/systemd/ offline: systemd-analyze verify reports nothing and each unit's security
+# exposure stays under 2.0; seconds.
+echo "test.sh: running tests/packaging/systemd_units_test.sh"
+units_status=0
+bash tests/packaging/systemd_units_test.sh || units_status=$?
+if ((status == 0)); then status=$units_status; fi
 exit "$status"
