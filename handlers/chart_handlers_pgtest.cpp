@@ -32,7 +32,6 @@
 
 namespace chartflow::handlers {
 
-using billing::has_billable;
 using billing::PriceList;
 using doctor_review::find_primary_doctor;
 using doctor_review::kDefaultFallbackQueue;

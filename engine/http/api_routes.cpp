@@ -138,6 +138,10 @@ void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics
     if (engine.draining()) return Response::error(503, "draining");
     return Response::json(200, Json{{"status", "ready"}});
   });
+  // Both answer on the io threads: behind handlers that wait on a frozen database they would
+  // wait too (readyz's own wait is bounded by its 2 s budget).
+  router.answer_at_once("/healthz");
+  router.answer_at_once("/readyz");
 
   router.add("GET", "/metrics", "metrics",
              public_metrics ? Access::open() : Access::of({Role::kOperator}),

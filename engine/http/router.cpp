@@ -1,5 +1,6 @@
 #include "http/router.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <chrono>
@@ -214,6 +215,13 @@ void Router::observe(const std::string& route, const Request& req, int status,
   if (on_response)
     on_response(route, req.method, status,
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+}
+
+void Router::answer_at_once(const std::string& path) { at_once_paths_.push_back(path); }
+
+bool Router::answers_at_once(const Request& req) const {
+  return (req.method == "GET" || req.method == "HEAD") &&
+         std::find(at_once_paths_.begin(), at_once_paths_.end(), req.path) != at_once_paths_.end();
 }
 
 std::optional<Response> Router::admit(Request& req) const {

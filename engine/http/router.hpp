@@ -30,6 +30,13 @@ class Router {
   // own credential or a role (a webhook type without a secret). Throws HttpError 401/403.
   void require(Request& req, const Access& access, const std::string& route = "") const;
 
+  // Marks a GET route with a fixed path (a health check) to be answered on the server's io
+  // thread, never queued behind handlers waiting on the database. Its handler must answer
+  // within a short, bounded time.
+  void answer_at_once(const std::string& path);
+  // True for a GET or HEAD of a path marked with answer_at_once.
+  bool answers_at_once(const Request& req) const;
+
   struct RouteInfo {
     std::string method, pattern, name;
     Access access;
@@ -68,6 +75,7 @@ class Router {
     RouteHandler handler;
   };
   std::vector<Route> routes_;
+  std::vector<std::string> at_once_paths_;
 };
 
 }  // namespace chartflow::http

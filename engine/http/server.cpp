@@ -5,10 +5,12 @@
 #include <array>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/core/detect_ssl.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <utility>
 
 #include "http/connection_limits.hpp"
 #include "http/upload_slots.hpp"
@@ -59,8 +61,12 @@ template <class Derived>
 class HttpSession {
  public:
   HttpSession(beast::flat_buffer buffer, const Router& router, const InputLimits& limits,
-              UploadSlots& slots)
-      : buffer_(std::move(buffer)), router_(router), limits_(limits), slots_(slots) {}
+              UploadSlots& slots, net::thread_pool& handlers)
+      : buffer_(std::move(buffer)),
+        router_(router),
+        limits_(limits),
+        slots_(slots),
+        handlers_(handlers) {}
 
  public:
   // Held while the connection is open (see ConnectionLimits).
@@ -105,8 +111,41 @@ class HttpSession {
     admitted_ = false;
     if (!has_body) return read_body();
     // Route and credential from the headers first: a body nobody may send is never read, and
-    // never waits for a slot. The connection closes, as the body may still be coming.
-    if (auto refusal = admit_from_headers()) return send(*refusal, false, false);
+    // never waits for a slot. The credential lookup may wait on the database: on the handler
+    // threads, as handle() does.
+    BeastRequest head;
+    head.base() = parser_->get().base();
+    auto self = derived().shared_from_this();
+    net::post(handlers_, [self, head = std::move(head), remote = remote_address()]() mutable {
+      auto admission = std::make_shared<Admission>(self->admit(std::move(head), remote));
+      net::post(self->stream().get_executor(), [self, admission] { self->on_admit(*admission); });
+    });
+  }
+
+  struct Admission {
+    std::optional<Response> refusal;
+    std::optional<Principal> principal;
+  };
+
+  // Router::admit over the request's headers (any thread: touches no session state).
+  Admission admit(BeastRequest head, const std::string& remote) const {
+    Request r;
+    try {
+      r = to_request(std::move(head), remote);
+    } catch (const HttpError& e) {
+      return Admission{Response::error(e.status, e.message), std::nullopt};
+    }
+    if (auto refusal = router_.admit(r)) return Admission{std::move(refusal), std::nullopt};
+    return Admission{std::nullopt, std::move(r.principal)};
+  }
+
+  void on_admit(Admission& admission) {
+    // The connection closes, as the body may still be coming.
+    if (admission.refusal) return send(*admission.refusal, false, false);
+    admitted_ = true;
+    admitted_principal_ = std::move(admission.principal);
+    const auto length = parser_->content_length();
+    const std::size_t limit = body_limit();
     if (length ? *length <= limits_.large_body_bytes : limit <= limits_.large_body_bytes)
       return read_body();
     // Waiting for a slot is the server's doing, not a slow client's: no read timeout while
@@ -141,23 +180,6 @@ class HttpSession {
     return ec ? std::string() : ep.address().to_string();
   }
 
-  // Router::admit over a copy of the headers; remembers the principal for handle().
-  std::optional<Response> admit_from_headers() {
-    BeastRequest head;
-    head.base() = parser_->get().base();
-    Request r;
-    try {
-      r = to_request(std::move(head), remote_address());
-    } catch (const HttpError& e) {
-      return Response::error(e.status, e.message);
-    }
-    auto refusal = router_.admit(r);
-    if (refusal) return refusal;
-    admitted_ = true;
-    admitted_principal_ = std::move(r.principal);
-    return std::nullopt;
-  }
-
   void read_body() {
     beast::get_lowest_layer(derived().stream()).expires_after(limits_.body_timeout);
     bhttp::async_read(
@@ -175,25 +197,27 @@ class HttpSession {
   void on_read(beast::error_code ec, std::size_t) {
     if (ec) return on_read_error(ec);
     const bool keep_alive = parser_->get().keep_alive();
-    std::string remote = remote_address();
-    Response resp;
-    bool head = false;
-    {
-      // Scoped so the body is freed, and the upload slot handed on, before the response is sent.
-      Request r;
-      try {
-        r = to_request(parser_->release(), std::move(remote));
-      } catch (const HttpError& e) {
-        return send(Response::error(e.status, e.message), keep_alive, false);
-      }
-      if (auto problem = check_body(r, limits_))
-        return send(Response::error(problem->status, problem->message), keep_alive, false);
-      if (admitted_) r.principal = std::move(admitted_principal_);
-      resp = router_.handle(r, admitted_);
-      admitted_ = false;
-      head = r.method == "HEAD";
+    auto r = std::make_shared<Request>();
+    try {
+      *r = to_request(parser_->release(), remote_address());
+    } catch (const HttpError& e) {
+      return send(Response::error(e.status, e.message), keep_alive, false);
     }
-    send(resp, keep_alive, head);
+    if (auto problem = check_body(*r, limits_))
+      return send(Response::error(problem->status, problem->message), keep_alive, false);
+    if (admitted_) r->principal = std::move(admitted_principal_);
+    const bool admitted = std::exchange(admitted_, false);
+    const bool head = r->method == "HEAD";
+    if (router_.answers_at_once(*r)) return send(router_.handle(*r, admitted), keep_alive, head);
+    // A handler may wait on the database for up to its call deadline: it runs on the handler
+    // threads, and the answer comes back to this session's strand.
+    auto self = derived().shared_from_this();
+    net::post(handlers_, [self, r = std::move(r), admitted, keep_alive, head]() mutable {
+      auto resp = std::make_shared<Response>(self->router_.handle(*r, admitted));
+      r.reset();  // the body is freed before the answer is sent
+      net::post(self->stream().get_executor(),
+                [self, resp, keep_alive, head] { self->send(*resp, keep_alive, head); });
+    });
   }
 
   HttpError headers_too_large() const {
@@ -238,6 +262,7 @@ class HttpSession {
   const Router& router_;
   const InputLimits& limits_;
   UploadSlots& slots_;
+  net::thread_pool& handlers_;
   UploadSlot upload_slot_;
   std::optional<net::steady_timer> wait_timer_;
   bool admitted_ = false;
@@ -251,8 +276,9 @@ class PlainSession : public HttpSession<PlainSession>,
  public:
   static constexpr bool kTls = false;
   PlainSession(beast::tcp_stream&& stream, beast::flat_buffer buffer, const Router& router,
-               const InputLimits& limits, UploadSlots& slots)
-      : HttpSession(std::move(buffer), router, limits, slots), stream_(std::move(stream)) {}
+               const InputLimits& limits, UploadSlots& slots, net::thread_pool& handlers)
+      : HttpSession(std::move(buffer), router, limits, slots, handlers),
+        stream_(std::move(stream)) {}
 
   void run() {
     net::dispatch(stream_.get_executor(),
@@ -286,8 +312,10 @@ class TlsSession : public HttpSession<TlsSession>, public std::enable_shared_fro
  public:
   static constexpr bool kTls = true;
   TlsSession(beast::tcp_stream&& stream, ssl::context& ctx, beast::flat_buffer buffer,
-             const Router& router, const InputLimits& limits, UploadSlots& slots)
-      : HttpSession(std::move(buffer), router, limits, slots), stream_(std::move(stream), ctx) {
+             const Router& router, const InputLimits& limits, UploadSlots& slots,
+             net::thread_pool& handlers)
+      : HttpSession(std::move(buffer), router, limits, slots, handlers),
+        stream_(std::move(stream), ctx) {
     header_timeout_ = limits.header_timeout;
   }
 
@@ -325,8 +353,13 @@ class TlsSession : public HttpSession<TlsSession>, public std::enable_shared_fro
 class DetectSession : public std::enable_shared_from_this<DetectSession> {
  public:
   DetectSession(tcp::socket&& socket, ssl::context& ctx, const Router& router,
-                const InputLimits& limits, UploadSlots& slots)
-      : stream_(std::move(socket)), ctx_(ctx), router_(router), limits_(limits), slots_(slots) {}
+                const InputLimits& limits, UploadSlots& slots, net::thread_pool& handlers)
+      : stream_(std::move(socket)),
+        ctx_(ctx),
+        router_(router),
+        limits_(limits),
+        slots_(slots),
+        handlers_(handlers) {}
 
   void hold(std::shared_ptr<void> connection) { connection_ = std::move(connection); }
   void run() {
@@ -345,7 +378,7 @@ class DetectSession : public std::enable_shared_from_this<DetectSession> {
     if (ec) return;
     if (tls) {
       auto session = std::make_shared<TlsSession>(std::move(stream_), ctx_, std::move(buffer_),
-                                                  router_, limits_, slots_);
+                                                  router_, limits_, slots_, handlers_);
       session->hold(std::move(connection_));
       session->run();
       return;
@@ -367,6 +400,7 @@ class DetectSession : public std::enable_shared_from_this<DetectSession> {
   const Router& router_;
   const InputLimits& limits_;
   UploadSlots& slots_;
+  net::thread_pool& handlers_;
   beast::flat_buffer buffer_;
   std::shared_ptr<void> connection_;
 };
@@ -401,6 +435,7 @@ struct Server::Impl {
         router(r),
         slots(settings.upload_slots, settings.upload_queue),
         connections(settings.max_connections, settings.max_connections_per_client),
+        handlers(static_cast<std::size_t>(std::max(1, settings.handler_threads))),
         accept_strand(net::make_strand(ioc)),
         acceptor(accept_strand),
         backoff(accept_strand) {}
@@ -430,13 +465,13 @@ struct Server::Impl {
         socket.close(rec);
       } else if (tls) {
         auto session = std::make_shared<DetectSession>(std::move(socket), *tls, router,
-                                                       settings.limits, slots);
+                                                       settings.limits, slots, handlers);
         session->hold(std::move(ticket));
         session->run();
       } else {
-        auto session =
-            std::make_shared<PlainSession>(beast::tcp_stream(std::move(socket)),
-                                           beast::flat_buffer(), router, settings.limits, slots);
+        auto session = std::make_shared<PlainSession>(beast::tcp_stream(std::move(socket)),
+                                                      beast::flat_buffer(), router, settings.limits,
+                                                      slots, handlers);
         session->hold(std::move(ticket));
         session->run();
       }
@@ -450,6 +485,10 @@ struct Server::Impl {
   UploadSlots slots;
   ConnectionLimits connections;
   net::io_context ioc;
+  // Route handlers and credential checks run here, never on the io threads (see
+  // ServerSettings::handler_threads). After ioc, so it is joined first and the sessions its
+  // tasks hold are released while their executors still exist.
+  net::thread_pool handlers;
   // The acceptor's handlers and its close at shutdown run on one strand: with several I/O
   // threads, a close racing the handler that re-arms the accept was undefined behaviour (UBSan
   // caught a null reactor descriptor in the re-armed accept).
@@ -496,6 +535,9 @@ void Server::stop() {
   for (auto& t : impl_->threads)
     if (t.joinable()) t.join();
   impl_->threads.clear();
+  // Handlers still running finish (each within the database call deadline); their answers go
+  // nowhere, as the io threads have stopped.
+  impl_->handlers.join();
   impl_->slots.close();
 }
 

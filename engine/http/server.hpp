@@ -16,6 +16,7 @@
 namespace chartflow::http {
 
 inline constexpr int kDefaultIoThreads = 4;
+inline constexpr int kDefaultHandlerThreads = 16;
 inline constexpr int kDefaultUploadQueue = 64;
 // Below the usual 1024 file descriptor limit, leaving room for database connections and files.
 inline constexpr int kDefaultMaxConnections = 768;
@@ -39,6 +40,9 @@ struct ServerSettings {
   InputLimits limits;
   std::optional<TlsFiles> tls;  // set: every connection must speak TLS 1.2 or later
   int threads = kDefaultIoThreads;
+  // Threads that run the route handlers (which may wait on the database), so the io threads
+  // stay free to read requests and answer the ones that never wait (health checks).
+  int handler_threads = kDefaultHandlerThreads;
   int upload_slots = default_upload_slots();  // see UploadSlots
   int upload_queue = kDefaultUploadQueue;     // uploads that may wait for a slot; then 503
   // Open connections in total and per client address (0: no cap); over a cap, closed at once.

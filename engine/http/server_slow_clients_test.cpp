@@ -178,5 +178,56 @@ TEST_F(SlowClientsTest, OneClientAddressCannotTakeEveryConnection) {
   EXPECT_EQ(status, 200);
 }
 
+// Issue #15 item 4 (fault suite): with the database frozen, /healthz gave no answer for 2 s:
+// every io thread was inside a handler or a credential lookup waiting on the database. Those
+// wait on the handler threads now; a health check is answered on an io thread at once.
+TEST(HealthWhileHandlersWait, HealthChecksAnswerWhileEveryHandlerWaitsOnTheDatabase) {
+  std::promise<void> thaw;
+  std::shared_future<void> thawed = thaw.get_future().share();
+  Router router;
+  router.authenticate = [thawed](const Request& req) -> std::optional<Principal> {
+    if (req.header("authorization") == std::optional<std::string>("Bearer frozen"))
+      thawed.wait_for(10s);  // a credential lookup on a frozen database
+    return Principal{"t1", "operator", Role::kOperator, {}, false};
+  };
+  router.add("GET", "/healthz", "healthz", Access::open(), [](Request&) {
+    return Response::json(200, Json{{"ok", true}});
+  });
+  router.add("GET", "/v1/frozen", "frozen", Access::open(), [thawed](Request&) {
+    thawed.wait_for(10s);  // a query on a frozen database
+    return Response::json(200, Json::object());
+  });
+  router.add("PUT", "/v1/charts/{id}", "upload", Access::of({Role::kOperator}),
+             [](Request&) { return Response::json(202, Json::object()); });
+  router.answer_at_once("/healthz");
+  ServerSettings settings;
+  settings.port = 0;
+  settings.threads = 2;
+  Server server(settings, router);
+  server.start();
+
+  std::vector<std::unique_ptr<Client>> waiting;
+  for (int i = 0; i < 4; ++i) {
+    waiting.push_back(std::make_unique<Client>(server.port()));
+    waiting.back()->send("GET /v1/frozen HTTP/1.1\r\nHost: x\r\n\r\n");
+    waiting.push_back(std::make_unique<Client>(server.port()));
+    waiting.back()->send(
+        "PUT /v1/charts/x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer frozen\r\n"
+        "Content-Length: 2\r\n\r\n{}");
+  }
+  std::this_thread::sleep_for(200ms);  // every one of them is waiting by now
+  for (int i = 0; i < 3; ++i) {
+    Client health(server.port());
+    const auto t0 = Clock::now();
+    health.send("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    EXPECT_EQ(health.status(1s), 200) << "no answer while handlers wait on the database";
+    EXPECT_LT(Clock::now() - t0, 1s);
+  }
+  thaw.set_value();
+  for (std::size_t i = 0; i < waiting.size(); ++i)
+    EXPECT_EQ(waiting[i]->status(5s), i % 2 == 0 ? 200 : 202) << waiting[i]->last();
+  server.stop();
+}
+
 }  // namespace
 }  // namespace chartflow::http

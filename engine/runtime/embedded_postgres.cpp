@@ -25,8 +25,6 @@
 #include <utility>
 #include <vector>
 
-extern char** environ;
-
 namespace chartflow::runtime {
 namespace {
 
@@ -688,7 +686,11 @@ std::optional<std::string> EmbeddedPostgres::try_start_server() {
   const std::string options = "-c listen_addresses= -c port=" + std::to_string(kPort) +
                               " -c unix_socket_directories=" + socket_dir_.string() +
                               " -c unix_socket_permissions=0700 -c fsync=on"
-                              " -c synchronous_commit=on -c full_page_writes=on";
+                              " -c synchronous_commit=on -c full_page_writes=on"
+                              // The LLVM JIT needs writable executable memory, which a hardened
+                              // service forbids (deploy/systemd, MemoryDenyWriteExecute); chart
+                              // queries are short and gain nothing from it.
+                              " -c jit=off";
   const Credentials creds = credentials_for(user_.switch_user, user_.uid, user_.gid, user_.name);
   const CommandResult result = run_command(
       {(bindir_ / "pg_ctl").string(), "start", "-w", "-t", std::to_string(kPgCtlTimeoutSeconds),

@@ -198,6 +198,8 @@ TEST(EmbeddedPostgresPgTest, SupervisorRestartsKilledPostmasterWithItsData) {
   const std::string conninfo = pg.start();
   pg.supervise(quick_supervision());
   execute(conninfo, "create table kept (v int); insert into kept values (11)");
+  // Started as a hardened unit runs it (no writable executable memory, deploy/systemd).
+  EXPECT_EQ(try_query_int(conninfo, "select (current_setting('jit') = 'off')::int"), 1);
 
   const pid_t killed = postmaster_pid(data_dir);
   ASSERT_EQ(::kill(killed, SIGKILL), 0);

@@ -123,7 +123,7 @@ DecisionResult decide_review(Sql& sql, std::int64_t review_id, const std::string
   DecisionResult result;
   if (decision != "approve" && decision != "reject") {
     result.status = DecisionResult::Status::kBadRequest;
-    result.message = "decision must be \"approve\" or \"reject\"";
+    result.message = R"(decision must be "approve" or "reject")";
     return result;
   }
   if (comment && comment->size() > 10000) {

@@ -11,7 +11,7 @@
 
 #include "engine/handler.hpp"
 
-namespace YAML {
+namespace YAML {  // NOLINT(readability-identifier-naming): yaml-cpp's namespace
 class Node;
 }
 

@@ -22,7 +22,7 @@ namespace {
 std::string kind_of(const Json& settings) {
   std::string kind = string_setting(fhir::member(settings, "kind"), "kind", "");
   if (!kind.empty() && kind != "claim" && kind != "final")
-    throw std::invalid_argument("kind must be \"claim\" or \"final\"");
+    throw std::invalid_argument(R"(kind must be "claim" or "final")");
   return kind;
 }
 

@@ -56,6 +56,7 @@ inline Json bundle_of(const std::vector<Json>& resources, const std::string& typ
 // Loads hl7 example files by name ("MedicationAdministration-medadmin0301").
 inline std::vector<Json> hl7_resources(const std::vector<std::string>& names) {
   std::vector<Json> out;
+  out.reserve(names.size());
   for (const auto& n : names) out.push_back(load_json(hl7_dir() / (n + ".json")));
   return out;
 }

@@ -3,12 +3,12 @@
 // Also: SIGTERM drains a worker process without stranding its steps.
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -21,8 +21,6 @@
 #include "tests/support/child_process.hpp"
 #include "tests/support/engine_harness.hpp"
 #include "tests/support/pg_fixture.hpp"
-
-extern char** environ;
 
 namespace chartflow::testing {
 namespace {

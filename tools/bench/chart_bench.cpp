@@ -116,6 +116,7 @@ std::vector<Uploaded> upload_all(const std::vector<Upload>& items, int clients, 
   std::vector<Uploaded> out(items.size());
   std::atomic<std::size_t> next{0};
   std::vector<std::thread> threads;
+  threads.reserve(static_cast<std::size_t>(clients));
   for (int c = 0; c < clients; ++c) {
     threads.emplace_back([&] {
       KeepAliveClient client("127.0.0.1", port, token);
@@ -290,6 +291,7 @@ Throughput raw_insert(const std::vector<Upload>& uploads, int clients, const std
   std::atomic<std::size_t> next{0};
   const auto t0 = SteadyClock::now();
   std::vector<std::thread> threads;
+  threads.reserve(static_cast<std::size_t>(clients));
   for (int c = 0; c < clients; ++c) {
     threads.emplace_back([&] {
       store::Store s(dsn);
@@ -391,6 +393,7 @@ int run_chart_bench(const Options& options) {
 
   // Paced: one upload every 1/rate s; completion observed by polling every 5 ms.
   std::vector<Upload> paced_uploads;
+  paced_uploads.reserve(static_cast<std::size_t>(paced));
   for (int i = 0; i < paced; ++i)
     paced_uploads.push_back({"paced-" + std::to_string(i), &encounters[i % encounters.size()]});
   std::vector<double> latency, to_review;
@@ -455,6 +458,7 @@ int run_chart_bench(const Options& options) {
   // Memory: every copy of the largest chart uploaded at once, then processed; RSS sampled
   // every 10 ms and the kernel's high-water mark, reset first.
   std::vector<Upload> mem_uploads;
+  mem_uploads.reserve(static_cast<std::size_t>(memory_copies));
   for (int i = 0; i < memory_copies; ++i)
     mem_uploads.push_back({"mem-" + std::to_string(i), &largest});
   reset_peak_rss(server.pid());

@@ -81,7 +81,7 @@ int run_engine_bench(const std::map<std::string, std::string>& options) {
       std::stoi(opt(options, "batch-size", std::to_string(runtime::kDefaultBatchSize)));
 
   BenchDatabase db(options, "chartflow-bench");
-  const std::string dsn = db.dsn();
+  const std::string& dsn = db.dsn();
   store::Store store(dsn);
 
   auto handlers = app::make_modules("workflows")->handler_registry();

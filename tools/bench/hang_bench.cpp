@@ -184,8 +184,9 @@ class Uploader {
                                 "application/fhir+json");
       if (reply.status != 202)
         throw std::runtime_error("upload answered " + std::to_string(reply.status));
-      for (const auto& id : Json::parse(reply.body).at("runs"))
-        runs.push_back(id.get<std::int64_t>());
+      // Named: a range-for over a member of a temporary reads freed memory.
+      const Json answer = Json::parse(reply.body);
+      for (const auto& id : answer.at("runs")) runs.push_back(id.get<std::int64_t>());
     }
     return runs;
   }
