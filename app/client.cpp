@@ -21,6 +21,13 @@ using tcp = net::ip::tcp;
 
 constexpr const char* kDefaultServer = "http://127.0.0.1:8080";
 
+// --server, else CHARTFLOW_SERVER, else the address `serve` listens on by default.
+std::string server_of(const Args& args) {
+  if (auto v = args.get("server")) return *v;
+  if (const char* env = std::getenv("CHARTFLOW_SERVER"); env && *env) return env;
+  return kDefaultServer;
+}
+
 struct Reply {
   int status = 0;
   std::string body;
@@ -50,10 +57,20 @@ Reply request(const std::string& server, bhttp::verb method, const std::string& 
     host = rest.substr(0, c);
     port = rest.substr(c + 1);
   }
+  if (rest.rfind("https://", 0) == 0)
+    throw std::runtime_error("cannot reach " + server +
+                             ": this client speaks plain HTTP to a local server only; use curl "
+                             "for an HTTPS server");
   net::io_context ioc;
   tcp::resolver resolver(ioc);
   beast::tcp_stream stream(ioc);
-  stream.connect(resolver.resolve(host, port));
+  try {
+    stream.connect(resolver.resolve(host, port));
+  } catch (const boost::system::system_error& e) {
+    throw std::runtime_error("cannot reach " + server + ": " + e.code().message() +
+                             " (is chartflow serve running there? --server URL or "
+                             "CHARTFLOW_SERVER says where)");
+  }
   bhttp::request<bhttp::string_body> req{method, target, 11};
   req.set(bhttp::field::host, host);
   req.set(bhttp::field::user_agent, "chartflow-cli");
@@ -89,8 +106,7 @@ int logs(const Args& args) {
     if (auto v = args.get(name))
       query += std::string(query.empty() ? "?" : "&") + name + "=" + encode(*v);
   }
-  auto reply =
-      request(args.get_or("server", kDefaultServer), bhttp::verb::get, "/v1/logs" + query, "", "");
+  auto reply = request(server_of(args), bhttp::verb::get, "/v1/logs" + query, "", "");
   if (reply.status != 200) {
     std::cerr << "server answered " << reply.status << ": " << reply.body << credential_hint(reply)
               << "\n";
@@ -127,25 +143,36 @@ int upload(const Args& args) {
     if (auto id = args.get("chart-id")) {
       chart_id = *id;
     } else {
+      std::string problem;
       try {
         auto bundle = nlohmann::json::parse(ss.str());
-        for (const auto& e : bundle.value("entry", nlohmann::json::array())) {
-          const auto& r = e.value("resource", nlohmann::json::object());
-          if (r.value("resourceType", "") == "Patient") {
-            chart_id = r.value("id", "");
-            break;
+        const std::string type =
+            bundle.is_object() ? bundle.value("resourceType", std::string()) : std::string();
+        if (type != "Bundle") {
+          problem = "is not a FHIR Bundle (resourceType " +
+                    (type.empty() ? std::string("missing") : "'" + type + "'") +
+                    "): a chart is a Bundle holding the Patient and their resources";
+        } else {
+          for (const auto& e : bundle.value("entry", nlohmann::json::array())) {
+            const auto& r = e.value("resource", nlohmann::json::object());
+            if (r.value("resourceType", "") == "Patient") {
+              chart_id = r.value("id", "");
+              break;
+            }
           }
+          if (chart_id.empty()) problem = "no Patient id in the Bundle; pass --chart-id";
         }
-      } catch (const nlohmann::json::exception&) {
+      } catch (const nlohmann::json::exception& e) {
+        problem = std::string("is not JSON: ") + e.what();
       }
-      if (chart_id.empty()) {
-        std::cerr << file << ": no Patient id in the Bundle; pass --chart-id\n";
+      if (!problem.empty()) {
+        std::cerr << file << ": " << problem << "\n";
         ++failures;
         continue;
       }
     }
-    auto reply = request(args.get_or("server", kDefaultServer), bhttp::verb::put,
-                         "/v1/charts/" + encode(chart_id), ss.str(), "application/fhir+json");
+    auto reply = request(server_of(args), bhttp::verb::put, "/v1/charts/" + encode(chart_id),
+                         ss.str(), "application/fhir+json");
     std::cout << file << ": " << reply.status << " " << reply.body << credential_hint(reply)
               << "\n";
     if (reply.status >= 300) ++failures;

@@ -26,7 +26,10 @@ struct Args {
 // `--name value`, `--name=value` and `--flag` options, the rest positional, from argv[first].
 Args parse_args(int argc, char** argv, int first);
 
-int serve(const Args& args, bool with_api);
+struct Settings;
+// `serve` and `worker` with the settings resolve_settings (app/settings.hpp) folded together.
+int serve(const Settings& settings, bool with_api);
+int config(const Args& args);
 int migrate(const Args& args);
 int validate(const Args& args);
 int logs(const Args& args);

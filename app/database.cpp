@@ -6,10 +6,12 @@
 #include <cstdlib>
 
 #include "app/server_options.hpp"
+#include "app/settings.hpp"
 
 namespace chartflow::cli {
 
-CommandDatabase::CommandDatabase(const Args& args) {
+CommandDatabase::CommandDatabase(const Args& command_line) {
+  const Args args = with_database_settings(command_line);
   if (auto url = database_url(args)) {
     dsn_ = *url;
     return;

@@ -1,6 +1,5 @@
-// chartflow: serve | worker | migrate | validate | logs | upload | tokens | users | audit; bench*
-// hands over to chartflow-bench.
-// See README for every option.
+// chartflow: serve | worker | config | migrate | validate | logs | upload | tokens | users | audit;
+// bench* hands over to chartflow-bench. `chartflow <command> --help` prints a command's options.
 #include <unistd.h>
 
 #include <cerrno>
@@ -15,43 +14,118 @@
 #include <vector>
 
 #include "app/commands.hpp"
+#include "app/options.hpp"
+#include "app/settings.hpp"
 
 namespace {
 
-void usage() {
-  std::cerr << "usage: chartflow <command> [options]\n"
-               "  serve     [--listen HOST:PORT] [--data-dir DIR] [--workflows DIR]\n"
-               "            [--database-url URL | --database-url-file FILE] [--workers N]\n"
-               "            [--batch-size N] [--network-workers N]\n"
-               "            [--tls-cert FILE --tls-key FILE] [--insecure-listen]\n"
-               "            [--body-limit B] [--upload-limit B] [--header-limit B]\n"
-               "            [--json-depth-limit N] [--bundle-entry-limit N]\n"
-               "            [--header-timeout-ms N] [--body-timeout-ms N] [--upload-slots N]\n"
-               "            [--upload-queue N] [--upload-wait-ms N] [--max-connections N]\n"
-               "            [--max-connections-per-client N] [--handler-user NAME]\n"
-               "            [--webhook-secrets FILE] [--drop-dir DIR] [--s3-config FILE]\n"
-               "            [--session-ttl D] [--db-call-timeout D] [--public-metrics]\n"
-               "  worker    --database-url URL [--concurrency N] [--network-workers N]\n"
-               "  migrate   [--database-url URL | --data-dir DIR]\n"
-               "  validate  FILE...\n"
-               "  logs      [--server URL] [--level L] [--since T] [--until T] [--workflow W]\n"
-               "            [--run ID] [--step S] [--q TEXT] [--limit N]\n"
-               "  upload    FILE... [--server URL] [--chart-id ID]\n"
-               "  tokens    create --role ROLE --name NAME [--expires 30d] [--assignee REF]\n"
-               "            | revoke ID|NAME | list     [--database-url URL | --data-dir DIR]\n"
-               "  users     create --name NAME --role ROLE [--assignee REF]   (password on stdin)\n"
-               "  audit     verify                     [--database-url URL | --data-dir DIR]\n"
-               "  bench...  runs chartflow-bench (the benchmarks' own executable; see its help)\n";
+constexpr const char* kDatabaseOptions =
+    "  --database-url URL | --database-url-file FILE   the database (else the embedded one)\n"
+    "  --data-dir DIR                  embedded PostgreSQL's data [./chartflow-data]\n"
+    "  --config FILE                   read the database settings from this config file\n";
+
+constexpr const char* kClientOptions =
+    "  --server URL                    the server [$CHARTFLOW_SERVER, else "
+    "http://127.0.0.1:8080]\n"
+    "  (the credential comes from $CHARTFLOW_TOKEN)\n";
+
+void usage(std::ostream& out) {
+  out << "usage: chartflow <command> [options]     chartflow <command> --help for its options\n"
+         "  serve     API, dashboard, scheduler and workers in one process\n"
+         "  worker    extra step workers on a shared PostgreSQL\n"
+         "  config    check | show: the settings serve and worker would run with\n"
+         "  migrate   apply the database migrations\n"
+         "  validate  check workflow files\n"
+         "  upload    upload chart Bundles to a server\n"
+         "  logs      read step logs from a server\n"
+         "  tokens    create | revoke | list API tokens\n"
+         "  users     create | disable | enable dashboard users\n"
+         "  audit     verify the audit trail's hash chain\n"
+         "  bench...  runs chartflow-bench (the benchmarks' own executable; see its help)\n";
+}
+
+// Every command's --help: what it does and every option it reads, and nothing else happens.
+std::string command_usage(const std::string& command) {
+  if (command == "serve") return chartflow::cli::server_usage(true);
+  if (command == "worker") return chartflow::cli::server_usage(false);
+  if (command == "config")
+    return "usage: chartflow config check [serve options]\n"
+           "       chartflow config show  [serve options]\n"
+           "       chartflow config get NAME [serve options]\n"
+           "check: reads the config file (--config, $CHARTFLOW_CONFIG, else the installed\n"
+           "/etc/chartflow/chartflow.yaml), the CHARTFLOW_* variables and the flags as serve\n"
+           "would, and the workflow files; exits 1 naming FILE:LINE of the first problem.\n"
+           "show: the effective settings as a config file, each with where it came from,\n"
+           "secrets redacted. get: one setting's value (or its default), for scripts.\n"
+           "`chartflow serve --help` lists the settings.\n";
+  if (command == "migrate")
+    return std::string("usage: chartflow migrate [options]\n") + kDatabaseOptions;
+  if (command == "validate")
+    return "usage: chartflow validate FILE... [--workflows DIR]\n"
+           "  --workflows DIR   where settings/, rules/ and handlers/ are [each file's folder]\n";
+  if (command == "upload")
+    return std::string(
+               "usage: chartflow upload FILE... [options]\n"
+               "  --chart-id ID                   the chart's id [the Bundle's Patient "
+               "id]\n") +
+           kClientOptions;
+  if (command == "logs")
+    return std::string(
+               "usage: chartflow logs [options]\n"
+               "  --level L                       debug, info, warning or error and above\n"
+               "  --since T | --until T           ISO 8601 times\n"
+               "  --workflow W | --run ID | --step S | --q TEXT   filters\n"
+               "  --limit N                       most lines [100]\n") +
+           kClientOptions;
+  if (command == "tokens")
+    return std::string(
+               "usage: chartflow tokens create --role ROLE --name NAME [--expires 30d] "
+               "[--assignee REF]\n"
+               "       chartflow tokens revoke ID|NAME\n"
+               "       chartflow tokens list\n"
+               "  roles: uploader, reviewer, billing, operator, admin\n") +
+           kDatabaseOptions;
+  if (command == "users")
+    return std::string(
+               "usage: chartflow users create --name NAME --role ROLE [--assignee REF]   "
+               "(password on stdin)\n"
+               "       chartflow users disable NAME | enable NAME\n") +
+           kDatabaseOptions;
+  if (command == "audit")
+    return std::string("usage: chartflow audit verify [--expect-head HASH]\n") + kDatabaseOptions;
+  return "";
+}
+
+bool wants_help(int argc, char** argv) {
+  for (int i = 2; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--help" || a == "-h") return true;
+  }
+  return false;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    usage();
+    usage(std::cerr);
     return 2;
   }
   const std::string command = argv[1];
+  if (command == "help" || command == "--help" || command == "-h") {
+    usage(std::cout);
+    return 0;
+  }
+  if (command.rfind("bench", 0) != 0 && wants_help(argc, argv)) {
+    const std::string text = command_usage(command);
+    if (text.empty()) {
+      std::cerr << "unknown command '" << command << "'\n";
+      usage(std::cerr);
+      return 2;
+    }
+    std::cout << text;
+    return 0;
+  }
   const chartflow::cli::Args args = chartflow::cli::parse_args(argc, argv, 2);
   // The benchmarks are their own executable beside this one; `chartflow bench...` hands over.
   if (command.rfind("bench", 0) == 0) {
@@ -65,8 +139,18 @@ int main(int argc, char** argv) {
     return 1;
   }
   try {
-    if (command == "serve") return chartflow::cli::serve(args, /*with_api=*/true);
-    if (command == "worker") return chartflow::cli::serve(args, /*with_api=*/false);
+    if (command == "serve" || command == "worker") {
+      const bool with_api = command == "serve";
+      const auto settings = chartflow::cli::resolve_settings(args, with_api);
+      try {
+        return chartflow::cli::serve(settings, with_api);
+      } catch (const std::exception& e) {
+        std::cerr << "chartflow " << command << ": " << chartflow::cli::locate(settings, e.what())
+                  << "\n";
+        return 1;
+      }
+    }
+    if (command == "config") return chartflow::cli::config(args);
     if (command == "migrate") return chartflow::cli::migrate(args);
     if (command == "validate") return chartflow::cli::validate(args);
     if (command == "logs") return chartflow::cli::logs(args);
@@ -74,15 +158,11 @@ int main(int argc, char** argv) {
     if (command == "tokens") return chartflow::cli::tokens(args);
     if (command == "audit") return chartflow::cli::audit(args);
     if (command == "users") return chartflow::cli::users(args);
-    if (command == "help" || command == "--help") {
-      usage();
-      return 0;
-    }
   } catch (const std::exception& e) {
     std::cerr << "chartflow " << command << ": " << e.what() << "\n";
     return 1;
   }
   std::cerr << "unknown command '" << command << "'\n";
-  usage();
+  usage(std::cerr);
   return 2;
 }

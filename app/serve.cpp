@@ -10,6 +10,7 @@
 #include "app/database.hpp"
 #include "app/modules.hpp"
 #include "app/server_options.hpp"
+#include "app/settings.hpp"
 #include "auth/audit.hpp"
 #include "auth/audit_sealer.hpp"
 #include "auth/sessions.hpp"
@@ -21,6 +22,7 @@
 #include "http/module_services.hpp"
 #include "http/s3_routes.hpp"
 #include "http/server.hpp"
+#include "http/static_files.hpp"
 #include "metrics/metrics.hpp"
 #include "runtime/drop_folder.hpp"
 #include "runtime/embedded_postgres.hpp"
@@ -113,7 +115,8 @@ int Args::get_int(const std::string& name, int def) const {
   }
 }
 
-int serve(const Args& args, bool with_api) {
+int serve(const Settings& resolved, bool with_api) {
+  const Args& args = resolved.args;
   sigset_t stop_signals = block_stop_signals();
   if (auto lvl = args.get("log-level")) {
     auto parsed = runtime::parse_level(*lvl);
@@ -132,6 +135,21 @@ int serve(const Args& args, bool with_api) {
   if (auto t = args.get("db-call-timeout"))
     store::Store::set_call_timeout(
         duration_option("db-call-timeout", *t, std::chrono::seconds(5), "5s"));
+
+  if (resolved.file) runtime::Log::info("config_file_read", {{"file", resolved.file->string()}});
+  std::optional<std::filesystem::path> dashboard;
+  if (with_api) {
+    auto configured = args.get("dashboard-dir");
+    dashboard = http::find_dashboard(configured ? std::optional<std::filesystem::path>(*configured)
+                                                : std::nullopt);
+    if (dashboard)
+      runtime::Log::info("dashboard_served", {{"dir", dashboard->string()}});
+    else
+      runtime::Log::warn("dashboard_missing",
+                         {{"hint",
+                           "no dashboard files found beside the binary "
+                           "(../share/chartflow/dashboard): / answers 404; give --dashboard-dir"}});
+  }
 
   metrics::Metrics metrics;  // outlives the embedded server, whose supervisor counts restarts
   std::unique_ptr<runtime::EmbeddedPostgres> embedded;
@@ -196,6 +214,8 @@ int serve(const Args& args, bool with_api) {
     }
   }
 
+  // Every workflow's series exist at zero from the start, so increase() sees the first burst.
+  for (const auto& wf : registry->latest()) metrics.declare_workflow(wf->workflow);
   runtime::prewarm_external_handlers(*handlers, [&] {
     std::vector<core::Workflow> latest;
     for (const auto& wf : registry->latest()) latest.push_back(wf->workflow);
@@ -272,19 +292,23 @@ int serve(const Args& args, bool with_api) {
     if (!s3_file)
       if (const char* env = std::getenv("CHARTFLOW_S3_CONFIG"); env && *env) s3_file = env;
     if (s3_file) s3 = std::make_shared<const http::S3Config>(http::S3Config::load(*s3_file));
-    // Objects put into any bucket are held to the upload limit, not the API's body limit.
+    // Objects put into any bucket are held to the upload limit, not the API's body limit, and
+    // are bytes of any kind (the S3 routes hold a chart bucket's to the JSON limits).
     if (s3)
-      for (const auto& bucket : s3->buckets)
+      for (const auto& bucket : s3->buckets) {
         server_settings.limits.upload_prefixes.push_back("/" + bucket.first + "/");
-    http::add_app_routes(router, s3 ? http::RootOverride([s3](http::Request& req) {
-                           return http::s3_root(req, *s3);
-                         })
-                                    : nullptr);
+        server_settings.limits.raw_body_prefixes.push_back("/" + bucket.first + "/");
+      }
+    http::add_app_routes(
+        router, dashboard,
+        s3 ? http::RootOverride([s3](http::Request& req) { return http::s3_root(req, *s3); })
+           : nullptr);
     http::add_module_routes(router, services, *modules);
     // Last: the S3 routes take every /{bucket}/{key} path the others leave.
     if (s3)
       http::add_s3_routes(router, engine, s3,
-                          http::bind_intake_with_access(services, *modules, "chart"));
+                          http::bind_intake_with_access(services, *modules, "chart"),
+                          server_settings.limits.upload_body_bytes);
     server = std::make_unique<http::Server>(server_settings, router);
     server->start();
     const std::string notice =

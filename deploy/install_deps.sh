@@ -3,7 +3,8 @@
 #
 # Usage: deploy/install_deps.sh [--test] [--ha]
 #   --test  also installs the test-only packages (headless browser, S3 clients, promtool from
-#           `prometheus` for the metrics format and the deploy/ config checks, clang for fuzzing,
+#           `prometheus` for the metrics format and the deploy/ config checks, amtool from
+#           `prometheus-alertmanager`, dpkg-dev for the package test, clang for fuzzing,
 #           systemd for systemd-analyze on deploy/systemd/: container images come without it).
 #   --ha    also installs the high-availability test stack deploy/ha/run-ha-test.sh drives
 #           (Patroni, etcd server and client, HAProxy for --via haproxy; PostgreSQL is base).
@@ -20,7 +21,7 @@ readonly kBasePackages=(
   postgresql postgresql-contrib
   clang-format python3 nodejs npm
 )
-readonly kTestPackages=(chromium chromium-driver awscli s3cmd prometheus clang clang-tidy libclang-rt-14-dev systemd)
+readonly kTestPackages=(chromium chromium-driver awscli s3cmd prometheus prometheus-alertmanager dpkg-dev clang clang-tidy libclang-rt-14-dev systemd)
 readonly kHaPackages=(patroni etcd-server etcd-client haproxy)
 
 usage() {

@@ -3,7 +3,8 @@
 # PostgreSQL, runs every test with ctest, then the bounded fault suite (tests/chaos/chaos.py,
 # docs/chaos.md) and the Patroni failover test (deploy/ha/run-ha-test.sh), then each fuzz target
 # for a bounded time (deploy/fuzz.sh), then the browser tests if present, then the systemd units
-# (tests/packaging/systemd_units_test.sh). deploy/lint.sh checks formatting and clang-tidy
+# (tests/packaging/systemd_units_test.sh), the monitoring configs and the Debian package
+# (tests/packaging/). deploy/lint.sh checks formatting and clang-tidy
 # between the tests and the fuzzers.
 #
 # Usage: deploy/test.sh [extra ctest args...]     e.g. deploy/test.sh -L unit
@@ -12,6 +13,7 @@
 #   env CHARTFLOW_FUZZ_SECONDS  run time per fuzz target (default 45; 0 skips fuzzing)
 #   env CHARTFLOW_CHAOS         0 skips the bounded fault suite (tests/chaos/chaos.py)
 #   env CHARTFLOW_HA_TEST       0 skips the three-node Patroni failover test (deploy/ha/, ~4.5 min)
+#   env CHARTFLOW_DEB_TEST      0 skips the Debian package install test (needs root)
 # Exits with ctest's code (or the fault suite's, the HA test's, the fuzzers', the browser tests'
 # or the unit checks' if everything before passed).
 set -euo pipefail
@@ -85,4 +87,19 @@ echo "test.sh: running tests/packaging/systemd_units_test.sh"
 units_status=0
 bash tests/packaging/systemd_units_test.sh || units_status=$?
 if ((status == 0)); then status=$units_status; fi
+# deploy/prometheus.yml, alert rules (and their promtool rule tests), Alertmanager config and
+# the Grafana dashboard as shipped; seconds.
+echo "test.sh: running tests/packaging/monitoring_config_test.sh"
+monitoring_status=0
+bash tests/packaging/monitoring_config_test.sh || monitoring_status=$?
+if ((status == 0)); then status=$monitoring_status; fi
+
+# The Debian package built from this tree, installed with apt-get, serving a chart as the
+# chartflow user from /usr/bin, then purged (about a minute; CHARTFLOW_DEB_TEST=0 skips it).
+if [[ "${CHARTFLOW_DEB_TEST:-1}" != 0 ]]; then
+  echo "test.sh: running tests/packaging/deb_install_test.sh"
+  deb_status=0
+  bash tests/packaging/deb_install_test.sh build-test || deb_status=$?
+  if ((status == 0)); then status=$deb_status; fi
+fi
 exit "$status"

@@ -406,6 +406,11 @@ TEST_F(ChartHandlersTest, ReviewDecisionsAndEscalation) {
   EXPECT_EQ(r["status"], "pending");
   EXPECT_EQ(r["summary"]["patient"], "Lemuel Hodkiewicz");
   EXPECT_EQ(r["summary"]["encounter"], "Encounter Inpatient");
+  // The doctor by name, as the chart names the practitioner the review is assigned to.
+  const std::string doctor_name =
+      scalar("SELECT task->'owner'->>'display' FROM review WHERE run_id = 7");
+  EXPECT_FALSE(doctor_name.empty());
+  EXPECT_EQ(r["assignee_name"], doctor_name);
   const std::int64_t review_id = r["id"];
 
   using Status = DecisionResult::Status;
@@ -449,7 +454,8 @@ TEST_F(ChartHandlersTest, ReviewDecisionsAndEscalation) {
   EXPECT_EQ(scalar("SELECT original_assignee FROM review WHERE run_id = 8"), "580");
   EXPECT_EQ(scalar("SELECT escalations FROM review WHERE run_id = 8"), "1");
   listed = with_sql([](Sql& sql) { return list_reviews(sql, "pending", "queue:chief", 10); });
-  EXPECT_EQ(listed["reviews"].size(), 1U);
+  ASSERT_EQ(listed["reviews"].size(), 1U);
+  EXPECT_TRUE(listed["reviews"][0]["assignee_name"].is_null()) << "a queue has no doctor's name";
   // A decision carried only by a signal's body decides nothing (issue #14: a run signal is not
   // a credential); the step keeps waiting until the decision route records one.
   Wake forged{Wake::Kind::kSignal,
@@ -500,6 +506,16 @@ TEST_F(ChartHandlersTest, ApiViewsOfAClosedChart) {
   EXPECT_EQ((*chart)["bill"]["deliveries"], Json::array({"folder"}));
   EXPECT_EQ((*chart)["ledger_entries"], 19);
   EXPECT_DOUBLE_EQ((*chart)["ledger_total"].get<double>(), (*chart)["bill"]["total"].get<double>());
+  EXPECT_EQ((*chart)["ledger_currency"], (*chart)["bill"]["currency"]);
+  // The patient beside the chart id: the latest revision's Patient.
+  std::string birth_date;
+  const Json bundle = Json::parse(raw);
+  for (const auto& e : bundle.at("entry"))
+    if (e.at("resource").value("resourceType", "") == "Patient")
+      birth_date = e.at("resource").value("birthDate", "");
+  ASSERT_FALSE(birth_date.empty());
+  EXPECT_EQ((*chart)["patient"],
+            Json({{"name", "Jordan Cruickshank"}, {"birth_date", birth_date}}));
   EXPECT_EQ(with_sql([](Sql& sql) { return get_chart(sql, "nobody"); }), std::nullopt);
 
   auto revision = with_sql([](Sql& sql) { return get_revision(sql, "jordan", 1); });

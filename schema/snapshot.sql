@@ -941,6 +941,24 @@ CREATE SEQUENCE run_signal_id_seq
 
 ALTER SEQUENCE run_signal_id_seq OWNED BY run_signal.id;
 
+CREATE TABLE s3_multipart_part (
+    upload_id text NOT NULL,
+    part_number integer NOT NULL,
+    size bigint NOT NULL,
+    etag text NOT NULL,
+    content bytea NOT NULL,
+    CONSTRAINT s3_multipart_part_part_number_check CHECK (((part_number >= 1) AND (part_number <= 10000)))
+);
+
+CREATE TABLE s3_multipart_upload (
+    upload_id text NOT NULL,
+    bucket text NOT NULL,
+    key text NOT NULL,
+    content_type text NOT NULL,
+    owner text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
 CREATE TABLE s3_object (
     bucket text NOT NULL,
     key text NOT NULL,
@@ -1221,6 +1239,12 @@ ALTER TABLE ONLY run_history
 ALTER TABLE ONLY run_signal
     ADD CONSTRAINT run_signal_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY s3_multipart_part
+    ADD CONSTRAINT s3_multipart_part_pkey PRIMARY KEY (upload_id, part_number);
+
+ALTER TABLE ONLY s3_multipart_upload
+    ADD CONSTRAINT s3_multipart_upload_pkey PRIMARY KEY (upload_id);
+
 ALTER TABLE ONLY s3_object
     ADD CONSTRAINT s3_object_pkey PRIMARY KEY (bucket, key);
 
@@ -1362,6 +1386,9 @@ ALTER TABLE ONLY run_history
 
 ALTER TABLE ONLY run_signal
     ADD CONSTRAINT run_signal_run_id_fkey FOREIGN KEY (run_id) REFERENCES workflow_run(id);
+
+ALTER TABLE ONLY s3_multipart_part
+    ADD CONSTRAINT s3_multipart_part_upload_id_fkey FOREIGN KEY (upload_id) REFERENCES s3_multipart_upload(upload_id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY step_run
     ADD CONSTRAINT step_run_run_id_fkey FOREIGN KEY (run_id) REFERENCES workflow_run(id);

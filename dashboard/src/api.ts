@@ -132,6 +132,9 @@ export interface Review {
   run_id: number | null;
   step?: string | null;
   assignee: string | null;
+  // The practitioner's name from the chart, when the review is assigned to the practitioner the
+  // chart names (not after an escalation to a queue).
+  assignee_name?: string | null;
   status: string;
   due_at: string | null;
   created_at: string;

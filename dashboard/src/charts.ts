@@ -1,7 +1,11 @@
 // Time-series charts on the overview, drawn by uPlot (canvas; no inline scripts, no eval).
+// Times on the axes and in the legend go through format.ts (24-hour, like every page). A chart
+// with fewer than two samples shows an empty state instead of an axis: uPlot stretches a single
+// point's time axis over years.
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import { h } from "./dom";
+import { fmtAxisTime, fmtTime } from "./format";
 
 export interface SeriesSpec {
   label: string;
@@ -22,10 +26,17 @@ const barPaths = uPlot.paths.bars ? uPlot.paths.bars({ size: [0.7, 24], gap: 1 }
 export function timeChart(
   title: string,
   specs: SeriesSpec[],
-  opts: { height?: number; yLabel?: string; minSpanSec?: number } = {},
+  opts: { height?: number; yLabel?: string; minSpanSec?: number; emptyText?: string } = {},
 ): TimeChart {
   const host = h("div", { class: "chart-host" });
-  const el = h("figure", { class: "chart" }, h("figcaption", null, title), host);
+  const empty = h(
+    "div",
+    { class: "chart-empty muted" },
+    opts.emptyText ?? "No samples yet: the chart starts with the second one.",
+  );
+  empty.style.height = `${opts.height ?? 200}px`;
+  host.hidden = true;
+  const el = h("figure", { class: "chart" }, h("figcaption", null, title), empty, host);
   let plot: uPlot | null = null;
   let data: uPlot.AlignedData = [[], ...specs.map(() => [])];
 
@@ -52,7 +63,15 @@ export function timeChart(
         y: { range: (_u, min, max) => [Math.min(0, min ?? 0), Math.max(1, (max ?? 0) * 1.1)] },
       },
       axes: [
-        { stroke: "#6b7280", grid: { stroke: "#eef0f3" }, ticks: { stroke: "#e5e7eb" } },
+        {
+          stroke: "#6b7280",
+          grid: { stroke: "#eef0f3" },
+          ticks: { stroke: "#e5e7eb" },
+          values: (u: uPlot, splits: number[]) => {
+            const span = (u.scales.x.max ?? 0) - (u.scales.x.min ?? 0);
+            return splits.map((v) => fmtAxisTime(v, span));
+          },
+        },
         {
           stroke: "#6b7280",
           grid: { stroke: "#eef0f3" },
@@ -61,8 +80,21 @@ export function timeChart(
           size: 56,
         },
       ],
+      hooks: {
+        // The drawn window, for tests and for whoever inspects the page.
+        setScale: [
+          (u: uPlot, key: string) => {
+            if (key !== "x") return;
+            el.dataset.xMin = String(u.scales.x.min ?? "");
+            el.dataset.xMax = String(u.scales.x.max ?? "");
+          },
+        ],
+      },
       series: [
-        {},
+        {
+          value: (_u: uPlot, v: number | null) =>
+            v === null || v === undefined ? "—" : fmtTime(new Date(v * 1000).toISOString()),
+        },
         ...specs.map((sp) => ({
           label: sp.label,
           stroke: sp.color,
@@ -95,6 +127,11 @@ export function timeChart(
     el,
     set(xs, ys) {
       data = [xs, ...ys] as uPlot.AlignedData;
+      const drawable = xs.length >= 2;
+      empty.hidden = drawable;
+      host.hidden = !drawable;
+      el.dataset.samples = String(xs.length);
+      if (!drawable) return;
       if (!plot) make();
       else plot.setData(data);
     },

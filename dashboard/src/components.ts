@@ -194,6 +194,20 @@ export function jsonInline(value: Json | undefined, max = 160): string {
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
 
+// A log line's fields for a table cell: one line of JSON, and a Python traceback (the
+// `exception` field external handlers send, engine/runtime/external/chartflow_lambda.py) as
+// preformatted text below it rather than as an escaped JSON string.
+export function logFields(fields: Json | undefined, max = 240): Child {
+  if (!fields || typeof fields !== "object" || Array.isArray(fields))
+    return jsonInline(fields, max);
+  const { exception, ...rest } = fields as { [key: string]: Json };
+  if (typeof exception !== "string" || !exception) return jsonInline(fields, max);
+  return [
+    jsonInline(rest, max),
+    h("pre", { class: "log-exception" }, exception.replace(/\n+$/, "")),
+  ];
+}
+
 export function button(
   label: Child,
   cls: string,

@@ -1,4 +1,6 @@
-// Time and duration formatting. The API sends RFC 3339 UTC; the dashboard shows local time.
+// Time, duration and money formatting: every page formats through these, so times are 24-hour
+// local time everywhere (no AM/PM), charts included. The API sends RFC 3339 UTC (and a few epoch
+// milliseconds, e.g. a waiting step's until_ms in the run history).
 
 function pad(n: number, width = 2): string {
   return String(n).padStart(width, "0");
@@ -25,6 +27,21 @@ export function fmtTime(iso: string | null | undefined, ms = false): string {
   if (!d) return "—";
   const today = localDate(new Date()) === localDate(d);
   return today ? clock(d, ms) : `${localDate(d)} ${clock(d, ms)}`;
+}
+
+// The same for epoch milliseconds (history details such as until_ms).
+export function fmtEpochMs(ms: number | null | undefined, withMs = false): string {
+  if (ms === null || ms === undefined || !Number.isFinite(ms)) return "—";
+  return fmtTime(new Date(ms).toISOString(), withMs);
+}
+
+// A time-axis tick of a chart spanning spanSec seconds: "14:05" (or "14:05:30" under two
+// minutes), prefixed with the date ("2026-01-30 14:05") when the span is over a day.
+export function fmtAxisTime(epochSec: number, spanSec: number): string {
+  const d = new Date(epochSec * 1000);
+  const hm = `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  if (spanSec > 86_400) return `${localDate(d)} ${hm}`;
+  return spanSec < 120 ? clock(d) : hm;
 }
 
 export function fmtDuration(ms: number | null | undefined): string {
@@ -73,4 +90,23 @@ export function isoMinutesAgo(minutes: number): string {
 export function fmtCount(n: number | null | undefined): string {
   if (n === null || n === undefined || !Number.isFinite(n)) return "—";
   return n.toLocaleString("en-US", { maximumFractionDigits: 1 });
+}
+
+// Money with its currency: "$12.50" for USD, "€1,234.50" for EUR (Intl.NumberFormat, en-US
+// grouping); "12.50" when the currency is unknown, "XYZ 12.50" for a code Intl does not know.
+export function fmtMoney(amount: number | null | undefined, currency?: string | null): string {
+  if (amount === null || amount === undefined || !Number.isFinite(amount)) return "—";
+  const code = typeof currency === "string" ? currency.trim().toUpperCase() : "";
+  if (/^[A-Z]{3}$/.test(code)) {
+    try {
+      return new Intl.NumberFormat("en-US", { style: "currency", currency: code }).format(amount);
+    } catch {
+      // not a currency this browser knows: fall through
+    }
+  }
+  const plain = amount.toLocaleString("en-US", {
+    minimumFractionDigits: 2,
+    maximumFractionDigits: 2,
+  });
+  return code ? `${code} ${plain}` : plain;
 }

@@ -13,6 +13,9 @@ namespace chartflow::http {
 // Answers some requests to "/" instead of the dashboard (S3 ListBuckets); nullopt: not its.
 using RootOverride = std::function<std::optional<Response>(Request&)>;
 
-void add_app_routes(Router& router, RootOverride root_override = nullptr);
+// The dashboard from `dashboard` (find_dashboard); without one, / and /ui/ answer 404 saying
+// so.
+void add_app_routes(Router& router, const std::optional<std::filesystem::path>& dashboard,
+                    RootOverride root_override = nullptr);
 
 }  // namespace chartflow::http

@@ -61,6 +61,8 @@ std::optional<HttpError> check_json_limits(std::string_view body, const InputLim
 
 std::optional<HttpError> check_body(const Request& req, const InputLimits& limits) {
   if (req.body.empty()) return std::nullopt;
+  for (const auto& prefix : limits.raw_body_prefixes)
+    if (req.path.rfind(prefix, 0) == 0) return std::nullopt;
   auto ct = req.header("content-type");
   // Routes that take JSON treat a body without a content type as JSON too.
   if (ct && ct->find("json") == std::string::npos) return std::nullopt;

@@ -43,6 +43,10 @@ struct InputLimits {
   // Requests whose path starts with one of these prefixes (uploads) may carry upload_body_bytes.
   std::size_t upload_body_bytes = kDefaultUploadBodyLimit;
   std::vector<std::string> upload_prefixes = {"/v1/charts/"};
+  // Requests whose path starts with one of these carry bytes of any kind and check what they
+  // take themselves (S3 objects: a chart bucket's are held to the JSON limits there); the
+  // JSON limits below do not apply to them here.
+  std::vector<std::string> raw_body_prefixes;
   // Bodies over this (or of unknown length where the limit allows more) take an upload slot.
   std::size_t large_body_bytes = kDefaultLargeBodyBytes;
   int json_depth = kDefaultJsonDepthLimit;

@@ -4,10 +4,12 @@
 
 #include <algorithm>
 #include <ctime>
+#include <functional>
 #include <map>
 #include <set>
 
 #include "auth/audit.hpp"
+#include "auth/secret.hpp"
 #include "core/input_limits.hpp"
 #include "engine/util/hash.hpp"
 #include "http/audit_context.hpp"
@@ -70,6 +72,15 @@ std::string md5_hex(const std::string& data) {
   return util::to_hex(std::string(reinterpret_cast<const char*>(out), len));
 }
 
+// The 16 bytes of an MD5 hex string (a part's ETag, which we computed ourselves).
+std::string bytes_of_hex(const std::string& hex) {
+  std::string out;
+  auto v = [](char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; };
+  for (std::size_t i = 0; i + 1 < hex.size(); i += 2)
+    out += static_cast<char>(v(hex[i]) * 16 + v(hex[i + 1]));
+  return out;
+}
+
 std::string http_date(const std::string& rfc3339) {
   // "2026-11-27T09:12:30Z" -> "Fri, 27 Nov 2026 09:12:30 GMT"
   std::tm tm{};
@@ -102,31 +113,46 @@ void require(runtime::Engine& engine, const Request& req, const std::string& act
 }
 
 // Chart buckets follow PUT /v1/charts (uploader); other buckets also take operators' files.
-Response put_object(Request& req, runtime::Engine& engine, const S3Intake& charts,
-                    const std::string& bucket, bool chart_bucket, const std::string& key,
-                    const Principal& who) {
-  const std::string resource = bucket + "/" + key;
+void require_writer(runtime::Engine& engine, const Request& req, const std::string& action,
+                    const std::string& resource, bool chart_bucket, const Principal& who) {
   if (chart_bucket)
-    require(engine, req, "s3.put", resource, who, {Role::kUploader});
+    require(engine, req, action, resource, who, {Role::kUploader});
   else
-    require(engine, req, "s3.put", resource, who, {Role::kUploader, Role::kOperator});
-  const std::string sha = util::to_hex(util::sha256_raw(req.body));
-  const std::string etag = md5_hex(req.body);
-  const std::string type = req.header("content-type").value_or("application/octet-stream");
+    require(engine, req, action, resource, who, {Role::kUploader, Role::kOperator});
+}
+
+// What a put or a completed multipart upload stores: the bytes, the ETag clients check (a
+// multipart object's is S3's "MD5 of the parts' MD5s-N") and what else commits with it.
+struct NewObject {
+  const std::string& body;
+  std::string etag;
+  std::string content_type;
+  std::function<void(Sql&)> also;
+};
+
+// A chart bucket's object is a chart upload (validated, stored as a revision, chart.uploaded);
+// any other bucket's emits object.created. The object, its event and its audit record commit
+// together.
+Response store_new_object(Request& req, runtime::Engine& engine, const S3Intake& charts,
+                          const std::string& bucket, bool chart_bucket, const std::string& key,
+                          const Principal& who, const NewObject& object) {
+  const std::string sha = util::to_hex(util::sha256_raw(object.body));
   auto store_object = [&](Sql& sql, const std::optional<std::string>& subject) {
     audit(sql, req, "s3.put", bucket, key);
-    store::put_s3_object(sql, bucket, key, sha, etag, type, req.body, subject);
+    store::put_s3_object(sql, bucket, key, sha, object.etag, object.content_type, object.body,
+                         subject);
+    if (object.also) object.also(sql);
   };
   if (chart_bucket) {
     if (!charts.intake)
       throw S3Error{501, "NotImplemented", "this server has no chart intake for chart buckets"};
     // A chart is JSON whatever the content type says: held to the limits of every other door
     // before anything parses it.
-    if (auto breach = core::check_json_limits(req.body, core::JsonLimits{}))
+    if (auto breach = core::check_json_limits(object.body, core::JsonLimits{}))
       throw S3Error{400, "InvalidArgument", "not an acceptable chart: " + breach->describe()};
     try {
       charts.intake(
-          IntakeRequest{req.body, who.id, "s3",
+          IntakeRequest{object.body, who.id, "s3",
                         [&](Sql& sql, const std::string& subject) { store_object(sql, subject); }});
     } catch (const IntakeRejected& e) {
       throw S3Error{400, "InvalidArgument", "not an acceptable chart: " + e.message};
@@ -138,9 +164,9 @@ Response put_object(Request& req, runtime::Engine& engine, const S3Intake& chart
     ev.dedup_key = bucket + "/" + key + "@" + sha;
     ev.body = {{"bucket", bucket},
                {"key", key},
-               {"size", req.body.size()},
+               {"size", object.body.size()},
                {"sha256", sha},
-               {"content_type", type}};
+               {"content_type", object.content_type}};
     engine.ingest(ev, [&](Sql& sql, store::EventInput&) {
       store_object(sql, std::nullopt);
       return true;
@@ -148,8 +174,238 @@ Response put_object(Request& req, runtime::Engine& engine, const S3Intake& chart
   }
   Response r = xml(200, "");
   r.body.clear();
+  r.headers.emplace_back("ETag", "\"" + object.etag + "\"");
+  return r;
+}
+
+Response put_object(Request& req, runtime::Engine& engine, const S3Intake& charts,
+                    const std::string& bucket, bool chart_bucket, const std::string& key,
+                    const Principal& who) {
+  require_writer(engine, req, "s3.put", bucket + "/" + key, chart_bucket, who);
+  return store_new_object(
+      req, engine, charts, bucket, chart_bucket, key, who,
+      {req.body, md5_hex(req.body), req.header("content-type").value_or("application/octet-stream"),
+       nullptr});
+}
+
+// A chart bucket's objects are medical records: only admin deletes them (the chart revision an
+// upload became stays either way); other buckets' objects operators too. Deleting a key that is
+// not there succeeds, as in S3.
+Response delete_object(Request& req, runtime::Engine& engine, const std::string& bucket,
+                       bool chart_bucket, const std::string& key, const Principal& who) {
+  const std::string resource = bucket + "/" + key;
+  if (chart_bucket)
+    require(engine, req, "s3.delete", resource, who, {});
+  else
+    require(engine, req, "s3.delete", resource, who, {Role::kOperator});
+  engine.transaction([&](Sql& sql) {
+    audit(sql, req, "s3.delete", bucket, key);
+    store::delete_s3_object(sql, bucket, key);
+  });
+  Response r;
+  r.status = 204;
+  return r;
+}
+
+// --- Multipart uploads: create, parts, complete, abort. ------------------------------------
+
+// The upload `uploadId` names, for this bucket and key, started by this access key (or any,
+// for admin); anything else is NoSuchUpload or AccessDenied, audited.
+store::S3Upload find_upload(Request& req, runtime::Engine& engine, const std::string& action,
+                            const std::string& upload_id, const std::string& bucket,
+                            const std::string& key, const Principal& who) {
+  std::optional<store::S3Upload> upload;
+  engine.read([&](Sql& sql) { upload = store::get_s3_upload(sql, upload_id); });
+  if (!upload || upload->bucket != bucket || upload->key != key)
+    throw S3Error{404, "NoSuchUpload", "the specified multipart upload does not exist"};
+  if (upload->owner != who.id && who.role != Role::kAdmin)
+    refuse(engine, req, action, bucket + "/" + key,
+           "a multipart upload is continued only by the access key that started it");
+  return *upload;
+}
+
+Response create_upload(Request& req, runtime::Engine& engine, const std::string& bucket,
+                       bool chart_bucket, const std::string& key, const Principal& who) {
+  require_writer(engine, req, "s3.multipart.create", bucket + "/" + key, chart_bucket, who);
+  // Hex, so it needs no escaping in XML or a query string.
+  const std::string upload_id = auth::random_secret("");
+  engine.transaction([&](Sql& sql) {
+    audit(sql, req, "s3.multipart.create", bucket, key);
+    store::create_s3_upload(
+        sql, upload_id,
+        {bucket, key, req.header("content-type").value_or("application/octet-stream"), who.id});
+  });
+  return xml(200, std::string("<InitiateMultipartUploadResult xmlns=\"") + kXmlns + "\"><Bucket>" +
+                      xml_escape(bucket) + "</Bucket><Key>" + xml_escape(key) + "</Key><UploadId>" +
+                      upload_id + "</UploadId></InitiateMultipartUploadResult>");
+}
+
+int part_number_of(const Request& req) {
+  const std::string text = req.q("partNumber").value_or("");
+  int n = 0;
+  try {
+    std::size_t used = 0;
+    n = std::stoi(text, &used);
+    if (used != text.size()) n = 0;
+  } catch (const std::exception&) {
+    n = 0;
+  }
+  if (n < 1 || n > 10000)
+    throw S3Error{400, "InvalidArgument", "partNumber must be an integer from 1 to 10000"};
+  return n;
+}
+
+Response upload_part(Request& req, runtime::Engine& engine, const std::string& upload_id,
+                     const std::string& bucket, const std::string& key, const Principal& who,
+                     std::uint64_t object_limit) {
+  const int number = part_number_of(req);
+  find_upload(req, engine, "s3.multipart.part", upload_id, bucket, key, who);
+  const std::string etag = md5_hex(req.body);
+  engine.transaction([&](Sql& sql) {
+    // Held to the upload limit as a whole object would be; the part is not kept if it is over.
+    if (store::put_s3_part(sql, upload_id, number, etag, req.body) > object_limit)
+      throw S3Error{400, "EntityTooLarge",
+                    "the parts add up to more than the upload limit of " +
+                        std::to_string(object_limit) + " bytes"};
+    audit(sql, req, "s3.multipart.part", bucket, key);
+  });
+  Response r;
   r.headers.emplace_back("ETag", "\"" + etag + "\"");
   return r;
+}
+
+// <CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>"..."</ETag></Part>...
+std::vector<std::pair<int, std::string>> listed_parts(const std::string& body) {
+  std::vector<std::pair<int, std::string>> parts;
+  auto inner = [](const std::string& block, const std::string& tag) -> std::optional<std::string> {
+    const auto open = block.find("<" + tag + ">");
+    const auto close = block.find("</" + tag + ">");
+    if (open == std::string::npos || close == std::string::npos || close < open)
+      return std::nullopt;
+    const auto start = open + tag.size() + 2;
+    return block.substr(start, close - start);
+  };
+  std::size_t at = 0;
+  while ((at = body.find("<Part>", at)) != std::string::npos) {
+    const auto end = body.find("</Part>", at);
+    if (end == std::string::npos) break;
+    const std::string block = body.substr(at, end - at);
+    at = end;
+    auto number = inner(block, "PartNumber");
+    auto etag = inner(block, "ETag");
+    if (!number || !etag)
+      throw S3Error{400, "MalformedXML", "each Part needs a PartNumber and an ETag"};
+    std::string tag = *etag;
+    for (const std::string quote : {"&quot;", "\""})
+      for (auto q = tag.find(quote); q != std::string::npos; q = tag.find(quote))
+        tag.erase(q, quote.size());
+    int n = 0;
+    try {
+      n = std::stoi(*number);
+    } catch (const std::exception&) {
+      throw S3Error{400, "MalformedXML", "PartNumber must be an integer"};
+    }
+    parts.emplace_back(n, tag);
+  }
+  if (parts.empty()) throw S3Error{400, "MalformedXML", "the request lists no parts"};
+  return parts;
+}
+
+Response complete_upload(Request& req, runtime::Engine& engine, const S3Intake& charts,
+                         const std::string& upload_id, const std::string& bucket, bool chart_bucket,
+                         const std::string& key, const Principal& who, std::uint64_t object_limit) {
+  const auto upload = find_upload(req, engine, "s3.put", upload_id, bucket, key, who);
+  require_writer(engine, req, "s3.put", bucket + "/" + key, chart_bucket, who);
+  const auto listed = listed_parts(req.body);
+  std::vector<int> numbers;
+  for (std::size_t i = 0; i < listed.size(); ++i) {
+    if (i > 0 && listed[i].first <= listed[i - 1].first)
+      throw S3Error{400, "InvalidPartOrder", "the parts must be listed in ascending order"};
+    numbers.push_back(listed[i].first);
+  }
+  std::vector<std::optional<store::S3Part>> parts;
+  engine.read([&](Sql& sql) { parts = store::get_s3_parts(sql, upload_id, numbers); });
+  std::string body;
+  std::string md5s;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    if (!parts[i] || parts[i]->etag != listed[i].second)
+      throw S3Error{400, "InvalidPart",
+                    "part " + std::to_string(listed[i].first) +
+                        " was not uploaded or its ETag does not match"};
+    if (body.size() + parts[i]->content.size() > object_limit)
+      throw S3Error{400, "EntityTooLarge",
+                    "the parts add up to more than the upload limit of " +
+                        std::to_string(object_limit) + " bytes"};
+    body += parts[i]->content;
+    md5s += bytes_of_hex(parts[i]->etag);
+  }
+  const std::string etag = md5_hex(md5s) + "-" + std::to_string(parts.size());
+  store_new_object(req, engine, charts, bucket, chart_bucket, key, who,
+                   {body, etag, upload.content_type,
+                    [&](Sql& sql) { store::delete_s3_upload(sql, upload_id); }});
+  return xml(200, std::string("<CompleteMultipartUploadResult xmlns=\"") + kXmlns +
+                      "\"><Location>/" + xml_escape(bucket) + "/" + xml_escape(key) +
+                      "</Location><Bucket>" + xml_escape(bucket) + "</Bucket><Key>" +
+                      xml_escape(key) + "</Key><ETag>&quot;" + etag +
+                      "&quot;</ETag></CompleteMultipartUploadResult>");
+}
+
+Response abort_upload(Request& req, runtime::Engine& engine, const std::string& upload_id,
+                      const std::string& bucket, const std::string& key, const Principal& who) {
+  find_upload(req, engine, "s3.multipart.abort", upload_id, bucket, key, who);
+  engine.transaction([&](Sql& sql) {
+    audit(sql, req, "s3.multipart.abort", bucket, key);
+    store::delete_s3_upload(sql, upload_id);
+  });
+  Response r;
+  r.status = 204;
+  return r;
+}
+
+// The multipart requests of one object (?uploads, ?uploadId=...), or nullopt for the others.
+std::optional<Response> multipart(Request& req, runtime::Engine& engine, const S3Intake& charts,
+                                  const std::string& bucket, bool chart_bucket,
+                                  const std::string& key, const Principal& who,
+                                  std::uint64_t object_limit) {
+  if (req.query.count("uploads")) {
+    if (req.method != "POST")
+      throw S3Error{501, "NotImplemented", "listing multipart uploads is not supported"};
+    return create_upload(req, engine, bucket, chart_bucket, key, who);
+  }
+  const auto upload_id = req.q("uploadId");
+  if (!upload_id) return std::nullopt;
+  if (req.method == "PUT")
+    return upload_part(req, engine, *upload_id, bucket, key, who, object_limit);
+  if (req.method == "POST")
+    return complete_upload(req, engine, charts, *upload_id, bucket, chart_bucket, key, who,
+                           object_limit);
+  if (req.method == "DELETE") return abort_upload(req, engine, *upload_id, bucket, key, who);
+  throw S3Error{501, "NotImplemented", "listing the parts of an upload is not supported"};
+}
+
+// A Range header's one range ("bytes=0-99", "bytes=100-", "bytes=-100") as first and last byte,
+// clamped to the object; InvalidRange (416) when it starts beyond the end or is malformed.
+std::pair<std::size_t, std::size_t> byte_range(const std::string& header, std::size_t size) {
+  auto bad = [&] { return S3Error{416, "InvalidRange", "the requested range is not satisfiable"}; };
+  if (header.rfind("bytes=", 0) != 0 || header.find(',') != std::string::npos) throw bad();
+  const std::string spec = header.substr(6);
+  const auto dash = spec.find('-');
+  if (dash == std::string::npos || size == 0) throw bad();
+  auto number = [&](const std::string& text) -> std::size_t {
+    if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos) throw bad();
+    return static_cast<std::size_t>(std::stoull(text));
+  };
+  const std::string from = spec.substr(0, dash);
+  const std::string to = spec.substr(dash + 1);
+  if (from.empty()) {  // the last N bytes
+    const std::size_t n = std::min(number(to), size);
+    if (n == 0) throw bad();
+    return {size - n, size - 1};
+  }
+  const std::size_t first = number(from);
+  const std::size_t last = to.empty() ? size - 1 : std::min(number(to), size - 1);
+  if (first >= size || last < first) throw bad();
+  return {first, last};
 }
 
 // A chart bucket's object is read as its chart is (admin, or a reviewer it is assigned to);
@@ -181,6 +437,16 @@ Response get_object(Request& req, runtime::Engine& engine, const S3Intake& chart
   Response r;
   r.content_type = object->content_type;
   r.body = head ? std::string(object->size, '\0') : *object->content;
+  r.headers.emplace_back("Accept-Ranges", "bytes");
+  // Clients fetch large objects in ranges, in parallel (the AWS CLI above 8 MB).
+  if (auto range = req.header("range"); range && !head) {
+    const auto [first, last] = byte_range(*range, r.body.size());
+    r.status = 206;
+    r.headers.emplace_back("Content-Range", "bytes " + std::to_string(first) + "-" +
+                                                std::to_string(last) + "/" +
+                                                std::to_string(r.body.size()));
+    r.body = r.body.substr(first, last - first + 1);
+  }
   r.headers.emplace_back("ETag", "\"" + object->etag + "\"");
   r.headers.emplace_back("Last-Modified", http_date(object->modified));
   return r;
@@ -270,8 +536,8 @@ std::optional<Response> subresource(const Request& req) {
       {"website", "NoSuchWebsiteConfiguration"}};
   for (const auto& [name, code] : kNone)
     if (req.query.count(name)) throw S3Error{404, code, "no " + name + " is configured"};
-  for (const char* other : {"uploads", "uploadId", "versioning", "versions", "encryption",
-                            "replication", "notification", "logging", "delete", "restore"})
+  for (const char* other : {"uploads", "versioning", "versions", "encryption", "replication",
+                            "notification", "logging", "delete", "restore"})
     if (req.query.count(other))
       throw S3Error{501, "NotImplemented", std::string("?") + other + " is not supported"};
   return std::nullopt;
@@ -310,8 +576,8 @@ std::optional<Response> s3_root(Request& req, const S3Config& s3) {
 }
 
 void add_s3_routes(Router& router, runtime::Engine& engine, std::shared_ptr<const S3Config> s3,
-                   S3Intake charts) {
-  auto handle = [&engine, s3, charts](Request& req) {
+                   S3Intake charts, std::uint64_t object_limit) {
+  auto handle = [&engine, s3, charts, object_limit](Request& req) {
     const std::string bucket = req.param("bucket");
     const std::string key = req.params.count("key") ? req.param("key") : "";
     try {
@@ -333,14 +599,16 @@ void add_s3_routes(Router& router, runtime::Engine& engine, std::shared_ptr<cons
       if (!chart_bucket) throw S3Error{404, "NoSuchBucket", "the specified bucket does not exist"};
       if (key.empty()) return bucket_request(req, engine, bucket, *chart_bucket, who);
       check_s3_key(key);
+      if (auto r = multipart(req, engine, charts, bucket, *chart_bucket, key, who, object_limit))
+        return *r;
       if (auto r = subresource(req)) return *r;
       if (req.method == "PUT")
         return put_object(req, engine, charts, bucket, *chart_bucket, key, who);
       if (req.method == "GET" || req.method == "HEAD")
         return get_object(req, engine, charts, bucket, *chart_bucket, key, who);
-      throw S3Error{501, "NotImplemented",
-                    "only GET, HEAD and PUT of objects are supported (no multipart uploads: "
-                    "objects up to the body limit go in one PUT)"};
+      if (req.method == "DELETE")
+        return delete_object(req, engine, bucket, *chart_bucket, key, who);
+      throw S3Error{501, "NotImplemented", "POST to an object is only for multipart uploads"};
     } catch (const S3Error& e) {
       return error_response(e, req.path);
     }

@@ -1,14 +1,17 @@
 // A minimal S3-compatible API on the engine's listener, path-style
 // (http://host:port/BUCKET/KEY), enough for `aws s3 cp/ls` and `s3cmd put/get/ls/info`:
-// PutObject, GetObject, HeadObject, ListObjectsV2 (and V1), HeadBucket, GetBucketLocation and
-// ListBuckets. Every request is authenticated with Signature V4 against the configured access
-// keys; errors are S3 XML. A put to a chart bucket is a chart upload (same validation, stored as
-// a revision, chart.uploaded); to any other bucket it emits object.created {bucket, key, size,
-// sha256}. Objects live in PostgreSQL (s3_object).
+// PutObject, GetObject, HeadObject, DeleteObject, multipart uploads (Create, UploadPart,
+// Complete, Abort), ListObjectsV2 (and V1), HeadBucket, GetBucketLocation and ListBuckets. Every
+// request is authenticated with Signature V4 against the configured access keys; errors are S3 XML.
+// A put to a chart bucket is a chart upload (same validation, stored as a revision,
+// chart.uploaded); to any other bucket it emits object.created {bucket, key, size, sha256}. Objects
+// live in PostgreSQL (s3_object).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 
+#include "core/input_limits.hpp"
 #include "http/module_services.hpp"
 #include "http/router.hpp"
 #include "http/s3_config.hpp"
@@ -22,8 +25,10 @@ namespace chartflow::http {
 // them back. Every request is audited (s3.put, s3.get, s3.head, s3.list; refusals and bad
 // signatures as denied).
 using S3Intake = BoundIntake;
+// `object_limit`: the largest object, however it arrives (one PUT is held to it by the server's
+// upload limit; a multipart upload's parts together here).
 void add_s3_routes(Router& router, runtime::Engine& engine, std::shared_ptr<const S3Config> s3,
-                   S3Intake charts = {});
+                   S3Intake charts = {}, std::uint64_t object_limit = core::kDefaultUploadBytes);
 // ListBuckets lives at "/", which the dashboard also serves: this answers it for requests
 // carrying an AWS signature, and returns nullopt for all others.
 std::optional<Response> s3_root(Request& req, const S3Config& s3);

@@ -2,6 +2,7 @@
 
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 
 namespace chartflow::http {
 namespace {
@@ -20,11 +21,28 @@ std::string content_type_for(const std::filesystem::path& p) {
 
 }  // namespace
 
-std::filesystem::path dashboard_root() {
-  if (const char* env = std::getenv("CHARTFLOW_DASHBOARD_DIR"); env && *env) return env;
-  std::filesystem::path built = std::filesystem::path(CHARTFLOW_DASHBOARD_DIR) / "dist";
-  if (std::filesystem::exists(built / "index.html")) return built;
-  return CHARTFLOW_DASHBOARD_DIR;
+std::optional<std::filesystem::path> find_dashboard(
+    const std::optional<std::filesystem::path>& configured) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (configured) {
+    if (!fs::is_regular_file(*configured / "index.html", ec))
+      throw std::runtime_error("--dashboard-dir " + configured->string() +
+                               " holds no index.html (the dashboard's built files)");
+    return fs::absolute(*configured, ec);
+  }
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    const fs::path installed =
+        exe.parent_path().parent_path() / "share" / "chartflow" / "dashboard";
+    if (fs::is_regular_file(installed / "index.html", ec)) return installed;
+  }
+  // A binary in its build tree: the source tree's build, else its unbuilt shell (which says
+  // how to build it).
+  const fs::path source = CHARTFLOW_DASHBOARD_DIR;
+  if (fs::is_regular_file(source / "dist" / "index.html", ec)) return source / "dist";
+  if (fs::is_regular_file(source / "index.html", ec)) return source;
+  return std::nullopt;
 }
 
 Response serve_static(const std::filesystem::path& root, const std::string& rel) {

@@ -2,13 +2,18 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include "http/router.hpp"
 
 namespace chartflow::http {
 
-std::filesystem::path dashboard_root();
+// Where the dashboard's built files are: `configured` (--dashboard-dir; throws if it holds no
+// index.html), else share/chartflow/dashboard beside the binary's bin/ (an installed or copied
+// tree), else the source tree's build (a developer's binary). nullopt: this binary has none.
+std::optional<std::filesystem::path> find_dashboard(
+    const std::optional<std::filesystem::path>& configured);
 Response serve_static(const std::filesystem::path& root, const std::string& relative_path);
 
 }  // namespace chartflow::http

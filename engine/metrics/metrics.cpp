@@ -5,6 +5,8 @@
 #include <array>
 #include <sstream>
 
+#include "core/workflow.hpp"
+
 namespace chartflow::metrics {
 namespace {
 
@@ -87,7 +89,22 @@ Metrics::Metrics()
       embedded_restarts_(prometheus::BuildCounter()
                              .Name("chartflow_embedded_postgres_restarts_total")
                              .Help("Restarts of the embedded PostgreSQL after it died")
-                             .Register(*registry_)) {}
+                             .Register(*registry_)) {
+  // Series at 0 from the start, so that increase() counts the first expiration of each reason.
+  expirations_.Add({{"reason", "lease"}});
+  expirations_.Add({{"reason", "timeout"}});
+}
+
+void Metrics::declare_workflow(const core::Workflow& workflow) {
+  runs_started_.Add({{"workflow", workflow.name}});
+  // The statuses run_finished is called with (cancelling a run does not report one).
+  for (const char* status : {"succeeded", "failed"})
+    runs_finished_.Add({{"workflow", workflow.name}, {"status", status}});
+  for (const auto& step : workflow.steps) {
+    step_duration_.Add({{"workflow", workflow.name}, {"step", step.name}}, kStepBuckets);
+    retries_.Add({{"workflow", workflow.name}, {"step", step.name}});
+  }
+}
 
 void Metrics::event_received(const std::string& type) { events_.Add({{"type", type}}).Increment(); }
 
@@ -154,6 +171,7 @@ void Metrics::set_steps_parked(const std::vector<ParkedSteps>& parked) {
 void Metrics::handler_pool(const std::string& handler, int warm, int busy) {
   handler_processes_.Add({{"handler", handler}, {"state", "warm"}}).Set(warm);
   handler_processes_.Add({{"handler", handler}, {"state", "busy"}}).Set(busy);
+  cold_starts_.Add({{"handler", handler}});  // at 0 until the first cold start
 }
 
 void Metrics::handler_cold_start(const std::string& handler) {

@@ -17,6 +17,10 @@
 #include <utility>
 #include <vector>
 
+namespace chartflow::core {
+struct Workflow;
+}
+
 namespace chartflow::metrics {
 
 // How many steps of one workflow's step are parked (waiting for an operator).
@@ -28,6 +32,11 @@ struct ParkedSteps {
 class Metrics {
  public:
   Metrics();
+  // Exports a workflow's series at 0 before anything happens: runs started, runs finished per
+  // status, and each step's duration histogram and retries. A series that first appears at 1 has
+  // not increased for increase(), so the first run after a start would go uncounted and alerts
+  // summing over these would see nothing. Call for each workflow once it is loaded.
+  void declare_workflow(const core::Workflow& workflow);
   void event_received(const std::string& type);
   void run_started(const std::string& workflow);
   void run_finished(const std::string& workflow, const std::string& status);
@@ -40,6 +49,7 @@ class Metrics {
   // Parked steps as last sampled from the database; a step no longer listed reads 0.
   void set_steps_parked(const std::vector<ParkedSteps>& parked);
   // External handler processes of one handler (its name, never an id): idle (warm) and busy.
+  // The first report also exports the handler's cold starts at 0.
   void handler_pool(const std::string& handler, int warm, int busy);
   void handler_cold_start(const std::string& handler);
   // One store call or batch statement by kind (see store::Store::set_query_observer).

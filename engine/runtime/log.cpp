@@ -1,6 +1,7 @@
 #include "runtime/log.hpp"
 
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -41,7 +42,10 @@ const char* level_name(int level) {
   }
 }
 
-std::optional<int> parse_level(std::string_view name) {
+std::optional<int> parse_level(std::string_view text) {
+  // CHARTFLOW_LOG_LEVEL also sets Python handlers' level, where it is spelled in capitals.
+  std::string name(text);
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (name == "debug") return 0;
   if (name == "info") return 1;
   if (name == "warning" || name == "warn") return 2;

@@ -67,4 +67,64 @@ std::vector<S3ListEntry> list_s3_objects(Sql& sql, const std::string& bucket,
   return out;
 }
 
+void create_s3_upload(Sql& sql, const std::string& upload_id, const S3Upload& upload) {
+  sql.query("DELETE FROM s3_multipart_upload WHERE created_at < now() - interval '1 day'");
+  sql.query(
+      "INSERT INTO s3_multipart_upload (upload_id, bucket, key, content_type, owner) "
+      "VALUES ($1, $2, $3, $4, $5)",
+      {upload_id, upload.bucket, upload.key, upload.content_type, upload.owner});
+}
+
+std::optional<S3Upload> get_s3_upload(Sql& sql, const std::string& upload_id) {
+  const Json rows = sql.query(
+      "SELECT bucket, key, content_type, owner FROM s3_multipart_upload WHERE upload_id = $1",
+      {upload_id});
+  if (rows.empty()) return std::nullopt;
+  const Json& row = rows[0];
+  return S3Upload{row.at("bucket").get<std::string>(), row.at("key").get<std::string>(),
+                  row.at("content_type").get<std::string>(), row.at("owner").get<std::string>()};
+}
+
+std::uint64_t put_s3_part(Sql& sql, const std::string& upload_id, int part_number,
+                          const std::string& etag, const std::string& content) {
+  const Json rows = sql.query(
+      "WITH part AS (INSERT INTO s3_multipart_part (upload_id, part_number, size, etag, content) "
+      "VALUES ($1, $2::int, $3::bigint, $4, decode($5, 'hex')) ON CONFLICT (upload_id, "
+      "part_number) DO UPDATE SET size = excluded.size, etag = excluded.etag, content = "
+      "excluded.content RETURNING part_number, size) "
+      "SELECT (SELECT size FROM part) + coalesce((SELECT sum(size) FROM s3_multipart_part WHERE "
+      "upload_id = $1 AND part_number <> $2::int), 0) AS total",
+      {upload_id, std::to_string(part_number), std::to_string(content.size()), etag,
+       util::to_hex(content)});
+  return std::stoull(rows.at(0).at("total").get<std::string>());
+}
+
+std::vector<std::optional<S3Part>> get_s3_parts(Sql& sql, const std::string& upload_id,
+                                                const std::vector<int>& numbers) {
+  std::vector<std::optional<S3Part>> out;
+  for (int n : numbers) {
+    const Json rows = sql.query(
+        "SELECT etag, encode(content, 'hex') AS hex FROM s3_multipart_part WHERE upload_id = $1 "
+        "AND part_number = $2::int",
+        {upload_id, std::to_string(n)});
+    if (rows.empty()) {
+      out.emplace_back(std::nullopt);
+      continue;
+    }
+    out.emplace_back(S3Part{n, rows[0].at("etag").get<std::string>(),
+                            hex_decode(rows[0].at("hex").get<std::string>())});
+  }
+  return out;
+}
+
+void delete_s3_upload(Sql& sql, const std::string& upload_id) {
+  sql.query("DELETE FROM s3_multipart_upload WHERE upload_id = $1", {upload_id});
+}
+
+bool delete_s3_object(Sql& sql, const std::string& bucket, const std::string& key) {
+  return !sql.query("DELETE FROM s3_object WHERE bucket = $1 AND key = $2 RETURNING key",
+                    {bucket, key})
+              .empty();
+}
+
 }  // namespace chartflow::store

@@ -42,4 +42,29 @@ std::vector<S3ListEntry> list_s3_objects(Sql& sql, const std::string& bucket,
                                          const std::string& after, const std::string& prefix,
                                          int limit);
 
+// Multipart uploads (table s3_multipart_upload and its parts). Starting one also deletes those
+// left unfinished for more than a day.
+struct S3Upload {
+  std::string bucket;
+  std::string key;
+  std::string content_type;
+  std::string owner;
+};
+void create_s3_upload(Sql& sql, const std::string& upload_id, const S3Upload& upload);
+std::optional<S3Upload> get_s3_upload(Sql& sql, const std::string& upload_id);
+// Stores (or replaces) a part; returns the total size of the upload's parts with this one.
+std::uint64_t put_s3_part(Sql& sql, const std::string& upload_id, int part_number,
+                          const std::string& etag, const std::string& content);
+struct S3Part {
+  int number = 0;
+  std::string etag;
+  std::string content;
+};
+// The parts named, in the order given; nullopt names a part that is missing.
+std::vector<std::optional<S3Part>> get_s3_parts(Sql& sql, const std::string& upload_id,
+                                                const std::vector<int>& numbers);
+void delete_s3_upload(Sql& sql, const std::string& upload_id);
+// Whether an object was there to delete.
+bool delete_s3_object(Sql& sql, const std::string& bucket, const std::string& key);
+
 }  // namespace chartflow::store

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "engine/util/sql_rows.hpp"
+#include "handlers/fhir/fhir_json.hpp"
 
 namespace chartflow::handlers {
 namespace {
@@ -31,13 +32,38 @@ std::optional<Json> json_row(Sql& sql, const std::string& inner, const util::Sql
   return out;
 }
 
+// assignee_name: the name the chart gives the practitioner the review is assigned to (the task's
+// owner, taken from the Practitioner or the reference to it); null when the review went to a
+// queue, whether from the start (no practitioner_ref) or by escalation.
 const std::string& review_columns() {
   static const std::string kColumns = fmt::format(
       "id, chart_id, revision, run_id, step, assignee, original_assignee, practitioner_ref, "
+      "CASE WHEN practitioner_ref IS NOT NULL AND assignee = original_assignee "
+      "THEN nullif(task->'owner'->>'display', '') END AS assignee_name, "
       "status, {} AS due_at, escalations, {} AS escalated_at, decision, {} AS created_at, "
       "summary",
       util::sql_iso("due_at"), util::sql_iso("escalated_at"), util::sql_iso("created_at"));
   return kColumns;
+}
+
+// {name, birth_date} of the chart's Patient in its latest revision, or null. PostgreSQL picks the
+// Patient out of the Bundle, so only its names and birth date cross the wire.
+Json chart_patient(Sql& sql, const std::string& chart_id) {
+  static const std::string kPatient =
+      "SELECT (e->'resource'->'name')::text AS name, e->'resource'->>'birthDate' AS birth_date "
+      "FROM chart c JOIN chart_revision r ON r.chart_id = c.chart_id "
+      "AND r.revision = c.latest_revision, "
+      "json_array_elements(CASE WHEN json_typeof(r.body->'entry') = 'array' "
+      "THEN r.body->'entry' ELSE '[]'::json END) e "
+      "WHERE c.chart_id = $1 AND e->'resource'->>'resourceType' = 'Patient' LIMIT 1";
+  auto row = util::query_one(sql, kPatient, {chart_id});
+  if (!row) return nullptr;
+  Json person = Json::object();
+  person["name"] = util::column_json(*row, "name");
+  const std::string name = fhir::person_name(person);
+  auto birth_date = util::column_text(*row, "birth_date");
+  return Json{{"name", name.empty() ? Json(nullptr) : Json(name)},
+              {"birth_date", birth_date ? Json(*birth_date) : Json(nullptr)}};
 }
 
 }  // namespace
@@ -65,8 +91,10 @@ std::optional<Json> get_chart(Sql& sql, const std::string& chart_id) {
       "WHERE d.chart_id = i.chart_id AND d.status = 'delivered'), '[]'::json) AS deliveries "
       "FROM invoice i WHERE i.chart_id = $1",
       util::sql_iso("i.created_at"));
+  // The ledger's currency when all its entries share one (null when empty or mixed).
   static const std::string kLedger =
-      "SELECT count(*) AS ledger_entries, coalesce(sum(amount), 0) AS ledger_total "
+      "SELECT count(*) AS ledger_entries, coalesce(sum(amount), 0) AS ledger_total, "
+      "CASE WHEN count(DISTINCT currency) = 1 THEN min(currency) END AS ledger_currency "
       "FROM ledger_entry WHERE chart_id = $1";
 
   auto chart = json_row(sql, kChart, {chart_id});
@@ -81,6 +109,8 @@ std::optional<Json> get_chart(Sql& sql, const std::string& chart_id) {
   auto ledger = json_row(sql, kLedger, {chart_id});
   out["ledger_total"] = ledger ? ledger->value("ledger_total", Json(0)) : Json(0);
   out["ledger_entries"] = ledger ? ledger->value("ledger_entries", Json(0)) : Json(0);
+  out["ledger_currency"] = ledger ? ledger->value("ledger_currency", Json(nullptr)) : Json(nullptr);
+  out["patient"] = chart_patient(sql, chart_id);
   return chart;
 }
 

@@ -17,13 +17,15 @@ inline constexpr int kDefaultReviewListLimit = 100;
 inline constexpr int kMaxReviewListLimit = 1000;
 
 // {chart_id, patient_ref, latest_revision, created_at, updated_at,
+//  patient: {name, birth_date} | null   (the latest revision's Patient; either may be null),
 //  revisions: [{revision, content_hash, source, uploaded_by, based_on_revision, created_at}],
 //  open_questions: [{id, rule_id, resource_ref, question, severity, opened_revision, created_at}],
-//  review: {id, run_id, step, revision, assignee, status, due_at, escalations, decision,
-//           comment, decided_at, created_at} | null   (the most recent review),
+//  review: {id, run_id, step, revision, assignee, assignee_name, status, due_at, escalations,
+//           decision, comment, decided_at, created_at} | null   (the most recent review),
 //  bill: {invoice_id, status, total, currency, created_at,
 //         deliveries: [channel...] (the channels that took the bill)} | null,
-//  ledger_total: number, ledger_entries: n}
+//  ledger_total: number, ledger_entries: n,
+//  ledger_currency: the entries' currency, null when there are none or they mix currencies}
 // nullopt when the chart does not exist. The lead adds "runs".
 std::optional<Json> get_chart(Sql& sql, const std::string& chart_id);
 
@@ -31,8 +33,10 @@ std::optional<Json> get_chart(Sql& sql, const std::string& chart_id);
 // nullopt when absent.
 std::optional<std::string> get_revision(Sql& sql, const std::string& chart_id, int revision);
 
-// {"reviews": [{id, chart_id, revision, run_id, step, assignee, original_assignee, status,
-//  due_at, escalations, created_at, decision, summary: {patient, encounter}}]}, newest first.
+// {"reviews": [{id, chart_id, revision, run_id, step, assignee, original_assignee,
+//  assignee_name (the practitioner's name from the chart while the review is assigned to them,
+//  else null), status, due_at, escalations, created_at, decision,
+//  summary: {patient, encounter}}]}, newest first.
 // Empty filters match all; limit is clamped to 1..kMaxReviewListLimit.
 Json list_reviews(Sql& sql, const std::optional<std::string>& status,
                   const std::optional<std::string>& assignee, int limit = kDefaultReviewListLimit);

@@ -32,6 +32,7 @@ const std::string& chart_id_param(const Request& req) {
 // it sees only where it stands (an allow-list, so a column added later stays hidden).
 void strip_clinical_detail(Json& chart) {
   chart.erase("open_questions");
+  chart.erase("patient");
   if (chart.contains("review") && chart.at("review").is_object()) {
     Json kept = Json::object();
     for (const char* key : {"id", "status", "decision", "created_at", "decided_at"})

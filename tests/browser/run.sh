@@ -93,6 +93,8 @@ for f in "$repo"/workflows/*.yaml "$repo"/workflows/*.yml "$repo"/workflows/*.js
 done
 for d in "$repo"/workflows/*/; do cp -R "$d" "$wf/"; done
 cp "$here"/workflows/*.yaml "$wf/"
+# Their Python handlers (external steps run with the workflows folder as working directory).
+for d in "$here"/workflows/*/; do cp -R "$d" "$wf/"; done
 shopt -u nullglob
 
 port="$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')"

@@ -144,6 +144,7 @@ if grep -Eq '^[0-9]+ (sh|bash) 1 ' "$tmp/blocks/index"; then
   mkdir -p "$work/build" "$work/tests" "$tmp/bills"
   ln -s "$bin" "$work/build/chartflow"
   ln -s "$repo/tests/data" "$work/tests/data"
+  ln -s "$repo/examples" "$work/examples"
   ln -s "$repo/workflows" "$work/workflows"
   echo 'lab.result: { secret_env: LAB_WEBHOOK_SECRET }' >"$tmp/webhook-secrets.yaml"
 

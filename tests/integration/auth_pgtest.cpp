@@ -201,8 +201,11 @@ TEST_F(AuthTest, RolesScopeWhatEachCredentialSeesAndEverythingIsAudited) {
   const Json billing_view = app.call("GET", "/v1/charts/chart-a", billing).json();
   EXPECT_TRUE(billing_view.contains("ledger_total")) << billing_view.dump();
   EXPECT_FALSE(billing_view.contains("open_questions")) << "no clinical detail for billing";
+  EXPECT_FALSE(billing_view.contains("patient")) << "billing sees no patient name or birth date";
   EXPECT_FALSE(billing_view.at("review").contains("comment"));
-  EXPECT_TRUE(app.call("GET", "/v1/charts/chart-a", admin).json().at("review").contains("comment"));
+  const Json admin_view = app.call("GET", "/v1/charts/chart-a", admin).json();
+  EXPECT_TRUE(admin_view.at("review").contains("comment"));
+  EXPECT_TRUE(admin_view.at("patient").is_object()) << admin_view.dump();
   EXPECT_EQ(app.call("GET", "/v1/charts/chart-a/revisions/1", billing).status, 403)
       << "billing reads no clinical Bundle";
   auto cancel = app.call("POST", "/v1/runs/" + std::to_string(run_id) + "/cancel", operator_token);

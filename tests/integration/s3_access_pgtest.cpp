@@ -153,6 +153,52 @@ TEST_F(S3AccessTest, S3RequestsObeyTheRolesReviewerScopeAndAuditOfTheChartApi) {
   EXPECT_EQ(count("SELECT count(*) FROM audit_event WHERE action = 's3.auth'"), 0);
 }
 
+// Issue #16: DeleteObject and multipart uploads are doors too. A chart bucket's objects are
+// medical records, deleted by admin only (the chart revision stays); a multipart upload starts
+// only for whoever may put the object and continues only with the key that started it.
+TEST_F(S3AccessTest, DeletesAndMultipartUploadsObeyTheRoles) {
+  const std::string chart = read_file(kChart);
+  AppServer app(dsn(), test_server_settings(), config("Practitioner/nobody"));
+  auto call = [&](const std::string& key, const std::string& method, const std::string& path,
+                  const std::string& body = "") {
+    return s3_call(app.port(), key, kSecret, method, path, body);
+  };
+  ASSERT_EQ(call("AKUPLOADER", "PUT", "/charts/in/a.json", chart).status, 200);
+  ASSERT_EQ(call("AKUPLOADER", "PUT", "/scans/a.pdf", "%PDF scan").status, 200);
+  for (const char* key : {"AKUPLOADER", "AKDOCTOR", "AKBILLING", "AKOPERATOR"})
+    EXPECT_EQ(call(key, "DELETE", "/charts/in/a.json").status, 403) << key;
+  for (const char* key : {"AKUPLOADER", "AKDOCTOR", "AKBILLING"})
+    EXPECT_EQ(call(key, "DELETE", "/scans/a.pdf").status, 403) << key;
+  EXPECT_EQ(count("SELECT count(*) FROM s3_object"), 2);
+  EXPECT_EQ(call("AKOPERATOR", "DELETE", "/scans/a.pdf").status, 204);
+  EXPECT_EQ(call("AKADMIN", "DELETE", "/charts/in/a.json").status, 204);
+  EXPECT_EQ(count("SELECT count(*) FROM s3_object"), 0);
+  // The upload stays a chart revision: deleting the S3 object deletes no medical record.
+  EXPECT_EQ(count("SELECT count(*) FROM chart_revision WHERE based_on_revision IS NULL"), 1);
+  EXPECT_EQ(count("SELECT count(*) FROM audit_event WHERE action = 's3.delete' AND outcome = "
+                  "'denied'"),
+            7);
+  EXPECT_EQ(count("SELECT count(*) FROM audit_event WHERE action = 's3.delete' AND outcome = "
+                  "'success'"),
+            2);
+
+  EXPECT_EQ(call("AKOPERATOR", "POST", "/charts/in/b.json?uploads").status, 403);
+  EXPECT_EQ(call("AKDOCTOR", "POST", "/scans/b.pdf?uploads").status, 403);
+  auto created = call("AKUPLOADER", "POST", "/scans/b.pdf?uploads");
+  ASSERT_EQ(created.status, 200) << created.body;
+  const auto open = created.body.find("<UploadId>") + 10;
+  const std::string id = created.body.substr(open, created.body.find("</UploadId>") - open);
+  EXPECT_EQ(call("AKOPERATOR", "PUT", "/scans/b.pdf?partNumber=1&uploadId=" + id, "x").status, 403);
+  EXPECT_EQ(call("AKOPERATOR", "DELETE", "/scans/b.pdf?uploadId=" + id).status, 403);
+  EXPECT_EQ(call("AKUPLOADER", "PUT", "/scans/other.pdf?partNumber=1&uploadId=" + id, "x").status,
+            404);  // an upload belongs to its key
+  EXPECT_EQ(call("AKUPLOADER", "PUT", "/scans/b.pdf?partNumber=1&uploadId=" + id, "x").status, 200);
+  EXPECT_EQ(count("SELECT count(*) FROM s3_multipart_part"), 1);
+  EXPECT_EQ(count("SELECT count(*) FROM audit_event WHERE action LIKE 's3.multipart.%' AND "
+                  "outcome = 'denied'"),
+            4);
+}
+
 // Item 6: a chart bucket's object is a chart whatever its content type says; a body nested too
 // deep was let through to PostgreSQL's stack limit (a 500) when sent as octet-stream.
 TEST_F(S3AccessTest, AChartNestedTooDeepIsRefusedWhateverItsContentType) {

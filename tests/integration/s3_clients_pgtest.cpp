@@ -70,7 +70,8 @@ class S3ClientsTest : public PgTest {
     server_ = std::make_unique<ChildProcess>(
         std::vector<std::string>{CHARTFLOW_BINARY, "serve", "--listen", host, "--workflows",
                                  (dir_ / "workflows").string(), "--database-url", dsn(),
-                                 "--s3-config", (dir_ / "s3.yaml").string(), "--workers", "2"},
+                                 "--s3-config", (dir_ / "s3.yaml").string(), "--workers", "2",
+                                 "--upload-limit", "20M"},
         dir_ / "serve.log");
     ASSERT_TRUE(wait_until(
                     [&] {
@@ -224,6 +225,107 @@ TEST_F(S3ClientsTest, SignedRequestsHeadListAndRefuseBadKeysAndPayloads) {
   EXPECT_NE(anon.body.find("<Code>AccessDenied</Code>"), std::string::npos) << anon.body;
   EXPECT_EQ(scalar("SELECT count(*) FROM s3_object"), "1");
   EXPECT_EQ(scalar("SELECT count(*) FROM event"), "1");
+}
+
+// A chart padded to `bytes` with a narrative on its Patient: still a valid chart.
+void write_big_chart(const fs::path& path, std::size_t bytes) {
+  Json chart = Json::parse(read_file(kChartFile));
+  const std::size_t have = chart.dump().size();
+  for (auto& entry : chart.at("entry"))
+    if (entry.at("resource").value("resourceType", "") == "Patient") {
+      entry["resource"]["text"] = {
+          {"status", "generated"},
+          {"div", "<div xmlns=\"http://www.w3.org/1999/xhtml\">" +
+                      std::string(bytes > have + 200 ? bytes - have - 200 : 0, 'x') + "</div>"}};
+      break;
+    }
+  std::ofstream(path, std::ios::binary) << chart.dump();
+}
+
+std::string random_bytes(std::size_t n) {
+  std::string out(n, '\0');
+  std::uint64_t x = 0x9e3779b97f4a7c15ULL;
+  for (auto& c : out) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    c = static_cast<char>(x);
+  }
+  return out;
+}
+
+// The first-day finding: `aws s3 cp` of a chart over 8 MB got 501 NotImplemented for
+// CreateMultipartUpload though charts up to the upload limit are accepted in one PUT.
+TEST_F(S3ClientsTest, AwsCliMultipartUploadOfAChartOverEightMegabytes) {
+  write_big_chart(dir_ / "big-chart.json", 9 * 1024 * 1024);
+  auto put = aws("s3 cp " + (dir_ / "big-chart.json").string() + " s3://charts/big.json");
+  ASSERT_EQ(put.code, 0) << put.output << server_->log();
+  EXPECT_EQ(scalar("SELECT count(*) FROM chart_revision"), "1");
+  EXPECT_EQ(scalar("SELECT source FROM event WHERE type = 'chart.uploaded'"), "s3");
+  EXPECT_EQ(scalar("SELECT size FROM s3_object WHERE key = 'big.json'"),
+            std::to_string(fs::file_size(dir_ / "big-chart.json")));
+  // The parts are gone once the object is stored; the audit trail has the upload's steps.
+  EXPECT_EQ(scalar("SELECT count(*) FROM s3_multipart_upload"), "0");
+  EXPECT_EQ(scalar("SELECT count(*) FROM s3_multipart_part"), "0");
+  EXPECT_EQ(scalar("SELECT count(*) FROM audit_event WHERE action = 's3.multipart.create'"), "1");
+  EXPECT_EQ(scalar("SELECT count(*) > 1 FROM audit_event WHERE action = 's3.multipart.part'"), "t");
+  auto get = aws("s3 cp s3://charts/big.json " + (dir_ / "back.json").string());
+  ASSERT_EQ(get.code, 0) << get.output;
+  // The CLI fetches a large object in ranges (GET with Range, 206): the bytes come back whole.
+  EXPECT_TRUE(read_file(dir_ / "back.json") == read_file(dir_ / "big-chart.json"));
+}
+
+TEST_F(S3ClientsTest, S3cmdMultipartUploadOverFifteenMegabytesAndDelete) {
+  const std::string data = random_bytes(16 * 1024 * 1024 + 123);
+  std::ofstream(dir_ / "scan.tiff", std::ios::binary) << data;
+  auto put = s3cmd("put " + (dir_ / "scan.tiff").string() + " s3://scans/big/scan.tiff");
+  ASSERT_EQ(put.code, 0) << put.output << server_->log();
+  const Json ev = Json::parse(scalar("SELECT body FROM event WHERE type = 'object.created'"));
+  EXPECT_EQ(ev.at("size"), data.size());
+  EXPECT_EQ(ev.at("sha256"), util::to_hex(util::sha256_raw(data)));
+  auto get = s3cmd("get --force s3://scans/big/scan.tiff " + (dir_ / "back.tiff").string());
+  ASSERT_EQ(get.code, 0) << get.output;
+  EXPECT_TRUE(read_file(dir_ / "back.tiff") == data);
+
+  // DeleteObject (was 501): gone, audited; deleting it again succeeds as S3 does.
+  auto rm = s3cmd("rm s3://scans/big/scan.tiff");
+  ASSERT_EQ(rm.code, 0) << rm.output;
+  EXPECT_EQ(scalar("SELECT count(*) FROM s3_object WHERE key = 'big/scan.tiff'"), "0");
+  EXPECT_EQ(scalar("SELECT count(*) FROM audit_event WHERE action = 's3.delete'"), "1");
+  auto rm_again = aws("s3 rm s3://scans/big/scan.tiff");
+  EXPECT_EQ(rm_again.code, 0) << rm_again.output;
+  auto gone = s3_request("GET", "/scans/big/scan.tiff");
+  EXPECT_EQ(gone.status, 404);
+}
+
+// Parts are held to the upload limit together (20M here), an aborted upload leaves nothing, and
+// a completion naming a part that was never sent is refused.
+TEST_F(S3ClientsTest, MultipartPartsAreHeldToTheUploadLimitAndAbortLeavesNothing) {
+  auto create = s3_request("POST", "/scans/limit.bin?uploads");
+  ASSERT_EQ(create.status, 200) << create.body;
+  const auto open = create.body.find("<UploadId>") + 10;
+  const std::string id = create.body.substr(open, create.body.find("</UploadId>") - open);
+  auto part1 = s3_request("PUT", "/scans/limit.bin?partNumber=1&uploadId=" + id,
+                          random_bytes(15 * 1024 * 1024));
+  ASSERT_EQ(part1.status, 200) << part1.body;
+  auto part2 = s3_request("PUT", "/scans/limit.bin?partNumber=2&uploadId=" + id,
+                          random_bytes(6 * 1024 * 1024));
+  EXPECT_EQ(part2.status, 400);
+  EXPECT_NE(part2.body.find("EntityTooLarge"), std::string::npos) << part2.body;
+  EXPECT_EQ(scalar("SELECT count(*) FROM s3_multipart_part"), "1");
+  auto complete = s3_request("POST", "/scans/limit.bin?uploadId=" + id,
+                             "<CompleteMultipartUpload><Part><PartNumber>2</PartNumber>"
+                             "<ETag>\"00\"</ETag></Part></CompleteMultipartUpload>");
+  EXPECT_EQ(complete.status, 400);
+  EXPECT_NE(complete.body.find("InvalidPart"), std::string::npos) << complete.body;
+  auto abort = s3_request("DELETE", "/scans/limit.bin?uploadId=" + id);
+  EXPECT_EQ(abort.status, 204) << abort.body;
+  EXPECT_EQ(scalar("SELECT count(*) FROM s3_multipart_upload"), "0");
+  EXPECT_EQ(scalar("SELECT count(*) FROM s3_multipart_part"), "0");
+  EXPECT_EQ(scalar("SELECT count(*) FROM s3_object"), "0");
+  auto unknown = s3_request("PUT", "/scans/limit.bin?partNumber=1&uploadId=" + id, "x");
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_NE(unknown.body.find("NoSuchUpload"), std::string::npos) << unknown.body;
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include "http/app_routes.hpp"
 #include "http/auth_routes.hpp"
 #include "http/s3_routes.hpp"
+#include "http/static_files.hpp"
 #include "runtime/handler_setup.hpp"
 #include "tests/support/auth_support.hpp"
 
@@ -47,7 +48,8 @@ AppServer::AppServer(const std::string& dsn, http::ServerSettings server,
     s3->buckets["charts"] = true;
     s3->keys["AKIATESTUPLOADER"] = {"test-secret-of-sixteen-plus", http::Role::kUploader, {}};
   }
-  http::add_app_routes(router_, [s3](http::Request& req) { return http::s3_root(req, *s3); });
+  http::add_app_routes(router_, http::find_dashboard(std::nullopt),
+                       [s3](http::Request& req) { return http::s3_root(req, *s3); });
   http::add_module_routes(router_, *services_, *modules_);
   http::add_s3_routes(router_, *engine_, s3,
                       http::bind_intake_with_access(*services_, *modules_, "chart"));

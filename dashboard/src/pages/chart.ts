@@ -1,6 +1,8 @@
-// One chart: revisions, open questions, the latest review, the bill, and the chart's runs
-// (runs whose subject is the chart id). The chart id is an opaque id, so it may appear in the
-// URL; chart content is shown as text only.
+// One chart: the patient's name and birth date beside the chart id (when the API sends them:
+// not to billing), revisions with who uploaded them, open questions, the latest review, the bill
+// and the ledger total with their currency, and the chart's runs (runs whose subject is the chart
+// id). The chart id is an opaque id, so it may appear in the URL; chart content is shown as text
+// only, never in the URL.
 import { api, ApiError, type Json } from "../api";
 import {
   card,
@@ -15,8 +17,9 @@ import {
   timeCell,
 } from "../components";
 import { h, replace, token } from "../dom";
-import { fmtDuration } from "../format";
+import { fmtDuration, fmtMoney } from "../format";
 import type { PageContext } from "../router";
+import { isAdmin } from "../session";
 
 type Obj = { [key: string]: Json };
 
@@ -34,8 +37,46 @@ function time(v: Json | undefined): HTMLElement {
   return timeCell(typeof v === "string" ? v : null);
 }
 
+function num(v: Json | undefined): number | null {
+  return typeof v === "number" && Number.isFinite(v) ? v : null;
+}
+function str(v: Json | undefined): string | null {
+  return typeof v === "string" && v ? v : null;
+}
+
+// Who uploaded a revision: the API sends the credential's stable id ("token:3", "user:ana") or a
+// source's name. A user's id holds the name; a token's name is in the audit trail (the upload's
+// own record), which only an admin may read. Otherwise the id is shown.
+const uploaderNames = new Map<string, Promise<string | null>>();
+
+function uploaderName(id: string): Promise<string | null> {
+  if (id.startsWith("user:")) return Promise.resolve(id.slice("user:".length) || null);
+  if (!/^token:\d+$/.test(id) || !isAdmin()) return Promise.resolve(null);
+  let name = uploaderNames.get(id);
+  if (!name) {
+    name = api
+      .audit({ actor: id, action: "chart.upload", limit: 1 })
+      .then((r) => r.events.find((e) => e.actor === id)?.actor_name ?? null)
+      .catch(() => null);
+    uploaderNames.set(id, name);
+  }
+  return name;
+}
+
+function uploaderCell(v: Json | undefined): HTMLElement {
+  const id = str(v);
+  const cell = h("td", { class: "uploader" }, id ?? "—");
+  if (!id) return cell;
+  void uploaderName(id).then((name) => {
+    if (!name) return;
+    replace(cell, h("span", { class: "uploader-name", title: id }, name));
+  });
+  return cell;
+}
+
 const KNOWN = new Set([
   "chart_id",
+  "patient",
   "patient_ref",
   "latest_revision",
   "created_at",
@@ -46,6 +87,7 @@ const KNOWN = new Set([
   "bill",
   "ledger_total",
   "ledger_entries",
+  "ledger_currency",
   "runs",
 ]);
 
@@ -68,8 +110,25 @@ export async function chartPage(ctx: PageContext): Promise<void> {
   }
   if (!ctx.alive()) return;
 
+  const patient = chart ? obj(chart.patient) : null;
+  const patientName = str(patient?.name);
+  const birthDate = str(patient?.birth_date);
   const sections: HTMLElement[] = [
-    h("div", { class: "page-head" }, h("h1", null, "Chart ", h("span", { class: "mono" }, id))),
+    h(
+      "div",
+      { class: "page-head" },
+      h("h1", null, "Chart ", h("span", { class: "mono" }, id)),
+      patient
+        ? h(
+            "div",
+            { class: "chart-patient" },
+            h("span", { class: "chart-patient-name" }, patientName ?? "Unnamed patient"),
+            birthDate
+              ? h("span", { class: "chart-patient-birth muted" }, `born ${birthDate}`)
+              : null,
+          )
+        : null,
+    ),
   ];
   if (chartError) sections.push(infoBox(chartError));
   if (chart) {
@@ -81,7 +140,14 @@ export async function chartPage(ctx: PageContext): Promise<void> {
           ["Latest revision", text(chart.latest_revision)],
           ["Created", time(chart.created_at)],
           ["Updated", time(chart.updated_at)],
-          ["Ledger", `${text(chart.ledger_entries)} entries, total ${text(chart.ledger_total)}`],
+          [
+            "Ledger",
+            h(
+              "span",
+              { class: "ledger-total" },
+              `${text(chart.ledger_entries)} entries, total ${fmtMoney(num(chart.ledger_total), str(chart.ledger_currency))}`,
+            ),
+          ],
         ]),
       ),
     );
@@ -92,7 +158,12 @@ export async function chartPage(ctx: PageContext): Promise<void> {
           "Latest review",
           kv([
             ["Status", statusBadge(text(review.status))],
-            ["Assignee", text(review.assignee)],
+            [
+              "Assignee",
+              str(review.assignee_name)
+                ? `${text(review.assignee_name)} (${text(review.assignee)})`
+                : text(review.assignee),
+            ],
             ["Due", time(review.due_at)],
             ["Decision", text(review.decision)],
             ["Comment", h("span", { class: "wrap" }, text(review.comment))],
@@ -148,7 +219,7 @@ export async function chartPage(ctx: PageContext): Promise<void> {
                 null,
                 h("td", { class: "num" }, text(r.revision)),
                 h("td", null, text(r.source)),
-                h("td", null, text(r.uploaded_by)),
+                uploaderCell(r.uploaded_by),
                 h("td", { class: "num" }, text(r.based_on_revision)),
                 h("td", { class: "mono small" }, text(r.content_hash).slice(0, 12)),
                 h("td", null, time(r.created_at)),
@@ -167,7 +238,10 @@ export async function chartPage(ctx: PageContext): Promise<void> {
           kv([
             ["Invoice", h("span", { class: "mono" }, text(bill.invoice_id))],
             ["Status", statusBadge(text(bill.status))],
-            ["Total", `${text(bill.total)} ${bill.currency ? text(bill.currency) : ""}`],
+            [
+              "Total",
+              h("span", { class: "bill-total" }, fmtMoney(num(bill.total), str(bill.currency))),
+            ],
             [
               "Deliveries",
               Array.isArray(bill.deliveries) && bill.deliveries.length

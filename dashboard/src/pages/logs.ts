@@ -8,8 +8,8 @@ import {
   card,
   emptyRow,
   errorBox,
-  jsonInline,
   levelBadge,
+  logFields,
   runLink,
   timeCell,
 } from "../components";
@@ -42,7 +42,7 @@ function logRow(l: LogLine): HTMLTableRowElement {
       l.attempt ? h("span", { class: "muted small" }, ` #${l.attempt}`) : null,
     ),
     h("td", { class: "wrap log-message" }, l.message),
-    h("td", { class: "mono small wrap" }, jsonInline(l.fields, 240)),
+    h("td", { class: "mono small wrap log-fields" }, logFields(l.fields)),
   );
 }
 

@@ -96,8 +96,14 @@ export async function overviewPage(ctx: PageContext): Promise<void> {
       { label: "running", color: "#2563eb" },
       { label: "waiting", color: "#d97706" },
     ],
-    { minSpanSec: 15 * 60 },
+    {
+      minSpanSec: 15 * 60,
+      emptyText: "Collecting samples: the queue is sampled every 5 s while this page is open.",
+    },
   );
+  throughput.el.dataset.chart = "throughput";
+  latency.el.dataset.chart = "latency";
+  queue.el.dataset.chart = "queue";
   const note = h("p", { class: "muted small" });
   const failuresHost = h("div", { class: "table-wrap" });
   const workflowsHost = h("div", { class: "table-wrap" });

@@ -1,6 +1,8 @@
-// Reviews: the doctors' worklist. Pending reviews with the chart summary and due time;
-// approve or reject with a comment (POST /v1/reviews/{id}/decision), which signals the
-// waiting step of the chart's run. Patient names appear here as text, never in URLs. An admin
+// Reviews: the doctors' worklist. Pending reviews with the chart summary and due time, soonest
+// due first and coloured by urgency (overdue red, due today orange); the assignee by name when
+// the chart names the practitioner. Approve or reject with a comment (POST
+// /v1/reviews/{id}/decision), which signals the waiting step of the chart's run. Patient names
+// appear here as text, never in URLs. An admin
 // deciding for the assigned doctor must say why (the server refuses it otherwise, and the
 // audit trail records the reason).
 import { api, ApiError, type Json, type Review } from "../api";
@@ -15,7 +17,7 @@ import {
   toast,
 } from "../components";
 import { h, replace } from "../dom";
-import { fmtAgo, fmtTime, parseTime } from "../format";
+import { fmtAgo, fmtTime, localDate, parseTime } from "../format";
 import { setQuery, type PageContext } from "../router";
 import { field, select, textFilter } from "../filters";
 import { isAdmin } from "../session";
@@ -31,6 +33,40 @@ const STATUSES: [string, string][] = [
 
 function str(v: Json | undefined): string | null {
   return typeof v === "string" && v ? v : typeof v === "number" ? String(v) : null;
+}
+
+// How pressing an open review is: overdue, due today (local calendar day), or later. Decided
+// reviews and reviews without a due time are "none".
+export type Urgency = "overdue" | "today" | "later" | "none";
+
+function isOpen(r: Review): boolean {
+  return r.status === "pending" || r.status === "escalated";
+}
+
+export function urgencyOf(r: Review, now = new Date()): Urgency {
+  const d = parseTime(r.due_at);
+  if (!d || !isOpen(r)) return "none";
+  if (d.getTime() < now.getTime()) return "overdue";
+  return localDate(d) === localDate(now) ? "today" : "later";
+}
+
+// Soonest due first; reviews without a due time last, then newest first.
+function byDue(a: Review, b: Review): number {
+  const da = parseTime(a.due_at)?.getTime() ?? Infinity;
+  const db = parseTime(b.due_at)?.getTime() ?? Infinity;
+  if (da !== db) return da < db ? -1 : 1;
+  return b.id - a.id;
+}
+
+function assigneeCell(r: Review): HTMLElement {
+  const name = r.assignee_name;
+  return h(
+    "span",
+    { class: "review-assignee" },
+    "Assignee ",
+    h("strong", { class: "assignee-name" }, name || r.assignee || "—"),
+    name && r.assignee ? h("span", { class: "muted" }, ` (${r.assignee})`) : null,
+  );
 }
 
 function dueCell(due: string | null): HTMLElement {
@@ -119,10 +155,11 @@ export async function reviewsPage(ctx: PageContext): Promise<void> {
     const el = h(
       "article",
       {
-        class: "review",
+        class: `review urgency-${urgencyOf(r)}`,
         "data-review-id": r.id,
         "data-chart-id": r.chart_id,
         "data-status": r.status,
+        "data-urgency": urgencyOf(r),
       },
       h(
         "header",
@@ -146,14 +183,14 @@ export async function reviewsPage(ctx: PageContext): Promise<void> {
               start ? h("span", { class: "muted" }, ` · ${fmtTime(start)}`) : null,
             )
           : null,
-        h("span", null, "Assignee ", h("strong", null, r.assignee ?? "—")),
-        r.status === "pending" || r.status === "escalated" ? dueCell(r.due_at) : null,
+        assigneeCell(r),
+        isOpen(r) ? dueCell(r.due_at) : null,
         r.escalations ? h("span", { class: "muted" }, `escalated ${r.escalations}×`) : null,
         h("span", { class: "muted" }, "Requested ", timeCell(r.created_at)),
         r.run_id ? h("span", null, "Run ", runLink(r.run_id)) : null,
       ),
     );
-    if (r.status === "pending" || r.status === "escalated") {
+    if (isOpen(r)) {
       el.appendChild(
         h(
           "div",
@@ -210,8 +247,10 @@ export async function reviewsPage(ctx: PageContext): Promise<void> {
     if (!ctx.alive()) return;
     unavailable = false;
     errorHost.textContent = "";
+    reviews = [...reviews].sort(byDue);
+    // Urgency changes with the clock, so it is part of what decides a redraw.
     const key = JSON.stringify(
-      reviews.map((r) => [r.id, r.status, r.due_at, r.escalations, r.assignee]),
+      reviews.map((r) => [r.id, r.status, r.due_at, r.escalations, r.assignee, urgencyOf(r)]),
     );
     if (key === lastKey) return;
     lastKey = key;

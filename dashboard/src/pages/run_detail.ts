@@ -22,6 +22,7 @@ import {
   kv,
   levelBadge,
   loading,
+  logFields,
   statusBadge,
   table,
   TERMINAL,
@@ -30,7 +31,7 @@ import {
 } from "../components";
 import { dagLegend, dagSvg, nodesFromRun, stepsOf } from "../dag";
 import { h, replace, token } from "../dom";
-import { between, fmtDuration, parseTime } from "../format";
+import { between, fmtDuration, fmtEpochMs, parseTime } from "../format";
 import { parkedActions } from "../parked_actions";
 import type { PageContext } from "../router";
 
@@ -48,16 +49,41 @@ const STEP_STATES = [
   "cancelled",
 ];
 
+// Epoch milliseconds in a history detail (a waiting step's until_ms): keys ending in _ms whose
+// value is a time after 2001, not a duration.
+function isEpochMs(key: string, v: Json): v is number {
+  return key.endsWith("_ms") && typeof v === "number" && v > 1e12;
+}
+
 function detailText(detail: Json): string {
   if (detail === null || detail === undefined) return "";
   if (typeof detail === "string") return detail;
   if (typeof detail === "object" && !Array.isArray(detail)) {
+    const d = detail as { [k: string]: Json };
     for (const key of ["error", "reason", "message"]) {
-      const v = (detail as { [k: string]: Json })[key];
+      const v = d[key];
       if (typeof v === "string" && v) return v;
     }
+    // "signal review · until 2026-01-30 14:02:11" rather than {"until_ms":1769781731000}.
+    if (Object.entries(d).some(([k, v]) => isEpochMs(k, v)))
+      return Object.entries(d)
+        .map(([k, v]) =>
+          isEpochMs(k, v)
+            ? `${k.slice(0, -3)} ${fmtEpochMs(v)}`
+            : `${k} ${typeof v === "string" ? v : JSON.stringify(v)}`,
+        )
+        .join(" · ");
   }
   return jsonInline(detail, 300);
+}
+
+// The run's status as the page shows it. The engine keeps a run "running" when a sibling step
+// finishes after one started waiting (for a doctor's review, say), so a run none of whose steps
+// runs or is about to, while one waits, is shown as waiting: what the API says of that step.
+export function shownRunStatus(r: RunDetail): string {
+  if (r.status !== "running") return r.status;
+  const active = r.steps.some((st) => ["running", "ready", "retrying"].includes(st.status));
+  return !active && r.steps.some((st) => st.status === "waiting") ? "waiting" : r.status;
 }
 
 interface Attempt {
@@ -363,7 +389,7 @@ export async function runDetailPage(ctx: PageContext): Promise<void> {
       .forEach((d) => openSteps.add((d as HTMLElement).dataset.step ?? ""));
     const firstRender = !built;
 
-    replace(head, h("h1", null, `Run #${r.id}`, " ", statusBadge(r.status)), actions);
+    replace(head, h("h1", null, `Run #${r.id}`, " ", statusBadge(shownRunStatus(r))), actions);
     renderActions(r);
     const dur = r.finished_at
       ? between(r.created_at, r.finished_at)
@@ -491,7 +517,7 @@ export async function runDetailPage(ctx: PageContext): Promise<void> {
             h("td", null, l.step ?? "—"),
             h("td", { class: "num" }, l.attempt ?? "—"),
             h("td", { class: "wrap" }, l.message),
-            h("td", { class: "mono small wrap" }, jsonInline(l.fields, 240)),
+            h("td", { class: "mono small wrap log-fields" }, logFields(l.fields)),
           ),
         ),
         "No log lines for this run.",

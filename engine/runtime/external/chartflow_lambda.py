@@ -103,7 +103,8 @@ def main():
     sys.stdout = sys.stderr
     root = logging.getLogger()
     root.handlers = [StepLogHandler()]
-    root.setLevel(os.environ.get("CHARTFLOW_LOG_LEVEL", "INFO"))
+    # The same variable sets chartflow's own level (--log-level), either case.
+    root.setLevel(os.environ.get("CHARTFLOW_LOG_LEVEL", "INFO").upper())
 
     handler, load_error = None, None
     try:

@@ -13,7 +13,12 @@ constexpr Millis kWarmerTick{250};
 
 HandlerPool::HandlerPool(ExternalSpec spec, const PoolHooks& hooks,
                          std::function<void()> wake_warmer)
-    : spec_(std::move(spec)), hooks_(hooks), wake_warmer_(std::move(wake_warmer)) {}
+    : spec_(std::move(spec)), hooks_(hooks), wake_warmer_(std::move(wake_warmer)) {
+  // Its gauges read 0 from the start (the pools of the loaded workflows are made at start-up),
+  // not only once a step has used the handler.
+  std::lock_guard lock(mu_);
+  report();
+}
 
 HandlerPool::~HandlerPool() { shutdown(); }
 

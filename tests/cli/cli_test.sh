@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# The command line a first day meets (issue #16): every subcommand answers --help and does
+# nothing else, unknown flags and bad config files are named with file and line, `config show`
+# redacts secrets, client commands say which server they could not reach and what is wrong with
+# a file that is not a chart, and a relocated binary finds its dashboard and config file beside
+# its bin/ and says so at start.
+#
+# Usage: tests/cli/cli_test.sh CHARTFLOW_BINARY REPO
+set -euo pipefail
+
+bin="$(readlink -f "$1")"
+repo="$(readlink -f "$2")"
+tmp="$(mktemp -d "${TMPDIR:-/tmp}/chartflow-cli.XXXXXX")"
+chmod 0755 "$tmp" # as root the embedded cluster runs as postgres and must reach the data dir
+server_pid=""
+cleanup() {
+  if [[ -n "$server_pid" ]]; then
+    kill -TERM "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
+  [[ -n "${KEEP:-}" ]] || rm -rf "$tmp"
+}
+trap cleanup EXIT
+fail() {
+  echo "cli_test: FAIL: $*" >&2
+  exit 1
+}
+pass() { echo "cli_test: ok: $*"; }
+cd "$tmp"
+
+# --help: usage on stdout, exit 0, no data dir, no database, within seconds. A database URL
+# that cannot answer makes any attempt to connect fail or hang.
+export CHARTFLOW_DATABASE_URL="postgresql://nobody@192.0.2.1:1/none?connect_timeout=30"
+for cmd in serve worker config migrate validate upload logs tokens users audit; do
+  out="$(timeout 10 "$bin" "$cmd" --help)" || fail "$cmd --help exited $?"
+  [[ "$out" == usage:* ]] || fail "$cmd --help printed no usage: $out"
+  [[ ! -e chartflow-data ]] || fail "$cmd --help created ./chartflow-data"
+done
+serve_help="$("$bin" serve --help)"
+for opt in --log-level --lease-ms --poll-ms --log-retention-days --config --dashboard-dir; do
+  grep -q -- "$opt" <<<"$serve_help" || fail "serve --help does not list $opt"
+done
+pass "every subcommand answers --help and does nothing else"
+unset CHARTFLOW_DATABASE_URL
+
+# Unknown flags and bad config files stop serve before it does anything.
+if out="$("$bin" serve --wokers 3 2>&1)"; then fail "serve accepted --wokers"; fi
+grep -q "unknown option --wokers (did you mean 'workers'?)" <<<"$out" || fail "unknown flag: $out"
+[[ ! -e chartflow-data ]] || fail "serve with a bad flag created ./chartflow-data"
+printf 'listen: 127.0.0.1:8080\nuplod-limit: 8M\n' >bad.yaml
+if out="$("$bin" serve --config bad.yaml 2>&1)"; then fail "serve accepted bad.yaml"; fi
+grep -q "bad.yaml:2: unknown setting 'uplod-limit' (did you mean 'upload-limit'?)" <<<"$out" ||
+  fail "bad key: $out"
+if out="$("$bin" config check --config bad.yaml 2>&1)"; then fail "config check passed bad.yaml"; fi
+grep -q "bad.yaml:2: unknown setting" <<<"$out" || fail "config check: $out"
+printf 'workers: 2\nlisten: nowhere\n' >badlisten.yaml
+if out="$("$bin" config check --config badlisten.yaml --workflows "$repo/workflows" 2>&1)"; then
+  fail "config check passed a listen without a port"
+fi
+grep -q "badlisten.yaml:2: listen must be HOST:PORT, got 'nowhere'" <<<"$out" || fail "listen: $out"
+pass "unknown flags and bad settings are refused with file and line"
+
+# config check and show on a good file; the database password never appears.
+cat >good.yaml <<YAML
+listen: 127.0.0.1:8181
+workflows: $repo/workflows
+database-url: postgresql://app:hunter2-secret@db.example:5432/chartflow
+upload-limit: 16M
+YAML
+out="$("$bin" config check --config good.yaml)" || fail "config check of good.yaml failed"
+grep -q "good.yaml: ok; [0-9]* workflow(s)" <<<"$out" || fail "config check: $out"
+out="$(CHARTFLOW_UPLOAD_LIMIT=20M "$bin" config show --config good.yaml --listen 127.0.0.1:8282)"
+grep -q 'listen: "127.0.0.1:8282"  # flag' <<<"$out" || fail "show listen: $out"
+grep -q 'upload-limit: "20M"  # CHARTFLOW_UPLOAD_LIMIT' <<<"$out" || fail "show env: $out"
+grep -q 'database-url: "postgresql://app:\*\*\*@db.example:5432/chartflow"  # .*good.yaml:3' \
+  <<<"$out" || fail "show redaction: $out"
+! grep -q hunter2 <<<"$out" || fail "config show printed the database password"
+grep -q '^# lease-ms: 15000  # default' <<<"$out" || fail "show default: $out"
+pass "config check and show"
+
+# Client commands: what is wrong with the file, and which server could not be reached.
+printf '{"resourceType":"Patient","id":"p1"}' >patient.json
+if out="$("$bin" upload patient.json 2>&1)"; then fail "upload accepted a bare Patient"; fi
+grep -q "patient.json: is not a FHIR Bundle (resourceType 'Patient')" <<<"$out" || fail "upload: $out"
+chart="$(ls "$repo"/tests/data/charts/*.json | head -1)"
+if out="$("$bin" upload --server http://127.0.0.1:1 "$chart" 2>&1)"; then fail "upload to :1"; fi
+grep -q "cannot reach http://127.0.0.1:1: Connection refused" <<<"$out" || fail "refused: $out"
+if out="$(CHARTFLOW_SERVER=http://127.0.0.1:2 "$bin" logs 2>&1)"; then fail "logs from :2"; fi
+grep -q "cannot reach http://127.0.0.1:2" <<<"$out" || fail "CHARTFLOW_SERVER: $out"
+pass "client commands name the file's problem and the server tried"
+
+# A relocated install: PREFIX/bin/chartflow finds PREFIX/share/chartflow/dashboard and
+# PREFIX/etc/chartflow/chartflow.yaml without being told.
+prefix="$tmp/prefix"
+mkdir -p "$prefix/bin" "$prefix/share/chartflow/dashboard" "$prefix/etc/chartflow"
+cp "$bin" "$prefix/bin/chartflow"
+echo '<html>relocated dashboard marker</html>' >"$prefix/share/chartflow/dashboard/index.html"
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+cat >"$prefix/etc/chartflow/chartflow.yaml" <<YAML
+listen: 127.0.0.1:$port
+data-dir: $tmp/data
+workflows: $repo/workflows
+YAML
+out="$("$prefix/bin/chartflow" config show)"
+grep -q "listen: \"127.0.0.1:$port\"  # $prefix/etc/chartflow/chartflow.yaml:1" <<<"$out" ||
+  fail "installed config not read: $out"
+if out="$("$prefix/bin/chartflow" serve --dashboard-dir "$tmp/nowhere" 2>&1)"; then
+  fail "serve accepted a dashboard dir without index.html"
+fi
+grep -q "dashboard-dir $tmp/nowhere holds no index.html" <<<"$out" || fail "dashboard-dir: $out"
+# In a process group of its own, as a terminal or runuser would start it.
+(cd "$tmp" && exec setsid "$prefix/bin/chartflow" serve >"$tmp/serve.out" 2>"$tmp/serve.log") &
+server_pid=$!
+for _ in $(seq 1 300); do
+  curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
+  kill -0 "$server_pid" 2>/dev/null || { cat "$tmp/serve.log" >&2; fail "serve exited"; }
+  sleep 0.2
+done
+page="$(curl -fsS "http://127.0.0.1:$port/")" || { cat "$tmp/serve.log" >&2; fail "GET / failed"; }
+grep -q "relocated dashboard marker" <<<"$page" || fail "GET / did not serve the relocated dashboard"
+grep -q "\"dir\":\"$prefix/share/chartflow/dashboard\".*\"message\":\"dashboard_served\"" \
+  "$tmp/serve.log" ||
+  fail "serve did not say where it serves the dashboard from"
+grep -q "$prefix/etc/chartflow/chartflow.yaml\".*\"message\":\"config_file_read\"" "$tmp/serve.log" ||
+  fail "serve did not say which config file it read"
+pass "a relocated binary serves its dashboard and reads its config file"
+
+# A SIGTERM to the whole process group (Ctrl-C, runuser passing it on) drains: the embedded
+# PostgreSQL is chartflow's to stop, after the drain, not the signal's.
+kill -TERM -- "-$server_pid"
+wait "$server_pid" || fail "serve exited $? on SIGTERM"
+server_pid=""
+grep -q '"message":"stopped"' "$tmp/serve.log" || fail "serve did not drain and stop"
+if grep -q '"message":"embedded_postgres_died"' "$tmp/serve.log"; then
+  fail "the group's SIGTERM killed the embedded PostgreSQL under the drain"
+fi
+if pgrep -f "postgres -D $tmp/data" >/dev/null; then fail "PostgreSQL still runs after serve stopped"; fi
+pass "a SIGTERM to serve's process group drains before PostgreSQL stops"
