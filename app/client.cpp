@@ -84,7 +84,7 @@ Reply request(const std::string& server, bhttp::verb method, const std::string& 
   bhttp::write(stream, req);
   beast::flat_buffer buffer;
   bhttp::response_parser<bhttp::string_body> parser;
-  parser.body_limit(256 * 1024 * 1024);
+  parser.body_limit(std::uint64_t{256} * 1024 * 1024);
   bhttp::read(stream, buffer, parser);
   beast::error_code ec;
   stream.socket().shutdown(tcp::socket::shutdown_both, ec);

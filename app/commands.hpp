@@ -28,7 +28,7 @@ Args parse_args(int argc, char** argv, int first);
 
 struct Settings;
 // `serve` and `worker` with the settings resolve_settings (app/settings.hpp) folded together.
-int serve(const Settings& settings, bool with_api);
+int serve(const Settings& resolved, bool with_api);
 int config(const Args& args);
 int migrate(const Args& args);
 int validate(const Args& args);

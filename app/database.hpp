@@ -17,7 +17,7 @@ inline constexpr const char* kDefaultDataDir = "./chartflow-data";
 
 class CommandDatabase {
  public:
-  explicit CommandDatabase(const Args& args);
+  explicit CommandDatabase(const Args& command_line);
   const std::string& dsn() const { return dsn_; }
 
  private:

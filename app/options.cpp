@@ -9,66 +9,68 @@ namespace chartflow::cli {
 
 const std::vector<OptionSpec>& server_options() {
   using K = OptionKind;
-  static const std::vector<OptionSpec> options = {
+  static const std::vector<OptionSpec> kOptions = {
       // Where things are.
-      {"config", K::path, "FILE", "settings file (chartflow.yaml); flags and variables override it",
+      {"config", K::kPath, "FILE",
+       "settings file (chartflow.yaml); flags and variables override it",
        "/etc/chartflow/chartflow.yaml when installed", kBoth},
-      {"listen", K::text, "HOST:PORT", "address of the API and dashboard", "127.0.0.1:8080"},
-      {"data-dir", K::path, "DIR", "embedded PostgreSQL's data, used without a database URL",
+      {"listen", K::kText, "HOST:PORT", "address of the API and dashboard", "127.0.0.1:8080"},
+      {"data-dir", K::kPath, "DIR", "embedded PostgreSQL's data, used without a database URL",
        "./chartflow-data"},
-      {"workflows", K::path, "DIR", "workflow files, with settings/, rules/ and handlers/ beside",
+      {"workflows", K::kPath, "DIR", "workflow files, with settings/, rules/ and handlers/ beside",
        "./workflows", kBoth},
-      {"dashboard-dir", K::path, "DIR", "the dashboard's built files",
+      {"dashboard-dir", K::kPath, "DIR", "the dashboard's built files",
        "<binary>/../share/chartflow/dashboard"},
-      {"database-url", K::text, "URL", "an external PostgreSQL (else the embedded one)", "", kBoth,
+      {"database-url", K::kText, "URL", "an external PostgreSQL (else the embedded one)", "", kBoth,
        "database", true},
-      {"database-url-file", K::path, "FILE", "a file holding the database URL", "", kBoth,
+      {"database-url-file", K::kPath, "FILE", "a file holding the database URL", "", kBoth,
        "database"},
       // Work.
-      {"workers", K::integer, "N", "step workers of serve", "cores + 1"},
-      {"concurrency", K::integer, "N", "step workers of worker", "cores + 1", kWorker},
-      {"batch-size", K::integer, "N", "steps claimed per database round trip", "16", kBoth},
-      {"network-workers", K::integer, "N", "workers for handlers that call out (bulkhead)", "4",
+      {"workers", K::kInteger, "N", "step workers of serve", "cores + 1"},
+      {"concurrency", K::kInteger, "N", "step workers of worker", "cores + 1", kWorker},
+      {"batch-size", K::kInteger, "N", "steps claimed per database round trip", "16", kBoth},
+      {"network-workers", K::kInteger, "N", "workers for handlers that call out (bulkhead)", "4",
        kBoth},
-      {"lease-ms", K::integer, "MS", "how long a claimed step is held without a heartbeat", "15000",
-       kBoth},
-      {"poll-ms", K::integer, "MS", "how often idle workers look for work", "1000", kBoth},
-      {"log-retention-days", K::integer, "DAYS", "how long step logs are kept", "30", kBoth},
-      {"handler-user", K::text, "NAME", "the user external handler processes run as",
+      {"lease-ms", K::kInteger, "MS", "how long a claimed step is held without a heartbeat",
+       "15000", kBoth},
+      {"poll-ms", K::kInteger, "MS", "how often idle workers look for work", "1000", kBoth},
+      {"log-retention-days", K::kInteger, "DAYS", "how long step logs are kept", "30", kBoth},
+      {"handler-user", K::kText, "NAME", "the user external handler processes run as",
        "chartflow's own", kBoth},
-      {"db-call-timeout", K::duration, "D", "longest wait on one database call", "35s", kBoth},
-      {"log-level", K::text, "LEVEL", "debug, info, warning or error (stderr)", "info", kBoth},
+      {"db-call-timeout", K::kDuration, "D", "longest wait on one database call", "35s", kBoth},
+      {"log-level", K::kText, "LEVEL", "debug, info, warning or error (stderr)", "info", kBoth},
       // The listener.
-      {"tls-cert", K::path, "FILE", "PEM certificate chain: serve HTTPS", ""},
-      {"tls-key", K::path, "FILE", "PEM private key of --tls-cert", ""},
-      {"insecure-listen", K::flag, "", "allow plain HTTP on a network address (TLS proxy)",
+      {"tls-cert", K::kPath, "FILE", "PEM certificate chain: serve HTTPS", ""},
+      {"tls-key", K::kPath, "FILE", "PEM private key of --tls-cert", ""},
+      {"insecure-listen", K::kFlag, "", "allow plain HTTP on a network address (TLS proxy)",
        "false"},
-      {"trusted-proxy", K::text, "CIDRS", "proxies whose X-Forwarded-For is believed", ""},
-      {"public-metrics", K::flag, "", "serve /metrics without a credential", "false"},
-      {"session-ttl", K::duration, "D", "longest dashboard session", "8h"},
-      {"session-idle", K::duration, "D", "idle time that ends a dashboard session", "15m"},
+      {"trusted-proxy", K::kText, "CIDRS", "proxies whose X-Forwarded-For is believed", ""},
+      {"public-metrics", K::kFlag, "", "serve /metrics without a credential", "false"},
+      {"session-ttl", K::kDuration, "D", "longest dashboard session", "8h"},
+      {"session-idle", K::kDuration, "D", "idle time that ends a dashboard session", "15m"},
       // Input limits.
-      {"body-limit", K::size, "BYTES", "largest API request body", "1M"},
-      {"upload-limit", K::size, "BYTES", "largest chart upload or S3 object", "32M"},
-      {"header-limit", K::size, "BYTES", "largest request header", "16K"},
-      {"json-depth-limit", K::integer, "N", "deepest JSON nesting accepted", "64"},
-      {"bundle-entry-limit", K::integer, "N", "most entries in an uploaded Bundle", "20000"},
-      {"header-timeout-ms", K::integer, "MS", "time to send a request's header", "10000"},
-      {"body-timeout-ms", K::integer, "MS", "time to send a request's body", "60000"},
-      {"upload-slots", K::integer, "N", "uploads parsed at once", "cores"},
-      {"upload-queue", K::integer, "N", "uploads waiting for a slot before 503", "64"},
-      {"upload-wait-ms", K::integer, "MS", "longest wait for an upload slot", "15000"},
-      {"max-connections", K::integer, "N", "open connections in total (0: no cap)", "768"},
-      {"max-connections-per-client", K::integer, "N", "open connections per client address", "256"},
+      {"body-limit", K::kSize, "BYTES", "largest API request body", "1M"},
+      {"upload-limit", K::kSize, "BYTES", "largest chart upload or S3 object", "32M"},
+      {"header-limit", K::kSize, "BYTES", "largest request header", "16K"},
+      {"json-depth-limit", K::kInteger, "N", "deepest JSON nesting accepted", "64"},
+      {"bundle-entry-limit", K::kInteger, "N", "most entries in an uploaded Bundle", "20000"},
+      {"header-timeout-ms", K::kInteger, "MS", "time to send a request's header", "10000"},
+      {"body-timeout-ms", K::kInteger, "MS", "time to send a request's body", "60000"},
+      {"upload-slots", K::kInteger, "N", "uploads parsed at once", "cores"},
+      {"upload-queue", K::kInteger, "N", "uploads waiting for a slot before 503", "64"},
+      {"upload-wait-ms", K::kInteger, "MS", "longest wait for an upload slot", "15000"},
+      {"max-connections", K::kInteger, "N", "open connections in total (0: no cap)", "768"},
+      {"max-connections-per-client", K::kInteger, "N", "open connections per client address",
+       "256"},
       // Other doors in and out.
-      {"webhook-secrets", K::path, "FILE", "HMAC secrets of signed event types", ""},
-      {"drop-dir", K::path, "DIR", "a folder whose files become uploads and events", ""},
-      {"s3-config", K::path, "FILE", "S3-compatible buckets and keys", ""},
-      {"audit-head-file", K::path, "FILE", "where the audit chain's head is appended", "", kBoth},
-      {"audit-head-interval", K::duration, "D", "how often the audit head is exported", "5m",
+      {"webhook-secrets", K::kPath, "FILE", "HMAC secrets of signed event types", ""},
+      {"drop-dir", K::kPath, "DIR", "a folder whose files become uploads and events", ""},
+      {"s3-config", K::kPath, "FILE", "S3-compatible buckets and keys", ""},
+      {"audit-head-file", K::kPath, "FILE", "where the audit chain's head is appended", "", kBoth},
+      {"audit-head-interval", K::kDuration, "D", "how often the audit head is exported", "5m",
        kBoth},
   };
-  return options;
+  return kOptions;
 }
 
 const OptionSpec* find_option(std::string_view name) {
@@ -116,25 +118,25 @@ std::optional<std::string> check_value(const OptionSpec& spec, const std::string
     });
   };
   switch (spec.kind) {
-    case OptionKind::integer:
+    case OptionKind::kInteger:
       if (digits(value) || (value.size() > 1 && value[0] == '-' && digits(value.substr(1))))
         return std::nullopt;
       return "must be a whole number, got '" + value + "'";
-    case OptionKind::size: {
+    case OptionKind::kSize: {
       std::string_view v = value;
       if (!v.empty() && std::string_view("KkMmGg").find(v.back()) != std::string_view::npos)
         v.remove_suffix(1);
       if (digits(v)) return std::nullopt;
       return "must be a number of bytes (e.g. 1048576 or 1M), got '" + value + "'";
     }
-    case OptionKind::duration:
+    case OptionKind::kDuration:
       if (core::parse_duration(value)) return std::nullopt;
       return "must be a duration (e.g. 30s, 5m, 8h), got '" + value + "'";
-    case OptionKind::flag:
+    case OptionKind::kFlag:
       if (value == "true" || value == "false") return std::nullopt;
       return "must be true or false, got '" + value + "'";
-    case OptionKind::text:
-    case OptionKind::path:
+    case OptionKind::kText:
+    case OptionKind::kPath:
       if (!value.empty()) return std::nullopt;
       return std::string("must not be empty");
   }

@@ -11,12 +11,12 @@
 namespace chartflow::cli {
 
 enum class OptionKind {
-  text,      // any string
-  path,      // a file or directory
-  integer,   // a whole number
-  size,      // bytes, with an optional K, M or G suffix
-  duration,  // 30s, 5m, 48h, 30d
-  flag,      // on when present (true/false in the config file)
+  kText,      // any string
+  kPath,      // a file or directory
+  kInteger,   // a whole number
+  kSize,      // bytes, with an optional K, M or G suffix
+  kDuration,  // 30s, 5m, 48h, 30d
+  kFlag,      // on when present (true/false in the config file)
 };
 
 // Which commands read an option.

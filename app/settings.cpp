@@ -49,17 +49,21 @@ std::map<std::string, FileValue> read_config_file(const fs::path& file) {
     throw SettingsError(name + ":" + std::to_string(root.Mark().line + 1) +
                         ": the config file must be a mapping of settings (listen: ..., ...)");
   for (const auto& entry : root) {
-    const std::string key = entry.first.as<std::string>();
+    const auto key = entry.first.as<std::string>();
     const int line = entry.first.Mark().line + 1;
     const std::string where = name + ":" + std::to_string(line) + ": ";
     const OptionSpec* spec = find_option(key);
     if (spec == nullptr || key == "config")
-      throw SettingsError(where + "unknown setting '" + key + "'" + suggestion(key));
+      throw SettingsError(std::string(where)
+                              .append("unknown setting '")
+                              .append(key)
+                              .append("'")
+                              .append(suggestion(key)));
     if (!entry.second.IsScalar())
       throw SettingsError(where + key + " must be a single value, not a list or mapping");
     std::string value = entry.second.Scalar();
-    if (spec->kind == OptionKind::flag && (value == "yes" || value == "on")) value = "true";
-    if (spec->kind == OptionKind::flag && (value == "no" || value == "off")) value = "false";
+    if (spec->kind == OptionKind::kFlag && (value == "yes" || value == "on")) value = "true";
+    if (spec->kind == OptionKind::kFlag && (value == "no" || value == "off")) value = "false";
     if (auto bad = check_value(*spec, value)) throw SettingsError(where + key + " " + *bad);
     out[key] = {value, line};
   }
@@ -128,7 +132,7 @@ void fold(Settings& out, const Args& command_line, Wanted wanted) {
     }
     if (!value) continue;
     // A flag that is off is absent: the server asks only whether it is there.
-    if (o.kind == OptionKind::flag && *value == "false") continue;
+    if (o.kind == OptionKind::kFlag && *value == "false") continue;
     out.args.options[name] = *value;
     out.source[name] = source;
   }

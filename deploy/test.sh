@@ -94,6 +94,13 @@ monitoring_status=0
 bash tests/packaging/monitoring_config_test.sh || monitoring_status=$?
 if ((status == 0)); then status=$monitoring_status; fi
 
+# deploy/container/ as far as it can be checked without a registry (compose file, the
+# Containerfile's sources, the container's settings); seconds.
+echo "test.sh: running tests/packaging/container_recipe_test.sh"
+container_status=0
+bash tests/packaging/container_recipe_test.sh build-test/chartflow || container_status=$?
+if ((status == 0)); then status=$container_status; fi
+
 # The Debian package built from this tree, installed with apt-get, serving a chart as the
 # chartflow user from /usr/bin, then purged (about a minute; CHARTFLOW_DEB_TEST=0 skips it).
 if [[ "${CHARTFLOW_DEB_TEST:-1}" != 0 ]]; then

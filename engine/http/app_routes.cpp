@@ -5,7 +5,7 @@
 namespace chartflow::http {
 
 void add_app_routes(Router& router, const std::optional<std::filesystem::path>& dashboard,
-                    RootOverride root_override) {
+                    const RootOverride& root_override) {
   auto serve = [dashboard](const std::string& path) {
     if (!dashboard)
       return Response::error(404,

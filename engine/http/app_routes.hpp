@@ -16,6 +16,6 @@ using RootOverride = std::function<std::optional<Response>(Request&)>;
 // The dashboard from `dashboard` (find_dashboard); without one, / and /ui/ answer 404 saying
 // so.
 void add_app_routes(Router& router, const std::optional<std::filesystem::path>& dashboard,
-                    RootOverride root_override = nullptr);
+                    const RootOverride& root_override = nullptr);
 
 }  // namespace chartflow::http

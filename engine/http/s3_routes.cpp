@@ -576,7 +576,7 @@ std::optional<Response> s3_root(Request& req, const S3Config& s3) {
 }
 
 void add_s3_routes(Router& router, runtime::Engine& engine, std::shared_ptr<const S3Config> s3,
-                   S3Intake charts, std::uint64_t object_limit) {
+                   const S3Intake& charts, std::uint64_t object_limit) {
   auto handle = [&engine, s3, charts, object_limit](Request& req) {
     const std::string bucket = req.param("bucket");
     const std::string key = req.params.count("key") ? req.param("key") : "";

@@ -42,14 +42,14 @@ const char* level_name(int level) {
   }
 }
 
-std::optional<int> parse_level(std::string_view text) {
+std::optional<int> parse_level(std::string_view name) {
   // CHARTFLOW_LOG_LEVEL also sets Python handlers' level, where it is spelled in capitals.
-  std::string name(text);
-  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (name == "debug") return 0;
-  if (name == "info") return 1;
-  if (name == "warning" || name == "warn") return 2;
-  if (name == "error") return 3;
+  std::string lower(name);
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lower == "debug") return 0;
+  if (lower == "info") return 1;
+  if (lower == "warning" || lower == "warn") return 2;
+  if (lower == "error") return 3;
   return std::nullopt;
 }
 

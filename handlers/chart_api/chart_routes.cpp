@@ -161,8 +161,9 @@ void add_chart_routes(ModuleRegistry& module) {
       "GET", "/v1/reviews", "reviews", Access::of({Role::kReviewer}),
       [](EngineServices& engine, Request& req) {
         auto status = req.q("status");
-        if (status && *status != "pending" && *status != "approved" && *status != "rejected")
-          throw HttpError{400, "status must be pending, approved or rejected"};
+        if (status && *status != "pending" && *status != "approved" && *status != "rejected" &&
+            *status != "escalated")
+          throw HttpError{400, "status must be pending, escalated, approved or rejected"};
         int limit = kDefaultReviewListLimit;
         if (auto l = req.q("limit")) {
           limit = static_cast<int>(parse_id(*l, "limit"));

@@ -123,7 +123,8 @@ class S3ClientsTest : public PgTest {
   // A request signed here with Signature V4 (host, x-amz-content-sha256, x-amz-date), for the
   // cases the CLIs do not produce.
   HttpResponse s3_request(const std::string& method, const std::string& path,
-                          const std::string& body = "", const std::string& payload_hash = "") {
+                          const std::string& body = "",
+                          const std::string& payload_hash = "") const {
     return s3_call(port_, kAccessKey, kSecret, method, path, body, payload_hash);
   }
 
@@ -257,7 +258,7 @@ std::string random_bytes(std::size_t n) {
 // The first-day finding: `aws s3 cp` of a chart over 8 MB got 501 NotImplemented for
 // CreateMultipartUpload though charts up to the upload limit are accepted in one PUT.
 TEST_F(S3ClientsTest, AwsCliMultipartUploadOfAChartOverEightMegabytes) {
-  write_big_chart(dir_ / "big-chart.json", 9 * 1024 * 1024);
+  write_big_chart(dir_ / "big-chart.json", std::size_t{9} * 1024 * 1024);
   auto put = aws("s3 cp " + (dir_ / "big-chart.json").string() + " s3://charts/big.json");
   ASSERT_EQ(put.code, 0) << put.output << server_->log();
   EXPECT_EQ(scalar("SELECT count(*) FROM chart_revision"), "1");
@@ -276,7 +277,7 @@ TEST_F(S3ClientsTest, AwsCliMultipartUploadOfAChartOverEightMegabytes) {
 }
 
 TEST_F(S3ClientsTest, S3cmdMultipartUploadOverFifteenMegabytesAndDelete) {
-  const std::string data = random_bytes(16 * 1024 * 1024 + 123);
+  const std::string data = random_bytes(std::size_t{16} * 1024 * 1024 + 123);
   std::ofstream(dir_ / "scan.tiff", std::ios::binary) << data;
   auto put = s3cmd("put " + (dir_ / "scan.tiff").string() + " s3://scans/big/scan.tiff");
   ASSERT_EQ(put.code, 0) << put.output << server_->log();
@@ -306,10 +307,10 @@ TEST_F(S3ClientsTest, MultipartPartsAreHeldToTheUploadLimitAndAbortLeavesNothing
   const auto open = create.body.find("<UploadId>") + 10;
   const std::string id = create.body.substr(open, create.body.find("</UploadId>") - open);
   auto part1 = s3_request("PUT", "/scans/limit.bin?partNumber=1&uploadId=" + id,
-                          random_bytes(15 * 1024 * 1024));
+                          random_bytes(std::size_t{15} * 1024 * 1024));
   ASSERT_EQ(part1.status, 200) << part1.body;
   auto part2 = s3_request("PUT", "/scans/limit.bin?partNumber=2&uploadId=" + id,
-                          random_bytes(6 * 1024 * 1024));
+                          random_bytes(std::size_t{6} * 1024 * 1024));
   EXPECT_EQ(part2.status, 400);
   EXPECT_NE(part2.body.find("EntityTooLarge"), std::string::npos) << part2.body;
   EXPECT_EQ(scalar("SELECT count(*) FROM s3_multipart_part"), "1");
