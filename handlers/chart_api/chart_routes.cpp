@@ -188,8 +188,7 @@ void add_chart_routes(ModuleRegistry& module) {
         const auto id = parse_id(req.param("id"), "review id");
         Json body = parse_json_body(req);
         if (!body.is_object() || !body.contains("decision") || !body.at("decision").is_string())
-          throw HttpError{400,
-                          "body must be {\"decision\": \"approve\"|\"reject\", \"comment\": ...}"};
+          throw HttpError{400, R"(body must be {"decision": "approve"|"reject", "comment": ...})"};
         for (const auto& [key, value] : body.items()) {
           if (key == "decided_by")
             throw HttpError{400, "decided_by is taken from your credential and may not be sent"};

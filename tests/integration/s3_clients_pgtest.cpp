@@ -23,8 +23,8 @@ namespace fs = std::filesystem;
 using chartflow::Json;
 using namespace std::chrono_literals;
 
-const char* kAccessKey = "AKIACHARTFLOWTEST01";
-const char* kSecret = "chartflow-test-secret-0123456789abcdef";
+constexpr const char* kAccessKey = "AKIACHARTFLOWTEST01";
+constexpr const char* kSecret = "chartflow-test-secret-0123456789abcdef";
 
 const std::string kChartFile = std::string(CHARTFLOW_SOURCE_DIR) +
                                "/tests/data/charts/"
