@@ -15,6 +15,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <cctype>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -160,6 +161,14 @@ class TlsTestServer {
     return requests_;
   }
   int handshake_failures() const { return handshake_failures_; }
+  // The server counts a refused handshake on its own thread, which may be after the client has
+  // already returned its error: wait for the count rather than read it at once.
+  int handshake_failures_within(std::chrono::milliseconds timeout) const {
+    const auto until = std::chrono::steady_clock::now() + timeout;
+    while (handshake_failures_ == 0 && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return handshake_failures_;
+  }
 
  private:
   void serve() {
