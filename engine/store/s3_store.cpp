@@ -1,5 +1,7 @@
 #include "store/s3_store.hpp"
 
+#include <map>
+
 #include "engine/util/hash.hpp"
 
 namespace chartflow::store {
@@ -101,18 +103,24 @@ std::uint64_t put_s3_part(Sql& sql, const std::string& upload_id, int part_numbe
 
 std::vector<std::optional<S3Part>> get_s3_parts(Sql& sql, const std::string& upload_id,
                                                 const std::vector<int>& numbers) {
+  std::string list;
+  for (int n : numbers) list += (list.empty() ? "" : ",") + std::to_string(n);
+  const Json rows = sql.query(
+      "SELECT part_number, etag, encode(content, 'hex') AS hex FROM s3_multipart_part "
+      "WHERE upload_id = $1 AND part_number = ANY($2::int[])",
+      {upload_id, "{" + list + "}"});
+  std::map<int, const Json*> by_number;
+  for (const auto& row : rows)
+    by_number[std::stoi(row.at("part_number").get<std::string>())] = &row;
   std::vector<std::optional<S3Part>> out;
   for (int n : numbers) {
-    const Json rows = sql.query(
-        "SELECT etag, encode(content, 'hex') AS hex FROM s3_multipart_part WHERE upload_id = $1 "
-        "AND part_number = $2::int",
-        {upload_id, std::to_string(n)});
-    if (rows.empty()) {
+    auto it = by_number.find(n);
+    if (it == by_number.end()) {
       out.emplace_back(std::nullopt);
       continue;
     }
-    out.emplace_back(S3Part{n, rows[0].at("etag").get<std::string>(),
-                            hex_decode(rows[0].at("hex").get<std::string>())});
+    out.emplace_back(S3Part{n, it->second->at("etag").get<std::string>(),
+                            hex_decode(it->second->at("hex").get<std::string>())});
   }
   return out;
 }
