@@ -156,7 +156,10 @@ BEGIN
     wake = jsonb_build_object('kind', 'signal', 'signal', p_name, 'payload', p_payload),
     wait_signal = NULL, wait_until = NULL
     WHERE run_id = p_run_id AND step_key = v_step;
-  IF v_status = 'waiting' THEN
+  -- Running again only when no other step of the run still waits (read by key: the index on
+  -- (run_id, step_key) holds the run's few steps).
+  IF v_status = 'waiting' AND NOT EXISTS (
+      SELECT 1 FROM step_run WHERE run_id = p_run_id AND status = 'waiting') THEN
     UPDATE workflow_run SET status = 'running' WHERE id = p_run_id;
   END IF;
   INSERT INTO run_history (run_id, type, step, detail)
@@ -372,7 +375,7 @@ BEGIN
     run AS (
       UPDATE workflow_run w SET remaining_steps = w.remaining_steps - pr.n,
         status = CASE WHEN w.remaining_steps = pr.n AND w.status IN ('running', 'waiting')
-          THEN 'succeeded' WHEN w.status = 'waiting' THEN 'running' ELSE w.status END,
+          THEN 'succeeded' ELSE w.status END,
         finished_at = CASE WHEN w.remaining_steps = pr.n AND w.status IN ('running', 'waiting')
           THEN statement_timestamp() ELSE w.finished_at END
       FROM per_run pr WHERE w.ctid = pr.tid

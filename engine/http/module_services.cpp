@@ -1,6 +1,7 @@
 #include "http/module_services.hpp"
 
 #include "http/audit_context.hpp"
+#include "store/auth_store.hpp"
 
 namespace chartflow::http {
 
@@ -27,6 +28,14 @@ Json ModuleServices::runs_of_subject(const std::string& subject, int limit) {
   f.subject = subject;
   f.limit = limit;
   return engine_.list_runs(f).at("runs");
+}
+
+std::map<std::string, std::string> ModuleServices::credential_names(
+    const std::vector<std::string>& subjects) {
+  std::map<std::string, std::string> names;
+  if (subjects.empty()) return names;
+  engine_.read([&](Sql& sql) { names = store::credential_names(sql, subjects); });
+  return names;
 }
 
 void ModuleServices::transaction(const std::function<void(Sql&)>& fn) { engine_.transaction(fn); }

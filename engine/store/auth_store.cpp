@@ -42,6 +42,33 @@ Json list_tokens(Sql& sql) {
                "FROM api_token ORDER BY id");
 }
 
+std::map<std::string, std::string> credential_names(Sql& sql,
+                                                    const std::vector<std::string>& subjects) {
+  std::map<std::string, std::string> out;
+  std::string token_ids;
+  for (const auto& subject : subjects) {
+    if (subject.rfind("user:", 0) == 0 && subject.size() > 5) {
+      out[subject] = subject.substr(5);  // a user's subject is its name
+      continue;
+    }
+    if (subject.rfind("s3:", 0) == 0 && subject.size() > 3) {
+      out[subject] = subject.substr(3);  // an S3 key is named by its access key id
+      continue;
+    }
+    if (subject.rfind("token:", 0) != 0) continue;
+    const std::string id = subject.substr(6);
+    if (id.empty() || id.size() > 18 || id.find_first_not_of("0123456789") != std::string::npos)
+      continue;
+    token_ids += (token_ids.empty() ? "" : ",") + id;
+  }
+  if (token_ids.empty()) return out;
+  const Json rows = sql.query("SELECT id, name FROM api_token WHERE id = ANY($1::bigint[])",
+                              {"{" + token_ids + "}"});
+  for (const auto& row : rows)
+    out["token:" + row.at("id").get<std::string>()] = row.at("name").get<std::string>();
+  return out;
+}
+
 std::optional<CredentialRow> find_live_token(Sql& sql, const std::string& token_hash) {
   auto row = util::query_one(
       sql,

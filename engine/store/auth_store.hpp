@@ -5,8 +5,10 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "engine/handler.hpp"
 
@@ -36,6 +38,10 @@ std::optional<std::int64_t> revoke_token(Sql& sql, const std::string& name,
 // [{id, name, role, assignee, created_by, created_at, expires_at, revoked_at, status}], by id;
 // values are column text.
 Json list_tokens(Sql& sql);
+// The names of the credentials `subjects` ("token:7", "user:alice") stand for, revoked and
+// expired ones too (a record keeps naming who made it); subjects of no credential are left out.
+std::map<std::string, std::string> credential_names(Sql& sql,
+                                                    const std::vector<std::string>& subjects);
 // The live (not revoked, not expired) token with this hash.
 std::optional<CredentialRow> find_live_token(Sql& sql, const std::string& token_hash);
 

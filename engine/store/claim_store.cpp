@@ -185,7 +185,8 @@ int Store::fire_due_waits() {
       history(tx, row[0].as<std::int64_t>(), "signalled", std::string(row[1].c_str()), std::nullopt,
               std::nullopt, Json{{"kind", row[2].is_null() ? "timer" : "deadline"}});
       tx.exec_params(
-          "UPDATE workflow_run SET status = 'running' WHERE id = $1 AND status = 'waiting'",
+          "UPDATE workflow_run SET status = 'running' WHERE id = $1 AND status = 'waiting' "
+          "AND NOT EXISTS (SELECT 1 FROM step_run WHERE run_id = $1 AND status = 'waiting')",
           row[0].as<std::int64_t>());
     }
     tx.commit();

@@ -18,7 +18,8 @@ inline constexpr int kMaxReviewListLimit = 1000;
 
 // {chart_id, patient_ref, latest_revision, created_at, updated_at,
 //  patient: {name, birth_date} | null   (the latest revision's Patient; either may be null),
-//  revisions: [{revision, content_hash, source, uploaded_by, based_on_revision, created_at}],
+//  revisions: [{revision, content_hash, source, uploaded_by, based_on_revision, created_at}]
+//             (the route adds uploaded_by_name: the credential's name, or null),
 //  open_questions: [{id, rule_id, resource_ref, question, severity, opened_revision, created_at}],
 //  review: {id, run_id, step, revision, assignee, assignee_name, status, due_at, escalations,
 //           decision, comment, decided_at, created_at} | null   (the most recent review),

@@ -44,6 +44,22 @@ void strip_clinical_detail(Json& chart) {
 // Who uploaded a revision or decided a review: the credential's stable id.
 std::string uploaded_by(const Request& req) { return req.principal ? req.principal->id : "api"; }
 
+// Adds `uploaded_by_name` to each revision whose uploader is a credential: people read
+// "nurse-tablet-7", not "token:7".
+void name_uploaders(EngineServices& engine, Json& revisions) {
+  std::vector<std::string> subjects;
+  for (const auto& r : revisions)
+    if (r.contains("uploaded_by") && r["uploaded_by"].is_string())
+      subjects.push_back(r["uploaded_by"].get<std::string>());
+  const auto names = engine.credential_names(subjects);
+  for (auto& r : revisions) {
+    auto it = r.contains("uploaded_by") && r["uploaded_by"].is_string()
+                  ? names.find(r["uploaded_by"].get<std::string>())
+                  : names.end();
+    r["uploaded_by_name"] = it == names.end() ? Json(nullptr) : Json(it->second);
+  }
+}
+
 // A read of patient data: refused for a reviewer the chart is not assigned to, recorded in the
 // audit trail in the same transaction as the read itself.
 void read_chart_data(EngineServices& engine, const Request& req, const std::string& action,
@@ -120,6 +136,7 @@ void add_chart_routes(ModuleRegistry& module) {
                      if (!chart) return Response::error(404, "chart not found");
                      if (req.principal && req.principal->role == Role::kBilling)
                        strip_clinical_detail(*chart);
+                     name_uploaders(engine, (*chart)["revisions"]);
                      (*chart)["runs"] = engine.runs_of_subject(chart_id, 100);
                      return Response::json(200, *chart);
                    });

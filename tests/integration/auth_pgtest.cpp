@@ -125,7 +125,7 @@ TEST_F(AuthTest, TokensAreCreatedShownOnceStoredHashedAndRevoked) {
 TEST_F(AuthTest, RolesScopeWhatEachCredentialSeesAndEverythingIsAudited) {
   AppServer app(dsn());
   const std::string admin = create_token(dsn(), "admin");
-  const std::string uploader = create_token(dsn(), "uploader");
+  const std::string uploader = create_token(dsn(), "uploader", std::nullopt, "nurse-tablet-7");
   const std::string operator_token = create_token(dsn(), "operator");
   const std::string billing = create_token(dsn(), "billing");
   const std::string chart = read_file(kChart);
@@ -157,8 +157,14 @@ TEST_F(AuthTest, RolesScopeWhatEachCredentialSeesAndEverythingIsAudited) {
   auto theirs = app.call("GET", "/v1/reviews", other_doctor);
   ASSERT_EQ(theirs.status, 200);
   EXPECT_TRUE(theirs.json().at("reviews").empty()) << theirs.body;
-  // Charts behind my reviews only.
-  EXPECT_EQ(app.call("GET", "/v1/charts/chart-a", doctor).status, 200);
+  // Charts behind my reviews only, naming the credential that uploaded each revision (#16: a
+  // doctor saw `token:N`).
+  auto doctors_view = app.call("GET", "/v1/charts/chart-a", doctor);
+  ASSERT_EQ(doctors_view.status, 200);
+  const Json revisions = doctors_view.json().at("revisions");
+  ASSERT_FALSE(revisions.empty());
+  EXPECT_EQ(revisions[0].at("source"), "upload");
+  EXPECT_EQ(revisions[0].value("uploaded_by_name", ""), "nurse-tablet-7") << revisions.dump();
   EXPECT_EQ(app.call("GET", "/v1/charts/chart-a/revisions/1", doctor).status, 200);
   auto refused = app.call("GET", "/v1/charts/chart-a", other_doctor);
   EXPECT_EQ(refused.status, 403);

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <future>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -226,6 +227,67 @@ steps:
   EXPECT_EQ(second.step(id, "ask").at("output").at("payload").value("by", ""), "dr-1");
   EXPECT_EQ(second.store().signal(id, "approve", Json::object(), &msg),
             store::Store::CommandResult::kConflict);
+}
+
+// Issue #16: a run whose review waited showed `running` once a sibling step finished. A run is
+// `waiting` while any of its steps waits, whatever its other steps do meanwhile.
+TEST_F(EngineTest, ARunIsWaitingWhileAStepWaitsEvenAfterItsSiblingsFinish) {
+  auto extra = std::make_shared<HandlerRegistry>();
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<bool> side_started{false};
+  struct Held : Handler {
+    std::shared_future<void> until;
+    std::atomic<bool>& started;
+    Held(std::shared_future<void> u, std::atomic<bool>& s) : until(std::move(u)), started(s) {}
+    StepOutcome run(StepContext&) override {
+      started = true;
+      until.wait();
+      return Completed{};
+    }
+  };
+  extra->add("held", std::make_shared<Held>(released, side_started));
+  EngineHarness h(dsn(), {R"(
+name: two-waits
+on: [{ event: demo.two-waits }]
+steps:
+  ask: { handler: wait_signal, input: { signal: approve } }
+  ask_too: { handler: wait_signal, input: { signal: second } }
+  # After a step of its own: a worker commits a batch's waits and finishes together, so the held
+  # step must not share the waits' batch.
+  pre: { handler: noop }
+  side: { handler: held, needs: [pre] }
+)"},
+                  extra);
+  bool set = false;
+  // The held step must be let go before the harness stops, even when an assertion returns early.
+  struct LetGo {
+    std::promise<void>& p;
+    bool& done;
+    ~LetGo() {
+      if (!done) p.set_value();
+    }
+  } let_go{release, set};
+  h.start();
+  const auto id = h.start_run("demo.two-waits");
+  ASSERT_TRUE(wait_until([&] {
+    return side_started && h.step(id, "ask").value("status", "") == "waiting" &&
+           h.step(id, "ask_too").value("status", "") == "waiting";
+  }));
+  EXPECT_EQ(h.run(id).value("status", ""), "waiting");
+  release.set_value();
+  set = true;
+  ASSERT_TRUE(wait_until([&] { return h.step(id, "side").value("status", "") == "succeeded"; }));
+  EXPECT_EQ(h.run(id).value("status", ""), "waiting") << "the sibling's finish left it running";
+
+  std::string msg;
+  ASSERT_EQ(h.store().signal(id, "approve", Json::object(), &msg),
+            store::Store::CommandResult::kOk);
+  ASSERT_TRUE(wait_until([&] { return h.step(id, "ask").value("status", "") == "succeeded"; }));
+  EXPECT_EQ(h.run(id).value("status", ""), "waiting") << "ask_too still waits";
+
+  ASSERT_EQ(h.store().signal(id, "second", Json::object(), &msg), store::Store::CommandResult::kOk);
+  ASSERT_TRUE(h.wait_status(id, "succeeded"));
 }
 
 TEST_F(EngineTest, SignalSentBeforeTheStepWaitsIsNotLost) {

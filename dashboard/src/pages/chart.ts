@@ -19,7 +19,6 @@ import {
 import { h, replace, token } from "../dom";
 import { fmtDuration, fmtMoney } from "../format";
 import type { PageContext } from "../router";
-import { isAdmin } from "../session";
 
 type Obj = { [key: string]: Json };
 
@@ -47,31 +46,14 @@ function str(v: Json | undefined): string | null {
 // Who uploaded a revision: the API sends the credential's stable id ("token:3", "user:ana") or a
 // source's name. A user's id holds the name; a token's name is in the audit trail (the upload's
 // own record), which only an admin may read. Otherwise the id is shown.
-const uploaderNames = new Map<string, Promise<string | null>>();
-
-function uploaderName(id: string): Promise<string | null> {
-  if (id.startsWith("user:")) return Promise.resolve(id.slice("user:".length) || null);
-  if (!/^token:\d+$/.test(id) || !isAdmin()) return Promise.resolve(null);
-  let name = uploaderNames.get(id);
-  if (!name) {
-    name = api
-      .audit({ actor: id, action: "chart.upload", limit: 1 })
-      .then((r) => r.events.find((e) => e.actor === id)?.actor_name ?? null)
-      .catch(() => null);
-    uploaderNames.set(id, name);
-  }
-  return name;
-}
-
-function uploaderCell(v: Json | undefined): HTMLElement {
-  const id = str(v);
-  const cell = h("td", { class: "uploader" }, id ?? "—");
-  if (!id) return cell;
-  void uploaderName(id).then((name) => {
-    if (!name) return;
-    replace(cell, h("span", { class: "uploader-name", title: id }, name));
-  });
-  return cell;
+// The server names the credential behind each revision (`uploaded_by_name`); the id stays in
+// the tooltip for matching against the audit trail.
+function uploaderCell(r: Obj): HTMLElement {
+  const id = str(r.uploaded_by);
+  const name = str(r.uploaded_by_name);
+  if (!id) return h("td", { class: "uploader" }, "—");
+  if (!name) return h("td", { class: "uploader" }, id);
+  return h("td", { class: "uploader" }, h("span", { class: "uploader-name", title: id }, name));
 }
 
 const KNOWN = new Set([
@@ -219,7 +201,7 @@ export async function chartPage(ctx: PageContext): Promise<void> {
                 null,
                 h("td", { class: "num" }, text(r.revision)),
                 h("td", null, text(r.source)),
-                uploaderCell(r.uploaded_by),
+                uploaderCell(r),
                 h("td", { class: "num" }, text(r.based_on_revision)),
                 h("td", { class: "mono small" }, text(r.content_hash).slice(0, 12)),
                 h("td", null, time(r.created_at)),

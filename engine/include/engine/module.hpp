@@ -44,6 +44,12 @@ class EngineServices {
   // The runs started for a subject (e.g. a chart id), newest first, as GET /v1/runs lists them.
   virtual Json runs_of_subject(const std::string& subject, int limit) = 0;
 
+  // The names of the credentials that `subjects` (IntakeRequest::uploader, a principal's id)
+  // stand for, so a record can show "nurse-tablet-7" rather than "token:7"; subjects of no
+  // credential (a source's name) are left out.
+  virtual std::map<std::string, std::string> credential_names(
+      const std::vector<std::string>& subjects) = 0;
+
   // A transaction on the module's own tables: committed when `fn` returns, rolled back when it
   // throws.
   virtual void transaction(const std::function<void(Sql&)>& fn) = 0;
