@@ -7,26 +7,19 @@
 #include "app/options.hpp"
 #include "app/server_options.hpp"
 #include "app/settings.hpp"
+#include "app/startup_checks.hpp"
 #include "config/workflow_loader.hpp"
-#include "http/s3_config.hpp"
-#include "http/static_files.hpp"
-#include "http/webhook_auth.hpp"
 #include "runtime/handler_setup.hpp"
 
 namespace chartflow::cli {
 namespace {
 
-// What serve checks before it touches a database, in the same order, each failure located.
+// What serve checks before it touches a database (the same function), each failure located, then
+// the workflow files.
 int check(const Settings& settings) {
   const Args& args = settings.args;
   try {
-    const auto server = server_settings(args);
-    (void)server;
-    if (args.get("database-url") || args.get("database-url-file")) (void)database_url(args);
-    if (auto dir = args.get("dashboard-dir"))
-      (void)http::find_dashboard(std::filesystem::path(*dir));
-    if (auto file = args.get("s3-config")) (void)http::S3Config::load(*file);
-    if (auto file = args.get("webhook-secrets")) (void)http::WebhookSecrets::load(*file);
+    (void)check_startup(args, /*with_api=*/true);
   } catch (const std::exception& e) {
     std::cerr << locate(settings, e.what()) << "\n";
     return 1;

@@ -16,6 +16,7 @@
 #include "app/commands.hpp"
 #include "app/options.hpp"
 #include "app/settings.hpp"
+#include "engine/util/install_prefix.hpp"
 
 namespace {
 
@@ -129,9 +130,8 @@ int main(int argc, char** argv) {
   const chartflow::cli::Args args = chartflow::cli::parse_args(argc, argv, 2);
   // The benchmarks are their own executable beside this one; `chartflow bench...` hands over.
   if (command.rfind("bench", 0) == 0) {
-    std::error_code ec;
     const auto bench =
-        std::filesystem::read_symlink("/proc/self/exe", ec).parent_path() / "chartflow-bench";
+        chartflow::util::executable_dir().value_or(std::filesystem::path(".")) / "chartflow-bench";
     argv[0] = const_cast<char*>("chartflow-bench");
     execv(bench.c_str(), argv);
     std::cerr << "chartflow " << command << ": cannot run " << bench.string() << ": "

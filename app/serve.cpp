@@ -11,6 +11,7 @@
 #include "app/modules.hpp"
 #include "app/server_options.hpp"
 #include "app/settings.hpp"
+#include "app/startup_checks.hpp"
 #include "auth/audit.hpp"
 #include "auth/audit_sealer.hpp"
 #include "auth/sessions.hpp"
@@ -71,35 +72,6 @@ void print_first_start_link(store::Store& store, const std::string& base_url) {
             << std::flush;
 }
 
-// An option, else its environment variable.
-std::optional<std::string> option_or_env(const Args& args, const char* option, const char* env) {
-  if (auto v = args.get(option)) return v;
-  if (const char* e = std::getenv(env); e && *e) return std::string(e);
-  return std::nullopt;
-}
-
-std::chrono::seconds duration_option(const std::string& option, const std::string& text,
-                                     std::chrono::seconds at_least, const char* at_least_text) {
-  auto parsed = core::parse_duration(text);
-  if (!parsed || *parsed < at_least)
-    throw std::runtime_error("--" + option + " must be a duration of at least " + at_least_text +
-                             ", got '" + text + "'");
-  return std::chrono::duration_cast<std::chrono::seconds>(*parsed);
-}
-
-// --session-ttl, --session-idle, --trusted-proxy and TLS: how sessions and clients are treated.
-http::AuthSettings auth_settings(const Args& args) {
-  http::AuthSettings out;
-  if (auto ttl = args.get("session-ttl"))
-    out.session_ttl = duration_option("session-ttl", *ttl, std::chrono::minutes(1), "1m");
-  if (auto idle = option_or_env(args, "session-idle", "CHARTFLOW_SESSION_IDLE"))
-    out.session_idle = duration_option("session-idle", *idle, std::chrono::minutes(1), "1m");
-  if (auto proxies = option_or_env(args, "trusted-proxy", "CHARTFLOW_TRUSTED_PROXY"))
-    out.trusted_proxies = http::TrustedProxies::parse(*proxies);
-  out.secure_cookie = args.get("tls-cert").has_value();
-  return out;
-}
-
 }  // namespace
 
 int Args::get_int(const std::string& name, int def) const {
@@ -118,30 +90,16 @@ int Args::get_int(const std::string& name, int def) const {
 int serve(const Settings& resolved, bool with_api) {
   const Args& args = resolved.args;
   sigset_t stop_signals = block_stop_signals();
-  if (auto lvl = args.get("log-level")) {
-    auto parsed = runtime::parse_level(*lvl);
-    if (!parsed) throw std::runtime_error("--log-level must be debug, info, warning or error");
-    runtime::Log::set_stderr_level(static_cast<LogLevel>(*parsed));
-  }
-  // Validated before anything starts: a bad listen address or limit costs no database work.
-  http::ServerSettings server_settings =
-      with_api ? cli::server_settings(args) : http::ServerSettings{};
-  const http::AuthSettings auth_settings =
-      with_api ? cli::auth_settings(args) : http::AuthSettings{};
-  const auto audit_head_file = option_or_env(args, "audit-head-file", "CHARTFLOW_AUDIT_HEAD_FILE");
-  const auto audit_head_interval =
-      duration_option("audit-head-interval", args.get_or("audit-head-interval", "5m"),
-                      std::chrono::seconds(1), "1s");
-  if (auto t = args.get("db-call-timeout"))
-    store::Store::set_call_timeout(
-        duration_option("db-call-timeout", *t, std::chrono::seconds(5), "5s"));
+  // Every value and named file checked before anything starts (config check runs the same).
+  StartupSettings startup = check_startup(args, with_api);
+  if (startup.log_level) runtime::Log::set_stderr_level(static_cast<LogLevel>(*startup.log_level));
+  http::ServerSettings& server_settings = startup.server;
+  const http::AuthSettings& auth_settings = startup.auth;
+  if (startup.db_call_timeout) store::Store::set_call_timeout(*startup.db_call_timeout);
 
   if (resolved.file) runtime::Log::info("config_file_read", {{"file", resolved.file->string()}});
-  std::optional<std::filesystem::path> dashboard;
+  const std::optional<std::filesystem::path>& dashboard = startup.dashboard;
   if (with_api) {
-    auto configured = args.get("dashboard-dir");
-    dashboard = http::find_dashboard(configured ? std::optional<std::filesystem::path>(*configured)
-                                                : std::nullopt);
     if (dashboard)
       runtime::Log::info("dashboard_served", {{"dir", dashboard->string()}});
     else
@@ -153,11 +111,8 @@ int serve(const Settings& resolved, bool with_api) {
 
   metrics::Metrics metrics;  // outlives the embedded server, whose supervisor counts restarts
   std::unique_ptr<runtime::EmbeddedPostgres> embedded;
-  auto dsn = database_url(args);
+  auto dsn = startup.dsn;
   if (!dsn) {
-    if (!with_api)
-      throw std::runtime_error(
-          "worker needs --database-url, --database-url-file or CHARTFLOW_DATABASE_URL(_FILE)");
     const std::filesystem::path data_dir = args.get_or("data-dir", kDefaultDataDir);
     embedded = std::make_unique<runtime::EmbeddedPostgres>(data_dir);
     runtime::Log::info("embedded_postgres_starting", {{"data_dir", data_dir.string()}});
@@ -263,8 +218,8 @@ int serve(const Settings& resolved, bool with_api) {
   // The chain's head leaves the database every --audit-head-interval: as a log line always
   // (stderr, so syslog or the journal keep it), and appended to --audit-head-file when given.
   sealer.export_head(
-      {audit_head_file.value_or(""),
-       std::chrono::duration_cast<std::chrono::milliseconds>(audit_head_interval),
+      {startup.audit_head_file.value_or(""),
+       std::chrono::duration_cast<std::chrono::milliseconds>(startup.audit_head_interval),
        [](const auth::AuditHead& head) {
          runtime::Log::info("audit_head", {{"count", head.count}, {"head", head.hash}});
        }});
@@ -274,9 +229,7 @@ int serve(const Settings& resolved, bool with_api) {
   std::unique_ptr<http::Server> server;
   // One reading of the webhook secrets for both doors that know signed types (the events API and
   // the drop folder, which refuses them unsigned).
-  std::shared_ptr<const http::WebhookSecrets> secrets;
-  if (auto file = option_or_env(args, "webhook-secrets", "CHARTFLOW_WEBHOOK_SECRETS"))
-    secrets = std::make_shared<const http::WebhookSecrets>(http::WebhookSecrets::load(*file));
+  const std::shared_ptr<const http::WebhookSecrets> secrets = startup.webhook_secrets;
   if (with_api) {
     router.on_response = [&metrics](const std::string& route, const std::string& method, int status,
                                     double secs) {
@@ -287,11 +240,7 @@ int serve(const Settings& resolved, bool with_api) {
         router, engine, metrics, args.get("public-metrics").has_value(), secrets,
         embedded ? http::UnhealthyReason([pg = embedded.get()] { return pg->unhealthy_reason(); })
                  : nullptr);
-    std::shared_ptr<const http::S3Config> s3;
-    auto s3_file = args.get("s3-config");
-    if (!s3_file)
-      if (const char* env = std::getenv("CHARTFLOW_S3_CONFIG"); env && *env) s3_file = env;
-    if (s3_file) s3 = std::make_shared<const http::S3Config>(http::S3Config::load(*s3_file));
+    const std::shared_ptr<const http::S3Config> s3 = startup.s3;
     // Objects put into any bucket are held to the upload limit, not the API's body limit, and
     // are bytes of any kind (the S3 routes hold a chart bucket's to the JSON limits).
     if (s3)

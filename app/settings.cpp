@@ -8,6 +8,7 @@
 
 #include "app/options.hpp"
 #include "config/workflow_validation.hpp"
+#include "engine/util/install_prefix.hpp"
 
 namespace chartflow::cli {
 namespace {
@@ -73,11 +74,9 @@ std::map<std::string, FileValue> read_config_file(const fs::path& file) {
 }  // namespace
 
 std::optional<fs::path> installed_config_path() {
-  std::error_code ec;
-  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (ec || exe.parent_path().filename() != "bin") return std::nullopt;
-  const fs::path prefix = exe.parent_path().parent_path();
-  const fs::path etc = prefix == "/usr" ? fs::path("/etc") : prefix / "etc";
+  const auto prefix = util::install_prefix();
+  if (!prefix) return std::nullopt;
+  const fs::path etc = *prefix == "/usr" ? fs::path("/etc") : *prefix / "etc";
   return etc / "chartflow" / "chartflow.yaml";
 }
 

@@ -4,6 +4,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "engine/util/install_prefix.hpp"
+
 namespace chartflow::http {
 namespace {
 
@@ -31,10 +33,8 @@ std::optional<std::filesystem::path> find_dashboard(
                                " holds no index.html (the dashboard's built files)");
     return fs::absolute(*configured, ec);
   }
-  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) {
-    const fs::path installed =
-        exe.parent_path().parent_path() / "share" / "chartflow" / "dashboard";
+  if (const auto prefix = util::install_prefix()) {
+    const fs::path installed = *prefix / "share" / "chartflow" / "dashboard";
     if (fs::is_regular_file(installed / "index.html", ec)) return installed;
   }
   // A binary in its build tree: the source tree's build, else its unbuilt shell (which says

@@ -1103,6 +1103,7 @@ test("chart page (stubbed API): the patient's name and birth date by the id, mon
         content_hash: "ab12cd34ef56aa",
         source: "upload",
         uploaded_by: "user:nurse-ana",
+        uploaded_by_name: "nurse-ana",
         based_on_revision: null,
         created_at: now,
       },

@@ -58,6 +58,19 @@ if out="$("$bin" config check --config badlisten.yaml --workflows "$repo/workflo
   fail "config check passed a listen without a port"
 fi
 grep -q "badlisten.yaml:2: listen must be HOST:PORT, got 'nowhere'" <<<"$out" || fail "listen: $out"
+# config check makes every check serve makes before it starts (one function): a setting that
+# stops serve stops the check too, located in the file.
+printf 'workers: 2\naudit-head-interval: 0s\n' >badinterval.yaml
+if out="$("$bin" config check --config badinterval.yaml --workflows "$repo/workflows" 2>&1)"; then
+  fail "config check passed an audit-head-interval serve refuses"
+fi
+grep -q "badinterval.yaml:2: audit-head-interval must be a duration of at least 1s" <<<"$out" ||
+  fail "audit-head-interval: $out"
+if out="$(CHARTFLOW_WEBHOOK_SECRETS=/nonexistent/secrets.yaml "$bin" config check \
+  --workflows "$repo/workflows" 2>&1)"; then
+  fail "config check passed a webhook secrets file that does not exist"
+fi
+grep -q "secrets.yaml" <<<"$out" || fail "webhook secrets: $out"
 pass "unknown flags and bad settings are refused with file and line"
 
 # config check and show on a good file; the database password never appears.
