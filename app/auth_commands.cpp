@@ -190,6 +190,9 @@ int audit(const Args& args) {
   }
   std::cout << "audit trail intact: " << result.checked << " record(s), head hash "
             << (result.head_hash.empty() ? "-" : result.head_hash) << "\n";
+  if (result.head_id)
+    std::cout << "the chain ends at record " << *result.head_id << ", written " << result.head_at
+              << "\n";
   if (result.anchor_seq)
     std::cout << "expected head found: record " << *result.anchor_seq << ", "
               << (result.checked - *result.anchor_seq) << " record(s) since\n";

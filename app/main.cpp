@@ -1,5 +1,6 @@
-// chartflow: serve | worker | config | migrate | validate | logs | upload | tokens | users | audit;
-// bench* hands over to chartflow-bench. `chartflow <command> --help` prints a command's options.
+// chartflow: serve | worker | config | migrate | validate | logs | upload | tokens | users | audit
+// | backup | restore; bench* hands over to chartflow-bench. `chartflow <command> --help` prints a
+// command's options.
 #include <unistd.h>
 
 #include <cerrno>
@@ -42,6 +43,8 @@ void usage(std::ostream& out) {
          "  tokens    create | revoke | list API tokens\n"
          "  users     create | disable | enable dashboard users\n"
          "  audit     verify the audit trail's hash chain\n"
+         "  backup    online base backup of the embedded PostgreSQL; backup verify\n"
+         "  restore   a backup into a new data dir, to a point in time\n"
          "  bench...  runs chartflow-bench (the benchmarks' own executable; see its help)\n";
 }
 
@@ -94,6 +97,21 @@ std::string command_usage(const std::string& command) {
            kDatabaseOptions;
   if (command == "audit")
     return std::string("usage: chartflow audit verify [--expect-head HASH]\n") + kDatabaseOptions;
+  if (command == "backup")
+    return "usage: chartflow backup --to DIR [--data-dir DIR] [--config FILE]\n"
+           "       chartflow backup verify DIR\n"
+           "backup: an online base backup of the embedded PostgreSQL (while serve runs, or\n"
+           "starting the cluster for it) into DIR, new or empty; recorded for the metric\n"
+           "chartflow_backup_last_success_timestamp_seconds.\n"
+           "verify: checks every file against the backup's manifest and its WAL; exit 3 if not.\n"
+           "  --data-dir DIR                  the embedded cluster [./chartflow-data]\n";
+  if (command == "restore")
+    return "usage: chartflow restore --from BACKUP_DIR --data-dir NEW_DIR [--until TIME]\n"
+           "                         [--wal-archive DIR]\n"
+           "Verifies the backup, copies it into NEW_DIR, replays the archived WAL up to TIME\n"
+           "(e.g. \"2026-12-02 14:05:00+00\"; the zone is required) or to the archive's end,\n"
+           "and leaves a data dir that chartflow serve --data-dir NEW_DIR starts.\n"
+           "  --wal-archive DIR               the archived WAL [the one the backup names]\n";
   return "";
 }
 
@@ -158,6 +176,8 @@ int main(int argc, char** argv) {
     if (command == "tokens") return chartflow::cli::tokens(args);
     if (command == "audit") return chartflow::cli::audit(args);
     if (command == "users") return chartflow::cli::users(args);
+    if (command == "backup") return chartflow::cli::backup(args);
+    if (command == "restore") return chartflow::cli::restore(args);
   } catch (const std::exception& e) {
     std::cerr << "chartflow " << command << ": " << e.what() << "\n";
     return 1;

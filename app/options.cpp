@@ -17,6 +17,8 @@ const std::vector<OptionSpec>& server_options() {
       {"listen", K::kText, "HOST:PORT", "address of the API and dashboard", "127.0.0.1:8080"},
       {"data-dir", K::kPath, "DIR", "embedded PostgreSQL's data, used without a database URL",
        "./chartflow-data"},
+      {"wal-archive", K::kPath, "DIR",
+       "archive the embedded PostgreSQL's WAL here, for point-in-time restores", ""},
       {"workflows", K::kPath, "DIR", "workflow files, with settings/, rules/ and handlers/ beside",
        "./workflows", kBoth},
       {"dashboard-dir", K::kPath, "DIR", "the dashboard's built files",

@@ -114,8 +114,12 @@ int serve(const Settings& resolved, bool with_api) {
   auto dsn = startup.dsn;
   if (!dsn) {
     const std::filesystem::path data_dir = args.get_or("data-dir", kDefaultDataDir);
-    embedded = std::make_unique<runtime::EmbeddedPostgres>(data_dir);
-    runtime::Log::info("embedded_postgres_starting", {{"data_dir", data_dir.string()}});
+    runtime::EmbeddedSettings cluster;
+    if (auto archive = args.get("wal-archive")) cluster.wal_archive = *archive;
+    embedded = std::make_unique<runtime::EmbeddedPostgres>(data_dir, cluster);
+    runtime::Log::info("embedded_postgres_starting",
+                       {{"data_dir", data_dir.string()},
+                        {"wal_archive", cluster.wal_archive ? cluster.wal_archive->string() : ""}});
     dsn = embedded->start();
     runtime::SupervisorSettings supervision;
     supervision.on_restart = [&metrics] { metrics.embedded_postgres_restarts(); };

@@ -65,6 +65,10 @@ StartupSettings check_startup(const Args& args, bool with_api) {
         configured ? std::optional<std::filesystem::path>(*configured) : std::nullopt);
   }
   out.dsn = database_url(args);
+  if (out.dsn && args.get("wal-archive"))
+    throw std::runtime_error(
+        "--wal-archive archives the embedded PostgreSQL; an external server archives with its own "
+        "archive_command (see docs/operations.md, pgBackRest)");
   if (!out.dsn && !with_api)
     throw std::runtime_error(
         "worker needs --database-url, --database-url-file or CHARTFLOW_DATABASE_URL(_FILE)");

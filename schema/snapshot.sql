@@ -538,6 +538,25 @@ ALTER TABLE ONLY audit_refusal ALTER COLUMN remote SET COMPRESSION lz4;
 ALTER TABLE ONLY audit_refusal ALTER COLUMN reason SET COMPRESSION lz4;
 ALTER TABLE ONLY audit_refusal ALTER COLUMN path SET COMPRESSION lz4;
 
+CREATE TABLE backup_history (
+    id bigint NOT NULL,
+    started_at timestamp with time zone NOT NULL,
+    finished_at timestamp with time zone NOT NULL,
+    target text NOT NULL,
+    bytes bigint NOT NULL,
+    wal_archive text,
+    CONSTRAINT backup_history_bytes_check CHECK ((bytes >= 0))
+);
+
+CREATE SEQUENCE backup_history_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+ALTER SEQUENCE backup_history_id_seq OWNED BY backup_history.id;
+
 CREATE TABLE bill_delivery (
     id bigint NOT NULL,
     chart_id text NOT NULL,
@@ -1137,6 +1156,8 @@ ALTER SEQUENCE workflow_version_id_seq OWNED BY workflow_version.id;
 
 ALTER TABLE ONLY api_token ALTER COLUMN id SET DEFAULT nextval('api_token_id_seq'::regclass);
 
+ALTER TABLE ONLY backup_history ALTER COLUMN id SET DEFAULT nextval('backup_history_id_seq'::regclass);
+
 ALTER TABLE ONLY bill_delivery ALTER COLUMN id SET DEFAULT nextval('bill_delivery_id_seq'::regclass);
 
 ALTER TABLE ONLY bill_delivery_attempt ALTER COLUMN id SET DEFAULT nextval('bill_delivery_attempt_id_seq'::regclass);
@@ -1181,6 +1202,9 @@ ALTER TABLE ONLY audit_event
 
 ALTER TABLE ONLY audit_refusal
     ADD CONSTRAINT audit_refusal_pkey PRIMARY KEY (action, outcome, remote, minute);
+
+ALTER TABLE ONLY backup_history
+    ADD CONSTRAINT backup_history_pkey PRIMARY KEY (id);
 
 ALTER TABLE ONLY bill_delivery_attempt
     ADD CONSTRAINT bill_delivery_attempt_key UNIQUE (delivery_id, attempt);
@@ -1291,6 +1315,8 @@ CREATE INDEX audit_event_at_idx ON audit_event USING btree (at);
 CREATE UNIQUE INDEX audit_event_seq_idx ON audit_event USING btree (seq);
 
 CREATE INDEX audit_event_unsealed_idx ON audit_event USING btree (id) WHERE (seq IS NULL);
+
+CREATE INDEX backup_history_finished_at ON backup_history USING btree (finished_at);
 
 CREATE INDEX chart_question_closed_idx ON chart_question USING btree (chart_id, closed_revision) WHERE (status = 'closed'::text);
 

@@ -176,6 +176,8 @@ VerifyResult verify_chain(Sql& sql, const std::optional<std::string>& expected_h
       }
       prev = stored;
       out.head_hash = stored;
+      out.head_id = util::column_int(row, "id");
+      out.head_at = util::column_text(row, "at").value_or("");
       ++out.checked;
       if (expected_head && stored == *expected_head) out.anchor_seq = after;
     }

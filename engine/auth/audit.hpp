@@ -58,6 +58,9 @@ struct VerifyResult {
   std::int64_t checked = 0;
   std::optional<std::int64_t> first_broken;  // id of the first record whose hash does not match
   std::string head_hash;                     // hash of the last record checked
+  // Where the intact chain ends (after a point-in-time restore: the last record restored).
+  std::optional<std::int64_t> head_id;
+  std::string head_at;
   // With an expected head: its position (seq) in the intact chain, or nullopt when no record
   // has that hash (the newest records were removed, or the chain rewritten); then ok is false.
   std::optional<std::int64_t> anchor_seq;

@@ -143,24 +143,28 @@ void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics
   router.answer_at_once("/healthz");
   router.answer_at_once("/readyz");
 
-  router.add("GET", "/metrics", "metrics",
-             public_metrics ? Access::open() : Access::of({Role::kOperator}),
-             [&engine, &metrics](Request&) {
-               try {
-                 auto q = engine.queue_stats();
-                 metrics.set_queue(q.value("ready", 0.0), q.value("oldest_ready_seconds", 0.0),
-                                   q.value("waiting", 0.0), q.value("running", 0.0));
-                 std::vector<metrics::ParkedSteps> parked;
-                 for (const auto& p : engine.parked_counts())
-                   parked.push_back({p.at("workflow"), p.at("step"), p.at("count")});
-                 metrics.set_steps_parked(parked);
-               } catch (const std::exception&) {
-               }
-               Response r;
-               r.content_type = "text/plain; version=0.0.4";
-               r.body = metrics.serialize();
-               return r;
-             });
+  router.add(
+      "GET", "/metrics", "metrics", public_metrics ? Access::open() : Access::of({Role::kOperator}),
+      [&engine, &metrics](Request&) {
+        try {
+          auto q = engine.queue_stats();
+          metrics.set_queue(q.value("ready", 0.0), q.value("oldest_ready_seconds", 0.0),
+                            q.value("waiting", 0.0), q.value("running", 0.0));
+          std::vector<metrics::ParkedSteps> parked;
+          for (const auto& p : engine.parked_counts())
+            parked.push_back({p.at("workflow"), p.at("step"), p.at("count")});
+          metrics.set_steps_parked(parked);
+          const auto b = engine.backup_stats();
+          metrics.set_backup_stats({b.value("last_backup", 0.0), b.value("archiving", false),
+                                    b.value("archived", 0.0), b.value("failed", 0.0),
+                                    b.value("last_archived", 0.0), b.value("last_failed", 0.0)});
+        } catch (const std::exception&) {
+        }
+        Response r;
+        r.content_type = "text/plain; version=0.0.4";
+        r.body = metrics.serialize();
+        return r;
+      });
 
   router.add("GET", "/v1/runs", "runs", Access::of({Role::kOperator}), [&engine](Request& req) {
     store::Store::RunFilter f;

@@ -10,6 +10,11 @@
 namespace chartflow::metrics {
 namespace {
 
+// A gauge without labels, exported (at 0) from the start.
+prometheus::Gauge& gauge(prometheus::Registry& registry, const char* name, const char* help) {
+  return prometheus::BuildGauge().Name(name).Help(help).Register(registry).Add({});
+}
+
 const prometheus::Histogram::BucketBoundaries kStepBuckets = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 // Statements take from a tenth of a millisecond (a claim) to seconds (a slow report).
@@ -89,7 +94,19 @@ Metrics::Metrics()
       embedded_restarts_(prometheus::BuildCounter()
                              .Name("chartflow_embedded_postgres_restarts_total")
                              .Help("Restarts of the embedded PostgreSQL after it died")
-                             .Register(*registry_)) {
+                             .Register(*registry_)),
+      backup_last_(gauge(*registry_, "chartflow_backup_last_success_timestamp_seconds",
+                         "When the newest base backup by chartflow backup finished (0: none)")),
+      wal_archive_enabled_(gauge(*registry_, "chartflow_wal_archive_enabled",
+                                 "1 when PostgreSQL archives WAL (archive_mode is not off)")),
+      wal_archived_(gauge(*registry_, "chartflow_wal_archived_segments",
+                          "WAL segments archived (pg_stat_archiver, since its last reset)")),
+      wal_archive_failed_(gauge(*registry_, "chartflow_wal_archive_failures",
+                                "Failed attempts to archive a WAL segment (pg_stat_archiver)")),
+      wal_last_archived_(gauge(*registry_, "chartflow_wal_archive_last_archived_timestamp_seconds",
+                               "When a WAL segment was last archived (0: never)")),
+      wal_last_failed_(gauge(*registry_, "chartflow_wal_archive_last_failed_timestamp_seconds",
+                             "When archiving a WAL segment last failed (0: never)")) {
   // Series at 0 from the start, so that increase() counts the first expiration of each reason.
   expirations_.Add({{"reason", "lease"}});
   expirations_.Add({{"reason", "timeout"}});
@@ -166,6 +183,15 @@ void Metrics::set_steps_parked(const std::vector<ParkedSteps>& parked) {
     steps_parked_.Add({{"workflow", p.workflow}, {"step", p.step}}).Set(p.count);
     parked_seen_.emplace(p.workflow, p.step);
   }
+}
+
+void Metrics::set_backup_stats(const BackupStats& stats) {
+  backup_last_.Set(stats.last_backup);
+  wal_archive_enabled_.Set(stats.archiving ? 1 : 0);
+  wal_archived_.Set(stats.archived);
+  wal_archive_failed_.Set(stats.failed);
+  wal_last_archived_.Set(stats.last_archived);
+  wal_last_failed_.Set(stats.last_failed);
 }
 
 void Metrics::handler_pool(const std::string& handler, int warm, int busy) {

@@ -23,6 +23,13 @@ struct Workflow;
 
 namespace chartflow::metrics {
 
+// Backups and WAL archiving as last sampled from the database (epoch seconds; 0: never).
+struct BackupStats {
+  double last_backup = 0;
+  bool archiving = false;
+  double archived = 0, failed = 0, last_archived = 0, last_failed = 0;
+};
+
 // How many steps of one workflow's step are parked (waiting for an operator).
 struct ParkedSteps {
   std::string workflow, step;
@@ -50,6 +57,7 @@ class Metrics {
   void set_steps_parked(const std::vector<ParkedSteps>& parked);
   // External handler processes of one handler (its name, never an id): idle (warm) and busy.
   // The first report also exports the handler's cold starts at 0.
+  void set_backup_stats(const BackupStats& stats);
   void handler_pool(const std::string& handler, int warm, int busy);
   void handler_cold_start(const std::string& handler);
   // One store call or batch statement by kind (see store::Store::set_query_observer).
@@ -83,6 +91,12 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& db_pool_;
   prometheus::Family<prometheus::Gauge>& db_pool_max_;
   prometheus::Family<prometheus::Counter>& embedded_restarts_;
+  prometheus::Gauge& backup_last_;
+  prometheus::Gauge& wal_archive_enabled_;
+  prometheus::Gauge& wal_archived_;
+  prometheus::Gauge& wal_archive_failed_;
+  prometheus::Gauge& wal_last_archived_;
+  prometheus::Gauge& wal_last_failed_;
   std::function<void()> on_collect_;
 };
 

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "runtime/embedded_postgres_supervisor.hpp"
+#include "runtime/pg_commands.hpp"
 
 namespace chartflow::runtime {
 
@@ -38,9 +39,24 @@ class DataDirInUse : public std::runtime_error {
 // and later start() calls. The destructor stops the server. Call start(), supervise() and stop()
 // from one thread, typically main() during startup and shutdown; unhealthy_reason() and
 // restarts() may be called from any thread at any time.
+// What the cluster does beyond serving, set for the life of one EmbeddedPostgres.
+struct EmbeddedSettings {
+  // Continuous archiving: every finished WAL segment is copied into this directory (PostgreSQL's
+  // basic_archive module: written to a temporary name, fsynced, renamed), and a segment is
+  // finished at least every kArchiveTimeoutSeconds while anything is written, which bounds what
+  // a point-in-time restore can lose. Created for the cluster's user if missing.
+  std::optional<std::filesystem::path> wal_archive;
+  // Recovery on start (chartflow restore): replay WAL from this archive, up to `recovery_target`
+  // (a timestamp with its zone) or to the archive's end, then promote. start() returns once the
+  // server accepts connections; wait_until_promoted() waits for the replay.
+  std::optional<std::filesystem::path> recover_from;
+  std::optional<std::string> recovery_target;
+};
+inline constexpr int kArchiveTimeoutSeconds = 60;
+
 class EmbeddedPostgres {
  public:
-  explicit EmbeddedPostgres(std::filesystem::path data_dir);
+  explicit EmbeddedPostgres(std::filesystem::path data_dir, EmbeddedSettings settings = {});
   ~EmbeddedPostgres();  // stop(); errors are reported on stderr, never thrown
 
   EmbeddedPostgres(const EmbeddedPostgres&) = delete;
@@ -67,20 +83,17 @@ class EmbeddedPostgres {
   std::optional<std::string> unhealthy_reason() const { return supervisor_.unhealthy_reason(); }
   int restarts() const { return supervisor_.restarts(); }  // by supervise(), since construction
 
+  // After a start() in recovery: waits until the server has replayed the archive and promoted;
+  // throws with the server log's tail when recovery fails (a target beyond the archive's end).
+  void wait_until_promoted();
+
   // Ends supervision, then pg_ctl stop -m fast. Idempotent; a no-op if start() did not succeed.
   void stop();
 
  private:
-  struct ClusterUser {
-    uid_t uid = 0;
-    gid_t gid = 0;
-    std::string name;
-    std::string home;
-    bool switch_user = false;  // true when we are root and must drop to `name`
-  };
-
   void lock_data_dir();
   void prepare_directories();
+  void prepare_archive_dir(std::filesystem::path& dir) const;
   void init_cluster_if_needed();
   void stop_orphaned_server();
   std::filesystem::path server_log_file() const;
@@ -94,12 +107,16 @@ class EmbeddedPostgres {
   void create_database_if_missing();
   void stop_server();
 
+  std::string admin_psql(const std::string& sql) const;  // one statement as the admin role
+  std::string server_options() const;
+
   std::filesystem::path data_dir_;  // absolute once start() has run
+  EmbeddedSettings settings_;
   std::filesystem::path pg_dir_;
   std::filesystem::path pgdata_;
   std::filesystem::path socket_dir_;
   std::filesystem::path bindir_;
-  ClusterUser user_;
+  pg_commands::ClusterUser user_;
   int lock_fd_ = -1;
   bool running_ = false;
   bool socket_dir_in_tmp_ = false;

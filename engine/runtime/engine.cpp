@@ -706,6 +706,10 @@ Json Engine::queue_stats() {
   return pool_.with([](store::Store& s) { return s.queue_stats(); });
 }
 
+Json Engine::backup_stats() {
+  return pool_.with([](store::Store& s) { return s.backup_stats(); });
+}
+
 Json Engine::list_runs(const store::Store::RunFilter& filter) {
   return pool_.with([&](store::Store& s) { return s.list_runs(filter); });
 }

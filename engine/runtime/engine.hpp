@@ -127,6 +127,7 @@ class Engine {
 
   // Reads for the API and the dashboard, each on a pooled connection.
   Json queue_stats();
+  Json backup_stats();
   Json parked_steps(int limit);  // the parked view (Store::parked_steps)
   Json parked_counts();          // per workflow and step, for the gauge
   Json list_runs(const store::Store::RunFilter& filter);

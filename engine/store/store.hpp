@@ -143,6 +143,10 @@ class Store {
 
   // Ready/running/waiting step counts and the age of the oldest ready step (for metrics).
   Json queue_stats();
+  void record_backup(const BackupRecord& backup);
+  // For metrics: {"last_backup" (epoch s, 0: none), "archiving", "archived", "failed",
+  // "last_archived", "last_failed" (epoch s, 0: never)} from backup_history and pg_stat_archiver.
+  Json backup_stats();
 
   void write_logs(const std::vector<LogRecord>& records);
   // Deletes log records older than `keep`; returns how many.

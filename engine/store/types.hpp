@@ -89,6 +89,13 @@ struct Probe {
   TimePoint now;
 };
 
+// A base backup `chartflow backup` finished; times are RFC 3339.
+struct BackupRecord {
+  std::string started_at, finished_at, target;
+  std::int64_t bytes = 0;
+  std::optional<std::string> wal_archive;
+};
+
 struct LogRecord {
   int level = 1;
   std::string message;

@@ -71,6 +71,12 @@ if out="$(CHARTFLOW_WEBHOOK_SECRETS=/nonexistent/secrets.yaml "$bin" config chec
   fail "config check passed a webhook secrets file that does not exist"
 fi
 grep -q "secrets.yaml" <<<"$out" || fail "webhook secrets: $out"
+printf 'database-url: postgresql://x@127.0.0.1/db\nwal-archive: /var/lib/wal\n' >badarchive.yaml
+if out="$("$bin" config check --config badarchive.yaml --workflows "$repo/workflows" 2>&1)"; then
+  fail "config check passed wal-archive with an external database"
+fi
+grep -q "badarchive.yaml:2: wal-archive archives the embedded PostgreSQL" <<<"$out" ||
+  fail "wal-archive: $out"
 pass "unknown flags and bad settings are refused with file and line"
 
 # config check and show on a good file; the database password never appears.

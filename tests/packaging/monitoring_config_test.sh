@@ -85,6 +85,8 @@ src = open("engine/metrics/metrics.cpp", encoding="utf-8").read()
 registered = {}
 for kind, name in re.findall(r'Build(Counter|Gauge|Histogram|Summary)\(\)\s*\.Name\("([a-z0-9_]+)"\)', src):
     registered[name] = kind
+for name in re.findall(r'gauge\(\*registry_,\s*"([a-z0-9_]+)"', src):
+    registered[name] = "Gauge"
 if not registered:
     fail("found no metric registered in engine/metrics/metrics.cpp")
 
