@@ -1,4 +1,5 @@
-// `chartflow backup --to DIR`, `chartflow backup verify DIR` and `chartflow restore --from DIR
+// `chartflow backup --to DIR`, `chartflow backup verify DIR`, `chartflow backup prune` and
+// `chartflow restore --from DIR
 // --data-dir NEW [--until TIME] [--wal-archive DIR]`: the embedded cluster's base backups and
 // point-in-time restores (runtime/embedded_backup.hpp; docs/operations.md).
 #include <iostream>
@@ -28,11 +29,28 @@ int verify(const Args& args) {
   return kInvalidBackup;
 }
 
+int prune(const Args& args) {
+  const auto archive = args.get("wal-archive");
+  const auto oldest = args.get("oldest-backup");
+  if (!archive || !oldest)
+    throw std::invalid_argument(
+        "usage: chartflow backup prune --wal-archive DIR --oldest-backup BACKUP_DIR [--dry-run]");
+  const bool dry_run = args.get("dry-run").has_value();
+  const auto removed = runtime::prune_wal_archive(*archive, *oldest, dry_run);
+  std::cout << (dry_run ? "would remove " : "removed ") << removed.size()
+            << " WAL segment(s) older than backup " << *oldest << " needs";
+  if (!removed.empty()) std::cout << " (" << removed.front() << " to " << removed.back() << ")";
+  std::cout << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int backup(const Args& command_line) {
   if (!command_line.positional.empty() && command_line.positional[0] == "verify")
     return verify(command_line);
+  if (!command_line.positional.empty() && command_line.positional[0] == "prune")
+    return prune(command_line);
   if (!command_line.positional.empty())
     throw std::invalid_argument("unknown backup command '" + command_line.positional[0] +
                                 "'; see chartflow backup --help");

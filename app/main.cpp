@@ -100,10 +100,13 @@ std::string command_usage(const std::string& command) {
   if (command == "backup")
     return "usage: chartflow backup --to DIR [--data-dir DIR] [--config FILE]\n"
            "       chartflow backup verify DIR\n"
+           "       chartflow backup prune --wal-archive DIR --oldest-backup DIR [--dry-run]\n"
            "backup: an online base backup of the embedded PostgreSQL (while serve runs, or\n"
            "starting the cluster for it) into DIR, new or empty; recorded for the metric\n"
            "chartflow_backup_last_success_timestamp_seconds.\n"
            "verify: checks every file against the backup's manifest and its WAL; exit 3 if not.\n"
+           "prune: removes the archived WAL that only backups older than --oldest-backup need\n"
+           "(after verifying that backup); delete those older backups' directories yourself.\n"
            "  --data-dir DIR                  the embedded cluster [./chartflow-data]\n";
   if (command == "restore")
     return "usage: chartflow restore --from BACKUP_DIR --data-dir NEW_DIR [--until TIME]\n"

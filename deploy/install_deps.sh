@@ -5,7 +5,9 @@
 #   --test  also installs the test-only packages (headless browser, S3 clients, promtool from
 #           `prometheus` for the metrics format and the deploy/ config checks, amtool from
 #           `prometheus-alertmanager`, dpkg-dev for the package test, clang for fuzzing,
-#           systemd for systemd-analyze on deploy/systemd/: container images come without it).
+#           systemd for systemd-analyze on deploy/systemd/: container images come without it,
+#           pgbackrest for tests/recovery/pgbackrest_test.sh, which backs up and restores a
+#           throwaway PostgreSQL with deploy/pgbackrest/pgbackrest.conf).
 #   --ha    also installs the high-availability test stack deploy/ha/run-ha-test.sh drives
 #           (Patroni, etcd server and client, HAProxy for --via haproxy; PostgreSQL is base).
 #
@@ -21,7 +23,7 @@ readonly kBasePackages=(
   postgresql postgresql-contrib
   clang-format python3 nodejs npm
 )
-readonly kTestPackages=(chromium chromium-driver awscli s3cmd prometheus prometheus-alertmanager dpkg-dev clang clang-tidy libclang-rt-14-dev systemd)
+readonly kTestPackages=(chromium chromium-driver awscli s3cmd prometheus prometheus-alertmanager dpkg-dev clang clang-tidy libclang-rt-14-dev systemd pgbackrest)
 readonly kHaPackages=(patroni etcd-server etcd-client haproxy)
 
 usage() {

@@ -1,5 +1,6 @@
 #include "runtime/embedded_backup.hpp"
 
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,6 +9,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <sstream>
 #include <stdexcept>
 
 #include "runtime/embedded_postgres.hpp"
@@ -88,13 +90,24 @@ struct Access {
   }
 };
 
+// The cluster's owner: as root, whoever owns pg/ (the chartflow user of a packaged install), so
+// that root may back up a cluster it did not start.
+ClusterUser owner_of(const fs::path& pg_dir) {
+  struct stat st {};
+  if (::geteuid() == 0 && ::stat(pg_dir.c_str(), &st) == 0 && st.st_uid != 0) {
+    if (const passwd* pw = ::getpwuid(st.st_uid))
+      return {pw->pw_uid, pw->pw_gid, pw->pw_name, pw->pw_dir, true};
+  }
+  return cluster_user();
+}
+
 Access access_for(const fs::path& data_dir, const std::string& conninfo) {
   Access a;
   a.pg_dir = data_dir / "pg";
   a.socket_dir = conninfo_value(conninfo, "host");
   a.bindir = find_bindir(a.pg_dir / "data");
   a.admin = fs::exists(a.pg_dir / kAdminRoleFile) ? kAdminRole : kRole;
-  a.user = cluster_user();
+  a.user = owner_of(a.pg_dir);
   a.creds = credentials_for(a.user.switch_user, a.user.uid, a.user.gid, a.user.name);
   a.env = child_environment(a.user.switch_user, a.user.name, a.user.home);
   return a;
@@ -223,6 +236,45 @@ std::vector<std::string> verify_backup(const fs::path& target_in) {
                   Credentials{}, target, child_environment(false, "", ""));
   if (result.exit_code != 0) problems.push_back(command_failure("pg_verifybackup", result));
   return problems;
+}
+
+std::vector<std::string> prune_wal_archive(const fs::path& archive_in,
+                                           const fs::path& oldest_kept_backup, bool dry_run) {
+  const fs::path archive = fs::absolute(archive_in);
+  if (!fs::is_directory(archive))
+    throw std::invalid_argument("--wal-archive " + archive.string() + " is not a directory");
+  if (const auto problems = verify_backup(oldest_kept_backup); !problems.empty()) {
+    throw std::runtime_error(
+        "backup " + oldest_kept_backup.string() +
+        " does not verify, so the WAL before it may still be needed: " + problems.front());
+  }
+  // "START WAL LOCATION: 0/2000028 (file 000000010000000000000002)"
+  static const std::regex kStart(R"(START WAL LOCATION: \S+ \(file ([0-9A-F]{24})\))");
+  std::smatch match;
+  const std::string label = read_small_file(oldest_kept_backup / kBackupData / "backup_label");
+  if (!std::regex_search(label, match, kStart))
+    throw std::runtime_error("backup " + oldest_kept_backup.string() +
+                             " has no start segment in data/backup_label");
+  std::vector<std::string> argv = {
+      (find_bindir(oldest_kept_backup / kBackupData) / "pg_archivecleanup").string()};
+  // -n lists what it would remove; the real run removes without listing (-d would), so the
+  // list always comes from -n.
+  argv.insert(argv.end(), {"-n", archive.string(), match[1].str()});
+  CommandResult result =
+      run_command(argv, Credentials{}, archive, child_environment(false, "", ""));
+  if (result.exit_code != 0) throw std::runtime_error(command_failure("pg_archivecleanup", result));
+  std::vector<std::string> removed;
+  std::istringstream lines(result.output);
+  for (std::string line; std::getline(lines, line);) {
+    if (!trim(line).empty()) removed.push_back(fs::path(trim(line)).filename().string());
+  }
+  if (!dry_run) {
+    argv.erase(argv.begin() + 1);  // without -n
+    result = run_command(argv, Credentials{}, archive, child_environment(false, "", ""));
+    if (result.exit_code != 0)
+      throw std::runtime_error(command_failure("pg_archivecleanup", result));
+  }
+  return removed;
 }
 
 RestoreSummary restore_backup(const fs::path& from_in, const fs::path& data_dir_in,

@@ -56,6 +56,13 @@ struct RestoreSummary {
 RestoreSummary restore_backup(const std::filesystem::path& from,
                               const std::filesystem::path& data_dir, const RestoreOptions& options);
 
+// Removes from a WAL archive the segments older than the oldest backup to keep needs (its start
+// segment, from its backup_label), after verifying that backup: those segments serve only
+// backups that are gone. Returns the segments removed (with `dry_run`: that would be).
+std::vector<std::string> prune_wal_archive(const std::filesystem::path& archive,
+                                           const std::filesystem::path& oldest_kept_backup,
+                                           bool dry_run);
+
 // Whether `text` is a timestamp with a zone that PostgreSQL reads unambiguously:
 // YYYY-MM-DD[ T]HH:MM[:SS[.fff]] then Z or +HH[:MM] / -HH[:MM].
 bool is_recovery_target_time(const std::string& text);

@@ -202,6 +202,28 @@ def check_backup_extras(api, backup, work):
         "file")
 
 
+def check_prune(archive, backup):
+    """Only the WAL older than the oldest kept backup needs goes; the backup's own stays."""
+    def segments():
+        return sorted(p.name for p in archive.iterdir() if len(p.name) == 24)
+
+    label = (backup / "data/backup_label").read_text()
+    start = label.split("(file ")[1].split(")")[0]
+    older = [s for s in segments() if s[8:] < start[8:]]
+    if not older:
+        fail(f"no archived segment predates the backup's start {start}: {segments()}")
+    dry = run("backup", "prune", "--wal-archive", str(archive), "--oldest-backup", str(backup),
+              "--dry-run")
+    if f"would remove {len(older)} " not in dry.stdout or older != [s for s in segments()
+                                                                     if s[8:] < start[8:]]:
+        fail(f"prune --dry-run: {dry.stdout!r}, expected {len(older)} and nothing removed")
+    r = run("backup", "prune", "--wal-archive", str(archive), "--oldest-backup", str(backup))
+    left = segments()
+    if any(s[8:] < start[8:] for s in left) or start not in left:
+        fail(f"prune left {left} (backup starts at {start}): {r.stdout}")
+    log(f"ok: backup prune removed {len(older)} segment(s) older than the backup, kept {start}")
+
+
 def check_restore_refusals(backup, work, source_dir, until):
     cases = [
         (["--until", until.replace("+00", "")], "zone"),
@@ -321,6 +343,7 @@ def main():
         if audit.returncode != 0 or "the chain ends at record" not in audit.stdout:
             fail(f"audit verify after the restore:\n{audit.stdout}{audit.stderr}")
         log(audit.stdout.strip().splitlines()[-1])
+        check_prune(archive, backup)
         log(f"ok: {len(before)} uploads before T restored with their ledgers, {len(after)} after "
             f"T absent, every run finished")
         log(f"RTO: restore of a {size_mb:.0f} MB backup to T took {rto:.1f} s; RPO: the last "
