@@ -37,7 +37,7 @@ int upload(const Args& args);
 int tokens(const Args& args);
 int audit(const Args& args);
 int users(const Args& args);
-int backup(const Args& args);
+int backup(const Args& command_line);
 int restore(const Args& args);
 
 }  // namespace chartflow::cli

@@ -11,9 +11,6 @@
 namespace chartflow::auth {
 namespace {
 
-using util::column_int;
-using util::column_text;
-
 constexpr int kVerifyPage = 1000;
 std::atomic<bool> g_unsealed{false};
 // The minute (since the epoch) of the newest refusal this process counted, 0 for none: once that
@@ -166,7 +163,10 @@ VerifyResult verify_chain(Sql& sql, const std::optional<std::string>& expected_h
         first = false;
         canonical += util::column_text(row, col).value_or("");
       }
-      const std::string expected = util::sha256_hex(prev + '\x1e' + canonical);
+      std::string chained = prev;
+      chained += '\x1e';
+      chained += canonical;
+      const std::string expected = util::sha256_hex(chained);
       const std::string stored = util::column_text(row, "hash").value_or("");
       after = util::column_int(row, "seq").value_or(after);
       if (expected != stored) {

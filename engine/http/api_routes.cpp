@@ -122,7 +122,7 @@ std::optional<std::string> parse_time_param(const Request& req, const char* name
 
 void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics& metrics,
                        bool public_metrics, std::shared_ptr<const WebhookSecrets> secrets,
-                       UnhealthyReason unhealthy) {
+                       const UnhealthyReason& unhealthy) {
   add_event_routes(router, engine, metrics, std::move(secrets));
   router.add("GET", "/healthz", "healthz", Access::open(), [unhealthy](Request&) {
     if (unhealthy)

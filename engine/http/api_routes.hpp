@@ -24,7 +24,7 @@ using UnhealthyReason = std::function<std::optional<std::string>()>;
 void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics& metrics,
                        bool public_metrics = false,
                        std::shared_ptr<const WebhookSecrets> secrets = nullptr,
-                       UnhealthyReason unhealthy = nullptr);
+                       const UnhealthyReason& unhealthy = nullptr);
 // since/until query parameters: RFC 3339, or HH:MM meaning today in the server's time zone.
 std::optional<std::string> parse_time_param(const Request& req, const char* name);
 

@@ -171,7 +171,7 @@ class Engine {
   std::size_t pool_of(const std::string& handler) const;
   // A worker's connection, its claims scoped to its pool's steps.
   std::unique_ptr<store::Store> connect_worker(int worker) const;
-  void worker_loop(int worker);
+  void worker_loop(int index);
   // Runs the steps in one transaction; its commit claims the next batch unless !claim_next.
   // After a batch rolled back: its steps (still claimed by this worker) one transaction each.
   // Steps it could not run to an outcome because the connection broke go back to the queue at
@@ -197,13 +197,13 @@ class Engine {
   // Wakes up to `n` idle workers of a pool (the rest sleep on): one per piece of new work, since
   // every woken worker costs a claim query. A worker whose claim came back full wakes the next,
   // so a burst still brings up the whole pool.
-  void wake_pool(std::size_t pool, int n);
+  void wake_pool(std::size_t index, int n);
   // The same for each pool whose bit is set in `pools`.
   void wake_pools(std::uint64_t pools, int n);
   // Work of any pool may be due: wakes up to `n` workers of every pool.
   void wake_workers(int n = 1);
   friend class Scheduler;  // reads and fires schedule ticks through the pool
-  bool wait_for_work(std::size_t pool);
+  bool wait_for_work(std::size_t index);
 
   EngineSettings settings_;
   std::shared_ptr<const HandlerRegistry> handlers_;

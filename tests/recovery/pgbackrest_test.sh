@@ -2,7 +2,7 @@
 # Point-in-time restore with pgBackRest, for real: a throwaway PostgreSQL 15 archives its WAL
 # through pgBackRest into an encrypted repository, configured by deploy/pgbackrest/pgbackrest.conf
 # as shipped (a byte-identical copy; only the repository, log and lock paths, the data directory,
-# the socket and the port are moved into the temp dir, on pgbackrest's command line) and by the
+# the socket and the port are moved into the temp dir, by PGBACKREST_* variables) and by the
 # archive_command, archive_timeout, restore_command and replica command of
 # deploy/pgbackrest/patroni-pgbackrest.yml as written there.
 #
@@ -27,6 +27,7 @@ readonly conf_shipped="$repo_root/deploy/pgbackrest/pgbackrest.conf"
 readonly patroni_snippet="$repo_root/deploy/pgbackrest/patroni-pgbackrest.yml"
 pg_bindir="${PG_BINDIR:-/usr/lib/postgresql/15/bin}"
 
+start_ns=$EPOCHREALTIME
 keep=0
 for arg in "$@"; do
   case "$arg" in
@@ -38,14 +39,17 @@ for arg in "$@"; do
   esac
 done
 
+# The script's own stdout and stderr, kept as fds 3 and 4: a failure inside a function whose
+# output is redirected to a file (pgbr ... >file) must still reach the caller.
+exec 3>&1 4>&2
 reported=0
 tmp=""
 fail() {
-  echo "pgbackrest_test: FAIL: $*" >&2
+  echo "pgbackrest_test: FAIL: $*" >&4
   reported=1
   exit 1
 }
-ok() { echo "pgbackrest_test: ok: $*"; }
+ok() { echo "pgbackrest_test: ok: $*" >&3; }
 seconds_since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
 
 # --- what is needed ---------------------------------------------------------------------------
@@ -100,9 +104,9 @@ as_pg() {
     LANG=C.UTF-8 LC_ALL=C.UTF-8 TZ=UTC PGHOST="$sock" PGPORT="${port:-5432}" PGDATABASE=postgres
     PGBACKREST_PG1_PATH="$pgdata" PGDATA="$pgdata")
   if ((EUID == 0)); then
-    runuser -u postgres -- env -i "${env[@]}" "$@"
+    runuser -u postgres -- env -i "${env[@]}" "$@" 3>&- 4>&-
   else
-    env -i "${env[@]}" "$@"
+    env -i "${env[@]}" "$@" 3>&- 4>&-
   fi
 }
 psql_value() { as_pg timeout "$kCmdTimeout" psql -XAtq -v ON_ERROR_STOP=1 -c "$1"; }
@@ -116,6 +120,7 @@ stop_cluster() { # dir: stop the postmaster, kill it if it will not stop
 cleanup() {
   local status=$? pids=()
   set +e
+  exec 1>&3 2>&4
   [[ -n "$tmp" && -d "$tmp" ]] || exit "$status"
   stop_cluster "$restored"
   stop_cluster "$data"
@@ -144,9 +149,8 @@ cleanup() {
   exit "$status"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'echo "pgbackrest_test: FAIL: interrupted" >&4; reported=1; exit 130' INT TERM
 
-start_ns=$EPOCHREALTIME
 mkdir -p "$tmp"/{bin,etc/conf.d,repo,log,lock,sock}
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 
@@ -188,7 +192,8 @@ archive_command = $(conf_quote "$archive_command")
 archive_timeout = $archive_timeout
 EOF
 as_pg pg_ctl -D "$data" -l "$tmp/data.log" -w -t 60 start >/dev/null || fail "PostgreSQL did not start (data.log below)"
-ok "PostgreSQL 15 with checksums on port $port, archive_command: $archive_command"
+[[ "$(psql_value "SHOW data_checksums")" == on ]] || fail "data checksums are off"
+ok "PostgreSQL 15 with data checksums on port $port, archive_command: $archive_command"
 
 pgbr() { as_pg timeout "$kCmdTimeout" pgbackrest --stanza="$kStanza" "$@"; }
 pgbr stanza-create >"$tmp/stanza-create.out" 2>&1 || fail "stanza-create failed: $(tail -n 5 "$tmp/stanza-create.out")"
@@ -243,6 +248,9 @@ in_recovery=t
 for _ in $(seq 1 120); do
   in_recovery="$(psql_value "SELECT pg_is_in_recovery()" 2>/dev/null || echo t)"
   [[ "$in_recovery" == f ]] && break
+  if ! as_pg pg_ctl -D "$restored" status >/dev/null 2>&1; then
+    fail "the restored cluster stopped during recovery: $(grep -m1 -E 'FATAL|PANIC' "$tmp/restored.log")"
+  fi
   sleep 0.5
 done
 [[ "$in_recovery" == f ]] || fail "the restored cluster was not promoted within 60 s (restored.log below)"
@@ -281,7 +289,7 @@ pgbr verify --output=text --verbose >"$tmp/verify.out" 2>&1 || fail "verify fail
 if ! grep -qx "status: ok" "$tmp/verify.out" || ! grep -q "backup: .*, status: valid" "$tmp/verify.out"; then
   fail "verify did not report the repository ok: $(tail -n 5 "$tmp/verify.out")"
 fi
-ok "verify: status ok; $(sed -nE 's/^ *(total WAL checked: [0-9]+, total valid WAL: [0-9]+)$/\1/p; s/^ *archiveId: [^,]*, (total WAL checked: .*)$/\1/p' "$tmp/verify.out" | head -n1); $(sed -nE 's/^ *backup: ([^,]*), status: ([a-z]+).*/backup \1 \2/p' "$tmp/verify.out" | head -n1)"
+ok "verify: status ok; $(sed -nE 's/^ *archiveId: [^,]*, (total WAL checked: .*)$/\1/p' "$tmp/verify.out" | head -n1); $(sed -nE 's/^ *backup: ([^,]*), status: ([a-z]+).*/backup \1 \2/p' "$tmp/verify.out" | head -n1)"
 
 stop_cluster "$restored" fast
 ok "done in $(seconds_since "$start_ns")s"
