@@ -2,7 +2,9 @@
 // `chartflow restore --from DIR
 // --data-dir NEW [--until TIME] [--wal-archive DIR]`: the embedded cluster's base backups and
 // point-in-time restores (runtime/embedded_backup.hpp; docs/operations.md).
+#include <filesystem>
 #include <iostream>
+#include <optional>
 #include <stdexcept>
 
 #include "app/commands.hpp"
@@ -61,7 +63,10 @@ int backup(const Args& command_line) {
         "own tools (docs/operations.md: pgBackRest)");
   const auto target = args.get("to");
   if (!target) throw std::invalid_argument("--to DIR is required: where the backup goes");
-  const auto summary = runtime::take_backup(args.get_or("data-dir", kDefaultDataDir), *target);
+  std::optional<std::filesystem::path> archive;
+  if (auto configured = args.get("wal-archive")) archive = *configured;
+  const auto summary =
+      runtime::take_backup(args.get_or("data-dir", kDefaultDataDir), *target, archive);
   std::cout << "backup " << summary.target.string() << ": " << summary.bytes << " bytes, "
             << summary.started_at << " to " << summary.finished_at << "\n";
   if (summary.wal_archive)
@@ -70,9 +75,10 @@ int backup(const Args& command_line) {
   else
     std::cout << "no WAL archive (serve --wal-archive DIR): this backup restores to "
               << summary.finished_at << " only\n";
-  if (!summary.recorded)
-    std::cerr << "note: not recorded in backup_history (chartflow has not migrated this "
-                 "database yet), so chartflow_backup_last_success_timestamp_seconds misses it\n";
+  if (!summary.not_recorded.empty())
+    std::cerr << "note: the backup stands, but chartflow_backup_last_success_timestamp_seconds "
+                 "misses it: not recorded in backup_history: "
+              << summary.not_recorded << "\n";
   return 0;
 }
 
@@ -84,15 +90,16 @@ int restore(const Args& args) {
   runtime::RestoreOptions options;
   options.until = args.get("until");
   if (auto archive = args.get("wal-archive")) options.wal_archive = *archive;
+  options.backup_only = args.get("backup-only").has_value();
   const auto summary = runtime::restore_backup(*from, *data_dir, options);
   std::cout << "restored " << *from << " into " << *data_dir;
   if (summary.wal_archive)
     std::cout << ", WAL replayed from " << summary.wal_archive->string() << " "
               << (options.until ? "up to " + *options.until : std::string("to its end"));
   std::cout << " in " << summary.seconds << " s\n"
-            << "start it: chartflow serve --data-dir " << *data_dir
-            << (summary.wal_archive ? " --wal-archive " + summary.wal_archive->string() : "")
-            << "\n";
+            << "start it with a new WAL archive (the old one stays as the source of restores to "
+               "earlier times), then take a backup:\n"
+            << "  chartflow serve --data-dir " << *data_dir << " --wal-archive NEW_ARCHIVE_DIR\n";
   return 0;
 }
 

@@ -98,7 +98,7 @@ std::string command_usage(const std::string& command) {
   if (command == "audit")
     return std::string("usage: chartflow audit verify [--expect-head HASH]\n") + kDatabaseOptions;
   if (command == "backup")
-    return "usage: chartflow backup --to DIR [--data-dir DIR] [--config FILE]\n"
+    return "usage: chartflow backup --to DIR [--data-dir DIR] [--wal-archive DIR] [--config FILE]\n"
            "       chartflow backup verify DIR\n"
            "       chartflow backup prune --wal-archive DIR --oldest-backup DIR [--dry-run]\n"
            "backup: an online base backup of the embedded PostgreSQL (while serve runs, or\n"
@@ -110,11 +110,12 @@ std::string command_usage(const std::string& command) {
            "  --data-dir DIR                  the embedded cluster [./chartflow-data]\n";
   if (command == "restore")
     return "usage: chartflow restore --from BACKUP_DIR --data-dir NEW_DIR [--until TIME]\n"
-           "                         [--wal-archive DIR]\n"
+           "                         [--wal-archive DIR | --backup-only]\n"
            "Verifies the backup, copies it into NEW_DIR, replays the archived WAL up to TIME\n"
            "(e.g. \"2026-12-02 14:05:00+00\"; the zone is required) or to the archive's end,\n"
            "and leaves a data dir that chartflow serve --data-dir NEW_DIR starts.\n"
-           "  --wal-archive DIR               the archived WAL [the one the backup names]\n";
+           "  --wal-archive DIR               the archived WAL [the one the backup names]\n"
+           "  --backup-only                   the backup alone, to when it finished\n";
   return "";
 }
 

@@ -174,8 +174,9 @@ std::string locate(const Settings& settings, const std::string& message) {
 Args with_database_settings(const Args& command_line) {
   Settings out;
   out.args = command_line;
-  fold(out, command_line,
-       [](const OptionSpec& o) { return o.group == "database" || o.name == "data-dir"; });
+  fold(out, command_line, [](const OptionSpec& o) {
+    return o.group == "database" || o.name == "data-dir" || o.name == "wal-archive";
+  });
   return out.args;
 }
 

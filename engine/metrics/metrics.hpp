@@ -55,9 +55,9 @@ class Metrics {
   void set_queue(double ready, double oldest_ready_seconds, double waiting, double running);
   // Parked steps as last sampled from the database; a step no longer listed reads 0.
   void set_steps_parked(const std::vector<ParkedSteps>& parked);
+  void set_backup_stats(const BackupStats& stats);
   // External handler processes of one handler (its name, never an id): idle (warm) and busy.
   // The first report also exports the handler's cold starts at 0.
-  void set_backup_stats(const BackupStats& stats);
   void handler_pool(const std::string& handler, int warm, int busy);
   void handler_cold_start(const std::string& handler);
   // One store call or batch statement by kind (see store::Store::set_query_observer).

@@ -25,6 +25,7 @@ using namespace pg_commands;  // NOLINT(google-build-using-namespace): this file
 
 constexpr const char* kBackupData = "data";
 constexpr int kDescriptionFormat = 1;
+constexpr int kServerLogLines = 6;
 
 std::string utc_now() {
   const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
@@ -90,24 +91,13 @@ struct Access {
   }
 };
 
-// The cluster's owner: as root, whoever owns pg/ (the chartflow user of a packaged install), so
-// that root may back up a cluster it did not start.
-ClusterUser owner_of(const fs::path& pg_dir) {
-  struct stat st {};
-  if (::geteuid() == 0 && ::stat(pg_dir.c_str(), &st) == 0 && st.st_uid != 0) {
-    if (const passwd* pw = ::getpwuid(st.st_uid))
-      return {pw->pw_uid, pw->pw_gid, pw->pw_name, pw->pw_dir, true};
-  }
-  return cluster_user();
-}
-
 Access access_for(const fs::path& data_dir, const std::string& conninfo) {
   Access a;
   a.pg_dir = data_dir / "pg";
   a.socket_dir = conninfo_value(conninfo, "host");
   a.bindir = find_bindir(a.pg_dir / "data");
   a.admin = fs::exists(a.pg_dir / kAdminRoleFile) ? kAdminRole : kRole;
-  a.user = owner_of(a.pg_dir);
+  a.user = cluster_user_for(a.pg_dir);
   a.creds = credentials_for(a.user.switch_user, a.user.uid, a.user.gid, a.user.name);
   a.env = child_environment(a.user.switch_user, a.user.name, a.user.home);
   return a;
@@ -137,21 +127,43 @@ void record(const std::string& conninfo, BackupSummary& summary) {
         {summary.started_at, summary.finished_at, summary.target.string(), summary.bytes,
          summary.wal_archive ? std::optional<std::string>(summary.wal_archive->string())
                              : std::nullopt});
-    summary.recorded = true;
-  } catch (const std::exception&) {
-    // A database chartflow has not migrated yet has no backup_history; the backup stands.
+    summary.not_recorded.clear();
+  } catch (const std::exception& e) {
+    // The backup stands; only the metric misses it (a database chartflow has not migrated yet
+    // has no backup_history).
+    summary.not_recorded = e.what();
   }
 }
 
 }  // namespace
 
-bool is_recovery_target_time(const std::string& text) {
+std::optional<double> target_epoch_seconds(const std::string& text) {
   static const std::regex kTime(
-      R"(\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?))");
-  return std::regex_match(text, kTime);
+      R"((\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2})(?::(\d{2})(\.\d{1,6})?)?(Z|([+-])(\d{2}):?(\d{2})?))");
+  std::smatch m;
+  if (!std::regex_match(text, m, kTime)) return std::nullopt;
+  const auto number = [&](int i) { return m[i].matched ? std::stoi(m[i].str()) : 0; };
+  const std::chrono::year_month_day day{std::chrono::year(number(1)),
+                                        std::chrono::month(static_cast<unsigned>(number(2))),
+                                        std::chrono::day(static_cast<unsigned>(number(3)))};
+  const int hours = number(4), minutes = number(5), seconds = number(6);
+  if (!day.ok() || hours > 23 || minutes > 59 || seconds > 59) return std::nullopt;
+  int offset_minutes = 0;
+  if (m[9].matched) {
+    if (number(10) > 23 || number(11) > 59) return std::nullopt;
+    offset_minutes = (number(10) * 60 + number(11)) * (m[9].str() == "-" ? -1 : 1);
+  }
+  const auto days = std::chrono::sys_days(day).time_since_epoch().count();
+  return static_cast<double>(days) * 86400.0 + hours * 3600 + minutes * 60 + seconds +
+         (m[7].matched ? std::stod(m[7].str()) : 0.0) - offset_minutes * 60;
 }
 
-BackupSummary take_backup(const fs::path& data_dir_in, const fs::path& target_in) {
+bool is_recovery_target_time(const std::string& text) {
+  return target_epoch_seconds(text).has_value();
+}
+
+BackupSummary take_backup(const fs::path& data_dir_in, const fs::path& target_in,
+                          const std::optional<fs::path>& wal_archive) {
   if (!fs::exists(data_dir_in / "pg" / "data" / "PG_VERSION"))
     throw std::runtime_error("no embedded cluster in data dir " + data_dir_in.string());
   const fs::path data_dir = fs::canonical(data_dir_in);
@@ -160,7 +172,10 @@ BackupSummary take_backup(const fs::path& data_dir_in, const fs::path& target_in
   // Ours when nothing serves the data dir: started for the backup, stopped after it.
   std::optional<EmbeddedPostgres> own;
   std::string conninfo;
-  own.emplace(data_dir);
+  // With the configured archive, so the WAL written meanwhile is archived as when serve runs.
+  EmbeddedSettings settings;
+  settings.wal_archive = wal_archive;
+  own.emplace(data_dir, settings);
   try {
     conninfo = own->start();
   } catch (const DataDirInUse&) {
@@ -172,8 +187,19 @@ BackupSummary take_backup(const fs::path& data_dir_in, const fs::path& target_in
   const Access a = access_for(data_dir, conninfo);
   prepare_target(target, a);
 
+  // Read before the copy, so a backup that finishes always gets its description.
+  const std::string server_settings = a.psql(
+      "SELECT current_setting('data_checksums'), current_setting('archive_mode'), "
+      "coalesce(current_setting('basic_archive.archive_directory', true), ''), "
+      "current_setting('server_version_num')");
+  std::vector<std::string> fields;
+  std::istringstream split(server_settings);
+  for (std::string field; std::getline(split, field, '|');) fields.push_back(field);
+  fields.resize(4);
+
   BackupSummary summary;
   summary.target = target;
+  if (fields[1] != "off" && !fields[2].empty()) summary.wal_archive = fields[2];
   summary.started_at = utc_now();
   // The WAL the backup needs comes along (-X stream), so it is consistent without the archive;
   // a fast checkpoint starts it at once instead of at the next scheduled one.
@@ -186,16 +212,6 @@ BackupSummary take_backup(const fs::path& data_dir_in, const fs::path& target_in
   if (result.exit_code != 0) throw std::runtime_error(command_failure("pg_basebackup", result));
   summary.finished_at = utc_now();
   summary.bytes = tree_bytes(target / kBackupData);
-
-  const std::string settings = a.psql(
-      "SELECT current_setting('data_checksums'), current_setting('archive_mode'), "
-      "coalesce(current_setting('basic_archive.archive_directory', true), ''), "
-      "current_setting('server_version_num')");
-  std::vector<std::string> fields;
-  std::istringstream split(settings);
-  for (std::string field; std::getline(split, field, '|');) fields.push_back(field);
-  fields.resize(4);
-  if (fields[1] != "off" && !fields[2].empty()) summary.wal_archive = fields[2];
 
   Json description = {
       {"format", kDescriptionFormat},
@@ -248,6 +264,18 @@ std::vector<std::string> prune_wal_archive(const fs::path& archive_in,
         "backup " + oldest_kept_backup.string() +
         " does not verify, so the WAL before it may still be needed: " + problems.front());
   }
+  // pg_archivecleanup compares segment numbers across timelines: with another timeline in the
+  // archive it could remove WAL that timeline's backups need.
+  for (const auto& entry : fs::directory_iterator(archive)) {
+    if (entry.path().extension() == ".history") {
+      throw std::runtime_error("WAL archive " + archive.string() +
+                               " holds more than one timeline (" +
+                               entry.path().filename().string() +
+                               "): prune refuses, since it could remove WAL another timeline "
+                               "needs; after a restore, serve the restored cluster with a new "
+                               "archive");
+    }
+  }
   // "START WAL LOCATION: 0/2000028 (file 000000010000000000000002)"
   static const std::regex kStart(R"(START WAL LOCATION: \S+ \(file ([0-9A-F]{24})\))");
   std::smatch match;
@@ -281,9 +309,14 @@ RestoreSummary restore_backup(const fs::path& from_in, const fs::path& data_dir_
                               const RestoreOptions& options) {
   const auto started = std::chrono::steady_clock::now();
   const fs::path from = fs::absolute(from_in);
-  if (options.until && !is_recovery_target_time(*options.until)) {
-    throw std::invalid_argument("--until " + *options.until +
-                                ": give a time with its zone, e.g. \"2026-12-02 14:05:00+00\"");
+  // Everything that can be refused is refused before anything is copied.
+  std::optional<double> until;
+  if (options.until) {
+    until = target_epoch_seconds(*options.until);
+    if (!until)
+      throw std::invalid_argument("--until " + *options.until +
+                                  ": give a valid time with its zone, e.g. \"2026-12-02 "
+                                  "14:05:00+00\"");
   }
   if (const auto problems = verify_backup(from); !problems.empty()) {
     std::string text = "backup " + from.string() + " does not verify:";
@@ -291,58 +324,98 @@ RestoreSummary restore_backup(const fs::path& from_in, const fs::path& data_dir_
     throw std::runtime_error(text);
   }
   const Json description = read_description(from);
+  const std::string finished_at = description.value("finished_at", std::string());
+  if (until) {
+    const auto finished = target_epoch_seconds(finished_at);
+    if (finished && *until < *finished) {
+      throw std::invalid_argument("--until " + *options.until + " is before backup " +
+                                  from.string() + " finished (" + finished_at +
+                                  "): restore an older backup");
+    }
+  }
 
   RestoreSummary summary;
   if (options.wal_archive) {
     summary.wal_archive = fs::absolute(*options.wal_archive);
-    if (!fs::is_directory(*summary.wal_archive))
-      throw std::invalid_argument("--wal-archive " + summary.wal_archive->string() +
-                                  " is not a directory");
-  } else if (description["wal_archive"].is_string() &&
-             fs::is_directory(description["wal_archive"].get<std::string>())) {
+  } else if (description["wal_archive"].is_string() && !options.backup_only) {
     summary.wal_archive = description["wal_archive"].get<std::string>();
   }
-  if (options.until && !summary.wal_archive) {
+  if (summary.wal_archive) {
+    if (!fs::is_directory(*summary.wal_archive)) {
+      throw std::invalid_argument(
+          "WAL archive " + summary.wal_archive->string() +
+          " is not a directory here: mount it, give --wal-archive DIR, or restore the backup "
+          "alone with --backup-only (to " +
+          finished_at + ")");
+    }
+    if (!is_plain_path(summary.wal_archive->string()))
+      throw std::invalid_argument("WAL archive " + summary.wal_archive->string() +
+                                  ": use a path of letters, digits and / . _ - + @ only");
+  }
+  if (until && !summary.wal_archive) {
     throw std::invalid_argument(
         "--until needs the WAL archive the cluster wrote after the backup; the backup names "
-        "none that exists here: give --wal-archive DIR");
+        "none: give --wal-archive DIR");
   }
-
-  if (fs::exists(data_dir_in / "pg" / "data")) {
+  if (fs::exists(data_dir_in / "pg")) {
     throw std::invalid_argument("data dir " + data_dir_in.string() +
                                 " already holds a cluster; restore into a new data dir");
   }
+
   const bool created = fs::create_directories(data_dir_in);
   const fs::path data_dir = fs::canonical(data_dir_in);
-  check_path_is_shell_safe(data_dir);
-  const ClusterUser user = cluster_user();
-  if (created && user.switch_user) {
-    fs::permissions(data_dir, fs::perms::group_exec | fs::perms::others_exec,
-                    fs::perm_options::add);
-  }
   const fs::path pg_dir = data_dir / "pg";
-  make_dir(pg_dir, fs::perms::owner_all);
-  // Copied under a scratch name and renamed, so an interrupted restore never leaves something
-  // the next start would take for a cluster.
-  const fs::path scratch = pg_dir / "data.restoring";
-  fs::remove_all(scratch);
-  fs::copy(from / kBackupData, scratch,
-           fs::copy_options::recursive | fs::copy_options::copy_symlinks);
-  fs::permissions(scratch, fs::perms::owner_all, fs::perm_options::replace);
-  if (description.value("admin_role", std::string()) == kAdminRole)
-    std::ofstream(pg_dir / kAdminRoleFile, std::ios::trunc) << kAdminRole << "\n";
-  if (summary.wal_archive) std::ofstream(scratch / "recovery.signal", std::ios::trunc);
-  if (user.switch_user) chown_tree(pg_dir, user.uid, user.gid);
-  fs::rename(scratch, pg_dir / "data");
-  fsync_dir(pg_dir);
+  // A failed restore leaves nothing a later start could take for a cluster: what it made goes.
+  const auto clean_up = [&] {
+    std::error_code ignored;
+    fs::remove_all(pg_dir, ignored);
+    if (created) fs::remove_all(data_dir, ignored);
+  };
+  try {
+    check_path_is_shell_safe(data_dir);
+    // As root: the restored cluster belongs to whoever owned the backed-up one (a packaged
+    // install's chartflow user), so its serve can start it.
+    const ClusterUser user = cluster_user_for(from / kBackupData);
+    if (created && user.switch_user) {
+      fs::permissions(data_dir, fs::perms::group_exec | fs::perms::others_exec,
+                      fs::perm_options::add);
+    }
+    if (user.switch_user && summary.wal_archive &&
+        !can_traverse(credentials_for(true, user.uid, user.gid, user.name), *summary.wal_archive)) {
+      throw std::invalid_argument("WAL archive " + summary.wal_archive->string() +
+                                  " is not reachable by the '" + user.name + "' user");
+    }
+    make_dir(pg_dir, fs::perms::owner_all);
+    // Copied under a scratch name and renamed, so an interrupted copy is never taken for a
+    // cluster.
+    const fs::path scratch = pg_dir / "data.restoring";
+    fs::copy(from / kBackupData, scratch,
+             fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+    fs::permissions(scratch, fs::perms::owner_all, fs::perm_options::replace);
+    if (description.value("admin_role", std::string()) == kAdminRole)
+      std::ofstream(pg_dir / kAdminRoleFile, std::ios::trunc) << kAdminRole << "\n";
+    if (summary.wal_archive) std::ofstream(scratch / "recovery.signal", std::ios::trunc);
+    if (user.switch_user) chown_tree(pg_dir, user.uid, user.gid);
+    fs::rename(scratch, pg_dir / "data");
+    fsync_dir(pg_dir);
 
-  EmbeddedSettings settings;
-  settings.recover_from = summary.wal_archive;
-  settings.recovery_target = options.until;
-  EmbeddedPostgres cluster(data_dir, settings);
-  cluster.start();
-  if (summary.wal_archive) cluster.wait_until_promoted();
-  cluster.stop();
+    EmbeddedSettings settings;
+    settings.recover_from = summary.wal_archive;
+    settings.recovery_target = options.until;
+    EmbeddedPostgres cluster(data_dir, settings);
+    cluster.start();
+    if (summary.wal_archive) cluster.wait_until_promoted();
+    cluster.stop();
+  } catch (const std::exception& e) {
+    // The server's reason (a target past the archive's end) is in its log, which goes with the
+    // rest; it holds recovery messages only.
+    const std::string server_log = tail_lines(pg_dir / "log" / "postgres.log", kServerLogLines);
+    clean_up();
+    throw std::runtime_error(
+        std::string(e.what()) +
+        (server_log.empty() ? "" : "\nthe server's log ended:\n" + server_log) +
+        "(the partial restore in " + data_dir.string() + " was removed)");
+  }
   summary.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return summary;

@@ -23,14 +23,17 @@ struct BackupSummary {
   std::string started_at, finished_at;  // RFC 3339, UTC
   std::int64_t bytes = 0;
   std::optional<std::filesystem::path> wal_archive;
-  bool recorded = false;  // in the cluster's backup_history (for the metric)
+  // Why the backup is not in the cluster's backup_history (for the metric); empty: it is.
+  std::string not_recorded = "not attempted";
 };
 
 // Takes an online base backup of the embedded cluster of `data_dir` into `target` (new, or an
 // empty directory), while chartflow serves it; when nothing serves it, starts the cluster for the
-// duration. Throws std::runtime_error naming what failed.
+// duration, archiving into `wal_archive` (the configured one) meanwhile. Throws
+// std::runtime_error naming what failed.
 BackupSummary take_backup(const std::filesystem::path& data_dir,
-                          const std::filesystem::path& target);
+                          const std::filesystem::path& target,
+                          const std::optional<std::filesystem::path>& wal_archive);
 
 // Checks a backup: its description, and every file against the manifest (pg_verifybackup, which
 // also reads the WAL the backup needs). Returns the problems found; empty means it restores.
@@ -40,8 +43,10 @@ struct RestoreOptions {
   // Replay WAL up to this time, e.g. "2026-12-02 14:05:00+00" (the zone is required); without it,
   // to the end of the archive.
   std::optional<std::string> until;
-  // Where the archived WAL is; default: the archive the backup's cluster was writing.
+  // Where the archived WAL is; default: the archive the backup's cluster was writing, which
+  // must then exist here unless `backup_only`.
   std::optional<std::filesystem::path> wal_archive;
+  bool backup_only = false;  // restore the backup alone, to when it finished
 };
 
 struct RestoreSummary {
@@ -50,8 +55,10 @@ struct RestoreSummary {
 };
 
 // Restores `from` into the new data dir `data_dir` (which must hold no cluster), replays the WAL
-// archive (up to `until`), promotes, and stops the cluster: `chartflow serve --data-dir` starts it
-// as a normal data dir. Verifies the backup first. Throws std::runtime_error or
+// archive on the backup's timeline (up to `until`, which may not precede the backup's end),
+// promotes, and stops the cluster: `chartflow serve --data-dir` starts it as a normal data dir.
+// Archives nothing, so the archive stays as it was. Verifies the backup and checks the options
+// before copying; a restore that fails removes what it made. Throws std::runtime_error or
 // std::invalid_argument (bad options) naming the problem.
 RestoreSummary restore_backup(const std::filesystem::path& from,
                               const std::filesystem::path& data_dir, const RestoreOptions& options);
@@ -63,8 +70,10 @@ std::vector<std::string> prune_wal_archive(const std::filesystem::path& archive,
                                            const std::filesystem::path& oldest_kept_backup,
                                            bool dry_run);
 
-// Whether `text` is a timestamp with a zone that PostgreSQL reads unambiguously:
-// YYYY-MM-DD[ T]HH:MM[:SS[.fff]] then Z or +HH[:MM] / -HH[:MM].
+// Whether `text` is a valid timestamp with a zone that PostgreSQL reads unambiguously:
+// YYYY-MM-DD[ T]HH:MM[:SS[.ffffff]] then Z or +HH[:MM] / -HH[:MM].
 bool is_recovery_target_time(const std::string& text);
+// Its seconds since the epoch; nullopt when it is not one (2026-02-30 included).
+std::optional<double> target_epoch_seconds(const std::string& text);
 
 }  // namespace chartflow::runtime

@@ -16,5 +16,17 @@ TEST(RecoveryTargetTime, AcceptsZonedTimestampsOnly) {
     EXPECT_FALSE(is_recovery_target_time(bad)) << bad;
 }
 
+TEST(RecoveryTargetTime, RefusesImpossibleDatesAndAppliesTheZone) {
+  EXPECT_FALSE(is_recovery_target_time("2026-02-30 10:00:00+00"));
+  EXPECT_FALSE(is_recovery_target_time("2026-12-02 24:00:00+00"));
+  EXPECT_FALSE(is_recovery_target_time("2026-12-02 14:05:00+25"));
+  const auto utc = target_epoch_seconds("2026-12-02T13:05:00Z");
+  ASSERT_TRUE(utc.has_value());
+  EXPECT_DOUBLE_EQ(*utc, 1796216700.0);
+  EXPECT_EQ(target_epoch_seconds("2026-12-02 14:05:00+01"), utc);
+  EXPECT_EQ(target_epoch_seconds("2026-12-02 08:35-04:30"), utc);
+  EXPECT_DOUBLE_EQ(*target_epoch_seconds("2026-12-02 13:05:00.25+00"), 1796216700.25);
+}
+
 }  // namespace
 }  // namespace chartflow::runtime

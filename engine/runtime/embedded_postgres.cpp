@@ -68,7 +68,7 @@ std::string EmbeddedPostgres::start() {
   pg_dir_ = data_dir_ / "pg";
   pgdata_ = pg_dir_ / "data";
 
-  user_ = cluster_user();
+  user_ = cluster_user_for(pg_dir_);
   if (created && user_.switch_user) {
     // Our fresh directory must let the server user through to pg/.
     fs::permissions(data_dir_, fs::perms::group_exec | fs::perms::others_exec,
@@ -149,11 +149,12 @@ void EmbeddedPostgres::prepare_archive_dir(fs::path& dir) const {
                              ": use a path of letters, digits and / . _ - + @ only (it goes into "
                              "the server's archive and restore commands)");
   }
-  if (!fs::exists(dir)) make_dir(dir, fs::perms::owner_all);
-  struct stat st {};
-  if (user_.switch_user && ::stat(dir.c_str(), &st) == 0 && st.st_uid != user_.uid &&
-      ::chown(dir.c_str(), user_.uid, user_.gid) != 0) {
-    throw_errno("chown " + dir.string());
+  // A new archive is made for the cluster's user; an existing one is left as it is (it may be
+  // another cluster's), and must already let that user in.
+  if (!fs::exists(dir)) {
+    make_dir(dir, fs::perms::owner_all);
+    if (user_.switch_user && ::chown(dir.c_str(), user_.uid, user_.gid) != 0)
+      throw_errno("chown " + dir.string());
   }
   if (!can_traverse(credentials_for(user_.switch_user, user_.uid, user_.gid, user_.name), dir)) {
     throw std::runtime_error("WAL archive " + dir.string() + " is not reachable by the '" +
@@ -199,9 +200,8 @@ void EmbeddedPostgres::prepare_directories() {
     socket_dir_in_tmp_ = true;
   }
   if (user_.switch_user) chown_tree(pg_dir_, user_.uid, user_.gid);
-  for (auto* archive : {&settings_.wal_archive, &settings_.recover_from}) {
-    if (*archive) prepare_archive_dir(**archive);
-  }
+  if (settings_.wal_archive && !settings_.recover_from) prepare_archive_dir(*settings_.wal_archive);
+  if (settings_.recover_from) prepare_archive_dir(*settings_.recover_from);
 }
 
 void EmbeddedPostgres::init_cluster_if_needed() {
@@ -275,9 +275,9 @@ std::string EmbeddedPostgres::server_options() const {
                         // service forbids (deploy/systemd, MemoryDenyWriteExecute); chart
                         // queries are short and gain nothing from it.
                         " -c jit=off";
-  // A restore archives into the archive it replays from: the new timeline's history file must
-  // reach it, or a later restore could not follow this one.
-  const auto& archive = settings_.recover_from ? settings_.recover_from : settings_.wal_archive;
+  // A restore archives nothing: the archive it reads stays as it was, so a restore drill beside
+  // a running production cluster cannot change what later restores replay.
+  const auto& archive = settings_.recover_from ? std::nullopt : settings_.wal_archive;
   if (archive) {
     options +=
         " -c archive_mode=on -c archive_library=basic_archive"
@@ -286,7 +286,7 @@ std::string EmbeddedPostgres::server_options() const {
   }
   if (settings_.recover_from) {
     options += " -c 'restore_command=cp " + settings_.recover_from->string() +
-               "/%f %p' -c recovery_target_action=promote -c recovery_target_timeline=latest";
+               "/%f %p' -c recovery_target_action=promote -c recovery_target_timeline=current";
     if (settings_.recovery_target)
       options += " -c 'recovery_target_time=" + *settings_.recovery_target + "'";
   }

@@ -46,9 +46,10 @@ struct EmbeddedSettings {
   // finished at least every kArchiveTimeoutSeconds while anything is written, which bounds what
   // a point-in-time restore can lose. Created for the cluster's user if missing.
   std::optional<std::filesystem::path> wal_archive;
-  // Recovery on start (chartflow restore): replay WAL from this archive, up to `recovery_target`
-  // (a timestamp with its zone) or to the archive's end, then promote. start() returns once the
-  // server accepts connections; wait_until_promoted() waits for the replay.
+  // Recovery on start (chartflow restore): replay WAL from this archive on the backup's timeline,
+  // up to `recovery_target` (a timestamp with its zone) or to the archive's end, then promote;
+  // nothing is archived meanwhile. start() returns once the server accepts connections;
+  // wait_until_promoted() waits for the replay.
   std::optional<std::filesystem::path> recover_from;
   std::optional<std::string> recovery_target;
 };

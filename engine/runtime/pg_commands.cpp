@@ -435,4 +435,13 @@ ClusterUser cluster_user() {
           pw != nullptr ? pw->pw_dir : "/", false};
 }
 
+ClusterUser cluster_user_for(const fs::path& existing) {
+  struct stat st {};
+  if (::geteuid() == 0 && ::stat(existing.c_str(), &st) == 0 && st.st_uid != 0) {
+    if (const passwd* pw = ::getpwuid(st.st_uid))
+      return {pw->pw_uid, pw->pw_gid, pw->pw_name, pw->pw_dir, true};
+  }
+  return cluster_user();
+}
+
 }  // namespace chartflow::runtime::pg_commands

@@ -36,6 +36,9 @@ struct ClusterUser {
 // Who owns and runs the cluster: ourselves, or the `postgres` user when we are root (PostgreSQL
 // refuses to run as root).
 ClusterUser cluster_user();
+// As root, the owner of `existing` when that is not root (a packaged install's chartflow user,
+// whose cluster root may back up or restore but must not take over); else cluster_user().
+ClusterUser cluster_user_for(const std::filesystem::path& existing);
 
 // Who runs initdb, pg_ctl and psql. Everything here is computed before fork(), because the
 // child may only make async-signal-safe calls.

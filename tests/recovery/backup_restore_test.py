@@ -158,10 +158,18 @@ def wait_runs_finished(api, what):
 
 
 def ledgers(api, chart_ids):
+    """Each chart's ledger as what was billed: a charge in flight at T is billed again after the
+    restore, under a new id and time, so those two are left out."""
     out = {}
     for c in chart_ids:
         status, body = api.call("GET", f"/v1/charts/{c}/ledger")
-        out[c] = json.loads(body) if status == 200 else status
+        if status != 200:
+            out[c] = status
+            continue
+        doc = json.loads(body)
+        entries = [{k: v for k, v in e.items() if k not in ("id", "created_at")}
+                   for e in doc.get("entries", [])]
+        out[c] = {**doc, "entries": sorted(entries, key=lambda e: json.dumps(e, sort_keys=True))}
     return out
 
 
@@ -225,9 +233,15 @@ def check_prune(archive, backup):
 
 
 def check_restore_refusals(backup, work, source_dir, until):
+    started = datetime.strptime(json.loads((backup / "chartflow-backup.json").read_text())
+                                ["started_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    before_backup = datetime.fromtimestamp(started.timestamp() - 3600, timezone.utc).strftime(
+        "%Y-%m-%d %H:%M:%S+00")
     cases = [
         (["--until", until.replace("+00", "")], "zone"),
+        (["--until", "2026-02-30 10:00:00+00"], "valid time"),
         (["--until", until, "--wal-archive", str(work / "nowhere")], "not a directory"),
+        (["--until", before_backup], "is before backup"),
     ]
     for extra, expected in cases:
         r = run("restore", "--from", str(backup), "--data-dir", str(work / "refused"), *extra,
@@ -238,7 +252,17 @@ def check_restore_refusals(backup, work, source_dir, until):
     r = run("restore", "--from", str(backup), "--data-dir", str(source_dir), check=False)
     if r.returncode == 0 or "already holds a cluster" not in r.stderr:
         fail(f"restore over an existing cluster: exit {r.returncode}:\n{r.stderr}")
-    log("ok: restore refuses a time without zone, a missing archive and an existing cluster")
+    # A target past the archive's end fails in PostgreSQL's recovery, after the copy: what the
+    # restore made is removed, so nothing half-made is left for a later serve.
+    later = datetime.fromtimestamp(time.time() + 3600, timezone.utc).strftime("%Y-%m-%d %H:%M:%S+00")
+    r = run("restore", "--from", str(backup), "--data-dir", str(work / "too-late"), "--until", later,
+            check=False)
+    if r.returncode == 0 or "recovery" not in r.stderr or (work / "too-late").exists():
+        fail(f"restore past the archive's end: exit {r.returncode}, left "
+             f"{(work / 'too-late').exists()}:\n{r.stderr[-1500:]}")
+    log("ok: restore refuses a time without zone, an impossible date, a missing archive, a time "
+        "before the backup, an existing cluster, and a target past the archive's end leaves "
+        "nothing")
 
 
 def main():
@@ -319,7 +343,8 @@ def main():
         log(r.stdout.strip())
         size_mb = json.loads((backup / "chartflow-backup.json").read_text())["bytes"] / 1e6
 
-        restored = Server("restored", restored_dir, work, ["--wal-archive", str(archive)])
+        restored = Server("restored", restored_dir, work,
+                          ["--wal-archive", str(work / "wal-archive-after-restore")])
         servers.append(restored)
         rapi = Api(restored, token)  # the token was made before T, so it was restored too
         doctors = Doctors(rapi)
