@@ -1,6 +1,5 @@
-// `chartflow backup --to DIR`, `chartflow backup verify DIR`, `chartflow backup prune` and
-// `chartflow restore --from DIR
-// --data-dir NEW [--until TIME] [--wal-archive DIR]`: the embedded cluster's base backups and
+// `chartflow backup --to DIR`, `backup verify DIR`, `backup prune` and `chartflow restore --from
+// DIR --data-dir NEW [--until TIME] [--wal-archive DIR]`: the embedded cluster's base backups and
 // point-in-time restores (runtime/embedded_backup.hpp; docs/operations.md).
 #include <filesystem>
 #include <iostream>

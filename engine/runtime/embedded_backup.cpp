@@ -81,13 +81,7 @@ struct Access {
     return run_command(argv, creds, cwd, env);
   }
   std::string psql(const std::string& sql) const {
-    const CommandResult result =
-        run({(bindir / "psql").string(), "-X", "-q", "-A", "-t", "-F", "|", "-v", "ON_ERROR_STOP=1",
-             "-h", socket_dir.string(), "-p", std::to_string(kPort), "-U", admin, "-d", "postgres",
-             "-c", sql},
-            pg_dir);
-    if (result.exit_code != 0) throw std::runtime_error(command_failure("psql", result));
-    return trim(result.output);
+    return admin_psql(bindir, socket_dir, admin, creds, env, pg_dir, sql);
   }
 };
 
@@ -96,7 +90,7 @@ Access access_for(const fs::path& data_dir, const std::string& conninfo) {
   a.pg_dir = data_dir / "pg";
   a.socket_dir = conninfo_value(conninfo, "host");
   a.bindir = find_bindir(a.pg_dir / "data");
-  a.admin = fs::exists(a.pg_dir / kAdminRoleFile) ? kAdminRole : kRole;
+  a.admin = admin_role(a.pg_dir);
   a.user = cluster_user_for(a.pg_dir);
   a.creds = credentials_for(a.user.switch_user, a.user.uid, a.user.gid, a.user.name);
   a.env = child_environment(a.user.switch_user, a.user.name, a.user.home);

@@ -334,14 +334,10 @@ void EmbeddedPostgres::restart_server() {
 }
 
 std::string EmbeddedPostgres::admin_psql(const std::string& sql) const {
-  const Credentials creds = credentials_for(user_.switch_user, user_.uid, user_.gid, user_.name);
-  const std::string admin = fs::exists(pg_dir_ / kAdminRoleFile) ? kAdminRole : kRole;
-  const CommandResult result = run_command(
-      {(bindir_ / "psql").string(), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h",
-       socket_dir_.string(), "-p", std::to_string(kPort), "-U", admin, "-d", "postgres", "-c", sql},
-      creds, pg_dir_, child_environment(user_.switch_user, user_.name, user_.home));
-  if (result.exit_code != 0) throw std::runtime_error(command_failure("psql", result));
-  return trim(result.output);
+  return pg_commands::admin_psql(
+      bindir_, socket_dir_, admin_role(pg_dir_),
+      credentials_for(user_.switch_user, user_.uid, user_.gid, user_.name),
+      child_environment(user_.switch_user, user_.name, user_.home), pg_dir_, sql);
 }
 
 void EmbeddedPostgres::wait_until_promoted() {

@@ -417,6 +417,21 @@ std::vector<std::string> child_environment(bool switch_user, const std::string& 
   return env;
 }
 
+std::string admin_role(const fs::path& pg_dir) {
+  return fs::exists(pg_dir / kAdminRoleFile) ? kAdminRole : kRole;
+}
+
+std::string admin_psql(const fs::path& bindir, const fs::path& socket_dir, const std::string& role,
+                       const Credentials& creds, const std::vector<std::string>& env,
+                       const fs::path& cwd, const std::string& sql) {
+  const CommandResult result = run_command(
+      {(bindir / "psql").string(), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h",
+       socket_dir.string(), "-p", std::to_string(kPort), "-U", role, "-d", "postgres", "-c", sql},
+      creds, cwd, env);
+  if (result.exit_code != 0) throw std::runtime_error(command_failure("psql", result));
+  return trim(result.output);
+}
+
 ClusterUser cluster_user() {
   if (::geteuid() == 0) {
     // PostgreSQL refuses to run as root; hand the cluster to the distribution's server user.

@@ -67,6 +67,15 @@ std::vector<std::string> child_environment(bool switch_user, const std::string& 
 // Whether the cluster user can search `dir` (ACLs and supplementary groups count).
 bool can_traverse(const Credentials& creds, const std::filesystem::path& dir);
 
+// The role for administration (creating the database, backups) of the cluster under `pg_dir`.
+std::string admin_role(const std::filesystem::path& pg_dir);
+// One statement as `role` in database postgres over the cluster's socket; the rows unaligned
+// (fields split by '|'), trimmed. Throws with psql's output when it fails.
+std::string admin_psql(const std::filesystem::path& bindir, const std::filesystem::path& socket_dir,
+                       const std::string& role, const Credentials& creds,
+                       const std::vector<std::string>& env, const std::filesystem::path& cwd,
+                       const std::string& sql);
+
 class Fd {
  public:
   explicit Fd(int fd = -1) : fd_(fd) {}

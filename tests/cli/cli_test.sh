@@ -53,30 +53,29 @@ grep -q "bad.yaml:2: unknown setting 'uplod-limit' (did you mean 'upload-limit'?
   fail "bad key: $out"
 if out="$("$bin" config check --config bad.yaml 2>&1)"; then fail "config check passed bad.yaml"; fi
 grep -q "bad.yaml:2: unknown setting" <<<"$out" || fail "config check: $out"
-printf 'workers: 2\nlisten: nowhere\n' >badlisten.yaml
-if out="$("$bin" config check --config badlisten.yaml --workflows "$repo/workflows" 2>&1)"; then
-  fail "config check passed a listen without a port"
-fi
-grep -q "badlisten.yaml:2: listen must be HOST:PORT, got 'nowhere'" <<<"$out" || fail "listen: $out"
+# config check refuses FILE (written with CONTENT) naming EXPECTED.
+config_check_refuses() {
+  local file="$1" content="$2" expected="$3" out
+  printf '%b' "$content" >"$file"
+  if out="$("$bin" config check --config "$file" --workflows "$repo/workflows" 2>&1)"; then
+    fail "config check passed $file: $content"
+  fi
+  grep -qF "$expected" <<<"$out" || fail "$file: expected '$expected', got: $out"
+}
+config_check_refuses badlisten.yaml 'workers: 2\nlisten: nowhere\n' \
+  "badlisten.yaml:2: listen must be HOST:PORT, got 'nowhere'"
 # config check makes every check serve makes before it starts (one function): a setting that
 # stops serve stops the check too, located in the file.
-printf 'workers: 2\naudit-head-interval: 0s\n' >badinterval.yaml
-if out="$("$bin" config check --config badinterval.yaml --workflows "$repo/workflows" 2>&1)"; then
-  fail "config check passed an audit-head-interval serve refuses"
-fi
-grep -q "badinterval.yaml:2: audit-head-interval must be a duration of at least 1s" <<<"$out" ||
-  fail "audit-head-interval: $out"
+config_check_refuses badinterval.yaml 'workers: 2\naudit-head-interval: 0s\n' \
+  "badinterval.yaml:2: audit-head-interval must be a duration of at least 1s"
+config_check_refuses badarchive.yaml \
+  'database-url: postgresql://x@127.0.0.1/db\nwal-archive: /var/lib/wal\n' \
+  "badarchive.yaml:2: wal-archive archives the embedded PostgreSQL"
 if out="$(CHARTFLOW_WEBHOOK_SECRETS=/nonexistent/secrets.yaml "$bin" config check \
   --workflows "$repo/workflows" 2>&1)"; then
   fail "config check passed a webhook secrets file that does not exist"
 fi
 grep -q "secrets.yaml" <<<"$out" || fail "webhook secrets: $out"
-printf 'database-url: postgresql://x@127.0.0.1/db\nwal-archive: /var/lib/wal\n' >badarchive.yaml
-if out="$("$bin" config check --config badarchive.yaml --workflows "$repo/workflows" 2>&1)"; then
-  fail "config check passed wal-archive with an external database"
-fi
-grep -q "badarchive.yaml:2: wal-archive archives the embedded PostgreSQL" <<<"$out" ||
-  fail "wal-archive: $out"
 pass "unknown flags and bad settings are refused with file and line"
 
 # config check and show on a good file; the database password never appears.
