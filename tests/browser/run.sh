@@ -8,7 +8,8 @@
 #   env CHARTFLOW_TEST_DSN  PostgreSQL DSN of the test database (required)
 #   env CHARTFLOW_BIN       the chartflow binary (default build-test/chartflow, else build/chartflow)
 #   env CHARTFLOW_CHROMIUM  the browser (default /usr/bin/chromium; deploy/install_deps.sh --test)
-# Prints "browser: N passed, M failed, K skipped" last; exits non-zero when a test failed.
+# Prints "browser: N passed, M failed, K skipped" last; exits non-zero when a test failed or
+# was skipped, or when a workflow in workflows/ or tests/browser/workflows/ fails validate.
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/../.." && pwd -P)"
@@ -78,21 +79,23 @@ if [[ "$dsn" == *\?* ]]; then sep='&'; else sep='?'; fi
 db_url="${dsn}${sep}options=-csearch_path%3D${schema}"
 
 # The test workflows, plus the repository's own (diamond, the chart workflow and the rules and
-# settings the chart handlers read), so the chart pages are tested against the real flow. The
-# chart tests skip themselves when the server has no chart API.
+# settings the chart handlers read), so the chart pages are tested against the real flow. A
+# workflow this binary refuses would leave its pages untested: stop instead of dropping it.
 wf="$tmp/workflows"
 mkdir -p "$wf"
 shopt -s nullglob
-for f in "$repo"/workflows/*.yaml "$repo"/workflows/*.yml "$repo"/workflows/*.json; do
-  # A workflow whose handlers this binary lacks would stop the server: leave it out, say so.
+invalid=()
+for f in "$repo"/workflows/*.yaml "$repo"/workflows/*.yml "$repo"/workflows/*.json \
+  "$here"/workflows/*.yaml "$here"/workflows/*.yml "$here"/workflows/*.json; do
   if "$bin" validate "$f" >/dev/null 2>"$tmp/validate.err"; then
     cp "$f" "$wf/"
   else
-    log "leaving out $(basename "$f"): $(head -n1 "$tmp/validate.err")"
+    log "${f#"$repo"/} fails chartflow validate: $(head -n1 "$tmp/validate.err")"
+    invalid+=("${f#"$repo"/}")
   fi
 done
+((${#invalid[@]} == 0)) || die "workflows failing chartflow validate: ${invalid[*]}"
 for d in "$repo"/workflows/*/; do cp -R "$d" "$wf/"; done
-cp "$here"/workflows/*.yaml "$wf/"
 # Their Python handlers (external steps run with the workflows folder as working directory).
 for d in "$here"/workflows/*/; do cp -R "$d" "$wf/"; done
 shopt -u nullglob
@@ -155,6 +158,13 @@ count() { sed -n "s/^# $1 \([0-9][0-9]*\)$/\1/p" "$tap" | tail -n1; }
 passed="$(count pass)"
 failed="$(count fail)"
 skipped="$(count skipped)"
+# A missing precondition is a failure here, never a skip (issue #20): a skipped or todo test
+# fails the run.
+todo="$(count todo)"
+if ((${skipped:-0} + ${todo:-0} > 0)); then
+  log "${skipped:-0} skipped and ${todo:-0} todo tests: every test must run"
+  ((status != 0)) || status=1
+fi
 if ((status != 0)); then
   log "some tests failed; last lines of the server log:"
   tail -n 30 "$server_log" >&2 || true
