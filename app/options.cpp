@@ -61,7 +61,8 @@ const std::vector<OptionSpec>& server_options() {
       {"upload-slots", K::kInteger, "N", "uploads parsed at once", "cores"},
       {"upload-queue", K::kInteger, "N", "uploads waiting for a slot before 503", "64"},
       {"upload-wait-ms", K::kInteger, "MS", "longest wait for an upload slot", "15000"},
-      {"max-connections", K::kInteger, "N", "open connections in total (0: no cap)", "768"},
+      {"max-connections", K::kInteger, "N",
+       "open connections in total (0: as many as the file limit allows)", "768"},
       {"max-connections-per-client", K::kInteger, "N", "open connections per client address",
        "256"},
       // Other doors in and out.

@@ -8,6 +8,8 @@
 
 #include "app/commands.hpp"
 #include "app/database.hpp"
+#include "app/fd_limit.hpp"
+#include "app/http_routes.hpp"
 #include "app/modules.hpp"
 #include "app/server_options.hpp"
 #include "app/settings.hpp"
@@ -17,13 +19,9 @@
 #include "auth/sessions.hpp"
 #include "config/workflow_loader.hpp"
 #include "engine/util/duration.hpp"
-#include "http/api_routes.hpp"
-#include "http/app_routes.hpp"
 #include "http/auth_routes.hpp"
 #include "http/module_services.hpp"
-#include "http/s3_routes.hpp"
 #include "http/server.hpp"
-#include "http/static_files.hpp"
 #include "metrics/metrics.hpp"
 #include "runtime/drop_folder.hpp"
 #include "runtime/embedded_postgres.hpp"
@@ -235,38 +233,35 @@ int serve(const Settings& resolved, bool with_api) {
   // the drop folder, which refuses them unsigned).
   const std::shared_ptr<const http::WebhookSecrets> secrets = startup.webhook_secrets;
   if (with_api) {
-    router.on_response = [&metrics](const std::string& route, const std::string& method, int status,
-                                    double secs) {
-      metrics.http_request(route, method, status, secs);
-    };
-    http::add_auth(router, engine, auth_settings);
-    http::add_engine_routes(
-        router, engine, metrics, args.get("public-metrics").has_value(), secrets,
-        embedded ? http::UnhealthyReason([pg = embedded.get()] { return pg->unhealthy_reason(); })
-                 : nullptr);
-    const std::shared_ptr<const http::S3Config> s3 = startup.s3;
-    // Objects put into any bucket are held to the upload limit, not the API's body limit, and
-    // are bytes of any kind (the S3 routes hold a chart bucket's to the JSON limits).
-    if (s3)
-      for (const auto& bucket : s3->buckets) {
-        server_settings.limits.upload_prefixes.push_back("/" + bucket.first + "/");
-        server_settings.limits.raw_body_prefixes.push_back("/" + bucket.first + "/");
-      }
-    http::add_app_routes(
-        router, dashboard,
-        s3 ? http::RootOverride([s3](http::Request& req) { return http::s3_root(req, *s3); })
-           : nullptr);
-    http::add_module_routes(router, services, *modules);
-    // Last: the S3 routes take every /{bucket}/{key} path the others leave.
-    if (s3)
-      http::add_s3_routes(router, engine, s3,
-                          http::bind_intake_with_access(services, *modules, "chart"),
-                          server_settings.limits.upload_body_bytes);
+    app::HttpRouteOptions routes;
+    routes.auth = auth_settings;
+    routes.public_metrics = args.get("public-metrics").has_value();
+    routes.webhook_secrets = secrets;
+    if (embedded) routes.unhealthy = [pg = embedded.get()] { return pg->unhealthy_reason(); };
+    routes.dashboard = dashboard;
+    routes.s3 = startup.s3;
+    app::add_http_routes(router, engine, services, *modules, metrics, routes, server_settings);
+    const cli::FdBudget fds = cli::fit_connections_to_fd_limit(server_settings);
+    if (fds.lowered)
+      runtime::Log::warn("max_connections_lowered",
+                         {{"requested", fds.requested},
+                          {"max_connections", fds.max_connections},
+                          {"file_limit", fds.limit},
+                          {"hint", "raise LimitNOFILE (ulimit -n) to allow more connections"}});
     server = std::make_unique<http::Server>(server_settings, router);
     server->start();
+    metrics.on_collect([&engine, &metrics, srv = server.get()] {
+      const auto pool = engine.pool_stats();
+      metrics.set_db_pool(pool.in_use, pool.idle, pool.max);
+      const auto uploads = srv->upload_stats();
+      metrics.set_upload_slots(uploads.in_use, uploads.waiting, uploads.slots);
+    });
+    server_settings.port = server->port();  // what --listen HOST:0 was given
     const std::string notice =
         listen_notice(server_settings, args.get("insecure-listen").has_value());
+    // The bound port too: with --listen HOST:0 the system picks it (tests, side-by-side runs).
     runtime::Log::info("serving", {{"listen", args.get_or("listen", kDefaultListen)},
+                                   {"port", server->port()},
                                    {"tls", server_settings.tls.has_value()},
                                    {"notice", notice},
                                    {"embedded_postgres", embedded != nullptr},

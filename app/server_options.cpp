@@ -39,6 +39,13 @@ int parse_positive(const Args& args, const std::string& name, int def) {
   return n;
 }
 
+// A count where 0 means "none" (no cap).
+int parse_non_negative(const Args& args, const std::string& name, int def) {
+  const int n = args.get_int(name, def);
+  if (n < 0) throw std::runtime_error("--" + name + " must be 0 (no cap) or positive");
+  return n;
+}
+
 std::string read_secret_file(const std::string& path, const std::string& what) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error("cannot read " + what + " " + path);
@@ -92,7 +99,7 @@ http::ServerSettings server_settings(const Args& args) {
 
   s.upload_slots = parse_positive(args, "upload-slots", s.upload_slots);
   s.upload_queue = parse_positive(args, "upload-queue", s.upload_queue);
-  s.max_connections = parse_positive(args, "max-connections", s.max_connections);
+  s.max_connections = parse_non_negative(args, "max-connections", s.max_connections);
   s.max_connections_per_client =
       parse_positive(args, "max-connections-per-client", s.max_connections_per_client);
   auto& l = s.limits;

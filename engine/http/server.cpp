@@ -543,4 +543,8 @@ void Server::stop() {
 
 unsigned short Server::port() const { return impl_->acceptor.local_endpoint().port(); }
 
+Server::UploadStats Server::upload_stats() const {
+  return {std::max(1, impl_->settings.upload_slots), impl_->slots.in_use(), impl_->slots.waiting()};
+}
+
 }  // namespace chartflow::http

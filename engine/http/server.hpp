@@ -59,6 +59,12 @@ class Server {
   void start();
   void stop();
   unsigned short port() const;  // the bound port (useful with port 0)
+  struct UploadStats {
+    int slots = 0;    // configured
+    int in_use = 0;   // held by uploads being read or handled
+    int waiting = 0;  // queued for a slot
+  };
+  UploadStats upload_stats() const;
 
  private:
   struct Impl;

@@ -5,7 +5,9 @@
 namespace chartflow::http {
 
 UploadSlots::UploadSlots(int slots, int max_waiters)
-    : free_(std::max(1, slots)), max_waiters_(static_cast<std::size_t>(std::max(0, max_waiters))) {}
+    : slots_(std::max(1, slots)),
+      free_(slots_),
+      max_waiters_(static_cast<std::size_t>(std::max(0, max_waiters))) {}
 
 std::int64_t UploadSlots::acquire(std::function<void(UploadSlot)> granted) {
   {
@@ -48,6 +50,16 @@ void UploadSlots::release() {
   }
   // The slot passes straight to the next waiter, so a newcomer cannot take it first.
   next(UploadSlot(static_cast<void*>(this), [this](void*) { release(); }));
+}
+
+int UploadSlots::in_use() const {
+  std::lock_guard lock(mutex_);
+  return slots_ - free_;
+}
+
+int UploadSlots::waiting() const {
+  std::lock_guard lock(mutex_);
+  return static_cast<int>(waiters_.size());
 }
 
 void UploadSlots::close() {

@@ -30,6 +30,9 @@ class UploadSlots {
   bool withdraw(std::int64_t ticket);
   // Drops the waiters (at shutdown); returned slots are not handed on after this.
   void close();
+  // Slots held now, and uploads waiting for one (for /metrics, and for tests to wait on).
+  int in_use() const;
+  int waiting() const;
 
  private:
   void release();
@@ -39,6 +42,7 @@ class UploadSlots {
     std::function<void(UploadSlot)> granted;
   };
   mutable std::mutex mutex_;
+  int slots_;
   int free_;
   std::size_t max_waiters_;
   std::int64_t next_ticket_ = 1;

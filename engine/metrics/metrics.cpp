@@ -91,6 +91,12 @@ Metrics::Metrics()
                        .Name("chartflow_db_pool_connections_max")
                        .Help("Size limit of the API's database pool")
                        .Register(*registry_)),
+      upload_slots_(prometheus::BuildGauge()
+                        .Name("chartflow_http_upload_slots")
+                        .Help("Large uploads holding a slot (in_use) and waiting for one (waiting)")
+                        .Register(*registry_)),
+      upload_slots_max_(gauge(*registry_, "chartflow_http_upload_slots_max",
+                              "Large uploads read and handled at once (--upload-slots)")),
       embedded_restarts_(prometheus::BuildCounter()
                              .Name("chartflow_embedded_postgres_restarts_total")
                              .Help("Restarts of the embedded PostgreSQL after it died")
@@ -212,6 +218,12 @@ void Metrics::set_db_pool(double in_use, double idle, double max) {
   db_pool_.Add({{"state", "in_use"}}).Set(in_use);
   db_pool_.Add({{"state", "idle"}}).Set(idle);
   db_pool_max_.Add({}).Set(max);
+}
+
+void Metrics::set_upload_slots(double in_use, double waiting, double max) {
+  upload_slots_.Add({{"state", "in_use"}}).Set(in_use);
+  upload_slots_.Add({{"state", "waiting"}}).Set(waiting);
+  upload_slots_max_.Set(max);
 }
 
 void Metrics::embedded_postgres_restarts(double added) {

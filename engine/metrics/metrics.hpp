@@ -63,6 +63,8 @@ class Metrics {
   // One store call or batch statement by kind (see store::Store::set_query_observer).
   void db_query(std::string_view kind, double seconds);
   void set_db_pool(double in_use, double idle, double max);
+  // The HTTP server's upload slots: held, uploads queued for one, and how many there are.
+  void set_upload_slots(double in_use, double waiting, double max);
   // Restarts of the embedded PostgreSQL by its supervisor. Adding 0 at start exports the series,
   // so that increase() sees the first restart too.
   void embedded_postgres_restarts(double added = 1);
@@ -90,6 +92,8 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>& db_query_;
   prometheus::Family<prometheus::Gauge>& db_pool_;
   prometheus::Family<prometheus::Gauge>& db_pool_max_;
+  prometheus::Family<prometheus::Gauge>& upload_slots_;
+  prometheus::Gauge& upload_slots_max_;
   prometheus::Family<prometheus::Counter>& embedded_restarts_;
   prometheus::Gauge& backup_last_;
   prometheus::Gauge& wal_archive_enabled_;

@@ -5,19 +5,18 @@
 // - steps finished together in one statement (issue #2's batching) count their runs and their
 //   dependents down once per finished step, also when several are of one run;
 // - a batch of events inserted with one statement gets each event its own run, in order.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <regex>
 #include <set>
 #include <thread>
 
+#include "http/server.hpp"
 #include "store/store.hpp"
 #include "tests/support/auth_support.hpp"
 #include "tests/support/child_process.hpp"
@@ -33,30 +32,19 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 // The port the kernel hands out next for 127.0.0.1 (bound, then released).
-unsigned short loopback_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 class MetricsTest : public PgTest {
  protected:
   void SetUp() override {
     PgTest::SetUp();
-    port_ = loopback_port();
     const auto log =
         fs::path(CHARTFLOW_BINARY).parent_path() / "test-logs" / (schema() + "-metrics-serve.log");
     serve_ = std::make_unique<ChildProcess>(
-        std::vector<std::string>{CHARTFLOW_BINARY, "serve", "--listen",
-                                 "127.0.0.1:" + std::to_string(port_), "--database-url", dsn(),
-                                 "--workflows", std::string(CHARTFLOW_SOURCE_DIR) + "/workflows"},
+        std::vector<std::string>{CHARTFLOW_BINARY, "serve", "--listen", "127.0.0.1:0",
+                                 "--database-url", dsn(), "--workflows",
+                                 std::string(CHARTFLOW_SOURCE_DIR) + "/workflows"},
         log);
+    port_ = wait_listening(*serve_, 30s);
+    ASSERT_NE(port_, 0) << serve_->log();
     ASSERT_TRUE(wait_until(
         [&] {
           try {
@@ -122,6 +110,17 @@ TEST_F(MetricsTest, DatabasePoolAndQueryLatencyAreExported) {
       std::regex_search(body, std::regex(R"(chartflow_db_pool_connections\{state="in_use"\} )")))
       << body;
   EXPECT_TRUE(std::regex_search(body, std::regex(R"(chartflow_db_pool_connections_max 8)")))
+      << body;
+  // The upload slots: none held or waiting after the run, as many as the machine has cores.
+  EXPECT_TRUE(
+      std::regex_search(body, std::regex(R"(chartflow_http_upload_slots\{state="in_use"\} 0\n)")))
+      << body;
+  EXPECT_TRUE(
+      std::regex_search(body, std::regex(R"(chartflow_http_upload_slots\{state="waiting"\} 0\n)")))
+      << body;
+  EXPECT_TRUE(
+      std::regex_search(body, std::regex("chartflow_http_upload_slots_max " +
+                                         std::to_string(http::default_upload_slots()) + "\n")))
       << body;
 
   // Query latency by kind: the ingest, the workers' claims and step finishes were all observed.
@@ -234,17 +233,25 @@ TEST_F(BatchedFinishTest, FinishesHoldWhileLeasesAreRenewedConcurrently) {
   settings.lease = std::chrono::minutes(2);  // a lost finish would outlast the wait below
   EngineHarness h(dsn(), {kFanIn}, nullptr, settings);
   std::atomic<bool> stop{false};
+  int renewed = 0;  // the renewer's alone until it is joined
   std::thread renewer([&] {
     store::Store s(dsn());
     while (!stop) {
-      // The heartbeat's statement (Store::heartbeat), for every worker's steps at once.
-      s.with_autocommit_sql([](Sql& sql) {
-        sql.query(
-            "UPDATE step_run s SET lease_expires_at = s.lease_expires_at + interval '1 "
-            "millisecond' FROM (SELECT run_id, step_key FROM step_run WHERE status = 'running' "
-            "AND lease_expires_at IS NOT NULL FOR UPDATE SKIP LOCKED) mine "
-            "WHERE s.run_id = mine.run_id AND s.step_key = mine.step_key");
+      // Every worker's heartbeat at once, through the store's own call: the running attempts,
+      // renewed for their owners.
+      std::map<std::string, std::vector<store::StepAttempt>> running;
+      s.with_autocommit_sql([&](Sql& sql) {
+        const auto rows = sql.query(
+            "SELECT lease_owner, run_id, step_key, attempt FROM step_run WHERE status = "
+            "'running' AND lease_owner IS NOT NULL");
+        for (const auto& row : rows)
+          running[row.at("lease_owner").get<std::string>()].push_back(
+              {std::stoll(row.at("run_id").get<std::string>()),
+               row.at("step_key").get<std::string>(),
+               std::stoi(row.at("attempt").get<std::string>())});
       });
+      for (const auto& [owner, attempts] : running)
+        renewed += s.heartbeat(owner, settings.lease, attempts);
     }
   });
   std::vector<std::int64_t> runs;
@@ -253,6 +260,7 @@ TEST_F(BatchedFinishTest, FinishesHoldWhileLeasesAreRenewedConcurrently) {
   for (const auto id : runs) EXPECT_TRUE(h.wait_status(id, "succeeded")) << h.run(id).dump(2);
   stop = true;
   renewer.join();
+  EXPECT_GT(renewed, 0) << "the renewals never overlapped a running step, so nothing was tested";
   EXPECT_EQ(scalar("SELECT count(*) FROM run_history WHERE type = 'lease_expired'"), "0");
   EXPECT_EQ(scalar("SELECT count(*) FROM run_history WHERE type = 'succeeded' AND step IS NOT "
                    "NULL"),

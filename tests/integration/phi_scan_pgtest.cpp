@@ -112,12 +112,12 @@ TEST_F(PhiScanTest, NoPatientNameOrBirthDateInLogsOrMetrics) {
   ::setenv("CHARTFLOW_INSURER_URL", insurer.url("/claims").c_str(), 1);
   ::setenv("CHARTFLOW_BILL_DIR", (dir / "bills").c_str(), 1);
   ::unsetenv("CHARTFLOW_BILL_WEBHOOK_URL");
-  port_ = free_port();
-  ChildProcess server({CHARTFLOW_BINARY, "serve", "--listen", "127.0.0.1:" + std::to_string(port_),
-                       "--database-url", dsn(), "--workflows", (kSource / "workflows").string(),
-                       "--log-level", "info"},
-                      dir / "stdout.log", dir / "stderr.log");
-  ASSERT_TRUE(wait_healthy(server, port_, 30s)) << server.log();
+  ChildProcess server(
+      {CHARTFLOW_BINARY, "serve", "--listen", "127.0.0.1:0", "--database-url", dsn(), "--workflows",
+       (kSource / "workflows").string(), "--log-level", "info"},
+      dir / "stdout.log", dir / "stderr.log");
+  port_ = wait_listening(server, 30s);
+  ASSERT_TRUE(port_ != 0 && wait_healthy(server, port_, 30s)) << server.log();
   token_ = create_token(dsn(), "admin");
 
   for (const auto& c : charts) {

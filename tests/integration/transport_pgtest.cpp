@@ -56,8 +56,7 @@ class TransportTest : public PgTest {
 
 TEST_F(TransportTest, NonLoopbackListenWithoutTlsIsAStartupError) {
   const auto url = write_file("db-url", dsn() + "\n");
-  auto p = chartflow({"serve", "--listen", "0.0.0.0:" + std::to_string(free_port()),
-                      "--database-url-file", url.string()});
+  auto p = chartflow({"serve", "--listen", "0.0.0.0:0", "--database-url-file", url.string()});
   ASSERT_EQ(p->wait_exit(20s), 1) << p->log();
   EXPECT_THAT(p->err_log(), HasSubstr("refusing to listen on 0.0.0.0"));
   EXPECT_THAT(p->err_log(), HasSubstr("--insecure-listen"));
@@ -67,11 +66,11 @@ TEST_F(TransportTest, NonLoopbackListenWithoutTlsIsAStartupError) {
 
 TEST_F(TransportTest, LoopbackServesFromADatabaseUrlFileAndSaysItHasNoTls) {
   const auto url = write_file("db-url", dsn() + "\n");
-  const auto port = free_port();
-  auto args = serve("127.0.0.1:" + std::to_string(port));
+  auto args = serve("127.0.0.1:0");
   args.insert(args.end(), {"--database-url-file", url.string()});
   auto p = chartflow(args);
-  ASSERT_TRUE(wait_healthy(*p, port, 30s)) << p->log();
+  const auto port = wait_listening(*p, 30s);
+  ASSERT_TRUE(port != 0 && wait_healthy(*p, port, 30s)) << p->log();
   EXPECT_TRUE(
       wait_until([&] { return p->log().find("no TLS: loopback only") != std::string::npos; }, 5s))
       << p->log();
@@ -81,11 +80,11 @@ TEST_F(TransportTest, LoopbackServesFromADatabaseUrlFileAndSaysItHasNoTls) {
 }
 
 TEST_F(TransportTest, InsecureListenAllowsANetworkAddressWithAWarning) {
-  const auto port = free_port();
-  auto args = serve("0.0.0.0:" + std::to_string(port));
+  auto args = serve("0.0.0.0:0");
   args.insert(args.end(), {"--insecure-listen", "--database-url", dsn()});
   auto p = chartflow(args);
-  ASSERT_TRUE(wait_healthy(*p, port, 30s)) << p->log();
+  const auto port = wait_listening(*p, 30s);
+  ASSERT_TRUE(port != 0 && wait_healthy(*p, port, 30s)) << p->log();
   EXPECT_TRUE(wait_until(
       [&] { return p->log().find("WITHOUT TLS on a network address") != std::string::npos; }, 5s))
       << p->log();
@@ -103,8 +102,7 @@ TEST_F(TransportTest, ADatabaseUrlThatFailsNeverShowsItsPassword) {
   const std::string password = "Sup3rS3cretPw";
   // libpq quotes this malformed URI whole in its error.
   const auto url = write_file("db-url", "postgresql://chartflow:" + password + "@[::1/chartflow");
-  auto p = chartflow({"serve", "--listen", "127.0.0.1:" + std::to_string(free_port()),
-                      "--database-url-file", url.string()});
+  auto p = chartflow({"serve", "--listen", "127.0.0.1:0", "--database-url-file", url.string()});
   ASSERT_EQ(p->wait_exit(20s), 1) << p->log();
   EXPECT_THAT(p->log(), Not(HasSubstr(password)));
   EXPECT_THAT(p->err_log(), HasSubstr("[redacted]"));

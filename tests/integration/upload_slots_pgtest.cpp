@@ -78,8 +78,10 @@ TEST_F(UploadSlotsTest, OneSlotStillAcceptsAndStoresEveryConcurrentLargeUpload) 
                               std::chrono::milliseconds(800), headers_sent);
   });
   headers_sent.get_future().wait();
-  // Let the server read the slow upload's headers, so it is first in line for the slot.
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // The server has read the slow upload's headers and given it the slot: it is first in line.
+  ASSERT_TRUE(wait_until([&] { return app.server().upload_stats().in_use == 1; }))
+      << "the slow upload never took the slot";
+  EXPECT_EQ(app.server().upload_stats().waiting, 0);
 
   std::vector<int> status(kUploads, 0);
   std::vector<std::string> answer(kUploads);
@@ -109,6 +111,7 @@ TEST_F(UploadSlotsTest, OneSlotStillAcceptsAndStoresEveryConcurrentLargeUpload) 
             std::to_string(kUploads + 1));
   EXPECT_EQ(scalar("SELECT count(*) FROM event WHERE type = 'chart.uploaded'"),
             std::to_string(kUploads + 1));
+  EXPECT_EQ(app.server().upload_stats().in_use, 0) << "every slot came back";
   EXPECT_GT(took, settings.limits.body_timeout)
       << "the uploads finished within the body timeout, so none waited past it";
 }

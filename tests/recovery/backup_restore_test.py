@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,10 +43,15 @@ def fail(msg):
     sys.exit(1)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def listening_port(log_path):
+    """The port from serve's "serving" log line, or None before it is written."""
+    for line in log_path.read_text(errors="replace").splitlines():
+        if '"message":"serving"' in line:
+            try:
+                return json.loads(line)["fields"]["port"]
+            except (ValueError, KeyError):
+                return None
+    return None
 
 
 def clean_env():
@@ -66,24 +70,30 @@ def run(*args, check=True):
 
 class Server:
     def __init__(self, name, data_dir, work, extra=()):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = work / f"{name}.log"
+        # Port 0: the server binds a port of its own and logs it (a port picked here could be
+        # taken before the server binds it).
         self.proc = subprocess.Popen(
-            [str(BINARY), "serve", "--data-dir", str(data_dir), "--listen",
-             f"127.0.0.1:{self.port}", "--workflows", str(REPO / "workflows"), *extra],
+            [str(BINARY), "serve", "--data-dir", str(data_dir), "--listen", "127.0.0.1:0",
+             "--workflows", str(REPO / "workflows"), *extra],
             env=clean_env(), stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT,
             start_new_session=True)
+        self.port = None
         t0 = time.time()
         while time.time() - t0 < 180:
             if self.proc.poll() is not None:
                 fail(f"{name} exited {self.proc.returncode}:\n{self.log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(self.url + "/readyz", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
+            if self.port is None:
+                self.port = listening_port(self.log_path)
+                if self.port is not None:
+                    self.url = f"http://127.0.0.1:{self.port}"
+            if self.port is not None:
+                try:
+                    with urllib.request.urlopen(self.url + "/readyz", timeout=2) as r:
+                        if r.status == 200:
+                            return
+                except (urllib.error.URLError, OSError):
+                    pass
             time.sleep(0.2)
         fail(f"{name} not ready in 180 s")
 

@@ -109,12 +109,11 @@ class EmbeddedPostmasterKillTest : public ::testing::Test {
 };
 
 TEST_F(EmbeddedPostmasterKillTest, ServeRestartsItsClusterAndHealthzSaysWhenItCannot) {
-  port_ = free_port();
-  ChildProcess serve(
-      {CHARTFLOW_BINARY, "serve", "--listen", "127.0.0.1:" + std::to_string(port_), "--workflows",
-       workflows_->path().string(), "--data-dir", data_->path().string()},
-      log_path("serve"));
-  ASSERT_TRUE(wait_healthy(serve, port_, 60s)) << log_tail(serve);
+  ChildProcess serve({CHARTFLOW_BINARY, "serve", "--listen", "127.0.0.1:0", "--workflows",
+                      workflows_->path().string(), "--data-dir", data_->path().string()},
+                     log_path("serve"));
+  port_ = wait_listening(serve, 60s);
+  ASSERT_TRUE(port_ != 0 && wait_healthy(serve, port_, 60s)) << log_tail(serve);
   const std::string token = create_token_cli({"--data-dir", data_->path().string()}, "operator",
                                              "pmkill", log_path("tokens"));
 

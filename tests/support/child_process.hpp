@@ -133,6 +133,27 @@ class ChildProcess {
   std::optional<int> exit_code_;
 };
 
+// The port a `chartflow serve --listen HOST:0` child bound, from its "serving" log line (0 when it
+// exited or did not log one within `timeout`). Servers under test bind port 0: a port chosen
+// beforehand (free_port) may be taken by another test before the server binds it.
+inline unsigned short wait_listening(ChildProcess& p, std::chrono::milliseconds timeout) {
+  unsigned short port = 0;
+  wait_until(
+      [&] {
+        std::istringstream lines(p.log());
+        for (std::string line; std::getline(lines, line);) {
+          if (line.find("\"message\":\"serving\"") == std::string::npos) continue;
+          const auto at = line.find("\"port\":");
+          if (at == std::string::npos) continue;
+          port = static_cast<unsigned short>(std::stoi(line.substr(at + 7)));
+          return true;
+        }
+        return !p.running();
+      },
+      timeout);
+  return port;
+}
+
 // Waits until the server process answers /healthz on `port`; false when it exited first or did
 // not answer within `timeout`.
 inline bool wait_healthy(ChildProcess& p, unsigned short port, std::chrono::milliseconds timeout) {
