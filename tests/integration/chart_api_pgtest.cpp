@@ -5,7 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <future>
 #include <sstream>
+#include <thread>
+#include <vector>
 
 #include "tests/support/app_server.hpp"
 #include "tests/support/auth_support.hpp"
@@ -119,6 +122,43 @@ TEST_F(ChartApiTest, UploadReviewAndCompleteAChart) {
   EXPECT_EQ(rev.body, body);
   EXPECT_EQ(get("/v1/charts/chart-1/revisions/99").status, 404);
   EXPECT_EQ(get("/v1/charts/nobody").status, 404);
+}
+
+// A tablet that retries an upload whose answer it lost sends the same chart again, perhaps while
+// the first is still being stored: identical PUTs at the same moment are one revision, one event
+// and one run, and every one of them is answered as accepted (202) or as the duplicate (200).
+TEST_F(ChartApiTest, ConcurrentIdenticalUploadsOfOneChartStoreOneRevision) {
+  const std::string body = read_file(kChart);
+  constexpr int kClients = 8;
+  std::vector<int> status(kClients, 0);
+  std::vector<std::string> answers(kClients);
+  std::vector<std::thread> clients;
+  std::promise<void> go;
+  const std::shared_future<void> start = go.get_future().share();
+  for (int i = 0; i < kClients; ++i)
+    clients.emplace_back([&, i] {
+      start.wait();
+      const auto r = put_chart("same-chart", body);
+      status[i] = r.status;
+      answers[i] = r.body;
+    });
+  go.set_value();
+  for (auto& c : clients) c.join();
+  int accepted = 0;
+  for (int i = 0; i < kClients; ++i) {
+    ASSERT_TRUE(status[i] == 202 || status[i] == 200) << i << ": " << status[i] << answers[i];
+    if (status[i] == 202)
+      ++accepted;
+    else
+      EXPECT_TRUE(Json::parse(answers[i]).at("duplicate").get<bool>()) << answers[i];
+  }
+  EXPECT_EQ(accepted, 1) << "exactly one upload stored the chart";
+  // (The run may already have written questions back as a revision of its own.)
+  EXPECT_EQ(scalar("SELECT count(*) FROM chart_revision WHERE chart_id = 'same-chart' AND source "
+                   "= 'upload'"),
+            "1");
+  EXPECT_EQ(scalar("SELECT count(*) FROM event WHERE type = 'chart.uploaded'"), "1");
+  EXPECT_EQ(scalar("SELECT count(*) FROM workflow_run"), "1");
 }
 
 TEST_F(ChartApiTest, MalformedUploadsGetA4xxAndStoreNothing) {

@@ -95,14 +95,45 @@ steps:
   EXPECT_EQ(h.step(id, "c").value("status", ""), "succeeded");
 }
 
+// Fails its first `failures` attempts (with Retry{after} when `retry_after_ms` is set) and
+// records when each attempt began, so the test measures the real gaps between attempts rather
+// than the delays the engine says it chose.
+struct TimedFlaky : Handler {
+  std::mutex mu;
+  std::vector<std::chrono::steady_clock::time_point> started;
+  StepOutcome run(StepContext& ctx) override {
+    {
+      std::lock_guard lock(mu);
+      started.push_back(std::chrono::steady_clock::now());
+    }
+    if (ctx.attempt() <= ctx.input().value("failures", 0)) {
+      const auto after = ctx.input().value("retry_after_ms", 0);
+      if (after > 0) return Retry{"not yet", Millis(after)};
+      return Fail{"fails by design"};
+    }
+    return Completed{{{"attempt", ctx.attempt()}}};
+  }
+  std::vector<std::int64_t> gaps_ms() {
+    std::lock_guard lock(mu);
+    std::vector<std::int64_t> gaps;
+    for (std::size_t i = 1; i < started.size(); ++i)
+      gaps.push_back(std::chrono::duration_cast<Millis>(started[i] - started[i - 1]).count());
+    return gaps;
+  }
+};
+
 TEST_F(EngineTest, FailingStepRetriesWithBackoffThenSucceeds) {
+  auto extra = std::make_shared<HandlerRegistry>();
+  auto flaky = std::make_shared<TimedFlaky>();
+  extra->add("timed_flaky", flaky);
   EngineHarness h(dsn(), {R"(
 name: flaky
 on: [{ event: demo.flaky }]
 steps:
-  a: { handler: flaky, input: { failures: 2 }, retry: { max_attempts: 3, initial: 100ms, multiplier: 2, jitter: 0 } }
+  a: { handler: timed_flaky, input: { failures: 2 }, retry: { max_attempts: 3, initial: 300ms, multiplier: 2, jitter: 0 } }
   b: { handler: noop, needs: [a] }
-)"});
+)"},
+                  extra);
   h.start();
   const auto id = h.start_run("demo.flaky");
   ASSERT_TRUE(h.wait_status(id, "succeeded"));
@@ -114,8 +145,37 @@ steps:
   for (const auto& e : run.at("history"))
     if (e.value("type", "") == "retried") delays.push_back(e.at("detail").value("delay_ms", -1));
   ASSERT_EQ(delays.size(), 2u);
-  EXPECT_EQ(delays[0], 100);  // initial
-  EXPECT_EQ(delays[1], 200);  // initial * multiplier
+  EXPECT_EQ(delays[0], 300);  // initial
+  EXPECT_EQ(delays[1], 600);  // initial * multiplier
+  // The attempts really were that far apart: never earlier (the promise), and not stuck
+  // behind a poll interval far longer than the delay (a loose bound for a loaded machine).
+  const auto gaps = flaky->gaps_ms();
+  ASSERT_EQ(gaps.size(), 2u);
+  EXPECT_GE(gaps[0], 300);
+  EXPECT_GE(gaps[1], 600);
+  EXPECT_LT(gaps[0], 300 + 5000);
+  EXPECT_LT(gaps[1], 600 + 5000);
+  EXPECT_GT(gaps[1], gaps[0]) << "the second delay doubles the first";
+}
+
+TEST_F(EngineTest, RetryAfterFromTheHandlerReplacesTheBackoff) {
+  auto extra = std::make_shared<HandlerRegistry>();
+  auto flaky = std::make_shared<TimedFlaky>();
+  extra->add("timed_flaky", flaky);
+  EngineHarness h(dsn(), {R"(
+name: later
+on: [{ event: demo.later }]
+steps:
+  a: { handler: timed_flaky, input: { failures: 1, retry_after_ms: 900 }, retry: { max_attempts: 2, initial: 10ms, jitter: 0 } }
+)"},
+                  extra);
+  h.start();
+  const auto id = h.start_run("demo.later");
+  ASSERT_TRUE(h.wait_status(id, "succeeded"));
+  const auto gaps = flaky->gaps_ms();
+  ASSERT_EQ(gaps.size(), 1u);
+  EXPECT_GE(gaps[0], 900) << "Retry{after} must hold the step for the time the handler asked";
+  EXPECT_LT(gaps[0], 900 + 5000);
 }
 
 TEST_F(EngineTest, ExhaustedRetriesFailTheRunAndKeepEveryError) {
@@ -605,13 +665,16 @@ TEST_F(EngineTest, AnIngestsWakeUpIsAnEchoOnlyForTheProcessThatSentIt) {
 
 TEST_F(EngineTest, LostLeaseDiscardsTheLateFinisher) {
   auto extra = std::make_shared<HandlerRegistry>();
+  // The first attempt holds until the test lets it go, after another attempt has taken the step
+  // over and finished: a late finisher by construction, not by timing.
   struct Slow : Handler {
     std::atomic<int> calls{0};
+    std::promise<void> release;
+    std::shared_future<void> released = release.get_future().share();
     StepOutcome run(StepContext& ctx) override {
       ctx.sql().query("INSERT INTO test_effect (run_id, attempt) VALUES ($1, $2)",
                       {std::to_string(ctx.run_id()), std::to_string(ctx.attempt())});
-      // The first attempt outlives its lease (the rescuer hands the step to another attempt).
-      if (++calls == 1) std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+      if (++calls == 1) released.wait_for(std::chrono::seconds(60));
       return Completed{};
     }
   };
@@ -633,18 +696,23 @@ steps:
   // heartbeats every lease/3 = 100 ms, so stop the renewals by expiring the lease by hand.
   h.start();
   const auto id = h.start_run("demo.lease");
-  ASSERT_TRUE(wait_until([&] {
-    return scalar("SELECT count(*) FROM test_effect") == "0" &&
-           h.step(id, "s").value("status", "") == "running";
-  }));
+  ASSERT_TRUE(wait_until(
+      [&] { return slow->calls.load() == 1 && h.step(id, "s").value("status", "") == "running"; }));
   scalar(
       "UPDATE step_run SET lease_expires_at = now() - interval '1 second', lease_owner = 'dead' "
       "WHERE run_id = " +
       std::to_string(id));
   ASSERT_TRUE(h.wait_status(id, "succeeded"));
-  ASSERT_TRUE(wait_until([&] { return slow->calls.load() == 2; }));
-  std::this_thread::sleep_for(std::chrono::milliseconds(1600));  // let the late attempt finish
-  // The late attempt's commit finds the step taken over: rolled back, and not run again.
+  ASSERT_EQ(slow->calls.load(), 2);
+  slow->release.set_value();
+  // The late attempt's commit finds the step taken over: rolled back (the engine logs the lost
+  // lease once it has), and not run again.
+  const auto lost_logged =
+      "SELECT count(*) FROM log_record WHERE message = 'step_lease_lost' AND "
+      "fields->>'run' = '" +
+      std::to_string(id) + "'";
+  ASSERT_TRUE(wait_until([&] { return scalar(lost_logged) != "0"; }, std::chrono::seconds(30)))
+      << "the late finisher never reached its commit";
   EXPECT_EQ(slow->calls.load(), 2);
   EXPECT_EQ(scalar("SELECT count(*) FROM test_effect"), "1");
   EXPECT_EQ(scalar("SELECT attempt FROM test_effect"), "2");

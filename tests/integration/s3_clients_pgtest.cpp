@@ -2,10 +2,12 @@
 // s3cmd (Debian's awscli and s3cmd): puts start runs, gets return the bytes, and bad signatures
 // or bad charts are refused with S3 errors and store nothing.
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
 
 #include <cstdlib>
 #include <ctime>
 #include <fstream>
+#include <regex>
 
 #include "engine/handler.hpp"
 #include "engine/util/hash.hpp"
@@ -31,6 +33,19 @@ const std::string kChartFile = std::string(CHARTFLOW_SOURCE_DIR) +
                                "enc-brady-kuhlman-20010718-imp-encounter-inpatient-224a9d89.json";
 
 // Debian's AWS CLI v2 (what CI installs) when present, else whatever `aws` is on PATH.
+std::string md5_hex(const std::string& data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_Digest(data.data(), data.size(), digest, &n, EVP_md5(), nullptr);
+  std::string hex;
+  for (unsigned int i = 0; i < n; ++i) {
+    static constexpr char kDigits[] = "0123456789abcdef";
+    hex += kDigits[digest[i] >> 4];
+    hex += kDigits[digest[i] & 15];
+  }
+  return hex;
+}
+
 std::string aws_binary() { return fs::exists("/usr/bin/aws") ? "/usr/bin/aws" : "aws"; }
 
 struct CommandResult {
@@ -59,7 +74,15 @@ class S3ClientsTest : public PgTest {
     // Path-style addressing; the CLI signs the payload over plain HTTP.
     std::ofstream(dir_ / "aws.cfg") << "[default]\nregion = us-east-1\ns3 =\n"
                                        "  addressing_style = path\n";
-    port_ = free_port();
+    server_ = std::make_unique<ChildProcess>(
+        std::vector<std::string>{CHARTFLOW_BINARY, "serve", "--listen", "127.0.0.1:0",
+                                 "--workflows", (dir_ / "workflows").string(), "--database-url",
+                                 dsn(), "--s3-config", (dir_ / "s3.yaml").string(), "--workers",
+                                 "2", "--upload-limit", "20M"},
+        dir_ / "serve.log");
+    port_ = wait_listening(*server_, 20s);
+    ASSERT_NE(port_, 0) << server_->log();
+    ASSERT_TRUE(wait_healthy(*server_, port_, 20s)) << server_->log();
     const std::string host = "127.0.0.1:" + std::to_string(port_);
     std::ofstream(dir_ / "s3cmd.cfg")
         << "[default]\naccess_key = " << kAccessKey << "\nsecret_key = " << kSecret
@@ -67,24 +90,6 @@ class S3ClientsTest : public PgTest {
         << "\nuse_https = False\nsignature_v2 = False\n"
            "bucket_location = us-east-1\ncheck_ssl_certificate = "
            "False\n";
-    server_ = std::make_unique<ChildProcess>(
-        std::vector<std::string>{CHARTFLOW_BINARY, "serve", "--listen", host, "--workflows",
-                                 (dir_ / "workflows").string(), "--database-url", dsn(),
-                                 "--s3-config", (dir_ / "s3.yaml").string(), "--workers", "2",
-                                 "--upload-limit", "20M"},
-        dir_ / "serve.log");
-    ASSERT_TRUE(wait_until(
-                    [&] {
-                      try {
-                        return request("GET", "127.0.0.1", port_, "/healthz", "", {}, 1s).status ==
-                               200;
-                      } catch (const std::exception&) {
-                        return server_->running() ? false : true;
-                      }
-                    },
-                    20s) &&
-                server_->running())
-        << server_->log();
   }
   void TearDown() override {
     if (server_) {
@@ -184,7 +189,11 @@ TEST_F(S3ClientsTest, S3cmdPutsAndGets) {
   EXPECT_EQ(read_file(dir_ / "back.txt"), "hello from s3cmd");
   auto info = s3cmd("info s3://scans/notes/note.txt");  // HeadObject
   EXPECT_EQ(info.code, 0) << info.output;
-  EXPECT_NE(info.output.find("16"), std::string::npos) << info.output;
+  // s3cmd prints HEAD's fields one per line: the size and the ETag (the body's MD5) as stored.
+  EXPECT_TRUE(std::regex_search(info.output, std::regex(R"(File size:\s+16\n)"))) << info.output;
+  EXPECT_TRUE(std::regex_search(info.output,
+                                std::regex(R"(MD5 sum:\s+)" + md5_hex("hello from s3cmd") + "\n")))
+      << info.output;
   auto ls = s3cmd("ls s3://scans/notes/");
   EXPECT_NE(ls.output.find("s3://scans/notes/note.txt"), std::string::npos) << ls.output;
   auto chart = s3cmd("put " + kChartFile + " s3://charts/k.json");
@@ -226,6 +235,44 @@ TEST_F(S3ClientsTest, SignedRequestsHeadListAndRefuseBadKeysAndPayloads) {
   EXPECT_NE(anon.body.find("<Code>AccessDenied</Code>"), std::string::npos) << anon.body;
   EXPECT_EQ(scalar("SELECT count(*) FROM s3_object"), "1");
   EXPECT_EQ(scalar("SELECT count(*) FROM event"), "1");
+}
+
+// Putting an object again: the same chart twice is one revision and one run (the upload is a
+// duplicate), a changed chart under the same key is the next revision, and a plain object put
+// again is replaced, each put announced once. HEAD answers the stored object's fields.
+TEST_F(S3ClientsTest, PuttingTheSameObjectAgain) {
+  const std::string chart_key = "s3://charts/again.json";
+  ASSERT_EQ(aws("s3 cp " + kChartFile + " " + chart_key).code, 0);
+  auto again = aws("s3 cp " + kChartFile + " " + chart_key);
+  ASSERT_EQ(again.code, 0) << again.output;
+  EXPECT_EQ(scalar("SELECT count(*) FROM chart_revision"), "1");
+  EXPECT_EQ(scalar("SELECT count(*) FROM event WHERE type = 'chart.uploaded'"), "1");
+  EXPECT_EQ(scalar("SELECT count(*) FROM workflow_run"), "1");
+
+  Json changed = Json::parse(read_file(kChartFile));
+  changed["id"] = "changed-for-revision-two";
+  std::ofstream(dir_ / "changed.json") << changed.dump();
+  ASSERT_EQ(aws("s3 cp " + (dir_ / "changed.json").string() + " " + chart_key).code, 0);
+  EXPECT_EQ(scalar("SELECT string_agg(revision::text, ',' ORDER BY revision) FROM chart_revision "
+                   "WHERE source = 'upload'"),
+            "1,2");
+  EXPECT_EQ(scalar("SELECT count(*) FROM event WHERE type = 'chart.uploaded'"), "2");
+
+  std::ofstream(dir_ / "v1.txt") << "first version";
+  std::ofstream(dir_ / "v2.txt") << "second, longer version";
+  ASSERT_EQ(aws("s3 cp " + (dir_ / "v1.txt").string() + " s3://scans/doc.txt").code, 0);
+  ASSERT_EQ(aws("s3 cp " + (dir_ / "v2.txt").string() + " s3://scans/doc.txt").code, 0);
+  ASSERT_EQ(aws("s3 cp s3://scans/doc.txt " + (dir_ / "back.txt").string()).code, 0);
+  EXPECT_EQ(read_file(dir_ / "back.txt"), "second, longer version");
+  EXPECT_EQ(scalar("SELECT count(*) FROM s3_object WHERE bucket = 'scans'"), "1");
+  EXPECT_EQ(scalar("SELECT count(*) FROM event WHERE type = 'object.created'"), "2");
+
+  auto head = aws("s3api head-object --bucket scans --key doc.txt --output json");
+  ASSERT_EQ(head.code, 0) << head.output;
+  const Json fields = Json::parse(head.output);
+  EXPECT_EQ(fields.at("ContentLength"), std::string("second, longer version").size());
+  EXPECT_EQ(fields.at("ETag"), "\"" + md5_hex("second, longer version") + "\"");
+  EXPECT_TRUE(fields.contains("LastModified")) << head.output;
 }
 
 // A chart padded to `bytes` with a narrative on its Patient: still a valid chart.
