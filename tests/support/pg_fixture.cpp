@@ -20,7 +20,7 @@ std::string base_dsn() {
 }
 
 void PgTest::SetUp() {
-  const std::string base = base_dsn();
+  const std::string base = cluster_dsn();
   ASSERT_FALSE(base.empty());
   std::random_device rd;
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
@@ -45,7 +45,7 @@ void PgTest::SetUp() {
 void PgTest::TearDown() {
   if (schema_.empty() || std::getenv("CHARTFLOW_TEST_KEEP_SCHEMA")) return;
   try {
-    pqxx::connection c(base_dsn());
+    pqxx::connection c(cluster_dsn());
     pqxx::work tx(c);
     tx.exec("DROP SCHEMA " + c.quote_name(schema_) + " CASCADE");
     tx.commit();

@@ -25,6 +25,8 @@ class PgTest : public ::testing::Test {
   // Runs one SQL statement in the test schema and returns the first column of the first row
   // as text ("" when no row or NULL).
   std::string scalar(const std::string& sql);
+  // The cluster the test's schema lives in: the shared test cluster unless a test brings its own.
+  virtual std::string cluster_dsn() const { return base_dsn(); }
 
  private:
   std::string schema_;
