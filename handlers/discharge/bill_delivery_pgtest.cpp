@@ -1,149 +1,163 @@
 // Issue #15 item 1: a released patient's bill goes out once, byte for byte the same under its one
 // key, however often a receiver fails or a step's transaction is lost after the receiver answered;
 // every attempt at an outside call (bill channel or insurer) is in the database, started and
-// answered. The steps run through a test StepContext whose transaction commits like the engine's
-// (Retry rolls back) or is rolled back as a SIGKILL would; its journal commits at once, as the
-// engine's does. The last test runs chart-update.yaml through the engine.
+// answered. Everything runs through the application as `chartflow serve` wires it (AppServer: the
+// shipped chart-update workflow, the engine's own step context, commit, rollback and retries);
+// only the insurer, the bill webhook and the bill folder point at the test's, through the
+// environment variables the settings files read. A lost step transaction is a real one: the
+// worker's connection dies inside the commit that would record the step done, and the engine runs
+// the step again.
 #include <gtest/gtest.h>
-#include <unistd.h>
+#include <stdlib.h>
 
+#include <atomic>
 #include <filesystem>
-#include <functional>
-#include <map>
 #include <regex>
 #include <set>
 
-#include "handlers/chart_api/chart_api.hpp"
-#include "handlers/chart_intake/chart_intake.hpp"
-#include "handlers/chart_intake/chart_store.hpp"
-#include "handlers/chart_module.hpp"
 #include "handlers/testing/chart_test_data.hpp"
-#include "handlers/testing/step_context.hpp"
-#include "store/store.hpp"
-#include "tests/support/engine_harness.hpp"
+#include "tests/support/app_server.hpp"
+#include "tests/support/auth_support.hpp"
 #include "tests/support/fake_http_server.hpp"
 #include "tests/support/pg_fixture.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace chartflow::handlers {
 namespace {
 
+using chartflow::testing::AppServer;
 using chartflow::testing::FakeHttpServer;
+using chartflow::testing::HttpResponse;
 using chartflow::testing::ReceivedRequest;
+using chartflow::testing::TempDir;
+using chartflow::testing::wait_until;
+namespace data = chartflow::handlers::testing;
 
 constexpr const char* kChart = "lemuel";  // released, one payor, two ledger entries
 const char* const kChartFile =
     "enc-lemuel-hodkiewicz-20000223-imp-encounter-inpatient-8ca871d7.json";
-
-struct StepSpec {
-  std::string step;
-  std::string handler;
-  Json input;
-};
-
-// The steps of chart-update.yaml that bill a released chart, in its order. A handler this build
-// does not register is left out.
-const std::vector<StepSpec>& bill_steps() {
-  static const std::vector<StepSpec> kSteps = {{"billing", "billing", Json::object()},
-                                               {"insurance", "insurance", Json::object()},
-                                               {"discharge", "discharge", Json::object()},
-                                               {"final_notice", "insurance", {{"kind", "final"}}},
-                                               {"send_bill", "bill_send", Json::object()}};
-  return kSteps;
-}
-
-struct Crash {};
+constexpr std::chrono::seconds kStepTimeout{60};
+// A held receiver answers within this, under the 10 s call timeout of settings/insurers.yaml, so
+// the holding attempt ends with the receiver's answer rather than its own timeout.
+constexpr std::chrono::seconds kHoldAtMost{8};
 
 class BillGoesOutOnceIssue15 : public chartflow::testing::PgTest {
  protected:
-  void SetUp() override {
-    PgTest::SetUp();
-    store_ = std::make_unique<store::Store>(dsn());
-    journal_ = std::make_unique<store::Store>(dsn());
-    bill_dir_ = std::filesystem::temp_directory_path() /
-                ("chartflow-bill-once-" + schema() + "-" + std::to_string(::getpid()));
-    std::filesystem::remove_all(bill_dir_);
-  }
   void TearDown() override {
-    std::filesystem::remove_all(bill_dir_);
-    journal_.reset();
-    store_.reset();
+    app_.reset();
+    ::unsetenv("CHARTFLOW_INSURER_URL");
+    ::unsetenv("CHARTFLOW_BILL_DIR");
+    ::unsetenv("CHARTFLOW_BILL_WEBHOOK_URL");
     PgTest::TearDown();
   }
 
-  std::shared_ptr<HandlerRegistry> registry(const std::string& insurer_url,
-                                            const std::string& webhook_url) {
-    auto r = std::make_shared<HandlerRegistry>();
-    ChartHandlerOptions options;
-    options.insurers = Json{{"timeout", "2s"}, {"payors", {{"default", {{"url", insurer_url}}}}}};
-    Json channels = {{{"name", "folder"}, {"type", "folder"}, {"dir", bill_dir_.string()}}};
-    if (!webhook_url.empty())
-      channels.push_back({{"name", "webhook"}, {"type", "webhook"}, {"url", webhook_url}});
-    options.bill_delivery = Json{{"channels", channels}};
-    register_chart_handlers(*r, testing::workflows_dir(), options);
-    return r;
+  // Starts the application; bills go to the folder bills() and, with `webhook`, to it as well.
+  void start(const FakeHttpServer& insurer, const FakeHttpServer* webhook) {
+    ::setenv("CHARTFLOW_INSURER_URL", insurer.url("/claims").c_str(), 1);
+    ::setenv("CHARTFLOW_BILL_DIR", bills().c_str(), 1);
+    if (webhook != nullptr)
+      ::setenv("CHARTFLOW_BILL_WEBHOOK_URL", webhook->url("/bills").c_str(), 1);
+    else
+      ::unsetenv("CHARTFLOW_BILL_WEBHOOK_URL");
+    app_ = std::make_unique<AppServer>(dsn());
+    admin_ = chartflow::testing::create_token(dsn(), "admin");
   }
 
-  Json upload() {
-    const std::string raw = testing::read_file(testing::charts_dir() / kChartFile);
-    Json bundle = Json::parse(raw);
-    StoredRevision stored;
-    store_->with_sql([&](Sql& sql) { stored = store_revision(sql, kChart, raw, bundle, "t"); });
-    return chart_event_body(bundle, kChart, stored.revision);
+  HttpResponse call(const std::string& method, const std::string& target,
+                    const std::string& body = "") {
+    return app_->call(method, target, admin_, body, {{"Content-Type", "application/fhir+json"}});
   }
 
-  // One attempt: committed unless Retry, or rolled back whatever the outcome when `crash` says the
-  // process dies right after it (the engine never learns of it and runs the step again). True
-  // when the step is done: committed and not Retry.
-  bool attempt(Handler& handler, const StepSpec& spec, const Json& event, int n,
-               const std::function<bool()>& crash) {
-    bool done = false;
-    try {
-      store_->with_sql([&](Sql& sql) {
-        testing::TestStepContext ctx(
-            sql, [this](const std::function<void(Sql&)>& fn) { journal_->with_sql(fn); }, 1,
-            spec.step, event, spec.input, nullptr, n);
-        const StepOutcome outcome = handler.run(ctx);
-        const bool dies = crash && crash();
-        if (dies || std::holds_alternative<Retry>(outcome)) throw Crash{};
-        done = true;
-      });
-    } catch (const Crash&) {
+  // Uploads the chart over PUT /v1/charts and returns the run the upload started.
+  std::int64_t upload() {
+    auto r = call("PUT", std::string("/v1/charts/") + kChart,
+                  data::read_file(data::charts_dir() / kChartFile));
+    EXPECT_EQ(r.status, 202) << r.body;
+    const Json body = r.json();
+    if (!body.is_object() || body.value("runs", Json::array()).size() != 1) {
+      ADD_FAILURE() << "the upload started no single run: " << r.body;
+      return 0;
     }
-    return done;
+    return body.at("runs")[0].get<std::int64_t>();
   }
 
-  // Runs bill_steps() in order, each retried like the engine (at most 8 attempts); `crash` is
-  // asked after every attempt, `after` sees every attempt once its transaction has ended.
-  void close_bill(HandlerRegistry& handlers, const Json& event,
-                  const std::function<bool()>& crash = {},
-                  const std::function<void()>& after = {}) {
-    for (const auto& spec : bill_steps()) {
-      Handler* handler = handlers.find(spec.handler);
-      if (handler == nullptr) continue;
-      bool done = false;
-      for (int n = 1; n <= 8 && !done; ++n) {
-        done = attempt(*handler, spec, event, n, crash);
-        if (after) after();
-      }
-      EXPECT_TRUE(done) << spec.step << " did not complete";
+  // A second run of the same chart: the upload's event delivered again.
+  std::int64_t replay() {
+    store::EventInput again;
+    again.type = "chart.uploaded";
+    again.body = Json::parse(scalar("SELECT body::text FROM event ORDER BY id LIMIT 1"));
+    const auto ingested = app_->engine().ingest(again);
+    EXPECT_EQ(ingested.run_ids.size(), 1U);
+    return ingested.run_ids.empty() ? 0 : ingested.run_ids.front();
+  }
+
+  std::string step_row(std::int64_t run_id, const std::string& step, const std::string& column) {
+    return scalar("SELECT " + column + " FROM step_run WHERE run_id = " + std::to_string(run_id) +
+                  " AND step_key = '" + step + "'");
+  }
+  bool wait_step(std::int64_t run_id, const std::string& step, const std::string& status) {
+    return wait_until([&] { return step_row(run_id, step, "status") == status; }, kStepTimeout);
+  }
+  // True once the step has failed at least twice because another step held what it sends.
+  bool wait_kept_retrying(std::int64_t run_id, const std::string& step) {
+    return wait_until(
+        [&] {
+          return step_row(run_id, step,
+                          "status = 'retrying' AND attempt >= 2 AND "
+                          "error LIKE '%being sent by another step%'") == "t";
+        },
+        kHoldAtMost - std::chrono::seconds(1));
+  }
+
+  void approve_review(std::int64_t run_id) {
+    ASSERT_TRUE(wait_step(run_id, "review", "waiting"));
+    const std::string review =
+        scalar("SELECT id FROM review WHERE run_id = " + std::to_string(run_id));
+    ASSERT_FALSE(review.empty());
+    auto decided = call("POST", "/v1/reviews/" + review + "/decision",
+                        Json{{"decision", "approve"}, {"reason", "test"}}.dump());
+    ASSERT_EQ(decided.status, 200) << decided.body;
+  }
+
+  // The first commit that would record any of `steps` succeeded loses its connection (the worker
+  // sees a broken connection, as after a network failure or a database restart); later commits
+  // pass. commits_of() tells how many commits of the step were tried.
+  void lose_first_commit_of(const std::vector<std::string>& steps) {
+    std::string keys;
+    for (const auto& step : steps) {
+      scalar("CREATE SEQUENCE lost_" + step);
+      keys += (keys.empty() ? "'" : ", '") + step + "'";
     }
+    scalar(
+        "CREATE FUNCTION lose_first_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF nextval(('lost_' || NEW.step_key)::regclass) = 1 THEN "
+        "PERFORM pg_terminate_backend(pg_backend_pid()); END IF; RETURN NULL; END $$");
+    scalar(
+        "CREATE CONSTRAINT TRIGGER lose_first_commit AFTER UPDATE ON step_run DEFERRABLE "
+        "INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.status = 'succeeded' AND OLD.status <> "
+        "'succeeded' AND NEW.step_key IN (" +
+        keys + ")) EXECUTE FUNCTION lose_first_commit()");
+  }
+  std::int64_t commits_of(const std::string& step) {
+    return count("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM lost_" + step);
   }
 
   std::int64_t count(const std::string& sql) { return std::stoll(scalar(sql)); }
 
   Json deliveries() {
-    Json out;
-    store_->with_sql([&](Sql& sql) { out = list_deliveries(sql, kChart); });
-    return out;
+    auto r = call("GET", std::string("/v1/charts/") + kChart + "/deliveries");
+    EXPECT_EQ(r.status, 200) << r.body;
+    return r.json();
   }
 
+  std::filesystem::path bills() const { return bill_root_.path() / "bills"; }
   std::filesystem::path bill_file() const {
-    return bill_dir_ / (std::string(kChart) + "-invoice.txt");
+    return bills() / (std::string(kChart) + "-invoice.txt");
   }
 
-  std::unique_ptr<store::Store> store_;
-  std::unique_ptr<store::Store> journal_;  // the journal's own connection
-  std::filesystem::path bill_dir_;
+  TempDir bill_root_{"chartflow-bill-once"};
+  std::unique_ptr<AppServer> app_;
+  std::string admin_;
 };
 
 std::set<std::string> issued_times(const std::string& text) {
@@ -161,20 +175,39 @@ std::vector<ReceivedRequest> with_key_part(const FakeHttpServer& server, const s
   return out;
 }
 
-TEST_F(BillGoesOutOnceIssue15, AWebhookFailingFourTimesGetsOneBillByteIdenticalUnderOneKey) {
-  FakeHttpServer insurer([](const ReceivedRequest&, int) { return 200; });
-  FakeHttpServer webhook([](const ReceivedRequest&, int i) { return i < 4 ? 500 : 200; });
-  auto handlers = registry(insurer.url("/claims"), webhook.url("/bills"));
-  const Json event = upload();
-  ASSERT_EQ(event["released"], true);
+const std::string kWebhookAttempts =
+    " FROM bill_delivery_attempt a JOIN bill_delivery d ON d.id = a.delivery_id "
+    "WHERE d.channel = 'webhook'";
 
-  // A hard link to the first bill file written keeps its inode: a later rewrite (a new file
-  // renamed into place) is then told apart even where inode numbers are reused.
-  const auto witness = bill_dir_ / "first-bill-witness";
-  close_bill(*handlers, event, {}, [&] {
-    if (std::filesystem::exists(bill_file()) && !std::filesystem::exists(witness))
-      std::filesystem::create_hard_link(bill_file(), witness);
+TEST_F(BillGoesOutOnceIssue15, AWebhookFailingFourTimesGetsOneBillByteIdenticalUnderOneKey) {
+  // A hard link to the bill file as the webhook's first request finds it (the folder channel
+  // goes first) keeps that file's inode: a later rewrite (a new file renamed into place) is then
+  // told apart even where inode numbers are reused.
+  const auto witness = bill_root_.path() / "first-bill-witness";
+  std::atomic<bool> linked{false};
+  FakeHttpServer insurer([](const ReceivedRequest&, int) { return 200; });
+  FakeHttpServer webhook([&](const ReceivedRequest&, int i) {
+    if (i == 0) {
+      std::error_code error;
+      std::filesystem::create_hard_link(bill_file(), witness, error);
+      linked = !error;
+    }
+    return i < 4 ? 500 : 200;
   });
+  start(insurer, &webhook);
+  const auto run_id = upload();
+  ASSERT_EQ(scalar("SELECT body->>'released' FROM event ORDER BY id LIMIT 1"), "true");
+  approve_review(run_id);
+  ASSERT_TRUE(wait_step(run_id, "send_bill", "succeeded"))
+      << step_row(run_id, "send_bill", "error");
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return scalar("SELECT status FROM workflow_run WHERE id = " + std::to_string(run_id)) ==
+               "succeeded";
+      },
+      kStepTimeout));
+  // The engine retried the step after each refusal: one attempt per webhook call.
+  EXPECT_EQ(step_row(run_id, "send_bill", "attempt"), "5");
 
   EXPECT_EQ(count("SELECT count(*) FROM invoice"), 1);
   const std::string invoice_id = scalar("SELECT id FROM invoice");
@@ -194,9 +227,10 @@ TEST_F(BillGoesOutOnceIssue15, AWebhookFailingFourTimesGetsOneBillByteIdenticalU
   }
   EXPECT_EQ(bodies.size(), 1U) << "resends differ from the first bill";
 
+  ASSERT_TRUE(linked) << "no bill file when the webhook was first called";
   ASSERT_TRUE(std::filesystem::exists(bill_file()));
   EXPECT_TRUE(std::filesystem::equivalent(bill_file(), witness)) << "the bill file was rewritten";
-  const std::string file = testing::read_file(bill_file());
+  const std::string file = data::read_file(bill_file());
   EXPECT_EQ(file, bill_text);
   for (const auto& t : issued_times(file)) issued.insert(t);
   EXPECT_EQ(issued.size(), 1U) << "one Issued: time in everything sent";
@@ -207,10 +241,9 @@ TEST_F(BillGoesOutOnceIssue15, AWebhookFailingFourTimesGetsOneBillByteIdenticalU
   EXPECT_EQ(with_key_part(insurer, ":final:").size(), 1U);
 
   // Every attempt is on record, answered.
-  EXPECT_EQ(scalar("SELECT string_agg(a.status_code::text, ',' ORDER BY a.attempt) FROM "
-                   "bill_delivery_attempt a JOIN bill_delivery d ON d.id = a.delivery_id "
-                   "WHERE d.channel = 'webhook'"),
-            "500,500,500,500,200");
+  EXPECT_EQ(
+      scalar("SELECT string_agg(a.status_code::text, ',' ORDER BY a.attempt)" + kWebhookAttempts),
+      "500,500,500,500,200");
   EXPECT_EQ(count("SELECT count(*) FROM bill_delivery_attempt WHERE answered_at IS NULL"), 0);
   EXPECT_EQ(count("SELECT count(*) FROM bill_delivery_attempt a JOIN bill_delivery d ON "
                   "d.id = a.delivery_id WHERE d.channel = 'folder'"),
@@ -229,33 +262,19 @@ TEST_F(BillGoesOutOnceIssue15, AWebhookFailingFourTimesGetsOneBillByteIdenticalU
 
 TEST_F(BillGoesOutOnceIssue15, AnInsurersAnswerOutlivesTheStepTransactionThatWasLost) {
   FakeHttpServer insurer([](const ReceivedRequest&, int) { return 200; });
-  auto handlers = registry(insurer.url("/claims"), "");
-  const Json event = upload();
+  // The claim (insurance) and the final notification (final_notice): each step's first commit
+  // is lost after its insurer answered.
+  lose_first_commit_of({"insurance", "final_notice"});
+  start(insurer, nullptr);
+  const auto run_id = upload();
+  ASSERT_TRUE(wait_step(run_id, "insurance", "succeeded"));
+  ASSERT_TRUE(wait_step(run_id, "final_notice", "succeeded"));
+  EXPECT_EQ(commits_of("insurance"), 2) << "the insurance step's first commit was not lost";
+  EXPECT_EQ(commits_of("final_notice"), 2) << "the final_notice step's first commit was not lost";
 
-  // The process dies right after the attempt in which an insurer first answered for a key.
-  std::set<std::string> answered;
-  std::map<std::string, std::string> status_after_crash;
-  auto crash = [&] {
-    bool dies = false;
-    for (const auto& r : insurer.requests())
-      dies = answered.insert(r.header("Idempotency-Key")).second || dies;
-    return dies;
-  };
-  auto after = [&] {
-    for (const auto& key : answered) {
-      if (status_after_crash.count(key) != 0) continue;
-      status_after_crash[key] = scalar(
-          "SELECT o.status || ' ' || coalesce(a.status_code::text, '-') FROM "
-          "insurer_outbox o LEFT JOIN insurer_delivery_attempt a ON a.outbox_id = o.id "
-          "WHERE o.idempotency_key = '" +
-          key + "' ORDER BY a.id LIMIT 1");
-    }
-  };
-  close_bill(*handlers, event, crash, after);
-
-  ASSERT_EQ(answered.size(), 2U) << "the claim and the final notification";
-  for (const auto& [key, status] : status_after_crash)
-    EXPECT_EQ(status, "delivered 200") << key << ": the answer was lost with the step";
+  std::set<std::string> keys;
+  for (const auto& r : insurer.requests()) keys.insert(r.header("Idempotency-Key"));
+  EXPECT_EQ(keys.size(), 2U) << "the claim and the final notification";
   EXPECT_EQ(insurer.requests().size(), 2U) << "a notification already answered was sent again";
   EXPECT_EQ(count("SELECT count(*) FROM insurer_outbox WHERE status <> 'delivered'"), 0);
   EXPECT_EQ(count("SELECT count(*) FROM insurer_delivery_attempt"), 2);
@@ -273,119 +292,104 @@ TEST_F(BillGoesOutOnceIssue15, AnInsurersAnswerOutlivesTheStepTransactionThatWas
 TEST_F(BillGoesOutOnceIssue15, ABillWebhooksAnswerOutlivesTheStepTransactionThatWasLost) {
   FakeHttpServer insurer([](const ReceivedRequest&, int) { return 200; });
   FakeHttpServer webhook([](const ReceivedRequest&, int) { return 200; });
-  auto handlers = registry(insurer.url("/claims"), webhook.url("/bills"));
-  const Json event = upload();
+  lose_first_commit_of({"send_bill"});
+  start(insurer, &webhook);
+  const auto run_id = upload();
+  ASSERT_TRUE(wait_step(run_id, "send_bill", "succeeded"));
+  EXPECT_EQ(commits_of("send_bill"), 2) << "the send_bill step's first commit was not lost";
 
-  bool crashed = false;
-  std::string after_crash;
-  auto crash = [&] { return !crashed && !webhook.requests().empty() && (crashed = true); };
-  auto after = [&] {
-    if (!crashed || !after_crash.empty()) return;
-    // to_jsonb: the query also runs on the schema from before the delivery journal.
-    after_crash = scalar(
-        "SELECT coalesce(to_jsonb(d) ->> 'status', 'no status') FROM bill_delivery d "
-        "WHERE d.channel = 'webhook'");
-    if (after_crash.empty()) after_crash = "no delivery row";
-  };
-  close_bill(*handlers, event, crash, after);
-
-  ASSERT_TRUE(crashed);
-  EXPECT_EQ(after_crash, "delivered") << "the webhook's answer was lost with the step";
   std::set<std::string> bodies;
   for (const auto& r : webhook.requests()) bodies.insert(r.body);
   EXPECT_EQ(bodies.size(), 1U) << "a second, different bill went out";
   EXPECT_EQ(webhook.requests().size(), 1U) << "a bill already answered was sent again";
   EXPECT_EQ(count("SELECT count(*) FROM invoice"), 1);
   EXPECT_EQ(scalar("SELECT string_agg(a.status_code::text || ' ' || (a.answered_at IS NOT NULL), "
-                   "',') FROM bill_delivery_attempt a JOIN bill_delivery d ON "
-                   "d.id = a.delivery_id WHERE d.channel = 'webhook'"),
+                   "',')" +
+                   kWebhookAttempts),
             "200 true");
   EXPECT_EQ(count("SELECT count(*) FROM bill_delivery WHERE status = 'delivered'"), 2);
 }
 
-TEST_F(BillGoesOutOnceIssue15, TheChartWorkflowSendsOneBillThroughAFlakyWebhook) {
-  FakeHttpServer insurer([](const ReceivedRequest&, int) { return 200; });
-  FakeHttpServer webhook([](const ReceivedRequest&, int i) { return i < 4 ? 500 : 200; });
-  auto handlers = registry(insurer.url("/claims"), webhook.url("/bills"));
-  const std::string workflow = testing::read_file(testing::workflows_dir() / "chart-update.yaml");
-  chartflow::testing::EngineHarness h(dsn(), {workflow}, handlers);
-  h.start();
-
-  const Json event = upload();
-  const auto run_id = h.start_run("chart.uploaded", event);
-  ASSERT_TRUE(chartflow::testing::wait_until(
-      [&] { return h.step(run_id, "review").value("status", "") == "waiting"; }));
-  Json reviews;
-  h.store().with_sql([&](Sql& sql) { reviews = list_reviews(sql, "pending", std::nullopt, 10); });
-  ASSERT_EQ(reviews["reviews"].size(), 1U);
-  DecisionResult decided;
-  h.store().with_sql([&](Sql& sql) {
-    decided = decide_review(sql, reviews["reviews"][0]["id"].get<std::int64_t>(), "approve",
-                            std::nullopt, "dr-580");
-  });
-  ASSERT_EQ(decided.status, DecisionResult::Status::kOk);
-  std::string message;
-  ASSERT_EQ(h.store().signal(decided.run_id, "review", decided.signal_payload, &message),
-            store::Store::CommandResult::kOk)
-      << message;
-  ASSERT_TRUE(h.wait_status(run_id, "succeeded", std::chrono::seconds(60))) << h.run(run_id).dump();
-
-  EXPECT_EQ(count("SELECT count(*) FROM invoice"), 1);
-  const auto requests = webhook.requests();
-  ASSERT_EQ(requests.size(), 5U);
-  std::set<std::string> bodies;
-  std::set<std::string> keys;
-  for (const auto& r : requests) {
-    bodies.insert(r.body);
-    keys.insert(r.header("Idempotency-Key"));
-  }
-  EXPECT_EQ(bodies.size(), 1U) << "resends differ from the first bill";
-  EXPECT_EQ(keys, std::set<std::string>{std::string("bill:") + kChart + ":webhook"});
-  EXPECT_EQ(std::to_string(Json::parse(requests.front().body).value("invoice_id", 0)),
-            scalar("SELECT id FROM invoice"));
-  EXPECT_EQ(with_key_part(insurer, ":final:").size(), 1U);
-  EXPECT_EQ(testing::read_file(bill_file()), scalar("SELECT bill_text FROM invoice"));
-  EXPECT_EQ(count("SELECT count(*) FROM bill_delivery_attempt a JOIN bill_delivery d ON "
-                  "d.id = a.delivery_id WHERE d.channel = 'webhook'"),
-            5);
-}
-
 // Finding (fault suite): an insurance step found its chart's notifications held by another
 // attempt and succeeded with nothing delivered; when that attempt was lost, nothing ever sent
-// them. A step that finds rows another step is sending waits for them instead.
-TEST_F(BillGoesOutOnceIssue15, RowsAnotherStepIsSendingKeepTheStepRetrying) {
-  FakeHttpServer insurer([](const ReceivedRequest&, int) { return 200; });
-  FakeHttpServer webhook([](const ReceivedRequest&, int) { return 200; });
-  auto handlers = registry(insurer.url("/claims"), webhook.url("/bills"));
-  const Json event = upload();
-  const auto& steps = bill_steps();
-  for (std::size_t i = 0; i < 3; ++i)  // billing, insurance, discharge
-    ASSERT_TRUE(attempt(*handlers->find(steps[i].handler), steps[i], event, 1, {}))
-        << steps[i].step;
-  // What discharge queued is being sent by a step of another run of this chart.
-  scalar(
-      "UPDATE insurer_outbox SET sending_by = 'run:2:final_notice', sending_until = now() + "
-      "interval '1 hour' WHERE status = 'pending'");
-  scalar(
-      "UPDATE bill_delivery SET sending_by = 'run:2:send_bill', sending_until = now() + "
-      "interval '1 hour' WHERE status = 'pending'");
-  const std::size_t before = insurer.requests().size();
-  for (std::size_t i = 3; i < steps.size(); ++i)
-    EXPECT_FALSE(attempt(*handlers->find(steps[i].handler), steps[i], event, 1, {}))
-        << steps[i].step << " succeeded while another step held its rows";
-  EXPECT_EQ(insurer.requests().size(), before);
-  EXPECT_EQ(webhook.requests().size(), 0U);
+// them. A step that finds rows another step is sending waits for them instead. Here a second run
+// of the chart meets the first run's attempts while their receivers hold them, then the first
+// run's attempts fail, and the rows go out once.
+TEST_F(BillGoesOutOnceIssue15,
+       AFinalNotificationAnotherStepIsSendingKeepsTheInsuranceStepRetrying) {
+  std::atomic<bool> held{false};
+  std::atomic<bool> release{false};
+  FakeHttpServer insurer([&](const ReceivedRequest& r, int) {
+    if (r.header("Idempotency-Key").find(":final:") == std::string::npos || held.exchange(true))
+      return 200;
+    wait_until([&] { return release.load(); }, kHoldAtMost);
+    return 503;
+  });
+  start(insurer, nullptr);
+  const auto first = upload();
+  ASSERT_TRUE(wait_until([&] { return held.load(); }, kStepTimeout));
+  const auto second = replay();
+  // The second run's insurance step sends whatever of the chart is pending, and the final
+  // notification is the first run's final_notice's for now.
+  const bool retried = wait_kept_retrying(second, "insurance");
+  const auto attempts_while_held = count(
+      "SELECT count(*) FROM insurer_delivery_attempt a JOIN insurer_outbox o ON "
+      "o.id = a.outbox_id WHERE o.kind = 'final'");
+  release = true;
+  EXPECT_TRUE(retried) << step_row(second, "insurance", "status || ' ' || coalesce(error, '')");
+  EXPECT_EQ(attempts_while_held, 1) << "a notification another step held was sent meanwhile";
 
-  // That step's lease ran out (its run was failed by an operator): these steps send them.
-  scalar("UPDATE insurer_outbox SET sending_until = now() - interval '1 second'");
-  scalar("UPDATE bill_delivery SET sending_until = now() - interval '1 second'");
-  for (std::size_t i = 3; i < steps.size(); ++i)
-    EXPECT_TRUE(attempt(*handlers->find(steps[i].handler), steps[i], event, 2, {}))
-        << steps[i].step;
-  EXPECT_EQ(with_key_part(insurer, ":final:").size(), 1U);
-  EXPECT_EQ(webhook.requests().size(), 1U);
+  for (const auto run_id : {first, second})
+    ASSERT_TRUE(wait_step(run_id, "final_notice", "succeeded")) << run_id;
+  ASSERT_TRUE(wait_step(second, "insurance", "succeeded"));
+  EXPECT_EQ(scalar("SELECT string_agg(a.status_code::text, ',' ORDER BY a.attempt) FROM "
+                   "insurer_delivery_attempt a JOIN insurer_outbox o ON o.id = a.outbox_id "
+                   "WHERE o.kind = 'final'"),
+            "503,200");
+  EXPECT_EQ(with_key_part(insurer, ":final:").size(), 2U);
+  EXPECT_EQ(with_key_part(insurer, ":claim:").size(), 1U);
   EXPECT_EQ(count("SELECT count(*) FROM insurer_outbox WHERE status <> 'delivered'"), 0);
+  // No step that could have sent it counted as done before it was delivered.
+  EXPECT_EQ(count("SELECT count(*) FROM step_run s, insurer_outbox o WHERE o.kind = 'final' AND "
+                  "(s.step_key = 'final_notice' OR (s.step_key = 'insurance' AND s.run_id = " +
+                  std::to_string(second) + ")) AND s.finished_at < o.delivered_at"),
+            0);
+}
+
+TEST_F(BillGoesOutOnceIssue15, ABillAnotherStepIsSendingKeepsTheSendBillStepRetrying) {
+  std::atomic<bool> held{false};
+  std::atomic<bool> release{false};
+  FakeHttpServer insurer([](const ReceivedRequest&, int) { return 200; });
+  FakeHttpServer webhook([&](const ReceivedRequest&, int i) {
+    if (i > 0) return 200;
+    held = true;
+    wait_until([&] { return release.load(); }, kHoldAtMost);
+    return 503;
+  });
+  start(insurer, &webhook);
+  const auto first = upload();
+  ASSERT_TRUE(wait_until([&] { return held.load(); }, kStepTimeout));
+  const auto second = replay();
+  const bool retried = wait_kept_retrying(second, "send_bill");
+  const auto attempts_while_held = count("SELECT count(*)" + kWebhookAttempts);
+  release = true;
+  EXPECT_TRUE(retried) << step_row(second, "send_bill", "status || ' ' || coalesce(error, '')");
+  EXPECT_EQ(attempts_while_held, 1) << "a bill another step held was sent meanwhile";
+
+  for (const auto run_id : {first, second})
+    ASSERT_TRUE(wait_step(run_id, "send_bill", "succeeded")) << run_id;
+  const auto requests = webhook.requests();
+  ASSERT_EQ(requests.size(), 2U) << "the held attempt's 503, then the bill once";
+  EXPECT_EQ(requests[0].body, requests[1].body);
+  EXPECT_EQ(requests[1].header("Idempotency-Key"), std::string("bill:") + kChart + ":webhook");
+  EXPECT_EQ(
+      scalar("SELECT string_agg(a.status_code::text, ',' ORDER BY a.attempt)" + kWebhookAttempts),
+      "503,200");
+  EXPECT_EQ(count("SELECT count(*) FROM invoice"), 1);
   EXPECT_EQ(count("SELECT count(*) FROM bill_delivery WHERE status <> 'delivered'"), 0);
+  EXPECT_EQ(count("SELECT count(*) FROM step_run s, bill_delivery d WHERE d.channel = 'webhook' "
+                  "AND s.step_key = 'send_bill' AND s.finished_at < d.delivered_at"),
+            0);
 }
 
 }  // namespace
