@@ -32,7 +32,8 @@ void add_http_routes(http::Router& router, runtime::Engine& engine, http::Module
   if (s3)
     http::add_s3_routes(router, engine, s3,
                         http::bind_intake_with_access(services, modules, "chart"),
-                        server.limits.upload_body_bytes);
+                        server.limits.upload_body_bytes,
+                        core::JsonLimits{server.limits.json_depth, server.limits.bundle_entries});
 }
 
 }  // namespace chartflow::app

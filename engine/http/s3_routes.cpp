@@ -146,10 +146,6 @@ Response store_new_object(Request& req, runtime::Engine& engine, const S3Intake&
   if (chart_bucket) {
     if (!charts.intake)
       throw S3Error{501, "NotImplemented", "this server has no chart intake for chart buckets"};
-    // A chart is JSON whatever the content type says: held to the limits of every other door
-    // before anything parses it.
-    if (auto breach = core::check_json_limits(object.body, core::JsonLimits{}))
-      throw S3Error{400, "InvalidArgument", "not an acceptable chart: " + breach->describe()};
     try {
       charts.intake(
           IntakeRequest{object.body, who.id, "s3",
@@ -576,7 +572,17 @@ std::optional<Response> s3_root(Request& req, const S3Config& s3) {
 }
 
 void add_s3_routes(Router& router, runtime::Engine& engine, std::shared_ptr<const S3Config> s3,
-                   const S3Intake& charts, std::uint64_t object_limit) {
+                   const S3Intake& chart_intake, std::uint64_t object_limit,
+                   core::JsonLimits chart_limits) {
+  // A chart is JSON whatever the content type says: held to the server's limits, as at every
+  // other door, before anything parses it (a single PUT and a completed multipart upload alike).
+  S3Intake charts = chart_intake;
+  if (charts.intake)
+    charts.intake = [inner = chart_intake.intake, chart_limits](const IntakeRequest& r) {
+      if (auto breach = core::check_json_limits(r.content, chart_limits))
+        throw IntakeRejected{400, breach->describe()};
+      return inner(r);
+    };
   auto handle = [&engine, s3, charts, object_limit](Request& req) {
     const std::string bucket = req.param("bucket");
     const std::string key = req.params.count("key") ? req.param("key") : "";

@@ -26,10 +26,12 @@ namespace chartflow::http {
 // signatures as denied).
 using S3Intake = BoundIntake;
 // `object_limit`: the largest object, however it arrives (one PUT is held to it by the server's
-// upload limit; a multipart upload's parts together here).
+// upload limit; a multipart upload's parts together here). `chart_limits`: the server's JSON
+// limits, which a chart bucket's objects meet as every other door's charts do.
 void add_s3_routes(Router& router, runtime::Engine& engine, std::shared_ptr<const S3Config> s3,
                    const S3Intake& charts = {},
-                   std::uint64_t object_limit = core::kDefaultUploadBytes);
+                   std::uint64_t object_limit = core::kDefaultUploadBytes,
+                   core::JsonLimits chart_limits = {});
 // ListBuckets lives at "/", which the dashboard also serves: this answers it for requests
 // carrying an AWS signature, and returns nullopt for all others.
 std::optional<Response> s3_root(Request& req, const S3Config& s3);

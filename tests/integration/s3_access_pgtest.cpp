@@ -213,6 +213,26 @@ TEST_F(S3AccessTest, AChartNestedTooDeepIsRefusedWhateverItsContentType) {
   EXPECT_EQ(count("SELECT count(*) FROM event"), 0);
 }
 
+// The server's configured limits (--json-depth-limit, --bundle-entry-limit), not the defaults,
+// hold a chart put through S3 as they hold PUT /v1/charts: a real chart under a tighter depth
+// limit is refused at both doors alike, and stored by neither.
+TEST_F(S3AccessTest, AChartIsHeldToTheServersConfiguredJsonLimits) {
+  http::ServerSettings settings = test_server_settings();
+  settings.limits.json_depth = 4;
+  AppServer app(dsn(), settings, config("Practitioner/nobody"));
+  const std::string chart = read_file(kChart);
+  const std::string uploader = create_token(dsn(), "uploader");
+  auto api = app.call("PUT", "/v1/charts/tight", uploader, chart,
+                      {{"Content-Type", "application/fhir+json"}});
+  EXPECT_EQ(api.status, 400) << api.body;
+  auto s3 = s3_call(app.port(), "AKUPLOADER", kSecret, "PUT", "/charts/tight.json", chart, "",
+                    "application/octet-stream");
+  EXPECT_EQ(s3.status, 400) << s3.body;
+  EXPECT_THAT(s3.body, ::testing::HasSubstr("nested deeper than 4")) << s3.body;
+  EXPECT_EQ(count("SELECT count(*) FROM s3_object"), 0);
+  EXPECT_EQ(count("SELECT count(*) FROM chart_revision"), 0);
+}
+
 TEST_F(S3AccessTest, AReviewerKeyWithoutAnAssigneeIsAConfigError) {
   const std::string dir = ::testing::TempDir() + "/s3-reviewer-" + schema();
   std::filesystem::create_directories(dir);
