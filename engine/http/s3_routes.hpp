@@ -20,16 +20,15 @@
 namespace chartflow::http {
 
 // Registers /{bucket}/{*key}; call after every other route (it matches what they leave).
-// `chart_intake` receives the objects put into chart buckets (none: such puts are refused).
-// Chart buckets hand their objects to `charts.intake` and let `charts.may_read` decide who reads
-// them back. Every request is audited (s3.put, s3.get, s3.head, s3.list; refusals and bad
-// signatures as denied).
+// Chart buckets hand their objects to `chart_intake.intake` (none: such puts are refused) and let
+// `chart_intake.may_read` decide who reads them back. Every request is audited (s3.put, s3.get,
+// s3.head, s3.list; refusals and bad signatures as denied).
 using S3Intake = BoundIntake;
 // `object_limit`: the largest object, however it arrives (one PUT is held to it by the server's
 // upload limit; a multipart upload's parts together here). `chart_limits`: the server's JSON
 // limits, which a chart bucket's objects meet as every other door's charts do.
 void add_s3_routes(Router& router, runtime::Engine& engine, std::shared_ptr<const S3Config> s3,
-                   const S3Intake& charts = {},
+                   const S3Intake& chart_intake = {},
                    std::uint64_t object_limit = core::kDefaultUploadBytes,
                    core::JsonLimits chart_limits = {});
 // ListBuckets lives at "/", which the dashboard also serves: this answers it for requests
