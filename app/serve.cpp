@@ -207,9 +207,16 @@ int serve(const Settings& resolved, bool with_api) {
   engine.reserve_event_types(modules->reserved_event_types());
   // What the modules' routes and intake hooks reach the engine through.
   http::ModuleServices services(engine, &metrics);
-  metrics.on_collect([&engine, &metrics] {
+  // Declared before the sampler that reads the server, the router before the server using it.
+  http::Router router;
+  std::unique_ptr<http::Server> server;  // with the API only
+  metrics.on_collect([&engine, &metrics, &server] {
     const auto pool = engine.pool_stats();
     metrics.set_db_pool(pool.in_use, pool.idle, pool.max);
+    if (server) {
+      const auto uploads = server->upload_stats();
+      metrics.set_upload_slots(uploads.in_use, uploads.waiting, uploads.slots);
+    }
   });
   engine.start();
   auth::AuditSealer sealer(
@@ -227,8 +234,6 @@ int serve(const Settings& resolved, bool with_api) {
        }});
   sealer.start();
 
-  http::Router router;
-  std::unique_ptr<http::Server> server;
   // One reading of the webhook secrets for both doors that know signed types (the events API and
   // the drop folder, which refuses them unsigned).
   const std::shared_ptr<const http::WebhookSecrets> secrets = startup.webhook_secrets;
@@ -250,12 +255,6 @@ int serve(const Settings& resolved, bool with_api) {
                           {"hint", "raise LimitNOFILE (ulimit -n) to allow more connections"}});
     server = std::make_unique<http::Server>(server_settings, router);
     server->start();
-    metrics.on_collect([&engine, &metrics, srv = server.get()] {
-      const auto pool = engine.pool_stats();
-      metrics.set_db_pool(pool.in_use, pool.idle, pool.max);
-      const auto uploads = srv->upload_stats();
-      metrics.set_upload_slots(uploads.in_use, uploads.waiting, uploads.slots);
-    });
     server_settings.port = server->port();  // what --listen HOST:0 was given
     const std::string notice =
         listen_notice(server_settings, args.get("insecure-listen").has_value());
