@@ -8,13 +8,19 @@ Args parse_args(int argc, char** argv, int first) {
     std::string a = argv[i];
     if (a.rfind("--", 0) == 0) {
       const auto eq = a.find('=');
+      std::string name, value;
       if (eq != std::string::npos) {
-        args.options[a.substr(2, eq - 2)] = a.substr(eq + 1);
+        name = a.substr(2, eq - 2);
+        value = a.substr(eq + 1);
       } else if (i + 1 < argc && std::string(argv[i + 1]).rfind("--", 0) != 0) {
-        args.options[a.substr(2)] = argv[++i];
+        name = a.substr(2);
+        value = argv[++i];
       } else {
-        args.options[a.substr(2)] = "true";
+        name = a.substr(2);
+        value = "true";
       }
+      args.options[name] = value;
+      args.repeated[name].push_back(value);
     } else {
       args.positional.push_back(a);
     }

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "app/client_request.hpp"
 #include "app/commands.hpp"
 #include "http/router.hpp"
 
@@ -21,19 +22,15 @@ using tcp = net::ip::tcp;
 
 constexpr const char* kDefaultServer = "http://127.0.0.1:8080";
 
-// --server, else CHARTFLOW_SERVER, else the address `serve` listens on by default.
+}  // namespace
+
 std::string server_of(const Args& args) {
   if (auto v = args.get("server")) return *v;
   if (const char* env = std::getenv("CHARTFLOW_SERVER"); env && *env) return env;
   return kDefaultServer;
 }
 
-struct Reply {
-  int status = 0;
-  std::string body;
-};
-
-std::string encode(const std::string& v) {
+std::string url_encode(const std::string& v) {
   std::string out;
   for (unsigned char c : v) {
     if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == ':') {
@@ -47,8 +44,9 @@ std::string encode(const std::string& v) {
   return out;
 }
 
-Reply request(const std::string& server, bhttp::verb method, const std::string& target,
+Reply request(const std::string& server, const std::string& method_name, const std::string& target,
               const std::string& body, const std::string& content_type) {
+  const bhttp::verb method = bhttp::string_to_verb(method_name);
   std::string rest = server;
   if (rest.rfind("http://", 0) == 0) rest = rest.substr(7);
   while (!rest.empty() && rest.back() == '/') rest.pop_back();
@@ -98,15 +96,13 @@ std::string credential_hint(const Reply& reply) {
   return "";
 }
 
-}  // namespace
-
 int logs(const Args& args) {
   std::string query;
   for (const char* name : {"level", "since", "until", "workflow", "run", "step", "q", "limit"}) {
     if (auto v = args.get(name))
-      query += std::string(query.empty() ? "?" : "&") + name + "=" + encode(*v);
+      query += std::string(query.empty() ? "?" : "&") + name + "=" + url_encode(*v);
   }
-  auto reply = request(server_of(args), bhttp::verb::get, "/v1/logs" + query, "", "");
+  auto reply = request(server_of(args), "GET", "/v1/logs" + query, "", "");
   if (reply.status != 200) {
     std::cerr << "server answered " << reply.status << ": " << reply.body << credential_hint(reply)
               << "\n";
@@ -171,8 +167,8 @@ int upload(const Args& args) {
         continue;
       }
     }
-    auto reply = request(server_of(args), bhttp::verb::put, "/v1/charts/" + encode(chart_id),
-                         ss.str(), "application/fhir+json");
+    auto reply = request(server_of(args), "PUT", "/v1/charts/" + url_encode(chart_id), ss.str(),
+                         "application/fhir+json");
     std::cout << file << ": " << reply.status << " " << reply.body << credential_hint(reply)
               << "\n";
     if (reply.status >= 300) ++failures;

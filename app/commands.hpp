@@ -11,6 +11,9 @@ namespace chartflow::cli {
 struct Args {
   std::map<std::string, std::string> options;
   std::vector<std::string> positional;
+  // Every value of an option given more than once (`--map a=b --map c=d`), in order; `options`
+  // keeps the last.
+  std::map<std::string, std::vector<std::string>> repeated;
 
   std::optional<std::string> get(const std::string& name) const {
     auto it = options.find(name);
@@ -34,6 +37,8 @@ int migrate(const Args& args);
 int validate(const Args& args);
 int logs(const Args& args);
 int upload(const Args& args);
+int workflows(const Args& args);
+int runs(const Args& args);
 int tokens(const Args& args);
 int audit(const Args& args);
 int users(const Args& args);

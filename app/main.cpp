@@ -1,6 +1,6 @@
-// chartflow: serve | worker | config | migrate | validate | logs | upload | tokens | users | audit
-// | backup | restore; bench* hands over to chartflow-bench. `chartflow <command> --help` prints a
-// command's options.
+// chartflow: serve | worker | config | migrate | validate | logs | upload | workflows | runs |
+// tokens | users | audit | backup | restore; bench* hands over to chartflow-bench.
+// `chartflow <command> --help` prints a command's options.
 #include <unistd.h>
 
 #include <cerrno>
@@ -40,6 +40,8 @@ void usage(std::ostream& out) {
          "  validate  check workflow files\n"
          "  upload    upload chart Bundles to a server\n"
          "  logs      read step logs from a server\n"
+         "  workflows list, pause, resume or migrate workflows on a server\n"
+         "  runs      pause or resume one run on a server\n"
          "  tokens    create | revoke | list API tokens\n"
          "  users     create | disable | enable dashboard users\n"
          "  audit     verify the audit trail's hash chain\n"
@@ -80,6 +82,26 @@ std::string command_usage(const std::string& command) {
                "  --since T | --until T           ISO 8601 times\n"
                "  --workflow W | --run ID | --step S | --q TEXT   filters\n"
                "  --limit N                       most lines [100]\n") +
+           kClientOptions;
+  if (command == "workflows")
+    return std::string(
+               "usage: chartflow workflows list\n"
+               "       chartflow workflows pause NAME [--reason TEXT]\n"
+               "       chartflow workflows resume NAME\n"
+               "       chartflow workflows migrate --workflow W --from N --to M\n"
+               "                                   [--map OLD=NEW]... [--dry-run]\n"
+               "pause: no step of the workflow is claimed until it is resumed; events still\n"
+               "start runs, which queue; steps already running finish.\n"
+               "migrate: moves W's unfinished runs from version N to version M. A run moves\n"
+               "when every step it has started exists in M under its name or the name --map\n"
+               "gives it, and none is running; steps not started take M's definition, M's new\n"
+               "steps are added, unstarted steps M lacks are dropped. --dry-run prints the plan\n"
+               "per run (what stays and why, what runs next) and changes nothing.\n") +
+           kClientOptions;
+  if (command == "runs")
+    return std::string(
+               "usage: chartflow runs pause ID [--reason TEXT]\n"
+               "       chartflow runs resume ID\n") +
            kClientOptions;
   if (command == "tokens")
     return std::string(
@@ -177,6 +199,8 @@ int main(int argc, char** argv) {
     if (command == "validate") return chartflow::cli::validate(args);
     if (command == "logs") return chartflow::cli::logs(args);
     if (command == "upload") return chartflow::cli::upload(args);
+    if (command == "workflows") return chartflow::cli::workflows(args);
+    if (command == "runs") return chartflow::cli::runs(args);
     if (command == "tokens") return chartflow::cli::tokens(args);
     if (command == "audit") return chartflow::cli::audit(args);
     if (command == "users") return chartflow::cli::users(args);

@@ -192,6 +192,9 @@ int serve(const Settings& resolved, bool with_api) {
     settings.log_retention = std::chrono::hours(24 * std::stoll(*days));
   runtime::EngineHooks hooks;
   hooks.run_started = [&metrics](const std::string& wf) { metrics.run_started(wf); };
+  hooks.debounced_run_started = [&metrics](const std::string& wf, int events) {
+    metrics.events_coalesced(wf, events - 1);
+  };
   hooks.run_finished = [&metrics](const std::string& wf, const std::string& status) {
     metrics.run_finished(wf, status);
   };

@@ -281,6 +281,27 @@ CREATE FUNCTION step_claim_rows(p_owner text, p_lease_ms bigint, p_run_ids bigin
     SET jit TO 'off'
     AS $$
 BEGIN
+  -- The candidates are row-locked by the caller, so what is set aside here cannot be claimed
+  -- by anyone else meanwhile; what was set aside leaves the arrays the claim below reads.
+  IF EXISTS (SELECT 1 FROM workflow_pause) OR EXISTS (SELECT 1 FROM run_pause) THEN
+    WITH held AS (
+      UPDATE step_run s SET held_status = s.status, status = 'paused'
+      FROM unnest(p_run_ids, p_step_keys) AS k(run_id, step_key), workflow_run r
+      WHERE s.run_id = k.run_id AND s.step_key = k.step_key AND r.id = s.run_id
+        AND (EXISTS (SELECT 1 FROM run_pause p WHERE p.run_id = r.id)
+             OR EXISTS (SELECT 1 FROM workflow_pause w WHERE w.workflow = r.workflow))
+      RETURNING s.run_id, s.step_key),
+    h AS (INSERT INTO run_history (run_id, type, step) SELECT run_id, 'held', step_key FROM held)
+    SELECT array_agg(k.run_id), array_agg(k.step_key) INTO p_run_ids, p_step_keys
+    FROM unnest(p_run_ids, p_step_keys) AS k(run_id, step_key)
+    WHERE NOT EXISTS (SELECT 1 FROM held WHERE held.run_id = k.run_id
+                                            AND held.step_key = k.step_key);
+    IF p_run_ids IS NULL THEN
+      RETURN;
+    END IF;
+  END IF;
+  -- The claim itself is 0002_queue.sql's, unchanged: a predicate on status here would match
+  -- the claim index's and lead the planner to walk every ready step on each claim.
   RETURN QUERY
   WITH claimed AS (
     UPDATE step_run s SET status = 'running', attempt = s.attempt + 1, lease_owner = p_owner,
@@ -690,6 +711,21 @@ ALTER TABLE ONLY chart_revision ALTER COLUMN body SET COMPRESSION lz4;
 ALTER TABLE ONLY chart_revision ALTER COLUMN source SET COMPRESSION lz4;
 ALTER TABLE ONLY chart_revision ALTER COLUMN uploaded_by SET COMPRESSION lz4;
 
+CREATE TABLE debounce_pending (
+    workflow text NOT NULL,
+    key_value text NOT NULL,
+    event_id bigint NOT NULL,
+    workflow_version_id bigint NOT NULL,
+    subject text,
+    step_count integer NOT NULL,
+    steps jsonb NOT NULL,
+    events integer DEFAULT 1 NOT NULL,
+    first_seen timestamp with time zone DEFAULT now() NOT NULL,
+    due_at timestamp with time zone NOT NULL,
+    CONSTRAINT debounce_pending_events_check CHECK ((events > 0)),
+    CONSTRAINT debounce_pending_step_count_check CHECK ((step_count > 0))
+);
+
 CREATE TABLE event (
     id bigint NOT NULL,
     type text NOT NULL,
@@ -926,7 +962,7 @@ CREATE TABLE run_history (
     attempt integer,
     worker text,
     detail jsonb,
-    CONSTRAINT run_history_type_check CHECK ((type = ANY (ARRAY['scheduled'::text, 'started'::text, 'succeeded'::text, 'failed'::text, 'retried'::text, 'waiting'::text, 'signalled'::text, 'skipped'::text, 'cancelled'::text, 'timed_out'::text, 'lease_expired'::text, 'parked'::text])))
+    CONSTRAINT run_history_type_check CHECK ((type = ANY (ARRAY['scheduled'::text, 'started'::text, 'succeeded'::text, 'failed'::text, 'retried'::text, 'waiting'::text, 'signalled'::text, 'skipped'::text, 'cancelled'::text, 'timed_out'::text, 'lease_expired'::text, 'parked'::text, 'held'::text, 'paused'::text, 'resumed'::text, 'migrated'::text])))
 );
 ALTER TABLE ONLY run_history ALTER COLUMN type SET COMPRESSION lz4;
 ALTER TABLE ONLY run_history ALTER COLUMN step SET COMPRESSION lz4;
@@ -941,6 +977,13 @@ CREATE SEQUENCE run_history_id_seq
     CACHE 1;
 
 ALTER SEQUENCE run_history_id_seq OWNED BY run_history.id;
+
+CREATE TABLE run_pause (
+    run_id bigint NOT NULL,
+    paused_at timestamp with time zone DEFAULT now() NOT NULL,
+    paused_by text NOT NULL,
+    reason text
+);
 
 CREATE TABLE run_signal (
     id bigint NOT NULL,
@@ -1071,7 +1114,8 @@ CREATE TABLE step_run (
     finished_at timestamp with time zone,
     parked_at timestamp with time zone,
     skip_reason text,
-    CONSTRAINT step_run_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'ready'::text, 'running'::text, 'retrying'::text, 'waiting'::text, 'parked'::text, 'succeeded'::text, 'failed'::text, 'skipped'::text, 'cancelled'::text])))
+    held_status text,
+    CONSTRAINT step_run_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'ready'::text, 'running'::text, 'retrying'::text, 'waiting'::text, 'parked'::text, 'paused'::text, 'succeeded'::text, 'failed'::text, 'skipped'::text, 'cancelled'::text])))
 );
 ALTER TABLE ONLY step_run ALTER COLUMN step_key SET COMPRESSION lz4;
 ALTER TABLE ONLY step_run ALTER COLUMN handler SET COMPRESSION lz4;
@@ -1102,6 +1146,13 @@ ALTER TABLE ONLY web_session ALTER COLUMN subject SET COMPRESSION lz4;
 ALTER TABLE ONLY web_session ALTER COLUMN name SET COMPRESSION lz4;
 ALTER TABLE ONLY web_session ALTER COLUMN role SET COMPRESSION lz4;
 ALTER TABLE ONLY web_session ALTER COLUMN assignee SET COMPRESSION lz4;
+
+CREATE TABLE workflow_pause (
+    workflow text NOT NULL,
+    paused_at timestamp with time zone DEFAULT now() NOT NULL,
+    paused_by text NOT NULL,
+    reason text
+);
 
 CREATE TABLE workflow_run (
     id bigint NOT NULL,
@@ -1227,6 +1278,9 @@ ALTER TABLE ONLY chart_question
 ALTER TABLE ONLY chart_revision
     ADD CONSTRAINT chart_revision_pkey PRIMARY KEY (chart_id, revision);
 
+ALTER TABLE ONLY debounce_pending
+    ADD CONSTRAINT debounce_pending_pkey PRIMARY KEY (workflow, key_value);
+
 ALTER TABLE ONLY event
     ADD CONSTRAINT event_pkey PRIMARY KEY (id);
 
@@ -1263,6 +1317,9 @@ ALTER TABLE ONLY review
 ALTER TABLE ONLY run_history
     ADD CONSTRAINT run_history_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY run_pause
+    ADD CONSTRAINT run_pause_pkey PRIMARY KEY (run_id);
+
 ALTER TABLE ONLY run_signal
     ADD CONSTRAINT run_signal_pkey PRIMARY KEY (id);
 
@@ -1296,6 +1353,9 @@ ALTER TABLE ONLY step_run
 ALTER TABLE ONLY web_session
     ADD CONSTRAINT web_session_pkey PRIMARY KEY (id_hash);
 
+ALTER TABLE ONLY workflow_pause
+    ADD CONSTRAINT workflow_pause_pkey PRIMARY KEY (workflow);
+
 ALTER TABLE ONLY workflow_run
     ADD CONSTRAINT workflow_run_pkey PRIMARY KEY (id);
 
@@ -1326,6 +1386,8 @@ CREATE UNIQUE INDEX chart_revision_upload_hash_idx ON chart_revision USING btree
 
 CREATE INDEX chart_revision_writeback_hash_idx ON chart_revision USING btree (chart_id, content_hash) WHERE (source = 'writeback'::text);
 
+CREATE INDEX debounce_pending_due_idx ON debounce_pending USING btree (due_at);
+
 CREATE UNIQUE INDEX event_dedup_idx ON event USING btree (type, dedup_key) WHERE (dedup_key IS NOT NULL);
 
 CREATE INDEX insurer_delivery_attempt_outbox_idx ON insurer_delivery_attempt USING btree (outbox_id, id);
@@ -1353,6 +1415,8 @@ CREATE INDEX step_run_claim_idx ON step_run USING btree (run_at) WHERE (status =
 CREATE INDEX step_run_concurrency_idx ON step_run USING btree (concurrency_key) WHERE ((status = 'running'::text) AND (concurrency_key IS NOT NULL));
 
 CREATE INDEX step_run_parked_idx ON step_run USING btree (parked_at) WHERE (status = 'parked'::text);
+
+CREATE INDEX step_run_paused_idx ON step_run USING btree (run_id) WHERE (status = 'paused'::text);
 
 CREATE INDEX step_run_running_idx ON step_run USING btree (lease_expires_at) WHERE ((status = 'running'::text) AND (lease_expires_at IS NOT NULL));
 
@@ -1395,6 +1459,12 @@ ALTER TABLE ONLY chart_question
 ALTER TABLE ONLY chart_revision
     ADD CONSTRAINT chart_revision_chart_id_fkey FOREIGN KEY (chart_id) REFERENCES chart(chart_id);
 
+ALTER TABLE ONLY debounce_pending
+    ADD CONSTRAINT debounce_pending_event_id_fkey FOREIGN KEY (event_id) REFERENCES event(id);
+
+ALTER TABLE ONLY debounce_pending
+    ADD CONSTRAINT debounce_pending_workflow_version_id_fkey FOREIGN KEY (workflow_version_id) REFERENCES workflow_version(id);
+
 ALTER TABLE ONLY insurer_delivery_attempt
     ADD CONSTRAINT insurer_delivery_attempt_outbox_id_fkey FOREIGN KEY (outbox_id) REFERENCES insurer_outbox(id);
 
@@ -1412,6 +1482,9 @@ ALTER TABLE ONLY review
 
 ALTER TABLE ONLY run_history
     ADD CONSTRAINT run_history_run_id_fkey FOREIGN KEY (run_id) REFERENCES workflow_run(id);
+
+ALTER TABLE ONLY run_pause
+    ADD CONSTRAINT run_pause_run_id_fkey FOREIGN KEY (run_id) REFERENCES workflow_run(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY run_signal
     ADD CONSTRAINT run_signal_run_id_fkey FOREIGN KEY (run_id) REFERENCES workflow_run(id);

@@ -82,6 +82,20 @@ export interface HistoryEntry {
   detail: Json;
 }
 
+// Who paused a workflow or a run, when and why (POST .../pause).
+export interface PauseInfo {
+  paused_at: string;
+  paused_by: string;
+  reason: string | null;
+}
+
+// A paused workflow with what queues behind the pause.
+export interface WorkflowPause extends PauseInfo {
+  queued_runs: number;
+  queued_steps: number;
+  running_steps: number;
+}
+
 export interface RunDetail {
   id: number;
   workflow: string;
@@ -96,6 +110,8 @@ export interface RunDetail {
   definition: Definition | null;
   steps: StepRun[];
   history: HistoryEntry[];
+  paused?: PauseInfo | null;
+  workflow_paused?: PauseInfo | null;
 }
 
 export interface WorkflowVersion {
@@ -112,6 +128,10 @@ export interface WorkflowInfo {
   latest_version: number;
   versions: WorkflowVersion[];
   recent_runs: { [status: string]: number };
+  paused?: WorkflowPause | null;
+  // Triggers that coalesce events per key, and how many coalesced starts wait for their window.
+  debounce?: { event: string; key: string; window_ms: number; max_wait_ms: number }[];
+  debounce_pending?: number;
 }
 
 export interface LogLine {

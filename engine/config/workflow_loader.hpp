@@ -11,6 +11,9 @@
 //   on:                      # required, non-empty list of triggers
 //     - event: demo.diamond  # event type, [A-Za-z0-9._-]+
 //       filter: { path: /event/kind, equals: "x" }  # optional condition on {"event": body}
+//       debounce: { key: /event/chart_id, window: 30s, max_wait: 5m }  # optional: events with
+//                            #   the same key value start one run, with the last one's body;
+//                            #   max_wait >= window, default 10 windows, both at most 30d
 //     - schedule: "0 0 * * *"  # or a schedule trigger: runs as event "schedule.tick";
 //       timezone: Europe/Oslo  #   timezone and catch_up (true/false) are schedule-only
 //       catch_up: false

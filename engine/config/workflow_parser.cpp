@@ -25,6 +25,9 @@ constexpr int kMaxAttemptsLimit = 100;
 constexpr const char* kScheduleEvent = "schedule.tick";
 // Missed ticks fired after an outage at most (per schedule with catch_up: true).
 constexpr std::int64_t kMaxCatchUpLimit = 1000;
+// A debounce without max_wait waits at most this many windows after the first event.
+constexpr int kDefaultMaxWaitWindows = 10;
+constexpr core::Millis kMaxDebounce = std::chrono::hours(24 * 30);  // "30d" in messages
 
 }  // namespace
 
@@ -128,7 +131,8 @@ void WorkflowParser::parse_trigger(const YAML::Node& node, int index, int fallba
     return;
   }
   const auto entries = reader_.read_map(
-      node, where, {"event", "filter", "schedule", "timezone", "catch_up", "catch_up_limit"});
+      node, where,
+      {"event", "filter", "schedule", "timezone", "catch_up", "catch_up_limit", "debounce"});
   core::Trigger t;
   const Entry* event = find(entries, "event");
   const Entry* schedule = find(entries, "schedule");
@@ -189,6 +193,13 @@ void WorkflowParser::parse_trigger(const YAML::Node& node, int index, int fallba
       }
     }
   }
+  if (const Entry* e = find(entries, "debounce")) {
+    if (schedule != nullptr) {
+      error(e->line, where + "debounce applies only to event triggers");
+    } else {
+      t.debounce = parse_debounce(*e, where);
+    }
+  }
   if (const Entry* e = find(entries, "filter")) {
     std::vector<std::pair<std::string, int>> paths;
     t.filter = reader_.condition_value(*e, where, paths);
@@ -199,6 +210,64 @@ void WorkflowParser::parse_trigger(const YAML::Node& node, int index, int fallba
                                      where, path));
   }
   workflow_.triggers.push_back(std::move(t));
+}
+
+// An event without a value at the key starts its run at once: there is nothing to coalesce it
+// with (docs/workflows.md, "Debounce").
+std::optional<core::Debounce> WorkflowParser::parse_debounce(const Entry& e,
+                                                             const std::string& where) {
+  const std::string inner = where + "debounce: ";
+  if (!e.value.IsMap()) {
+    error(e.line, inner + "must be a mapping { key: /event/..., window: 30s, max_wait: 5m }, not " +
+                      describe(e.value));
+    return std::nullopt;
+  }
+  const std::size_t errors_before = errors_.size();
+  const auto entries = reader_.read_map(e.value, inner, {"key", "window", "max_wait"});
+  core::Debounce d;
+  if (const Entry* k = find(entries, "key")) {
+    if (auto key = reader_.string_value(*k, inner)) {
+      // A value inside the event: the whole event as a key would coalesce only exact repeats.
+      bool valid = key->rfind("/event/", 0) == 0 && key->size() > 7;
+      try {
+        (void)json::json_pointer(*key);
+      } catch (const json::exception&) {
+        valid = false;
+      }
+      if (!valid)
+        error(k->line, fmt::format("{}key '{}' must be a JSON pointer into the event, such as "
+                                   "/event/chart_id",
+                                   inner, *key));
+      d.key = *key;
+    }
+  } else {
+    error(e.line, inner + "missing required key 'key'");
+  }
+  // A start pending for longer is no debounce; the bound also keeps the default max_wait exact.
+  const auto bounded = [&](const Entry& x) -> std::optional<core::Millis> {
+    auto v = reader_.duration_value(x, inner);
+    if (v && *v > kMaxDebounce) {
+      error(x.line, fmt::format("{}{}: must be at most 30d", inner, x.key));
+      return std::nullopt;
+    }
+    return v;
+  };
+  if (const Entry* w = find(entries, "window")) {
+    if (auto v = bounded(*w)) d.window = *v;
+  } else {
+    error(e.line, inner + "missing required key 'window'");
+  }
+  const Entry* m = find(entries, "max_wait");
+  if (m != nullptr) {
+    if (auto v = bounded(*m)) d.max_wait = *v;
+  } else if (d.window.count() > 0) {
+    d.max_wait = d.window * kDefaultMaxWaitWindows;
+  }
+  if (m != nullptr && d.window.count() > 0 && d.max_wait.count() > 0 && d.max_wait < d.window)
+    error(m->line, fmt::format("{}max_wait ({}) must not be shorter than window ({})", inner,
+                               core::format_duration(d.max_wait), core::format_duration(d.window)));
+  if (errors_.size() != errors_before) return std::nullopt;
+  return d;
 }
 
 void WorkflowParser::parse_steps(const Entry& e) {

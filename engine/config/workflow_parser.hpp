@@ -30,6 +30,7 @@ class WorkflowParser {
 
   void parse_workflow(const YAML::Node& root);
   void parse_trigger(const YAML::Node& node, int index, int fallback_line);
+  std::optional<core::Debounce> parse_debounce(const Entry& e, const std::string& where);
   void parse_steps(const Entry& e);
   ParsedStep parse_step(const Entry& e);
   bool parse_handler(const Entry& e, const std::string& where, core::HandlerSpec& out);

@@ -31,6 +31,12 @@ json Workflow::to_json() const {
     json tj = t.extra;
     tj["event"] = t.event;
     if (t.filter) tj["filter"] = t.filter->to_json();
+    // Only when set: a definition is hashed, and the key would otherwise make every existing
+    // workflow a new version.
+    if (t.debounce)
+      tj["debounce"] = {{"key", t.debounce->key},
+                        {"window_ms", t.debounce->window.count()},
+                        {"max_wait_ms", t.debounce->max_wait.count()}};
     trig.push_back(std::move(tj));
   }
   j["on"] = std::move(trig);
@@ -62,9 +68,16 @@ Workflow Workflow::from_json(const json& j) {
     Trigger t;
     t.event = tj.value("event", std::string());
     if (tj.contains("filter")) t.filter = Condition::from_json(tj.at("filter"));
+    if (tj.contains("debounce")) {
+      const json& d = tj.at("debounce");
+      t.debounce =
+          Debounce{d.at("key").get<std::string>(), Millis(d.at("window_ms").get<std::int64_t>()),
+                   Millis(d.at("max_wait_ms").get<std::int64_t>())};
+    }
     t.extra = tj;
     t.extra.erase("event");
     t.extra.erase("filter");
+    t.extra.erase("debounce");
     w.triggers.push_back(std::move(t));
   }
   for (const auto& sj : j.at("steps")) {

@@ -16,9 +16,18 @@ namespace chartflow::core {
 
 inline constexpr Millis kDefaultStepTimeout{30'000};
 
+// Events of a trigger whose value at `key` is the same coalesce into one run, with the last
+// event's body: it starts once `window` passes without another, or `max_wait` after the first.
+struct Debounce {
+  std::string key;  // JSON pointer into {"event": ...}, starting /event/
+  Millis window{0};
+  Millis max_wait{0};  // >= window
+};
+
 struct Trigger {
   std::string event;                                // event type, e.g. "chart.uploaded"
   std::optional<Condition> filter;                  // evaluated against {"event": body}
+  std::optional<Debounce> debounce;                 // event triggers only
   nlohmann::json extra = nlohmann::json::object();  // source-specific keys (schedule, ...)
 };
 

@@ -7,7 +7,9 @@
 #include "auth/audit.hpp"
 #include "http/audit_context.hpp"
 #include "http/event_routes.hpp"
+#include "http/migrate_routes.hpp"
 #include "http/parked_routes.hpp"
+#include "http/pause_routes.hpp"
 #include "runtime/log.hpp"
 
 namespace chartflow::http {
@@ -154,6 +156,11 @@ void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics
           for (const auto& p : engine.parked_counts())
             parked.push_back({p.at("workflow"), p.at("step"), p.at("count")});
           metrics.set_steps_parked(parked);
+          const auto pauses = engine.pauses();
+          std::vector<metrics::PausedWorkflow> paused;
+          for (const auto& p : pauses.at("workflows"))
+            paused.push_back({p.at("workflow"), p.at("queued_steps")});
+          metrics.set_paused(paused, pauses.at("paused_runs"));
           const auto b = engine.backup_stats();
           metrics.set_backup_stats({b.value("last_backup", 0.0), b.value("archiving", false),
                                     b.value("archived", 0.0), b.value("failed", 0.0),
@@ -240,6 +247,8 @@ void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics
       });
 
   add_parked_routes(router, engine);
+  add_migrate_routes(router, engine);
+  add_pause_routes(router, engine);
 
   router.add("GET", "/v1/workflows", "workflows", Access::of({Role::kOperator}),
              [&engine](Request&) {

@@ -30,7 +30,10 @@ void refuse_reserved(const runtime::Engine& engine, const std::string& type,
 }
 
 Json result_json(const store::IngestResult& r) {
-  return Json{{"event_id", r.event_id}, {"runs", r.run_ids}, {"duplicate", r.duplicate}};
+  Json out{{"event_id", r.event_id}, {"runs", r.run_ids}, {"duplicate", r.duplicate}};
+  // Workflows that will start one run later for this event and others of its key.
+  if (!r.debounced.empty()) out["debounced"] = r.debounced;
+  return out;
 }
 
 // A signed type authenticates by its signature (whose hex is then the dedup fallback, so a

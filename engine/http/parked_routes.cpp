@@ -5,6 +5,7 @@
 
 #include "auth/audit.hpp"
 #include "http/audit_context.hpp"
+#include "http/operator_reason.hpp"
 
 namespace chartflow::http {
 namespace {
@@ -12,36 +13,16 @@ namespace {
 using ParkedAction = store::Store::ParkedAction;
 
 const std::regex kStepName("^[a-z0-9_-]{1,100}$");
-// A reason is read by people, in the dashboard and the audit trail: a sentence, not a file.
-constexpr std::size_t kMaxReason = 1000;
 constexpr int kDefaultParkedLimit = 200;
-
-std::string trimmed(const std::string& s) {
-  auto first = s.find_first_not_of(" \t\r\n");
-  if (first == std::string::npos) return "";
-  return s.substr(first, s.find_last_not_of(" \t\r\n") - first + 1);
-}
-
-// {"reason": "..."} from the body; required for a skip, optional otherwise.
-std::string reason_of(const Request& req, bool required) {
-  if (req.body.empty() && !required) return "";
-  const Json body = parse_json_body(req);
-  const Json* r = body.is_object() && body.contains("reason") ? &body.at("reason") : nullptr;
-  if (r != nullptr && !r->is_string()) throw HttpError{400, "reason must be a string"};
-  std::string reason = r != nullptr ? trimmed(r->get<std::string>()) : "";
-  if (required && reason.empty())
-    throw HttpError{400, R"(a skip needs a reason: {"reason": "why the step need not run"})"};
-  if (reason.size() > kMaxReason)
-    throw HttpError{400, "reason is longer than " + std::to_string(kMaxReason) + " bytes"};
-  return reason;
-}
 
 Response decide(runtime::Engine& engine, Request& req, ParkedAction action, const char* name) {
   const auto id = parse_id(req.param("id"), "run id");
   const std::string& step = req.param("step");
   if (!std::regex_match(step, kStepName))
     throw HttpError{400, "step must be a step name (lower-case letters, digits, _ and -)"};
-  const std::string reason = reason_of(req, action == ParkedAction::kSkip);
+  const std::string reason =
+      operator_reason(req, action == ParkedAction::kSkip,
+                      R"(a skip needs a reason: {"reason": "why the step need not run"})");
   auto entry = audit_entry(req, std::string("step.") + name, "run", std::to_string(id));
   entry.detail = {{"step", step}};
   if (!reason.empty()) entry.detail["reason"] = reason;

@@ -29,6 +29,11 @@ Metrics::Metrics()
                   .Name("chartflow_events_received_total")
                   .Help("Events accepted, by type")
                   .Register(*registry_)),
+      events_coalesced_(prometheus::BuildCounter()
+                            .Name("chartflow_events_coalesced_total")
+                            .Help("Events of a debounced trigger that started no run of their "
+                                  "own (a later event of the same key did), by workflow")
+                            .Register(*registry_)),
       runs_started_(prometheus::BuildCounter()
                         .Name("chartflow_runs_started_total")
                         .Help("Workflow runs started, by workflow")
@@ -54,6 +59,18 @@ Metrics::Metrics()
                         .Help("Steps whose attempts ran out and that wait for an operator "
                               "(on_exhausted: park), by workflow and step, as last sampled")
                         .Register(*registry_)),
+      workflow_paused_(prometheus::BuildGauge()
+                           .Name("chartflow_workflow_paused")
+                           .Help("1 while an operator has paused the workflow, else 0")
+                           .Register(*registry_)),
+      paused_queued_(prometheus::BuildGauge()
+                         .Name("chartflow_workflow_paused_queued_steps")
+                         .Help("Steps of a paused workflow waiting for it to resume")
+                         .Register(*registry_)),
+      runs_paused_(prometheus::BuildGauge()
+                       .Name("chartflow_runs_paused")
+                       .Help("Runs in flight that an operator has paused one by one")
+                       .Register(*registry_)),
       http_requests_(prometheus::BuildCounter()
                          .Name("chartflow_http_requests_total")
                          .Help("HTTP requests, by route, method and status")
@@ -120,6 +137,16 @@ Metrics::Metrics()
 
 void Metrics::declare_workflow(const core::Workflow& workflow) {
   runs_started_.Add({{"workflow", workflow.name}});
+  for (const auto& t : workflow.triggers)
+    if (t.debounce) events_coalesced_.Add({{"workflow", workflow.name}});
+  {
+    // Exported at 0 so that an alert on a long pause has a series from the start.
+    std::lock_guard lock(parked_mu_);
+    if (paused_seen_.insert(workflow.name).second) {
+      workflow_paused_.Add({{"workflow", workflow.name}}).Set(0);
+      paused_queued_.Add({{"workflow", workflow.name}}).Set(0);
+    }
+  }
   // The statuses run_finished is called with (cancelling a run does not report one).
   for (const char* status : {"succeeded", "failed"})
     runs_finished_.Add({{"workflow", workflow.name}, {"status", status}});
@@ -130,6 +157,10 @@ void Metrics::declare_workflow(const core::Workflow& workflow) {
 }
 
 void Metrics::event_received(const std::string& type) { events_.Add({{"type", type}}).Increment(); }
+
+void Metrics::events_coalesced(const std::string& workflow, double events) {
+  events_coalesced_.Add({{"workflow", workflow}}).Increment(events);
+}
 
 void Metrics::run_started(const std::string& workflow) {
   runs_started_.Add({{"workflow", workflow}}).Increment();
@@ -189,6 +220,20 @@ void Metrics::set_steps_parked(const std::vector<ParkedSteps>& parked) {
     steps_parked_.Add({{"workflow", p.workflow}, {"step", p.step}}).Set(p.count);
     parked_seen_.emplace(p.workflow, p.step);
   }
+}
+
+void Metrics::set_paused(const std::vector<PausedWorkflow>& workflows, double paused_runs) {
+  std::lock_guard lock(parked_mu_);
+  for (const auto& w : paused_seen_) {
+    workflow_paused_.Add({{"workflow", w}}).Set(0);
+    paused_queued_.Add({{"workflow", w}}).Set(0);
+  }
+  for (const auto& w : workflows) {
+    workflow_paused_.Add({{"workflow", w.workflow}}).Set(1);
+    paused_queued_.Add({{"workflow", w.workflow}}).Set(w.queued_steps);
+    paused_seen_.insert(w.workflow);
+  }
+  runs_paused_.Add({}).Set(paused_runs);
 }
 
 void Metrics::set_backup_stats(const BackupStats& stats) {

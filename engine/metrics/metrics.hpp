@@ -36,6 +36,12 @@ struct ParkedSteps {
   double count = 0;
 };
 
+// A paused workflow and how many of its steps queue behind the pause.
+struct PausedWorkflow {
+  std::string workflow;
+  double queued_steps = 0;
+};
+
 class Metrics {
  public:
   Metrics();
@@ -45,6 +51,9 @@ class Metrics {
   // summing over these would see nothing. Call for each workflow once it is loaded.
   void declare_workflow(const core::Workflow& workflow);
   void event_received(const std::string& type);
+  // Events a debounced trigger coalesced away: a later event of the same key started the run
+  // in their stead.
+  void events_coalesced(const std::string& workflow, double events);
   void run_started(const std::string& workflow);
   void run_finished(const std::string& workflow, const std::string& status);
   void step_finished(const std::string& workflow, const std::string& step, double seconds);
@@ -56,6 +65,8 @@ class Metrics {
   // Parked steps as last sampled from the database; a step no longer listed reads 0.
   void set_steps_parked(const std::vector<ParkedSteps>& parked);
   void set_backup_stats(const BackupStats& stats);
+  // Paused workflows and runs as last sampled; a workflow no longer paused reads 0.
+  void set_paused(const std::vector<PausedWorkflow>& workflows, double paused_runs);
   // External handler processes of one handler (its name, never an id): idle (warm) and busy.
   // The first report also exports the handler's cold starts at 0.
   void handler_pool(const std::string& handler, int warm, int busy);
@@ -75,6 +86,7 @@ class Metrics {
  private:
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>& events_;
+  prometheus::Family<prometheus::Counter>& events_coalesced_;
   prometheus::Family<prometheus::Counter>& runs_started_;
   prometheus::Family<prometheus::Counter>& runs_finished_;
   prometheus::Family<prometheus::Histogram>& step_duration_;
@@ -83,6 +95,10 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& steps_parked_;
   std::mutex parked_mu_;
   std::set<std::pair<std::string, std::string>> parked_seen_;  // (workflow, step) ever reported
+  prometheus::Family<prometheus::Gauge>& workflow_paused_;
+  prometheus::Family<prometheus::Gauge>& paused_queued_;
+  prometheus::Family<prometheus::Gauge>& runs_paused_;
+  std::set<std::string> paused_seen_;  // guarded by parked_mu_
   prometheus::Family<prometheus::Counter>& http_requests_;
   prometheus::Family<prometheus::Histogram>& http_duration_;
   prometheus::Family<prometheus::Gauge>& queue_;

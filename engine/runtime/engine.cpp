@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <random>
 
+#include "runtime/debounce.hpp"
 #include "runtime/log.hpp"
 #include "runtime/step_context.hpp"
 
@@ -69,6 +70,19 @@ class OwnWakeUps {
 };
 
 }  // namespace
+
+store::StepPlan plan_step(const core::Workflow& wf, const core::Step& s, const Json& body) {
+  store::StepPlan sp;
+  sp.step_key = s.name;
+  sp.handler = s.handler.name;
+  sp.needs = s.needs;
+  sp.max_attempts = s.retry.max_attempts;
+  sp.timeout_ms = static_cast<int>(s.timeout.count());
+  sp.concurrency_key = concurrency_key(wf, s, body);
+  if (sp.concurrency_key)
+    sp.concurrency_limit = s.concurrency.limit > 0 ? s.concurrency.limit : s.handler.shared_limit();
+  return sp;
+}
 
 Engine::Engine(EngineSettings settings, std::shared_ptr<const HandlerRegistry> handlers,
                std::shared_ptr<WorkflowRegistry> workflows, EngineHooks hooks)
@@ -160,6 +174,13 @@ void Engine::drain() {
 
 std::vector<WorkflowPtr> Engine::matching(const std::string& type, const Json& body) const {
   std::vector<WorkflowPtr> out;
+  for (auto& match : matches(type, body)) out.push_back(std::move(match.first));
+  return out;
+}
+
+std::vector<std::pair<WorkflowPtr, const core::Trigger*>> Engine::matches(const std::string& type,
+                                                                          const Json& body) const {
+  std::vector<std::pair<WorkflowPtr, const core::Trigger*>> out;
   const Json doc = {{"event", body}};
   for (const auto& wf : workflows_->latest()) {
     for (const auto& t : wf->workflow.triggers) {
@@ -167,7 +188,7 @@ std::vector<WorkflowPtr> Engine::matching(const std::string& type, const Json& b
       // A tick belongs to the workflow whose schedule fired it.
       if (type == kScheduleTickEvent && body.value("workflow", "") != wf->workflow.name) continue;
       if (t.filter && !t.filter->evaluate(doc)) continue;
-      out.push_back(wf);
+      out.emplace_back(wf, &t);  // wf holds the trigger alive
       break;
     }
   }
@@ -198,16 +219,19 @@ std::vector<store::RunPlan> Engine::plan_runs(const store::EventInput& ev,
                                               std::vector<std::string>* started,
                                               std::uint64_t* pools) const {
   std::vector<store::RunPlan> plans;
-  for (const auto& wf : matching(ev.type, ev.body)) {
+  for (const auto& [wf, trigger] : matches(ev.type, ev.body)) {
     store::RunPlan p;
     p.workflow_version_id = wf->version_id;
     p.workflow = wf->workflow.name;
+    // A debounced run starts later, from the dispatcher (runtime/debounce.cpp).
+    if (trigger->debounce) p.debounce = debounce_plan(*trigger->debounce, ev.body);
     for (const auto& s : wf->workflow.steps) {
       store::StepPlan sp;
       sp.step_key = s.name;
       sp.handler = s.handler.name;
       sp.needs = s.needs;
-      if (pools && s.needs.empty()) *pools |= std::uint64_t{1} << pool_of(s.handler.name);
+      if (pools && !p.debounce && s.needs.empty())
+        *pools |= std::uint64_t{1} << pool_of(s.handler.name);
       sp.max_attempts = s.retry.max_attempts;
       sp.timeout_ms = static_cast<int>(s.timeout.count());
       sp.concurrency_key = concurrency_key(wf->workflow, s, ev.body);
@@ -216,7 +240,7 @@ std::vector<store::RunPlan> Engine::plan_runs(const store::EventInput& ev,
             s.concurrency.limit > 0 ? s.concurrency.limit : s.handler.shared_limit();
       p.steps.push_back(std::move(sp));
     }
-    if (started) started->push_back(p.workflow);
+    if (started && !p.debounce) started->push_back(p.workflow);
     plans.push_back(std::move(p));
   }
   return plans;
@@ -634,9 +658,11 @@ void Engine::dispatcher_loop() {
         if (const int fired = store->fire_due_waits(); fired > 0) wake_workers(fired);
       if (p.next_expiry && *p.next_expiry <= p.now) handle_expired(*store);
       if (p.next_due && *p.next_due <= p.now) wake_workers();
+      if (p.next_debounce && *p.next_debounce <= p.now) start_debounced(*store);
       until(p.next_due);
       until(p.next_wait);
       until(p.next_expiry);
+      until(p.next_debounce);
       if (in_flight_ > 0 &&
           std::chrono::steady_clock::now() - last_heartbeat > settings_.lease / 3) {
         store->heartbeat(settings_.instance_id, settings_.lease, tracked());
@@ -719,7 +745,18 @@ std::optional<Json> Engine::get_run(std::int64_t run_id) {
 }
 
 Json Engine::list_workflows() {
-  return pool_.with([](store::Store& s) { return s.list_workflows(); });
+  return pool_.with([](store::Store& s) {
+    Json workflows = s.list_workflows();
+    describe_debounce(workflows, s.debounce_pending_counts());
+    const Json pauses = s.pauses();
+    // Each workflow says whether it is paused and how much waits behind the pause.
+    for (auto& w : workflows) {
+      w["paused"] = nullptr;
+      for (const auto& p : pauses.at("workflows"))
+        if (p.at("workflow") == w.at("name")) w["paused"] = p;
+    }
+    return workflows;
+  });
 }
 
 Json Engine::query_logs(const store::Store::LogFilter& filter) {

@@ -22,6 +22,7 @@
 #include "core/event_policy.hpp"
 #include "engine/handler.hpp"
 #include "runtime/event_cache.hpp"
+#include "runtime/run_migration.hpp"
 #include "runtime/scheduler.hpp"
 #include "runtime/store_pool.hpp"
 #include "runtime/workflow_registry.hpp"
@@ -69,12 +70,17 @@ struct EngineHooks {
   std::function<void(const std::string& workflow, const std::string& status)> run_finished;
   std::function<void(bool timed_out)> step_expired;
   std::function<void(const std::string& workflow, const std::string& step)> step_retried;
+  // A debounced start began a run standing for `events` events; all but one were coalesced.
+  std::function<void(const std::string& workflow, int events)> debounced_run_started;
 };
 
 // An event a door from outside may not create (a reserved type); the message names it.
 struct EventRefused : std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
+
+// A workflow step as a new step row for an event with this body (runtime/engine.cpp).
+store::StepPlan plan_step(const core::Workflow& wf, const core::Step& s, const Json& body);
 
 class Engine {
  public:
@@ -124,6 +130,28 @@ class Engine {
                               store::Store::ParkedAction action, const std::string& reason,
                               std::string* message,
                               const store::Store::BeforeCommand& before = nullptr);
+
+  // Pausing a workflow or one run, and resuming it (Store::pause_workflow and the rest, in
+  // pause_commands.cpp). A resume wakes the workers for the steps it gives back.
+  using PauseCommand = store::Store::PauseCommand;
+  CommandResult pause_workflow(const std::string& workflow, PauseCommand& command,
+                               std::string* message,
+                               const store::Store::BeforeCommand& before = nullptr);
+  CommandResult resume_workflow(const std::string& workflow, PauseCommand& command,
+                                std::string* message,
+                                const store::Store::BeforeCommand& before = nullptr);
+  CommandResult pause_run(std::int64_t run_id, PauseCommand& command, std::string* message,
+                          const store::Store::BeforeCommand& before = nullptr);
+  CommandResult resume_run(std::int64_t run_id, PauseCommand& command, std::string* message,
+                           const store::Store::BeforeCommand& before = nullptr);
+  Json pauses();  // paused workflows with their queues, and how many runs are paused
+
+  // Moves the unended runs of a workflow at one version to another, each in a transaction of
+  // its own that runs `before_each` (with the run's id) first; a dry run only plans. Answers
+  // {"workflow", "from", "to", "dry_run", "runs": [{"run_id", ...core::RunMigrationPlan}],
+  // "candidates", "movable", "moved", "refused", "more"}. Throws MigrationRejected.
+  using BeforeMove = std::function<bool(Sql&, std::int64_t run_id)>;
+  Json migrate_runs(const RunMigrationRequest& request, const BeforeMove& before_each = nullptr);
 
   // Reads for the API and the dashboard, each on a pooled connection.
   Json queue_stats();
@@ -194,6 +222,11 @@ class Engine {
   // Tells hooks about the runs a committed batch finished.
   void report_succeeded(const store::StepBatch& batch) const;
   void handle_expired(store::Store& store);
+  // Starts the due debounced starts (runtime/debounce.cpp).
+  void start_debounced(store::Store& store);
+  // The latest workflows whose trigger matches, each with the (first) trigger that did.
+  std::vector<std::pair<WorkflowPtr, const core::Trigger*>> matches(const std::string& type,
+                                                                    const Json& body) const;
   // Wakes up to `n` idle workers of a pool (the rest sleep on): one per piece of new work, since
   // every woken worker costs a claim query. A worker whose claim came back full wakes the next,
   // so a burst still brings up the whole pool.

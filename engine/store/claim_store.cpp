@@ -161,12 +161,14 @@ Probe Store::probe() {
         "1000, "
         "extract(epoch FROM (SELECT min(least(lease_expires_at, deadline_at)) FROM step_run "
         "WHERE status = 'running' AND lease_expires_at IS NOT NULL)) * 1000, "
-        "extract(epoch FROM now()) * 1000");
+        "extract(epoch FROM now()) * 1000, "
+        "extract(epoch FROM (SELECT min(due_at) FROM debounce_pending)) * 1000");
     Probe p;
     if (!r[0][0].is_null()) p.next_due = from_epoch_ms(r[0][0].as<double>());
     if (!r[0][1].is_null()) p.next_wait = from_epoch_ms(r[0][1].as<double>());
     if (!r[0][2].is_null()) p.next_expiry = from_epoch_ms(r[0][2].as<double>());
     p.now = from_epoch_ms(r[0][3].as<double>());
+    if (!r[0][4].is_null()) p.next_debounce = from_epoch_ms(r[0][4].as<double>());
     return p;
   });
 }

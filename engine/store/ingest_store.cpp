@@ -57,7 +57,7 @@ IngestResult ingest_in(Store::Impl& impl, pqxx::transaction_base& tx, const Even
                        bool* notified) {
   IngestResult result;
   const auto plans = plan(event);
-  if (plans.size() == 1) {
+  if (plans.size() == 1 && !plans.front().debounce) {
     // The common case, event and run in one round trip, and with `notify_origin` ($10, else
     // NULL) the workers' wake-up too, sent only if the run was started.
     static const std::string kInsertEventRun =
@@ -93,6 +93,11 @@ IngestResult ingest_in(Store::Impl& impl, pqxx::transaction_base& tx, const Even
       static const std::string kInsertRun =
           "WITH ev AS (SELECT $1::bigint AS id)," + insert_run_sql("ev", 2) + " SELECT id FROM run";
       for (const RunPlan& p : plans) {
+        if (p.debounce) {
+          debounce_in(impl, tx, result.event_id, event, p, steps_json(p).dump());
+          result.debounced.push_back(p.workflow);
+          continue;
+        }
         auto run = tx.exec_prepared(
             impl.prepare("insert_run", kInsertRun), result.event_id, p.workflow_version_id,
             p.workflow, static_cast<int>(p.steps.size()), opt(event.subject), steps_json(p).dump());
@@ -156,7 +161,7 @@ std::vector<IngestResult> Store::ingest_batch(const std::vector<EventInput>& eve
     for (std::size_t i = 0; i < events.size(); ++i) {
       const auto& ev = events[i];
       auto plans = ev.dedup_key ? std::vector<RunPlan>{} : plan(ev);
-      if (plans.size() == 1) {
+      if (plans.size() == 1 && !plans.front().debounce) {
         const auto& p = plans.front();
         Json row = {{"i", i},
                     {"type", ev.type},

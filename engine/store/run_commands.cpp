@@ -70,8 +70,10 @@ Store::CommandResult Store::cancel(std::int64_t run_id, std::string* message,
     tx.exec_params(
         "UPDATE step_run SET status = 'cancelled', lease_owner = NULL, finished_at = now() "
         "WHERE run_id = $1 AND status IN ('pending', 'ready', 'running', 'retrying', 'waiting', "
-        "'parked', 'failed')",
+        "'parked', 'paused', 'failed')",
         run_id);
+    // A cancelled run is no longer paused: nothing of it is left to hold.
+    tx.exec_params("DELETE FROM run_pause WHERE run_id = $1", run_id);
     tx.exec_params(
         "UPDATE workflow_run SET status = 'cancelled', finished_at = now() WHERE id = $1", run_id);
     history(tx, run_id, "cancelled", std::nullopt, std::nullopt, std::nullopt, std::nullopt);

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/run_migration.hpp"
 #include "engine/handler.hpp"
 #include "engine/migration.hpp"
 #include "store/errors.hpp"
@@ -83,6 +84,11 @@ class Store {
 
   Probe probe();
   int fire_due_waits();
+  // Starts up to `limit` due debounced starts (schema/engine/0013_debounce.sql), each in the
+  // transaction that deletes its pending row: once, whichever process calls first.
+  std::vector<DebouncedStart> start_due_debounced(int limit);
+  // Pending debounced starts per workflow: {"name": n}.
+  Json debounce_pending_counts();
   std::vector<Expired> expired_steps(int limit);
   // Requeue or fail one expired step (guarded by attempt so a late finisher loses); false when
   // the step had moved on meanwhile. When this fails the run and `on_run_end` is set, the
@@ -125,8 +131,48 @@ class Store {
   };
   CommandResult act_on_parked(std::int64_t run_id, ParkedCommand& command, std::string* message,
                               const BeforeCommand& before = nullptr);
+  // Pausing (schema/engine/0012_pause.sql): while a workflow or a run is paused no step of it
+  // is claimed; events still start runs. `by` is who paused (an audit actor), `reason` optional.
+  // Pausing what is paused, or resuming what is not, is a conflict; so is pausing an ended run.
+  // A workflow no version of which was ever loaded is not found.
+  struct PauseCommand {
+    std::string by, reason;
+    int in_flight = 0;  // out: steps still running, which finish as usual
+    int released = 0;   // out (resume): held steps given back to the queue
+  };
+  CommandResult pause_workflow(const std::string& workflow, PauseCommand& command,
+                               std::string* message, const BeforeCommand& before = nullptr);
+  CommandResult resume_workflow(const std::string& workflow, PauseCommand& command,
+                                std::string* message, const BeforeCommand& before = nullptr);
+  CommandResult pause_run(std::int64_t run_id, PauseCommand& command, std::string* message,
+                          const BeforeCommand& before = nullptr);
+  CommandResult resume_run(std::int64_t run_id, PauseCommand& command, std::string* message,
+                           const BeforeCommand& before = nullptr);
+  // Each paused workflow with its queue: [{"workflow", "paused_at", "paused_by", "reason",
+  // "queued_runs", "queued_steps", "running_steps"}], and the count of paused runs.
+  Json pauses();
   // The workflow version a run started with (nullopt: no such run).
   std::optional<std::int64_t> run_workflow_version(std::int64_t run_id);
+  // Moving runs to another version of their workflow (store/run_migration_store.cpp).
+  std::optional<WorkflowVersion> workflow_version_of(const std::string& name, int version);
+  // Runs of `workflow` at version id `version_id` that have not ended, by id, after `after`.
+  std::vector<std::int64_t> unended_runs_at(const std::string& workflow, std::int64_t version_id,
+                                            std::int64_t after, int limit);
+  struct RunMove {
+    std::int64_t from_id = 0, to_id = 0;
+    std::string to_label;                  // "version 2", for refusals
+    std::vector<core::TargetStep> target;  // the new version's steps, in its order
+    core::StepRenames renames;
+    bool dry_run = true;
+    // The new version's steps as they would be created for the run's event (concurrency keys
+    // come from its body); called only when moving.
+    std::function<std::vector<StepPlan>(const Json& event_body)> steps_for;
+    Json detail;  // for the run's 'migrated' history entry
+  };
+  // Plans moving one run (core::plan_run_migration) and, unless dry_run, moves it: in one
+  // transaction that runs `before`, locks the run, then its steps, and plans on what it locked.
+  core::RunMigrationPlan move_run(std::int64_t run_id, const RunMove& move,
+                                  const BeforeCommand& before = nullptr);
   // Parked steps, longest parked first, with their runs: {"steps": [...], "total": n}.
   Json parked_steps(int limit);
   // How many steps are parked per workflow and step: [{"workflow", "step", "count"}].

@@ -164,6 +164,11 @@ bool ingest_each(Store::Impl& impl, pqxx::transaction_base& tx,
                  const std::vector<EventInput>& events, const Store::PlanRuns& plan,
                  std::vector<IngestResult>& out);
 
+// The pending start of a debounced plan (plan.debounce set) for the stored event `event_id`:
+// inserted, or moved on to this event (store/debounce_store.cpp). `steps`: the run's steps JSON.
+void debounce_in(Store::Impl& impl, pqxx::transaction_base& tx, std::int64_t event_id,
+                 const EventInput& event, const RunPlan& plan, const std::string& steps);
+
 // Stores the run-end event (workflow.succeeded / workflow.failed) of run `run_id`, which `tx`
 // has just finished, and starts the runs `plan` gives it. Returns true when runs were started
 // (the caller notifies). Past kMaxChainDepth nothing is emitted.

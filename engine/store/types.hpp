@@ -35,10 +35,27 @@ struct StepPlan {
   std::optional<int> concurrency_limit;
 };
 
+// A trigger's `debounce` as it applies to one event: the run is not started now but pending
+// under (workflow, key_value), due `window_ms` after the latest event and at most `max_wait_ms`
+// after the first (schema/engine/0013_debounce.sql).
+struct DebouncePlan {
+  std::string key_value;  // may be patient data (a chart id): never logged
+  std::int64_t window_ms = 0;
+  std::int64_t max_wait_ms = 0;
+};
+
 struct RunPlan {
   std::int64_t workflow_version_id = 0;
   std::string workflow;
   std::vector<StepPlan> steps;
+  std::optional<DebouncePlan> debounce;  // set: coalesce instead of starting the run now
+};
+
+// A run a due debounced start became, standing for `events` coalesced events.
+struct DebouncedStart {
+  std::int64_t run_id = 0;
+  std::string workflow;
+  int events = 0;
 };
 
 // Emitted in the transaction that ends a run, so one workflow can start another.
@@ -86,6 +103,7 @@ struct Probe {
   std::optional<TimePoint> next_due;
   std::optional<TimePoint> next_wait;
   std::optional<TimePoint> next_expiry;
+  std::optional<TimePoint> next_debounce;  // the earliest pending debounced start
   TimePoint now;
 };
 

@@ -3,7 +3,8 @@
 // Each test acts through the API (events, chart uploads) and asserts what an operator sees.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, mkdirSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { cpSync, mkdtempSync, readFileSync, rmSync, mkdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { chromium } from "playwright-core";
@@ -737,6 +738,213 @@ test("workflows page shows each workflow's DAG, triggers, versions and recent co
     await page.inputValue("form.filters select[name=workflow]"),
     "browser-fail",
   );
+});
+
+test("a workflow is paused and resumed from the workflows page, one run from its own page", async () => {
+  const card = '.workflow-card[data-workflow="browser-pause"]';
+  const stepStatus = async (id, step) =>
+    (await api("GET", `/v1/runs/${id}`)).json.steps.find((s) => s.name === step)?.status;
+
+  await page.goto(`${BASE}/ui/workflows?name=browser-pause`);
+  await page.fill(`${card} .pause-form input[name=reason]`, "EHR maintenance <b>tonight</b>");
+  const [paused] = await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith("/v1/workflows/browser-pause/pause")),
+    page.click(`${card} button[data-action=pause-workflow]`),
+  ]);
+  assert.equal(paused.status(), 202);
+  await page.waitForSelector(`${card} [data-testid=workflow-paused]`);
+  assert.match(
+    await page.textContent(`${card} [data-testid=workflow-paused]`),
+    /EHR maintenance <b>tonight<\/b>/,
+  );
+  assert.ok(await page.isVisible(`${card} .card-head .badge[data-status="paused"]`));
+
+  // An event still starts a run; its first step queues instead of running.
+  const queued = await postEvent("test.pause", {});
+  await waitFor("the queued run's first step to be paused", async () =>
+    (await stepStatus(queued, "hold")) === "paused");
+  await page.reload();
+  await page.waitForSelector(`${card} [data-testid=queued-runs]`);
+  assert.equal(await page.textContent(`${card} [data-testid=queued-runs]`), "1");
+  await shot("workflow-paused");
+
+  await page.goto(`${BASE}/ui/runs/${queued}`);
+  await page.waitForSelector('svg.dag g.dag-node[data-step="hold"].state-paused');
+  assert.match(
+    await page.textContent("[data-testid=paused-notice]"),
+    /Workflow browser-pause is paused/,
+  );
+
+  await page.goto(`${BASE}/ui/workflows?name=browser-pause`);
+  const [resumed] = await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith("/v1/workflows/browser-pause/resume")),
+    page.click(`${card} button[data-action=resume-workflow]`),
+  ]);
+  assert.equal(resumed.status(), 202);
+  await page.waitForSelector(`${card} .pause-form`);
+  await waitFor("the released step to wait for its signal", async () =>
+    (await stepStatus(queued, "hold")) === "waiting");
+
+  // One run: paused from its page, the signalled step stays set aside; resumed, it finishes.
+  await page.goto(`${BASE}/ui/runs/${queued}`);
+  const [runPaused] = await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith(`/v1/runs/${queued}/pause`)),
+    page.click("button[data-action=pause]"),
+  ]);
+  assert.equal(runPaused.status(), 202);
+  await page.waitForSelector("button[data-action=resume]");
+  assert.match(await page.textContent("[data-testid=paused-notice]"), /This run is paused/);
+  assert.equal((await api("POST", `/v1/runs/${queued}/signal/go`, {})).status, 202);
+  await page.waitForSelector('svg.dag g.dag-node[data-step="hold"].state-paused');
+  assert.equal(await runStatus(queued), "running");
+  await shot("run-paused");
+  const [runResumed] = await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith(`/v1/runs/${queued}/resume`)),
+    page.click("button[data-action=resume]"),
+  ]);
+  assert.equal(runResumed.status(), 202);
+  await page.waitForSelector('.page-head h1 .badge[data-status="succeeded"]');
+  assert.ok(
+    (await page.locator('tr[data-type="paused"]').count()) >= 1,
+    "history shows the pause",
+  );
+});
+
+// Version 2 of browser-move, published the way a deployment publishes one: a `chartflow serve`
+// started on the same database with the changed file (run.sh's workflows folder otherwise).
+const MOVE_V2 = `name: browser-move
+on:
+  - event: test.move
+steps:
+  intake: { handler: noop }
+  approval:
+    handler: wait_signal
+    needs: [intake]
+    input: { signal: decision, timeout_ms: 600000 }
+  welcome: { handler: noop, needs: [intake] }
+  notify: { handler: noop, needs: [approval] }
+`;
+
+async function publishMoveV2() {
+  for (const name of ["CHARTFLOW_BIN", "CHARTFLOW_DATABASE_URL", "CHARTFLOW_WORKFLOWS_DIR"])
+    assert.ok(process.env[name], `${name} is not set: run the tests through tests/browser/run.sh`);
+  const dir = mkdtempSync(path.join(tmpdir(), "chartflow-v2-"));
+  const workflows = path.join(dir, "workflows");
+  cpSync(process.env.CHARTFLOW_WORKFLOWS_DIR, workflows, { recursive: true });
+  writeFileSync(path.join(workflows, "migrate.yaml"), MOVE_V2);
+  const log = [];
+  const child = spawn(
+    process.env.CHARTFLOW_BIN,
+    ["serve", "--database-url", process.env.CHARTFLOW_DATABASE_URL, "--listen", "127.0.0.1:0",
+      "--workers", "0", "--workflows", workflows, "--data-dir", path.join(dir, "data")],
+    { env: { ...process.env, CHARTFLOW_BILL_DIR: path.join(dir, "bills") }, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  child.stdout.on("data", (d) => log.push(String(d)));
+  child.stderr.on("data", (d) => log.push(String(d)));
+  const exited = new Promise((resolve) => child.on("exit", resolve));
+  try {
+    await waitFor(`version 2 of browser-move to be published (${log.join("").slice(-400)})`, async () => {
+      const w = (await api("GET", "/v1/workflows")).json.workflows.find((x) => x.name === "browser-move");
+      return w?.versions.length === 2;
+    }, 60_000);
+  } finally {
+    child.kill("SIGTERM");
+    await exited;
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test("runs waiting in version 1 are planned and moved to version 2 from the workflows page", async () => {
+  const card = '.workflow-card[data-workflow="browser-move"]';
+  const runs = [await postEvent("test.move", {}), await postEvent("test.move", {})];
+  const stepStatus = async (id, step) =>
+    (await api("GET", `/v1/runs/${id}`)).json.steps.find((s) => s.name === step)?.status;
+  for (const id of runs)
+    await waitFor(`run ${id} to wait at review`, async () => (await stepStatus(id, "review")) === "waiting");
+  await publishMoveV2();
+
+  await page.goto(`${BASE}/ui/workflows?name=browser-move`);
+  await page.click(`${card} [data-testid=migrate-runs] summary`);
+  await page.selectOption(`${card} select[name=from]`, "1");
+  await page.selectOption(`${card} select[name=to]`, "2");
+  await page.fill(`${card} input[name=map]`, "review=approval");
+  const [planned] = await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith("/v1/workflows/browser-move/migrate")),
+    page.click(`${card} button[data-action=plan-migration]`),
+  ]);
+  assert.equal(planned.status(), 200);
+  const plan = await planned.json();
+  assert.equal(plan.dry_run, true);
+  await page.waitForSelector(`${card} [data-testid=migrate-summary]`);
+  assert.match(await page.textContent(`${card} [data-testid=migrate-summary]`), /2 of 2 run\(s\) can move/);
+  for (const id of runs) {
+    const row = `${card} [data-testid=migrate-result] tr[data-run="${id}"]`;
+    assert.equal(await page.getAttribute(row, "data-movable"), "true");
+    assert.equal(await page.textContent(`${row} td:nth-child(4)`), "welcome");
+    assert.equal(await page.getAttribute(`${row} a`, "href"), `/ui/runs/${id}`);
+  }
+  // Planning moved nothing.
+  assert.equal((await api("GET", `/v1/runs/${runs[0]}`)).json.version, 1);
+  await shot("migrate-plan");
+
+  const [moved] = await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith("/v1/workflows/browser-move/migrate")),
+    page.click(`${card} button[data-action=migrate-runs]`),
+  ]);
+  assert.equal(moved.status(), 200);
+  const done = await moved.json();
+  assert.equal(done.moved, 2);
+  // What moved is what the plan said.
+  assert.deepEqual(done.runs, plan.runs);
+  await page.waitForFunction(
+    (sel) => /Moved 2 of 2/.test(document.querySelector(sel)?.textContent ?? ""),
+    `${card} [data-testid=migrate-summary]`,
+  );
+
+  // The run page shows the new version; the run goes on along it.
+  await page.goto(`${BASE}/ui/runs/${runs[0]}`);
+  await page.waitForSelector('svg.dag g.dag-node[data-step="approval"]');
+  await page.waitForFunction(() => /browser-move version 2/.test(document.body.textContent ?? ""));
+  for (const id of runs) {
+    await waitFor(`welcome of run ${id} to run`, async () => (await stepStatus(id, "welcome")) === "succeeded");
+    assert.equal((await api("POST", `/v1/runs/${id}/signal/decision`, {})).status, 202);
+    await waitForRunStatus(id, "succeeded");
+    assert.equal(await stepStatus(id, "notify"), "succeeded");
+    assert.equal(await stepStatus(id, "review"), undefined);
+  }
+});
+
+test("three saves of one chart within the debounce window start one run; the workflows page shows the waiting start", async () => {
+  const card = '.workflow-card[data-workflow="browser-debounce"]';
+  let lastEvent = null;
+  for (let i = 1; i <= 3; i++) {
+    const r = await api("POST", "/v1/events/test.debounce", { chart_id: "debounce-1", save: i });
+    assert.equal(r.status, 202, r.text);
+    assert.deepEqual(r.json.runs, [], `save ${i} started a run at once: ${r.text}`);
+    assert.deepEqual(r.json.debounced, ["browser-debounce"], r.text);
+    lastEvent = r.json.event_id;
+  }
+  await page.goto(`${BASE}/ui/workflows?name=browser-debounce`);
+  await page.waitForSelector(`${card} [data-testid=debounce-pending]`);
+  assert.equal(await page.textContent(`${card} [data-testid=debounce-pending]`), "1");
+  assert.match(await page.textContent(`${card} .debounce`), /per \/event\/chart_id, window 3 s/);
+  await shot("workflow-debounce");
+
+  const runs = async () =>
+    (await api("GET", "/v1/runs?workflow=browser-debounce")).json.runs;
+  const [run] = await waitFor("the debounced run", async () => {
+    const r = await runs();
+    return r.length ? r : null;
+  });
+  await waitForRunStatus(run.id, "succeeded");
+  const detail = (await api("GET", `/v1/runs/${run.id}`)).json;
+  assert.equal(detail.event_id, lastEvent, "the run carries the last save");
+  const scheduled = detail.history.find((e) => e.type === "scheduled");
+  assert.equal(scheduled.detail.debounced_events, 3, JSON.stringify(scheduled));
+  assert.equal((await runs()).length, 1);
+  await page.reload();
+  await page.waitForSelector(`${card} [data-testid=debounce-pending]`);
+  assert.equal(await page.textContent(`${card} [data-testid=debounce-pending]`), "0");
 });
 
 test("overview shows throughput, failures, latency and the queue", async () => {

@@ -148,6 +148,7 @@ status=0
   CHARTFLOW_TOKEN="$admin_token" CHARTFLOW_UPLOADER_TOKEN="$uploader_token" \
   CHARTFLOW_USER=browser-operator CHARTFLOW_PASSWORD="$user_password" \
   CHARTFLOW_SERVER_LOG="$server_log" \
+  CHARTFLOW_BIN="$bin" CHARTFLOW_DATABASE_URL="$db_url" CHARTFLOW_WORKFLOWS_DIR="$wf" \
   CHARTFLOW_SCREENSHOTS="$out/screenshots" CHARTFLOW_REPO="$repo" \
   node --test --test-concurrency=1 \
     --test-reporter=spec --test-reporter-destination=stdout \

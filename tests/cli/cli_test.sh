@@ -31,7 +31,7 @@ cd "$tmp"
 # --help: usage on stdout, exit 0, no data dir, no database, within seconds. A database URL
 # that cannot answer makes any attempt to connect fail or hang.
 export CHARTFLOW_DATABASE_URL="postgresql://nobody@192.0.2.1:1/none?connect_timeout=30"
-for cmd in serve worker config migrate validate upload logs tokens users audit; do
+for cmd in serve worker config migrate validate upload logs workflows runs tokens users audit; do
   out="$(timeout 10 "$bin" "$cmd" --help)" || fail "$cmd --help exited $?"
   [[ "$out" == usage:* ]] || fail "$cmd --help printed no usage: $out"
   [[ ! -e chartflow-data ]] || fail "$cmd --help created ./chartflow-data"
@@ -142,6 +142,47 @@ grep -q "\"dir\":\"$prefix/share/chartflow/dashboard\".*\"message\":\"dashboard_
 grep -q "$prefix/etc/chartflow/chartflow.yaml\".*\"message\":\"config_file_read\"" "$tmp/serve.log" ||
   fail "serve did not say which config file it read"
 pass "a relocated binary serves its dashboard and reads its config file"
+
+# Pausing from the command line, with an operator's token (issue #17 item 1).
+token="$("$prefix/bin/chartflow" tokens create --role operator --name cli-pause)" ||
+  fail "tokens create exited $?"
+export CHARTFLOW_SERVER="http://127.0.0.1:$port"
+if out="$("$bin" workflows pause chart-update 2>&1)"; then fail "paused without a token"; fi
+grep -q "server answered 401: .*set CHARTFLOW_TOKEN" <<<"$out" || fail "no token: $out"
+export CHARTFLOW_TOKEN="$token"
+out="$("$bin" workflows pause chart-update --reason "EHR maintenance")" || fail "pause: $out"
+grep -q '"result":"workflow chart-update paused"' <<<"$out" || fail "pause said: $out"
+out="$("$bin" workflows list)" || fail "workflows list exited $?"
+grep -Eq "^chart-update v[0-9]+ paused since .* by cli-pause \\(token:[0-9]+\\), 0 run\(s\) queued, 0 step\(s\) finishing: EHR maintenance$" <<<"$out" ||
+  fail "workflows list: $out"
+if out="$("$bin" workflows pause chart-update 2>&1)"; then fail "paused twice"; fi
+grep -q "server answered 409: .*workflow chart-update is already paused" <<<"$out" || fail "twice: $out"
+out="$("$bin" workflows resume chart-update)" || fail "resume: $out"
+grep -q '"released":0' <<<"$out" || fail "resume said: $out"
+"$bin" workflows list | grep -Eq "^chart-update v[0-9]+ running$" || fail "still paused after resume"
+if out="$("$bin" runs pause 999999 2>&1)"; then fail "paused a run that does not exist"; fi
+grep -q "server answered 404: .*run 999999 not found" <<<"$out" || fail "runs pause: $out"
+if out="$("$bin" workflows stop chart-update 2>&1)"; then fail "accepted workflows stop"; fi
+grep -q "usage: chartflow workflows list" <<<"$out" || fail "bad subcommand: $out"
+# Moving runs (issue #17 item 6): a fresh server has one version of each workflow, so a move to
+# version 2 is refused naming it; a --map without OLD=NEW never reaches the server.
+if out="$("$bin" workflows migrate --workflow chart-update --from 1 --to 2 --dry-run 2>&1)"; then
+  fail "planned a move to a version that does not exist"
+fi
+grep -q "server answered 404: .*workflow chart-update has no version 2" <<<"$out" ||
+  fail "migrate: $out"
+if out="$("$bin" workflows migrate --workflow chart-update --from 1 --to 2 --map review 2>&1)"; then
+  fail "migrate accepted --map review"
+fi
+grep -q -- "--map takes OLD=NEW" <<<"$out" || fail "migrate --map: $out"
+if out="$("$bin" workflows migrate --workflow chart-update --from 1 2>&1)"; then
+  fail "migrate without --to"
+fi
+grep -q "usage: chartflow workflows migrate --workflow W --from N --to M" <<<"$out" ||
+  fail "migrate usage: $out"
+pass "workflows migrate names a missing version and a bad --map"
+unset CHARTFLOW_TOKEN CHARTFLOW_SERVER
+pass "workflows pause, list and resume; runs pause names a missing run"
 
 # A SIGTERM to the whole process group (Ctrl-C, runuser passing it on) drains: the embedded
 # PostgreSQL is chartflow's to stop, after the drain, not the signal's.

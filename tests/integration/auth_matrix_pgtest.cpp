@@ -53,6 +53,11 @@ const std::map<std::string, std::string> kAccessMatrix = {
     {"POST /v1/runs/{id}/steps/{step}/skip", "operator"},
     {"POST /v1/runs/{id}/steps/{step}/fail", "operator"},
     {"GET /v1/steps/parked", "operator"},
+    {"POST /v1/workflows/{name}/pause", "operator"},
+    {"POST /v1/workflows/{name}/resume", "operator"},
+    {"POST /v1/workflows/{name}/migrate", "operator"},
+    {"POST /v1/runs/{id}/pause", "operator"},
+    {"POST /v1/runs/{id}/resume", "operator"},
     {"GET /v1/workflows", "operator"},
     {"GET /v1/logs", "operator"},
     {"PUT /v1/charts/{chart_id}", "uploader"},
@@ -94,6 +99,31 @@ on: [{ event: matrix.park }]
 on_exhausted: park
 steps:
   stuck: { handler: fail, retry: { max_attempts: 1 } }
+)";
+
+// Workflows of their own for the pause and resume probes (one per allowed role).
+constexpr const char* kPausableA = R"(name: matrix-pause-a
+on: [{ event: matrix.pause.a }]
+steps:
+  only: { handler: noop }
+)";
+constexpr const char* kPausableB = R"(name: matrix-pause-b
+on: [{ event: matrix.pause.b }]
+steps:
+  only: { handler: noop }
+)";
+
+// Two versions of one workflow for the migrate probe (a dry run: the same answer every time).
+constexpr const char* kMovingV1 = R"(name: matrix-moving
+on: [{ event: matrix.move }]
+steps:
+  only: { handler: noop }
+)";
+constexpr const char* kMovingV2 = R"(name: matrix-moving
+on: [{ event: matrix.move }]
+steps:
+  only: { handler: noop }
+  more: { handler: noop, needs: [only] }
 )";
 
 std::string access_text(const http::Access& a) {
@@ -243,11 +273,25 @@ TEST_F(AuthMatrixTest, EveryRouteAnswersEveryRoleAsTheMatrixSays) {
   secrets->add(kSignedType, {kWebhookSecret});
   options.webhook_secrets = secrets;
   AppServer app(dsn(), test_server_settings(), s3_config(assignee), options);
-  app.publish_workflows({kFailing, kWaiting, kParking});
+  app.publish_workflows({kFailing, kWaiting, kParking, kPausableA, kPausableB, kMovingV1});
+  app.publish_workflows({kMovingV2});
 
   auto failed = runs_in(app, "matrix.fail", "retry", 2, "failed");
   auto to_cancel = runs_in(app, "matrix.wait", "cancel", 2, "waiting");
   auto to_signal = runs_in(app, "matrix.wait", "signal", 2, "waiting");
+  auto to_pause = runs_in(app, "matrix.wait", "pause", 2, "waiting");
+  std::deque<std::int64_t> to_resume = to_pause;  // paused by the pause probes first
+  std::deque<std::string> workflows_to_pause = {"matrix-pause-a", "matrix-pause-b"};
+  std::deque<std::string> workflows_to_resume = workflows_to_pause;
+  auto next_workflow = [](std::deque<std::string>& pool, bool fresh) {
+    if (pool.empty()) {
+      ADD_FAILURE() << "the fixture made too few pausable workflows";
+      return std::string("none");
+    }
+    const auto name = pool.front();
+    if (fresh) pool.pop_front();
+    return name;
+  };
   std::map<std::string, std::deque<std::int64_t>> parked;
   {
     auto all = runs_in(app, "matrix.park", "park", 6, "parked");
@@ -345,6 +389,32 @@ TEST_F(AuthMatrixTest, EveryRouteAnswersEveryRoleAsTheMatrixSays) {
                      202};
        }},
       {"GET /v1/steps/parked", [](bool) { return Call{"/v1/steps/parked"}; }},
+      {"POST /v1/workflows/{name}/pause",
+       [&](bool fresh) {
+         return Call{"/v1/workflows/" + next_workflow(workflows_to_pause, fresh) + "/pause",
+                     reason,
+                     {},
+                     202};
+       }},
+      {"POST /v1/workflows/{name}/resume",
+       [&](bool fresh) {
+         return Call{
+             "/v1/workflows/" + next_workflow(workflows_to_resume, fresh) + "/resume", "", {}, 202};
+       }},
+      {"POST /v1/workflows/{name}/migrate",
+       [](bool) {
+         return Call{"/v1/workflows/matrix-moving/migrate",
+                     R"({"from": 1, "to": 2, "dry_run": true})"};
+       }},
+      {"POST /v1/runs/{id}/pause",
+       [&](bool fresh) {
+         return Call{
+             "/v1/runs/" + next(to_pause, fresh, "runs to pause") + "/pause", reason, {}, 202};
+       }},
+      {"POST /v1/runs/{id}/resume",
+       [&](bool fresh) {
+         return Call{"/v1/runs/" + next(to_resume, fresh, "paused runs") + "/resume", "", {}, 202};
+       }},
       {"GET /v1/workflows", [](bool) { return Call{"/v1/workflows"}; }},
       {"GET /v1/logs", [](bool) { return Call{"/v1/logs"}; }},
       {"PUT /v1/charts/{chart_id}",

@@ -11,16 +11,12 @@
 #include <sstream>
 #include <thread>
 
-#include "http/api_routes.hpp"
-#include "http/auth_routes.hpp"
-#include "http/router.hpp"
-#include "http/server.hpp"
-#include "metrics/metrics.hpp"
 #include "runtime/engine.hpp"
 #include "tests/support/auth_support.hpp"
 #include "tests/support/engine_harness.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/pg_fixture.hpp"
+#include "tests/support/served_engine.hpp"
 
 namespace chartflow::testing {
 namespace {
@@ -82,32 +78,13 @@ class ParkTest : public PgTest {
 
   // A new process, as far as the database can tell: its own engine, instance id and server.
   void serve() {
-    auto registry = std::make_shared<runtime::WorkflowRegistry>();
-    registry->load_latest(harness_->store());
     runtime::EngineSettings settings;
-    settings.dsn = dsn();
     settings.workers = 2;
     settings.poll_interval = std::chrono::milliseconds(100);
-    engine_ = std::make_unique<runtime::Engine>(settings, harness_->handlers(), registry);
-    engine_->start();
-    metrics_ = std::make_unique<metrics::Metrics>();
-    router_ = std::make_unique<http::Router>();
-    http::add_auth(*router_, *engine_);
-    http::add_engine_routes(*router_, *engine_, *metrics_);
-    http::ServerSettings ss;
-    ss.host = "127.0.0.1";
-    ss.port = 0;
-    ss.threads = 2;
-    server_ = std::make_unique<http::Server>(ss, *router_);
-    server_->start();
+    served_ = std::make_unique<ServedEngine>(dsn(), *harness_, settings);
   }
 
-  void stop() {
-    if (server_) server_->stop();
-    server_.reset();
-    if (engine_) engine_->drain();
-    engine_.reset();
-  }
+  void stop() { served_.reset(); }
 
   void TearDown() override {
     stop();
@@ -117,7 +94,7 @@ class ParkTest : public PgTest {
 
   HttpResponse call(const std::string& method, const std::string& target, const std::string& token,
                     const std::string& body = "") {
-    return request(method, "127.0.0.1", server_->port(), target, body, with_bearer(token));
+    return served_->call(method, target, token, body);
   }
 
   std::int64_t parked_run() {
@@ -148,10 +125,7 @@ class ParkTest : public PgTest {
 
   std::shared_ptr<Outage> outage_;
   std::unique_ptr<EngineHarness> harness_;
-  std::unique_ptr<runtime::Engine> engine_;
-  std::unique_ptr<metrics::Metrics> metrics_;
-  std::unique_ptr<http::Router> router_;
-  std::unique_ptr<http::Server> server_;
+  std::unique_ptr<ServedEngine> served_;
   std::string operator_, admin_, reviewer_;
 };
 
@@ -169,7 +143,7 @@ TEST_F(ParkTest, AnExhaustedStepParksAndAnOperatorRetryRunsItAgain) {
             "t");
   std::this_thread::sleep_for(std::chrono::milliseconds(400));
   EXPECT_EQ(harness_->step(id, "charge").value("attempts", 0), 2);
-  EXPECT_EQ(engine_->in_flight(), 0);
+  EXPECT_EQ(served_->engine().in_flight(), 0);
 
   // Shown where operators look: the parked view, the runs list, the gauge.
   auto parked = call("GET", "/v1/steps/parked", operator_);

@@ -43,6 +43,7 @@ const STEP_STATES = [
   "waiting",
   "retrying",
   "parked",
+  "paused",
   "succeeded",
   "skipped",
   "failed",
@@ -288,7 +289,54 @@ export async function runDetailPage(ctx: PageContext): Promise<void> {
       },
       { "data-action": "cancel", disabled: TERMINAL.has(r.status) },
     );
-    replace(actions, retry, cancel);
+    // Pausing holds the run's next steps (the one running finishes); resuming lets them run.
+    const pause = r.paused
+      ? button("Resume run", "primary", () => void act("Resume", `/v1/runs/${r.id}/resume`), {
+          "data-action": "resume",
+          title: "Let this run's steps be claimed again",
+        })
+      : button("Pause run", "", () => void act("Pause", `/v1/runs/${r.id}/pause`), {
+          "data-action": "pause",
+          disabled: TERMINAL.has(r.status),
+          title: TERMINAL.has(r.status)
+            ? "Only a run in flight can be paused"
+            : "Claim no further step of this run until it is resumed",
+        });
+    replace(actions, pause, retry, cancel);
+  };
+
+  // Why no step of this run moves: the run, or its whole workflow, is paused.
+  const pausedNotice = (r: RunDetail): HTMLElement | null => {
+    if (TERMINAL.has(r.status)) return null;
+    const notes: (string | HTMLElement | null)[] = [];
+    if (r.paused)
+      notes.push(
+        h(
+          "div",
+          null,
+          h("strong", null, "This run is paused"),
+          ` by ${r.paused.paused_by} since `,
+          timeCell(r.paused.paused_at),
+          r.paused.reason ? `: ${r.paused.reason}` : "",
+        ),
+      );
+    if (r.workflow_paused)
+      notes.push(
+        h(
+          "div",
+          null,
+          h("strong", null, `Workflow ${r.workflow} is paused`),
+          ` by ${r.workflow_paused.paused_by} since `,
+          timeCell(r.workflow_paused.paused_at),
+          r.workflow_paused.reason ? `: ${r.workflow_paused.reason}` : "",
+          " — resume it on the ",
+          h("a", { href: `/ui/workflows?name=${encodeURIComponent(r.workflow)}` }, "workflows page"),
+          ".",
+        ),
+      );
+    return notes.length
+      ? h("div", { class: "notice paused-notice", "data-testid": "paused-notice" }, notes)
+      : null;
   };
 
   const signalForms = (r: RunDetail): HTMLElement | null => {
@@ -396,6 +444,7 @@ export async function runDetailPage(ctx: PageContext): Promise<void> {
       : between(r.created_at, new Date().toISOString());
     replace(
       summary,
+      pausedNotice(r),
       r.error
         ? h("div", { class: "notice error run-error" }, h("strong", null, "Run failed: "), r.error)
         : null,

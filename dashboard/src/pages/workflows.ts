@@ -1,6 +1,7 @@
 // Workflows: each definition with its DAG, triggers, versions and run counts of the last 24 h.
 import { api, ApiError, type Json, type WorkflowInfo, type WorkflowVersion } from "../api";
 import {
+  button,
   card,
   errorBox,
   infoBox,
@@ -10,10 +11,12 @@ import {
   statusBadge,
   table,
   timeCell,
+  toast,
 } from "../components";
 import { dagSvg, nodesFromDefinition } from "../dag";
 import { h, replace } from "../dom";
 import type { PageContext } from "../router";
+import { migrateControls } from "./migrate_runs";
 
 function triggers(def: WorkflowVersion["definition"]): HTMLElement {
   const on = Array.isArray(def.on) ? (def.on as Json[]) : def.on ? [def.on] : [];
@@ -64,7 +67,89 @@ function counts(wf: WorkflowInfo): HTMLElement {
   );
 }
 
-function workflowCard(wf: WorkflowInfo): HTMLElement {
+// Pausing: while paused no step of the workflow is claimed; events still start runs, which
+// queue here until an operator resumes it.
+function pauseControls(wf: WorkflowInfo, changed: () => void): HTMLElement {
+  const act = async (what: string, path: string, body: Json = {}) => {
+    try {
+      const r = await api.post<{ result?: string }>(path, body);
+      toast(`${what}: ${r?.result ?? "done"}`);
+    } catch (e) {
+      toast(`${what} failed: ${e instanceof ApiError ? e.message : String(e)}`, "error");
+    }
+    changed();
+  };
+  const base = `/v1/workflows/${encodeURIComponent(wf.name)}`;
+  const p = wf.paused;
+  if (p) {
+    return h(
+      "div",
+      { class: "notice paused-notice", "data-testid": "workflow-paused" },
+      h("div", null, h("strong", null, "Paused"), ` by ${p.paused_by} since `, timeCell(p.paused_at),
+        p.reason ? `: ${p.reason}` : ""),
+      h(
+        "div",
+        { class: "small" },
+        h("span", { "data-testid": "queued-runs" }, String(p.queued_runs)),
+        ` run(s) queued (${p.queued_steps} step(s))`,
+        p.running_steps ? `, ${p.running_steps} step(s) still finishing` : "",
+      ),
+      button("Resume workflow", "primary", () => void act("Resume", `${base}/resume`), {
+        "data-action": "resume-workflow",
+      }),
+    );
+  }
+  const reason = h("input", {
+    type: "text",
+    name: "reason",
+    placeholder: "Reason (optional)",
+    "aria-label": "Reason for pausing",
+    maxlength: 1000,
+  });
+  return h(
+    "div",
+    { class: "pause-form" },
+    reason,
+    button(
+      "Pause workflow",
+      "",
+      () => void act("Pause", `${base}/pause`, reason.value.trim() ? { reason: reason.value.trim() } : {}),
+      {
+        "data-action": "pause-workflow",
+        title: "Claim no step of this workflow until it is resumed; new runs queue",
+      },
+    ),
+  );
+}
+
+// Debounced triggers: events with one key value within the window start one run, later.
+function debounceInfo(wf: WorkflowInfo): HTMLElement | null {
+  if (!wf.debounce?.length) return null;
+  const secs = (ms: number) => `${ms / 1000} s`;
+  return h(
+    "div",
+    { class: "debounce small" },
+    wf.debounce.map((d) =>
+      h(
+        "div",
+        null,
+        "Debounced: ",
+        h("code", null, d.event),
+        " per ",
+        h("code", null, d.key),
+        `, window ${secs(d.window_ms)}, at most ${secs(d.max_wait_ms)}`,
+      ),
+    ),
+    h(
+      "div",
+      { class: "muted" },
+      h("span", { "data-testid": "debounce-pending" }, String(wf.debounce_pending ?? 0)),
+      " start(s) waiting for their window",
+    ),
+  );
+}
+
+function workflowCard(wf: WorkflowInfo, changed: () => void): HTMLElement {
   const latest = wf.versions[0];
   const dagHost = h("div", { class: "dag-wrap" });
   const showVersion = (v: WorkflowVersion) => {
@@ -99,10 +184,12 @@ function workflowCard(wf: WorkflowInfo): HTMLElement {
     "div",
     { class: "wf-body" },
     descHost,
+    pauseControls(wf, changed),
+    migrateControls(wf),
     h(
       "div",
       { class: "wf-meta" },
-      h("div", null, h("div", { class: "subhead" }, "Triggers"), trigHost),
+      h("div", null, h("div", { class: "subhead" }, "Triggers"), trigHost, debounceInfo(wf)),
       h("div", null, h("div", { class: "subhead" }, "Runs, last 24 hours"), counts(wf)),
     ),
     h("div", { class: "subhead" }, "Steps"),
@@ -118,6 +205,7 @@ function workflowCard(wf: WorkflowInfo): HTMLElement {
     [
       h("span", { class: "wf-title" }, wf.name),
       h("span", { class: "muted small" }, ` latest v${wf.latest_version}`),
+      wf.paused ? [" ", statusBadge("paused")] : null,
     ],
     body,
     {
@@ -151,7 +239,7 @@ export async function workflowsPage(ctx: PageContext): Promise<void> {
   }
   if (!ctx.alive()) return;
   const want = ctx.query.get("name");
-  const cards = list.map(workflowCard);
+  const cards = list.map((w) => workflowCard(w, () => void (ctx.alive() && workflowsPage(ctx))));
   replace(
     ctx.root,
     h(

@@ -23,6 +23,9 @@ struct IngestResult {
   std::int64_t event_id = 0;
   std::vector<std::int64_t> run_ids;
   bool duplicate = false;
+  // Workflows whose trigger debounces this event: each starts one run later, with the last
+  // event of the same key value (workflow files: `debounce`).
+  std::vector<std::string> debounced;
 };
 
 }  // namespace chartflow

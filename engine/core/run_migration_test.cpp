@@ -1,0 +1,99 @@
+#include "core/run_migration.hpp"
+
+#include <gtest/gtest.h>
+
+namespace chartflow::core {
+namespace {
+
+std::vector<RunStepState> run(std::initializer_list<std::pair<const char*, const char*>> steps) {
+  std::vector<RunStepState> out;
+  for (const auto& [key, status] : steps) out.push_back({key, status, std::nullopt});
+  return out;
+}
+
+const PlannedStep* find(const RunMigrationPlan& plan, const std::string& key) {
+  for (const auto& s : plan.steps)
+    if (s.key == key) return &s;
+  return nullptr;
+}
+
+TEST(RunMigration, StartedStepsKeepTheirStateAndNewStepsWaitForWhatTheyNeed) {
+  const auto plan = plan_run_migration(
+      run({{"a", "succeeded"}, {"b", "waiting"}, {"c", "pending"}, {"old", "ready"}}),
+      {{"a", {}}, {"b2", {"a"}}, {"new", {"b2"}}, {"c", {"new"}}, {"side", {"a"}}}, {{"b", "b2"}},
+      "version 2");
+  ASSERT_TRUE(plan.movable) << plan.reason;
+  EXPECT_EQ(find(plan, "a")->kind, PlannedStep::Kind::kKept);
+  EXPECT_EQ(find(plan, "b2")->from, "b");
+  EXPECT_EQ(find(plan, "b2")->status, "waiting");
+  EXPECT_EQ(find(plan, "new")->kind, PlannedStep::Kind::kAdded);
+  EXPECT_EQ(find(plan, "new")->status, "pending");
+  EXPECT_EQ(find(plan, "new")->pending_needs, 1);
+  EXPECT_EQ(find(plan, "c")->kind, PlannedStep::Kind::kUpdated);
+  EXPECT_EQ(find(plan, "c")->pending_needs, 1);
+  EXPECT_EQ(find(plan, "side")->status, "ready");
+  EXPECT_EQ(plan.dropped, std::vector<std::string>{"old"});
+  EXPECT_EQ(plan.next, std::vector<std::string>{"side"});
+  EXPECT_EQ(plan.remaining_steps, 4);
+}
+
+TEST(RunMigration, AReadyStepWhoseNewNeedsAreNotDoneWaitsAgain) {
+  const auto plan = plan_run_migration(run({{"a", "waiting"}, {"b", "ready"}}),
+                                       {{"a", {}}, {"b", {"a"}}}, {}, "version 2");
+  ASSERT_TRUE(plan.movable);
+  EXPECT_EQ(find(plan, "b")->status, "pending");
+  EXPECT_TRUE(plan.next.empty());
+}
+
+TEST(RunMigration, AHeldStepStaysHeldUnlessItMustWaitAgain) {
+  std::vector<RunStepState> steps = {{"a", "succeeded", std::nullopt},
+                                     {"b", "paused", std::string("ready")},
+                                     {"c", "paused", std::string("ready")}};
+  const auto plan = plan_run_migration(steps, {{"a", {}}, {"b", {"a"}}, {"c", {"x"}}, {"x", {}}},
+                                       {}, "version 2");
+  ASSERT_TRUE(plan.movable);
+  EXPECT_EQ(find(plan, "b")->status, "paused");
+  EXPECT_EQ(find(plan, "c")->status, "pending");
+  // A held step that was retrying has run: it must be in the new version.
+  steps[1].held_status = "retrying";
+  const auto refused = plan_run_migration(steps, {{"a", {}}, {"c", {}}}, {}, "version 2");
+  EXPECT_FALSE(refused.movable);
+  EXPECT_EQ(refused.reason,
+            "step b is paused and version 2 has no step b (name the step it "
+            "became with a rename)");
+}
+
+TEST(RunMigration, RefusesARunningStepAndAStartedStepTheNewVersionLacks) {
+  auto plan = plan_run_migration(run({{"a", "running"}, {"b", "pending"}}), {{"a", {}}, {"b", {}}},
+                                 {}, "version 3");
+  EXPECT_FALSE(plan.movable);
+  EXPECT_EQ(plan.reason, "step a is running; move it when it is not");
+  EXPECT_EQ(plan.to_json(), (nlohmann::json{{"movable", false}, {"reason", plan.reason}}));
+  plan = plan_run_migration(run({{"a", "parked"}}), {{"z", {}}}, {}, "version 3");
+  EXPECT_FALSE(plan.movable);
+  EXPECT_EQ(plan.reason,
+            "step a is parked and version 3 has no step a (name the step it became with a rename)");
+  // Mapped, it moves.
+  EXPECT_TRUE(plan_run_migration(run({{"a", "parked"}}), {{"z", {}}}, {{"a", "z"}}, "v").movable);
+}
+
+TEST(RunMigration, RefusesAMoveThatWouldLeaveNothingToRun) {
+  const auto plan =
+      plan_run_migration(run({{"a", "succeeded"}, {"b", "pending"}}), {{"a", {}}}, {}, "version 2");
+  EXPECT_FALSE(plan.movable);
+  EXPECT_NE(plan.reason.find("nothing would be left to run"), std::string::npos);
+}
+
+TEST(RunMigration, RenamesAreCheckedAgainstBothVersions) {
+  const std::vector<std::string> from = {"a", "b"}, to = {"a", "c", "d"};
+  EXPECT_EQ(check_renames(from, to, {{"b", "c"}}), std::nullopt);
+  EXPECT_EQ(check_renames(from, to, {{"x", "c"}}), "map: the old version has no step x");
+  EXPECT_EQ(check_renames(from, to, {{"b", "x"}}), "map: the new version has no step x");
+  EXPECT_EQ(check_renames(from, to, {{"a", "c"}, {"b", "c"}}), "map: both a and b would become c");
+  EXPECT_NE(check_renames(from, to, {{"b", "a"}}), std::nullopt);
+  // A swap renames both, so neither collides.
+  EXPECT_EQ(check_renames({"a", "c"}, {"a", "c"}, {{"a", "c"}, {"c", "a"}}), std::nullopt);
+}
+
+}  // namespace
+}  // namespace chartflow::core
