@@ -1,5 +1,7 @@
 #include "core/run_migration.hpp"
 
+#include <fmt/format.h>
+
 #include <set>
 
 namespace chartflow::core {
@@ -63,8 +65,9 @@ RunMigrationPlan plan_run_migration(const std::vector<RunStepState>& steps,
     } else if (step_not_started(s)) {
       plan.dropped.push_back(s.key);
     } else {
-      plan.reason = "step " + s.key + " is " + s.status + " and " + version + " has no step " +
-                    key + " (name the step it became with a rename)";
+      plan.reason =
+          fmt::format("step {} is {} and {} has no step {} (name the step it became with a rename)",
+                      s.key, s.status, version, key);
       plan.dropped.clear();
       return plan;
     }
@@ -120,10 +123,12 @@ std::optional<std::string> check_renames(const std::vector<std::string>& from_st
     if (!from.count(old_name)) return "map: the old version has no step " + old_name;
     if (!to.count(new_name)) return "map: the new version has no step " + new_name;
     if (auto [it, fresh] = taken.emplace(new_name, old_name); !fresh)
-      return "map: both " + it->second + " and " + old_name + " would become " + new_name;
+      return fmt::format("map: both {} and {} would become {}", it->second, old_name, new_name);
     if (from.count(new_name) && !renames.count(new_name))
-      return "map: " + old_name + " would become " + new_name +
-             ", which the old version already has (rename that one too, or map another)";
+      return fmt::format(
+          "map: {} would become {}, which the old version already has (rename that one too, or "
+          "map another)",
+          old_name, new_name);
   }
   return std::nullopt;
 }

@@ -159,7 +159,8 @@ void expect_bare_error(const HttpResponse& r, const std::string& what) {
 
 // A valid request of a route and the status the route documents for it.
 struct Call {
-  Call(std::string t, std::string b = "", std::map<std::string, std::string> h = {}, int s = 200)
+  explicit Call(std::string t, std::string b = "", std::map<std::string, std::string> h = {},
+                int s = 200)
       : target(std::move(t)), body(std::move(b)), headers(std::move(h)), success(s) {}
   std::string target;
   std::string body;
@@ -288,7 +289,7 @@ TEST_F(AuthMatrixTest, EveryRouteAnswersEveryRoleAsTheMatrixSays) {
       ADD_FAILURE() << "the fixture made too few pausable workflows";
       return std::string("none");
     }
-    const auto name = pool.front();
+    auto name = pool.front();
     if (fresh) pool.pop_front();
     return name;
   };
@@ -559,7 +560,7 @@ TEST_F(AuthMatrixTest, EveryRouteAnswersEveryRoleAsTheMatrixSays) {
       } else {
         auto r = send(probe->second(false), tokens_[role]);
         EXPECT_EQ(r.status, 403) << key << " as " << role << ": " << r.body;
-        expect_bare_error(r, key + " as " + role);
+        expect_bare_error(r, key + (" as " + role));
       }
     }
 

@@ -158,6 +158,7 @@ TEST_F(DebounceTest, EachKeyStartsItsOwnRunOnceWhateverTheNumberOfEngines) {
   auto events = run_events();
   ASSERT_EQ(events.size(), 4U);
   std::vector<std::string> seen;
+  seen.reserve(events.size());
   for (const auto& e : events)
     seen.push_back(e.value("chart_id", Json("-")).dump() + "@" + std::to_string(e.value("rev", 0)));
   EXPECT_THAT(seen, ::testing::UnorderedElementsAre("\"c-1\"@2", "\"c-2\"@2", "3@1", "\"-\"@9"));

@@ -170,6 +170,7 @@ TEST_F(PauseTest, APausedWorkflowQueuesItsRunsUntilResumedAndThePauseOutlivesARe
 
   // Events still start runs; their steps are set aside, not run.
   std::vector<std::int64_t> runs;
+  runs.reserve(4);
   for (int i = 0; i < 3; ++i) runs.push_back(harness_->start_run("demo.gated"));
   for (auto id : runs)
     ASSERT_TRUE(eventually([&] { return step_status(id, "first") == "paused"; }))

@@ -160,9 +160,9 @@ class WorkflowMigrateTest : public PgTest {
 const Json& entry_of(const Json& report, std::int64_t run) {
   for (const auto& r : report.at("runs"))
     if (r.value("run_id", std::int64_t{0}) == run) return r;
-  static const Json none;
+  static const Json kNone;
   ADD_FAILURE() << "run " << run << " is not in " << report.dump();
-  return none;
+  return kNone;
 }
 
 TEST_F(WorkflowMigrateTest, WaitingRunsMoveAsTheDryRunSaidAndFinishAlongTheNewVersion) {

@@ -33,7 +33,7 @@ ServedEngine::~ServedEngine() {
 }
 
 HttpResponse ServedEngine::call(const std::string& method, const std::string& target,
-                                const std::string& token, const std::string& body) {
+                                const std::string& token, const std::string& body) const {
   return request(method, "127.0.0.1", port(), target, body, with_bearer(token));
 }
 

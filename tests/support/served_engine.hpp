@@ -28,7 +28,7 @@ class ServedEngine {
   int port() const { return server_->port(); }
   // A request with `token` as its bearer credential.
   HttpResponse call(const std::string& method, const std::string& target, const std::string& token,
-                    const std::string& body = "");
+                    const std::string& body = "") const;
 
  private:
   std::unique_ptr<runtime::Engine> engine_;
