@@ -560,7 +560,7 @@ TEST_F(AuthMatrixTest, EveryRouteAnswersEveryRoleAsTheMatrixSays) {
       } else {
         auto r = send(probe->second(false), tokens_[role]);
         EXPECT_EQ(r.status, 403) << key << " as " << role << ": " << r.body;
-        expect_bare_error(r, key + (" as " + role));
+        expect_bare_error(r, std::string(key).append(" as ").append(role));
       }
     }
 
