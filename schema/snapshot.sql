@@ -282,8 +282,17 @@ CREATE FUNCTION step_claim_rows(p_owner text, p_lease_ms bigint, p_run_ids bigin
     AS $$
 BEGIN
   -- The candidates are row-locked by the caller, so what is set aside here cannot be claimed
-  -- by anyone else meanwhile; what was set aside leaves the arrays the claim below reads.
-  IF EXISTS (SELECT 1 FROM workflow_pause) OR EXISTS (SELECT 1 FROM run_pause) THEN
+  -- by anyone else meanwhile; what was set aside leaves the arrays the claim below reads. A
+  -- paused run is looked up by key (a run that ended paused leaves its row behind and must not
+  -- slow every claim).
+  IF EXISTS (SELECT 1 FROM workflow_pause)
+     OR EXISTS (SELECT 1 FROM run_pause WHERE run_id = ANY (p_run_ids)) THEN
+    -- The pauses this claim acts on are share-locked until it commits: a resume deleting one
+    -- waits, and its release then sees the steps set aside here (else they stayed paused).
+    PERFORM 1 FROM workflow_pause w
+    WHERE w.workflow IN (SELECT r.workflow FROM workflow_run r WHERE r.id = ANY (p_run_ids))
+    FOR KEY SHARE;
+    PERFORM 1 FROM run_pause p WHERE p.run_id = ANY (p_run_ids) FOR KEY SHARE;
     WITH held AS (
       UPDATE step_run s SET held_status = s.status, status = 'paused'
       FROM unnest(p_run_ids, p_step_keys) AS k(run_id, step_key), workflow_run r

@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <pqxx/pqxx>
 #include <sstream>
 #include <thread>
 
@@ -274,15 +275,58 @@ TEST_F(PauseTest, ResumingARunWhoseWorkflowIsPausedKeepsItQueued) {
   const auto probe = harness_->start_run("demo.other");
   ASSERT_TRUE(harness_->wait_status(probe, "succeeded"));
   EXPECT_EQ(step_status(id, "first"), "paused");
+  // Kept aside by the resume itself, not given back and set aside again by the next claim.
+  const std::string held_count =
+      "SELECT count(*) FROM run_history WHERE type = 'held' AND run_id = " + std::to_string(id);
+  EXPECT_EQ(scalar(held_count), "1");
   // The other way round: a run paused on its own stays paused when its workflow resumes.
   ASSERT_EQ(call("POST", url + "/pause").status, 202);
   ASSERT_EQ(call("POST", "/v1/workflows/gated/resume").status, 202);
   const auto probe2 = harness_->start_run("demo.other");
   ASSERT_TRUE(harness_->wait_status(probe2, "succeeded"));
   EXPECT_EQ(step_status(id, "first"), "paused");
+  EXPECT_EQ(scalar(held_count), "1");
   EXPECT_EQ(gate_->calls(), 0);
   ASSERT_EQ(call("POST", url + "/resume").status, 202);
   EXPECT_TRUE(harness_->wait_status(id, "succeeded"));
+}
+
+// A claim that is setting a paused workflow's step aside, and a resume at the same moment: the
+// resume waits for the claim to commit and then releases the step, instead of missing it (it
+// read the step as still ready) and leaving it paused with no pause in force.
+TEST_F(PauseTest, AResumeRacingAClaimReleasesTheStepTheClaimSetAside) {
+  stop();  // no workers: the test is the only claimer
+  store::Store::PauseCommand command;
+  std::string message;
+  ASSERT_EQ(harness_->store().pause_workflow("gated", command, &message),
+            store::Store::CommandResult::kOk);
+  const auto id = harness_->start_run("demo.gated");
+  ASSERT_EQ(step_status(id, "first"), "ready");
+
+  pqxx::connection claimer(dsn());
+  pqxx::work claim(claimer);
+  const auto claimed = claim.exec("SELECT count(*) FROM step_claim_rows('race', 60000, ARRAY[" +
+                                  std::to_string(id) + "]::bigint[], ARRAY['first'], false)");
+  ASSERT_EQ(claimed[0][0].as<int>(), 0);  // set aside, not claimed
+
+  std::atomic<bool> resumed{false};
+  store::Store::PauseCommand resume;
+  std::thread resumer([&] {
+    std::string m;
+    store::Store own(dsn());  // a connection of its own, as another process has
+    EXPECT_EQ(own.resume_workflow("gated", resume, &m), store::Store::CommandResult::kOk) << m;
+    resumed = true;
+  });
+  // Commit the claim once the resume has either finished or queued behind its lock.
+  EXPECT_TRUE(eventually([&] {
+    return resumed || scalar(
+                          "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+                          "'Lock' AND datname = current_database()") != "0";
+  }));
+  claim.commit();
+  resumer.join();
+  EXPECT_EQ(resume.released, 1);
+  EXPECT_EQ(step_status(id, "first"), "ready");
 }
 
 TEST_F(PauseTest, APausedRunCanBeCancelled) {
