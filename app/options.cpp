@@ -69,6 +69,8 @@ const std::vector<OptionSpec>& server_options() {
       {"webhook-secrets", K::kPath, "FILE", "HMAC secrets of signed event types", ""},
       {"drop-dir", K::kPath, "DIR", "a folder whose files become uploads and events", ""},
       {"s3-config", K::kPath, "FILE", "S3-compatible buckets and keys", ""},
+      {"otlp-endpoint", K::kText, "URL", "OTLP/HTTP collector for traces (spans to URL/v1/traces)",
+       "", kBoth},
       {"audit-head-file", K::kPath, "FILE", "where the audit chain's head is appended", "", kBoth},
       {"audit-head-interval", K::kDuration, "D", "how often the audit head is exported", "5m",
        kBoth},

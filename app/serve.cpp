@@ -19,6 +19,7 @@
 #include "auth/sessions.hpp"
 #include "config/workflow_loader.hpp"
 #include "engine/util/duration.hpp"
+#include "engine/util/http_post.hpp"
 #include "http/auth_routes.hpp"
 #include "http/module_services.hpp"
 #include "http/server.hpp"
@@ -28,6 +29,7 @@
 #include "runtime/engine.hpp"
 #include "runtime/handler_setup.hpp"
 #include "runtime/log.hpp"
+#include "runtime/trace_export.hpp"
 #include "store/store.hpp"
 
 namespace chartflow::cli {
@@ -190,6 +192,17 @@ int serve(const Settings& resolved, bool with_api) {
   if (auto poll = args.get("poll-ms")) settings.poll_interval = Millis(std::stoll(*poll));
   if (auto days = args.get("log-retention-days"))
     settings.log_retention = std::chrono::hours(24 * std::stoll(*days));
+  if (auto otlp = args.get("otlp-endpoint"); otlp && !otlp->empty()) {
+    if (!util::parse_http_url(*otlp))
+      throw std::runtime_error("--otlp-endpoint must be an http:// or https:// URL");
+    runtime::TraceExportSettings traces;
+    traces.endpoint = *otlp;
+    char host[256] = {0};
+    gethostname(host, sizeof host - 1);
+    traces.instance = std::string(host) + ":" + std::to_string(getpid());
+    settings.traces = std::make_shared<runtime::TraceExporter>(traces);
+    runtime::Log::info("traces_exported", {{"endpoint", *otlp}});
+  }
   runtime::EngineHooks hooks;
   hooks.run_started = [&metrics](const std::string& wf) { metrics.run_started(wf); };
   hooks.debounced_run_started = [&metrics](const std::string& wf, int events) {
@@ -213,7 +226,8 @@ int serve(const Settings& resolved, bool with_api) {
   // Declared before the sampler that reads the server, the router before the server using it.
   http::Router router;
   std::unique_ptr<http::Server> server;  // with the API only
-  metrics.on_collect([&engine, &metrics, &server] {
+  metrics.on_collect([&engine, &metrics, &server, traces = settings.traces] {
+    if (traces) metrics.set_trace_spans_dropped(static_cast<double>(traces->dropped()));
     const auto pool = engine.pool_stats();
     metrics.set_db_pool(pool.in_use, pool.idle, pool.max);
     if (server) {

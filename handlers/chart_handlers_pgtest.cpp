@@ -14,6 +14,7 @@
 #include <set>
 #include <thread>
 
+#include "core/trace.hpp"
 #include "engine/util/duration.hpp"
 #include "handlers/common/config_file.hpp"
 #include "handlers/doctor_review/doctor_lookup.hpp"
@@ -341,6 +342,14 @@ TEST_F(ChartHandlersTest, EveryChartThroughTheWorkflow) {
   for (const auto& r : requests) {
     keys.insert(r.header("Idempotency-Key"));
     EXPECT_EQ(r.header("Content-Type"), "application/fhir+json");
+    // The notification carries its run's trace (the chart upload's event's).
+    const auto trace = core::parse_traceparent(r.header("traceparent"));
+    EXPECT_TRUE(trace.has_value()) << "no traceparent: " << r.header("traceparent");
+    if (trace) {
+      EXPECT_EQ(count("SELECT count(*) FROM event WHERE type = 'chart.uploaded' AND trace_id = " +
+                      literal(trace->trace_id)),
+                1);
+    }
     EXPECT_EQ(Json::parse(r.body)["resourceType"], "Claim");
     for (const auto& name : family_names)
       EXPECT_EQ(r.body.find(name), std::string::npos) << "a patient's name went to the insurer";

@@ -11,13 +11,17 @@
 #include "handlers/discharge/bill_send.hpp"
 #include "handlers/discharge/discharge.hpp"
 #include "handlers/doctor_review/doctor_review.hpp"
+#include "handlers/fhir_subscriptions/fhir_fetch.hpp"
+#include "handlers/fhir_subscriptions/subscription_routes.hpp"
 #include "handlers/insurance/insurance.hpp"
 #include "handlers/missing_field_scan/missing_field_scan.hpp"
 
 namespace chartflow::handlers {
 
-void register_chart_handlers(HandlerRegistry& registry, const std::filesystem::path& workflows_dir,
-                             const ChartHandlerOptions& options) {
+namespace {
+
+std::shared_ptr<const ChartSettings> load_settings(const std::filesystem::path& workflows_dir,
+                                                   const ChartHandlerOptions& options) {
   auto settings =
       std::make_shared<const ChartSettings>(load_chart_settings(workflows_dir, options));
   for (const auto& warning : settings->warnings) {
@@ -27,6 +31,16 @@ void register_chart_handlers(HandlerRegistry& registry, const std::filesystem::p
       std::cerr << "chartflow: warning: " << warning << "\n";
     }
   }
+  return settings;
+}
+
+std::shared_ptr<const fhir_subscriptions::SubscriptionSettings> subscriptions_of(
+    const std::shared_ptr<const ChartSettings>& settings) {
+  return {settings, &settings->fhir_subscriptions};
+}
+
+void add_handlers(HandlerRegistry& registry, const std::filesystem::path& workflows_dir,
+                  const std::shared_ptr<const ChartSettings>& settings) {
   auto scan = std::make_shared<missing_field_scan::MissingFieldScanHandler>(workflows_dir);
   std::error_code ec;
   if (std::filesystem::exists(workflows_dir / missing_field_scan::kDefaultRulesFile, ec)) {
@@ -45,12 +59,23 @@ void register_chart_handlers(HandlerRegistry& registry, const std::filesystem::p
       settings->price_list.currency, settings->insurers, settings->bill_delivery});
   registry.add("discharge", std::make_shared<discharge::DischargeHandler>(bill));
   registry.add("bill_send", std::make_shared<discharge::BillSendHandler>(bill));
+  registry.add("fhir_fetch",
+               std::make_shared<fhir_subscriptions::FhirFetchHandler>(subscriptions_of(settings)));
+}
+
+}  // namespace
+
+void register_chart_handlers(HandlerRegistry& registry, const std::filesystem::path& workflows_dir,
+                             const ChartHandlerOptions& options) {
+  add_handlers(registry, workflows_dir, load_settings(workflows_dir, options));
 }
 
 void register_chart_module(ModuleRegistry& module, const std::filesystem::path& workflows_dir,
                            const ChartHandlerOptions& options) {
-  register_chart_handlers(module.handlers(), workflows_dir, options);
+  auto settings = load_settings(workflows_dir, options);
+  add_handlers(module.handlers(), workflows_dir, settings);
   add_chart_routes(module);
+  fhir_subscriptions::add_subscription_routes(module, subscriptions_of(settings));
   // What an intake stored of a chart (an S3 object) is read as the chart is: by admin, or a
   // reviewer the chart is assigned to.
   module.add_intake(kChartIntake, chart_intake,
@@ -61,6 +86,8 @@ void register_chart_module(ModuleRegistry& module, const std::filesystem::path& 
                     });
   // Only the intake makes chart.uploaded: the handlers and the workflow's conditions trust it.
   module.reserve_event_type(kChartUploadedEvent);
+  // Only an authenticated subscription's notification makes fhir.notification.
+  module.reserve_event_type(fhir_subscriptions::kNotificationEvent);
   module.add_migrations(chart_migrations());
 }
 

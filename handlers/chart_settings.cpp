@@ -46,6 +46,8 @@ ChartSettings load_chart_settings(const std::filesystem::path& workflows_dir,
       parse<insurance::InsurerSettings>(workflows_dir, kInsurersFile, options.insurers);
   settings.bill_delivery = parse<discharge::BillDeliverySettings>(workflows_dir, kBillDeliveryFile,
                                                                   options.bill_delivery);
+  settings.fhir_subscriptions = parse<fhir_subscriptions::SubscriptionSettings>(
+      workflows_dir, kFhirSubscriptionsFile, options.fhir_subscriptions);
   // A relative folder is the workflows folder's neighbour, not the working directory's: the
   // shipped default ../chartflow-data/bills is the default data dir's bills/ (docs/handlers.md).
   for (auto& channel : settings.bill_delivery.channels)
@@ -57,6 +59,10 @@ ChartSettings load_chart_settings(const std::filesystem::path& workflows_dir,
   for (const auto& w : settings.bill_delivery.warnings) {
     settings.warnings.push_back(
         fmt::format("{}: {}", (workflows_dir / kBillDeliveryFile).string(), w));
+  }
+  for (const auto& w : settings.fhir_subscriptions.warnings) {
+    settings.warnings.push_back(
+        fmt::format("{}: {}", (workflows_dir / kFhirSubscriptionsFile).string(), w));
   }
   return settings;
 }

@@ -12,6 +12,7 @@
 #include "engine/handler.hpp"
 #include "handlers/billing/billable_items.hpp"
 #include "handlers/discharge/bill_channels.hpp"
+#include "handlers/fhir_subscriptions/subscription_settings.hpp"
 #include "handlers/insurance/insurer_settings.hpp"
 
 namespace chartflow::handlers {
@@ -19,12 +20,14 @@ namespace chartflow::handlers {
 inline constexpr const char* kPriceListFile = "settings/price-list.yaml";
 inline constexpr const char* kInsurersFile = "settings/insurers.yaml";
 inline constexpr const char* kBillDeliveryFile = "settings/bill-delivery.yaml";
+inline constexpr const char* kFhirSubscriptionsFile = "settings/fhir-subscriptions.yaml";
 
 struct ChartSettings {
   std::filesystem::path workflows_dir;
   billing::PriceList price_list;
   insurance::InsurerSettings insurers;
   discharge::BillDeliverySettings bill_delivery;
+  fhir_subscriptions::SubscriptionSettings fhir_subscriptions;  // inbound FHIR notifications
   // What start-up should log as warnings ("<file>: payors.x: allow_insecure: true ..."): the
   // settings files' own warnings.
   std::vector<std::string> warnings;
@@ -35,6 +38,7 @@ struct ChartHandlerOptions {
   std::optional<Json> price_list;
   std::optional<Json> insurers;
   std::optional<Json> bill_delivery;
+  std::optional<Json> fhir_subscriptions;
   // Receives each settings warning at start-up (the app passes its log); unset: stderr.
   std::function<void(const std::string&)> warn;
 };

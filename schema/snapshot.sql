@@ -497,6 +497,10 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION trace_id_new() RETURNS text
+    LANGUAGE sql PARALLEL SAFE
+    AS $$ SELECT replace(gen_random_uuid()::text, '-', '') $$;
+
 CREATE TABLE api_token (
     id bigint NOT NULL,
     name text NOT NULL,
@@ -742,6 +746,10 @@ CREATE TABLE event (
     body jsonb NOT NULL,
     source text DEFAULT 'api'::text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    trace_id text DEFAULT trace_id_new(),
+    trace_parent text,
+    CONSTRAINT event_trace_id_format CHECK ((trace_id ~ '^[0-9a-f]{32}$'::text)),
+    CONSTRAINT event_trace_parent_format CHECK ((trace_parent ~ '^[0-9a-f]{16}$'::text)),
     CONSTRAINT event_type_length CHECK (((length(type) >= 1) AND (length(type) <= 200)))
 );
 ALTER TABLE ONLY event ALTER COLUMN type SET COMPRESSION lz4;
@@ -757,6 +765,39 @@ CREATE SEQUENCE event_id_seq
     CACHE 1;
 
 ALTER SEQUENCE event_id_seq OWNED BY event.id;
+
+CREATE TABLE fhir_fetched_resource (
+    name text NOT NULL,
+    event_number bigint NOT NULL,
+    reference text NOT NULL,
+    url text NOT NULL,
+    content jsonb NOT NULL,
+    fetched_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+CREATE TABLE fhir_subscription_event (
+    name text NOT NULL,
+    event_number bigint NOT NULL,
+    via text NOT NULL,
+    received_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT fhir_subscription_event_via CHECK ((via = ANY (ARRAY['notification'::text, 'events'::text])))
+);
+
+CREATE TABLE fhir_subscription_state (
+    name text NOT NULL,
+    subscription_ref text,
+    topic text,
+    status text,
+    last_type text,
+    last_seen_at timestamp with time zone,
+    handshake_at timestamp with time zone,
+    heartbeat_at timestamp with time zone,
+    contiguous bigint DEFAULT 0 NOT NULL,
+    announced bigint DEFAULT 0 NOT NULL,
+    recovery_at timestamp with time zone,
+    recovery_error text,
+    CONSTRAINT fhir_subscription_state_counts CHECK (((contiguous >= 0) AND (announced >= 0)))
+);
 
 CREATE TABLE insurer_delivery_attempt (
     id bigint NOT NULL,
@@ -1292,6 +1333,15 @@ ALTER TABLE ONLY debounce_pending
 
 ALTER TABLE ONLY event
     ADD CONSTRAINT event_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY fhir_fetched_resource
+    ADD CONSTRAINT fhir_fetched_resource_pkey PRIMARY KEY (name, event_number);
+
+ALTER TABLE ONLY fhir_subscription_event
+    ADD CONSTRAINT fhir_subscription_event_pkey PRIMARY KEY (name, event_number);
+
+ALTER TABLE ONLY fhir_subscription_state
+    ADD CONSTRAINT fhir_subscription_state_pkey PRIMARY KEY (name);
 
 ALTER TABLE ONLY insurer_delivery_attempt
     ADD CONSTRAINT insurer_delivery_attempt_pkey PRIMARY KEY (id);

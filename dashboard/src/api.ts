@@ -104,6 +104,8 @@ export interface RunDetail {
   subject: string | null;
   event_id?: number | null;
   event_type?: string | null;
+  // The W3C trace id of the run (its event's); null for runs from before traces.
+  trace_id?: string | null;
   created_at: string;
   finished_at: string | null;
   error: string | null;

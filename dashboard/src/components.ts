@@ -1,6 +1,6 @@
 // Small building blocks shared by the pages: status badges, cards, tables, the JSON viewer,
 // notices. All text goes through h(), so it is escaped by construction.
-import type { Json } from "./api";
+import { api, ApiError, type Json } from "./api";
 import { h, token, type Attrs, type Child } from "./dom";
 import { fmtAgo, fmtTime } from "./format";
 
@@ -215,4 +215,15 @@ export function button(
   attrs: Attrs = {},
 ): HTMLButtonElement {
   return h("button", { type: "button", class: `btn ${cls}`, ...attrs, onclick: onClick }, label);
+}
+
+// Sends an operator command (pause, resume, retry ...) and says in a toast how it went; the
+// caller refreshes what it shows afterwards, either way.
+export async function postCommand(what: string, path: string, body: Json = {}): Promise<void> {
+  try {
+    const r = await api.post<{ result?: string }>(path, body);
+    toast(`${what}: ${r?.result ?? "done"}`);
+  } catch (e) {
+    toast(`${what} failed: ${e instanceof ApiError ? e.message : String(e)}`, "error");
+  }
 }

@@ -228,13 +228,7 @@ std::optional<core::Debounce> WorkflowParser::parse_debounce(const Entry& e,
   if (const Entry* k = find(entries, "key")) {
     if (auto key = reader_.string_value(*k, inner)) {
       // A value inside the event: the whole event as a key would coalesce only exact repeats.
-      bool valid = key->rfind("/event/", 0) == 0 && key->size() > 7;
-      try {
-        (void)json::json_pointer(*key);
-      } catch (const json::exception&) {
-        valid = false;
-      }
-      if (!valid)
+      if (key->size() <= 7 || !is_event_pointer(*key))
         error(k->line, fmt::format("{}key '{}' must be a JSON pointer into the event, such as "
                                    "/event/chart_id",
                                    inner, *key));
@@ -297,9 +291,9 @@ ParsedStep WorkflowParser::parse_step(const Entry& e) {
           where + "a step must be a mapping with at least 'handler', not " + describe(e.value));
     return p;
   }
-  const auto entries = reader_.read_map(
-      e.value, where,
-      {"handler", "needs", "input", "when", "retry", "timeout", "concurrency", "on_exhausted"});
+  const auto entries = reader_.read_map(e.value, where,
+                                        {"handler", "needs", "input", "when", "retry", "timeout",
+                                         "concurrency", "on_exhausted", "for_each"});
   const Entry* handler = find(entries, "handler");
   bool check_settings = false;
   if (handler != nullptr) {
@@ -347,9 +341,46 @@ ParsedStep WorkflowParser::parse_step(const Entry& e) {
   if (const Entry* t = find(entries, "timeout")) {
     if (auto d = reader_.duration_value(*t, where)) p.step.timeout = *d;
   }
-  if (const Entry* c = find(entries, "concurrency"))
-    parse_concurrency(*c, where, p.step.concurrency);
+  const Entry* fan = find(entries, "for_each");
+  if (fan != nullptr) parse_for_each(*fan, where, p);
+  if (const Entry* c = find(entries, "concurrency")) {
+    if (fan == nullptr) {
+      parse_concurrency(*c, where, p.step.concurrency);
+    } else if (!c->value.IsScalar()) {
+      error(c->line, where +
+                         "with for_each, concurrency is how many elements of one run run at "
+                         "once: a positive whole number, not " +
+                         describe(c->value));
+    } else if (auto n = reader_.int_value(*c, where, 1, INT32_MAX); n && p.step.for_each) {
+      p.step.for_each->concurrency = static_cast<int>(*n);
+    }
+  }
   return p;
+}
+
+// The pointer is checked like a condition's paths (order_steps): into the event, or into the
+// output of a step this one needs.
+void WorkflowParser::parse_for_each(const Entry& e, const std::string& where, ParsedStep& p) {
+  auto pointer = e.value.IsScalar() ? reader_.string_value(e, where) : std::nullopt;
+  if (!e.value.IsScalar()) {
+    error(e.line, where +
+                      "for_each must be a JSON pointer to a list, such as "
+                      "/steps/extract/administrations, not " +
+                      describe(e.value));
+    return;
+  }
+  if (!pointer) return;
+  try {
+    (void)json::json_pointer(*pointer);
+  } catch (const json::exception&) {
+    // Without a leading '/' it is reported below with the paths it may start with.
+    if (!pointer->empty() && pointer->front() == '/') {
+      error(e.line, fmt::format("{}for_each: '{}' is not a JSON pointer", where, *pointer));
+      return;
+    }
+  }
+  p.step.for_each = core::ForEach{*pointer, 0};
+  p.for_each_path = {*pointer, e.line};
 }
 
 // True when the handler is known, so its settings are worth validating.
@@ -500,13 +531,7 @@ void WorkflowParser::parse_concurrency(const Entry& e, const std::string& where,
   }
   if (const Entry* k = find(entries, "key")) {
     if (auto key = reader_.string_value(*k, inner)) {
-      bool valid = is_event_path(*key);
-      try {
-        (void)json::json_pointer(*key);
-      } catch (const json::exception&) {
-        valid = false;
-      }
-      if (!valid)
+      if (!is_event_pointer(*key))
         error(k->line, fmt::format("{}key '{}' must be a JSON pointer into the event, such as "
                                    "/event/patient_id",
                                    inner, *key));

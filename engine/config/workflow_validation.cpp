@@ -7,6 +7,7 @@
 #include <cctype>
 #include <exception>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <utility>
 
@@ -48,6 +49,16 @@ bool valid_event_type(const std::string& s) {
 }
 
 bool is_event_path(const std::string& p) { return p == "/event" || p.rfind("/event/", 0) == 0; }
+
+bool is_event_pointer(const std::string& p) {
+  if (!is_event_path(p)) return false;
+  try {
+    (void)nlohmann::json::json_pointer(p);
+  } catch (const nlohmann::json::exception&) {
+    return false;
+  }
+  return true;
+}
 
 bool valid_memory_size(const std::string& s) {
   std::size_t i = 0;
@@ -116,12 +127,17 @@ std::vector<core::Step> order_steps(std::vector<ParsedStep> parsed, ErrorList& e
   }
 
   for (std::size_t i = 0; i < steps.size(); ++i) {
-    if (parsed[i].when_paths.empty()) continue;
+    // A for_each pointer reads the same context as a condition, under the same rules.
+    auto paths = parsed[i].when_paths;
+    if (parsed[i].for_each_path) paths.push_back(*parsed[i].for_each_path);
+    if (paths.empty()) continue;
     const std::vector<bool> upstream = graph.upstream(i);
     const std::string& self = steps[i].name;
-    for (const auto& [path, line] : parsed[i].when_paths) {
+    for (std::size_t k = 0; k < paths.size(); ++k) {
+      const auto& [path, line] = paths[k];
       if (is_event_path(path)) continue;
-      const std::string where = fmt::format("step '{}': when: path '{}' ", self, path);
+      const char* key = k < parsed[i].when_paths.size() ? "when" : "for_each";
+      const std::string where = fmt::format("step '{}': {}: path '{}' ", self, key, path);
       if (path.rfind("/steps/", 0) != 0 || path.size() == 7) {
         errors.add(line, where + "must start with /event or /steps/<step>");
         continue;

@@ -27,6 +27,8 @@ bool valid_step_name(const std::string& s);
 bool valid_event_type(const std::string& s);
 // /event or below: what a trigger filter (and a concurrency key) may read.
 bool is_event_path(const std::string& p);
+// A valid JSON pointer that starts at /event: a key that groups events or runs names one.
+bool is_event_pointer(const std::string& p);
 // Sizes as container runtimes write them: bytes, or a number with a decimal or binary unit.
 bool valid_memory_size(const std::string& s);
 
@@ -52,9 +54,10 @@ std::string did_you_mean(std::string_view word, const Names& candidates) {
 // A step as parsed, with the lines its graph problems are reported at.
 struct ParsedStep {
   core::Step step;
-  int line = 0;                                         // of the step's name
-  std::vector<int> need_lines;                          // parallel to step.needs
-  std::vector<std::pair<std::string, int>> when_paths;  // each condition path and its line
+  int line = 0;                                              // of the step's name
+  std::vector<int> need_lines;                               // parallel to step.needs
+  std::vector<std::pair<std::string, int>> when_paths;       // each condition path and its line
+  std::optional<std::pair<std::string, int>> for_each_path;  // the for_each pointer, its line
 };
 
 // Checks needs references, orders steps so each comes after all it needs (see core::StepGraph),

@@ -60,6 +60,16 @@ RunMigrationPlan plan_run_migration(const std::vector<RunStepState>& steps,
   std::map<std::string, const RunStepState*> by_new_key;
   for (const auto& s : steps) {
     const std::string key = renamed(renames, s.key);
+    // A handler may key what it did on its step's name (a review by run and step, a bill's
+    // ledger line): renamed mid-way, its retry or resumption would not find it and act again.
+    if (key != s.key && !step_not_started(s) && !done(s.status)) {
+      plan.reason = fmt::format(
+          "step {} is {}: a step that has started and not finished keeps its name (its handler "
+          "may have kept state under it); map only finished or unstarted steps",
+          s.key, s.status);
+      plan.dropped.clear();
+      return plan;
+    }
     if (in_target.count(key)) {
       by_new_key[key] = &s;
     } else if (step_not_started(s)) {

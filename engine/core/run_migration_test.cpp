@@ -18,13 +18,23 @@ const PlannedStep* find(const RunMigrationPlan& plan, const std::string& key) {
 }
 
 TEST(RunMigration, StartedStepsKeepTheirStateAndNewStepsWaitForWhatTheyNeed) {
-  const auto plan = plan_run_migration(
-      run({{"a", "succeeded"}, {"b", "waiting"}, {"c", "pending"}, {"old", "ready"}}),
-      {{"a", {}}, {"b2", {"a"}}, {"new", {"b2"}}, {"c", {"new"}}, {"side", {"a"}}}, {{"b", "b2"}},
+  auto plan = plan_run_migration(
+      run({{"a0", "succeeded"}, {"b", "waiting"}, {"c", "pending"}, {"old", "ready"}}),
+      {{"a", {}}, {"b2", {"a"}}, {"new", {"b2"}}, {"c", {"new"}}, {"side", {"a"}}},
+      {{"a0", "a"}, {"b", "b2"}}, "version 2");
+  EXPECT_FALSE(plan.movable);
+  EXPECT_EQ(plan.reason,
+            "step b is waiting: a step that has started and not finished keeps its name (its "
+            "handler may have kept state under it); map only finished or unstarted steps");
+  plan = plan_run_migration(
+      run({{"a0", "succeeded"}, {"b2", "waiting"}, {"c", "pending"}, {"old", "ready"}}),
+      {{"a", {}}, {"b2", {"a"}}, {"new", {"b2"}}, {"c", {"new"}}, {"side", {"a"}}}, {{"a0", "a"}},
       "version 2");
   ASSERT_TRUE(plan.movable) << plan.reason;
   EXPECT_EQ(find(plan, "a")->kind, PlannedStep::Kind::kKept);
-  EXPECT_EQ(find(plan, "b2")->from, "b");
+  EXPECT_EQ(find(plan, "a")->from, "a0");
+  EXPECT_EQ(find(plan, "a")->status, "succeeded");
+  EXPECT_EQ(find(plan, "b2")->from, "b2");
   EXPECT_EQ(find(plan, "b2")->status, "waiting");
   EXPECT_EQ(find(plan, "new")->kind, PlannedStep::Kind::kAdded);
   EXPECT_EQ(find(plan, "new")->status, "pending");
@@ -73,8 +83,20 @@ TEST(RunMigration, RefusesARunningStepAndAStartedStepTheNewVersionLacks) {
   EXPECT_FALSE(plan.movable);
   EXPECT_EQ(plan.reason,
             "step a is parked and version 3 has no step a (name the step it became with a rename)");
-  // Mapped, it moves.
-  EXPECT_TRUE(plan_run_migration(run({{"a", "parked"}}), {{"z", {}}}, {{"a", "z"}}, "v").movable);
+  // Mapped, it still stays: a parked step's retry would run under a name its handler never saw
+  // (a bill keyed by run and step would be sent again), and so would a retrying or held one.
+  for (const auto& steps : {run({{"a", "parked"}}), run({{"a", "retrying"}}),
+                            std::vector<RunStepState>{{"a", "paused", std::string("retrying")}}}) {
+    plan = plan_run_migration(steps, {{"z", {}}}, {{"a", "z"}}, "v");
+    EXPECT_FALSE(plan.movable) << steps[0].status;
+    EXPECT_EQ(plan.reason.rfind("step a is " + steps[0].status + ": a step that has started", 0),
+              0U)
+        << plan.reason;
+  }
+  // Not started, or finished, a step may be renamed.
+  EXPECT_TRUE(plan_run_migration(run({{"a", "ready"}, {"b", "skipped"}}), {{"z", {}}, {"y", {}}},
+                                 {{"a", "z"}, {"b", "y"}}, "v")
+                  .movable);
 }
 
 TEST(RunMigration, RefusesAMoveThatWouldLeaveNothingToRun) {

@@ -54,6 +54,8 @@ json Workflow::to_json() const {
     sj["timeout_ms"] = s.timeout.count();
     sj["concurrency"] = {{"limit", s.concurrency.limit}, {"key", s.concurrency.key}};
     sj["input"] = s.input;
+    if (s.for_each)  // only when set, as on_exhausted
+      sj["for_each"] = {{"pointer", s.for_each->pointer}, {"concurrency", s.for_each->concurrency}};
     steps_j.push_back(std::move(sj));
   }
   j["steps"] = std::move(steps_j);
@@ -95,6 +97,9 @@ Workflow Workflow::from_json(const json& j) {
       s.concurrency.key = sj.at("concurrency").value("key", std::string());
     }
     s.input = sj.value("input", json::object());
+    if (sj.contains("for_each"))
+      s.for_each = ForEach{sj.at("for_each").at("pointer").get<std::string>(),
+                           sj.at("for_each").value("concurrency", 0)};
     w.steps.push_back(std::move(s));
   }
   return w;

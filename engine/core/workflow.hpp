@@ -53,6 +53,12 @@ struct HandlerSpec {
 // or fail it, and its run is parked meanwhile.
 enum class OnExhausted { kFail, kPark };
 
+// A step run once per element of a list in the run's context (docs/workflows.md, "Fan-out").
+struct ForEach {
+  std::string pointer;  // into {"event": ..., "steps": {name: output}}, as a condition's path
+  int concurrency = 0;  // elements of one run running at once; 0 = no bound of its own
+};
+
 struct Step {
   std::string name;
   HandlerSpec handler;
@@ -63,6 +69,7 @@ struct Step {
   Millis timeout = kDefaultStepTimeout;
   Concurrency concurrency;
   nlohmann::json input = nlohmann::json::object();
+  std::optional<ForEach> for_each;
 };
 
 struct Workflow {

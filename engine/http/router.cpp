@@ -5,6 +5,7 @@
 #include <charconv>
 #include <chrono>
 
+#include "runtime/incoming_trace.hpp"
 #include "runtime/log.hpp"
 #include "store/errors.hpp"
 
@@ -252,6 +253,12 @@ std::optional<Response> Router::admit(Request& req) const {
 }
 
 Response Router::run_handler(const Route& route, Request& req) const {
+  // What the handler stores joins the caller's trace (runtime/incoming_trace.hpp). An S3 client
+  // can set object metadata but rarely a header of its own, so x-amz-meta-traceparent counts too.
+  auto traceparent = req.header("traceparent");
+  if (!traceparent) traceparent = req.header("x-amz-meta-traceparent");
+  runtime::IncomingTrace trace(traceparent ? std::optional<std::string_view>(*traceparent)
+                                           : std::nullopt);
   if (req.method != "GET" && req.method != "HEAD") return route.handler(req);
   try {
     return route.handler(req);

@@ -129,10 +129,21 @@ Metrics::Metrics()
       wal_last_archived_(gauge(*registry_, "chartflow_wal_archive_last_archived_timestamp_seconds",
                                "When a WAL segment was last archived (0: never)")),
       wal_last_failed_(gauge(*registry_, "chartflow_wal_archive_last_failed_timestamp_seconds",
-                             "When archiving a WAL segment last failed (0: never)")) {
+                             "When archiving a WAL segment last failed (0: never)")),
+      trace_spans_dropped_(prometheus::BuildCounter()
+                               .Name("chartflow_trace_spans_dropped_total")
+                               .Help("Spans not exported: the queue was full or the OTLP "
+                                     "collector failed")
+                               .Register(*registry_)
+                               .Add({})) {
   // Series at 0 from the start, so that increase() counts the first expiration of each reason.
   expirations_.Add({{"reason", "lease"}});
   expirations_.Add({{"reason", "timeout"}});
+}
+
+void Metrics::set_trace_spans_dropped(double total) {
+  const double added = total - trace_spans_dropped_.Value();
+  if (added > 0) trace_spans_dropped_.Increment(added);
 }
 
 void Metrics::declare_workflow(const core::Workflow& workflow) {

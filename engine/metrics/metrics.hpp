@@ -82,6 +82,9 @@ class Metrics {
   // Runs just before each serialize(), to sample gauges (the pool); set once at start-up.
   void on_collect(std::function<void()> sample) { on_collect_ = std::move(sample); }
   std::string serialize() const;
+  // Spans the trace exporter dropped so far (its queue was full, or the collector failed), as
+  // the exporter counts them: the counter follows that total.
+  void set_trace_spans_dropped(double total);
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -117,6 +120,7 @@ class Metrics {
   prometheus::Gauge& wal_archive_failed_;
   prometheus::Gauge& wal_last_archived_;
   prometheus::Gauge& wal_last_failed_;
+  prometheus::Counter& trace_spans_dropped_;
   std::function<void()> on_collect_;
 };
 

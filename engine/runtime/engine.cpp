@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <random>
 
+#include "core/for_each.hpp"
 #include "runtime/debounce.hpp"
+#include "runtime/incoming_trace.hpp"
 #include "runtime/log.hpp"
 #include "runtime/step_context.hpp"
 
@@ -56,6 +58,31 @@ std::optional<std::string> concurrency_key(const core::Workflow& wf, const core:
   return key;
 }
 
+// The step a row key is of, for metric labels: an element's index would make a label per
+// element.
+const std::string& step_label(const std::string& key, std::string& scratch) {
+  auto element = core::parse_element_key(key);
+  if (!element) return key;
+  scratch = std::move(element->step);
+  return scratch;
+}
+
+// The rows of a for_each step's elements. Its `concurrency` bounds the elements of one run (a
+// key per run), in place of the limit the step's handler may share across steps.
+std::vector<store::StepPlan> element_plans(const core::Workflow& wf, const core::Step& s,
+                                           const Json& event, std::int64_t run_id,
+                                           std::size_t count) {
+  store::StepPlan base = plan_step(wf, s, event);
+  base.needs.clear();
+  if (s.for_each->concurrency > 0) {
+    base.concurrency_key = wf.name + "/" + s.name + "/run-" + std::to_string(run_id);
+    base.concurrency_limit = s.for_each->concurrency;
+  }
+  std::vector<store::StepPlan> out(count, base);
+  for (std::size_t i = 0; i < count; ++i) out[i].step_key = core::element_key(s.name, i);
+  return out;
+}
+
 // Marks the wake-ups a store sends as this process's own for one ingest: the caller wakes its
 // workers directly, so its dispatcher need not wake another for the echo.
 class OwnWakeUps {
@@ -68,6 +95,12 @@ class OwnWakeUps {
  private:
   store::Store& s_;
 };
+
+// The runs a committed batch ended, for their root spans.
+void ended_runs(const store::StepBatch& batch, std::vector<std::int64_t>& out) {
+  out.insert(out.end(), batch.succeeded_run_ids().begin(), batch.succeeded_run_ids().end());
+  out.insert(out.end(), batch.failed_run_ids().begin(), batch.failed_run_ids().end());
+}
 
 }  // namespace
 
@@ -248,6 +281,7 @@ std::vector<store::RunPlan> Engine::plan_runs(const store::EventInput& ev,
 
 store::IngestResult Engine::ingest(store::EventInput event,
                                    const store::Store::BeforeIngest& before) {
+  IncomingTrace::apply(event);
   std::vector<std::string> started;
   std::uint64_t pools = 0;
   auto plan = [&](const store::EventInput& ev) { return plan_runs(ev, &started, &pools); };
@@ -264,6 +298,13 @@ store::IngestResult Engine::ingest(store::EventInput event,
 
 std::vector<store::IngestResult> Engine::ingest_batch(
     const std::vector<store::EventInput>& events) {
+  if (IncomingTrace::current()) {
+    auto traced = events;  // a copy only for a request that came with a trace
+    for (auto& ev : traced) IncomingTrace::apply(ev);
+    return ingest_with([&](store::Store& s, const store::Store::PlanRuns& plan) {
+      return s.ingest_batch(traced, plan);
+    });
+  }
   return ingest_with([&](store::Store& s, const store::Store::PlanRuns& plan) {
     return s.ingest_batch(events, plan);
   });
@@ -465,22 +506,25 @@ std::vector<store::ClaimedStep> Engine::run_batch(store::Store& store,
   };
   std::vector<Done> done;
   std::vector<store::ClaimedStep> next;
+  std::vector<std::int64_t> ended;  // runs the batch ended, for their root spans
   try {
     // Definitions and event bodies are read before the batch transaction opens: a connection
     // runs one transaction at a time.
     std::vector<std::int64_t> missing;
     for (const auto& s : steps)
       if (!events_.get(s.event_id)) missing.push_back(s.event_id);
-    for (auto& [id, body] : store.event_bodies(missing))
-      events_.put(id, std::make_shared<const Json>(std::move(body)));
-    std::vector<std::pair<WorkflowPtr, std::shared_ptr<const Json>>> inputs;
+    for (auto& [id, event] : store.event_bodies(missing))
+      events_.put(id, std::make_shared<const store::StoredEvent>(std::move(event)));
+    std::vector<std::pair<WorkflowPtr, std::shared_ptr<const store::StoredEvent>>> inputs;
     std::vector<WorkflowPtr> definitions;
-    for (const auto& s : steps) {
+    for (auto& s : steps) {
       auto event = events_.get(s.event_id);
-      if (!event) event = std::make_shared<const Json>(Json::object());
+      if (!event) event = std::make_shared<const store::StoredEvent>();
+      s.trace_id = event->trace_id;  // the handler's traceparent()
       inputs.emplace_back(workflows_->by_version(s.workflow_version_id, store), std::move(event));
       definitions.push_back(inputs.back().first);
     }
+    if (settings_.traces) read_ready_times(store, steps);
     int promoted = 0;
     const auto succeeded_plan = run_end_plan(store::kRunSucceededEvent);
     auto batch = store.begin_batch();
@@ -495,14 +539,16 @@ std::vector<store::ClaimedStep> Engine::run_batch(store::Store& store,
         batch->commit(settings_.instance_id, 0, settings_.lease, false);
         report_succeeded(*batch);
         promoted += batch->promoted();
+        if (settings_.traces) ended_runs(*batch, ended);
         batch.reset();  // a connection holds one transaction object at a time
         batch = store.begin_batch();
         batch->emit_succeeded_with(succeeded_plan);
         batch_start = std::chrono::steady_clock::now();
       }
-      execute(*batch, s, inputs[i].first, *inputs[i].second);
+      execute(*batch, s, inputs[i].first, inputs[i].second->body);
+      std::string scratch;
       done.push_back(
-          {s.workflow, s.step_key,
+          {s.workflow, step_label(s.step_key, scratch),
            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()});
     }
     next = batch->commit(settings_.instance_id,
@@ -510,12 +556,14 @@ std::vector<store::ClaimedStep> Engine::run_batch(store::Store& store,
                          workflows_->any_concurrency_limits());
     report_succeeded(*batch);
     promoted += batch->promoted();
+    if (settings_.traces) ended_runs(*batch, ended);
     if (promoted > 0 && pools_.size() > 1) wake_dependents(steps, definitions, pool);
   } catch (...) {
     untrack(steps);
     throw;
   }
   untrack(steps);
+  if (!ended.empty()) record_run_spans(store, steps, ended);
   if (hooks_.step_finished)
     for (const auto& d : done) hooks_.step_finished(d.workflow, d.step, d.seconds, "done");
   return next;
@@ -530,12 +578,56 @@ void Engine::execute(store::StepBatch& batch, const store::ClaimedStep& s, const
                      const Json& event) {
   const std::string& owner = settings_.instance_id;
   const core::Step* def = wf ? wf->workflow.find_step(s.step_key) : nullptr;
+  // A for_each step's element (core/for_each.hpp) runs under its step's definition.
+  std::optional<core::ElementKey> element;
+  if (def == nullptr && wf && (element = core::parse_element_key(s.step_key))) {
+    def = wf->workflow.find_step(element->step);
+    if (def != nullptr && !def->for_each) def = nullptr;
+  }
   if (def == nullptr) {
     batch.finish_failed(
         s, owner, "step definition not found for version " + std::to_string(s.workflow_version_id));
     return;
   }
-  if (def->when && !s.wake) {
+  if (def->for_each && !element && s.wake && s.wake->value("kind", "") == "fan_in") {
+    // Every element is done: the step's output is theirs, in list order.
+    batch.finish_done(
+        s, owner,
+        core::collect_outputs(s.needs_output, def->name, s.wake->value("count", std::size_t{0})),
+        false);
+    return;
+  }
+  std::optional<Json> element_input;
+  if (def->for_each) {
+    auto list = core::for_each_list(*def->for_each, event, s.needs_output);
+    std::string problem;
+    if (auto* why = std::get_if<std::string>(&list)) {
+      problem = *why;
+    } else if (element && element->index >= std::get<Json>(list).size()) {
+      problem = "element " + std::to_string(element->index) + " is no longer in the list";
+    }
+    if (!problem.empty()) {
+      // The list is the run's own data, settled before the step started: no retry changes it.
+      batch.log(store::LogRecord{3, "step failed: " + problem, s.workflow, s.run_id, s.step_key,
+                                 s.attempt, Json::object()});
+      if (batch.finish_failed(s, owner, problem)) emit_if_ended(batch, s.run_id);
+      if (hooks_.run_finished) hooks_.run_finished(s.workflow, "failed");
+      return;
+    }
+    const Json& items = std::get<Json>(list);
+    if (element) {
+      element_input = core::element_input(def->input, items[element->index], element->index);
+    } else if (!def->when || def->when->evaluate({{"event", event}, {"steps", s.needs_output}})) {
+      if (items.empty()) {
+        batch.finish_done(s, owner, Json::array(), false);
+      } else {
+        batch.finish_fanned_out(s, owner,
+                                element_plans(wf->workflow, *def, event, s.run_id, items.size()));
+      }
+      return;
+    }
+  }
+  if (def->when && !s.wake && !element) {
     const Json doc = {{"event", event}, {"steps", s.needs_output}};
     if (!def->when->evaluate(doc)) {
       batch.finish_done(s, owner, Json::object(), /*skipped=*/true);
@@ -550,6 +642,8 @@ void Engine::execute(store::StepBatch& batch, const store::ClaimedStep& s, const
       return 0;
     });
   });
+  if (element_input) ctx.set_input(std::move(*element_input));
+  const TimePoint handler_start = settings_.traces ? Clock::now() : TimePoint{};
   if (handler == nullptr) {
     outcome = Fail{"no handler named " + s.handler + " in this process", false};
   } else {
@@ -585,8 +679,9 @@ void Engine::execute(store::StepBatch& batch, const store::ClaimedStep& s, const
       if (hooks_.run_finished) hooks_.run_finished(s.workflow, "failed");
     } else {
       const Millis delay = after ? *after : def->retry.delay_before(s.attempt + 1, unit_random);
+      std::string scratch;
       if (batch.finish_retry(s, owner, delay, reason) && hooks_.step_retried)
-        hooks_.step_retried(s.workflow, s.step_key);
+        hooks_.step_retried(s.workflow, step_label(s.step_key, scratch));
     }
   };
   std::visit(
@@ -605,12 +700,16 @@ void Engine::execute(store::StepBatch& batch, const store::ClaimedStep& s, const
         }
       },
       outcome);
+  if (settings_.traces) record_step_span(s, *def, outcome, handler_start);
 }
 
 void Engine::handle_expired(store::Store& store) {
   for (const auto& e : store.expired_steps(100)) {
     WorkflowPtr wf = workflows_->by_version(e.workflow_version_id, store);
     const core::Step* def = wf ? wf->workflow.find_step(e.step_key) : nullptr;
+    // A for_each element retries and parks as its step says.
+    if (auto element = core::parse_element_key(e.step_key); wf && !def && element)
+      def = wf->workflow.find_step(element->step);
     core::RetryPolicy policy = def ? def->retry : core::RetryPolicy{};
     std::string error =
         e.timed_out

@@ -29,6 +29,8 @@
 
 namespace chartflow::runtime {
 
+class TraceExporter;  // runtime/trace_export.hpp
+
 // One worker thread per core and one more: a worker alternates between its handler and waiting
 // on PostgreSQL, which (embedded) shares the cores, and the extra one fills those waits. More
 // only add contention: on 2 cores, 3 workers ran the chart workflow a fifth faster than 8 and
@@ -59,6 +61,9 @@ struct EngineSettings {
   // Workers of each bulkhead named by a registered handler, besides `workers`; a bulkhead not
   // listed gets kDefaultBulkheadWorkers, and 0 runs its handlers in the general pool.
   std::map<std::string, int> bulkhead_workers;
+  // Where the spans of runs and step attempts go (--otlp-endpoint); null: none are recorded,
+  // and the workers do nothing for traces but hand each handler its run's trace id.
+  std::shared_ptr<TraceExporter> traces;
 };
 
 // Observers for metrics; every field optional.
@@ -221,6 +226,14 @@ class Engine {
                const Json& event);
   // Tells hooks about the runs a committed batch finished.
   void report_succeeded(const store::StepBatch& batch) const;
+  // Spans (runtime/engine_traces.cpp), only with EngineSettings::traces: an attempt's, as its
+  // handler returns; the root spans of the runs a batch ended, once it committed.
+  void record_step_span(const store::ClaimedStep& s, const core::Step& def,
+                        const StepOutcome& outcome, TimePoint handler_start) const;
+  void record_run_spans(store::Store& store, const std::vector<store::ClaimedStep>& steps,
+                        const std::vector<std::int64_t>& ended);
+  // Sets each step's ready_at (when its queue wait began) for its span; never throws.
+  void read_ready_times(store::Store& store, std::vector<store::ClaimedStep>& steps);
   void handle_expired(store::Store& store);
   // Starts the due debounced starts (runtime/debounce.cpp).
   void start_debounced(store::Store& store);

@@ -1,5 +1,6 @@
-// Parsed event bodies by event id, so the steps of one run do not re-read and re-parse the same
-// event. Bounded LRU; thread-safe; bodies are immutable once stored, so caching is always valid.
+// Parsed event bodies (with their traces) by event id, so the steps of one run do not re-read and
+// re-parse the same event. Bounded LRU; thread-safe; events are immutable once stored, so caching
+// is always valid.
 #pragma once
 
 #include <cstdint>
@@ -9,6 +10,7 @@
 #include <unordered_map>
 
 #include "engine/handler.hpp"
+#include "store/types.hpp"
 
 namespace chartflow::runtime {
 
@@ -16,7 +18,7 @@ class EventCache {
  public:
   explicit EventCache(std::size_t capacity) : capacity_(capacity) {}
 
-  std::shared_ptr<const Json> get(std::int64_t id) {
+  std::shared_ptr<const store::StoredEvent> get(std::int64_t id) {
     std::lock_guard lock(mu_);
     auto it = map_.find(id);
     if (it == map_.end()) return nullptr;
@@ -24,7 +26,7 @@ class EventCache {
     return it->second.first;
   }
 
-  void put(std::int64_t id, std::shared_ptr<const Json> body) {
+  void put(std::int64_t id, std::shared_ptr<const store::StoredEvent> body) {
     std::lock_guard lock(mu_);
     if (map_.count(id)) return;
     order_.push_front(id);
@@ -39,8 +41,8 @@ class EventCache {
   std::size_t capacity_;
   std::mutex mu_;
   std::list<std::int64_t> order_;
-  std::unordered_map<std::int64_t,
-                     std::pair<std::shared_ptr<const Json>, std::list<std::int64_t>::iterator>>
+  std::unordered_map<std::int64_t, std::pair<std::shared_ptr<const store::StoredEvent>,
+                                             std::list<std::int64_t>::iterator>>
       map_;
 };
 

@@ -6,6 +6,7 @@
 #include <optional>
 #include <utility>
 
+#include "core/trace.hpp"
 #include "core/workflow.hpp"
 #include "engine/handler.hpp"
 #include "runtime/log.hpp"
@@ -47,7 +48,15 @@ class StepContextImpl : public StepContext {
   std::int64_t event_id() const override { return claimed_.event_id; }
   const std::string& event_type() const override { return claimed_.event_type; }
   const Json& event() const override { return event_; }
-  const Json& input() const override { return def_.input; }
+  const Json& input() const override { return input_ ? *input_ : def_.input; }
+  // A for_each element's input: the step's, with the element beside it (core/for_each.hpp).
+  void set_input(Json input) { input_ = std::move(input); }
+  std::string traceparent() const override {
+    if (!claimed_.trace_id) return {};
+    return core::format_traceparent(*claimed_.trace_id,
+                                    core::step_span_id(*claimed_.trace_id, claimed_.run_id,
+                                                       claimed_.step_key, claimed_.attempt));
+  }
   const Json& needs() const override { return claimed_.needs_output; }
   const Json& config() const override { return def_.handler.config; }
   const Wake* wake() const override { return wake_ ? &*wake_ : nullptr; }
@@ -73,6 +82,7 @@ class StepContextImpl : public StepContext {
   Journal journal_;
   std::string idempotency_key_;
   std::optional<Wake> wake_;
+  std::optional<Json> input_;
 };
 
 }  // namespace chartflow::runtime

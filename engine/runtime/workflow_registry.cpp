@@ -6,7 +6,9 @@ namespace chartflow::runtime {
 
 WorkflowPtr WorkflowRegistry::remember(std::int64_t id, int version, core::Workflow wf) {
   for (const auto& s : wf.steps)
-    if (s.concurrency.limit > 0 || s.handler.shared_limit() > 0) any_limits_ = true;
+    if (s.concurrency.limit > 0 || s.handler.shared_limit() > 0 ||
+        (s.for_each && s.for_each->concurrency > 0))
+      any_limits_ = true;
   auto p = std::make_shared<VersionedWorkflow>(VersionedWorkflow{id, version, std::move(wf)});
   std::lock_guard lock(mu_);
   auto [it, inserted] = by_id_.emplace(id, p);

@@ -1,7 +1,9 @@
 // Debounced starts (schema/engine/0013_debounce.sql): an event of a debounced trigger upserts
 // its workflow's pending start for the key value instead of starting a run; the dispatcher
 // starts the due ones, each exactly once, whichever process gets there first.
+#include <algorithm>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "store/store.hpp"
@@ -9,10 +11,10 @@
 
 namespace chartflow::store {
 
-void debounce_in(Store::Impl& impl, pqxx::transaction_base& tx, std::int64_t event_id,
-                 const EventInput& event, const RunPlan& plan, const std::string& steps) {
+void debounce_all(Store::Impl& impl, pqxx::transaction_base& tx, PendingStarts starts) {
   // The latest event wins (its body is the run's); the window restarts with it, but the first
-  // event's max_wait holds: a chart saved without pause still runs. A row being started by
+  // event's max_wait holds: a chart saved without pause still runs. A start already due stays
+  // due: the dispatcher has yet to get to it, and the event joins it. A row being started by
   // another process right now is waited for, then gone: this event opens a new window.
   static const std::string kUpsert =
       "INSERT INTO debounce_pending AS d (workflow, key_value, event_id, workflow_version_id, "
@@ -21,12 +23,18 @@ void debounce_in(Store::Impl& impl, pqxx::transaction_base& tx, std::int64_t eve
       "ON CONFLICT (workflow, key_value) DO UPDATE SET event_id = excluded.event_id, "
       "  workflow_version_id = excluded.workflow_version_id, subject = excluded.subject, "
       "  step_count = excluded.step_count, steps = excluded.steps, events = d.events + 1, "
-      "  due_at = least(now() + $8 * interval '1 millisecond', "
-      "    d.first_seen + $9 * interval '1 millisecond')";
-  const auto& d = *plan.debounce;
-  tx.exec_prepared(impl.prepare("debounce_upsert", kUpsert), plan.workflow, d.key_value, event_id,
-                   plan.workflow_version_id, opt(event.subject),
-                   static_cast<int>(plan.steps.size()), steps, d.window_ms, d.max_wait_ms);
+      "  due_at = CASE WHEN d.due_at <= now() THEN d.due_at ELSE least(now() + $8 * "
+      "    interval '1 millisecond', d.first_seen + $9 * interval '1 millisecond') END";
+  std::stable_sort(starts.begin(), starts.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.plan.workflow, a.plan.debounce->key_value) <
+           std::tie(b.plan.workflow, b.plan.debounce->key_value);
+  });
+  for (const auto& s : starts) {
+    const auto& d = *s.plan.debounce;
+    tx.exec_prepared(impl.prepare("debounce_upsert", kUpsert), s.plan.workflow, d.key_value,
+                     s.event_id, s.plan.workflow_version_id, opt(s.subject),
+                     static_cast<int>(s.plan.steps.size()), s.steps, d.window_ms, d.max_wait_ms);
+  }
 }
 
 std::vector<DebouncedStart> Store::start_due_debounced(int limit) {
@@ -44,14 +52,8 @@ std::vector<DebouncedStart> Store::start_due_debounced(int limit) {
         "  d.subject, d.step_count, d.steps, d.events),"
         " run AS (INSERT INTO workflow_run (id, workflow_version_id, workflow, event_id, "
         "  status, remaining_steps, subject, started_at) SELECT run_id, workflow_version_id, "
-        "  workflow, event_id, 'running', step_count, subject, now() FROM input),"
-        " steps AS (INSERT INTO step_run (run_id, step_key, handler, status, needs, "
-        "  pending_needs, max_attempts, timeout_ms, concurrency_key, concurrency_limit) "
-        "  SELECT i.run_id, x.step_key, x.handler, CASE WHEN x.pending_needs = 0 THEN 'ready' "
-        "  ELSE 'pending' END, x.needs, x.pending_needs, x.max_attempts, x.timeout_ms, "
-        "  x.concurrency_key, x.concurrency_limit FROM input i, jsonb_to_recordset(i.steps) "
-        "  AS x(step_key text, handler text, needs jsonb, pending_needs int, max_attempts int, "
-        "  timeout_ms int, concurrency_key text, concurrency_limit int)),"
+        "  workflow, event_id, 'running', step_count, subject, now() FROM input)," +
+        insert_steps_cte("input i", "i.run_id", "i.steps") +
         " h AS (INSERT INTO run_history (run_id, type, detail) SELECT run_id, 'scheduled', "
         "  jsonb_build_object('event_id', event_id, 'version_id', workflow_version_id, "
         "  'debounced_events', events) FROM input)"

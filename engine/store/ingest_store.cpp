@@ -1,6 +1,7 @@
 // Ingest: events in, runs with their steps out, one transaction per call (or per batch of
 // events), waking the workers in the same statement where it can.
 #include <cstddef>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <vector>
@@ -35,16 +36,8 @@ std::string insert_run_sql(const std::string& ev, int first) {
   return " run AS (INSERT INTO workflow_run (workflow_version_id, workflow, event_id, status, "
          "  remaining_steps, subject, started_at) SELECT " +
          n(0) + "::bigint, " + n(1) + ", " + ev + ".id, 'running', " + n(2) + "::int, " + n(3) +
-         ", now() FROM " + ev +
-         "  RETURNING id, event_id),"
-         " steps AS (INSERT INTO step_run (run_id, step_key, handler, status, needs, "
-         "  pending_needs, max_attempts, timeout_ms, concurrency_key, concurrency_limit) "
-         "  SELECT run.id, x.step_key, x.handler, CASE WHEN x.pending_needs = 0 THEN 'ready' "
-         "  ELSE 'pending' END, x.needs, x.pending_needs, x.max_attempts, x.timeout_ms, "
-         "  x.concurrency_key, x.concurrency_limit FROM run, jsonb_to_recordset(" +
-         n(4) +
-         "::jsonb) AS x(step_key text, handler text, needs jsonb, pending_needs int, "
-         "  max_attempts int, timeout_ms int, concurrency_key text, concurrency_limit int)),"
+         ", now() FROM " + ev + "  RETURNING id, event_id)," +
+         insert_steps_cte("run", "run.id", n(4) + "::jsonb") +
          " h AS (INSERT INTO run_history (run_id, type, detail) SELECT run.id, 'scheduled', "
          "  jsonb_build_object('event_id', run.event_id, 'version_id', " +
          n(0) + "::bigint) FROM run)";
@@ -54,16 +47,16 @@ std::string insert_run_sql(const std::string& ev, int first) {
 
 IngestResult ingest_in(Store::Impl& impl, pqxx::transaction_base& tx, const EventInput& event,
                        const Store::PlanRuns& plan, const std::string* notify_origin,
-                       bool* notified) {
+                       bool* notified, PendingStarts* deferred) {
   IngestResult result;
   const auto plans = plan(event);
   if (plans.size() == 1 && !plans.front().debounce) {
     // The common case, event and run in one round trip, and with `notify_origin` ($10, else
     // NULL) the workers' wake-up too, sent only if the run was started.
     static const std::string kInsertEventRun =
-        "WITH ev AS (INSERT INTO event (type, dedup_key, body, source) VALUES ($1, $2, "
-        "$3::jsonb, $4) ON CONFLICT (type, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING "
-        "RETURNING id)," +
+        "WITH ev AS (INSERT INTO event (type, dedup_key, body, source, trace_id, trace_parent) "
+        "VALUES ($1, $2, $3::jsonb, $4, coalesce($11, trace_id_new()), $12) ON CONFLICT (type, "
+        "dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING RETURNING id)," +
         insert_run_sql("ev", 5) +
         " SELECT ev.id, run.id, (SELECT count(*) FROM (SELECT pg_notify('chartflow_wakeup_' || "
         "current_schema(), $10) FROM run WHERE $10::text IS NOT NULL) n) "
@@ -74,7 +67,8 @@ IngestResult ingest_in(Store::Impl& impl, pqxx::transaction_base& tx, const Even
     const auto r = tx.exec_prepared(
         impl.prepare("insert_event_run", kInsertEventRun), event.type, opt(event.dedup_key),
         event.body.dump(), event.source, p.workflow_version_id, p.workflow,
-        static_cast<int>(p.steps.size()), opt(event.subject), steps_json(p).dump(), opt(origin));
+        static_cast<int>(p.steps.size()), opt(event.subject), steps_json(p).dump(), opt(origin),
+        opt(event.trace_id), opt(event.trace_parent));
     if (!r.empty()) {
       result.event_id = r[0][0].as<std::int64_t>();
       result.run_ids.push_back(r[0][1].as<std::int64_t>());
@@ -84,17 +78,20 @@ IngestResult ingest_in(Store::Impl& impl, pqxx::transaction_base& tx, const Even
   } else {
     auto ins = tx.exec_prepared(
         impl.prepare("insert_event",
-                     "INSERT INTO event (type, dedup_key, body, source) VALUES ($1, $2, "
-                     "$3::jsonb, $4) ON CONFLICT (type, dedup_key) WHERE dedup_key IS NOT NULL "
-                     "DO NOTHING RETURNING id"),
-        event.type, opt(event.dedup_key), event.body.dump(), event.source);
+                     "INSERT INTO event (type, dedup_key, body, source, trace_id, trace_parent) "
+                     "VALUES ($1, $2, $3::jsonb, $4, coalesce($5, trace_id_new()), $6) ON "
+                     "CONFLICT (type, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING "
+                     "RETURNING id"),
+        event.type, opt(event.dedup_key), event.body.dump(), event.source, opt(event.trace_id),
+        opt(event.trace_parent));
     if (!ins.empty()) {
       result.event_id = ins[0][0].as<std::int64_t>();
       static const std::string kInsertRun =
           "WITH ev AS (SELECT $1::bigint AS id)," + insert_run_sql("ev", 2) + " SELECT id FROM run";
+      PendingStarts starts;
       for (const RunPlan& p : plans) {
         if (p.debounce) {
-          debounce_in(impl, tx, result.event_id, event, p, steps_json(p).dump());
+          starts.push_back({result.event_id, event.subject, p, steps_json(p).dump()});
           result.debounced.push_back(p.workflow);
           continue;
         }
@@ -103,6 +100,10 @@ IngestResult ingest_in(Store::Impl& impl, pqxx::transaction_base& tx, const Even
             p.workflow, static_cast<int>(p.steps.size()), opt(event.subject), steps_json(p).dump());
         result.run_ids.push_back(run[0][0].as<std::int64_t>());
       }
+      if (deferred)
+        std::move(starts.begin(), starts.end(), std::back_inserter(*deferred));
+      else if (!starts.empty())
+        debounce_all(impl, tx, std::move(starts));
       return result;
     }
   }
@@ -121,10 +122,12 @@ bool ingest_each(Store::Impl& impl, pqxx::transaction_base& tx,
                  const std::vector<EventInput>& events, const Store::PlanRuns& plan,
                  std::vector<IngestResult>& out) {
   bool started = false;
+  PendingStarts starts;
   for (const auto& ev : events) {
-    out.push_back(ingest_in(impl, tx, ev, plan));
+    out.push_back(ingest_in(impl, tx, ev, plan, nullptr, nullptr, &starts));
     started = started || (!out.back().duplicate && !out.back().run_ids.empty());
   }
+  debounce_all(impl, tx, std::move(starts));
   return started;
 }
 
@@ -158,6 +161,7 @@ std::vector<IngestResult> Store::ingest_batch(const std::vector<EventInput>& eve
     // Events without a dedup key that start exactly one run go in with one statement; the rest
     // (dedup checks, several runs or none) one by one.
     Json simple = Json::array();
+    PendingStarts starts;
     for (std::size_t i = 0; i < events.size(); ++i) {
       const auto& ev = events[i];
       auto plans = ev.dedup_key ? std::vector<RunPlan>{} : plan(ev);
@@ -172,15 +176,19 @@ std::vector<IngestResult> Store::ingest_batch(const std::vector<EventInput>& eve
                     {"step_count", p.steps.size()},
                     {"steps", steps_json(p)}};
         if (ev.subject) row["subject"] = *ev.subject;
+        if (ev.trace_id) row["trace_id"] = *ev.trace_id;
+        if (ev.trace_parent) row["trace_parent"] = *ev.trace_parent;
         simple.push_back(std::move(row));
         continue;
       }
       if (ev.dedup_key)
-        out[i] = ingest_in(*impl_, tx, ev, plan);
+        out[i] = ingest_in(*impl_, tx, ev, plan, nullptr, nullptr, &starts);
       else
-        out[i] = ingest_in(*impl_, tx, ev, [&](const EventInput&) { return plans; });
+        out[i] = ingest_in(
+            *impl_, tx, ev, [&](const EventInput&) { return plans; }, nullptr, nullptr, &starts);
       started = started || (!out[i].duplicate && !out[i].run_ids.empty());
     }
+    debounce_all(*impl_, tx, std::move(starts));
     if (!simple.empty()) {
       // Ids are drawn first so each event's run, steps and history can name it in the same
       // statement; the foreign keys are checked at its end, when every row is in.
@@ -188,19 +196,15 @@ std::vector<IngestResult> Store::ingest_batch(const std::vector<EventInput>& eve
           "WITH input AS MATERIALIZED (SELECT nextval(pg_get_serial_sequence('event', 'id')) AS "
           "  event_id, nextval(pg_get_serial_sequence('workflow_run', 'id')) AS run_id, x.* "
           "  FROM jsonb_to_recordset($1::jsonb) AS x(i int, type text, body jsonb, source text, "
-          "  subject text, version_id bigint, workflow text, step_count int, steps jsonb)),"
-          " ev AS (INSERT INTO event (id, type, body, source) SELECT event_id, type, body, "
-          "  source FROM input),"
+          "  subject text, version_id bigint, workflow text, step_count int, steps jsonb, "
+          "  trace_id text, trace_parent text)),"
+          " ev AS (INSERT INTO event (id, type, body, source, trace_id, trace_parent) SELECT "
+          "  event_id, type, body, source, coalesce(trace_id, trace_id_new()), trace_parent "
+          "  FROM input),"
           " run AS (INSERT INTO workflow_run (id, workflow_version_id, workflow, event_id, "
           "  status, remaining_steps, subject, started_at) SELECT run_id, version_id, workflow, "
-          "  event_id, 'running', step_count, subject, now() FROM input),"
-          " steps AS (INSERT INTO step_run (run_id, step_key, handler, status, needs, "
-          "  pending_needs, max_attempts, timeout_ms, concurrency_key, concurrency_limit) "
-          "  SELECT i.run_id, x.step_key, x.handler, CASE WHEN x.pending_needs = 0 THEN 'ready' "
-          "  ELSE 'pending' END, x.needs, x.pending_needs, x.max_attempts, x.timeout_ms, "
-          "  x.concurrency_key, x.concurrency_limit FROM input i, jsonb_to_recordset(i.steps) "
-          "  AS x(step_key text, handler text, needs jsonb, pending_needs int, max_attempts int, "
-          "  timeout_ms int, concurrency_key text, concurrency_limit int)),"
+          "  event_id, 'running', step_count, subject, now() FROM input)," +
+          insert_steps_cte("input i", "i.run_id", "i.steps") +
           " h AS (INSERT INTO run_history (run_id, type, detail) SELECT run_id, 'scheduled', "
           "  jsonb_build_object('event_id', event_id, 'version_id', version_id) FROM input)"
           " SELECT i, event_id, run_id FROM input";

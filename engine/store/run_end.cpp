@@ -1,5 +1,6 @@
 // Run-end events: written by the transaction that moves a run to succeeded or failed, so a run
 // that ended is never without its event and an event never names a run that did not end.
+#include "core/trace.hpp"
 #include "store/store_impl.hpp"
 
 namespace chartflow::store {
@@ -15,7 +16,7 @@ bool emit_run_end(Store::Impl& impl, pqxx::transaction_base& tx, std::int64_t ru
       "  (SELECT coalesce(jsonb_object_agg(s.step_key, s.output), '{}')::text FROM step_run s "
       "    WHERE s.run_id = r.id AND s.status = 'succeeded'), "
       "  (SELECT count(*) FROM run_history h WHERE h.run_id = r.id AND h.type = 'failed' "
-      "    AND h.step IS NULL), r.event_id "
+      "    AND h.step IS NULL), r.event_id, e.trace_id "
       "FROM workflow_run r JOIN event e ON e.id = r.event_id WHERE r.id = $1";
   auto r = tx.exec_prepared(impl.prepare("run_end", kRunEnd), run_id);
   if (r.empty()) return false;
@@ -35,6 +36,12 @@ bool emit_run_end(Store::Impl& impl, pqxx::transaction_base& tx, std::int64_t ru
   }
   EventInput ev;
   ev.source = "run";
+  // The runs it starts join this run's trace, under this run's root span (docs/operations.md,
+  // Traces): one trace follows a chain from the first event.
+  if (!row[8].is_null()) {
+    ev.trace_id = row[8].c_str();
+    ev.trace_parent = core::run_span_id(*ev.trace_id, run_id);
+  }
   if (!row[2].is_null()) ev.subject = row[2].c_str();
   ev.body = {{"run_id", run_id},
              {"workflow", row[0].c_str()},

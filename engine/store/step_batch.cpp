@@ -113,6 +113,7 @@ bool BatchImpl::finish_failed(const ClaimedStep& s, const std::string& owner,
       s.run_id, "step " + s.step_key + " failed: " + error);
   last_run_status_ = run.empty() ? "" : "failed";
   if (!run.empty()) {
+    failed_run_ids_.push_back(s.run_id);
     history(cur(), s.run_id, "failed", std::nullopt, std::nullopt, owner,
             Json{{"step", s.step_key}});
   }
@@ -178,6 +179,8 @@ std::vector<ClaimedStep> BatchImpl::commit(const std::string& owner, int claim_n
     const Json result = Json::parse(r[0][0].c_str());
     promoted_ += result.at("promoted").get<int>();
     for (const auto& wf : result.at("succeeded")) succeeded_runs_.push_back(wf.get<std::string>());
+    for (const auto& id : result.at("succeeded_ids"))
+      succeeded_run_ids_.push_back(id.get<std::int64_t>());
     if (succeeded_plan_)
       for (const auto& id : result.at("succeeded_ids"))
         if (store::emit_run_end(impl_, tx_, id.get<std::int64_t>(), succeeded_plan_))

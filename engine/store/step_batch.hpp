@@ -46,9 +46,14 @@ class BatchImpl : public StepBatch {
   bool finish_wait(const ClaimedStep& s, const std::string& owner,
                    const std::optional<std::string>& signal,
                    const std::optional<TimePoint>& until) override;
+  // In for_each_store.cpp.
+  bool finish_fanned_out(const ClaimedStep& s, const std::string& owner,
+                         const std::vector<StepPlan>& elements) override;
   int promoted() const override { return promoted_; }
   void log(const LogRecord& rec) override { logs_.push_back(rec); }
   const std::vector<std::string>& succeeded_runs() const override { return succeeded_runs_; }
+  const std::vector<std::int64_t>& succeeded_run_ids() const override { return succeeded_run_ids_; }
+  const std::vector<std::int64_t>& failed_run_ids() const override { return failed_run_ids_; }
   const std::string& last_run_status() const override { return last_run_status_; }
   void emit_succeeded_with(const Store::PlanRuns& plan) override { succeeded_plan_ = plan; }
   void emit_run_end(std::int64_t run_id, const Store::PlanRuns& plan) override;
@@ -78,6 +83,8 @@ class BatchImpl : public StepBatch {
   std::vector<std::int64_t> waiting_runs_;  // runs to mark waiting at commit, see finish_wait
   Store::PlanRuns succeeded_plan_;          // see emit_succeeded_with
   std::vector<std::string> succeeded_runs_;
+  std::vector<std::int64_t> succeeded_run_ids_;
+  std::vector<std::int64_t> failed_run_ids_;
   std::string last_run_status_;
   bool notify_ = false;  // runs were started by a run-end event
   int promoted_ = 0;     // see promoted()

@@ -229,9 +229,9 @@ std::optional<Json> Store::event_body(std::int64_t event_id) {
   });
 }
 
-std::map<std::int64_t, Json> Store::event_bodies(const std::vector<std::int64_t>& ids) {
+std::map<std::int64_t, StoredEvent> Store::event_bodies(const std::vector<std::int64_t>& ids) {
   return translate(*impl_, [&] {
-    std::map<std::int64_t, Json> out;
+    std::map<std::int64_t, StoredEvent> out;
     if (ids.empty()) return out;
     std::string list = "{";
     for (std::size_t i = 0; i < ids.size(); ++i) list += (i ? "," : "") + std::to_string(ids[i]);
@@ -241,9 +241,14 @@ std::map<std::int64_t, Json> Store::event_bodies(const std::vector<std::int64_t>
     pqxx::nontransaction tx(impl_->conn);
     for (const auto& row :
          tx.exec_prepared(impl_->prepare("event_bodies",
-                                         "SELECT id, body FROM event WHERE id = ANY($1::bigint[])"),
-                          list))
-      out.emplace(row[0].as<std::int64_t>(), Json::parse(row[1].c_str()));
+                                         "SELECT id, body, trace_id, trace_parent FROM event "
+                                         "WHERE id = ANY($1::bigint[])"),
+                          list)) {
+      StoredEvent ev{Json::parse(row[1].c_str()), std::nullopt, std::nullopt};
+      if (!row[2].is_null()) ev.trace_id = row[2].c_str();
+      if (!row[3].is_null()) ev.trace_parent = row[3].c_str();
+      out.emplace(row[0].as<std::int64_t>(), std::move(ev));
+    }
     return out;
   });
 }

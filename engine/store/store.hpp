@@ -100,8 +100,18 @@ class Store {
   bool park_expired(const Expired& e, const std::string& error);
 
   std::optional<Json> event_body(std::int64_t event_id);
-  // Bodies of several events in one round trip (missing ids are absent from the map).
-  std::map<std::int64_t, Json> event_bodies(const std::vector<std::int64_t>& ids);
+  // Bodies of several events, with their traces, in one round trip (missing ids are absent).
+  std::map<std::int64_t, StoredEvent> event_bodies(const std::vector<std::int64_t>& ids);
+  // For the spans of traces (store/trace_store.cpp), read only when spans are exported: when
+  // each claimed step became due (its queue wait began), and the times of ended runs.
+  std::map<std::pair<std::int64_t, std::string>, TimePoint> step_ready_times(
+      const std::vector<StepAttempt>& steps);
+  struct RunTimes {
+    std::int64_t run_id = 0;
+    std::string workflow, status;
+    TimePoint started, finished;
+  };
+  std::vector<RunTimes> run_times(const std::vector<std::int64_t>& run_ids);
 
   enum class CommandResult { kOk, kNotFound, kConflict };
   // `before` runs first in the same transaction (e.g. recording a review decision or an audit
@@ -275,6 +285,11 @@ class StepBatch {
   virtual bool finish_wait(const ClaimedStep& s, const std::string& owner,
                            const std::optional<std::string>& signal,
                            const std::optional<TimePoint>& until) = 0;
+  // A for_each step fans out (core/for_each.hpp): `elements` become ready steps of its run, and
+  // the step itself goes back to pending, needing them all, its attempt given back; claimed
+  // again once they are done, it comes with wake {"kind": "fan_in", "count": n}.
+  virtual bool finish_fanned_out(const ClaimedStep& s, const std::string& owner,
+                                 const std::vector<StepPlan>& elements) = 0;
   virtual void log(const LogRecord& r) = 0;
   // The run's status after the last finish_failed: "failed" when that step ended the run, else
   // something else (runs that succeed end at commit: succeeded_runs).
@@ -293,6 +308,10 @@ class StepBatch {
   // Workflows of the runs that succeeded with this batch's finished steps (known once
   // committed: finishes that wrote nothing else go to the database together at commit).
   virtual const std::vector<std::string>& succeeded_runs() const = 0;
+  // Their ids, in the same order.
+  virtual const std::vector<std::int64_t>& succeeded_run_ids() const = 0;
+  // The runs this batch's finish_failed ended (final once the batch has committed).
+  virtual const std::vector<std::int64_t>& failed_run_ids() const = 0;
 };
 
 }  // namespace chartflow::store

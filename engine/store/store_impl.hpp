@@ -152,28 +152,55 @@ class TxSql : public Sql {
   Store::Impl* impl_;
 };
 
+// A debounced plan's pending start, for the stored event `event_id` (store/debounce_store.cpp).
+struct PendingStart {
+  std::int64_t event_id = 0;
+  std::optional<std::string> subject;
+  RunPlan plan;       // plan.debounce is set
+  std::string steps;  // the run's steps JSON
+};
+// Several events' pending starts in one transaction are upserted together, in (workflow, key)
+// order: two transactions locking the same rows in opposite orders would deadlock.
+using PendingStarts = std::vector<PendingStart>;
+
 // Stores one event and its runs inside `tx`. The caller commits and notifies, unless
 // `notify_origin` is given and *notified comes back true: then the wake-up (with that origin)
-// went out in the same statement as the run.
+// went out in the same statement as the run. With `deferred`, debounced starts are added to it
+// for debounce_all; without, upserted at once.
 IngestResult ingest_in(Store::Impl& impl, pqxx::transaction_base& tx, const EventInput& event,
                        const Store::PlanRuns& plan, const std::string* notify_origin = nullptr,
-                       bool* notified = nullptr);
+                       bool* notified = nullptr, PendingStarts* deferred = nullptr);
 
 // ingest_in for each event, appending to `out`; true when any started a run.
 bool ingest_each(Store::Impl& impl, pqxx::transaction_base& tx,
                  const std::vector<EventInput>& events, const Store::PlanRuns& plan,
                  std::vector<IngestResult>& out);
 
-// The pending start of a debounced plan (plan.debounce set) for the stored event `event_id`:
-// inserted, or moved on to this event (store/debounce_store.cpp). `steps`: the run's steps JSON.
-void debounce_in(Store::Impl& impl, pqxx::transaction_base& tx, std::int64_t event_id,
-                 const EventInput& event, const RunPlan& plan, const std::string& steps);
+// Inserts each pending start, or moves it on to its later event, in (workflow, key) order
+// (arrival order within a key, so the last event wins).
+void debounce_all(Store::Impl& impl, pqxx::transaction_base& tx, PendingStarts starts);
 
 // Stores the run-end event (workflow.succeeded / workflow.failed) of run `run_id`, which `tx`
 // has just finished, and starts the runs `plan` gives it. Returns true when runs were started
 // (the caller notifies). Past kMaxChainDepth nothing is emitted.
 bool emit_run_end(Store::Impl& impl, pqxx::transaction_base& tx, std::int64_t run_id,
                   const Store::PlanRuns& plan);
+
+// The CTE that inserts new runs' steps from their planned steps (a jsonb array as ingest's
+// steps_json builds it): `from` names the runs, `run_id` and `steps` are expressions over it.
+// Every way a run starts (an event, a batch, a debounced start) builds its steps with this.
+inline std::string insert_steps_cte(const std::string& from, const std::string& run_id,
+                                    const std::string& steps) {
+  return " steps AS (INSERT INTO step_run (run_id, step_key, handler, status, needs, "
+         "  pending_needs, max_attempts, timeout_ms, concurrency_key, concurrency_limit) SELECT " +
+         run_id +
+         ", x.step_key, x.handler, CASE WHEN x.pending_needs = 0 THEN 'ready' ELSE 'pending' "
+         "  END, x.needs, x.pending_needs, x.max_attempts, x.timeout_ms, x.concurrency_key, "
+         "  x.concurrency_limit FROM " +
+         from + ", jsonb_to_recordset(" + steps +
+         ") AS x(step_key text, handler text, needs jsonb, pending_needs int, max_attempts int, "
+         "  timeout_ms int, concurrency_key text, concurrency_limit int)),";
+}
 
 Json exec_json(pqxx::transaction_base& tx, std::string_view statement,
                const std::vector<std::optional<std::string>>& params);

@@ -68,6 +68,12 @@ inline constexpr int kMaxChainDepth = 16;
 using chartflow::EventInput;
 using chartflow::IngestResult;
 
+// An event as a worker reads it: its body, and its trace (unset for events older than traces).
+struct StoredEvent {
+  Json body;
+  std::optional<std::string> trace_id, trace_parent;
+};
+
 struct ClaimedStep {
   std::int64_t run_id = 0;
   std::string step_key;
@@ -81,6 +87,10 @@ struct ClaimedStep {
   Json needs_output = Json::object();
   std::optional<Json> wake;
   TimePoint deadline;
+  // Set by the engine, not the claim: the run's trace (its event's), and, when spans are
+  // exported, when the step became due (its queue wait began).
+  std::optional<std::string> trace_id;
+  std::optional<TimePoint> ready_at;
 };
 
 // One attempt of one step: what a worker holds while it runs the step.

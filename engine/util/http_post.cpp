@@ -12,8 +12,6 @@
 namespace chartflow::util {
 namespace {
 
-constexpr std::size_t kMaxResponseBytes = std::size_t{64} * 1024;
-
 bool header_value_ok(std::string_view v) {
   for (char c : v) {
     if (c == '\r' || c == '\n' || c == '\0') return false;
@@ -43,12 +41,18 @@ struct SlistDeleter {
   void operator()(curl_slist* l) const { curl_slist_free_all(l); }
 };
 
+struct BodySink {
+  HttpResult* result;
+  std::size_t cap;
+};
+
 std::size_t write_body(char* data, std::size_t size, std::size_t count, void* user) {
-  auto* body = static_cast<std::string*>(user);
+  auto* sink = static_cast<BodySink*>(user);
+  std::string& body = sink->result->body;
   const std::size_t n = size * count;
-  if (body->size() < kMaxResponseBytes) {
-    body->append(data, std::min(n, kMaxResponseBytes - body->size()));
-  }
+  const std::size_t room = sink->cap - std::min(sink->cap, body.size());
+  if (n > room) sink->result->truncated = true;
+  body.append(data, std::min(n, room));
   return n;  // the rest is read and dropped
 }
 
@@ -162,8 +166,11 @@ std::string check_outbound_url(std::string_view url, bool allow_insecure) {
       parsed->host);
 }
 
-HttpResult http_post(std::string_view url, std::string_view body, const HttpHeaders& headers,
-                     const HttpPostOptions& options) {
+namespace {
+
+// One request: POST with `body`, or GET when `body` is null.
+HttpResult perform(std::string_view url, const std::string_view* body, const HttpHeaders& headers,
+                   const HttpPostOptions& options) {
   HttpResult result;
   auto parsed = parse_http_url(url);
   if (!parsed) {
@@ -197,7 +204,7 @@ HttpResult http_post(std::string_view url, std::string_view body, const HttpHead
       return result;
     }
   }
-  if (!has_content_type) add_header("Content-Type: application/json");
+  if (!has_content_type && body != nullptr) add_header("Content-Type: application/json");
   add_header("Expect:");  // no 100-continue round trip
   if (options.auth) {
     AccessToken token = options.auth->get();
@@ -231,12 +238,17 @@ HttpResult http_post(std::string_view url, std::string_view body, const HttpHead
   curl_easy_setopt(h, CURLOPT_USERAGENT, "chartflow");
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
-  curl_easy_setopt(h, CURLOPT_POST, 1L);
-  curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.data());
-  curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  if (body != nullptr) {
+    curl_easy_setopt(h, CURLOPT_POST, 1L);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body->data());
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body->size()));
+  } else {
+    curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+  }
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, list.get());
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_body);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, &result.body);
+  BodySink sink{&result, options.max_response_bytes};
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
   curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
   // TLS: 1.2 minimum, the peer's certificate and name verified, always.
   curl_easy_setopt(h, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
@@ -267,6 +279,18 @@ HttpResult http_post(std::string_view url, std::string_view body, const HttpHead
   result.status = static_cast<int>(status);
   if (result.status == 401 && options.auth) options.auth->invalidate();
   return result;
+}
+
+}  // namespace
+
+HttpResult http_post(std::string_view url, std::string_view body, const HttpHeaders& headers,
+                     const HttpPostOptions& options) {
+  return perform(url, &body, headers, options);
+}
+
+HttpResult http_get(std::string_view url, const HttpHeaders& headers,
+                    const HttpPostOptions& options) {
+  return perform(url, nullptr, headers, options);
 }
 
 }  // namespace chartflow::util

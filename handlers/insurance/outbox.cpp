@@ -142,10 +142,13 @@ void deliver_one(StepContext& ctx, const InsurerEndpoint& endpoint, const std::s
   }
   const std::string attempt_id = util::column_text(*claim, "attempt_id").value_or("0");
   const auto attempt = util::column_int(*claim, "attempt").value_or(0);
-  // The payload as committed, which is what every attempt sends.
+  // The payload as committed, which is what every attempt sends; the insurer's spans join the
+  // run's trace through its traceparent.
+  util::HttpHeaders headers = {{"Content-Type", "application/fhir+json"}, {"Idempotency-Key", key}};
+  if (auto traceparent = ctx.traceparent(); !traceparent.empty())
+    headers.emplace_back("traceparent", std::move(traceparent));
   util::HttpResult result = util::http_post(
-      endpoint.url, util::column_text(*claim, "payload").value_or("{}"),
-      {{"Content-Type", "application/fhir+json"}, {"Idempotency-Key", key}}, endpoint.http);
+      endpoint.url, util::column_text(*claim, "payload").value_or("{}"), headers, endpoint.http);
   std::optional<std::string> status_code;
   if (result.status != 0) status_code = std::to_string(result.status);
   const Json fields = {{"chart_id", chart_id},

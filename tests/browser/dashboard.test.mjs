@@ -816,13 +816,13 @@ const MOVE_V2 = `name: browser-move
 on:
   - event: test.move
 steps:
-  intake: { handler: noop }
-  approval:
+  receive: { handler: noop }
+  review:
     handler: wait_signal
-    needs: [intake]
+    needs: [receive]
     input: { signal: decision, timeout_ms: 600000 }
-  welcome: { handler: noop, needs: [intake] }
-  notify: { handler: noop, needs: [approval] }
+  welcome: { handler: noop, needs: [receive] }
+  notify: { handler: noop, needs: [review] }
 `;
 
 async function publishMoveV2() {
@@ -867,7 +867,7 @@ test("runs waiting in version 1 are planned and moved to version 2 from the work
   await page.click(`${card} [data-testid=migrate-runs] summary`);
   await page.selectOption(`${card} select[name=from]`, "1");
   await page.selectOption(`${card} select[name=to]`, "2");
-  await page.fill(`${card} input[name=map]`, "review=approval");
+  await page.fill(`${card} input[name=map]`, "intake=receive");
   const [planned] = await Promise.all([
     page.waitForResponse((r) => r.url().endsWith("/v1/workflows/browser-move/migrate")),
     page.click(`${card} button[data-action=plan-migration]`),
@@ -903,14 +903,15 @@ test("runs waiting in version 1 are planned and moved to version 2 from the work
 
   // The run page shows the new version; the run goes on along it.
   await page.goto(`${BASE}/ui/runs/${runs[0]}`);
-  await page.waitForSelector('svg.dag g.dag-node[data-step="approval"]');
+  await page.waitForSelector('svg.dag g.dag-node[data-step="receive"]');
   await page.waitForFunction(() => /browser-move version 2/.test(document.body.textContent ?? ""));
   for (const id of runs) {
     await waitFor(`welcome of run ${id} to run`, async () => (await stepStatus(id, "welcome")) === "succeeded");
     assert.equal((await api("POST", `/v1/runs/${id}/signal/decision`, {})).status, 202);
     await waitForRunStatus(id, "succeeded");
     assert.equal(await stepStatus(id, "notify"), "succeeded");
-    assert.equal(await stepStatus(id, "review"), undefined);
+    assert.equal(await stepStatus(id, "receive"), "succeeded");
+    assert.equal(await stepStatus(id, "intake"), undefined);
   }
 });
 

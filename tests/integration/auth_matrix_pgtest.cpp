@@ -11,6 +11,7 @@
 
 #include <ctime>
 #include <deque>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <set>
@@ -21,6 +22,7 @@
 #include "tests/support/child_process.hpp"
 #include "tests/support/pg_fixture.hpp"
 #include "tests/support/s3_signer.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace chartflow::testing {
 namespace {
@@ -71,6 +73,9 @@ const std::map<std::string, std::string> kAccessMatrix = {
     {"POST /v1/auth/signin", "public"},
     {"POST /v1/auth/signout", "uploader,reviewer,billing,operator"},
     {"GET /v1/auth/session", "uploader,reviewer,billing,operator"},
+    // A FHIR server's notification proves itself with its subscription's secret (docs/fhir.md).
+    {"POST /fhir/subscriptions/{name}", "self"},
+    {"GET /fhir/subscriptions/{name}/$status", "operator"},
 };
 
 const std::vector<std::string> kRoles = {"uploader", "reviewer", "billing", "operator", "admin"};
@@ -82,6 +87,13 @@ const std::string kChart = std::string(CHARTFLOW_SOURCE_DIR) +
 const std::string kS3Secret = "test-secret-of-sixteen-plus";
 const std::string kSignedType = "matrix.signed";
 const std::string kWebhookSecret = "matrix-webhook-secret-of-32-bytes";
+const std::string kFhirSecret = "matrix-fhir-subscription-secret";
+// A handshake of the FHIR subscription "matrix" (R4 backport form).
+const std::string kFhirHandshake = R"({"resourceType": "Bundle", "type": "history", "entry": [
+  {"resource": {"resourceType": "Parameters", "parameter": [
+    {"name": "subscription", "valueReference": {"reference": "Subscription/m"}},
+    {"name": "type", "valueCode": "handshake"},
+    {"name": "events-since-subscription-start", "valueString": "0"}]}}]})";
 
 // Runs in the states the run and step commands act on, from the engine's own handlers.
 constexpr const char* kFailing = R"(name: matrix-failing
@@ -273,7 +285,13 @@ TEST_F(AuthMatrixTest, EveryRouteAnswersEveryRoleAsTheMatrixSays) {
   auto secrets = std::make_shared<http::WebhookSecrets>();
   secrets->add(kSignedType, {kWebhookSecret});
   options.webhook_secrets = secrets;
-  AppServer app(dsn(), test_server_settings(), s3_config(assignee), options);
+  TempDir fhir_dir("cf-matrix-fhir");
+  std::ofstream(fhir_dir.path() / "secret") << kFhirSecret;
+  handlers::ChartHandlerOptions with_fhir;
+  with_fhir.fhir_subscriptions = Json{
+      {"subscriptions", Json::array({{{"name", "matrix"},
+                                      {"secret_file", (fhir_dir.path() / "secret").string()}}})}};
+  AppServer app(dsn(), test_server_settings(), s3_config(assignee), options, with_fhir);
   app.publish_workflows({kFailing, kWaiting, kParking, kPausableA, kPausableB, kMovingV1});
   app.publish_workflows({kMovingV2});
 
@@ -445,6 +463,8 @@ TEST_F(AuthMatrixTest, EveryRouteAnswersEveryRoleAsTheMatrixSays) {
        }},
       {"POST /v1/auth/signout", [](bool) { return Call{"/v1/auth/signout"}; }},
       {"GET /v1/auth/session", [](bool) { return Call{"/v1/auth/session"}; }},
+      {"GET /fhir/subscriptions/{name}/$status",
+       [](bool) { return Call{"/fhir/subscriptions/matrix/$status"}; }},
   };
 
   // The S3 door (docs/security.md, "S3"): chart buckets as the chart API (puts by uploaders,
@@ -497,6 +517,23 @@ TEST_F(AuthMatrixTest, EveryRouteAnswersEveryRoleAsTheMatrixSays) {
     }
     EXPECT_EQ(access_text(route.access), registered) << key << " is registered with other roles";
 
+    if (key == "POST /fhir/subscriptions/{name}") {
+      // Only the subscription's secret opens it: no credential, and no API token of any role.
+      const std::map<std::string, std::string> fhir = {{"Content-Type", "application/fhir+json"}};
+      auto anonymous = request("POST", "127.0.0.1", app.port(), "/fhir/subscriptions/matrix",
+                               kFhirHandshake, fhir);
+      EXPECT_EQ(anonymous.status, 401) << key << ": " << anonymous.body;
+      expect_bare_error(anonymous, key + " without a credential");
+      for (const auto& role : kRoles) {
+        auto r =
+            app.call("POST", "/fhir/subscriptions/matrix", tokens_[role], kFhirHandshake, fhir);
+        EXPECT_EQ(r.status, 401) << key << " as " << role << ": " << r.body;
+      }
+      auto with_secret =
+          app.call("POST", "/fhir/subscriptions/matrix", kFhirSecret, kFhirHandshake, fhir);
+      EXPECT_EQ(with_secret.status, 200) << key << " with the secret: " << with_secret.body;
+      continue;
+    }
     if (roles == "self") {
       auto cases = s3_cases.find(key);
       if (cases == s3_cases.end()) {

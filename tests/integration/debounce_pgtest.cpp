@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -163,6 +164,62 @@ TEST_F(DebounceTest, EachKeyStartsItsOwnRunOnceWhateverTheNumberOfEngines) {
     seen.push_back(e.value("chart_id", Json("-")).dump() + "@" + std::to_string(e.value("rev", 0)));
   EXPECT_THAT(seen, ::testing::UnorderedElementsAre("\"c-1\"@2", "\"c-2\"@2", "3@1", "\"-\"@9"));
   EXPECT_EQ(runs(), 4);
+}
+
+// Batches (POST /v1/events) upsert their pending starts in one transaction each. Two batches of
+// the same keys in opposite orders would each lock the other's next row and deadlock, one of
+// them failing; in a fixed order one waits for the other and both go in.
+TEST_F(DebounceTest, ConcurrentBatchesOfTheSameKeysInOppositeOrdersBothGoIn) {
+  harness_.reset();
+  harness_ =
+      std::make_unique<EngineHarness>(dsn(), std::vector<std::string>{review_yaml("1h", "2h")});
+  auto& second = another_engine();
+  constexpr int kKeys = 60, kRounds = 8;
+  std::vector<store::EventInput> forward, backward;
+  for (int k = 0; k < kKeys; ++k) {
+    store::EventInput ev;
+    ev.type = "chart.saved";
+    ev.body = {{"chart_id", "c-" + std::to_string(k)}, {"rev", k}};
+    forward.push_back(ev);
+  }
+  backward.assign(forward.rbegin(), forward.rend());
+  int failed = 0;
+  std::string failure;
+  std::mutex mu;
+  const auto send = [&](runtime::Engine& engine, const std::vector<store::EventInput>& batch) {
+    try {
+      engine.ingest_batch(batch);
+    } catch (const std::exception& e) {
+      std::lock_guard lock(mu);
+      ++failed;
+      failure = e.what();
+    }
+  };
+  for (int round = 0; round < kRounds; ++round) {
+    std::thread a([&] { send(harness_->engine(), forward); });
+    std::thread b([&] { send(second, backward); });
+    a.join();
+    b.join();
+  }
+  EXPECT_EQ(failed, 0) << failure;
+  EXPECT_EQ(scalar("SELECT count(*) FROM event"), std::to_string(2 * kKeys * kRounds));
+  EXPECT_EQ(scalar("SELECT count(*) FROM debounce_pending"), std::to_string(kKeys));
+  EXPECT_EQ(scalar("SELECT sum(events) FROM debounce_pending"),
+            std::to_string(2 * kKeys * kRounds));
+}
+
+// A start whose time has come is due: an event arriving before the dispatcher has got to it joins
+// it (the run takes the later event) but does not push it back by another window.
+TEST_F(DebounceTest, ALateEventJoinsADueStartWithoutPostponingIt) {
+  save(harness_->engine(), {{"chart_id", "c-1"}, {"rev", 1}});
+  scalar("UPDATE debounce_pending SET due_at = now() - interval '1 second'");
+  save(harness_->engine(), {{"chart_id", "c-1"}, {"rev", 2}});
+  EXPECT_EQ(scalar("SELECT events || ' ' || (due_at <= now()) FROM debounce_pending"), "2 true");
+  harness_->start();
+  ASSERT_TRUE(wait_until([&] { return runs() > 0; }, kMargin));
+  const auto events = run_events();
+  ASSERT_EQ(events.size(), 1U);
+  EXPECT_EQ(events[0].value("rev", 0), 2);
 }
 
 TEST_F(DebounceTest, ContinuousSavesStillStartARunByMaxWait) {

@@ -63,21 +63,23 @@ steps:
   slow:   { handler: gate, when: { path: /event/slow, equals: true } }
 )";
 
-// review is now approval; archive comes after it and notify after archive; welcome is new and
-// needs only intake, so it runs as soon as a run moves; legacy is gone.
+// intake (finished in every run moved) is now receive; archive comes after review and notify
+// after archive; welcome is new and needs only receive, so it runs as soon as a run moves;
+// legacy is gone. review keeps its name: it has started and not finished in the runs moved, and
+// such a step may not be renamed.
 constexpr const char* kV2 = R"(name: moving
 on: [{ event: demo.move }]
 steps:
-  intake:   { handler: noop }
-  approval: { handler: wait_signal, needs: [intake], input: { signal: decision } }
-  poke:     { handler: wait_signal, input: { signal: poke } }
-  archive:  { handler: noop, needs: [approval] }
-  notify:   { handler: noop, needs: [archive] }
-  welcome:  { handler: noop, needs: [intake] }
-  slow:     { handler: gate, when: { path: /event/slow, equals: true } }
+  receive: { handler: noop }
+  review:  { handler: wait_signal, needs: [receive], input: { signal: decision } }
+  poke:    { handler: wait_signal, input: { signal: poke } }
+  archive: { handler: noop, needs: [review] }
+  notify:  { handler: noop, needs: [archive] }
+  welcome: { handler: noop, needs: [receive] }
+  slow:    { handler: gate, when: { path: /event/slow, equals: true } }
 )";
 
-constexpr const char* kMove = R"({"from": 1, "to": 2, "map": {"review": "approval"}, )";
+constexpr const char* kMove = R"({"from": 1, "to": 2, "map": {"intake": "receive"}, )";
 
 class WorkflowMigrateTest : public PgTest {
  protected:
@@ -189,8 +191,8 @@ TEST_F(WorkflowMigrateTest, WaitingRunsMoveAsTheDryRunSaidAndFinishAlongTheNewVe
   EXPECT_EQ(plan.value("moved", -1), 0) << dry.body;
   const Json& a = entry_of(plan, moving_a);
   EXPECT_TRUE(a.value("movable", false)) << a.dump();
-  EXPECT_EQ(a.at("kept"), Json::parse(R"([{"step": "intake", "status": "succeeded"},
-      {"step": "approval", "from": "review", "status": "waiting"},
+  EXPECT_EQ(a.at("kept"), Json::parse(R"([{"step": "receive", "from": "intake",
+      "status": "succeeded"}, {"step": "review", "status": "waiting"},
       {"step": "poke", "status": "waiting"}, {"step": "slow", "status": "skipped"}])"))
       << a.dump();
   EXPECT_EQ(a.at("updated"), Json::parse(R"([{"step": "notify", "status": "pending"}])"));
@@ -214,12 +216,12 @@ TEST_F(WorkflowMigrateTest, WaitingRunsMoveAsTheDryRunSaidAndFinishAlongTheNewVe
   const auto cli = run_command(
       "CHARTFLOW_TOKEN=" + operator_ + " CHARTFLOW_SERVER=http://127.0.0.1:" +
       std::to_string(served_->port()) + " " + CHARTFLOW_BINARY +
-      " workflows migrate --workflow moving --from 1 --to 2 --map review=approval --dry-run");
+      " workflows migrate --workflow moving --from 1 --to 2 --map intake=receive --dry-run");
   EXPECT_EQ(cli.exit_code, 0) << cli.output;
   EXPECT_THAT(cli.output, HasSubstr("moving: version 1 -> 2 (dry run: nothing changes)\n"));
   EXPECT_THAT(cli.output, HasSubstr("run " + std::to_string(moving_a) +
-                                    ": can move; next: welcome\n    kept: intake, approval (was "
-                                    "review), poke, slow; updated: notify; added: archive, "
+                                    ": can move; next: welcome\n    kept: receive (was "
+                                    "intake), review, poke, slow; updated: notify; added: archive, "
                                     "welcome; dropped: legacy\n"));
   EXPECT_THAT(cli.output, HasSubstr("run " + std::to_string(busy) +
                                     ": stays: step slow is running; move it when it is not\n"));
@@ -262,9 +264,9 @@ TEST_F(WorkflowMigrateTest, WaitingRunsMoveAsTheDryRunSaidAndFinishAlongTheNewVe
     EXPECT_EQ(scalar("SELECT string_agg(step_key, ',' ORDER BY step_key) FROM step_run WHERE "
                      "run_id = " +
                      id),
-              "approval,archive,intake,notify,poke,slow,welcome");
+              "archive,notify,poke,receive,review,slow,welcome");
     EXPECT_EQ(planned.size(), 7U);
-    // archive and notify each wait for one step (approval, archive) not yet done.
+    // archive and notify each wait for one step (review, archive) not yet done.
     EXPECT_EQ(scalar("SELECT string_agg(step_key || '=' || pending_needs, ',' ORDER BY step_key) "
                      "FROM step_run WHERE run_id = " +
                      id + " AND status = 'pending'"),
@@ -287,11 +289,11 @@ TEST_F(WorkflowMigrateTest, WaitingRunsMoveAsTheDryRunSaidAndFinishAlongTheNewVe
                    std::to_string(poked) + ", " + std::to_string(busy) + ")"),
             "0");
 
-  // The moved run finishes along version 2: approval, then archive, then notify.
+  // The moved run finishes along version 2: review, then archive, then notify.
   signal(moving_a, "decision");
   signal(moving_a, "poke");
   ASSERT_TRUE(harness_->wait_status(moving_a, "succeeded")) << harness_->run(moving_a).dump();
-  for (const char* step : {"intake", "approval", "poke", "archive", "notify", "welcome"})
+  for (const char* step : {"receive", "review", "poke", "archive", "notify", "welcome"})
     EXPECT_EQ(status_of(moving_a, step), "succeeded") << step;
   const auto started_at = [&](const char* step) {
     return std::stoll(
@@ -322,8 +324,9 @@ TEST_F(WorkflowMigrateTest, WaitingRunsMoveAsTheDryRunSaidAndFinishAlongTheNewVe
             version_id(2));
 }
 
-// A parked run moves too: its parked step (renamed) keeps waiting for the operator, whose skip
-// then lets version 2's steps after it run.
+// A parked run moves too: its parked step keeps waiting for the operator, whose skip then lets
+// version 2's steps after it run. Renaming the parked step is refused: a retry under another
+// name would not find what the first attempts did (a bill keyed by run and step, sent again).
 TEST_F(WorkflowMigrateTest, AParkedRunMovesAndItsOperatorDecisionFollowsTheNewVersion) {
   harness_->publish({R"(name: parkmove
 on: [{ event: demo.parkmove }]
@@ -338,22 +341,29 @@ steps:
 on: [{ event: demo.parkmove }]
 on_exhausted: park
 steps:
-  bill:    { handler: fail, retry: { max_attempts: 1 } }
-  receipt: { handler: noop, needs: [bill] }
+  charge:  { handler: fail, retry: { max_attempts: 1 } }
+  receipt: { handler: noop, needs: [charge] }
   notify:  { handler: noop, needs: [receipt] }
 )"});
+  auto renamed = call("POST", "/v1/workflows/parkmove/migrate", operator_,
+                      R"({"from": 1, "to": 2, "map": {"charge": "receipt"}, "dry_run": false})");
+  ASSERT_EQ(renamed.status, 200) << renamed.body;
+  EXPECT_EQ(renamed.json().value("moved", -1), 0) << renamed.body;
+  EXPECT_THAT(entry_of(renamed.json(), id).value("reason", ""),
+              HasSubstr("step charge is parked: a step that has started and not finished keeps "
+                        "its name"));
+  EXPECT_EQ(harness_->step(id, "receipt"), Json()) << harness_->run(id).dump();
   auto moved = call("POST", "/v1/workflows/parkmove/migrate", operator_,
-                    R"({"from": 1, "to": 2, "map": {"charge": "bill"}, "dry_run": false})");
+                    R"({"from": 1, "to": 2, "dry_run": false})");
   ASSERT_EQ(moved.status, 200) << moved.body;
   const Json report = moved.json();
   const Json& e = entry_of(report, id);
-  EXPECT_EQ(e.at("kept"),
-            Json::parse(R"([{"step": "bill", "from": "charge", "status": "parked"}])"));
+  EXPECT_EQ(e.at("kept"), Json::parse(R"([{"step": "charge", "status": "parked"}])"));
   EXPECT_EQ(e.at("added"), Json::parse(R"([{"step": "receipt", "status": "pending"}])"));
   EXPECT_EQ(harness_->run_status(id), "parked");
-  EXPECT_EQ(status_of(id, "bill"), "parked");
+  EXPECT_EQ(status_of(id, "charge"), "parked");
 
-  auto skipped = call("POST", "/v1/runs/" + std::to_string(id) + "/steps/bill/skip", operator_,
+  auto skipped = call("POST", "/v1/runs/" + std::to_string(id) + "/steps/charge/skip", operator_,
                       R"({"reason": "billed by hand"})");
   ASSERT_EQ(skipped.status, 202) << skipped.body;
   ASSERT_TRUE(harness_->wait_status(id, "succeeded")) << harness_->run(id).dump();
@@ -375,20 +385,26 @@ TEST_F(WorkflowMigrateTest, BadRequestsAreRefusedNamingTheProblem) {
   refused(R"({"from": 5, "to": 7, "dry_run": true})", 404, "has no version 5 and 7");
   refused(R"({"from": 1, "dry_run": true})", 400, "to is required");
   refused(R"({"from": "1", "to": 2})", 400, "from must be a version number");
-  refused(R"({"from": 1, "to": 2, "map": {"nosuch": "approval"}})", 400,
+  refused(R"({"from": 1, "to": 2, "map": {"nosuch": "receive"}})", 400,
           "the old version has no step nosuch");
-  refused(R"({"from": 1, "to": 2, "map": {"review": "nosuch"}})", 400,
+  refused(R"({"from": 1, "to": 2, "map": {"intake": "nosuch"}})", 400,
           "the new version has no step nosuch");
   refused(R"({"from": 1, "to": 2, "map": {"review": "poke"}})", 400, "already has");
   refused(R"({"from": 1, "to": 2, "dry_run": "yes"})", 400, "dry_run must be");
   refused(R"({"from": 1, "to": 2, "mapping": {}})", 400, "unknown field mapping");
   auto unknown = call("POST", "/v1/workflows/nosuch/migrate", operator_, R"({"from": 1, "to": 2})");
   EXPECT_EQ(unknown.status, 404) << unknown.body;
-  // Without the map, version 2 has no step review for the waiting one: the plan says so.
+  // Without the map, version 2 has no step intake for the finished one: the plan says so.
   auto unmapped = migrate(R"({"from": 1, "to": 2, "dry_run": true})");
   ASSERT_EQ(unmapped.status, 200) << unmapped.body;
   EXPECT_THAT(entry_of(unmapped.json(), run).value("reason", ""),
-              HasSubstr("step review is waiting and version 2 has no step review"));
+              HasSubstr("step intake is succeeded and version 2 has no step intake"));
+  // A waiting step may not be renamed: the doctor's review is found by its run and step.
+  auto waiting = migrate(
+      R"({"from": 1, "to": 2, "map": {"intake": "receive", "review": "archive"}, "dry_run": true})");
+  ASSERT_EQ(waiting.status, 200) << waiting.body;
+  EXPECT_THAT(entry_of(waiting.json(), run).value("reason", ""),
+              HasSubstr("step review is waiting: a step that has started and not finished"));
   EXPECT_EQ(snapshot(run), before);
   // Refused requests are on the record unless they were plainly dry runs (which change nothing):
   // the two moves and the one whose dry_run was not a boolean.

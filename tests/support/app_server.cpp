@@ -19,10 +19,11 @@ http::ServerSettings test_server_settings() {
 }
 
 AppServer::AppServer(const std::string& dsn, http::ServerSettings server,
-                     std::shared_ptr<http::S3Config> s3, app::HttpRouteOptions routes)
+                     std::shared_ptr<http::S3Config> s3, app::HttpRouteOptions routes,
+                     handlers::ChartHandlerOptions chart)
     : dsn_(dsn) {
   const std::string workflows = std::string(CHARTFLOW_SOURCE_DIR) + "/workflows";
-  modules_ = app::make_modules(workflows);
+  modules_ = app::make_modules(workflows, {}, std::move(chart));
   handlers_ = modules_->handler_registry();
   auto loaded = config::load_workflow_dir(workflows, runtime::handler_check(*handlers_));
   for (const auto& e : loaded.errors) ADD_FAILURE() << e.to_string();

@@ -10,6 +10,7 @@
 
 #include "app/http_routes.hpp"
 #include "engine/module.hpp"
+#include "handlers/chart_settings.hpp"
 #include "http/module_services.hpp"
 #include "http/router.hpp"
 #include "http/s3_config.hpp"
@@ -28,9 +29,10 @@ class AppServer {
  public:
   // `s3`: the S3 API's keys and buckets (default: bucket "charts", one uploader key).
   // `routes`: serve's options (its `s3` is replaced by `s3` or the default).
+  // `chart`: settings that replace the shipped settings files (e.g. fhir_subscriptions).
   explicit AppServer(const std::string& dsn, http::ServerSettings server = test_server_settings(),
                      std::shared_ptr<http::S3Config> s3 = nullptr,
-                     app::HttpRouteOptions routes = {});
+                     app::HttpRouteOptions routes = {}, handlers::ChartHandlerOptions chart = {});
   ~AppServer();
 
   unsigned short port() const { return server_->port(); }

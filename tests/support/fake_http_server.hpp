@@ -1,5 +1,6 @@
 // Test-only: a small HTTP/1.1 server on 127.0.0.1 (ephemeral port) that answers each request
-// with the status chosen by a callback and records every request it received. One request per
+// with the status (and, if it likes, the JSON body) chosen by a callback and records every
+// request it received. One request per
 // connection, served on one background thread until destruction. Header-only; tests only.
 #pragma once
 
@@ -30,10 +31,21 @@ struct ReceivedRequest {
   }
 };
 
+struct FakeResponse {
+  int status = 200;
+  std::string body = "{}";
+};
+
 class FakeHttpServer {
  public:
   // `respond` gets the request and its 0-based index and returns the status code to answer.
   explicit FakeHttpServer(std::function<int(const ReceivedRequest&, int)> respond)
+      : FakeHttpServer(std::function<FakeResponse(const ReceivedRequest&, int)>(
+            [respond = std::move(respond)](const ReceivedRequest& r, int i) {
+              return FakeResponse{respond(r, i), "{}"};
+            })) {}
+  // `respond` returns the status and the body.
+  explicit FakeHttpServer(std::function<FakeResponse(const ReceivedRequest&, int)> respond)
       : respond_(std::move(respond)) {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
@@ -104,16 +116,16 @@ class FakeHttpServer {
       index = static_cast<int>(requests_.size());
       requests_.push_back(request);
     }
-    const int status = respond_(request, index);
-    const std::string body = "{}";
-    const std::string response = "HTTP/1.1 " + std::to_string(status) +
+    const FakeResponse answer = respond_(request, index);
+    const std::string& body = answer.body;
+    const std::string response = "HTTP/1.1 " + std::to_string(answer.status) +
                                  " Status\r\nContent-Type: application/json\r\nContent-Length: " +
                                  std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" +
                                  body;
     ::send(client, response.data(), response.size(), MSG_NOSIGNAL);
   }
 
-  std::function<int(const ReceivedRequest&, int)> respond_;
+  std::function<FakeResponse(const ReceivedRequest&, int)> respond_;
   int fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stopping_{false};

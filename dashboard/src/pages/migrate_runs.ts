@@ -22,7 +22,7 @@ interface MigrationReport {
   more: boolean;
 }
 
-// "review=approval, a=b" -> {review: "approval", a: "b"}; throws naming a bad entry.
+// "intake=receive, a=b" -> {intake: "receive", a: "b"}; throws naming a bad entry.
 function parseRenames(text: string): Record<string, string> {
   const map: Record<string, string> = {};
   for (const part of text.split(/[,\s]+/).filter(Boolean)) {

@@ -23,11 +23,11 @@ import {
   levelBadge,
   loading,
   logFields,
+  postCommand,
   statusBadge,
   table,
   TERMINAL,
   timeCell,
-  toast,
 } from "../components";
 import { dagLegend, dagSvg, nodesFromRun, stepsOf } from "../dag";
 import { h, replace, token } from "../dom";
@@ -175,7 +175,45 @@ function timeline(run: RunDetail): HTMLElement {
   );
 }
 
-function stepPanel(st: StepRun, input: Json | undefined, open: boolean): HTMLDetailsElement {
+// A for_each step's elements: the run's rows named `<step>[i]`, in list order.
+function elementsOf(steps: StepRun[], name: string): StepRun[] {
+  const index = (st: StepRun) => Number(st.name.slice(name.length + 1, -1));
+  return steps
+    .filter((st) => st.name.startsWith(`${name}[`) && /^\d+$/.test(String(index(st))))
+    .sort((a, b) => index(a) - index(b));
+}
+
+// "4 elements: 3 succeeded, 1 running", then each element's state.
+function elementsSummary(elements: StepRun[]): HTMLElement {
+  const counts = new Map<string, number>();
+  for (const el of elements) counts.set(el.status, (counts.get(el.status) ?? 0) + 1);
+  const text = [...counts].map(([status, n]) => `${n} ${status}`).join(", ");
+  return h(
+    "div",
+    { class: "fan-elements", "data-elements": String(elements.length) },
+    h("span", null, `${elements.length} element${elements.length === 1 ? "" : "s"}: ${text}`),
+    h(
+      "div",
+      { class: "fan-element-list" },
+      elements.map((el) =>
+        h(
+          "span",
+          { class: "fan-element", "data-step": el.name },
+          el.name,
+          " ",
+          statusBadge(el.status),
+        ),
+      ),
+    ),
+  );
+}
+
+function stepPanel(
+  st: StepRun,
+  input: Json | undefined,
+  open: boolean,
+  elements: StepRun[] = [],
+): HTMLDetailsElement {
   const dur = st.started_at
     ? between(st.started_at, st.finished_at ?? new Date().toISOString())
     : null;
@@ -194,6 +232,7 @@ function stepPanel(st: StepRun, input: Json | undefined, open: boolean): HTMLDet
     info.push(["Waits until", timeCell(st.wait_until, true)]);
   if (st.status === "parked") info.push(["Parked since", timeCell(st.parked_at, true)]);
   if (st.skip_reason) info.push(["Skipped by an operator", st.skip_reason]);
+  if (elements.length) info.push(["Fan-out", elementsSummary(elements)]);
   return h(
     "details",
     { class: "step", open, "data-step": st.name },
@@ -247,12 +286,7 @@ export async function runDetailPage(ctx: PageContext): Promise<void> {
   let confirmingCancel = false;
 
   const act = async (what: string, path: string, body: Json = {}) => {
-    try {
-      const r = await api.post<{ result?: string }>(path, body);
-      toast(`${what}: ${r?.result ?? "done"}`);
-    } catch (e) {
-      toast(`${what} failed: ${e instanceof ApiError ? e.message : String(e)}`, "error");
-    }
+    await postCommand(what, path, body);
     lastRunJson = "";
     await refresh();
     // The engine acts on the command within moments (a retried step is claimed, a signalled one
@@ -330,7 +364,11 @@ export async function runDetailPage(ctx: PageContext): Promise<void> {
           timeCell(r.workflow_paused.paused_at),
           r.workflow_paused.reason ? `: ${r.workflow_paused.reason}` : "",
           " — resume it on the ",
-          h("a", { href: `/ui/workflows?name=${encodeURIComponent(r.workflow)}` }, "workflows page"),
+          h(
+            "a",
+            { href: `/ui/workflows?name=${encodeURIComponent(r.workflow)}` },
+            "workflows page",
+          ),
           ".",
         ),
       );
@@ -470,6 +508,7 @@ export async function runDetailPage(ctx: PageContext): Promise<void> {
               )
             : "—",
         ],
+        ["Trace", r.trace_id ? h("code", { class: "trace-id" }, r.trace_id) : "—"],
         ["Created", timeCell(r.created_at, true)],
         ["Finished", timeCell(r.finished_at, true)],
         ["Duration", `${fmtDuration(dur)}${r.finished_at ? "" : " so far"}`],
@@ -504,6 +543,7 @@ export async function runDetailPage(ctx: PageContext): Promise<void> {
               firstRender
                 ? ["failed", "waiting", "parked"].includes(st.status)
                 : openSteps.has(st.name),
+              elementsOf(r.steps, st.name),
             ),
           )
         : h("p", { class: "muted" }, "No steps yet."),

@@ -7,11 +7,11 @@ import {
   infoBox,
   jsonInline,
   loading,
+  postCommand,
   RUN_STATUSES,
   statusBadge,
   table,
   timeCell,
-  toast,
 } from "../components";
 import { dagSvg, nodesFromDefinition } from "../dag";
 import { h, replace } from "../dom";
@@ -71,12 +71,7 @@ function counts(wf: WorkflowInfo): HTMLElement {
 // queue here until an operator resumes it.
 function pauseControls(wf: WorkflowInfo, changed: () => void): HTMLElement {
   const act = async (what: string, path: string, body: Json = {}) => {
-    try {
-      const r = await api.post<{ result?: string }>(path, body);
-      toast(`${what}: ${r?.result ?? "done"}`);
-    } catch (e) {
-      toast(`${what} failed: ${e instanceof ApiError ? e.message : String(e)}`, "error");
-    }
+    await postCommand(what, path, body);
     changed();
   };
   const base = `/v1/workflows/${encodeURIComponent(wf.name)}`;
@@ -85,8 +80,14 @@ function pauseControls(wf: WorkflowInfo, changed: () => void): HTMLElement {
     return h(
       "div",
       { class: "notice paused-notice", "data-testid": "workflow-paused" },
-      h("div", null, h("strong", null, "Paused"), ` by ${p.paused_by} since `, timeCell(p.paused_at),
-        p.reason ? `: ${p.reason}` : ""),
+      h(
+        "div",
+        null,
+        h("strong", null, "Paused"),
+        ` by ${p.paused_by} since `,
+        timeCell(p.paused_at),
+        p.reason ? `: ${p.reason}` : "",
+      ),
       h(
         "div",
         { class: "small" },
@@ -113,7 +114,12 @@ function pauseControls(wf: WorkflowInfo, changed: () => void): HTMLElement {
     button(
       "Pause workflow",
       "",
-      () => void act("Pause", `${base}/pause`, reason.value.trim() ? { reason: reason.value.trim() } : {}),
+      () =>
+        void act(
+          "Pause",
+          `${base}/pause`,
+          reason.value.trim() ? { reason: reason.value.trim() } : {},
+        ),
       {
         "data-action": "pause-workflow",
         title: "Claim no step of this workflow until it is resumed; new runs queue",

@@ -17,6 +17,10 @@ struct EventInput {
   Json body = Json::object();
   std::string source = "api";
   std::optional<std::string> subject;  // e.g. the chart id, for finding runs by patient
+  // The W3C trace the event belongs to (core/trace.hpp: parse_traceparent gives both from a
+  // caller's `traceparent`): 32 hex digits, and the caller's span, 16. Unset: a new trace.
+  std::optional<std::string> trace_id;
+  std::optional<std::string> trace_parent;
 };
 
 struct IngestResult {

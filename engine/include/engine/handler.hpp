@@ -92,6 +92,10 @@ class StepContext {
   virtual void journal(const std::function<void(Sql&)>& fn) = 0;
   virtual void log(LogLevel level, std::string_view message,
                    const Json& fields = Json::object()) = 0;
+  // The W3C `traceparent` of this attempt ("00-<the run's trace id>-<the attempt's span id>-01")
+  // for an outbound call to send, so the receiver's spans join the run's trace; "" when the run
+  // has none (events stored before traces).
+  virtual std::string traceparent() const { return {}; }
 };
 
 // A signal a handler owns: it carries a decision the handler's module records itself (a doctor's

@@ -1,8 +1,8 @@
 // The outbound HTTP client for the few calls handlers make (insurer endpoints, bill webhooks,
-// OAuth2 token endpoints), on libcurl: https:// with TLS 1.2 minimum and the server's certificate
-// and host name verified (against the system store, or only the configured CA file), an optional
-// client certificate (mTLS), and an optional access token source for the Authorization header
-// (engine/util/access_token.hpp). Plain http:// only to a loopback host (127.0.0.0/8, ::1,
+// OAuth2 token endpoints, FHIR reads), on libcurl: https:// with TLS 1.2 minimum and the server's
+// certificate and host name verified (against the system store, or only the configured CA file), an
+// optional client certificate (mTLS), and an optional access token source for the Authorization
+// header (engine/util/access_token.hpp). Plain http:// only to a loopback host (127.0.0.0/8, ::1,
 // localhost) or with allow_insecure. One connection per call; no redirects; bounded by a total
 // timeout. Handlers run on worker threads that may block, so a synchronous call is fine.
 // Thread-safe: no shared state but the access token source's cache (itself thread-safe).
@@ -52,12 +52,16 @@ struct HttpPostOptions {
   TlsOptions tls;
   // Sends "Authorization: Bearer <token>" when set; a 401 answer makes it forget its cached token.
   std::shared_ptr<AccessTokenSource> auth;
+  // Response bytes kept; the rest is read and dropped. A FHIR read ($everything) may need more
+  // than an acknowledgement does.
+  std::size_t max_response_bytes = std::size_t{64} * 1024;
 };
 
 struct HttpResult {
-  int status = 0;     // 0 when no HTTP response was read
-  std::string error;  // transport error ("connect: ...", "TLS: ...", "timeout"), else ""
-  std::string body;   // response body (capped at 64 KiB)
+  int status = 0;          // 0 when no HTTP response was read
+  std::string error;       // transport error ("connect: ...", "TLS: ...", "timeout"), else ""
+  std::string body;        // response body (capped at options.max_response_bytes)
+  bool truncated = false;  // the body was longer than the cap
   bool ok() const { return error.empty() && status >= 200 && status < 300; }
 };
 
@@ -66,6 +70,10 @@ using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
 // POSTs `body` (Content-Type application/json unless `headers` name one).
 HttpResult http_post(std::string_view url, std::string_view body, const HttpHeaders& headers,
                      const HttpPostOptions& options);
+
+// GETs `url` (a FHIR read; no body), with the same transport rules and credentials.
+HttpResult http_get(std::string_view url, const HttpHeaders& headers,
+                    const HttpPostOptions& options);
 
 inline HttpResult http_post(std::string_view url, std::string_view body, const HttpHeaders& headers,
                             std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
