@@ -9,14 +9,14 @@ namespace chartflow::app {
 
 std::unique_ptr<ModuleRegistry> make_modules(const std::filesystem::path& workflows_dir,
                                              runtime::external::PoolHooks hooks,
-                                             handlers::ChartHandlerOptions options) {
+                                             handlers::ChartHandlerOptions chart) {
   auto modules = std::make_unique<ModuleRegistry>(
       runtime::make_handler_registry(workflows_dir, std::move(hooks)));
-  if (!options.warn)
-    options.warn = [](const std::string& warning) {
+  if (!chart.warn)
+    chart.warn = [](const std::string& warning) {
       runtime::Log::warn("settings_warning", Json{{"warning", warning}});
     };
-  handlers::register_chart_module(*modules, workflows_dir, options);
+  handlers::register_chart_module(*modules, workflows_dir, chart);
   return modules;
 }
 

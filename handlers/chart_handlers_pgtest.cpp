@@ -4,10 +4,11 @@
 // over HTTP the way uploaders, doctors and operators drive it. Only the insurer endpoint and the
 // bill folder point at the test's, through the environment variables the settings files read.
 // What the tables must hold is derived from each chart's FHIR content, not written down.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -296,13 +297,10 @@ TEST_F(ChartHandlersTest, EveryChartThroughTheWorkflow) {
       const std::string where = " FROM insurer_outbox WHERE chart_id = " + literal(c.id) +
                                 " AND payor = " + literal(payor);
       const std::string expected = payor_skipped(payor) ? "skipped" : "delivered";
-      EXPECT_EQ(
-          count("SELECT count(*)" + where + " AND kind = 'claim' AND status = '" + expected + "'"),
-          1)
-          << payor;
-      EXPECT_EQ(
-          count("SELECT count(*)" + where + " AND kind = 'final' AND status = '" + expected + "'"),
-          c.facts.released ? 1 : 0)
+      const std::string of_status = fmt::format("{} AND status = '{}'", where, expected);
+      EXPECT_EQ(count("SELECT count(*)" + of_status + " AND kind = 'claim'"), 1) << payor;
+      EXPECT_EQ(count("SELECT count(*)" + of_status + " AND kind = 'final'"),
+                c.facts.released ? 1 : 0)
           << payor;
       skipped += payor_skipped(payor) ? (c.facts.released ? 2 : 1) : 0;
       final_notices += c.facts.released ? 1 : 0;

@@ -199,7 +199,10 @@ HttpResult perform(std::string_view url, const std::string_view* body, const Htt
       return result;
     }
     if (lower(name) == "content-type") has_content_type = true;
-    if (!add_header(name + ": " + value)) {
+    std::string line = name;
+    line += ": ";
+    line += value;
+    if (!add_header(line)) {
       result.error = "out of memory";
       return result;
     }

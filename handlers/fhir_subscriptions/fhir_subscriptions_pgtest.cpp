@@ -3,6 +3,7 @@
 // against a small fake FHIR server: handshakes and heartbeats answered and recorded, refusals
 // audited, one engine event and one run per notification event and none for a replay, a gap
 // asked for through $events, and an id-only focus read by the fhir_fetch handler.
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -56,9 +57,10 @@ Json notification(const std::string& type, std::int64_t since,
        {{"name", "events-since-subscription-start"}, {"valueString", std::to_string(since)}}});
   Json entries = Json::array();
   for (auto n : events) {
-    const std::string id = (focus_type == "Patient" ? "p-" : "enc-") + std::to_string(n);
-    params.push_back(event_param(n, focus_type + "/" + id));
-    Json entry = {{"fullUrl", "http://ehr.example/fhir/" + focus_type + "/" + id}};
+    const std::string id = fmt::format("{}{}", focus_type == "Patient" ? "p-" : "enc-", n);
+    const std::string reference = fmt::format("{}/{}", focus_type, id);
+    params.push_back(event_param(n, reference));
+    Json entry = {{"fullUrl", "http://ehr.example/fhir/" + reference}};
     if (full) entry["resource"] = {{"resourceType", focus_type}, {"id", id}};
     entries.push_back(entry);
   }

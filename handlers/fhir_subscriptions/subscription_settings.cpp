@@ -110,7 +110,7 @@ SubscriptionSettings SubscriptionSettings::from_json(const Json& settings) {
         "fhir_base_url", "events_operation", "patient_everything", "allow_insecure", "tls",
         "auth"};
     for (const auto& [key, _] : item.items())
-      if (kKeys.count(key) == 0) fail(where + "." + key, "unknown setting");
+      if (kKeys.count(key) == 0) fail(fmt::format("{}.{}", where, key), "unknown setting");
     sub.secret = secret(item, where);
     if (std::string header = text(item, where, "header"); !header.empty()) {
       if (!valid_header(header)) fail(where + ".header", "must be an HTTP header name");

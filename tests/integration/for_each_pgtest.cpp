@@ -65,14 +65,14 @@ steps:
 class ForEachTest : public PgTest {
  protected:
   // The fan workflow; `element` decides each element's outcome (after recording its call).
-  std::unique_ptr<EngineHarness> harness(std::function<StepOutcome(StepContext&)> element,
-                                         runtime::EngineSettings settings = {}) {
+  std::unique_ptr<EngineHarness> harness(const std::function<StepOutcome(StepContext&)>& element,
+                                         const runtime::EngineSettings& settings = {}) {
     auto handlers = std::make_shared<HandlerRegistry>();
     handlers->add("extract", std::make_shared<Fn>([](StepContext& ctx) -> StepOutcome {
                     return Completed{Json{{"administrations", ctx.event().at("items")}}};
                   }));
     handlers->add("element", std::make_shared<Fn>([this, element](StepContext& ctx) {
-                    calls.record(ctx.input());
+                    calls_.record(ctx.input());
                     return element(ctx);
                   }));
     return std::make_unique<EngineHarness>(dsn(), std::vector<std::string>{kFan}, handlers,
@@ -82,7 +82,7 @@ class ForEachTest : public PgTest {
     return Completed{
         Json{{"doubled", ctx.input().at("item").get<int>() * 2}, {"rate", ctx.input().at("rate")}}};
   }
-  Calls calls;
+  Calls calls_;
 };
 
 TEST_F(ForEachTest, EachElementRunsWithItsItemAndTheOutputsComeInListOrder) {
@@ -95,8 +95,8 @@ TEST_F(ForEachTest, EachElementRunsWithItsItemAndTheOutputsComeInListOrder) {
   EXPECT_EQ(fan.at("output"), Json::parse(R"([{"doubled":2,"rate":3},{"doubled":4,"rate":3},
                                               {"doubled":6,"rate":3},{"doubled":8,"rate":3}])"));
   for (int i = 0; i < 4; ++i) {
-    EXPECT_EQ(calls.of(i), 1) << i;
-    EXPECT_EQ(calls.inputs[i], Json({{"rate", 3}, {"item", i + 1}, {"index", i}}));
+    EXPECT_EQ(calls_.of(i), 1) << i;
+    EXPECT_EQ(calls_.inputs[i], Json({{"rate", 3}, {"item", i + 1}, {"index", i}}));
     EXPECT_EQ(h->step(id, "fan[" + std::to_string(i) + "]").at("status"), "succeeded");
   }
   // A later condition reads the third element's output as /steps/fan/2/...
@@ -110,7 +110,7 @@ TEST_F(ForEachTest, AnEmptyListSucceedsWithAnEmptyArray) {
   ASSERT_TRUE(h->wait_status(id, "succeeded")) << h->run(id).dump(2);
   EXPECT_EQ(h->step(id, "fan").at("output"), Json::array());
   EXPECT_EQ(h->step(id, "after").at("status"), "skipped");  // no third element
-  EXPECT_TRUE(calls.attempts.empty());
+  EXPECT_TRUE(calls_.attempts.empty());
 }
 
 TEST_F(ForEachTest, AValueThatIsNotAListFailsTheStepWithoutShowingIt) {
@@ -124,20 +124,20 @@ TEST_F(ForEachTest, AValueThatIsNotAListFailsTheStepWithoutShowingIt) {
   // The event and the extract step's output hold the value; what the fan says does not.
   EXPECT_THAT(h->run(id).at("error").get<std::string>(), Not(HasSubstr("Jane")));
   EXPECT_THAT(h->run(id).at("error").get<std::string>(), HasSubstr("is string, not an array"));
-  EXPECT_TRUE(calls.attempts.empty());
+  EXPECT_TRUE(calls_.attempts.empty());
 }
 
 TEST_F(ForEachTest, AFailedElementRetriesAloneAndSucceededOnesAreNotRunAgain) {
   auto h = harness([this](StepContext& ctx) -> StepOutcome {
-    if (ctx.input().at("index") == 1 && calls.of(1) == 1) return Retry{"insurer down", {}};
+    if (ctx.input().at("index") == 1 && calls_.of(1) == 1) return Retry{"insurer down", {}};
     return doubled(ctx);
   });
   h->start();
   const auto id = h->start_run("demo.fan", {{"items", {1, 2, 3}}});
   ASSERT_TRUE(h->wait_status(id, "succeeded")) << h->run(id).dump(2);
-  EXPECT_EQ(calls.of(0), 1);
-  EXPECT_EQ(calls.of(1), 2);
-  EXPECT_EQ(calls.of(2), 1);
+  EXPECT_EQ(calls_.of(0), 1);
+  EXPECT_EQ(calls_.of(1), 2);
+  EXPECT_EQ(calls_.of(2), 1);
   EXPECT_EQ(h->step(id, "fan[1]").at("attempts"), 2);
   EXPECT_EQ(h->step(id, "fan").at("output").at(1), Json({{"doubled", 4}, {"rate", 3}}));
 }
@@ -150,7 +150,7 @@ TEST_F(ForEachTest, AnElementOutOfAttemptsFailsTheStepAndItsRun) {
   h->start();
   const auto id = h->start_run("demo.fan", {{"items", {1, 2, 3}}});
   ASSERT_TRUE(h->wait_status(id, "failed")) << h->run(id).dump(2);
-  EXPECT_EQ(calls.of(1), 3);
+  EXPECT_EQ(calls_.of(1), 3);
   EXPECT_EQ(h->step(id, "fan[1]").at("status"), "failed");
   EXPECT_THAT(h->run(id).at("error").get<std::string>(), HasSubstr("fan[1]"));
   EXPECT_EQ(h->step(id, "after").at("status"), "pending");
@@ -250,9 +250,9 @@ TEST_F(ForEachTest, ARestartMidFanFinishesItWithoutRerunningSucceededElements) {
   EXPECT_EQ(ran_by.size(), 5u);
   int total = 0;
   for (int i = 0; i < 5; ++i) {
-    total += calls.of(i);
+    total += calls_.of(i);
     if (ran_by[i] == "first") {
-      EXPECT_EQ(calls.of(i), 1) << i;
+      EXPECT_EQ(calls_.of(i), 1) << i;
     }
   }
   EXPECT_EQ(total, 6);  // five elements, and the hung one once more

@@ -247,6 +247,7 @@ TEST_F(TracesTest, ACollectorThatNeverAnswersDelaysNoStep) {
   serve(collector.url(), export_timeout);
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<std::int64_t> runs;
+  runs.reserve(3);
   for (int i = 0; i < 3; ++i) runs.push_back(send_event());
   for (auto run : runs) ASSERT_TRUE(harness_->wait_status(run, "succeeded", export_timeout));
   // An export was under way (waiting on the silent collector) while the steps ran on.

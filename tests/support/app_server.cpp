@@ -72,7 +72,7 @@ AppServer::~AppServer() {
 
 HttpResponse AppServer::call(const std::string& method, const std::string& target,
                              const std::string& token, const std::string& body,
-                             std::map<std::string, std::string> headers) {
+                             std::map<std::string, std::string> headers) const {
   if (!token.empty()) headers = with_bearer(token, std::move(headers));
   return request(method, "127.0.0.1", port(), target, body, headers);
 }

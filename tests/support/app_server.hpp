@@ -44,7 +44,8 @@ class AppServer {
   void publish_workflows(const std::vector<std::string>& workflow_yaml);
   // One request with `token` as bearer credential (none when empty).
   HttpResponse call(const std::string& method, const std::string& target, const std::string& token,
-                    const std::string& body = "", std::map<std::string, std::string> headers = {});
+                    const std::string& body = "",
+                    std::map<std::string, std::string> headers = {}) const;
 
  private:
   metrics::Metrics metrics_;
