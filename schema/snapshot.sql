@@ -748,8 +748,6 @@ CREATE TABLE event (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     trace_id text DEFAULT trace_id_new(),
     trace_parent text,
-    CONSTRAINT event_trace_id_format CHECK ((trace_id ~ '^[0-9a-f]{32}$'::text)),
-    CONSTRAINT event_trace_parent_format CHECK ((trace_parent ~ '^[0-9a-f]{16}$'::text)),
     CONSTRAINT event_type_length CHECK (((length(type) >= 1) AND (length(type) <= 200)))
 );
 ALTER TABLE ONLY event ALTER COLUMN type SET COMPRESSION lz4;
@@ -1333,6 +1331,12 @@ ALTER TABLE ONLY debounce_pending
 
 ALTER TABLE ONLY event
     ADD CONSTRAINT event_pkey PRIMARY KEY (id);
+
+ALTER TABLE event
+    ADD CONSTRAINT event_trace_id_format CHECK ((trace_id ~ '^[0-9a-f]{32}$'::text)) NOT VALID;
+
+ALTER TABLE event
+    ADD CONSTRAINT event_trace_parent_format CHECK ((trace_parent ~ '^[0-9a-f]{16}$'::text)) NOT VALID;
 
 ALTER TABLE ONLY fhir_fetched_resource
     ADD CONSTRAINT fhir_fetched_resource_pkey PRIMARY KEY (name, event_number);

@@ -6,29 +6,18 @@
 
 #include <string>
 
+#include "config/config_error_matchers.hpp"
 #include "config/workflow_loader.hpp"
 
 namespace chartflow::config {
 namespace {
 
-using ::testing::AllOf;
 using ::testing::ElementsAre;
-using ::testing::Field;
-using ::testing::HasSubstr;
 using json = nlohmann::json;
 
 LoadResult load(const std::string& text) { return load_workflow_text(text, "debounce.yaml", {}); }
 
-auto error_at(int line, const std::string& text) {
-  return AllOf(Field(&ConfigError::file, "debounce.yaml"), Field(&ConfigError::line, line),
-               Field(&ConfigError::message, HasSubstr(text)));
-}
-
-std::string dump(const std::vector<ConfigError>& errors) {
-  std::string out;
-  for (const auto& e : errors) out += e.to_string() + "\n";
-  return out;
-}
+auto error_at(int line, const std::string& text) { return error_in("debounce.yaml", line, text); }
 
 TEST(Debounce, StoresKeyWindowAndMaxWaitOfTheTrigger) {
   const auto r = load(

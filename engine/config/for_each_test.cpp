@@ -9,29 +9,19 @@
 
 #include <string>
 
+#include "config/config_error_matchers.hpp"
 #include "config/workflow_loader.hpp"
 
 namespace chartflow::config {
 namespace {
 
-using ::testing::AllOf;
 using ::testing::Contains;
-using ::testing::Field;
 using ::testing::HasSubstr;
 using json = nlohmann::json;
 
 LoadResult load(const std::string& text) { return load_workflow_text(text, "fan.yaml", {}); }
 
-auto error_at(int line, const std::string& text) {
-  return AllOf(Field(&ConfigError::file, "fan.yaml"), Field(&ConfigError::line, line),
-               Field(&ConfigError::message, HasSubstr(text)));
-}
-
-std::string dump(const std::vector<ConfigError>& errors) {
-  std::string out;
-  for (const auto& e : errors) out += e.to_string() + "\n";
-  return out;
-}
+auto error_at(int line, const std::string& text) { return error_in("fan.yaml", line, text); }
 
 std::string with_fan(const std::string& fan_keys) {
   return "name: fan\n"
@@ -79,6 +69,20 @@ TEST(ForEachConfig, PointerMustBeIntoStepsOrEventWithFileAndLine) {
               Contains(error_at(6, "for_each must be a JSON pointer")));
   EXPECT_THAT(load(with_fan("for_each: /event/a~2b")).errors,
               Contains(error_at(6, "for_each: '/event/a~2b' is not a JSON pointer")));
+}
+
+// An element that parks could not be retried, skipped or failed by an operator (the parked-step
+// commands take step names, not element keys): such a run could only be cancelled.
+TEST(ForEachConfig, ElementsCannotParkYet) {
+  EXPECT_THAT(load(with_fan("for_each: /event/items, on_exhausted: park")).errors,
+              Contains(error_at(6, "a for_each step's elements cannot park yet")));
+  const auto by_default = load("on_exhausted: park\n" + with_fan("for_each: /event/items"));
+  EXPECT_THAT(by_default.errors,
+              Contains(error_at(7, "a for_each step's elements cannot park yet")));
+  // Said per step, fail overrides the workflow's default.
+  const auto r =
+      load("on_exhausted: park\n" + with_fan("for_each: /event/items, on_exhausted: fail"));
+  EXPECT_TRUE(r.workflow) << dump(r.errors);
 }
 
 TEST(ForEachConfig, ConcurrencyWithForEachIsAPositiveWholeNumber) {

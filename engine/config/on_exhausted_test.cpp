@@ -6,29 +6,18 @@
 
 #include <string>
 
+#include "config/config_error_matchers.hpp"
 #include "config/workflow_loader.hpp"
 
 namespace chartflow::config {
 namespace {
 
-using ::testing::AllOf;
 using ::testing::Contains;
-using ::testing::Field;
-using ::testing::HasSubstr;
 using json = nlohmann::json;
 
 LoadResult load(const std::string& text) { return load_workflow_text(text, "park.yaml", {}); }
 
-auto error_at(int line, const std::string& text) {
-  return AllOf(Field(&ConfigError::file, "park.yaml"), Field(&ConfigError::line, line),
-               Field(&ConfigError::message, HasSubstr(text)));
-}
-
-std::string dump(const std::vector<ConfigError>& errors) {
-  std::string out;
-  for (const auto& e : errors) out += e.to_string() + "\n";
-  return out;
-}
+auto error_at(int line, const std::string& text) { return error_in("park.yaml", line, text); }
 
 // The step's on_exhausted as stored; "fail" when the definition leaves it out.
 std::string on_exhausted(const json& definition, const std::string& step) {

@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "config/config_error_matchers.hpp"
 #include "core/condition.hpp"
 #include "engine/util/duration.hpp"
 
@@ -51,16 +52,7 @@ LoadResult load(const std::string& text) {
                             test_handlers());
 }
 
-std::string dump(const std::vector<ConfigError>& errors) {
-  std::string out;
-  for (const auto& e : errors) out += e.to_string() + "\n";
-  return out;
-}
-
-auto error_at(int line, const std::string& text) {
-  return AllOf(Field(&ConfigError::file, "test.yaml"), Field(&ConfigError::line, line),
-               Field(&ConfigError::message, HasSubstr(text)));
-}
+auto error_at(int line, const std::string& text) { return error_in("test.yaml", line, text); }
 
 std::vector<std::string> step_names(const core::Workflow& w) {
   std::vector<std::string> out;

@@ -22,6 +22,13 @@ std::optional<ElementKey> parse_element_key(std::string_view key) {
   return out;
 }
 
+const Step* definition_of(const Workflow& wf, std::string_view key) {
+  if (const Step* s = wf.find_step(std::string(key))) return s;
+  const auto element = parse_element_key(key);
+  const Step* s = element ? wf.find_step(element->step) : nullptr;
+  return s != nullptr && s->for_each ? s : nullptr;
+}
+
 std::variant<json, std::string> for_each_list(const ForEach& fe, const json& event,
                                               const json& steps) {
   const std::string& p = fe.pointer;

@@ -25,6 +25,10 @@ struct ElementKey {
 // The step and index an element's row key names; nullopt for a step's own key.
 std::optional<ElementKey> parse_element_key(std::string_view key);
 
+// The definition a row key runs under: its step's, or for an element row (`step[i]`) that of
+// its for_each step; nullptr when the workflow has neither.
+const Step* definition_of(const Workflow& wf, std::string_view key);
+
 // The list a for_each step runs over, read from its run's context as a condition reads it
 // ({"event": `event`, "steps": `steps`}, where `steps` is {name: output}; neither is copied),
 // or why there is none. The message names the pointer and the JSON type found, never a value
@@ -39,8 +43,8 @@ nlohmann::json element_input(const nlohmann::json& input, const nlohmann::json& 
                              std::size_t index);
 
 // The step's output once its `count` elements are done: their outputs in list order, read from
-// `outputs` ({key: output} of the run's succeeded steps); an element that was skipped (an
-// operator's skip of a parked element) is null.
+// `outputs` ({key: output} of the run's succeeded steps); an element with no output there is
+// null.
 nlohmann::json collect_outputs(const nlohmann::json& outputs, std::string_view step,
                                std::size_t count);
 

@@ -4,6 +4,8 @@
 
 #include <set>
 
+#include "core/for_each.hpp"
+
 namespace chartflow::core {
 namespace {
 
@@ -55,6 +57,13 @@ RunMigrationPlan plan_run_migration(const std::vector<RunStepState>& steps,
   for (const auto& s : steps)
     if (s.status == "running") {
       plan.reason = "step " + s.key + " is running; move it when it is not";
+      return plan;
+    }
+  for (const auto& s : steps)
+    if (const auto element = parse_element_key(s.key)) {
+      plan.reason =
+          fmt::format("step {} runs once per element (for_each); a run with a fan-out cannot move",
+                      element->step);
       return plan;
     }
   std::map<std::string, const RunStepState*> by_new_key;

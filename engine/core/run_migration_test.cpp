@@ -99,6 +99,19 @@ TEST(RunMigration, RefusesARunningStepAndAStartedStepTheNewVersionLacks) {
                   .movable);
 }
 
+// A fan-out's elements are rows no version names, and its own row looks unstarted while they
+// run: moved, the elements would be dropped and the step would collect nothing.
+TEST(RunMigration, RefusesARunWithAFanOutsElements) {
+  const auto plan = plan_run_migration(run({{"extract", "succeeded"},
+                                            {"bill", "pending"},
+                                            {"bill[0]", "succeeded"},
+                                            {"bill[1]", "ready"}}),
+                                       {{"extract", {}}, {"bill", {"extract"}}}, {}, "version 2");
+  EXPECT_FALSE(plan.movable);
+  EXPECT_EQ(plan.reason,
+            "step bill runs once per element (for_each); a run with a fan-out cannot move");
+}
+
 TEST(RunMigration, RefusesAMoveThatWouldLeaveNothingToRun) {
   const auto plan =
       plan_run_migration(run({{"a", "succeeded"}, {"b", "pending"}}), {{"a", {}}}, {}, "version 2");

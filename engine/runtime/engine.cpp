@@ -530,6 +530,7 @@ std::vector<store::ClaimedStep> Engine::run_batch(store::Store& store,
     auto batch = store.begin_batch();
     batch->emit_succeeded_with(succeeded_plan);
     auto batch_start = std::chrono::steady_clock::now();
+    std::vector<core::Span> spans;
     for (std::size_t i = 0; i < steps.size(); ++i) {
       const auto& s = steps[i];
       const auto t0 = std::chrono::steady_clock::now();
@@ -537,6 +538,7 @@ std::vector<store::ClaimedStep> Engine::run_batch(store::Store& store,
       // running steps with an ageing lease, behind the rest of the batch.
       if (i > 0 && t0 - batch_start > kMaxBatchOpen) {
         batch->commit(settings_.instance_id, 0, settings_.lease, false);
+        record_spans(spans);
         report_succeeded(*batch);
         promoted += batch->promoted();
         if (settings_.traces) ended_runs(*batch, ended);
@@ -545,7 +547,7 @@ std::vector<store::ClaimedStep> Engine::run_batch(store::Store& store,
         batch->emit_succeeded_with(succeeded_plan);
         batch_start = std::chrono::steady_clock::now();
       }
-      execute(*batch, s, inputs[i].first, inputs[i].second->body);
+      execute(*batch, s, inputs[i].first, inputs[i].second->body, spans);
       std::string scratch;
       done.push_back(
           {s.workflow, step_label(s.step_key, scratch),
@@ -554,6 +556,7 @@ std::vector<store::ClaimedStep> Engine::run_batch(store::Store& store,
     next = batch->commit(settings_.instance_id,
                          stopping_ || !claim_next ? 0 : pools_[pool]->batch_size, settings_.lease,
                          workflows_->any_concurrency_limits());
+    record_spans(spans);
     report_succeeded(*batch);
     promoted += batch->promoted();
     if (settings_.traces) ended_runs(*batch, ended);
@@ -575,20 +578,16 @@ void Engine::report_succeeded(const store::StepBatch& batch) const {
 }
 
 void Engine::execute(store::StepBatch& batch, const store::ClaimedStep& s, const WorkflowPtr& wf,
-                     const Json& event) {
+                     const Json& event, std::vector<core::Span>& spans) {
   const std::string& owner = settings_.instance_id;
-  const core::Step* def = wf ? wf->workflow.find_step(s.step_key) : nullptr;
-  // A for_each step's element (core/for_each.hpp) runs under its step's definition.
-  std::optional<core::ElementKey> element;
-  if (def == nullptr && wf && (element = core::parse_element_key(s.step_key))) {
-    def = wf->workflow.find_step(element->step);
-    if (def != nullptr && !def->for_each) def = nullptr;
-  }
+  const core::Step* def = wf ? core::definition_of(wf->workflow, s.step_key) : nullptr;
   if (def == nullptr) {
     batch.finish_failed(
         s, owner, "step definition not found for version " + std::to_string(s.workflow_version_id));
     return;
   }
+  const auto element =
+      def->for_each ? core::parse_element_key(s.step_key) : std::optional<core::ElementKey>();
   if (def->for_each && !element && s.wake && s.wake->value("kind", "") == "fan_in") {
     // Every element is done: the step's output is theirs, in list order.
     batch.finish_done(
@@ -597,40 +596,34 @@ void Engine::execute(store::StepBatch& batch, const store::ClaimedStep& s, const
         false);
     return;
   }
-  std::optional<Json> element_input;
-  if (def->for_each) {
-    auto list = core::for_each_list(*def->for_each, event, s.needs_output);
-    std::string problem;
-    if (auto* why = std::get_if<std::string>(&list)) {
-      problem = *why;
-    } else if (element && element->index >= std::get<Json>(list).size()) {
-      problem = "element " + std::to_string(element->index) + " is no longer in the list";
-    }
-    if (!problem.empty()) {
-      // The list is the run's own data, settled before the step started: no retry changes it.
-      batch.log(store::LogRecord{3, "step failed: " + problem, s.workflow, s.run_id, s.step_key,
-                                 s.attempt, Json::object()});
-      if (batch.finish_failed(s, owner, problem)) emit_if_ended(batch, s.run_id);
-      if (hooks_.run_finished) hooks_.run_finished(s.workflow, "failed");
+  if (def->when && !s.wake && !element) {
+    const Json doc = {{"event", event}, {"steps", s.needs_output}};
+    if (!def->when->evaluate(doc)) {
+      batch.finish_done(s, owner, Json::object(), /*skipped=*/true);
       return;
     }
-    const Json& items = std::get<Json>(list);
-    if (element) {
-      element_input = core::element_input(def->input, items[element->index], element->index);
-    } else if (!def->when || def->when->evaluate({{"event", event}, {"steps", s.needs_output}})) {
+  }
+  std::optional<Json> element_input;
+  // The list is the run's own data, settled before the step started: no retry changes it, so a
+  // problem with it fails the attempt for good.
+  std::string list_problem;
+  if (def->for_each) {
+    auto list = core::for_each_list(*def->for_each, event, s.needs_output);
+    if (auto* why = std::get_if<std::string>(&list)) {
+      list_problem = *why;
+    } else if (element && element->index >= std::get<Json>(list).size()) {
+      list_problem = "element " + std::to_string(element->index) + " is no longer in the list";
+    } else if (element) {
+      element_input =
+          core::element_input(def->input, std::get<Json>(list)[element->index], element->index);
+    } else {
+      const Json& items = std::get<Json>(list);
       if (items.empty()) {
         batch.finish_done(s, owner, Json::array(), false);
       } else {
         batch.finish_fanned_out(s, owner,
                                 element_plans(wf->workflow, *def, event, s.run_id, items.size()));
       }
-      return;
-    }
-  }
-  if (def->when && !s.wake && !element) {
-    const Json doc = {{"event", event}, {"steps", s.needs_output}};
-    if (!def->when->evaluate(doc)) {
-      batch.finish_done(s, owner, Json::object(), /*skipped=*/true);
       return;
     }
   }
@@ -644,7 +637,9 @@ void Engine::execute(store::StepBatch& batch, const store::ClaimedStep& s, const
   });
   if (element_input) ctx.set_input(std::move(*element_input));
   const TimePoint handler_start = settings_.traces ? Clock::now() : TimePoint{};
-  if (handler == nullptr) {
+  if (!list_problem.empty()) {
+    outcome = Fail{list_problem, true};
+  } else if (handler == nullptr) {
     outcome = Fail{"no handler named " + s.handler + " in this process", false};
   } else {
     try {
@@ -700,16 +695,14 @@ void Engine::execute(store::StepBatch& batch, const store::ClaimedStep& s, const
         }
       },
       outcome);
-  if (settings_.traces) record_step_span(s, *def, outcome, handler_start);
+  if (settings_.traces) step_span(spans, s, *def, outcome, handler_start);
 }
 
 void Engine::handle_expired(store::Store& store) {
   for (const auto& e : store.expired_steps(100)) {
     WorkflowPtr wf = workflows_->by_version(e.workflow_version_id, store);
-    const core::Step* def = wf ? wf->workflow.find_step(e.step_key) : nullptr;
     // A for_each element retries and parks as its step says.
-    if (auto element = core::parse_element_key(e.step_key); wf && !def && element)
-      def = wf->workflow.find_step(element->step);
+    const core::Step* def = wf ? core::definition_of(wf->workflow, e.step_key) : nullptr;
     core::RetryPolicy policy = def ? def->retry : core::RetryPolicy{};
     std::string error =
         e.timed_out

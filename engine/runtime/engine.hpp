@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/event_policy.hpp"
+#include "core/trace.hpp"
 #include "engine/handler.hpp"
 #include "runtime/event_cache.hpp"
 #include "runtime/run_migration.hpp"
@@ -222,14 +223,18 @@ class Engine {
   // commit's own claim took those of the worker's pool).
   void wake_dependents(const std::vector<store::ClaimedStep>& steps,
                        const std::vector<WorkflowPtr>& workflows, std::size_t own_pool);
+  // `spans`: the attempt's span, for the caller to record once the batch has committed (a batch
+  // rolled back and run again would otherwise export the same attempt twice).
   void execute(store::StepBatch& batch, const store::ClaimedStep& step, const WorkflowPtr& wf,
-               const Json& event);
+               const Json& event, std::vector<core::Span>& spans);
   // Tells hooks about the runs a committed batch finished.
   void report_succeeded(const store::StepBatch& batch) const;
-  // Spans (runtime/engine_traces.cpp), only with EngineSettings::traces: an attempt's, as its
-  // handler returns; the root spans of the runs a batch ended, once it committed.
-  void record_step_span(const store::ClaimedStep& s, const core::Step& def,
-                        const StepOutcome& outcome, TimePoint handler_start) const;
+  // Spans (runtime/engine_traces.cpp), only with EngineSettings::traces: an attempt's, added to
+  // `out` as its handler returns; the root spans of the runs a batch ended, once it committed.
+  void step_span(std::vector<core::Span>& out, const store::ClaimedStep& s, const core::Step& def,
+                 const StepOutcome& outcome, TimePoint handler_start) const;
+  // Hands the spans of a committed batch to the exporter.
+  void record_spans(std::vector<core::Span>& spans) const;
   void record_run_spans(store::Store& store, const std::vector<store::ClaimedStep>& steps,
                         const std::vector<std::int64_t>& ended);
   // Sets each step's ready_at (when its queue wait began) for its span; never throws.

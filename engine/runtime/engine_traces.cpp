@@ -34,8 +34,9 @@ const char* outcome_name(const StepOutcome& outcome) {
 
 }  // namespace
 
-void Engine::record_step_span(const store::ClaimedStep& s, const core::Step& def,
-                              const StepOutcome& outcome, TimePoint handler_start) const {
+void Engine::step_span(std::vector<core::Span>& out, const store::ClaimedStep& s,
+                       const core::Step& def, const StepOutcome& outcome,
+                       TimePoint handler_start) const {
   if (!s.trace_id) return;  // an event from before traces
   const TimePoint end = Clock::now();
   core::Span span;
@@ -59,7 +60,13 @@ void Engine::record_step_span(const store::ClaimedStep& s, const core::Step& def
   if (s.ready_at)
     span.int_attributes.emplace_back("chartflow.queue_wait_ms",
                                      millis_between(*s.ready_at, s.deadline - def.timeout));
-  settings_.traces->record(std::move(span));
+  out.push_back(std::move(span));
+}
+
+void Engine::record_spans(std::vector<core::Span>& spans) const {
+  if (settings_.traces)
+    for (auto& span : spans) settings_.traces->record(std::move(span));
+  spans.clear();
 }
 
 void Engine::read_ready_times(store::Store& store, std::vector<store::ClaimedStep>& steps) {

@@ -1,5 +1,6 @@
 // The engine's side of parked steps: an operator's retry, skip or fail, and the reads of the
 // parked view and gauge. A step parks in Engine::execute or Engine::handle_expired.
+#include "core/for_each.hpp"
 #include "runtime/engine.hpp"
 #include "runtime/log.hpp"
 
@@ -21,7 +22,7 @@ Engine::CommandResult Engine::act_on_parked(std::int64_t run_id, const std::stri
     if (action == store::Store::ParkedAction::kRetry) {
       if (auto version = s.run_workflow_version(run_id)) {
         const WorkflowPtr wf = workflows_->by_version(*version, s);
-        const core::Step* def = wf ? wf->workflow.find_step(step) : nullptr;
+        const core::Step* def = wf ? core::definition_of(wf->workflow, step) : nullptr;
         command.attempts = def ? def->retry.max_attempts : core::RetryPolicy{}.max_attempts;
       }
     }

@@ -11,10 +11,12 @@
 --
 -- Released migrations are append-only: once a file here has been released, never edit it;
 -- change the schema with a new NNNN_*.sql file instead. schema/snapshot.sql shows the result.
+-- NOT VALID: the checks hold for every new row without scanning the existing ones (all NULL)
+-- under this statement's exclusive lock.
 ALTER TABLE event ADD COLUMN trace_id text,
   ADD COLUMN trace_parent text,
-  ADD CONSTRAINT event_trace_id_format CHECK (trace_id ~ '^[0-9a-f]{32}$'),
-  ADD CONSTRAINT event_trace_parent_format CHECK (trace_parent ~ '^[0-9a-f]{16}$');
+  ADD CONSTRAINT event_trace_id_format CHECK (trace_id ~ '^[0-9a-f]{32}$') NOT VALID,
+  ADD CONSTRAINT event_trace_parent_format CHECK (trace_parent ~ '^[0-9a-f]{16}$') NOT VALID;
 -- A new trace id: 122 random bits of a version 4 UUID, which is plenty for a trace id. The
 -- ingest statements call it for events that came without a trace (coalesce), and it is the
 -- column's default for any other insert.
