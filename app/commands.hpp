@@ -39,6 +39,7 @@ int logs(const Args& args);
 int upload(const Args& args);
 int workflows(const Args& args);
 int runs(const Args& args);
+int reprocess(const Args& args);
 int tokens(const Args& args);
 int audit(const Args& args);
 int users(const Args& args);

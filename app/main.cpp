@@ -42,6 +42,7 @@ void usage(std::ostream& out) {
          "  logs      read step logs from a server\n"
          "  workflows list, pause, resume or migrate workflows on a server\n"
          "  runs      pause or resume one run on a server\n"
+         "  reprocess re-run selected runs (dry run first) on a server\n"
          "  tokens    create | revoke | list API tokens\n"
          "  users     create | disable | enable dashboard users\n"
          "  audit     verify the audit trail's hash chain\n"
@@ -97,6 +98,21 @@ std::string command_usage(const std::string& command) {
                "gives it, and none is running; steps not started take M's definition, M's new\n"
                "steps are added, unstarted steps M lacks are dropped. --dry-run prints the plan\n"
                "per run (what stays and why, what runs next) and changes nothing.\n") +
+           kClientOptions;
+  if (command == "reprocess")
+    return std::string(
+               "usage: chartflow reprocess --workflow W [--from T] [--to T] [--status S[,S]]\n"
+               "                           [--chart ID] [--failed-step STEP] [--dry-run]\n"
+               "                           [--resend] [--force --reason TEXT] [--batch-size N]\n"
+               "       chartflow reprocess list | status ID | cancel ID\n"
+               "Starts a new run of W (its latest version) for the original event of each\n"
+               "selected run: created in [--from, --to), with the given status, of the chart,\n"
+               "or whose step --failed-step failed or is parked. --dry-run prints how many runs\n"
+               "and charts, and per step what the re-run would do outside chartflow, and changes\n"
+               "nothing. Ledger entries already present are skipped; insurer notifications\n"
+               "already sent go again only with --resend; bills already sent only with --force\n"
+               "and a --reason (audited). Runs start in batches (--batch-size, 50); cancel stops\n"
+               "further batches.\n") +
            kClientOptions;
   if (command == "runs")
     return std::string(
@@ -201,6 +217,7 @@ int main(int argc, char** argv) {
     if (command == "upload") return chartflow::cli::upload(args);
     if (command == "workflows") return chartflow::cli::workflows(args);
     if (command == "runs") return chartflow::cli::runs(args);
+    if (command == "reprocess") return chartflow::cli::reprocess(args);
     if (command == "tokens") return chartflow::cli::tokens(args);
     if (command == "audit") return chartflow::cli::audit(args);
     if (command == "users") return chartflow::cli::users(args);

@@ -12,6 +12,9 @@
 #include "handlers/discharge/discharge.hpp"
 #include "handlers/doctor_review/doctor_review.hpp"
 #include "handlers/fhir_subscriptions/fhir_fetch.hpp"
+#include "handlers/fhir_subscriptions/gap_recovery.hpp"
+#include "handlers/fhir_subscriptions/outbound_delivery.hpp"
+#include "handlers/fhir_subscriptions/outbound_routes.hpp"
 #include "handlers/fhir_subscriptions/subscription_routes.hpp"
 #include "handlers/insurance/insurance.hpp"
 #include "handlers/missing_field_scan/missing_field_scan.hpp"
@@ -39,8 +42,11 @@ std::shared_ptr<const fhir_subscriptions::SubscriptionSettings> subscriptions_of
   return {settings, &settings->fhir_subscriptions};
 }
 
+// `services`: the module's way to the running engine, for the steps that store events of their
+// own; null where the handlers are registered without the module (they then retry).
 void add_handlers(HandlerRegistry& registry, const std::filesystem::path& workflows_dir,
-                  const std::shared_ptr<const ChartSettings>& settings) {
+                  const std::shared_ptr<const ChartSettings>& settings,
+                  const std::shared_ptr<ServicesSlot>& services) {
   auto scan = std::make_shared<missing_field_scan::MissingFieldScanHandler>(workflows_dir);
   std::error_code ec;
   if (std::filesystem::exists(workflows_dir / missing_field_scan::kDefaultRulesFile, ec)) {
@@ -61,21 +67,25 @@ void add_handlers(HandlerRegistry& registry, const std::filesystem::path& workfl
   registry.add("bill_send", std::make_shared<discharge::BillSendHandler>(bill));
   registry.add("fhir_fetch",
                std::make_shared<fhir_subscriptions::FhirFetchHandler>(subscriptions_of(settings)));
+  registry.add("fhir_recover_gaps", std::make_shared<fhir_subscriptions::GapRecoveryHandler>(
+                                        subscriptions_of(settings), services));
+  registry.add("fhir_deliver", std::make_shared<fhir_subscriptions::OutboundDeliveryHandler>());
 }
 
 }  // namespace
 
 void register_chart_handlers(HandlerRegistry& registry, const std::filesystem::path& workflows_dir,
                              const ChartHandlerOptions& options) {
-  add_handlers(registry, workflows_dir, load_settings(workflows_dir, options));
+  add_handlers(registry, workflows_dir, load_settings(workflows_dir, options), nullptr);
 }
 
 void register_chart_module(ModuleRegistry& module, const std::filesystem::path& workflows_dir,
                            const ChartHandlerOptions& options) {
   auto settings = load_settings(workflows_dir, options);
-  add_handlers(module.handlers(), workflows_dir, settings);
+  add_handlers(module.handlers(), workflows_dir, settings, module.services());
   add_chart_routes(module);
   fhir_subscriptions::add_subscription_routes(module, subscriptions_of(settings));
+  fhir_subscriptions::add_outbound_routes(module);
   // What an intake stored of a chart (an S3 object) is read as the chart is: by admin, or a
   // reviewer the chart is assigned to.
   module.add_intake(kChartIntake, chart_intake,
@@ -88,6 +98,9 @@ void register_chart_module(ModuleRegistry& module, const std::filesystem::path& 
   module.reserve_event_type(kChartUploadedEvent);
   // Only an authenticated subscription's notification makes fhir.notification.
   module.reserve_event_type(fhir_subscriptions::kNotificationEvent);
+  // Only POST /fhir/Subscription starts a deliverer, for the subscription it stored.
+  module.reserve_event_type(fhir_subscriptions::kSubscriptionRequestedEvent);
+  module.reserve_event_type(fhir_subscriptions::kGapEvent);
   module.add_migrations(chart_migrations());
 }
 

@@ -122,6 +122,41 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION child_run_ended() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  v_outputs jsonb;
+BEGIN
+  IF EXISTS (SELECT 1 FROM workflow_run c WHERE c.parent_run_id = NEW.parent_run_id
+             AND c.parent_step = NEW.parent_step AND c.parent_attempt > NEW.parent_attempt) THEN
+    RETURN NULL;
+  END IF;
+  -- A for_each element's row ("step[i]") is part of its step's output, not an output of its own.
+  IF NEW.status = 'succeeded' THEN
+    SELECT coalesce(jsonb_object_agg(s.step_key, s.output), '{}') INTO v_outputs
+      FROM step_run s
+      WHERE s.run_id = NEW.id AND s.status = 'succeeded' AND position('[' IN s.step_key) = 0;
+  END IF;
+  UPDATE step_run SET status = 'ready', run_at = now(), wait_signal = NULL, wait_until = NULL,
+      wake = jsonb_build_object('kind', 'child', 'run_id', NEW.id, 'status', NEW.status,
+                                'output', v_outputs)
+    WHERE run_id = NEW.parent_run_id AND step_key = NEW.parent_step AND status = 'waiting';
+  IF NOT FOUND THEN
+    RETURN NULL;
+  END IF;
+  INSERT INTO run_history (run_id, type, step, detail)
+    VALUES (NEW.parent_run_id, 'signalled', NEW.parent_step,
+            jsonb_build_object('child_run_id', NEW.id, 'status', NEW.status));
+  UPDATE workflow_run SET status = 'running'
+    WHERE id = NEW.parent_run_id AND status = 'waiting'
+      AND NOT EXISTS (SELECT 1 FROM step_run WHERE run_id = NEW.parent_run_id
+                      AND status = 'waiting');
+  PERFORM pg_notify('chartflow_wakeup_' || current_schema(), '');
+  RETURN NULL;
+END
+$$;
+
 CREATE FUNCTION run_signal_deliver(p_run_id bigint, p_name text, p_payload jsonb) RETURNS text
     LANGUAGE plpgsql
     SET enable_seqscan TO 'off'
@@ -770,7 +805,74 @@ CREATE TABLE fhir_fetched_resource (
     reference text NOT NULL,
     url text NOT NULL,
     content jsonb NOT NULL,
-    fetched_at timestamp with time zone DEFAULT now() NOT NULL
+    fetched_at timestamp with time zone DEFAULT now() NOT NULL,
+    epoch integer DEFAULT 1 NOT NULL
+);
+
+CREATE TABLE fhir_out_delivery (
+    subscription_id text NOT NULL,
+    status text DEFAULT 'requested'::text NOT NULL,
+    handshake_at timestamp with time zone,
+    delivered_through bigint DEFAULT 0 NOT NULL,
+    failures integer DEFAULT 0 NOT NULL,
+    last_error text,
+    last_sent_at timestamp with time zone,
+    next_attempt_at timestamp with time zone,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT fhir_out_delivery_status CHECK ((status = ANY (ARRAY['requested'::text, 'active'::text, 'error'::text])))
+);
+
+CREATE TABLE fhir_out_disclosure (
+    id bigint NOT NULL,
+    subscription_id text NOT NULL,
+    kind text NOT NULL,
+    event_number bigint,
+    focus text,
+    patient text,
+    content text NOT NULL,
+    run_id bigint NOT NULL,
+    sent_at timestamp with time zone DEFAULT now() NOT NULL,
+    answered_at timestamp with time zone,
+    status_code integer,
+    error text,
+    CONSTRAINT fhir_out_disclosure_kind CHECK ((kind = ANY (ARRAY['handshake'::text, 'heartbeat'::text, 'event-notification'::text])))
+);
+
+CREATE SEQUENCE fhir_out_disclosure_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+ALTER SEQUENCE fhir_out_disclosure_id_seq OWNED BY fhir_out_disclosure.id;
+
+CREATE TABLE fhir_out_notification (
+    subscription_id text NOT NULL,
+    event_number bigint NOT NULL,
+    focus text NOT NULL,
+    patient text,
+    resource jsonb,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+CREATE TABLE fhir_out_subscription (
+    id text DEFAULT replace((gen_random_uuid())::text, '-'::text, ''::text) NOT NULL,
+    topic text NOT NULL,
+    patient text,
+    endpoint text NOT NULL,
+    headers jsonb DEFAULT '[]'::jsonb NOT NULL,
+    content text NOT NULL,
+    heartbeat_seconds integer,
+    status text DEFAULT 'requested'::text NOT NULL,
+    events bigint DEFAULT 0 NOT NULL,
+    resource jsonb NOT NULL,
+    created_by text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT fhir_out_subscription_content CHECK ((content = ANY (ARRAY['empty'::text, 'id-only'::text, 'full-resource'::text]))),
+    CONSTRAINT fhir_out_subscription_heartbeat CHECK (((heartbeat_seconds IS NULL) OR (heartbeat_seconds > 0))),
+    CONSTRAINT fhir_out_subscription_status CHECK ((status = ANY (ARRAY['requested'::text, 'off'::text])))
 );
 
 CREATE TABLE fhir_subscription_event (
@@ -778,6 +880,7 @@ CREATE TABLE fhir_subscription_event (
     event_number bigint NOT NULL,
     via text NOT NULL,
     received_at timestamp with time zone DEFAULT now() NOT NULL,
+    epoch integer DEFAULT 1 NOT NULL,
     CONSTRAINT fhir_subscription_event_via CHECK ((via = ANY (ARRAY['notification'::text, 'events'::text])))
 );
 
@@ -794,6 +897,8 @@ CREATE TABLE fhir_subscription_state (
     announced bigint DEFAULT 0 NOT NULL,
     recovery_at timestamp with time zone,
     recovery_error text,
+    epoch integer DEFAULT 1 NOT NULL,
+    subscription_key text,
     CONSTRAINT fhir_subscription_state_counts CHECK (((contiguous >= 0) AND (announced >= 0)))
 );
 
@@ -952,6 +1057,38 @@ CREATE SEQUENCE log_record_id_seq
     CACHE 1;
 
 ALTER SEQUENCE log_record_id_seq OWNED BY log_record.id;
+
+CREATE TABLE reprocess_item (
+    job_id bigint NOT NULL,
+    source_run_id bigint NOT NULL,
+    new_run_id bigint
+);
+
+CREATE TABLE reprocess_job (
+    id bigint NOT NULL,
+    workflow text NOT NULL,
+    selection jsonb NOT NULL,
+    flags jsonb DEFAULT '{}'::jsonb NOT NULL,
+    batch_size integer NOT NULL,
+    status text DEFAULT 'running'::text NOT NULL,
+    total integer DEFAULT 0 NOT NULL,
+    started integer DEFAULT 0 NOT NULL,
+    created_by text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    finished_at timestamp with time zone,
+    CONSTRAINT reprocess_job_batch_size_check CHECK (((batch_size >= 1) AND (batch_size <= 1000))),
+    CONSTRAINT reprocess_job_status_check CHECK ((status = ANY (ARRAY['running'::text, 'cancelled'::text, 'done'::text])))
+);
+
+CREATE SEQUENCE reprocess_job_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+ALTER SEQUENCE reprocess_job_id_seq OWNED BY reprocess_job.id;
 
 CREATE TABLE review (
     id bigint NOT NULL,
@@ -1214,6 +1351,10 @@ CREATE TABLE workflow_run (
     started_at timestamp with time zone,
     finished_at timestamp with time zone,
     error text,
+    parent_run_id bigint,
+    parent_step text,
+    parent_attempt integer,
+    CONSTRAINT workflow_run_parent_check CHECK ((((parent_run_id IS NULL) = (parent_step IS NULL)) AND ((parent_run_id IS NULL) = (parent_attempt IS NULL)))),
     CONSTRAINT workflow_run_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'running'::text, 'waiting'::text, 'parked'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text])))
 );
 ALTER TABLE ONLY workflow_run ALTER COLUMN workflow SET COMPRESSION lz4;
@@ -1265,6 +1406,8 @@ ALTER TABLE ONLY chart_question ALTER COLUMN id SET DEFAULT nextval('chart_quest
 
 ALTER TABLE ONLY event ALTER COLUMN id SET DEFAULT nextval('event_id_seq'::regclass);
 
+ALTER TABLE ONLY fhir_out_disclosure ALTER COLUMN id SET DEFAULT nextval('fhir_out_disclosure_id_seq'::regclass);
+
 ALTER TABLE ONLY insurer_delivery_attempt ALTER COLUMN id SET DEFAULT nextval('insurer_delivery_attempt_id_seq'::regclass);
 
 ALTER TABLE ONLY insurer_outbox ALTER COLUMN id SET DEFAULT nextval('insurer_outbox_id_seq'::regclass);
@@ -1274,6 +1417,8 @@ ALTER TABLE ONLY invoice ALTER COLUMN id SET DEFAULT nextval('invoice_id_seq'::r
 ALTER TABLE ONLY ledger_entry ALTER COLUMN id SET DEFAULT nextval('ledger_entry_id_seq'::regclass);
 
 ALTER TABLE ONLY log_record ALTER COLUMN id SET DEFAULT nextval('log_record_id_seq'::regclass);
+
+ALTER TABLE ONLY reprocess_job ALTER COLUMN id SET DEFAULT nextval('reprocess_job_id_seq'::regclass);
 
 ALTER TABLE ONLY review ALTER COLUMN id SET DEFAULT nextval('review_id_seq'::regclass);
 
@@ -1339,10 +1484,22 @@ ALTER TABLE event
     ADD CONSTRAINT event_trace_parent_format CHECK ((trace_parent ~ '^[0-9a-f]{16}$'::text)) NOT VALID;
 
 ALTER TABLE ONLY fhir_fetched_resource
-    ADD CONSTRAINT fhir_fetched_resource_pkey PRIMARY KEY (name, event_number);
+    ADD CONSTRAINT fhir_fetched_resource_pkey PRIMARY KEY (name, epoch, event_number);
+
+ALTER TABLE ONLY fhir_out_delivery
+    ADD CONSTRAINT fhir_out_delivery_pkey PRIMARY KEY (subscription_id);
+
+ALTER TABLE ONLY fhir_out_disclosure
+    ADD CONSTRAINT fhir_out_disclosure_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY fhir_out_notification
+    ADD CONSTRAINT fhir_out_notification_pkey PRIMARY KEY (subscription_id, event_number);
+
+ALTER TABLE ONLY fhir_out_subscription
+    ADD CONSTRAINT fhir_out_subscription_pkey PRIMARY KEY (id);
 
 ALTER TABLE ONLY fhir_subscription_event
-    ADD CONSTRAINT fhir_subscription_event_pkey PRIMARY KEY (name, event_number);
+    ADD CONSTRAINT fhir_subscription_event_pkey PRIMARY KEY (name, epoch, event_number);
 
 ALTER TABLE ONLY fhir_subscription_state
     ADD CONSTRAINT fhir_subscription_state_pkey PRIMARY KEY (name);
@@ -1370,6 +1527,12 @@ ALTER TABLE ONLY ledger_entry
 
 ALTER TABLE ONLY log_record
     ADD CONSTRAINT log_record_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY reprocess_item
+    ADD CONSTRAINT reprocess_item_pkey PRIMARY KEY (job_id, source_run_id);
+
+ALTER TABLE ONLY reprocess_job
+    ADD CONSTRAINT reprocess_job_pkey PRIMARY KEY (id);
 
 ALTER TABLE ONLY review
     ADD CONSTRAINT review_pkey PRIMARY KEY (id);
@@ -1453,6 +1616,10 @@ CREATE INDEX debounce_pending_due_idx ON debounce_pending USING btree (due_at);
 
 CREATE UNIQUE INDEX event_dedup_idx ON event USING btree (type, dedup_key) WHERE (dedup_key IS NOT NULL);
 
+CREATE INDEX fhir_out_disclosure_subscription ON fhir_out_disclosure USING btree (subscription_id, id);
+
+CREATE INDEX fhir_out_subscription_topic ON fhir_out_subscription USING btree (topic) WHERE (status <> 'off'::text);
+
 CREATE INDEX insurer_delivery_attempt_outbox_idx ON insurer_delivery_attempt USING btree (outbox_id, id);
 
 CREATE INDEX insurer_outbox_chart_idx ON insurer_outbox USING btree (chart_id, id);
@@ -1462,6 +1629,12 @@ CREATE INDEX insurer_outbox_pending_idx ON insurer_outbox USING btree (chart_id,
 CREATE INDEX log_record_at_idx ON log_record USING btree (at, level);
 
 CREATE INDEX log_record_run_idx ON log_record USING btree (run_id, at) WHERE (run_id IS NOT NULL);
+
+CREATE UNIQUE INDEX reprocess_item_new_run_idx ON reprocess_item USING btree (new_run_id) WHERE (new_run_id IS NOT NULL);
+
+CREATE INDEX reprocess_item_todo_idx ON reprocess_item USING btree (job_id, source_run_id) WHERE (new_run_id IS NULL);
+
+CREATE INDEX reprocess_job_running_idx ON reprocess_job USING btree (id) WHERE (status = 'running'::text);
 
 CREATE INDEX review_chart_idx ON review USING btree (chart_id, created_at DESC, id DESC);
 
@@ -1493,6 +1666,8 @@ CREATE INDEX workflow_run_event_idx ON workflow_run USING btree (event_id);
 
 CREATE INDEX workflow_run_list_idx ON workflow_run USING btree (created_at DESC, id DESC);
 
+CREATE UNIQUE INDEX workflow_run_parent_idx ON workflow_run USING btree (parent_run_id, parent_step, parent_attempt) WHERE (parent_run_id IS NOT NULL);
+
 CREATE INDEX workflow_run_status_idx ON workflow_run USING btree (status, created_at DESC, id DESC);
 
 CREATE INDEX workflow_run_subject_idx ON workflow_run USING btree (subject, created_at DESC) WHERE (subject IS NOT NULL);
@@ -1506,6 +1681,8 @@ CREATE TRIGGER audit_event_append_only BEFORE DELETE OR UPDATE ON audit_event FO
 CREATE TRIGGER audit_event_chain BEFORE INSERT ON audit_event FOR EACH ROW EXECUTE FUNCTION audit_event_chain();
 
 CREATE TRIGGER audit_event_no_truncate BEFORE TRUNCATE ON audit_event FOR EACH STATEMENT EXECUTE FUNCTION audit_event_reject_change();
+
+CREATE TRIGGER workflow_run_child_ended AFTER UPDATE OF status ON workflow_run FOR EACH ROW WHEN (((new.parent_run_id IS NOT NULL) AND (old.status IS DISTINCT FROM new.status) AND (new.status = ANY (ARRAY['succeeded'::text, 'failed'::text, 'cancelled'::text])))) EXECUTE FUNCTION child_run_ended();
 
 ALTER TABLE ONLY bill_delivery_attempt
     ADD CONSTRAINT bill_delivery_attempt_delivery_id_fkey FOREIGN KEY (delivery_id) REFERENCES bill_delivery(id);
@@ -1528,6 +1705,15 @@ ALTER TABLE ONLY debounce_pending
 ALTER TABLE ONLY debounce_pending
     ADD CONSTRAINT debounce_pending_workflow_version_id_fkey FOREIGN KEY (workflow_version_id) REFERENCES workflow_version(id);
 
+ALTER TABLE ONLY fhir_out_delivery
+    ADD CONSTRAINT fhir_out_delivery_subscription_id_fkey FOREIGN KEY (subscription_id) REFERENCES fhir_out_subscription(id);
+
+ALTER TABLE ONLY fhir_out_disclosure
+    ADD CONSTRAINT fhir_out_disclosure_subscription_id_fkey FOREIGN KEY (subscription_id) REFERENCES fhir_out_subscription(id);
+
+ALTER TABLE ONLY fhir_out_notification
+    ADD CONSTRAINT fhir_out_notification_subscription_id_fkey FOREIGN KEY (subscription_id) REFERENCES fhir_out_subscription(id);
+
 ALTER TABLE ONLY insurer_delivery_attempt
     ADD CONSTRAINT insurer_delivery_attempt_outbox_id_fkey FOREIGN KEY (outbox_id) REFERENCES insurer_outbox(id);
 
@@ -1539,6 +1725,9 @@ ALTER TABLE ONLY invoice
 
 ALTER TABLE ONLY ledger_entry
     ADD CONSTRAINT ledger_entry_chart_id_fkey FOREIGN KEY (chart_id) REFERENCES chart(chart_id);
+
+ALTER TABLE ONLY reprocess_item
+    ADD CONSTRAINT reprocess_item_job_id_fkey FOREIGN KEY (job_id) REFERENCES reprocess_job(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY review
     ADD CONSTRAINT review_chart_id_fkey FOREIGN KEY (chart_id) REFERENCES chart(chart_id);
@@ -1560,6 +1749,9 @@ ALTER TABLE ONLY step_run
 
 ALTER TABLE ONLY workflow_run
     ADD CONSTRAINT workflow_run_event_id_fkey FOREIGN KEY (event_id) REFERENCES event(id);
+
+ALTER TABLE ONLY workflow_run
+    ADD CONSTRAINT workflow_run_parent_run_id_fkey FOREIGN KEY (parent_run_id) REFERENCES workflow_run(id);
 
 ALTER TABLE ONLY workflow_run
     ADD CONSTRAINT workflow_run_workflow_version_id_fkey FOREIGN KEY (workflow_version_id) REFERENCES workflow_version(id);

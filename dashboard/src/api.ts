@@ -114,6 +114,10 @@ export interface RunDetail {
   history: HistoryEntry[];
   paused?: PauseInfo | null;
   workflow_paused?: PauseInfo | null;
+  // Child workflows: the run and step that started this run, and the runs this one started.
+  parent_run_id?: number | null;
+  parent_step?: string | null;
+  children?: { id: number; workflow: string; status: string; step: string }[];
 }
 
 export interface WorkflowVersion {

@@ -9,6 +9,7 @@ import { chartPage } from "./pages/chart";
 import { logsPage } from "./pages/logs";
 import { overviewPage } from "./pages/overview";
 import { parkedPage } from "./pages/parked";
+import { reprocessPage } from "./pages/reprocess";
 import { reviewsPage } from "./pages/reviews";
 import { runDetailPage } from "./pages/run_detail";
 import { runsPage } from "./pages/runs";
@@ -20,6 +21,7 @@ route(/^\/ui\/overview\/?$/, "overview", overviewPage);
 route(/^\/ui\/runs\/?$/, "runs", runsPage);
 route(/^\/ui\/runs\/(\d+)\/?$/, "runs", runDetailPage);
 route(/^\/ui\/parked\/?$/, "parked", parkedPage);
+route(/^\/ui\/reprocess\/?$/, "reprocess", reprocessPage);
 route(/^\/ui\/reviews\/?$/, "reviews", reviewsPage);
 route(/^\/ui\/workflows\/?$/, "workflows", workflowsPage);
 route(/^\/ui\/logs\/?$/, "logs", logsPage);
@@ -31,6 +33,7 @@ const NAV: [string, string, string][] = [
   ["overview", "Overview", "/"],
   ["runs", "Runs", "/ui/runs"],
   ["parked", "Parked", "/ui/parked"],
+  ["reprocess", "Reprocess", "/ui/reprocess"],
   ["reviews", "Reviews", "/ui/reviews"],
   ["workflows", "Workflows", "/ui/workflows"],
   ["logs", "Logs", "/ui/logs"],

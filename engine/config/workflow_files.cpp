@@ -6,6 +6,7 @@
 #include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -52,6 +53,46 @@ LoadResult load_file(const fs::path& path, const HandlerCheck& handlers, int* na
   return result;
 }
 
+// A child workflow step names a workflow loaded beside it, and no chain of them leads back to
+// where it started: such a run would start children until the depth limit failed it.
+void check_children(DirResult& out, const std::map<std::string, std::string>& files_of) {
+  std::map<std::string, std::vector<std::string>> calls;
+  for (const auto& w : out.workflows)
+    for (const auto& s : w.steps) {
+      if (!s.child) continue;
+      if (files_of.count(s.child->workflow) == 0) {
+        out.errors.push_back(
+            {files_of.at(w.name), s.child->line,
+             fmt::format("step '{}': workflow '{}' is not defined", s.name, s.child->workflow)});
+        continue;
+      }
+      calls[w.name].push_back(s.child->workflow);
+    }
+  // Depth-first from each workflow: 1 = on the current path, 2 = done.
+  std::map<std::string, int> state;
+  std::vector<std::string> path;
+  std::function<bool(const std::string&)> visit = [&](const std::string& name) {
+    if (state[name] == 2) return false;
+    if (state[name] == 1) {
+      std::string chain;
+      const auto from = std::find(path.begin(), path.end(), name);
+      for (auto it = from; it != path.end(); ++it) chain += *it + " -> ";
+      out.errors.push_back(
+          {files_of.at(name), 0, fmt::format("child workflows form a cycle: {}{}", chain, name)});
+      return true;
+    }
+    state[name] = 1;
+    path.push_back(name);
+    for (const auto& c : calls[name])
+      if (visit(c)) return true;
+    path.pop_back();
+    state[name] = 2;
+    return false;
+  };
+  for (const auto& [name, _] : calls)
+    if (visit(name)) break;
+}
+
 }  // namespace
 
 LoadResult load_workflow_file(const fs::path& path, const HandlerCheck& handlers) {
@@ -80,6 +121,7 @@ DirResult load_workflow_dir(const fs::path& dir, const HandlerCheck& handlers) {
   std::sort(files.begin(), files.end());
 
   std::map<std::string, std::string> first_definition;  // workflow name -> "file:line"
+  std::map<std::string, std::string> files_of;          // workflow name -> file, once loaded
   for (const auto& file : files) {
     int name_line = 0;
     LoadResult r = load_file(file, handlers, &name_line);
@@ -94,7 +136,9 @@ DirResult load_workflow_dir(const fs::path& dir, const HandlerCheck& handlers) {
       continue;
     }
     out.workflows.push_back(std::move(*r.workflow));
+    files_of[out.workflows.back().name] = file.string();
   }
+  check_children(out, files_of);
   return out;
 }
 

@@ -32,6 +32,9 @@
 //                            # after the last failed attempt the step waits for an operator
 //       timeout: 30s         # per attempt; default 30s
 //       concurrency: 1       # or { limit: 1, key: /event/patient_id } (one limit per key value)
+//     c: { workflow: other, input: { x: 1 } }  # a child workflow in place of a handler: starts
+//                            #   a run of `other` and waits for its end (load_workflow_dir
+//                            #   checks `other` is loaded and no cycle of children)
 //
 // Conditions (when, filter): { path: <JSON pointer>, <op>: value } with op one of equals,
 // not_equals, exists (true/false), gt, gte, lt, lte (number or string), in (list), contains;

@@ -293,13 +293,18 @@ ParsedStep WorkflowParser::parse_step(const Entry& e) {
   }
   const auto entries = reader_.read_map(e.value, where,
                                         {"handler", "needs", "input", "when", "retry", "timeout",
-                                         "concurrency", "on_exhausted", "for_each"});
+                                         "concurrency", "on_exhausted", "for_each", "workflow"});
   const Entry* handler = find(entries, "handler");
+  const Entry* child = find(entries, "workflow");
   bool check_settings = false;
-  if (handler != nullptr) {
+  if (handler != nullptr && child != nullptr) {
+    error(child->line, where + "has both handler and workflow; a step runs one or the other");
+  } else if (child != nullptr) {
+    parse_child(*child, where, p.step);
+  } else if (handler != nullptr) {
     check_settings = parse_handler(*handler, where, p.step.handler);
   } else {
-    error(e.line, where + "missing required key 'handler'");
+    error(e.line, where + "missing required key 'handler' (or 'workflow' for a child workflow)");
   }
   if (const Entry* n = find(entries, "needs")) {
     std::vector<std::pair<YAML::Node, int>> items;
@@ -342,6 +347,10 @@ ParsedStep WorkflowParser::parse_step(const Entry& e) {
     if (auto d = reader_.duration_value(*t, where)) p.step.timeout = *d;
   }
   const Entry* fan = find(entries, "for_each");
+  if (fan != nullptr && child != nullptr) {
+    error(fan->line, where + "a child workflow step cannot have for_each");
+    return p;
+  }
   if (fan != nullptr) parse_for_each(*fan, where, p);
   if (fan != nullptr && p.step.on_exhausted == core::OnExhausted::kPark) {
     // The parked-step commands take step names, not element keys: a parked element would
@@ -364,6 +373,17 @@ ParsedStep WorkflowParser::parse_step(const Entry& e) {
     }
   }
   return p;
+}
+
+// The named workflow must exist among those loaded with this one: load_workflow_dir checks that,
+// a single file cannot.
+void WorkflowParser::parse_child(const Entry& e, const std::string& where, core::Step& step) {
+  if (!e.value.IsScalar() || e.value.Scalar().empty() || !valid_workflow_name(e.value.Scalar())) {
+    error(e.line, where + "workflow must be the name of a workflow, not " + describe(e.value));
+    return;
+  }
+  step.child = core::ChildWorkflow{e.value.Scalar(), e.line};
+  step.handler.name = core::kChildWorkflowHandler;
 }
 
 // The pointer is checked like a condition's paths (order_steps): into the event, or into the

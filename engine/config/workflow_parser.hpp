@@ -39,6 +39,7 @@ class WorkflowParser {
   void parse_retry(const Entry& e, const std::string& where, core::RetryPolicy& out);
   void parse_on_exhausted(const Entry& e, const std::string& where, core::OnExhausted& out);
   void parse_for_each(const Entry& e, const std::string& where, ParsedStep& p);
+  void parse_child(const Entry& e, const std::string& where, core::Step& step);
   void parse_concurrency(const Entry& e, const std::string& where, core::Concurrency& out);
 
   std::string file_;

@@ -56,6 +56,7 @@ json Workflow::to_json() const {
     sj["input"] = s.input;
     if (s.for_each)  // only when set, as on_exhausted
       sj["for_each"] = {{"pointer", s.for_each->pointer}, {"concurrency", s.for_each->concurrency}};
+    if (s.child) sj["workflow"] = s.child->workflow;  // only when set, as on_exhausted
     steps_j.push_back(std::move(sj));
   }
   j["steps"] = std::move(steps_j);
@@ -100,6 +101,7 @@ Workflow Workflow::from_json(const json& j) {
     if (sj.contains("for_each"))
       s.for_each = ForEach{sj.at("for_each").at("pointer").get<std::string>(),
                            sj.at("for_each").value("concurrency", 0)};
+    if (sj.contains("workflow")) s.child = ChildWorkflow{sj.at("workflow").get<std::string>(), 0};
     w.steps.push_back(std::move(s));
   }
   return w;

@@ -59,6 +59,14 @@ struct ForEach {
   int concurrency = 0;  // elements of one run running at once; 0 = no bound of its own
 };
 
+// A step that starts a run of another workflow and waits for its end (docs/workflows.md,
+// "Child workflows"). Its handler name is kChildWorkflowHandler; the engine runs it itself.
+struct ChildWorkflow {
+  std::string workflow;
+  int line = 0;  // where the file names it, for the loader's messages only (not hashed)
+};
+inline constexpr const char* kChildWorkflowHandler = "workflow";
+
 struct Step {
   std::string name;
   HandlerSpec handler;
@@ -70,6 +78,7 @@ struct Step {
   Concurrency concurrency;
   nlohmann::json input = nlohmann::json::object();
   std::optional<ForEach> for_each;
+  std::optional<ChildWorkflow> child;
 };
 
 struct Workflow {

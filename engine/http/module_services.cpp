@@ -46,11 +46,16 @@ void ModuleServices::audit(Sql& sql, const AuditEntry& entry) { auth::record(sql
 
 void ModuleServices::audit_now(const AuditEntry& entry) { http::audit_now(engine_, entry); }
 
+void ModuleServices::count_refusal(const AuditEntry& entry) {
+  http::count_refusal_now(engine_, entry);
+}
+
 void ModuleServices::count_event(const std::string& type) {
   if (metrics_) metrics_->event_received(type);
 }
 
 void add_module_routes(Router& router, EngineServices& services, const ModuleRegistry& modules) {
+  modules.services()->bind(&services);
   for (const auto& r : modules.routes())
     router.add(r.method, r.pattern, r.name, r.access,
                [&services, handler = r.handler](Request& req) { return handler(services, req); });

@@ -27,13 +27,15 @@ class ModuleServices final : public EngineServices {
   void audit(Sql& sql, const AuditEntry& entry) override;
   void audit_now(const AuditEntry& entry) override;
   void count_event(const std::string& type) override;
+  void count_refusal(const AuditEntry& entry) override;
 
  private:
   runtime::Engine& engine_;
   metrics::Metrics* metrics_;
 };
 
-// Adds every route the modules registered, bound to `services` (which must outlive the router).
+// Adds every route the modules registered, bound to `services` (which must outlive the router
+// and the engine's workers), and binds the modules' ServicesSlot to them.
 void add_module_routes(Router& router, EngineServices& services, const ModuleRegistry& modules);
 
 // A source's way into an intake hook, bound to the services; empty when no module registered a

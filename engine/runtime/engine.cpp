@@ -6,6 +6,7 @@
 #include <random>
 
 #include "core/for_each.hpp"
+#include "runtime/attempt_spans.hpp"
 #include "runtime/debounce.hpp"
 #include "runtime/incoming_trace.hpp"
 #include "runtime/log.hpp"
@@ -590,10 +591,9 @@ void Engine::execute(store::StepBatch& batch, const store::ClaimedStep& s, const
       def->for_each ? core::parse_element_key(s.step_key) : std::optional<core::ElementKey>();
   if (def->for_each && !element && s.wake && s.wake->value("kind", "") == "fan_in") {
     // Every element is done: the step's output is theirs, in list order.
-    batch.finish_done(
-        s, owner,
-        core::collect_outputs(s.needs_output, def->name, s.wake->value("count", std::size_t{0})),
-        false);
+    const auto count = s.wake->value("count", std::size_t{0});
+    batch.finish_done(s, owner, core::collect_outputs(s.needs_output, def->name, count), false);
+    if (settings_.traces) claim_span(spans, s, *def, "fan-in", count);
     return;
   }
   if (def->when && !s.wake && !element) {
@@ -603,6 +603,9 @@ void Engine::execute(store::StepBatch& batch, const store::ClaimedStep& s, const
       return;
     }
   }
+  // The child's own steps had their retries: its failure fails this step for good.
+  std::optional<std::string> child_failure;
+  if (def->child && !(child_failure = child_step(batch, s, *def, event))) return;
   std::optional<Json> element_input;
   // The list is the run's own data, settled before the step started: no retry changes it, so a
   // problem with it fails the attempt for good.
@@ -618,12 +621,14 @@ void Engine::execute(store::StepBatch& batch, const store::ClaimedStep& s, const
           core::element_input(def->input, std::get<Json>(list)[element->index], element->index);
     } else {
       const Json& items = std::get<Json>(list);
+      bool ours = true;
       if (items.empty()) {
         batch.finish_done(s, owner, Json::array(), false);
       } else {
-        batch.finish_fanned_out(s, owner,
-                                element_plans(wf->workflow, *def, event, s.run_id, items.size()));
+        ours = batch.finish_fanned_out(
+            s, owner, element_plans(wf->workflow, *def, event, s.run_id, items.size()));
       }
+      if (settings_.traces && ours) claim_span(spans, s, *def, "fan-out", items.size());
       return;
     }
   }
@@ -639,6 +644,8 @@ void Engine::execute(store::StepBatch& batch, const store::ClaimedStep& s, const
   const TimePoint handler_start = settings_.traces ? Clock::now() : TimePoint{};
   if (!list_problem.empty()) {
     outcome = Fail{list_problem, true};
+  } else if (child_failure) {
+    outcome = Fail{*child_failure, true};
   } else if (handler == nullptr) {
     outcome = Fail{"no handler named " + s.handler + " in this process", false};
   } else {
@@ -653,6 +660,9 @@ void Engine::execute(store::StepBatch& batch, const store::ClaimedStep& s, const
   if (Clock::now() > s.deadline && !std::holds_alternative<Fail>(outcome)) {
     outcome = Fail{"timed out after " + core::format_duration(def->timeout), false};
   }
+  // False when the attempt was no longer this worker's to finish: the dispatcher ended it (a
+  // timeout, a lost lease) and recorded its span then.
+  bool ours = true;
   auto fail_attempt = [&](const std::string& reason, bool permanent, std::optional<Millis> after) {
     batch.log(store::LogRecord{3, "step attempt failed: " + reason, s.workflow, s.run_id,
                                s.step_key, s.attempt, Json::object()});
@@ -662,7 +672,8 @@ void Engine::execute(store::StepBatch& batch, const store::ClaimedStep& s, const
     // changes: it fails the run even where the step would park.
     if (!permanent && s.attempt >= s.max_attempts &&
         def->on_exhausted == core::OnExhausted::kPark) {
-      if (batch.finish_parked(s, owner, reason))
+      ours = batch.finish_parked(s, owner, reason);
+      if (ours)
         Log::warn("step_parked", {{"workflow", s.workflow},
                                   {"run", s.run_id},
                                   {"step", s.step_key},
@@ -670,12 +681,14 @@ void Engine::execute(store::StepBatch& batch, const store::ClaimedStep& s, const
       return;
     }
     if (permanent || s.attempt >= s.max_attempts) {
-      if (batch.finish_failed(s, owner, reason)) emit_if_ended(batch, s.run_id);
+      ours = batch.finish_failed(s, owner, reason);
+      if (ours) emit_if_ended(batch, s.run_id);
       if (hooks_.run_finished) hooks_.run_finished(s.workflow, "failed");
     } else {
       const Millis delay = after ? *after : def->retry.delay_before(s.attempt + 1, unit_random);
       std::string scratch;
-      if (batch.finish_retry(s, owner, delay, reason) && hooks_.step_retried)
+      ours = batch.finish_retry(s, owner, delay, reason);
+      if (ours && hooks_.step_retried)
         hooks_.step_retried(s.workflow, step_label(s.step_key, scratch));
     }
   };
@@ -689,13 +702,13 @@ void Engine::execute(store::StepBatch& batch, const store::ClaimedStep& s, const
         } else if constexpr (std::is_same_v<T, Fail>) {
           fail_attempt(o.reason, o.permanent, std::nullopt);
         } else if constexpr (std::is_same_v<T, WaitForSignal>) {
-          batch.finish_wait(s, owner, o.signal, o.deadline);
+          ours = batch.finish_wait(s, owner, o.signal, o.deadline);
         } else if constexpr (std::is_same_v<T, WaitUntil>) {
-          batch.finish_wait(s, owner, std::nullopt, o.at);
+          ours = batch.finish_wait(s, owner, std::nullopt, o.at);
         }
       },
       outcome);
-  if (settings_.traces) step_span(spans, s, *def, outcome, handler_start);
+  if (settings_.traces && ours) step_span(spans, s, *def, outcome, handler_start);
 }
 
 void Engine::handle_expired(store::Store& store) {
@@ -708,6 +721,28 @@ void Engine::handle_expired(store::Store& store) {
         e.timed_out
             ? "timed out after " + core::format_duration(def ? def->timeout : core::Millis(0))
             : "lease expired (worker lost)";
+    // The span's trace is read before the expiry changes the row; recorded once it committed.
+    std::optional<store::AttemptTrace> trace;
+    if (settings_.traces) {
+      try {
+        trace = store::attempt_trace(store, e.run_id, e.step_key);
+      } catch (const std::exception& ex) {
+        Log::warn("trace_attempt_read_failed", {{"error", ex.what()}});
+      }
+    }
+    auto record_expired = [&](bool run_may_have_ended) {
+      if (!trace) return;
+      std::optional<store::Store::RunTimes> run;
+      if (run_may_have_ended) {
+        try {
+          if (auto times = store.run_times({e.run_id}); !times.empty()) run = times.front();
+        } catch (const std::exception& ex) {
+          Log::warn("trace_run_times_failed", {{"error", ex.what()}});
+        }
+      }
+      auto spans = expired_spans(e, *trace, run);
+      record_spans(spans);
+    };
     std::optional<Millis> after;
     if (!e.timed_out)
       after = Millis(0);
@@ -715,6 +750,7 @@ void Engine::handle_expired(store::Store& store) {
       after = policy.delay_before(e.attempt + 1, unit_random);
     if (!after && def != nullptr && def->on_exhausted == core::OnExhausted::kPark) {
       if (!store.park_expired(e, error)) continue;
+      record_expired(false);
       if (hooks_.step_expired) hooks_.step_expired(true);
       Log::warn(
           "step_parked",
@@ -722,6 +758,7 @@ void Engine::handle_expired(store::Store& store) {
       continue;
     }
     if (!store.expire_step(e, after, error, run_end_plan(store::kRunFailedEvent))) continue;
+    record_expired(!after);
     if (hooks_.step_expired) hooks_.step_expired(e.timed_out);
     Log::warn(e.timed_out ? "step_timed_out" : "lease_expired",
               {{"run", e.run_id}, {"step", e.step_key}, {"attempt", e.attempt}});
@@ -751,6 +788,7 @@ void Engine::dispatcher_loop() {
       if (p.next_expiry && *p.next_expiry <= p.now) handle_expired(*store);
       if (p.next_due && *p.next_due <= p.now) wake_workers();
       if (p.next_debounce && *p.next_debounce <= p.now) start_debounced(*store);
+      if (reprocess_pending_) continue_reprocess(*store, sleep);
       until(p.next_due);
       until(p.next_wait);
       until(p.next_expiry);

@@ -23,6 +23,7 @@
 #include "core/trace.hpp"
 #include "engine/handler.hpp"
 #include "runtime/event_cache.hpp"
+#include "runtime/reprocess.hpp"
 #include "runtime/run_migration.hpp"
 #include "runtime/scheduler.hpp"
 #include "runtime/store_pool.hpp"
@@ -47,6 +48,9 @@ inline constexpr int kDefaultBulkheadWorkers = 4;
 inline constexpr Millis kDefaultLease{15'000};
 inline constexpr Millis kDefaultPollInterval{1'000};
 inline constexpr int kDefaultPoolSize = 8;
+// The event a child workflow's run starts from: {parent_run_id, parent_step, workflow, input,
+// depth} (runtime/child_workflows.cpp).
+inline constexpr const char* kChildWorkflowEvent = "workflow.child";
 inline constexpr std::chrono::hours kDefaultLogRetention{24 * 30};
 
 struct EngineSettings {
@@ -159,6 +163,26 @@ class Engine {
   using BeforeMove = std::function<bool(Sql&, std::int64_t run_id)>;
   Json migrate_runs(const RunMigrationRequest& request, const BeforeMove& before_each = nullptr);
 
+  // Reprocessing runs (runtime/reprocess.cpp, issue #17 item 3). A dry run: how many runs and
+  // charts the selection covers and, from each step's Handler::preview_rerun, what re-running
+  // them would do outside the engine: {"dry_run", "workflow", "version", "runs", "charts",
+  // "run_ids", "chart_ids", "previewed", "effects": [{"step", "effect", "action", "count",
+  // "runs"}]}. Throws ReprocessRejected.
+  Json reprocess_preview(const ReprocessRequest& request);
+  // Creates the job (its runs resolved now) in a transaction that runs `before` with its id
+  // first (the audit record); the dispatcher starts its runs in batches. Returns the job.
+  using BeforeReprocess = std::function<void(Sql&, std::int64_t job_id, int total)>;
+  Json start_reprocess(const ReprocessRequest& request, const std::string& by,
+                       const BeforeReprocess& before = nullptr);
+  std::optional<Json> reprocess_job(std::int64_t job_id);
+  Json reprocess_jobs(int limit);
+  // Stops the job's further batches (a batch being started finishes first).
+  CommandResult cancel_reprocess(std::int64_t job_id, std::string* message,
+                                 const store::Store::BeforeCommand& before = nullptr);
+  // Starts the next batch of the oldest running job; returns how many runs it started, or -1
+  // when no job was running. The dispatcher calls it; tests call it to step a job by hand.
+  int reprocess_batch();
+
   // Reads for the API and the dashboard, each on a pooled connection.
   Json queue_stats();
   Json backup_stats();
@@ -227,6 +251,10 @@ class Engine {
   // rolled back and run again would otherwise export the same attempt twice).
   void execute(store::StepBatch& batch, const store::ClaimedStep& step, const WorkflowPtr& wf,
                const Json& event, std::vector<core::Span>& spans);
+  // A child workflow step (runtime/child_workflows.cpp): starts its child, or, woken by the
+  // child's end, succeeds with its outputs. Returns why the step fails for good, if it does.
+  std::optional<std::string> child_step(store::StepBatch& batch, const store::ClaimedStep& step,
+                                        const core::Step& def, const Json& event);
   // Tells hooks about the runs a committed batch finished.
   void report_succeeded(const store::StepBatch& batch) const;
   // Spans (runtime/engine_traces.cpp), only with EngineSettings::traces: an attempt's, added to
@@ -242,6 +270,8 @@ class Engine {
   void handle_expired(store::Store& store);
   // Starts the due debounced starts (runtime/debounce.cpp).
   void start_debounced(store::Store& store);
+  // Starts a batch of a reprocess job when one may be running (runtime/reprocess.cpp).
+  void continue_reprocess(store::Store& store, Millis& sleep);
   // The latest workflows whose trigger matches, each with the (first) trigger that did.
   std::vector<std::pair<WorkflowPtr, const core::Trigger*>> matches(const std::string& type,
                                                                     const Json& body) const;
@@ -267,6 +297,9 @@ class Engine {
   std::atomic<bool> stopping_{false};
   std::atomic<bool> dispatcher_stopping_{false};
   std::atomic<int> in_flight_{0};
+  // Some reprocess job may be running: true at start (a job outlives the process that made
+  // it), again when this process creates one; the dispatcher clears it once none runs.
+  std::atomic<bool> reprocess_pending_{true};
   std::mutex flight_mu_;
   std::map<std::pair<std::int64_t, std::string>, int> flying_;  // (run, step) -> attempt
   // A set of workers and the steps they claim, with wake-up permits of its own, so that a

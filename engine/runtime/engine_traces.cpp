@@ -3,6 +3,7 @@
 // step's input or output, or an error text (which may quote them).
 #include <type_traits>
 
+#include "runtime/attempt_spans.hpp"
 #include "runtime/engine.hpp"
 #include "runtime/log.hpp"
 #include "runtime/trace_export.hpp"
@@ -32,7 +33,74 @@ const char* outcome_name(const StepOutcome& outcome) {
       outcome);
 }
 
+core::Span root_span(const std::string& trace_id, const std::optional<std::string>& parent,
+                     const store::Store::RunTimes& t) {
+  core::Span span;
+  span.trace_id = trace_id;
+  span.span_id = core::run_span_id(span.trace_id, t.run_id);
+  if (parent) span.parent_span_id = *parent;
+  span.name = "run " + t.workflow;
+  span.start_ns = epoch_ns(t.started);
+  span.end_ns = epoch_ns(t.finished);
+  span.error = t.status != "succeeded";
+  if (span.error) span.status_message = t.status;
+  span.string_attributes = {{"chartflow.workflow", t.workflow}, {"chartflow.status", t.status}};
+  span.int_attributes = {{"chartflow.run_id", t.run_id}};
+  return span;
+}
+
 }  // namespace
+
+void claim_span(std::vector<core::Span>& out, const store::ClaimedStep& s, const core::Step& def,
+                const char* kind, std::size_t elements) {
+  if (!s.trace_id) return;
+  const std::string name = std::string(kind) + " " + s.step_key;
+  const TimePoint claimed = s.deadline - def.timeout;
+  core::Span span;
+  span.trace_id = *s.trace_id;
+  // An id of its own: the fan-out gives its attempt back, so the fan-in claims the same number.
+  span.span_id = core::step_span_id(span.trace_id, s.run_id, name, s.attempt);
+  span.parent_span_id = core::run_span_id(span.trace_id, s.run_id);
+  span.name = name;
+  span.start_ns = epoch_ns(claimed);
+  span.end_ns = epoch_ns(Clock::now());
+  span.string_attributes = {{"chartflow.workflow", s.workflow},
+                            {"chartflow.step", s.step_key},
+                            {"chartflow.outcome", kind}};
+  span.int_attributes = {{"chartflow.run_id", s.run_id},
+                         {"chartflow.attempt", s.attempt},
+                         {"chartflow.elements", static_cast<std::int64_t>(elements)}};
+  if (s.ready_at)
+    span.int_attributes.emplace_back("chartflow.queue_wait_ms",
+                                     millis_between(*s.ready_at, claimed));
+  out.push_back(std::move(span));
+}
+
+std::vector<core::Span> expired_spans(const store::Expired& e, const store::AttemptTrace& t,
+                                      const std::optional<store::Store::RunTimes>& run) {
+  const char* outcome = e.timed_out ? "timed_out" : "lease_expired";
+  const TimePoint end = Clock::now();
+  core::Span span;
+  span.trace_id = t.trace_id;
+  span.span_id = core::step_span_id(span.trace_id, e.run_id, e.step_key, e.attempt);
+  span.parent_span_id = core::run_span_id(span.trace_id, e.run_id);
+  span.name = "step " + e.step_key;
+  span.start_ns = epoch_ns(t.claimed_at);
+  span.end_ns = epoch_ns(end);
+  span.error = true;
+  span.status_message = outcome;
+  span.string_attributes = {{"chartflow.workflow", t.workflow},
+                            {"chartflow.step", e.step_key},
+                            {"chartflow.handler", t.handler},
+                            {"chartflow.outcome", outcome}};
+  span.int_attributes = {{"chartflow.run_id", e.run_id},
+                         {"chartflow.attempt", e.attempt},
+                         {"chartflow.handler_ms", millis_between(t.claimed_at, end)}};
+  std::vector<core::Span> out;
+  out.push_back(std::move(span));
+  if (run && run->status == "failed") out.push_back(root_span(t.trace_id, t.trace_parent, *run));
+  return out;
+}
 
 void Engine::step_span(std::vector<core::Span>& out, const store::ClaimedStep& s,
                        const core::Step& def, const StepOutcome& outcome,

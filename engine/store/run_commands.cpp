@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "store/store.hpp"
 #include "store/store_impl.hpp"
@@ -66,17 +67,32 @@ Store::CommandResult Store::cancel(std::int64_t run_id, std::string* message,
       *message = "run " + std::to_string(run_id) + " is already " + status;
       return CommandResult::kConflict;
     }
-    // A step still running loses its lease with this update: its finisher then changes nothing.
-    tx.exec_params(
-        "UPDATE step_run SET status = 'cancelled', lease_owner = NULL, finished_at = now() "
-        "WHERE run_id = $1 AND status IN ('pending', 'ready', 'running', 'retrying', 'waiting', "
-        "'parked', 'paused', 'failed')",
-        run_id);
-    // A cancelled run is no longer paused: nothing of it is left to hold.
-    tx.exec_params("DELETE FROM run_pause WHERE run_id = $1", run_id);
-    tx.exec_params(
-        "UPDATE workflow_run SET status = 'cancelled', finished_at = now() WHERE id = $1", run_id);
-    history(tx, run_id, "cancelled", std::nullopt, std::nullopt, std::nullopt, std::nullopt);
+    // Cancellation passes down to the run's unfinished child workflows, and theirs, parents
+    // first (the order every cancel locks runs in). The parent's steps are cancelled before its
+    // children end, so no child's end wakes them (schema/engine/0015_child_runs.sql).
+    std::vector<std::int64_t> runs{run_id};
+    for (const auto& row : tx.exec_params(
+             "WITH RECURSIVE d(id, depth) AS (SELECT $1::bigint, 0 UNION ALL "
+             "  SELECT c.id, d.depth + 1 FROM workflow_run c JOIN d ON c.parent_run_id = d.id "
+             "  WHERE c.status NOT IN ('succeeded', 'failed', 'cancelled')) "
+             "SELECT id FROM d WHERE depth > 0 ORDER BY depth, id",
+             run_id))
+      runs.push_back(row[0].as<std::int64_t>());
+    for (const std::int64_t id : runs) {
+      // A step still running loses its lease with this update: its finisher then changes
+      // nothing.
+      tx.exec_params(
+          "UPDATE step_run SET status = 'cancelled', lease_owner = NULL, finished_at = now() "
+          "WHERE run_id = $1 AND status IN ('pending', 'ready', 'running', 'retrying', 'waiting', "
+          "'parked', 'paused', 'failed')",
+          id);
+      // A cancelled run is no longer paused: nothing of it is left to hold.
+      tx.exec_params("DELETE FROM run_pause WHERE run_id = $1", id);
+      tx.exec_params(
+          "UPDATE workflow_run SET status = 'cancelled', finished_at = now() WHERE id = $1", id);
+      history(tx, id, "cancelled", std::nullopt, std::nullopt, std::nullopt,
+              id == run_id ? std::nullopt : std::optional<Json>(Json{{"by_parent", true}}));
+    }
     tx.commit();
     *message = "cancelled";
     return CommandResult::kOk;

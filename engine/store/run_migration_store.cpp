@@ -50,6 +50,19 @@ std::string run_refusal(const std::string& status, std::int64_t version_id,
   return "";
 }
 
+// A child workflow's end wakes its parent's step by name, at the version the parent is at:
+// moving the parent under a child still in flight would race that wake-up, as moving it under
+// a running step would race the step's finish.
+std::string children_refusal(pqxx::transaction_base& tx, std::int64_t run_id) {
+  const auto r = tx.exec_params(
+      "SELECT parent_step FROM workflow_run WHERE parent_run_id = $1 "
+      "AND status NOT IN ('succeeded', 'failed', 'cancelled') ORDER BY id LIMIT 1",
+      run_id);
+  if (r.empty()) return "";
+  return "step " + std::string(r[0][0].c_str()) +
+         " waits for its child workflow; move the run once the child has ended";
+}
+
 void apply(pqxx::work& tx, std::int64_t run_id, const Store::RunMove& move,
            const core::RunMigrationPlan& plan) {
   const auto body = tx.exec_params1(
@@ -175,6 +188,7 @@ core::RunMigrationPlan Store::move_run(std::int64_t run_id, const RunMove& move,
       if (auto why = run_refusal(run[0][0].c_str(), run[0][1].as<std::int64_t>(), move);
           !why.empty())
         return refused(why);
+      if (auto why = children_refusal(tx, run_id); !why.empty()) return refused(why);
       return core::plan_run_migration(read_steps(tx, run_id, false), move.target, move.renames,
                                       move.to_label);
     }
@@ -188,6 +202,7 @@ core::RunMigrationPlan Store::move_run(std::int64_t run_id, const RunMove& move,
     if (auto why = run_refusal(std::get<std::string>(locked), version[0].as<std::int64_t>(), move);
         !why.empty())
       return refused(why);
+    if (auto why = children_refusal(tx, run_id); !why.empty()) return refused(why);
     auto plan = core::plan_run_migration(read_steps(tx, run_id, true), move.target, move.renames,
                                          move.to_label);
     if (!plan.movable) return plan;  // rolled back, `before`'s writes with it

@@ -49,6 +49,9 @@ class BatchImpl : public StepBatch {
   // In for_each_store.cpp.
   bool finish_fanned_out(const ClaimedStep& s, const std::string& owner,
                          const std::vector<StepPlan>& elements) override;
+  // In child_run_store.cpp.
+  bool finish_child_started(const ClaimedStep& s, const std::string& owner, const EventInput& child,
+                            const Store::PlanRuns& plan, std::int64_t& child_run_id) override;
   int promoted() const override { return promoted_; }
   void log(const LogRecord& rec) override { logs_.push_back(rec); }
   const std::vector<std::string>& succeeded_runs() const override { return succeeded_runs_; }

@@ -290,6 +290,13 @@ class StepBatch {
   // again once they are done, it comes with wake {"kind": "fan_in", "count": n}.
   virtual bool finish_fanned_out(const ClaimedStep& s, const std::string& owner,
                                  const std::vector<StepPlan>& elements) = 0;
+  // A child workflow step starts its child (docs/workflows.md, "Child workflows"): `child`'s
+  // event and the run `plan` gives it, marked as this step attempt's child, and the step waits
+  // for it, its attempt given back; the child's end wakes it with wake {"kind": "child",
+  // "run_id", "status", "output"} (schema/engine/0015_child_runs.sql). Sets `child_run_id`.
+  virtual bool finish_child_started(const ClaimedStep& s, const std::string& owner,
+                                    const EventInput& child, const Store::PlanRuns& plan,
+                                    std::int64_t& child_run_id) = 0;
   virtual void log(const LogRecord& r) = 0;
   // The run's status after the last finish_failed: "failed" when that step ended the run, else
   // something else (runs that succeed end at commit: succeeded_runs).

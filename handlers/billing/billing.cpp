@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <map>
+#include <set>
 #include <unordered_map>
 
 #include "engine/util/sql_rows.hpp"
@@ -36,6 +37,17 @@ constexpr const char* kInsertEntries =
     "SELECT (SELECT coalesce(json_agg(source_ref), '[]') FROM ins)::text AS added, "
     "(SELECT count(*) FROM ledger_entry WHERE chart_id = $1) + (SELECT count(*) FROM ins) "
     "AS entries_total";
+
+constexpr const char* kBilledRefs = "SELECT source_ref FROM ledger_entry WHERE chart_id = $1";
+
+// The chart's billable items, one per source_ref.
+std::vector<BillableItem> unique_items(const std::vector<BillableItem>& items) {
+  std::vector<BillableItem> out;
+  std::set<std::string> seen;
+  for (const auto& item : items)
+    if (seen.insert(item.source_ref).second) out.push_back(item);
+  return out;
+}
 
 }  // namespace
 
@@ -78,13 +90,17 @@ StepOutcome BillingHandler::run(StepContext& ctx) {
   const auto entries_total =
       inserted ? util::column_int(*inserted, "entries_total").value_or(0) : 0;
 
-  // New entries per payor -> one notification each, keyed by this step's idempotency key.
+  // New entries per payor -> one notification each, keyed by this step's idempotency key. A
+  // reprocess with resend (StepContext::rerun) notifies the items billed before again as well,
+  // under this run's keys; preview_rerun counts the same.
   std::map<std::string, std::vector<NotificationLine>> per_payor;
   std::int64_t amount_added = 0;
   std::size_t without_payor = 0;
+  std::set<std::string> added_refs;
   for (const auto& ref : added) {
     auto it = by_ref.find(ref.is_string() ? ref.get<std::string>() : std::string());
     if (it == by_ref.end()) continue;
+    added_refs.insert(it->first);
     const BillableItem& item = *it->second;
     amount_added += item.amount_cents;
     if (item.payor.empty()) {
@@ -94,6 +110,12 @@ StepOutcome BillingHandler::run(StepContext& ctx) {
     per_payor[item.payor].push_back(NotificationLine{
         item.source_ref, item.code, item.system, item.quantity, item.amount_cents, item.currency});
   }
+  if (ctx.rerun().value("resend", false))
+    for (const auto& item : unique_items(items))
+      if (!added_refs.count(item.source_ref) && !item.payor.empty())
+        per_payor[item.payor].push_back(NotificationLine{item.source_ref, item.code, item.system,
+                                                         item.quantity, item.amount_cents,
+                                                         item.currency});
   std::string patient_ref;
   if (const Json* patient = index.patient()) patient_ref = index.ref_of(*patient);
   int notifications = 0;
@@ -119,6 +141,42 @@ StepOutcome BillingHandler::run(StepContext& ctx) {
                         {"amount_added", static_cast<double>(amount_added) / 100.0},
                         {"currency", prices_->currency},
                         {"notifications", notifications}}};
+}
+
+std::optional<Json> BillingHandler::preview_rerun(Sql& sql, const RerunPreview& p) const {
+  auto event = parse_chart_event(*p.event);
+  if (!event) return std::nullopt;
+  auto chart =
+      ChartCache::instance().load(sql, event->chart_id, event->revision, event->content_hash);
+  if (!chart) return std::nullopt;
+  std::set<std::string> billed;
+  for (const auto& row : util::query_rows(sql, kBilledRefs, {event->chart_id}))
+    if (auto ref = util::column_text(row, "source_ref")) billed.insert(*ref);
+  const bool resend = p.flags.value("resend", false);
+  std::int64_t added = 0, skipped = 0;
+  std::set<std::string> payors_new, payors_billed;
+  for (const auto& item : unique_items(extract_billable_items(chart->index, *prices_))) {
+    const bool present = billed.count(item.source_ref) != 0;
+    ++(present ? skipped : added);
+    if (!item.payor.empty()) (present ? payors_billed : payors_new).insert(item.payor);
+  }
+  std::set<std::string> notified = payors_new;
+  std::int64_t not_resent = 0;
+  for (const auto& payor : payors_billed) {
+    if (resend)
+      notified.insert(payor);
+    else if (!payors_new.count(payor))
+      ++not_resent;
+  }
+  Json effects = Json::array();
+  auto add = [&](const char* effect, const char* action, std::int64_t n) {
+    if (n > 0) effects.push_back({{"effect", effect}, {"action", action}, {"count", n}});
+  };
+  add("ledger_entry", "add", added);
+  add("ledger_entry", "skip", skipped);
+  add("insurer_notification", "send", static_cast<std::int64_t>(notified.size()));
+  add("insurer_notification", "not_resent", not_resent);
+  return effects;
 }
 
 }  // namespace chartflow::handlers::billing

@@ -18,6 +18,9 @@ class BillingHandler : public Handler {
  public:
   explicit BillingHandler(std::shared_ptr<const PriceList> prices);
   StepOutcome run(StepContext& ctx) override;
+  // Ledger entries: "add" (new) or "skip" (already present); insurer notifications: "send"
+  // (one per payor, for new entries, and with resend for those billed before) or "not_resent".
+  std::optional<Json> preview_rerun(Sql& sql, const RerunPreview& p) const override;
 
  private:
   std::shared_ptr<const PriceList> prices_;

@@ -7,6 +7,7 @@
 
 #include "engine/util/sql_rows.hpp"
 #include "handlers/fhir/fhir_json.hpp"
+#include "handlers/fhir_subscriptions/outbound_topics.hpp"
 
 namespace chartflow::handlers {
 namespace {
@@ -185,6 +186,8 @@ DecisionResult decide_review(Sql& sql, std::int64_t review_id, const std::string
   result.run_id = util::column_int(*row, "run_id").value_or(0);
   result.step = util::column_text(*row, "step").value_or("");
   result.chart_id = util::column_text(*row, "chart_id").value_or("");
+  // In the decision's transaction: review-decided subscribers hear of exactly what committed.
+  fhir_subscriptions::publish_review(sql, "review-decided", review_id);
   result.signal_payload = Json{{"decision", decision},
                                {"comment", comment ? Json(*comment) : Json(nullptr)},
                                {"review_id", review_id},

@@ -8,13 +8,14 @@
 // worker's connection dies inside the commit that would record the step done, and the engine runs
 // the step again.
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <filesystem>
 #include <regex>
 #include <set>
 
+#include "core/trace.hpp"
 #include "handlers/testing/chart_test_data.hpp"
 #include "tests/support/app_server.hpp"
 #include "tests/support/auth_support.hpp"
@@ -390,6 +391,30 @@ TEST_F(BillGoesOutOnceIssue15, ABillAnotherStepIsSendingKeepsTheSendBillStepRetr
   EXPECT_EQ(count("SELECT count(*) FROM step_run s, bill_delivery d WHERE d.channel = 'webhook' "
                   "AND s.step_key = 'send_bill' AND s.finished_at < d.delivered_at"),
             0);
+}
+
+// Issue #18 part 4: the bill webhook joins the run's trace, as the insurer's calls do: its
+// traceparent names the trace the upload came with and the send_bill attempt's own span.
+TEST_F(BillGoesOutOnceIssue15, TheBillWebhookCarriesTheRunsTraceparent) {
+  const std::string trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+  FakeHttpServer insurer([](const ReceivedRequest&, int) { return 200; });
+  FakeHttpServer webhook([](const ReceivedRequest&, int) { return 200; });
+  start(insurer, &webhook);
+  auto r = app_->call("PUT", std::string("/v1/charts/") + kChart, admin_,
+                      data::read_file(data::charts_dir() / kChartFile),
+                      {{"Content-Type", "application/fhir+json"},
+                       {"traceparent", "00-" + trace_id + "-00f067aa0ba902b7-01"}});
+  ASSERT_EQ(r.status, 202) << r.body;
+  const auto run_id = r.json().at("runs")[0].get<std::int64_t>();
+  approve_review(run_id);
+  ASSERT_TRUE(wait_step(run_id, "send_bill", "succeeded"))
+      << step_row(run_id, "send_bill", "error");
+  const auto requests = webhook.requests();
+  ASSERT_EQ(requests.size(), 1U);
+  const auto sent = core::parse_traceparent(requests[0].header("traceparent"));
+  ASSERT_TRUE(sent.has_value()) << "no traceparent: " << requests[0].header("traceparent");
+  EXPECT_EQ(sent->trace_id, trace_id);
+  EXPECT_EQ(sent->parent_span_id, core::step_span_id(trace_id, run_id, "send_bill", 1));
 }
 
 }  // namespace

@@ -59,13 +59,17 @@ struct Sent {
   std::string error;  // "" = delivered
 };
 
+// `traceparent`: the attempt's, so the receiver's spans join the run's trace ("" for none).
 Sent send(const BillChannel& channel, const std::string& chart_id, const std::string& body,
-          const std::string& key, std::chrono::milliseconds timeout) {
+          const std::string& key, std::chrono::milliseconds timeout,
+          const std::string& traceparent) {
   if (channel.type == "folder")
     return Sent{std::nullopt, write_bill_file(channel.dir, chart_id, body)};
   util::HttpPostOptions http = channel.http;
   http.timeout = timeout;
-  util::HttpResult result = util::http_post(channel.url, body, {{"Idempotency-Key", key}}, http);
+  util::HttpHeaders headers = {{"Idempotency-Key", key}};
+  if (!traceparent.empty()) headers.emplace_back("traceparent", traceparent);
+  util::HttpResult result = util::http_post(channel.url, body, headers, http);
   Sent sent;
   if (result.status != 0) sent.status_code = std::to_string(result.status);
   if (!result.ok())
@@ -127,9 +131,9 @@ BillSendReport send_pending_bills(StepContext& ctx, const BillDeliverySettings& 
       continue;
     }
     const std::string attempt_id = util::column_text(*claim, "attempt_id").value_or("0");
-    const Sent sent =
-        send(*channel, chart_id, util::column_text(*claim, "body").value_or(""),
-             util::column_text(*claim, "idempotency_key").value_or(""), webhook_timeout);
+    const Sent sent = send(*channel, chart_id, util::column_text(*claim, "body").value_or(""),
+                           util::column_text(*claim, "idempotency_key").value_or(""),
+                           webhook_timeout, ctx.traceparent());
     Json fields = {{"chart_id", chart_id},
                    {"channel", name},
                    {"attempt", util::column_int(*claim, "attempt").value_or(0)}};

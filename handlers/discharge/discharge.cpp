@@ -57,6 +57,30 @@ std::vector<LedgerLine> load_ledger(Sql& sql, const std::string& chart_id) {
   return lines;
 }
 
+// The payors the bill's final notifications go to: those of the ledger's lines, else the
+// chart's primary insurer.
+std::vector<std::string> payors_of(const std::vector<LedgerLine>& lines,
+                                   const fhir::BundleIndex& index) {
+  std::vector<std::string> payors;
+  std::set<std::string> seen;
+  for (const auto& l : lines)
+    if (!l.payor.empty() && seen.insert(l.payor).second) payors.push_back(l.payor);
+  if (payors.empty())
+    if (auto primary = primary_insurer(index)) payors.push_back(primary->payor);
+  return payors;
+}
+
+// A reprocess with force sends a bill that went out before again: its stored bytes, under a key
+// of this run's, so the receiver does not take it for the first one's retry. Rows from before
+// the outbox kept no bytes and cannot be resent.
+constexpr const char* kForceResend =
+    "UPDATE bill_delivery SET status = 'pending', delivered_at = NULL, idempotency_key = $3, "
+    "last_error = NULL, updated_at = now() WHERE chart_id = $1 AND channel = $2 AND "
+    "status = 'delivered' AND body IS NOT NULL RETURNING id";
+constexpr const char* kBillState =
+    "SELECT status, (body IS NOT NULL) AS has_body FROM bill_delivery WHERE chart_id = $1 AND "
+    "channel = $2";
+
 std::string release_signal_of(const Json& settings) {
   const Json* value = fhir::member(settings, "release_signal");
   return string_setting(value, "release_signal", "");
@@ -104,16 +128,10 @@ StepOutcome DischargeHandler::run(StepContext& ctx) {
     patient_ref = index.ref_of(*patient);
     patient_name = fhir::person_name(*patient);
   }
-  std::vector<std::string> payors;
-  {
-    std::set<std::string> seen;
-    for (const auto& l : lines) {
-      if (!l.payor.empty() && seen.insert(l.payor).second) payors.push_back(l.payor);
-    }
-    if (payors.empty()) {
-      if (auto primary = primary_insurer(index)) payors.push_back(primary->payor);
-    }
-  }
+  const std::vector<std::string> payors = payors_of(lines, index);
+  const Json& rerun = ctx.rerun();
+  const bool resend = rerun.value("resend", false);
+  const bool force = rerun.value("force", false) && !rerun.value("reason", "").empty();
 
   // The invoice: created once; later runs reuse it (and its text) unchanged.
   std::int64_t invoice_id = 0;
@@ -149,8 +167,9 @@ StepOutcome DischargeHandler::run(StepContext& ctx) {
   // Final claim update per payor; the key names the chart, not the run, so it is queued once per
   // chart however many runs close the bill. A later step delivers it (never this one: the
   // journal that records a delivery cannot see this transaction's rows).
+  // A reprocess with resend queues it again, under this run's key.
   int final_queued = 0;
-  if (created) {
+  if (created || resend) {
     std::map<std::string, std::vector<NotificationLine>> per_payor;
     for (const auto& p : payors) per_payor[p];
     for (const auto& l : lines) {
@@ -160,7 +179,8 @@ StepOutcome DischargeHandler::run(StepContext& ctx) {
                                               l.amount_cents, l.currency});
     }
     for (const auto& [payor, payor_lines] : per_payor) {
-      const std::string key = notification_key("chart", "final", event->chart_id, payor);
+      const std::string key = notification_key(created ? "chart" : ctx.idempotency_key(), "final",
+                                               event->chart_id, payor);
       Json payload =
           build_claim_notification(event->chart_id, patient_ref, payor, "final", key, payor_lines);
       if (enqueue_notification(sql, event->chart_id, payor, "final", key, payload)) ++final_queued;
@@ -174,8 +194,20 @@ StepOutcome DischargeHandler::run(StepContext& ctx) {
   for (const auto& channel : settings_->bill_delivery.channels) {
     const std::string body =
         bill_body(channel, event->chart_id, invoice_id, invoice_json, bill_text);
-    if (enqueue_bill(sql, event->chart_id, invoice_id, channel, body))
+    if (enqueue_bill(sql, event->chart_id, invoice_id, channel, body)) {
       channels.push_back(channel.name);
+    } else if (force && !util::query_rows(sql, kForceResend,
+                                          {event->chart_id, channel.name,
+                                           bill_key(event->chart_id, channel.name) +
+                                               ":resend:" + std::to_string(ctx.run_id())})
+                             .empty()) {
+      // The reason is in the reprocess job's audit record; the log names the job.
+      channels.push_back(channel.name);
+      ctx.log(LogLevel::kWarning, "event=bill_resend_forced",
+              {{"chart_id", event->chart_id},
+               {"channel", channel.name},
+               {"reprocess_job", rerun.value("job", Json(nullptr))}});
+    }
   }
 
   ctx.log(LogLevel::kInfo, "event=bill_closed",
@@ -189,6 +221,54 @@ StepOutcome DischargeHandler::run(StepContext& ctx) {
                         {"currency", currency},
                         {"final_notifications", final_queued},
                         {"bill_channels", channels}}};
+}
+
+std::optional<Json> DischargeHandler::preview_rerun(Sql& sql, const RerunPreview& p) const {
+  auto event = parse_chart_event(*p.event);
+  if (!event) return std::nullopt;
+  auto chart =
+      ChartCache::instance().load(sql, event->chart_id, event->revision, event->content_hash);
+  if (!chart) return std::nullopt;
+  Json effects = Json::array();
+  auto add = [&](const char* effect, const std::string& action, std::int64_t n) {
+    if (n > 0) effects.push_back({{"effect", effect}, {"action", action}, {"count", n}});
+  };
+  if (!is_released(chart->index)) {
+    // Released by its signal, or not at all: the re-run waits for the signal again, or closes
+    // nothing.
+    std::string release_signal;
+    try {
+      Json merged = p.config && p.config->is_object() ? *p.config : Json::object();
+      if (p.input && p.input->is_object())
+        for (const auto& [key, value] : p.input->items())
+          if (!value.is_null()) merged[key] = value;
+      release_signal = release_signal_of(merged);
+    } catch (const std::invalid_argument&) {
+    }
+    add("release_signal", "wait", release_signal.empty() ? 0 : 1);
+    return effects;
+  }
+  const bool resend = p.flags.value("resend", false);
+  const bool force = p.flags.value("force", false) && !p.flags.value("reason", "").empty();
+  const auto payors =
+      static_cast<std::int64_t>(payors_of(load_ledger(sql, event->chart_id), chart->index).size());
+  const bool invoiced = util::query_one(sql, kFindInvoice, {event->chart_id}).has_value();
+  add("invoice", invoiced ? "reuse" : "create", 1);
+  add("insurer_final_notification", !invoiced || resend ? "send" : "not_resent", payors);
+  std::map<std::string, std::int64_t> bills;
+  for (const auto& channel : settings_->bill_delivery.channels) {
+    const auto row = util::query_one(sql, kBillState, {event->chart_id, channel.name});
+    if (!row)
+      ++bills["send"];
+    else if (util::column_text(*row, "status").value_or("") == "pending")
+      ++bills["pending"];
+    else if (force && util::column_bool(*row, "has_body"))
+      ++bills["resend"];
+    else
+      ++bills["not_resent"];
+  }
+  for (const auto& [action, n] : bills) add("bill", action, n);
+  return effects;
 }
 
 }  // namespace chartflow::handlers::discharge

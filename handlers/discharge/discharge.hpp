@@ -36,6 +36,10 @@ class DischargeHandler : public Handler {
   explicit DischargeHandler(std::shared_ptr<const DischargeSettings> settings);
   StepOutcome run(StepContext& ctx) override;
   void validate(const Json& config) const override;
+  // The invoice ("create" or "reuse"), the final insurer notifications ("send", or "not_resent"
+  // unless resend) and the bill per channel ("send", "pending": queued and not yet out,
+  // "not_resent": went out, and goes again only with force and a reason: "resend").
+  std::optional<Json> preview_rerun(Sql& sql, const RerunPreview& p) const override;
 
  private:
   std::shared_ptr<const DischargeSettings> settings_;

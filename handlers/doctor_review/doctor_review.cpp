@@ -11,6 +11,7 @@
 #include "handlers/common/config_file.hpp"
 #include "handlers/doctor_review/doctor_lookup.hpp"
 #include "handlers/fhir/fhir_json.hpp"
+#include "handlers/fhir_subscriptions/outbound_topics.hpp"
 
 namespace chartflow::handlers::doctor_review {
 namespace {
@@ -169,6 +170,9 @@ StepOutcome DoctorReviewHandler::run(StepContext& ctx) {
                          due_epoch ? std::optional<TimePoint>(util::from_epoch_seconds(*due_epoch))
                                    : std::optional<TimePoint>(due)};
   }
+  // Subscribers of review-requested learn of it exactly when the review exists (same commit).
+  fhir_subscriptions::publish_review(sql, "review-requested",
+                                     util::column_int(*inserted, "id").value_or(0));
   ctx.log(LogLevel::kInfo, "event=review_created",
           {{"chart_id", event->chart_id},
            {"review_id", util::column_int(*inserted, "id").value_or(0)},

@@ -90,7 +90,11 @@ StepOutcome FhirFetchHandler::run(StepContext& ctx) {
     return Fail{"the FHIR server's answer is not a FHIR resource", false};
 
   const std::string reference = reference_key(focus);
-  store_fetched(ctx.sql(), name, number->get<std::int64_t>(), reference, url, resource);
+  // Events stored before epochs existed carry none: they are epoch 1.
+  int epoch = 1;
+  if (const Json* e = fhir::member(ev, "epoch"); e != nullptr && e->is_number_integer())
+    epoch = e->get<int>();
+  store_fetched(ctx.sql(), name, epoch, number->get<std::int64_t>(), reference, url, resource);
   Json out = {{"fetched", true},
               {"reference", reference},
               {"resource_type", fhir::resource_type(resource)}};

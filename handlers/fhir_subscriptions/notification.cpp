@@ -4,9 +4,9 @@
 
 #include <cctype>
 #include <charconv>
-#include <map>
 #include <set>
 
+#include "handlers/fhir/bundle_index.hpp"
 #include "handlers/fhir/fhir_json.hpp"
 
 namespace chartflow::handlers::fhir_subscriptions {
@@ -130,16 +130,6 @@ void read_subscription_status(const Json& status, Notification& n) {
   }
 }
 
-// "Type/id" of a Bundle entry: its resource's, else its fullUrl's (or request.url's) tail.
-std::string entry_key(const Json& entry) {
-  const Json& resource = fhir::object_member(entry, "resource");
-  const std::string type = fhir::resource_type(resource);
-  const std::string id = fhir::resource_id(resource);
-  if (!type.empty() && !id.empty()) return type + "/" + id;
-  if (auto key = reference_key(string_member(entry, "fullUrl")); !key.empty()) return key;
-  return reference_key(string_member(fhir::object_member(entry, "request"), "url"));
-}
-
 }  // namespace
 
 std::string reference_key(const std::string& reference) {
@@ -185,28 +175,25 @@ Notification parse_notification(const Json& bundle) {
   if (n.type == "event-notification" && n.events.empty())
     bad("an event-notification lists no notification event");
 
-  // Each event's focus and context resolve to the Bundle's own entries: with their resources,
-  // the content is full-resource; named only, id-only.
-  std::map<std::string, const Json*> resources;
-  for (std::size_t i = 1; i < entries.size(); ++i) {
-    const Json& resource = fhir::object_member(entries[i], "resource");
-    if (resource.empty()) continue;
-    if (auto key = entry_key(entries[i]); !key.empty()) resources.emplace(key, &resource);
-  }
+  // Each event's focus and context resolve to the Bundle's own entries, as a chart's references
+  // do (relative, absolute, versioned, urn:uuid fullUrls): with their resources, the content is
+  // full-resource; named only, id-only. The status entry itself is never a focus.
+  const fhir::BundleIndex index(bundle);
+  const Json* status_resource = &status;
   bool any_focus = false;
   bool all_resolved = true;
   for (auto& e : n.events) {
     if (e.focus.empty()) continue;
     any_focus = true;
-    auto it = resources.find(reference_key(e.focus));
-    if (it == resources.end()) {
+    const Json* focus = index.resolve(e.focus);
+    if (focus == nullptr || focus == status_resource) {
       all_resolved = false;
       continue;
     }
-    e.resources.push_back(*it->second);
+    e.resources.push_back(*focus);
     for (const auto& ctx : e.additional_context)
-      if (auto c = resources.find(reference_key(ctx)); c != resources.end())
-        e.resources.push_back(*c->second);
+      if (const Json* c = index.resolve(ctx); c != nullptr && c != status_resource)
+        e.resources.push_back(*c);
   }
   if (any_focus) n.content = all_resolved ? "full-resource" : "id-only";
   if (n.content != "full-resource")

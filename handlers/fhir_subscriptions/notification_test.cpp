@@ -100,6 +100,24 @@ TEST(FhirNotification, ReadsAFullResourceEventNotification) {
   EXPECT_EQ(n.events[0].resources[0], encounter);
 }
 
+// The focus may name its entry by the entry's fullUrl (a urn:uuid in a Bundle of new
+// resources) or by a versioned reference; both resolve as a chart's references do.
+TEST(FhirNotification, FocusResolvesByFullUrlAndVersionedReference) {
+  const auto by_uuid = parse_notification(backport(
+      "event-notification", 1, Json::array({event_part(1, "urn:uuid:enc-new")}),
+      Json::array({{{"fullUrl", "urn:uuid:enc-new"},
+                    {"resource", {{"resourceType", "Encounter"}, {"status", "planned"}}}}})));
+  EXPECT_EQ(by_uuid.content, "full-resource");
+  ASSERT_EQ(by_uuid.events.at(0).resources.size(), 1u);
+  EXPECT_EQ(by_uuid.events.at(0).resources[0].at("status"), "planned");
+
+  const auto versioned = parse_notification(
+      backport("event-notification", 1, Json::array({event_part(1, "Encounter/e-9/_history/3")}),
+               Json::array({{{"fullUrl", "https://ehr.example/fhir/Encounter/e-9"},
+                             {"resource", {{"resourceType", "Encounter"}, {"id", "e-9"}}}}})));
+  EXPECT_EQ(versioned.content, "full-resource");
+}
+
 TEST(FhirNotification, ReadsAnR4bSubscriptionStatus) {
   const Json bundle = {
       {"resourceType", "Bundle"},

@@ -5,6 +5,7 @@
 #include <cctype>
 
 #include "engine/util/hash.hpp"
+#include "handlers/fhir_subscriptions/notification_intake.hpp"
 #include "handlers/fhir_subscriptions/subscription_store.hpp"
 
 namespace chartflow::handlers::fhir_subscriptions {
@@ -16,10 +17,6 @@ using http::Request;
 using http::Response;
 using http::Role;
 
-// Ranges of missed events asked for per notification; the rest wait for the next one.
-constexpr std::size_t kGapsAskedAtOnce = 5;
-constexpr const char* kAction = "fhir.notification";
-
 std::string lower(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
@@ -28,13 +25,14 @@ std::string lower(std::string s) {
 // The URL's name, cut to what an audit record may hold (it is the caller's text).
 std::string shown_name(const std::string& name) { return name.substr(0, 64); }
 
-// Refuses a request: audited (ids and the reason only), then answered.
+// Refuses a request: counted as the engine's doors count unauthenticated refusals (ids and the
+// reason only), then answered.
 [[noreturn]] void refuse(EngineServices& engine, const Request& req, int status,
                          const std::string& reason, const std::string& message) {
-  auto entry =
-      http::audit_entry(req, kAction, "fhir_subscription", shown_name(req.param("name")), "denied");
-  entry.detail = {{"reason", reason}, {"status", status}};
-  engine.audit_now(entry);
+  auto entry = http::audit_entry(req, kNotificationAction, "fhir_subscription",
+                                 shown_name(req.param("name")), "denied");
+  entry.detail = {{"reason", fmt::format("{} ({})", reason, status)}, {"path", req.path}};
+  engine.count_refusal(entry);
   throw HttpError{status, message};
 }
 
@@ -51,78 +49,6 @@ std::string authentication_failure(const Subscription& sub, const Request& req) 
   const util::AccessToken secret = sub.secret->get();
   if (secret.value.empty()) return "the subscription's secret cannot be read";
   return util::constant_time_equal(got, secret.value) ? "" : "wrong secret";
-}
-
-struct Outcome {
-  Json accepted = Json::array();    // event numbers that became engine events
-  Json duplicates = Json::array();  // numbers received before
-  Json runs = Json::array();
-};
-
-// Turns each event of `n` into an engine event, once per number.
-void ingest_events(EngineServices& engine, const Request& req, const std::string& name,
-                   const Notification& n, const std::string& via, Outcome& out) {
-  for (const auto& e : n.events) {
-    EventInput ev;
-    ev.type = kNotificationEvent;
-    ev.dedup_key = fmt::format("fhir:{}:{}", name, e.number);
-    ev.source = "fhir";
-    ev.body = event_body(name, n, e);
-    auto result = engine.ingest(std::move(ev), [&](Sql& sql, EventInput&) {
-      if (!claim_event(sql, name, e.number, via)) return false;
-      auto entry = http::audit_entry(req, kAction, "fhir_subscription", name);
-      entry.detail = {{"event_number", e.number}, {"via", via}};
-      engine.audit(sql, entry);
-      return true;
-    });
-    if (result.duplicate) {
-      out.duplicates.push_back(e.number);
-      continue;
-    }
-    engine.count_event(kNotificationEvent);
-    out.accepted.push_back(e.number);
-    for (auto id : result.run_ids) out.runs.push_back(id);
-  }
-}
-
-// Asks the server for the missed events of `missing` and ingests what comes back. Returns ""
-// or why it could not.
-std::string recover(EngineServices& engine, const Request& req, const Subscription& sub,
-                    const std::string& subscription_ref, const std::vector<Gap>& missing,
-                    Outcome& out) {
-  const std::string key = reference_key(subscription_ref);
-  if (key.rfind("Subscription/", 0) != 0)
-    return "the notification names no Subscription/{id} to ask $events of";
-  const std::string id = key.substr(13);
-  for (char c : id)
-    if (std::isalnum(static_cast<unsigned char>(c)) == 0 && c != '-' && c != '.')
-      return "the Subscription id is not a FHIR id";
-  std::size_t asked = 0;
-  for (const auto& gap : missing) {
-    if (asked++ == kGapsAskedAtOnce) break;
-    const std::string url =
-        fmt::format("{}/Subscription/{}/$events?eventsSinceNumber={}&eventsUntilNumber={}",
-                    sub.fhir_base_url, id, gap.from, gap.to);
-    const auto answer = util::http_get(url, {{"Accept", "application/fhir+json"}}, sub.http);
-    if (!answer.error.empty()) return "$events: " + answer.error;
-    if (!answer.ok()) return fmt::format("$events: the server answered {}", answer.status);
-    if (answer.truncated) return "$events: the answer is larger than chartflow reads";
-    Notification found;
-    try {
-      found = parse_notification(http::parse_json_text(answer.body));
-    } catch (const HttpError& e) {
-      return "$events: " + e.message;
-    } catch (const NotificationError& e) {
-      return "$events: " + e.message;
-    }
-    // Only what was asked for: a server answering more must not skip our dedupe's order.
-    std::vector<NotificationEvent> wanted;
-    for (auto& e : found.events)
-      if (e.number >= gap.from && e.number <= gap.to) wanted.push_back(std::move(e));
-    found.events = std::move(wanted);
-    ingest_events(engine, req, sub.name, found, "events", out);
-  }
-  return "";
 }
 
 Json gaps_json(const std::vector<Gap>& list) {
@@ -149,20 +75,26 @@ Response receive(EngineServices& engine, Request& req, const SubscriptionSetting
   if (n.type == "query-status" || n.type == "query-event")
     throw HttpError{400, "a " + n.type + " Bundle answers $status or $events; it is not pushed"};
 
-  Outcome out;
-  engine.transaction([&](Sql& sql) { record_status(sql, name, n); });
-  ingest_events(engine, req, name, n, "notification", out);
+  IntakeOutcome out;
+  int epoch = 1;
+  engine.transaction([&](Sql& sql) { epoch = record_status(sql, name, n); });
+  ingest_events(engine, http::audit_entry(req, kNotificationAction, "fhir_subscription", name),
+                name, epoch, n, "notification", out);
   std::vector<Gap> missing;
   engine.transaction([&](Sql& sql) { missing = gaps(sql, name, true); });
+  // Missed events are asked for by a step of their own (fhir_recover_gaps), never within the
+  // sender's request; one per (epoch, highest number missing), so a repeated notification
+  // announcing the same gap starts no second one.
   Json recovery = nullptr;
   if (!missing.empty() && sub->events_operation) {
-    std::string subscription_ref = n.subscription;
-    const std::string error = recover(engine, req, *sub, subscription_ref, missing, out);
-    engine.transaction([&](Sql& sql) {
-      record_recovery(sql, name, error);
-      missing = gaps(sql, name, true);
-    });
-    recovery = error.empty() ? Json("ok") : Json(error);
+    EventInput gap;
+    gap.type = kGapEvent;
+    gap.dedup_key = fmt::format("fhir-gap:{}:{}:{}", name, epoch, missing.back().to);
+    gap.source = "fhir";
+    gap.body = {
+        {"subscription", name}, {"epoch", epoch}, {"subscription_reference", n.subscription}};
+    const auto started = engine.ingest(std::move(gap));
+    recovery = {{"runs", started.run_ids}, {"duplicate", started.duplicate}};
   }
   Json body = {{"subscription", name},     {"type", n.type},
                {"form", n.form},           {"content", n.content},
@@ -173,20 +105,6 @@ Response receive(EngineServices& engine, Request& req, const SubscriptionSetting
 }
 
 }  // namespace
-
-Json event_body(const std::string& name, const Notification& n, const NotificationEvent& e) {
-  Json context = Json::array();
-  for (const auto& c : e.additional_context) context.push_back(c);
-  return {{"subscription", name},
-          {"subscription_reference", n.subscription},
-          {"topic", n.topic},
-          {"event_number", e.number},
-          {"timestamp", e.timestamp},
-          {"focus", e.focus},
-          {"additional_context", context},
-          {"content", n.content},
-          {"resources", e.resources}};
-}
 
 void add_subscription_routes(ModuleRegistry& module,
                              std::shared_ptr<const SubscriptionSettings> settings) {

@@ -3,24 +3,19 @@
 //                                            authenticated by its secret
 //   GET  /fhir/subscriptions/{name}/$status  what the sender last said and the gaps (operator)
 // Each notification event becomes one `fhir.notification` engine event, once per (subscription,
-// event number); a gap is asked for through the server's $events where it offers that.
+// epoch, event number); a gap starts a `fhir.gap` event whose step asks the server's $events
+// where it offers that (gap_recovery.hpp).
 #pragma once
 
 #include <memory>
 
 #include "engine/module.hpp"
-#include "handlers/fhir_subscriptions/notification.hpp"
+#include "handlers/fhir_subscriptions/notification_intake.hpp"
 #include "handlers/fhir_subscriptions/subscription_settings.hpp"
 
 namespace chartflow::handlers::fhir_subscriptions {
 
-inline constexpr const char* kNotificationEvent = "fhir.notification";
-
 void add_subscription_routes(ModuleRegistry& module,
                              std::shared_ptr<const SubscriptionSettings> settings);
-
-// The engine event body of one notification event (ids, the focus reference and, for
-// full-resource content, the resources the Bundle carried).
-Json event_body(const std::string& name, const Notification& n, const NotificationEvent& e);
 
 }  // namespace chartflow::handlers::fhir_subscriptions

@@ -327,6 +327,22 @@ test("run detail draws the DAG with each step's state, timeline, outputs and his
   await shot("run-detail");
 });
 
+test("run detail shows the run's trace id, the one its event came with", async () => {
+  const traceId = "0af7651916cd43dd8448eb211c80319c";
+  const r = await api("POST", "/v1/events/test.approval", {}, {
+    traceparent: `00-${traceId}-b7ad6b7169203331-01`,
+  });
+  assert.equal(r.status, 202, r.text);
+  const id = r.json.runs[0];
+  await page.goto(`${BASE}/ui/runs/${id}`);
+  await page.waitForSelector("code.trace-id");
+  assert.equal((await page.textContent("code.trace-id")).trim(), traceId);
+  // Finished, as the other tests' runs of this workflow are.
+  const signalled = await api("POST", `/v1/runs/${id}/signal/approve`, { by: "trace test" });
+  assert.equal(signalled.status, 202, signalled.text);
+  await waitForRunStatus(id, "succeeded");
+});
+
 test("a waiting step is signalled from the page and the run completes", async () => {
   const id = await postEvent("test.approval", {});
   await page.goto(`${BASE}/ui/runs/${id}`);
@@ -946,6 +962,77 @@ test("three saves of one chart within the debounce window start one run; the wor
   await page.reload();
   await page.waitForSelector(`${card} [data-testid=debounce-pending]`);
   assert.equal(await page.textContent(`${card} [data-testid=debounce-pending]`), "0");
+});
+
+test("a child workflow's run is listed under its parent, links back to it, and its end lets the parent finish", async () => {
+  const parent = await postEvent("test.parent", {});
+  let child = 0;
+  await waitFor(`run ${parent} to start its child`, async () => {
+    const r = await api("GET", `/v1/runs/${parent}`);
+    child = r.json?.children?.[0]?.id ?? 0;
+    return child > 0;
+  });
+  await page.goto(`${BASE}/ui/runs/${parent}`);
+  const item = `ul.child-runs li[data-child="${child}"]`;
+  await page.waitForSelector(item);
+  assert.match(await page.textContent(item), /browser-child/);
+  await shot("run-children");
+  await page.click(`${item} a`);
+  await page.waitForSelector(".parent-run a");
+  assert.equal(await page.getAttribute(".parent-run a", "href"), `/ui/runs/${parent}`);
+  assert.match(await page.textContent(".parent-run"), /step ask/);
+  const signalled = await api("POST", `/v1/runs/${child}/signal/approve`, { by: "child test" });
+  assert.equal(signalled.status, 202, signalled.text);
+  await waitForRunStatus(parent, "succeeded");
+  await page.goto(`${BASE}/ui/runs/${parent}`);
+  await page.waitForSelector(`${item} .badge[data-status="succeeded"]`);
+});
+
+test("the reprocess page shows a dry run's blast radius, then starts the runs and follows the job", async () => {
+  const runs = [await postEvent("test.reprocess", {}), await postEvent("test.reprocess", {})];
+  for (const id of runs) await waitForRunStatus(id, "succeeded");
+  await page.goto(`${BASE}/ui/reprocess`);
+  // The tests before may have signed out: sign in with the operator's token, back to this page.
+  await page.waitForSelector("input[name=workflow], form[data-form=token]");
+  if (await page.$("form[data-form=token]")) {
+    await page.fill("form[data-form=token] input[name=token]", TOKEN);
+    await page.click("form[data-form=token] button[type=submit]");
+    await page.waitForSelector(".user .user-name");
+    await page.goto(`${BASE}/ui/reprocess`);
+  }
+  await page.fill("input[name=workflow]", "browser-reprocess");
+  await page.fill("input[name=status]", "succeeded");
+  const [dry] = await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith("/v1/reprocess") && r.request().method() === "POST"),
+    page.click("button[data-action=reprocess-dry-run]"),
+  ]);
+  assert.equal(dry.status(), 200);
+  assert.equal((await dry.json()).dry_run, true);
+  await page.waitForSelector("[data-testid=reprocess-summary]");
+  assert.match(await page.textContent("[data-testid=reprocess-summary]"), /^2 run\(s\) of 0 chart\(s\)/);
+  for (const id of runs)
+    assert.equal(await page.getAttribute(`[data-testid=reprocess-result] a[href="/ui/runs/${id}"]`, "href"), `/ui/runs/${id}`);
+  // The dry run started nothing.
+  const listed = async () => (await api("GET", "/v1/runs?workflow=browser-reprocess&limit=50")).json.runs.length;
+  assert.equal(await listed(), 2);
+  await shot("reprocess-dry-run");
+
+  const [started] = await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith("/v1/reprocess") && r.request().method() === "POST"),
+    page.click("button[data-action=start-reprocess]"),
+  ]);
+  assert.equal(started.status(), 202);
+  const job = await started.json();
+  assert.equal(job.total, 2);
+  await page.waitForFunction(
+    () => document.querySelector("[data-testid=reprocess-status]")?.textContent === "done",
+    null,
+    { timeout: 30_000 },
+  );
+  assert.match(await page.textContent("[data-testid=reprocess-progress]"), /2 of 2 run\(s\) started/);
+  await waitFor("the reprocessed runs to start", async () => (await listed()) === 4);
+  // Cancelling a finished job is refused: the job's page says so rather than pretending.
+  assert.equal((await api("POST", `/v1/reprocess/${job.id}/cancel`, {})).status, 409);
 });
 
 test("overview shows throughput, failures, latency and the queue", async () => {

@@ -31,7 +31,7 @@ cd "$tmp"
 # --help: usage on stdout, exit 0, no data dir, no database, within seconds. A database URL
 # that cannot answer makes any attempt to connect fail or hang.
 export CHARTFLOW_DATABASE_URL="postgresql://nobody@192.0.2.1:1/none?connect_timeout=30"
-for cmd in serve worker config migrate validate upload logs workflows runs tokens users audit; do
+for cmd in serve worker config migrate validate upload logs workflows runs reprocess tokens users audit; do
   out="$(timeout 10 "$bin" "$cmd" --help)" || fail "$cmd --help exited $?"
   [[ "$out" == usage:* ]] || fail "$cmd --help printed no usage: $out"
   [[ ! -e chartflow-data ]] || fail "$cmd --help created ./chartflow-data"
@@ -181,6 +181,20 @@ fi
 grep -q "usage: chartflow workflows migrate --workflow W --from N --to M" <<<"$out" ||
   fail "migrate usage: $out"
 pass "workflows migrate names a missing version and a bad --map"
+# Reprocessing (issue #17 item 3): a dry run on a fresh server covers no run and changes nothing;
+# force without a reason, and an unknown workflow, are refused by the server.
+out="$("$bin" reprocess --workflow chart-update --status failed --dry-run)" || fail "reprocess: $out"
+grep -q "^runs: 0 of 0 chart(s)$" <<<"$out" || fail "reprocess dry run: $out"
+if out="$("$bin" reprocess --workflow chart-update --force 2>&1)"; then
+  fail "reprocess forced without a reason"
+fi
+grep -q "server answered 400: .*force needs a reason" <<<"$out" || fail "reprocess force: $out"
+if out="$("$bin" reprocess --workflow nope --dry-run 2>&1)"; then fail "reprocessed workflow nope"; fi
+grep -q "server answered 404: .*no workflow nope" <<<"$out" || fail "reprocess nope: $out"
+out="$("$bin" reprocess --workflow chart-update --chart none-such)" || fail "reprocess start: $out"
+grep -Eq "^job [0-9]+ \(chart-update\): (running|done), 0 of 0 run\(s\) started$" <<<"$out" ||
+  fail "reprocess start: $out"
+pass "reprocess: dry run, a job, refusals"
 unset CHARTFLOW_TOKEN CHARTFLOW_SERVER
 pass "workflows pause, list and resume; runs pause names a missing run"
 

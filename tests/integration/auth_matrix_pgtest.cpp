@@ -58,6 +58,10 @@ const std::map<std::string, std::string> kAccessMatrix = {
     {"POST /v1/workflows/{name}/pause", "operator"},
     {"POST /v1/workflows/{name}/resume", "operator"},
     {"POST /v1/workflows/{name}/migrate", "operator"},
+    {"POST /v1/reprocess", "operator"},
+    {"GET /v1/reprocess", "operator"},
+    {"GET /v1/reprocess/{id}", "operator"},
+    {"POST /v1/reprocess/{id}/cancel", "operator"},
     {"POST /v1/runs/{id}/pause", "operator"},
     {"POST /v1/runs/{id}/resume", "operator"},
     {"GET /v1/workflows", "operator"},
@@ -76,6 +80,15 @@ const std::map<std::string, std::string> kAccessMatrix = {
     // A FHIR server's notification proves itself with its subscription's secret (docs/fhir.md).
     {"POST /fhir/subscriptions/{name}", "self"},
     {"GET /fhir/subscriptions/{name}/$status", "operator"},
+    // Outbound subscriptions: topics are no patient data; a subscription opens a channel that
+    // discloses some, so only admin makes or ends one.
+    {"GET /fhir/SubscriptionTopic", "uploader,reviewer,billing,operator"},
+    {"GET /fhir/SubscriptionTopic/{id}", "uploader,reviewer,billing,operator"},
+    {"POST /fhir/Subscription", "admin"},
+    {"GET /fhir/Subscription", "operator"},
+    {"GET /fhir/Subscription/{id}", "operator"},
+    {"GET /fhir/Subscription/{id}/$status", "operator"},
+    {"DELETE /fhir/Subscription/{id}", "admin"},
 };
 
 const std::vector<std::string> kRoles = {"uploader", "reviewer", "billing", "operator", "admin"};
@@ -295,6 +308,11 @@ TEST_F(AuthMatrixTest, EveryRouteAnswersEveryRoleAsTheMatrixSays) {
   app.publish_workflows({kFailing, kWaiting, kParking, kPausableA, kPausableB, kMovingV1});
   app.publish_workflows({kMovingV2});
 
+  // A finished reprocess job: read by its probe, and a cancel of it is refused (409) only once
+  // access is granted.
+  const std::string reprocess_job = scalar(
+      "INSERT INTO reprocess_job (workflow, selection, batch_size, created_by, status, "
+      "finished_at) VALUES ('matrix', '{}', 1, 'matrix', 'done', now()) RETURNING id");
   auto failed = runs_in(app, "matrix.fail", "retry", 2, "failed");
   auto to_cancel = runs_in(app, "matrix.wait", "cancel", 2, "waiting");
   auto to_signal = runs_in(app, "matrix.wait", "signal", 2, "waiting");
@@ -344,6 +362,22 @@ TEST_F(AuthMatrixTest, EveryRouteAnswersEveryRoleAsTheMatrixSays) {
   int uploads = 0;
   int alerts = 0;
   const std::string reason = R"({"reason": "matrix probe"})";
+  // Outbound FHIR subscriptions to read, or (fresh) to delete.
+  int out_subscriptions = 0;
+  auto out_subscription = [&](bool fresh) {
+    if (fresh || out_subscriptions == 0) {
+      scalar(
+          "INSERT INTO fhir_out_subscription (id, topic, endpoint, content, resource) VALUES "
+          "('matrix-" +
+          std::to_string(++out_subscriptions) +
+          "', 'review-requested', 'https://subscriber.invalid/hook', 'id-only', '{}')");
+    }
+    return "/fhir/Subscription/matrix-" + std::to_string(out_subscriptions);
+  };
+  const std::string out_body =
+      R"({"resourceType": "Subscription", "status": "requested", "reason": "matrix",
+          "criteria": "http://chartflow.example/fhir/SubscriptionTopic/review-requested",
+          "channel": {"type": "rest-hook", "endpoint": "https://subscriber.invalid/hook"}})";
   const std::map<std::string, Probe> probes = {
       {"GET /healthz", [](bool) { return Call{"/healthz"}; }},
       {"GET /readyz", [](bool) { return Call{"/readyz"}; }},
@@ -425,6 +459,16 @@ TEST_F(AuthMatrixTest, EveryRouteAnswersEveryRoleAsTheMatrixSays) {
          return Call{"/v1/workflows/matrix-moving/migrate",
                      R"({"from": 1, "to": 2, "dry_run": true})"};
        }},
+      {"POST /v1/reprocess",
+       [](bool) {
+         return Call{"/v1/reprocess", R"({"workflow": "chart-update", "dry_run": true})"};
+       }},
+      {"GET /v1/reprocess", [](bool) { return Call{"/v1/reprocess"}; }},
+      {"GET /v1/reprocess/{id}", [&](bool) { return Call{"/v1/reprocess/" + reprocess_job}; }},
+      {"POST /v1/reprocess/{id}/cancel",
+       [&](bool) {
+         return Call{"/v1/reprocess/" + reprocess_job + "/cancel", "", {}, 409};
+       }},
       {"POST /v1/runs/{id}/pause",
        [&](bool fresh) {
          return Call{
@@ -465,6 +509,19 @@ TEST_F(AuthMatrixTest, EveryRouteAnswersEveryRoleAsTheMatrixSays) {
       {"GET /v1/auth/session", [](bool) { return Call{"/v1/auth/session"}; }},
       {"GET /fhir/subscriptions/{name}/$status",
        [](bool) { return Call{"/fhir/subscriptions/matrix/$status"}; }},
+      {"GET /fhir/SubscriptionTopic", [](bool) { return Call{"/fhir/SubscriptionTopic"}; }},
+      {"GET /fhir/SubscriptionTopic/{id}",
+       [](bool) { return Call{"/fhir/SubscriptionTopic/review-requested"}; }},
+      {"POST /fhir/Subscription",
+       [&](bool) {
+         return Call{
+             "/fhir/Subscription", out_body, {{"Content-Type", "application/fhir+json"}}, 201};
+       }},
+      {"GET /fhir/Subscription", [](bool) { return Call{"/fhir/Subscription"}; }},
+      {"GET /fhir/Subscription/{id}", [&](bool) { return Call{out_subscription(false)}; }},
+      {"GET /fhir/Subscription/{id}/$status",
+       [&](bool) { return Call{out_subscription(false) + "/$status"}; }},
+      {"DELETE /fhir/Subscription/{id}", [&](bool fresh) { return Call{out_subscription(fresh)}; }},
   };
 
   // The S3 door (docs/security.md, "S3"): chart buckets as the chart API (puts by uploaders,

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <mutex>
 #include <set>
 
@@ -57,6 +58,36 @@ class FlakyOnce : public Handler {
   std::vector<std::string> seen_;
 };
 
+// Its first attempt of each run holds until the test releases it (bounded), then gives up the
+// attempt; later attempts complete. What ends the held attempt is the test's doing.
+class HeldOnce : public Handler {
+ public:
+  StepOutcome run(StepContext& ctx) override {
+    if (ctx.attempt() > 1) return Completed{};
+    std::unique_lock lock(mu_);
+    held_ = true;
+    cv_.notify_all();
+    cv_.wait_for(lock, std::chrono::seconds(30), [&] { return released_; });
+    return Retry{"released", Millis(0)};
+  }
+  bool wait_held() {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(20), [&] { return held_; });
+  }
+  void release() {
+    std::lock_guard lock(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+  ~HeldOnce() override { release(); }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool held_ = false;
+  bool released_ = false;
+};
+
 // Every span the collector received, as OTLP/JSON span objects.
 std::vector<Json> received_spans(const FakeHttpServer& collector) {
   std::vector<Json> out;
@@ -78,13 +109,14 @@ std::optional<Json> attribute(const Json& span, const std::string& key) {
 
 class TracesTest : public PgTest {
  protected:
-  void serve(const std::string& endpoint, Millis export_timeout) {
+  void serve(const std::string& endpoint, Millis export_timeout,
+             const std::vector<std::string>& workflows = {kTraced}) {
     auto handlers = std::make_shared<HandlerRegistry>();
     handlers->add("flaky_once", flaky_);
+    handlers->add("held_once", held_);
     runtime::EngineSettings harness_settings;
     harness_settings.workers = 0;
-    harness_ = std::make_unique<EngineHarness>(dsn(), std::vector<std::string>{kTraced}, handlers,
-                                               harness_settings);
+    harness_ = std::make_unique<EngineHarness>(dsn(), workflows, handlers, harness_settings);
     operator_ = create_token(dsn(), "operator");
     runtime::TraceExportSettings traces;
     traces.endpoint = endpoint;
@@ -111,7 +143,21 @@ class TracesTest : public PgTest {
     return runs.empty() ? 0 : runs[0].get<std::int64_t>();
   }
 
+  // POSTs an event of `type` with `body` and the test's traceparent; returns its run's id.
+  std::int64_t send_traced(const std::string& type, const Json& body) {
+    const auto r = request(
+        "POST", "127.0.0.1", static_cast<unsigned short>(served_->port()), "/v1/events/" + type,
+        body.dump(),
+        with_bearer(operator_,
+                    {{"traceparent", std::string("00-") + kTraceId + "-" + kCallerSpan + "-01"}}));
+    EXPECT_EQ(r.status, 202) << r.body;
+    const auto runs = r.json().value("runs", Json::array());
+    EXPECT_EQ(runs.size(), 1U) << r.body;
+    return runs.empty() ? 0 : runs[0].get<std::int64_t>();
+  }
+
   std::shared_ptr<FlakyOnce> flaky_ = std::make_shared<FlakyOnce>();
+  std::shared_ptr<HeldOnce> held_ = std::make_shared<HeldOnce>();
   std::unique_ptr<EngineHarness> harness_;
   std::shared_ptr<runtime::TraceExporter> exporter_;
   std::unique_ptr<ServedEngine> served_;
@@ -256,6 +302,168 @@ TEST_F(TracesTest, ACollectorThatNeverAnswersDelaysNoStep) {
   // one export timeout; they finish well within it.
   EXPECT_LT(std::chrono::steady_clock::now() - t0, export_timeout);
   EXPECT_EQ(exporter_->exported(), 0U);
+}
+
+// A run started by another's end (workflow.succeeded) stays in that run's trace, under its root
+// span, so one trace follows the chain from its first event.
+TEST_F(TracesTest, AChainedRunJoinsTheTraceOfTheRunThatEnded) {
+  const std::string after = R"(
+name: after-traced
+on:
+  - event: workflow.succeeded
+    filter: { path: /event/workflow, equals: traced }
+steps:
+  next: { handler: noop }
+)";
+  FakeHttpServer collector([](const ReceivedRequest&, int) { return 200; });
+  serve(collector.url(""), Millis(5'000), {kTraced, after});
+  const auto first = send_traced("demo.traced", Json{{"chart", "c-1"}});
+  ASSERT_TRUE(harness_->wait_status(first, "succeeded"));
+  std::int64_t chained = 0;
+  ASSERT_TRUE(wait_until([&] {
+    chained = std::stoll(
+        scalar("SELECT coalesce(max(id), 0) FROM workflow_run WHERE workflow = 'after-traced'"));
+    return chained > 0;
+  }));
+  ASSERT_TRUE(harness_->wait_status(chained, "succeeded"));
+  EXPECT_EQ(scalar("SELECT e.trace_id || ' ' || e.trace_parent FROM workflow_run r JOIN event e "
+                   "ON e.id = r.event_id WHERE r.id = " +
+                   std::to_string(chained)),
+            std::string(kTraceId) + " " + core::run_span_id(kTraceId, first));
+  const auto detail = served_->call("GET", "/v1/runs/" + std::to_string(chained), operator_);
+  EXPECT_EQ(detail.json().value("trace_id", ""), kTraceId);
+  // Both roots in the collector, the chained one under the first.
+  const Json* root = nullptr;
+  std::vector<Json> spans;
+  ASSERT_TRUE(wait_until([&] {
+    spans = received_spans(collector);
+    root = nullptr;
+    bool first_seen = false;
+    for (const auto& s : spans) {
+      if (s.at("name") == "run after-traced") root = &s;
+      if (s.at("name") == "run traced") first_seen = true;
+    }
+    return root != nullptr && first_seen;
+  }));
+  EXPECT_EQ(root->at("traceId"), kTraceId);
+  EXPECT_EQ(root->at("parentSpanId"), core::run_span_id(kTraceId, first));
+}
+
+// Spans of attempts the dispatcher ended, in the run's trace with status error and ids only.
+std::optional<Json> span_named(const FakeHttpServer& collector, const std::string& name,
+                               int attempt) {
+  for (const auto& s : received_spans(collector))
+    if (s.at("name") == name)
+      if (auto a = attribute(s, "chartflow.attempt");
+          a && a->value("intValue", "") == std::to_string(attempt))
+        return s;
+  return std::nullopt;
+}
+
+const std::string kHeld = R"(
+name: held
+on: [{ event: demo.held }]
+steps:
+  slow: { handler: held_once, timeout: 300ms, retry: { max_attempts: 2, initial: 10ms, jitter: 0 } }
+)";
+
+TEST_F(TracesTest, AnAttemptEndedByItsTimeoutIsASpanWithAnError) {
+  FakeHttpServer collector([](const ReceivedRequest&, int) { return 200; });
+  serve(collector.url(""), Millis(5'000), {kTraced, kHeld});
+  const auto run = send_traced("demo.held", Json::object());
+  ASSERT_TRUE(held_->wait_held());
+  std::optional<Json> span;
+  // The timeout (300 ms) passes while the handler holds: the dispatcher ends the attempt.
+  const bool seen =
+      wait_until([&] { return (span = span_named(collector, "step slow", 1)).has_value(); });
+  held_->release();
+  ASSERT_TRUE(seen) << "no span of the timed-out attempt";
+  ASSERT_TRUE(harness_->wait_status(run, "succeeded"));
+  EXPECT_EQ(span->at("traceId"), kTraceId);
+  EXPECT_EQ(span->at("spanId"), core::step_span_id(kTraceId, run, "slow", 1));
+  EXPECT_EQ(span->at("parentSpanId"), core::run_span_id(kTraceId, run));
+  EXPECT_EQ(span->at("status").value("code", 0), 2) << span->dump();
+  EXPECT_EQ(span->at("status").value("message", ""), "timed_out");
+  EXPECT_EQ(attribute(*span, "chartflow.outcome")->at("stringValue"), "timed_out");
+  EXPECT_EQ(attribute(*span, "chartflow.step")->at("stringValue"), "slow");
+  // One span per attempt: the late finisher of the ended attempt adds none.
+  ASSERT_TRUE(wait_until([&] { return span_named(collector, "step slow", 2).has_value(); }));
+  int of_attempt_one = 0;
+  for (const auto& s : received_spans(collector))
+    if (s.at("spanId") == core::step_span_id(kTraceId, run, "slow", 1)) ++of_attempt_one;
+  EXPECT_EQ(of_attempt_one, 1);
+}
+
+TEST_F(TracesTest, AnAttemptWhoseLeaseExpiredIsASpanWithAnError) {
+  const std::string held_long = R"(
+name: held
+on: [{ event: demo.held }]
+steps:
+  slow: { handler: held_once, timeout: 60s, retry: { max_attempts: 1 } }
+)";
+  FakeHttpServer collector([](const ReceivedRequest&, int) { return 200; });
+  serve(collector.url(""), Millis(5'000), {kTraced, held_long});
+  const auto run = send_traced("demo.held", Json::object());
+  ASSERT_TRUE(held_->wait_held());
+  // The worker is lost as far as the database can tell: another owner, whose lease has lapsed.
+  scalar(
+      "UPDATE step_run SET lease_owner = 'lost-worker', lease_expires_at = now() - "
+      "interval '1 second' WHERE run_id = " +
+      std::to_string(run) + " AND status = 'running'");
+  std::optional<Json> span;
+  const bool seen =
+      wait_until([&] { return (span = span_named(collector, "step slow", 1)).has_value(); });
+  held_->release();
+  ASSERT_TRUE(seen) << "no span of the attempt whose lease expired";
+  ASSERT_TRUE(harness_->wait_status(run, "succeeded"));
+  EXPECT_EQ(span->at("traceId"), kTraceId);
+  EXPECT_EQ(span->at("spanId"), core::step_span_id(kTraceId, run, "slow", 1));
+  EXPECT_EQ(span->at("status").value("code", 0), 2) << span->dump();
+  EXPECT_EQ(span->at("status").value("message", ""), "lease_expired");
+  EXPECT_EQ(attribute(*span, "chartflow.outcome")->at("stringValue"), "lease_expired");
+}
+
+// A for_each step's fan-out and fan-in are claims without a handler: each a span of its own
+// under the run's root, beside the elements' attempts.
+TEST_F(TracesTest, AFanOutAndItsFanInAreSpans) {
+  const std::string fan = R"(
+name: fan
+on: [{ event: demo.fan }]
+steps:
+  each: { handler: noop, for_each: /event/items }
+)";
+  FakeHttpServer collector([](const ReceivedRequest&, int) { return 200; });
+  serve(collector.url(""), Millis(5'000), {kTraced, fan});
+  const Json items = Json::array({"a", "b", "c"});
+  const auto run = send_traced("demo.fan", Json{{"items", items}});
+  ASSERT_TRUE(harness_->wait_status(run, "succeeded"));
+  std::vector<Json> spans;
+  ASSERT_TRUE(wait_until([&] {
+    spans = received_spans(collector);
+    return std::any_of(spans.begin(), spans.end(),
+                       [](const Json& s) { return s.at("name") == "run fan"; });
+  }));
+  const std::string root = core::run_span_id(kTraceId, run);
+  std::map<std::string, int> names;
+  std::set<std::string> ids;
+  for (const auto& s : spans) {
+    ++names[s.at("name").get<std::string>()];
+    ids.insert(s.at("spanId").get<std::string>());
+    EXPECT_EQ(s.at("traceId"), kTraceId);
+    if (s.at("name") != "run fan") {
+      EXPECT_EQ(s.value("parentSpanId", ""), root) << s.dump();
+    }
+    if (s.at("name") == "fan-out each" || s.at("name") == "fan-in each") {
+      EXPECT_NE(s.at("status").value("code", 0), 2) << s.dump();  // not an error
+      EXPECT_EQ(attribute(s, "chartflow.elements")->at("intValue"), std::to_string(items.size()));
+      EXPECT_EQ(attribute(s, "chartflow.step")->at("stringValue"), "each");
+    }
+  }
+  EXPECT_EQ(names["fan-out each"], 1);
+  EXPECT_EQ(names["fan-in each"], 1);
+  for (std::size_t i = 0; i < items.size(); ++i)
+    EXPECT_EQ(names["step each[" + std::to_string(i) + "]"], 1) << i;
+  EXPECT_EQ(ids.size(), spans.size());  // every span its own id
 }
 
 }  // namespace

@@ -20,7 +20,8 @@ http::ServerSettings test_server_settings() {
 
 AppServer::AppServer(const std::string& dsn, http::ServerSettings server,
                      std::shared_ptr<http::S3Config> s3, app::HttpRouteOptions routes,
-                     handlers::ChartHandlerOptions chart)
+                     handlers::ChartHandlerOptions chart,
+                     std::shared_ptr<runtime::TraceExporter> traces)
     : dsn_(dsn) {
   const std::string workflows = std::string(CHARTFLOW_SOURCE_DIR) + "/workflows";
   modules_ = app::make_modules(workflows, {}, std::move(chart));
@@ -35,6 +36,7 @@ AppServer::AppServer(const std::string& dsn, http::ServerSettings server,
   runtime::EngineSettings settings;
   settings.dsn = dsn;
   settings.poll_interval = std::chrono::milliseconds(200);
+  settings.traces = std::move(traces);
   engine_ = std::make_unique<runtime::Engine>(settings, handlers_, registry_);
   engine_->reserve_event_types(modules_->reserved_event_types());
   engine_->start();

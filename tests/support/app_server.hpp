@@ -17,6 +17,7 @@
 #include "http/server.hpp"
 #include "metrics/metrics.hpp"
 #include "runtime/engine.hpp"
+#include "runtime/trace_export.hpp"
 #include "runtime/workflow_registry.hpp"
 #include "tests/support/http_client.hpp"
 
@@ -30,9 +31,11 @@ class AppServer {
   // `s3`: the S3 API's keys and buckets (default: bucket "charts", one uploader key).
   // `routes`: serve's options (its `s3` is replaced by `s3` or the default).
   // `chart`: settings that replace the shipped settings files (e.g. fhir_subscriptions).
+  // `traces`: where the engine's spans go (--otlp-endpoint); null: none are recorded.
   explicit AppServer(const std::string& dsn, http::ServerSettings server = test_server_settings(),
                      std::shared_ptr<http::S3Config> s3 = nullptr,
-                     app::HttpRouteOptions routes = {}, handlers::ChartHandlerOptions chart = {});
+                     app::HttpRouteOptions routes = {}, handlers::ChartHandlerOptions chart = {},
+                     std::shared_ptr<runtime::TraceExporter> traces = nullptr);
   ~AppServer();
 
   unsigned short port() const { return server_->port(); }

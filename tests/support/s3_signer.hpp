@@ -3,6 +3,7 @@
 #pragma once
 
 #include <ctime>
+#include <map>
 #include <string>
 
 #include "engine/util/hash.hpp"
@@ -15,7 +16,8 @@ inline HttpResponse s3_call(unsigned short port, const std::string& access_key,
                             const std::string& secret, const std::string& method,
                             const std::string& path, const std::string& body = "",
                             const std::string& payload_hash = "",
-                            const std::string& content_type = "") {
+                            const std::string& content_type = "",
+                            const std::map<std::string, std::string>& unsigned_headers = {}) {
   char date[32];
   const std::time_t now = std::time(nullptr);
   std::tm tm{};
@@ -49,6 +51,7 @@ inline HttpResponse s3_call(unsigned short port, const std::string& access_key,
                             "Signature=" +
                             sig}};
   if (!content_type.empty()) headers["content-type"] = content_type;
+  headers.insert(unsigned_headers.begin(), unsigned_headers.end());
   return request(method, "127.0.0.1", port, path, body, headers);
 }
 

@@ -33,6 +33,7 @@ import { dagLegend, dagSvg, nodesFromRun, stepsOf } from "../dag";
 import { h, replace, token } from "../dom";
 import { between, fmtDuration, fmtEpochMs, parseTime } from "../format";
 import { parkedActions } from "../parked_actions";
+import { familyRows } from "./run_family";
 import type { PageContext } from "../router";
 
 const POLL_MS = 2000;
@@ -509,6 +510,7 @@ export async function runDetailPage(ctx: PageContext): Promise<void> {
             : "—",
         ],
         ["Trace", r.trace_id ? h("code", { class: "trace-id" }, r.trace_id) : "—"],
+        ...familyRows(r),
         ["Created", timeCell(r.created_at, true)],
         ["Finished", timeCell(r.finished_at, true)],
         ["Duration", `${fmtDuration(dur)}${r.finished_at ? "" : " so far"}`],

@@ -96,6 +96,27 @@ class StepContext {
   // for an outbound call to send, so the receiver's spans join the run's trace; "" when the run
   // has none (events stored before traces).
   virtual std::string traceparent() const { return {}; }
+  // Set when this run reprocesses an earlier one (POST /v1/reprocess, issue #17 item 3): the
+  // operator's flags {"job", "reprocess_of", "resend", "force", "reason"} that decide what a
+  // handler does again of what the earlier run did; an empty object for any other run.
+  virtual const Json& rerun() { return empty_rerun(); }
+
+ protected:
+  static const Json& empty_rerun() {
+    static const Json kEmpty = Json::object();
+    return kEmpty;
+  }
+};
+
+// What a dry run of a reprocess asks a step's handler: would re-running this step for the run's
+// event, with these flags, do anything outside the engine again?
+struct RerunPreview {
+  std::int64_t run_id = 0;  // the run that would be reprocessed
+  std::string workflow, step;
+  const Json* event = nullptr;   // its event body
+  const Json* config = nullptr;  // the step's handler settings (workflow file)
+  const Json* input = nullptr;   // the step's input (workflow file)
+  Json flags = Json::object();   // {"resend", "force", "reason"}, as StepContext::rerun gives
 };
 
 // A signal a handler owns: it carries a decision the handler's module records itself (a doctor's
@@ -125,6 +146,14 @@ class Handler {
   // pool of its own, so its waits hold only that pool's few workers, never the threads every
   // other step needs (a bulkhead; sized by the engine's settings).
   virtual std::string bulkhead() const { return ""; }
+  // For a reprocess's dry run: what a re-run of this step would do to the world outside the
+  // engine, read (never written) through `sql`, as an array of
+  // {"effect": "ledger", "action": "skip", "count": 3} entries (ids and counts only, no chart
+  // content); nullopt: the handler has no side effects worth naming. Must agree with what run()
+  // then does with StepContext::rerun() set to the same flags.
+  virtual std::optional<Json> preview_rerun(Sql& /*sql*/, const RerunPreview& /*p*/) const {
+    return std::nullopt;
+  }
 };
 
 // Name -> handler. Filled at start-up, read-only afterwards.

@@ -4,6 +4,7 @@
 // engine knows nothing of a module beyond what it registers here.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -65,6 +66,24 @@ class EngineServices {
 
   // Counts an event accepted by a module's own route in the engine's metrics.
   virtual void count_event(const std::string& type) = 0;
+
+  // A refused attempt of a caller who did not authenticate (a wrong shared secret): counted per
+  // (action, outcome, remote, minute) as the engine's own doors count theirs, not a record each,
+  // so a sender retrying with a stale secret cannot flood the audit trail. Never throws.
+  virtual void count_refusal(const AuditEntry& entry) = 0;
+};
+
+// Where a module's handlers reach the running engine's services, for a step that must do what a
+// route does (store events of its own, as a recovery step does with what it fetched). Bound when
+// the module's routes are added to the server; until then get() is nullptr and such a step
+// retries. The services outlive the engine's workers (the engine drains before they go).
+class ServicesSlot {
+ public:
+  void bind(EngineServices* services) { services_.store(services, std::memory_order_release); }
+  EngineServices* get() const { return services_.load(std::memory_order_acquire); }
+
+ private:
+  std::atomic<EngineServices*> services_{nullptr};
 };
 
 // A route of a module: like an engine route, with the services it may use.
@@ -106,7 +125,10 @@ using SubjectAccess =
 class ModuleRegistry {
  public:
   explicit ModuleRegistry(std::shared_ptr<HandlerRegistry> handlers)
-      : handlers_(std::move(handlers)) {}
+      : handlers_(std::move(handlers)), services_(std::make_shared<ServicesSlot>()) {}
+
+  // For handlers to keep: filled when the routes are bound (see ServicesSlot).
+  const std::shared_ptr<ServicesSlot>& services() const { return services_; }
 
   HandlerRegistry& handlers() { return *handlers_; }
   const std::shared_ptr<HandlerRegistry>& handler_registry() const { return handlers_; }
@@ -145,6 +167,7 @@ class ModuleRegistry {
 
  private:
   std::shared_ptr<HandlerRegistry> handlers_;
+  std::shared_ptr<ServicesSlot> services_;
   std::vector<ModuleRoute> routes_;
   std::map<std::string, IntakeHook> intakes_;
   std::map<std::string, SubjectAccess> read_access_;
