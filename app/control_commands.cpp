@@ -1,6 +1,6 @@
 // Client subcommands that steer a running server: `chartflow workflows list | pause | resume |
-// migrate` and `chartflow runs pause | resume`. Each says what the server answered; exit 1 when it
-// refused.
+// migrate` and `chartflow runs pause | resume | parked | retry | skip | fail`. Each says what the
+// server answered; exit 1 when it refused.
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
@@ -49,6 +49,25 @@ int list_workflows(const Args& args) {
       std::cout << ", " << w.value("debounce_pending", 0) << " debounced start(s) pending";
     std::cout << "\n";
   }
+  return 0;
+}
+
+// The parked view, a line per parked step: what an operator decides about.
+int list_parked(const Args& args) {
+  std::string target = "/v1/steps/parked";
+  if (auto limit = args.get("limit")) target += "?limit=" + url_encode(*limit);
+  auto reply = request(server_of(args), "GET", target, "", "");
+  if (reply.status != 200) return report(reply);
+  const json parked = json::parse(reply.body);
+  for (const auto& p : parked.at("steps")) {
+    std::cout << "run " << p.at("run_id").dump() << " " << p.value("workflow", "") << " step "
+              << p.value("step", "") << " parked since " << p.value("parked_at", "") << " after "
+              << p.value("attempts", 0) << " attempt(s)";
+    if (p.contains("error") && p.at("error").is_string())
+      std::cout << ": " << p.at("error").get<std::string>();
+    std::cout << "\n";
+  }
+  std::cout << parked.value("total", 0) << " parked step(s)\n";
   return 0;
 }
 
@@ -150,11 +169,25 @@ int workflows(const Args& args) {
 
 int runs(const Args& args) {
   const std::string sub = args.positional.empty() ? "" : args.positional[0];
-  if ((sub == "pause" || sub == "resume") && args.positional.size() == 2)
+  const auto n = args.positional.size();
+  if ((sub == "pause" || sub == "resume") && n == 2)
     return report(request(server_of(args), "POST",
                           "/v1/runs/" + url_encode(args.positional[1]) + "/" + sub,
                           sub == "pause" ? reason_body(args) : "", "application/json"));
-  throw std::runtime_error("usage: chartflow runs pause ID [--reason TEXT] | resume ID");
+  if (sub == "parked" && n == 1) return list_parked(args);
+  if (sub == "retry" && n == 2)
+    return report(request(server_of(args), "POST",
+                          "/v1/runs/" + url_encode(args.positional[1]) + "/retry", "",
+                          "application/json"));
+  // A parked step, or a parked element of a for_each step (`send_bill[1]`).
+  if ((sub == "retry" || sub == "skip" || sub == "fail") && n == 3)
+    return report(request(server_of(args), "POST",
+                          "/v1/runs/" + url_encode(args.positional[1]) + "/steps/" +
+                              url_encode(args.positional[2]) + "/" + sub,
+                          sub == "skip" ? reason_body(args) : "", "application/json"));
+  throw std::runtime_error(
+      "usage: chartflow runs pause ID [--reason TEXT] | resume ID | parked | retry ID [STEP] | "
+      "skip ID STEP --reason TEXT | fail ID STEP");
 }
 
 }  // namespace chartflow::cli

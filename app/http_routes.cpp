@@ -27,6 +27,8 @@ void add_http_routes(http::Router& router, runtime::Engine& engine, http::Module
       router, options.dashboard,
       s3 ? http::RootOverride([s3](http::Request& req) { return http::s3_root(req, *s3); })
          : nullptr);
+  // A module's own ways in (a step storing what it read from an EHR) are held to the same.
+  services.set_limits(server.limits);
   http::add_module_routes(router, services, modules);
   // Last: the S3 routes take every /{bucket}/{key} path the others leave.
   if (s3)

@@ -117,7 +117,14 @@ std::string command_usage(const std::string& command) {
   if (command == "runs")
     return std::string(
                "usage: chartflow runs pause ID [--reason TEXT]\n"
-               "       chartflow runs resume ID\n") +
+               "       chartflow runs resume ID\n"
+               "       chartflow runs parked [--limit N]\n"
+               "       chartflow runs retry ID [STEP]\n"
+               "       chartflow runs skip ID STEP --reason TEXT\n"
+               "       chartflow runs fail ID STEP\n"
+               "parked: the steps waiting for an operator (retries used up, on_exhausted: park).\n"
+               "retry ID: a failed run again; retry, skip, fail ID STEP: a parked step, or a\n"
+               "parked element of a for_each step (send_bill[1]); a skip needs a reason.\n") +
            kClientOptions;
   if (command == "tokens")
     return std::string(

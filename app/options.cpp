@@ -72,6 +72,9 @@ const std::vector<OptionSpec>& server_options() {
       {"otlp-endpoint", K::kText, "URL", "OTLP/HTTP collector for traces (spans to URL/v1/traces)",
        "", kBoth},
       {"audit-head-file", K::kPath, "FILE", "where the audit chain's head is appended", "", kBoth},
+      {"secrets-key-file", K::kPath, "FILE",
+       "key sealing stored credentials; made if missing, the same file on every node",
+       "./chartflow-secrets.key", kBoth},
       {"audit-head-interval", K::kDuration, "D", "how often the audit head is exported", "5m",
        kBoth},
   };

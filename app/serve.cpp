@@ -20,6 +20,7 @@
 #include "config/workflow_loader.hpp"
 #include "engine/util/duration.hpp"
 #include "engine/util/http_post.hpp"
+#include "engine/util/secret_box.hpp"
 #include "http/auth_routes.hpp"
 #include "http/module_services.hpp"
 #include "http/server.hpp"
@@ -37,6 +38,8 @@ namespace {
 
 constexpr const char* kDefaultListen = "127.0.0.1:8080";
 constexpr const char* kDefaultWorkflows = "./workflows";
+// Beside the default data dir: both live in the working directory (the unit's state directory).
+constexpr const char* kDefaultSecretsKeyFile = "./chartflow-secrets.key";
 
 // Blocks the stop signals in every thread so main can sigwait for them.
 sigset_t block_stop_signals() {
@@ -143,7 +146,10 @@ int serve(const Settings& resolved, bool with_api) {
                        {{"hint",
                          "pass --handler-user NAME (e.g. nobody) to run external handlers "
                          "as an unprivileged user"}});
-  auto modules = app::make_modules(workflows_dir, pool_hooks);
+  handlers::ChartHandlerOptions chart;
+  chart.secrets = std::make_shared<const util::SecretBox>(
+      util::SecretBox::load_or_create(args.get_or("secrets-key-file", kDefaultSecretsKeyFile)));
+  auto modules = app::make_modules(workflows_dir, pool_hooks, std::move(chart));
   auto handlers = modules->handler_registry();
   auto registry = std::make_shared<runtime::WorkflowRegistry>();
   {

@@ -11,10 +11,12 @@
 #include "handlers/discharge/bill_send.hpp"
 #include "handlers/discharge/discharge.hpp"
 #include "handlers/doctor_review/doctor_review.hpp"
+#include "handlers/fhir_subscriptions/fhir_chart.hpp"
 #include "handlers/fhir_subscriptions/fhir_fetch.hpp"
 #include "handlers/fhir_subscriptions/gap_recovery.hpp"
 #include "handlers/fhir_subscriptions/outbound_delivery.hpp"
 #include "handlers/fhir_subscriptions/outbound_routes.hpp"
+#include "handlers/fhir_subscriptions/run_failed_publisher.hpp"
 #include "handlers/fhir_subscriptions/subscription_routes.hpp"
 #include "handlers/insurance/insurance.hpp"
 #include "handlers/missing_field_scan/missing_field_scan.hpp"
@@ -67,9 +69,13 @@ void add_handlers(HandlerRegistry& registry, const std::filesystem::path& workfl
   registry.add("bill_send", std::make_shared<discharge::BillSendHandler>(bill));
   registry.add("fhir_fetch",
                std::make_shared<fhir_subscriptions::FhirFetchHandler>(subscriptions_of(settings)));
+  registry.add("fhir_chart", std::make_shared<fhir_subscriptions::FhirChartHandler>(services));
   registry.add("fhir_recover_gaps", std::make_shared<fhir_subscriptions::GapRecoveryHandler>(
                                         subscriptions_of(settings), services));
-  registry.add("fhir_deliver", std::make_shared<fhir_subscriptions::OutboundDeliveryHandler>());
+  registry.add("fhir_deliver", std::make_shared<fhir_subscriptions::OutboundDeliveryHandler>(
+                                   settings->secrets, services));
+  registry.add("fhir_publish_run_failed",
+               std::make_shared<fhir_subscriptions::RunFailedPublisher>());
 }
 
 }  // namespace
@@ -85,7 +91,7 @@ void register_chart_module(ModuleRegistry& module, const std::filesystem::path& 
   add_handlers(module.handlers(), workflows_dir, settings, module.services());
   add_chart_routes(module);
   fhir_subscriptions::add_subscription_routes(module, subscriptions_of(settings));
-  fhir_subscriptions::add_outbound_routes(module);
+  fhir_subscriptions::add_outbound_routes(module, settings->secrets);
   // What an intake stored of a chart (an S3 object) is read as the chart is: by admin, or a
   // reviewer the chart is assigned to.
   module.add_intake(kChartIntake, chart_intake,

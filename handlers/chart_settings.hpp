@@ -12,6 +12,7 @@
 #include "engine/handler.hpp"
 #include "handlers/billing/billable_items.hpp"
 #include "handlers/discharge/bill_channels.hpp"
+#include "handlers/fhir_subscriptions/subscriber_headers.hpp"
 #include "handlers/fhir_subscriptions/subscription_settings.hpp"
 #include "handlers/insurance/insurer_settings.hpp"
 
@@ -28,6 +29,8 @@ struct ChartSettings {
   insurance::InsurerSettings insurers;
   discharge::BillDeliverySettings bill_delivery;
   fhir_subscriptions::SubscriptionSettings fhir_subscriptions;  // inbound FHIR notifications
+  // Seals the credentials chartflow stores to send later (outbound subscribers' header lines).
+  fhir_subscriptions::SecretsPtr secrets;
   // What start-up should log as warnings ("<file>: payors.x: allow_insecure: true ..."): the
   // settings files' own warnings.
   std::vector<std::string> warnings;
@@ -39,6 +42,9 @@ struct ChartHandlerOptions {
   std::optional<Json> insurers;
   std::optional<Json> bill_delivery;
   std::optional<Json> fhir_subscriptions;
+  // The deployment's secrets key (serve and worker load --secrets-key-file); unset: a random key
+  // that lives as long as the process (tests, benchmarks).
+  fhir_subscriptions::SecretsPtr secrets;
   // Receives each settings warning at start-up (the app passes its log); unset: stderr.
   std::function<void(const std::string&)> warn;
 };

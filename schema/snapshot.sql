@@ -204,7 +204,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION step_claim(p_owner text, p_lease_ms bigint, p_limit integer, p_keyed boolean, p_async boolean) RETURNS TABLE(c_run_id bigint, c_step_key text, c_handler text, c_attempt integer, c_max_attempts integer, c_workflow_version_id bigint, c_workflow text, c_event_id bigint, c_event_type text, c_outputs jsonb, c_wake text, c_deadline_ms numeric)
+CREATE FUNCTION step_claim(p_owner text, p_lease_ms bigint, p_limit integer, p_keyed boolean, p_async boolean) RETURNS TABLE(c_run_id bigint, c_step_key text, c_handler text, c_attempt integer, c_max_attempts integer, c_workflow_version_id bigint, c_workflow text, c_event_id bigint, c_event_type text, c_outputs jsonb, c_wake text, c_deadline_ms numeric, c_run_at_ms numeric, c_rerun jsonb)
     LANGUAGE plpgsql
     SET enable_seqscan TO 'off'
     SET enable_bitmapscan TO 'off'
@@ -310,7 +310,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION step_claim_rows(p_owner text, p_lease_ms bigint, p_run_ids bigint[], p_step_keys text[], p_limited boolean) RETURNS TABLE(c_run_id bigint, c_step_key text, c_handler text, c_attempt integer, c_max_attempts integer, c_workflow_version_id bigint, c_workflow text, c_event_id bigint, c_event_type text, c_outputs jsonb, c_wake text, c_deadline_ms numeric)
+CREATE FUNCTION step_claim_rows(p_owner text, p_lease_ms bigint, p_run_ids bigint[], p_step_keys text[], p_limited boolean) RETURNS TABLE(c_run_id bigint, c_step_key text, c_handler text, c_attempt integer, c_max_attempts integer, c_workflow_version_id bigint, c_workflow text, c_event_id bigint, c_event_type text, c_outputs jsonb, c_wake text, c_deadline_ms numeric, c_run_at_ms numeric, c_rerun jsonb)
     LANGUAGE plpgsql
     SET plan_cache_mode TO 'force_generic_plan'
     SET jit TO 'off'
@@ -362,7 +362,8 @@ BEGIN
       (SELECT e.type FROM event e WHERE e.id = r.event_id) AS event_type,
       (SELECT coalesce(jsonb_object_agg(d.step_key, d.output), '{}') FROM step_run d
         WHERE d.run_id = s.run_id AND d.status = 'succeeded') AS outputs,
-      s.wake::text AS wake, extract(epoch FROM s.deadline_at) * 1000 AS deadline_ms),
+      s.wake::text AS wake, extract(epoch FROM s.deadline_at) * 1000 AS deadline_ms,
+      extract(epoch FROM s.run_at) * 1000 AS run_at_ms, r.rerun),
   h AS (
     INSERT INTO run_history (run_id, type, step, attempt, worker)
     SELECT run_id, 'started', step_key, attempt, p_owner FROM claimed)
@@ -819,6 +820,9 @@ CREATE TABLE fhir_out_delivery (
     last_sent_at timestamp with time zone,
     next_attempt_at timestamp with time zone,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    run_id bigint,
+    claimed_by text,
+    claimed_until timestamp with time zone,
     CONSTRAINT fhir_out_delivery_status CHECK ((status = ANY (ARRAY['requested'::text, 'active'::text, 'error'::text])))
 );
 
@@ -870,10 +874,13 @@ CREATE TABLE fhir_out_subscription (
     created_by text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    sealed_headers text,
     CONSTRAINT fhir_out_subscription_content CHECK ((content = ANY (ARRAY['empty'::text, 'id-only'::text, 'full-resource'::text]))),
     CONSTRAINT fhir_out_subscription_heartbeat CHECK (((heartbeat_seconds IS NULL) OR (heartbeat_seconds > 0))),
     CONSTRAINT fhir_out_subscription_status CHECK ((status = ANY (ARRAY['requested'::text, 'off'::text])))
 );
+
+COMMENT ON COLUMN fhir_out_subscription.sealed_headers IS 'channel.header lines, sealed: cfs1:<key id>:<hex>; NULL when there are none';
 
 CREATE TABLE fhir_subscription_event (
     name text NOT NULL,
@@ -1354,6 +1361,7 @@ CREATE TABLE workflow_run (
     parent_run_id bigint,
     parent_step text,
     parent_attempt integer,
+    rerun jsonb,
     CONSTRAINT workflow_run_parent_check CHECK ((((parent_run_id IS NULL) = (parent_step IS NULL)) AND ((parent_run_id IS NULL) = (parent_attempt IS NULL)))),
     CONSTRAINT workflow_run_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'running'::text, 'waiting'::text, 'parked'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text])))
 );

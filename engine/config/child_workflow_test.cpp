@@ -106,5 +106,24 @@ TEST_F(ChildWorkflowDir, ChildWorkflowsMayNotFormACycle) {
                                 "child workflows form a cycle: gamma -> gamma")));
 }
 
+// Each child runs one level below its parent and a run refuses to start a child 17 levels down
+// (runtime/child_workflows.cpp): a chain of workflows that deep could only ever fail there.
+TEST_F(ChildWorkflowDir, ChildWorkflowsMayNotNestDeeperThanTheLimit) {
+  auto name = [](int i) { return "level-" + std::to_string(i); };
+  // level-0 starts level-1 ... level-16: 16 levels of children, the most that run.
+  for (int i = 0; i <= 16; ++i) write(name(i) + ".yaml", name(i), i < 16 ? name(i + 1) : "");
+  EXPECT_THAT(load_workflow_dir(dir_, {}).errors, IsEmpty());
+  write("level-16.yaml", name(16), name(17));
+  write("level-17.yaml", name(17), "");
+  const DirResult r = load_workflow_dir(dir_, {});
+  std::string chain;
+  for (int i = 0; i <= 17; ++i) chain += (i ? " -> " : "") + name(i);
+  EXPECT_THAT(r.errors, Contains(error_in((dir_ / "level-0.yaml").string(), 0,
+                                          "child workflows nest 17 levels deep, more than the "
+                                          "limit of 16: " +
+                                              chain)))
+      << dump(r.errors);
+}
+
 }  // namespace
 }  // namespace chartflow::config

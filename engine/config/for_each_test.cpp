@@ -71,18 +71,15 @@ TEST(ForEachConfig, PointerMustBeIntoStepsOrEventWithFileAndLine) {
               Contains(error_at(6, "for_each: '/event/a~2b' is not a JSON pointer")));
 }
 
-// An element that parks could not be retried, skipped or failed by an operator (the parked-step
-// commands take step names, not element keys): such a run could only be cancelled.
-TEST(ForEachConfig, ElementsCannotParkYet) {
-  EXPECT_THAT(load(with_fan("for_each: /event/items, on_exhausted: park")).errors,
-              Contains(error_at(6, "a for_each step's elements cannot park yet")));
+// Each element parks on its own (an operator retries, skips or fails `bill[1]`), per step or by
+// the workflow's default.
+TEST(ForEachConfig, ElementsMayPark) {
+  const auto per_step = load(with_fan("for_each: /event/items, on_exhausted: park"));
+  ASSERT_TRUE(per_step.workflow) << dump(per_step.errors);
+  EXPECT_EQ(per_step.workflow->find_step("bill")->on_exhausted, core::OnExhausted::kPark);
   const auto by_default = load("on_exhausted: park\n" + with_fan("for_each: /event/items"));
-  EXPECT_THAT(by_default.errors,
-              Contains(error_at(7, "a for_each step's elements cannot park yet")));
-  // Said per step, fail overrides the workflow's default.
-  const auto r =
-      load("on_exhausted: park\n" + with_fan("for_each: /event/items, on_exhausted: fail"));
-  EXPECT_TRUE(r.workflow) << dump(r.errors);
+  ASSERT_TRUE(by_default.workflow) << dump(by_default.errors);
+  EXPECT_EQ(by_default.workflow->find_step("bill")->on_exhausted, core::OnExhausted::kPark);
 }
 
 TEST(ForEachConfig, ConcurrencyWithForEachIsAPositiveWholeNumber) {

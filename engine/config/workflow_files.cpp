@@ -53,8 +53,13 @@ LoadResult load_file(const fs::path& path, const HandlerCheck& handlers, int* na
   return result;
 }
 
-// A child workflow step names a workflow loaded beside it, and no chain of them leads back to
-// where it started: such a run would start children until the depth limit failed it.
+// store::kMaxChainDepth (config does not see store): a run refuses to start a child deeper
+// than this (runtime/child_workflows.cpp), so a longer chain of workflows could only fail.
+constexpr int kMaxChildWorkflowDepth = 16;
+
+// A child workflow step names a workflow loaded beside it, no chain of them leads back to where
+// it started (such a run would start children until the depth limit failed it), and none is
+// deeper than that limit.
 void check_children(DirResult& out, const std::map<std::string, std::string>& files_of) {
   std::map<std::string, std::vector<std::string>> calls;
   for (const auto& w : out.workflows)
@@ -90,7 +95,32 @@ void check_children(DirResult& out, const std::map<std::string, std::string>& fi
     return false;
   };
   for (const auto& [name, _] : calls)
-    if (visit(name)) break;
+    if (visit(name)) return;
+  // Without a cycle, the longest chain down from each workflow (in levels of children).
+  std::map<std::string, std::vector<std::string>> deepest;
+  std::function<const std::vector<std::string>&(const std::string&)> chain_from =
+      [&](const std::string& name) -> const std::vector<std::string>& {
+    if (auto found = deepest.find(name); found != deepest.end()) return found->second;
+    std::vector<std::string> longest;
+    for (const auto& c : calls[name]) {
+      const auto& below = chain_from(c);
+      if (below.size() > longest.size()) longest = below;
+    }
+    longest.insert(longest.begin(), name);
+    return deepest[name] = std::move(longest);
+  };
+  std::vector<std::string> worst;
+  for (const auto& [name, _] : files_of)
+    if (chain_from(name).size() > worst.size()) worst = chain_from(name);
+  const int levels = static_cast<int>(worst.size()) - 1;
+  if (levels > kMaxChildWorkflowDepth) {
+    std::string chain;
+    for (const auto& w : worst) chain += (chain.empty() ? "" : " -> ") + w;
+    out.errors.push_back(
+        {files_of.at(worst.front()), 0,
+         fmt::format("child workflows nest {} levels deep, more than the limit of {}: {}", levels,
+                     kMaxChildWorkflowDepth, chain)});
+  }
 }
 
 }  // namespace

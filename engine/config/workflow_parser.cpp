@@ -352,14 +352,6 @@ ParsedStep WorkflowParser::parse_step(const Entry& e) {
     return p;
   }
   if (fan != nullptr) parse_for_each(*fan, where, p);
-  if (fan != nullptr && p.step.on_exhausted == core::OnExhausted::kPark) {
-    // The parked-step commands take step names, not element keys: a parked element would
-    // leave its run to be cancelled.
-    const Entry* o = find(entries, "on_exhausted");
-    error(
-        o != nullptr ? o->line : fan->line,
-        where + "a for_each step's elements cannot park yet: set on_exhausted: fail on this step");
-  }
   if (const Entry* c = find(entries, "concurrency")) {
     if (fan == nullptr) {
       parse_concurrency(*c, where, p.step.concurrency);

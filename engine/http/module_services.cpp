@@ -1,5 +1,6 @@
 #include "http/module_services.hpp"
 
+#include "core/input_limits.hpp"
 #include "http/audit_context.hpp"
 #include "store/auth_store.hpp"
 
@@ -48,6 +49,16 @@ void ModuleServices::audit_now(const AuditEntry& entry) { http::audit_now(engine
 
 void ModuleServices::count_refusal(const AuditEntry& entry) {
   http::count_refusal_now(engine_, entry);
+}
+
+std::optional<std::string> ModuleServices::upload_limit_breach(std::string_view content) const {
+  if (content.size() > limits_.upload_body_bytes)
+    return "the content has " + std::to_string(content.size()) +
+           " bytes, more than the upload limit of " + std::to_string(limits_.upload_body_bytes);
+  if (auto breach = core::check_json_limits(
+          content, core::JsonLimits{limits_.json_depth, limits_.bundle_entries}))
+    return breach->describe();
+  return std::nullopt;
 }
 
 void ModuleServices::count_event(const std::string& type) {

@@ -5,6 +5,7 @@
 #include <functional>
 
 #include "engine/module.hpp"
+#include "http/request_intake.hpp"
 #include "http/router.hpp"
 #include "metrics/metrics.hpp"
 #include "runtime/engine.hpp"
@@ -28,10 +29,15 @@ class ModuleServices final : public EngineServices {
   void audit_now(const AuditEntry& entry) override;
   void count_event(const std::string& type) override;
   void count_refusal(const AuditEntry& entry) override;
+  std::optional<std::string> upload_limit_breach(std::string_view content) const override;
+
+  // The limits the server's doors apply (set before the workers run; the defaults until then).
+  void set_limits(const InputLimits& limits) { limits_ = limits; }
 
  private:
   runtime::Engine& engine_;
   metrics::Metrics* metrics_;
+  InputLimits limits_;
 };
 
 // Adds every route the modules registered, bound to `services` (which must outlive the router

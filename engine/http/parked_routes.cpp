@@ -12,14 +12,17 @@ namespace {
 
 using ParkedAction = store::Store::ParkedAction;
 
-const std::regex kStepName("^[a-z0-9_-]{1,100}$");
+// A step's name, or an element of a for_each step (`send_bill[1]`, sent as `send_bill%5B1%5D`).
+const std::regex kStepName(R"(^[a-z0-9_-]{1,100}(\[[0-9]{1,9}\])?$)");
 constexpr int kDefaultParkedLimit = 200;
 
 Response decide(runtime::Engine& engine, Request& req, ParkedAction action, const char* name) {
   const auto id = parse_id(req.param("id"), "run id");
   const std::string& step = req.param("step");
   if (!std::regex_match(step, kStepName))
-    throw HttpError{400, "step must be a step name (lower-case letters, digits, _ and -)"};
+    throw HttpError{400,
+                    "step must be a step name (lower-case letters, digits, _ and -), or an "
+                    "element of a for_each step (name[index])"};
   const std::string reason =
       operator_reason(req, action == ParkedAction::kSkip,
                       R"(a skip needs a reason: {"reason": "why the step need not run"})");

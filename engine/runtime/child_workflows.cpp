@@ -22,7 +22,8 @@ std::optional<std::string> Engine::child_step(store::StepBatch& batch, const sto
     return "child workflow " + name + " run " + child_id + " " + status;
   }
   // Each child's event counts one more level than its parent's: a chain of children (the
-  // loader refuses cycles, but versions change) stops where run-end chains stop.
+  // loader refuses cycles and chains this deep, but versions change) stops where run-end
+  // chains stop (config/workflow_files.cpp refuses the same depth).
   const int depth = s.event_type == kChildWorkflowEvent ? event.value("depth", 1) + 1 : 1;
   if (depth > store::kMaxChainDepth)
     return "child workflow " + name + " not started: " + std::to_string(depth) +

@@ -525,7 +525,6 @@ std::vector<store::ClaimedStep> Engine::run_batch(store::Store& store,
       inputs.emplace_back(workflows_->by_version(s.workflow_version_id, store), std::move(event));
       definitions.push_back(inputs.back().first);
     }
-    if (settings_.traces) read_ready_times(store, steps);
     int promoted = 0;
     const auto succeeded_plan = run_end_plan(store::kRunSucceededEvent);
     auto batch = store.begin_batch();

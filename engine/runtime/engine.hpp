@@ -265,8 +265,6 @@ class Engine {
   void record_spans(std::vector<core::Span>& spans) const;
   void record_run_spans(store::Store& store, const std::vector<store::ClaimedStep>& steps,
                         const std::vector<std::int64_t>& ended);
-  // Sets each step's ready_at (when its queue wait began) for its span; never throws.
-  void read_ready_times(store::Store& store, std::vector<store::ClaimedStep>& steps);
   void handle_expired(store::Store& store);
   // Starts the due debounced starts (runtime/debounce.cpp).
   void start_debounced(store::Store& store);

@@ -137,21 +137,6 @@ void Engine::record_spans(std::vector<core::Span>& spans) const {
   spans.clear();
 }
 
-void Engine::read_ready_times(store::Store& store, std::vector<store::ClaimedStep>& steps) {
-  std::vector<store::StepAttempt> keys;
-  keys.reserve(steps.size());
-  for (const auto& s : steps) keys.push_back({s.run_id, s.step_key, s.attempt});
-  try {
-    const auto ready = store.step_ready_times(keys);
-    for (auto& s : steps)
-      if (auto it = ready.find({s.run_id, s.step_key}); it != ready.end()) s.ready_at = it->second;
-  } catch (const std::exception& e) {
-    // Spans without a queue wait, rather than steps not run: the batch's own statements will
-    // meet a broken connection themselves.
-    Log::warn("trace_ready_times_failed", {{"error", e.what()}});
-  }
-}
-
 void Engine::record_run_spans(store::Store& store, const std::vector<store::ClaimedStep>& steps,
                               const std::vector<std::int64_t>& ended) {
   std::vector<store::Store::RunTimes> times;

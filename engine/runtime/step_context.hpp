@@ -10,7 +10,6 @@
 #include "core/workflow.hpp"
 #include "engine/handler.hpp"
 #include "runtime/log.hpp"
-#include "store/reprocess_store.hpp"
 #include "store/store.hpp"
 
 namespace chartflow::runtime {
@@ -62,12 +61,9 @@ class StepContextImpl : public StepContext {
   const Json& config() const override { return def_.handler.config; }
   const Wake* wake() const override { return wake_ ? &*wake_ : nullptr; }
   Sql& sql() override { return batch_.sql(); }
-  // Read once, when a handler first asks, through the step's transaction: only the handlers
-  // whose side effects depend on it (billing, discharge) pay the query.
-  const Json& rerun() override {
-    if (!rerun_) rerun_ = store::rerun_flags(batch_.sql(), claimed_.run_id);
-    return *rerun_;
-  }
+  // Carried by the claim: billing and discharge ask on every step, and a query each would be
+  // paid for the rare reprocess.
+  const Json& rerun() override { return claimed_.rerun; }
   void journal(const std::function<void(Sql&)>& fn) override { journal_(fn); }
   void log(LogLevel level, std::string_view message, const Json& fields) override {
     store::LogRecord r{static_cast<int>(level),
@@ -90,7 +86,6 @@ class StepContextImpl : public StepContext {
   std::string idempotency_key_;
   std::optional<Wake> wake_;
   std::optional<Json> input_;
-  std::optional<Json> rerun_;
 };
 
 }  // namespace chartflow::runtime

@@ -17,7 +17,9 @@ TimePoint from_epoch_ms(double ms) {
 }
 
 // The claim (step_claim, schema/engine/0002_queue.sql) returns every column the worker needs to run
-// the step, so it sends no second query; the event body is not among them: workers cache it by id.
+// the step, so it sends no second query (its due time for a span's queue wait and its run's
+// reprocess flags too, 0017_claim_rerun_flags.sql); the event body is not among them: workers
+// cache it by id.
 template <typename Tx>
 std::vector<ClaimedStep> claim_in(Store::Impl& impl, Tx& tx, const std::string& owner, int limit,
                                   std::chrono::milliseconds lease, bool include_keyed,
@@ -50,6 +52,8 @@ std::vector<ClaimedStep> read_claimed(const Json& rows) {
     if (const auto& wake = row.at("c_wake"); !wake.is_null())
       c.wake = Json::parse(wake.get<std::string>());
     c.deadline = from_epoch_ms(row.at("c_deadline_ms").get<double>());
+    c.ready_at = from_epoch_ms(row.at("c_run_at_ms").get<double>());
+    if (const auto& rerun = row.at("c_rerun"); !rerun.is_null()) c.rerun = rerun;
     out.push_back(std::move(c));
   }
   return out;

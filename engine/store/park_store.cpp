@@ -94,7 +94,10 @@ Json Store::parked_counts() {
     pqxx::read_transaction tx(impl_->conn);
     Json out = Json::array();
     for (const auto& row :
-         tx.exec("SELECT w.workflow, s.step_key, count(*) FROM step_run s "
+         // Elements of a for_each step count under the step's name: one series per step, not
+         // per list index.
+         tx.exec("SELECT w.workflow, regexp_replace(s.step_key, '\\[[0-9]+\\]$', ''), count(*) "
+                 "FROM step_run s "
                  "JOIN workflow_run w ON w.id = s.run_id WHERE s.status = 'parked' GROUP BY 1, 2"))
       out.push_back(
           {{"workflow", row[0].c_str()}, {"step", row[1].c_str()}, {"count", row[2].as<int>()}});

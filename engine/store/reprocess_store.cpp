@@ -129,9 +129,13 @@ std::int64_t start_reprocess_run(Sql& sql, std::int64_t job_id, std::int64_t ver
                                  const std::string& workflow, const ReprocessBatch::Item& item,
                                  const Json& steps) {
   static const std::string kStart =
+      // The run carries its handlers' flags (StepContext::rerun), which its steps' claims hand
+      // over (schema/engine/0017_claim_rerun_flags.sql).
       "WITH run AS (INSERT INTO workflow_run (workflow_version_id, workflow, event_id, status, "
-      "remaining_steps, subject, started_at) VALUES ($1::bigint, $2, $3::bigint, 'running', "
-      "$4::int, $5, now()) RETURNING id, event_id)," +
+      "remaining_steps, subject, started_at, rerun) SELECT $1::bigint, $2, $3::bigint, "
+      "'running', $4::int, $5, now(), j.flags || jsonb_build_object('job', j.id, "
+      "'reprocess_of', $7::bigint) FROM reprocess_job j WHERE j.id = $8::bigint "
+      "RETURNING id, event_id)," +
       insert_steps_cte("run", "run.id", "$6::jsonb") +
       " h AS (INSERT INTO run_history (run_id, type, detail) SELECT run.id, 'scheduled', "
       "jsonb_build_object('event_id', run.event_id, 'version_id', $1::bigint, 'reprocess_of', "
@@ -193,17 +197,6 @@ bool cancel_reprocess_job(Sql& sql, std::int64_t job_id) {
 bool reprocess_running(Sql& sql) {
   return !util::query_rows(sql, "SELECT 1 FROM reprocess_job WHERE status = 'running' LIMIT 1")
               .empty();
-}
-
-Json rerun_flags(Sql& sql, std::int64_t run_id) {
-  const auto row = util::query_one(
-      sql,
-      "SELECT (j.flags || jsonb_build_object('job', j.id, 'reprocess_of', i.source_run_id))::text "
-      "AS flags FROM reprocess_item i JOIN reprocess_job j ON j.id = i.job_id WHERE "
-      "i.new_run_id = $1",
-      {std::to_string(run_id)});
-  if (!row) return Json::object();
-  return Json::parse(column_text(*row, "flags").value_or("{}"));
 }
 
 }  // namespace chartflow::store

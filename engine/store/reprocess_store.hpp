@@ -74,7 +74,4 @@ bool cancel_reprocess_job(Sql& sql, std::int64_t job_id);
 // True when some job is running (the dispatcher's check at start and after creating one).
 bool reprocess_running(Sql& sql);
 
-// For a reprocessing run: {"job", "reprocess_of", "resend", "force", "reason"}; else {}.
-Json rerun_flags(Sql& sql, std::int64_t run_id);
-
 }  // namespace chartflow::store

@@ -56,28 +56,56 @@ Store::CommandResult Store::signal(std::int64_t run_id, const std::string& name,
   });
 }
 
+namespace {
+
+// The run's unfinished child workflows, and theirs, parents first.
+constexpr const char* kUnfinishedDescendants =
+    "WITH RECURSIVE d(id, depth) AS (SELECT $1::bigint, 0 UNION ALL "
+    "  SELECT c.id, d.depth + 1 FROM workflow_run c JOIN d ON c.parent_run_id = d.id "
+    "  WHERE c.status NOT IN ('succeeded', 'failed', 'cancelled')) "
+    "SELECT id FROM d WHERE depth > 0 ORDER BY depth, id";
+
+std::vector<std::int64_t> unfinished_descendants(pqxx::work& tx, std::int64_t run_id) {
+  std::vector<std::int64_t> ids;
+  for (const auto& row : tx.exec_params(kUnfinishedDescendants, run_id))
+    ids.push_back(row[0].as<std::int64_t>());
+  return ids;
+}
+
+}  // namespace
+
 Store::CommandResult Store::cancel(std::int64_t run_id, std::string* message,
                                    const BeforeCommand& before) {
   return translate(*impl_, [&] {
     pqxx::work tx(impl_->conn);
-    auto locked = lock_run(*impl_, tx, run_id, before, message);
+    if (before) {
+      TxSql sql(tx, impl_.get());
+      if (!before(sql)) return CommandResult::kConflict;
+    }
+    // Runs are locked children first, the deepest first, then the run itself: the order a
+    // child's end takes them in (its own row, then through child_run_ended in
+    // schema/engine/0015_child_runs.sql its parent's step and row). Parents first, a cancel
+    // racing a child's end held the parent's step the child's trigger waited for while it
+    // waited for the child's row, and PostgreSQL aborted one of them as a deadlock.
+    const std::vector<std::int64_t> found = unfinished_descendants(tx, run_id);
+    const std::vector<std::int64_t> deepest_first(found.rbegin(), found.rend());
+    for (const std::int64_t id : deepest_first)
+      tx.exec_params("SELECT 1 FROM workflow_run WHERE id = $1 FOR UPDATE", id);
+    auto locked = lock_run(*impl_, tx, run_id, nullptr, message);
     if (auto* refused = std::get_if<CommandResult>(&locked)) return *refused;
     const std::string status = std::get<std::string>(locked);
     if (status == "succeeded" || status == "cancelled") {
       *message = "run " + std::to_string(run_id) + " is already " + status;
       return CommandResult::kConflict;
     }
-    // Cancellation passes down to the run's unfinished child workflows, and theirs, parents
-    // first (the order every cancel locks runs in). The parent's steps are cancelled before its
-    // children end, so no child's end wakes them (schema/engine/0015_child_runs.sql).
+    // Cancellation passes down to the run's unfinished child workflows, and theirs, read again
+    // now that they are locked: one that ended meanwhile keeps its end (and has woken its
+    // parent's step, which is cancelled below). A child started since the first read (its
+    // parent's step committed before this lock) is locked by its update, after its parent; it
+    // has only just started. The parent's steps are cancelled before its children end, so no
+    // child's end wakes them (schema/engine/0015_child_runs.sql).
     std::vector<std::int64_t> runs{run_id};
-    for (const auto& row : tx.exec_params(
-             "WITH RECURSIVE d(id, depth) AS (SELECT $1::bigint, 0 UNION ALL "
-             "  SELECT c.id, d.depth + 1 FROM workflow_run c JOIN d ON c.parent_run_id = d.id "
-             "  WHERE c.status NOT IN ('succeeded', 'failed', 'cancelled')) "
-             "SELECT id FROM d WHERE depth > 0 ORDER BY depth, id",
-             run_id))
-      runs.push_back(row[0].as<std::int64_t>());
+    for (const std::int64_t id : unfinished_descendants(tx, run_id)) runs.push_back(id);
     for (const std::int64_t id : runs) {
       // A step still running loses its lease with this update: its finisher then changes
       // nothing.

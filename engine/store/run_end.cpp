@@ -48,6 +48,8 @@ bool emit_run_end(Store::Impl& impl, pqxx::transaction_base& tx, std::int64_t ru
              {"status", status},
              {"event_id", row[7].as<std::int64_t>()},
              {"depth", depth}};
+  // The subject (a chart id) in the body too, for a handler of the chained run to look up.
+  if (ev.subject) ev.body["subject"] = *ev.subject;
   if (status == "succeeded") {
     ev.type = kRunSucceededEvent;
     ev.body["output"] = Json::parse(row[5].c_str());

@@ -102,10 +102,8 @@ class Store {
   std::optional<Json> event_body(std::int64_t event_id);
   // Bodies of several events, with their traces, in one round trip (missing ids are absent).
   std::map<std::int64_t, StoredEvent> event_bodies(const std::vector<std::int64_t>& ids);
-  // For the spans of traces (store/trace_store.cpp), read only when spans are exported: when
-  // each claimed step became due (its queue wait began), and the times of ended runs.
-  std::map<std::pair<std::int64_t, std::string>, TimePoint> step_ready_times(
-      const std::vector<StepAttempt>& steps);
+  // For the spans of traces (store/trace_store.cpp), read only when spans are exported: the
+  // times of ended runs (when a step became due comes with its claim).
   struct RunTimes {
     std::int64_t run_id = 0;
     std::string workflow, status;

@@ -16,29 +16,6 @@ TimePoint from_epoch_ms(double ms) {
 
 }  // namespace
 
-std::map<std::pair<std::int64_t, std::string>, TimePoint> Store::step_ready_times(
-    const std::vector<StepAttempt>& steps) {
-  return translate(*impl_, [&] {
-    std::map<std::pair<std::int64_t, std::string>, TimePoint> out;
-    if (steps.empty()) return out;
-    Json keys = Json::array();
-    for (const auto& s : steps) keys.push_back({{"run_id", s.run_id}, {"step_key", s.step_key}});
-    pqxx::nontransaction tx(impl_->conn);
-    // run_at is when the step became due (ready, a retry's time, a wait's end); a claim leaves
-    // it, so before the step finishes it still says when its queue wait began.
-    for (const auto& row : tx.exec_prepared(
-             impl_->prepare("step_ready_times",
-                            "SELECT s.run_id, s.step_key, extract(epoch FROM s.run_at) * 1000 "
-                            "FROM jsonb_to_recordset($1::jsonb) AS k(run_id bigint, step_key "
-                            "text) JOIN step_run s ON s.run_id = k.run_id AND "
-                            "s.step_key = k.step_key"),
-             keys.dump()))
-      out.emplace(std::make_pair(row[0].as<std::int64_t>(), std::string(row[1].c_str())),
-                  from_epoch_ms(row[2].as<double>()));
-    return out;
-  });
-}
-
 std::vector<Store::RunTimes> Store::run_times(const std::vector<std::int64_t>& run_ids) {
   return translate(*impl_, [&] {
     std::vector<RunTimes> out;

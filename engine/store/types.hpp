@@ -87,10 +87,12 @@ struct ClaimedStep {
   Json needs_output = Json::object();
   std::optional<Json> wake;
   TimePoint deadline;
-  // Set by the engine, not the claim: the run's trace (its event's), and, when spans are
-  // exported, when the step became due (its queue wait began).
-  std::optional<std::string> trace_id;
+  // When the step became due (its run_at, which the claim leaves): its queue wait began then.
   std::optional<TimePoint> ready_at;
+  // The run's reprocess flags (StepContext::rerun); {} for a run that is not a reprocess.
+  Json rerun = Json::object();
+  // Set by the engine, not the claim: the run's trace (its event's).
+  std::optional<std::string> trace_id;
 };
 
 // One attempt of one step: what a worker holds while it runs the step.

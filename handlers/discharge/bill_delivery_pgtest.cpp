@@ -120,18 +120,23 @@ class BillGoesOutOnceIssue15 : public chartflow::testing::PgTest {
     ASSERT_EQ(decided.status, 200) << decided.body;
   }
 
-  // The first commit that would record any of `steps` succeeded loses its connection (the worker
-  // sees a broken connection, as after a network failure or a database restart); later commits
-  // pass. commits_of() tells how many commits of the step were tried.
+  // The first commit that would record any of `steps` (step rows: `send_bill[1]` is an element)
+  // succeeded loses its connection (the worker sees a broken connection, as after a network
+  // failure or a database restart); later commits pass. commits_of() tells how many commits of
+  // the step were tried.
+  static std::string sequence_of(const std::string& step) {
+    return "lost_" + std::regex_replace(step, std::regex("[^a-z0-9_]"), "_");
+  }
   void lose_first_commit_of(const std::vector<std::string>& steps) {
     std::string keys;
     for (const auto& step : steps) {
-      scalar("CREATE SEQUENCE lost_" + step);
+      scalar("CREATE SEQUENCE " + sequence_of(step));
       keys += (keys.empty() ? "'" : ", '") + step + "'";
     }
     scalar(
         "CREATE FUNCTION lose_first_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-        "IF nextval(('lost_' || NEW.step_key)::regclass) = 1 THEN "
+        "IF nextval(('lost_' || regexp_replace(NEW.step_key, '[^a-z0-9_]', '_', 'g'))::regclass) "
+        "= 1 THEN "
         "PERFORM pg_terminate_backend(pg_backend_pid()); END IF; RETURN NULL; END $$");
     scalar(
         "CREATE CONSTRAINT TRIGGER lose_first_commit AFTER UPDATE ON step_run DEFERRABLE "
@@ -140,7 +145,7 @@ class BillGoesOutOnceIssue15 : public chartflow::testing::PgTest {
         keys + ")) EXECUTE FUNCTION lose_first_commit()");
   }
   std::int64_t commits_of(const std::string& step) {
-    return count("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM lost_" + step);
+    return count("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM " + sequence_of(step));
   }
 
   std::int64_t count(const std::string& sql) { return std::stoll(scalar(sql)); }
@@ -181,14 +186,14 @@ const std::string kWebhookAttempts =
     "WHERE d.channel = 'webhook'";
 
 TEST_F(BillGoesOutOnceIssue15, AWebhookFailingFourTimesGetsOneBillByteIdenticalUnderOneKey) {
-  // A hard link to the bill file as the webhook's first request finds it (the folder channel
-  // goes first) keeps that file's inode: a later rewrite (a new file renamed into place) is then
-  // told apart even where inode numbers are reused.
+  // A hard link to the bill file as the first webhook request after the folder's delivery finds
+  // it (send_bill[0] and send_bill[1] run side by side) keeps that file's inode: a later rewrite
+  // (a new file renamed into place) is then told apart even where inode numbers are reused.
   const auto witness = bill_root_.path() / "first-bill-witness";
   std::atomic<bool> linked{false};
   FakeHttpServer insurer([](const ReceivedRequest&, int) { return 200; });
   FakeHttpServer webhook([&](const ReceivedRequest&, int i) {
-    if (i == 0) {
+    if (!linked) {
       std::error_code error;
       std::filesystem::create_hard_link(bill_file(), witness, error);
       linked = !error;
@@ -207,8 +212,10 @@ TEST_F(BillGoesOutOnceIssue15, AWebhookFailingFourTimesGetsOneBillByteIdenticalU
                "succeeded";
       },
       kStepTimeout));
-  // The engine retried the step after each refusal: one attempt per webhook call.
-  EXPECT_EQ(step_row(run_id, "send_bill", "attempt"), "5");
+  // The engine retried the webhook's element after each refusal, one attempt per webhook call;
+  // the folder's element ran once.
+  EXPECT_EQ(step_row(run_id, "send_bill[1]", "attempt"), "5");
+  EXPECT_EQ(step_row(run_id, "send_bill[0]", "attempt"), "1");
 
   EXPECT_EQ(count("SELECT count(*) FROM invoice"), 1);
   const std::string invoice_id = scalar("SELECT id FROM invoice");
@@ -228,7 +235,7 @@ TEST_F(BillGoesOutOnceIssue15, AWebhookFailingFourTimesGetsOneBillByteIdenticalU
   }
   EXPECT_EQ(bodies.size(), 1U) << "resends differ from the first bill";
 
-  ASSERT_TRUE(linked) << "no bill file when the webhook was first called";
+  ASSERT_TRUE(linked) << "no bill file by the webhook's last call";
   ASSERT_TRUE(std::filesystem::exists(bill_file()));
   EXPECT_TRUE(std::filesystem::equivalent(bill_file(), witness)) << "the bill file was rewritten";
   const std::string file = data::read_file(bill_file());
@@ -293,11 +300,12 @@ TEST_F(BillGoesOutOnceIssue15, AnInsurersAnswerOutlivesTheStepTransactionThatWas
 TEST_F(BillGoesOutOnceIssue15, ABillWebhooksAnswerOutlivesTheStepTransactionThatWasLost) {
   FakeHttpServer insurer([](const ReceivedRequest&, int) { return 200; });
   FakeHttpServer webhook([](const ReceivedRequest&, int) { return 200; });
-  lose_first_commit_of({"send_bill"});
+  // send_bill[1]: the webhook's element (the folder's is send_bill[0]).
+  lose_first_commit_of({"send_bill[1]"});
   start(insurer, &webhook);
   const auto run_id = upload();
   ASSERT_TRUE(wait_step(run_id, "send_bill", "succeeded"));
-  EXPECT_EQ(commits_of("send_bill"), 2) << "the send_bill step's first commit was not lost";
+  EXPECT_EQ(commits_of("send_bill[1]"), 2) << "the webhook element's first commit was not lost";
 
   std::set<std::string> bodies;
   for (const auto& r : webhook.requests()) bodies.insert(r.body);
@@ -371,10 +379,11 @@ TEST_F(BillGoesOutOnceIssue15, ABillAnotherStepIsSendingKeepsTheSendBillStepRetr
   const auto first = upload();
   ASSERT_TRUE(wait_until([&] { return held.load(); }, kStepTimeout));
   const auto second = replay();
-  const bool retried = wait_kept_retrying(second, "send_bill");
+  // The webhook's element: send_bill[1] in both runs (the folder's is send_bill[0]).
+  const bool retried = wait_kept_retrying(second, "send_bill[1]");
   const auto attempts_while_held = count("SELECT count(*)" + kWebhookAttempts);
   release = true;
-  EXPECT_TRUE(retried) << step_row(second, "send_bill", "status || ' ' || coalesce(error, '')");
+  EXPECT_TRUE(retried) << step_row(second, "send_bill[1]", "status || ' ' || coalesce(error, '')");
   EXPECT_EQ(attempts_while_held, 1) << "a bill another step held was sent meanwhile";
 
   for (const auto run_id : {first, second})
@@ -389,12 +398,59 @@ TEST_F(BillGoesOutOnceIssue15, ABillAnotherStepIsSendingKeepsTheSendBillStepRetr
   EXPECT_EQ(count("SELECT count(*) FROM invoice"), 1);
   EXPECT_EQ(count("SELECT count(*) FROM bill_delivery WHERE status <> 'delivered'"), 0);
   EXPECT_EQ(count("SELECT count(*) FROM step_run s, bill_delivery d WHERE d.channel = 'webhook' "
-                  "AND s.step_key = 'send_bill' AND s.finished_at < d.delivered_at"),
+                  "AND s.step_key IN ('send_bill', 'send_bill[1]') "
+                  "AND s.finished_at < d.delivered_at"),
             0);
 }
 
+// Issue #18 part 3: send_bill fans out over the bill's channels, so a receiver that is down
+// retries, and parks, alone: the folder's bill is out meanwhile, and the operator's retry of the
+// webhook's element (send_bill[1]) sends the same bill under the same key once it is back.
+TEST_F(BillGoesOutOnceIssue15, AReceiverThatStaysDownParksOnlyItsChannel) {
+  std::atomic<bool> down{true};
+  FakeHttpServer insurer([](const ReceivedRequest&, int) { return 200; });
+  FakeHttpServer webhook([&](const ReceivedRequest&, int) { return down ? 503 : 200; });
+  start(insurer, &webhook);
+  const auto run_id = upload();
+  ASSERT_TRUE(wait_until([&] { return step_row(run_id, "send_bill[1]", "attempt >= 2") == "t"; },
+                         kStepTimeout))
+      << step_row(run_id, "send_bill[1]", "status || ' ' || coalesce(error, '')");
+  EXPECT_EQ(step_row(run_id, "send_bill[0]", "status"), "succeeded");
+  EXPECT_TRUE(std::filesystem::exists(bill_file()));
+  EXPECT_EQ(scalar("SELECT status FROM bill_delivery WHERE channel = 'folder'"), "delivered");
+  // The budget (40 attempts over hours) shortened in the database: one more failure parks it.
+  scalar("UPDATE step_run SET max_attempts = attempt + 1 WHERE run_id = " + std::to_string(run_id) +
+         " AND step_key = 'send_bill[1]' RETURNING 1");
+  ASSERT_TRUE(wait_step(run_id, "send_bill[1]", "parked"))
+      << step_row(run_id, "send_bill[1]", "status || ' ' || coalesce(error, '')");
+  EXPECT_EQ(step_row(run_id, "send_bill", "status"), "pending");
+  EXPECT_EQ(scalar("SELECT status FROM bill_delivery WHERE channel = 'webhook'"), "pending");
+  const auto refused = webhook.requests().size();
+
+  down = false;
+  auto retried =
+      call("POST", "/v1/runs/" + std::to_string(run_id) + "/steps/send_bill%5B1%5D/retry");
+  ASSERT_EQ(retried.status, 202) << retried.body;
+  ASSERT_TRUE(wait_step(run_id, "send_bill", "succeeded"))
+      << step_row(run_id, "send_bill[1]", "status || ' ' || coalesce(error, '')");
+  const auto requests = webhook.requests();
+  ASSERT_EQ(requests.size(), refused + 1) << "the bill went out once the receiver was back";
+  std::set<std::string> bodies;
+  for (const auto& r : requests) {
+    bodies.insert(r.body);
+    EXPECT_EQ(r.header("Idempotency-Key"), std::string("bill:") + kChart + ":webhook");
+  }
+  EXPECT_EQ(bodies.size(), 1U) << "resends differ from the first bill";
+  EXPECT_EQ(count("SELECT count(*) FROM invoice"), 1);
+  EXPECT_EQ(count("SELECT count(*) FROM bill_delivery WHERE status = 'delivered'"), 2);
+  EXPECT_EQ(count("SELECT count(*) FROM bill_delivery_attempt a JOIN bill_delivery d ON "
+                  "d.id = a.delivery_id WHERE d.channel = 'folder'"),
+            1);
+}
+
 // Issue #18 part 4: the bill webhook joins the run's trace, as the insurer's calls do: its
-// traceparent names the trace the upload came with and the send_bill attempt's own span.
+// traceparent names the trace the upload came with and the span of the attempt of send_bill's
+// webhook element.
 TEST_F(BillGoesOutOnceIssue15, TheBillWebhookCarriesTheRunsTraceparent) {
   const std::string trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
   FakeHttpServer insurer([](const ReceivedRequest&, int) { return 200; });
@@ -414,7 +470,7 @@ TEST_F(BillGoesOutOnceIssue15, TheBillWebhookCarriesTheRunsTraceparent) {
   const auto sent = core::parse_traceparent(requests[0].header("traceparent"));
   ASSERT_TRUE(sent.has_value()) << "no traceparent: " << requests[0].header("traceparent");
   EXPECT_EQ(sent->trace_id, trace_id);
-  EXPECT_EQ(sent->parent_span_id, core::step_span_id(trace_id, run_id, "send_bill", 1));
+  EXPECT_EQ(sent->parent_span_id, core::step_span_id(trace_id, run_id, "send_bill[1]", 1));
 }
 
 }  // namespace

@@ -20,7 +20,7 @@ constexpr const char* kEnqueue =
 // never wait on this step (or on an earlier step of the same worker batch).
 constexpr const char* kPending =
     "SELECT id, channel, channel_type FROM bill_delivery "
-    "WHERE chart_id = $1 AND status = 'pending' ORDER BY id";
+    "WHERE chart_id = $1 AND status = 'pending' AND ($2 = '' OR channel = $2) ORDER BY id";
 
 // Journal, before the call: the row is this step's for the lease ($2 = the step's idempotency
 // key, so its own next attempt takes it over), the attempt is on record as started, and the
@@ -102,6 +102,14 @@ bool enqueue_bill(Sql& sql, const std::string& chart_id, std::int64_t invoice_id
       .has_value();
 }
 
+std::vector<std::string> bill_delivery_channels(Sql& sql, const std::string& chart_id) {
+  std::vector<std::string> out;
+  for (const auto& row : util::query_rows(
+           sql, "SELECT channel FROM bill_delivery WHERE chart_id = $1 ORDER BY id", {chart_id}))
+    out.push_back(util::column_text(row, "channel").value_or(""));
+  return out;
+}
+
 Json BillSendReport::to_json() const {
   return Json{{"delivered", delivered},
               {"failed", failed},
@@ -111,9 +119,9 @@ Json BillSendReport::to_json() const {
 
 BillSendReport send_pending_bills(StepContext& ctx, const BillDeliverySettings& settings,
                                   std::chrono::milliseconds webhook_timeout,
-                                  const std::string& chart_id) {
+                                  const std::string& chart_id, const std::string& only_channel) {
   BillSendReport report;
-  for (const auto& row : util::query_rows(ctx.sql(), kPending, {chart_id})) {
+  for (const auto& row : util::query_rows(ctx.sql(), kPending, {chart_id, only_channel})) {
     const std::string id = util::column_text(row, "id").value_or("0");
     const std::string name = util::column_text(row, "channel").value_or("");
     const BillChannel* channel = find_channel(settings, name);

@@ -44,9 +44,17 @@ struct BillSendReport {
 // file written atomically (write_bill_file), the webhook POSTed with `Idempotency-Key`, both
 // with the stored body. Each channel is claimed, attempted and recorded on its own, so one
 // failing leaves the others delivered. A channel no longer configured is left pending (it goes
-// out once the channel is back) with a warning. `webhook_timeout` bounds each POST.
+// out once the channel is back) with a warning. `webhook_timeout` bounds each POST. A non-empty
+// `only_channel` sends that channel's delivery alone (one element of a for_each over channels).
 BillSendReport send_pending_bills(StepContext& ctx, const BillDeliverySettings& settings,
                                   std::chrono::milliseconds webhook_timeout,
-                                  const std::string& chart_id);
+                                  const std::string& chart_id,
+                                  const std::string& only_channel = "");
+
+// The channels the chart's bill has a delivery on, sent or not, in the order they were queued:
+// what send_bill fans out over. A delivered one costs its element a read; listing it keeps each
+// channel's element index the same in every run of the chart (`send_bill[1]` is the webhook
+// whatever was delivered meanwhile).
+std::vector<std::string> bill_delivery_channels(Sql& sql, const std::string& chart_id);
 
 }  // namespace chartflow::handlers::discharge

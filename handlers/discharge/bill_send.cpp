@@ -13,8 +13,16 @@ BillSendHandler::BillSendHandler(std::shared_ptr<const DischargeSettings> settin
 StepOutcome BillSendHandler::run(StepContext& ctx) {
   auto event = parse_chart_event(ctx.event());
   if (!event) return Fail{"event body lacks a valid chart_id and revision", true};
-  const BillSendReport report = send_pending_bills(ctx, settings_->bill_delivery,
-                                                   settings_->insurers.timeout, event->chart_id);
+  // As an element of a for_each over the discharge's pending channels, `item` names the one
+  // channel this step sends; without it (a run of an older workflow version) every one.
+  std::string channel;
+  if (const auto item = ctx.input().find("item"); item != ctx.input().end()) {
+    if (!item->is_string() || item->get_ref<const std::string&>().empty())
+      return Fail{"bill_send: input.item must be a bill channel's name", true};
+    channel = item->get<std::string>();
+  }
+  const BillSendReport report = send_pending_bills(
+      ctx, settings_->bill_delivery, settings_->insurers.timeout, event->chart_id, channel);
   if (!report.failed.empty()) {
     return Retry{fmt::format("bill delivery failed for chart {} via {}", event->chart_id,
                              report.first_error),

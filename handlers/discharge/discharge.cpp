@@ -15,6 +15,7 @@
 #include "handlers/discharge/bill_outbox.hpp"
 #include "handlers/discharge/release.hpp"
 #include "handlers/fhir/fhir_json.hpp"
+#include "handlers/fhir_subscriptions/outbound_topics.hpp"
 #include "handlers/insurance/insurer_lookup.hpp"
 #include "handlers/insurance/outbox.hpp"
 
@@ -151,6 +152,8 @@ StepOutcome DischargeHandler::run(StepContext& ctx) {
     if (row) {
       invoice_id = util::column_int(*row, "id").value_or(0);
       created = true;
+      // Subscribers of bill-issued learn of it exactly when the invoice exists (same commit).
+      fhir_subscriptions::publish_invoice(sql, invoice_id);
     } else {
       existing = util::query_one(sql, kFindInvoice, {event->chart_id});
     }
@@ -220,7 +223,10 @@ StepOutcome DischargeHandler::run(StepContext& ctx) {
                         {"total", static_cast<double>(total) / 100.0},
                         {"currency", currency},
                         {"final_notifications", final_queued},
-                        {"bill_channels", channels}}};
+                        {"bill_channels", channels},
+                        // What send_bill fans out over: also a bill an earlier run queued and
+                        // did not deliver (its step skipped or failed by an operator).
+                        {"delivery_channels", bill_delivery_channels(sql, event->chart_id)}}};
 }
 
 std::optional<Json> DischargeHandler::preview_rerun(Sql& sql, const RerunPreview& p) const {

@@ -9,7 +9,10 @@
 
 #include <atomic>
 #include <fstream>
+#include <mutex>
 
+#include "handlers/testing/chart_test_data.hpp"
+#include "handlers/testing/outbound_subscription_requests.hpp"
 #include "tests/support/app_server.hpp"
 #include "tests/support/auth_support.hpp"
 #include "tests/support/fake_http_server.hpp"
@@ -86,9 +89,8 @@ class FhirSubscriptionsIssue18 : public chartflow::testing::PgTest {
     std::ofstream(dir_.path() / "token") << kOutboundToken << "\n";
     fhir_ = std::make_unique<FakeHttpServer>(
         [this](const ReceivedRequest& r, int) { return answer(r); });
-    chartflow::handlers::ChartHandlerOptions chart;
     const std::string secret = (dir_.path() / "secret").string();
-    chart.fhir_subscriptions =
+    chart_.fhir_subscriptions =
         Json{{"timeout", "5s"},
              {"subscriptions",
               {{{"name", "ehr"},
@@ -97,9 +99,13 @@ class FhirSubscriptionsIssue18 : public chartflow::testing::PgTest {
                 {"events_operation", true},
                 {"auth", {{"type", "bearer"}, {"token_file", (dir_.path() / "token").string()}}}},
                {{"name", "quiet"}, {"secret_file", secret}, {"header", "X-Hook-Secret"}}}}};
-    app_ = std::make_unique<AppServer>(dsn(), chartflow::testing::test_server_settings(), nullptr,
-                                       app::HttpRouteOptions{}, chart);
+    start(chartflow::testing::test_server_settings());
     operator_ = chartflow::testing::create_token(dsn(), "operator");
+  }
+  void start(http::ServerSettings server) {
+    app_.reset();
+    app_ = std::make_unique<AppServer>(dsn(), std::move(server), nullptr, app::HttpRouteOptions{},
+                                       chart_);
   }
   void TearDown() override {
     app_.reset();
@@ -122,6 +128,9 @@ class FhirSubscriptionsIssue18 : public chartflow::testing::PgTest {
       for (auto n = since; n <= until; ++n) numbers.push_back(n);
       return {200, notification("query-event", until, numbers).dump()};
     }
+    if (target.starts_with("/fhir/Patient/p-") && target.ends_with("/$everything") &&
+        !everything_.empty())
+      return {200, everything_};
     if (target == "/fhir/Patient/p-1/$everything")
       return {200, Json{{"resourceType", "Bundle"},
                         {"type", "searchset"},
@@ -156,6 +165,8 @@ class FhirSubscriptionsIssue18 : public chartflow::testing::PgTest {
   }
 
   std::atomic<int> events_failures_{0};  // $events answers 503 this many times first
+  std::string everything_;  // each Patient/p-N/$everything answers this Bundle, when set
+  chartflow::handlers::ChartHandlerOptions chart_;
   TempDir dir_{"cf-fhir-subs"};
   std::unique_ptr<FakeHttpServer> fhir_;
   std::unique_ptr<AppServer> app_;
@@ -419,6 +430,116 @@ TEST_F(FhirSubscriptionsIssue18, IdOnlyFocusIsFetchedByTheFetchHandler) {
   }));
   EXPECT_EQ(scalar("SELECT content->>'id' FROM fhir_fetched_resource WHERE event_number = 7"),
             "enc-7");
+}
+
+// The round trip of docs/fhir.md: the EHR announces a patient (id-only), chartflow reads the
+// patient's $everything, stores it as a chart through the chart intake (audited as the
+// subscription's upload), chart-update runs for it, and a subscriber of review-requested for
+// that patient hears of the doctor's review. The same content announced again is no second
+// revision and no second run.
+TEST_F(FhirSubscriptionsIssue18, AnEhrsNotificationBecomesAChartWhoseReviewReachesASubscriber) {
+  everything_ =
+      handlers::testing::read_file(handlers::testing::charts_dir() /
+                                   "enc-lemuel-hodkiewicz-20000223-imp-encounter-inpatient-"
+                                   "8ca871d7.json");
+  const std::string patient = "563460b4-b997-4772-a548-a9f877eb4c12";  // the Bundle's Patient
+  std::mutex mu;
+  std::vector<std::string> received;
+  FakeHttpServer subscriber([&](const ReceivedRequest& r, int) {
+    std::lock_guard lock(mu);
+    received.push_back(r.body);
+    return FakeResponse{200, "{}"};
+  });
+  auto notified_of_review = [&] {
+    std::lock_guard lock(mu);
+    for (const auto& body : received)
+      if (body.find("event-notification") != std::string::npos &&
+          body.find("Task/review-") != std::string::npos)
+        return true;
+    return false;
+  };
+  app_->publish_workflows({handlers::testing::fast_delivery_workflow()});
+  const std::string admin = chartflow::testing::create_token(dsn(), "admin");
+  auto created =
+      app_->call("POST", "/fhir/Subscription", admin,
+                 handlers::testing::SubscriptionRequest("review-requested", subscriber.url("/hook"))
+                     .patient("Patient/" + patient)
+                     .json()
+                     .dump(),
+                 {{"Content-Type", "application/fhir+json"}});
+  ASSERT_EQ(created.status, 201) << created.body;
+
+  ASSERT_EQ(notify("ehr", notification("handshake", 0)).status, 200);
+  auto r = notify("ehr", notification("event-notification", 1, {1}, false, "Patient"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  const auto run = r.json().at("runs")[0].get<std::int64_t>();
+  ASSERT_TRUE(wait_until([&] {
+    return scalar("SELECT status FROM workflow_run WHERE id = " + std::to_string(run)) ==
+           "succeeded";
+  }))
+      << scalar(
+             "SELECT string_agg(step_key || ': ' || coalesce(error, ''), '; ') FROM step_run "
+             "WHERE run_id = " +
+             std::to_string(run));
+  const Json out = Json::parse(
+      scalar("SELECT output::text FROM step_run WHERE step_key = 'chart' AND run_id = " +
+             std::to_string(run)));
+  EXPECT_EQ(out.at("chart"), true) << out.dump();
+  EXPECT_EQ(out.at("chart_id"), patient);
+  EXPECT_EQ(out.at("revision"), 1);
+  ASSERT_EQ(out.at("runs").size(), 1U) << out.dump();
+  EXPECT_EQ(scalar("SELECT workflow FROM workflow_run WHERE id = " + out.at("runs")[0].dump()),
+            "chart-update");
+  EXPECT_EQ(scalar("SELECT actor || ' ' || resource_id FROM audit_event WHERE action = "
+                   "'chart.upload'"),
+            "fhir-subscription:ehr " + patient);
+  EXPECT_TRUE(wait_until(notified_of_review, std::chrono::seconds(30)))
+      << "the subscriber heard nothing of the review";
+
+  // The patient announced again with nothing new: no new revision (the scan's write-back of
+  // its questions is the second), no second run.
+  const int revisions = count("SELECT count(*) FROM chart_revision");
+  auto again = notify("ehr", notification("event-notification", 2, {2}, false, "Patient"));
+  ASSERT_EQ(again.status, 200) << again.body;
+  const auto second = again.json().at("runs")[0].get<std::int64_t>();
+  ASSERT_TRUE(wait_until([&] {
+    return scalar("SELECT status FROM workflow_run WHERE id = " + std::to_string(second)) ==
+           "succeeded";
+  }));
+  EXPECT_EQ(scalar("SELECT output->>'duplicate' FROM step_run WHERE step_key = 'chart' AND "
+                   "run_id = " +
+                   std::to_string(second)),
+            "true");
+  EXPECT_EQ(count("SELECT count(*) FROM chart_revision"), revisions);
+  EXPECT_EQ(count("SELECT count(*) FROM workflow_run WHERE workflow = 'chart-update'"), 1);
+}
+
+// A Bundle read from the EHR is held to the limits of every other door: over the server's
+// --bundle-entry-limit it fails the run naming the limit, and no chart is stored.
+TEST_F(FhirSubscriptionsIssue18, AFetchedBundleOverTheUploadLimitsIsNoChart) {
+  // Two entries pass (a notification Bundle has its status and the focus), three do not.
+  auto server = chartflow::testing::test_server_settings();
+  server.limits.bundle_entries = 2;
+  start(server);
+  everything_ = Json{{"resourceType", "Bundle"},
+                     {"type", "searchset"},
+                     {"entry",
+                      {{{"resource", {{"resourceType", "Patient"}, {"id", "p-1"}}}},
+                       {{"resource", {{"resourceType", "Encounter"}, {"id", "e-1"}}}},
+                       {{"resource", {{"resourceType", "Encounter"}, {"id", "e-2"}}}}}}}
+                    .dump();
+  ASSERT_EQ(notify("ehr", notification("handshake", 0)).status, 200);
+  auto r = notify("ehr", notification("event-notification", 1, {1}, false, "Patient"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  const auto run = r.json().at("runs")[0].get<std::int64_t>();
+  ASSERT_TRUE(wait_until([&] {
+    return scalar("SELECT status FROM workflow_run WHERE id = " + std::to_string(run)) == "failed";
+  }));
+  EXPECT_THAT(scalar("SELECT error FROM step_run WHERE step_key = 'chart' AND run_id = " +
+                     std::to_string(run)),
+              HasSubstr("the fetched Bundle breaks the upload limits: the Bundle has more than 2 "
+                        "entries"));
+  EXPECT_EQ(count("SELECT count(*) FROM chart_revision"), 0);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "handlers/fhir_subscriptions/outbound_bundle.hpp"
 #include "handlers/fhir_subscriptions/outbound_delivery.hpp"
 #include "handlers/fhir_subscriptions/outbound_topics.hpp"
+#include "handlers/fhir_subscriptions/subscriber_headers.hpp"
 
 namespace chartflow::handlers::fhir_subscriptions {
 namespace {
@@ -24,9 +25,9 @@ constexpr const char* kBackport =
 constexpr std::size_t kMaxHeaders = 10;
 
 constexpr const char* kInsert =
-    "INSERT INTO fhir_out_subscription (topic, patient, endpoint, headers, content, "
+    "INSERT INTO fhir_out_subscription (topic, patient, endpoint, sealed_headers, content, "
     "heartbeat_seconds, resource, created_by) "
-    "VALUES ($1, $2, $3, $4::jsonb, $5, $6::integer, $7::jsonb, $8) RETURNING id";
+    "VALUES ($1, $2, $3, $4, $5, $6::integer, $7::jsonb, $8) RETURNING id";
 constexpr const char* kSelect =
     "SELECT s.id, s.topic, s.status AS sub_status, s.events, s.content, s.resource::text AS "
     "resource, coalesce(d.status, 'requested') AS delivery_status, d.last_error, "
@@ -121,8 +122,9 @@ Response fhir(int status, const Json& body) {
   return r;
 }
 
-Response create(EngineServices& engine, Request& req) {
+Response create(EngineServices& engine, Request& req, const util::SecretBox& secrets) {
   const Json stored = validate_subscription(http::parse_json_body(req));
+  const auto sealed_headers = seal_header_lines(secrets, stored.at("headers"));
   std::string id;
   EventInput ev;
   ev.type = kSubscriptionRequestedEvent;
@@ -133,7 +135,7 @@ Response create(EngineServices& engine, Request& req) {
         {stored.at("topic").get<std::string>(),
          stored.at("patient").is_null() ? std::nullopt
                                         : std::optional(stored.at("patient").get<std::string>()),
-         stored.at("endpoint").get<std::string>(), stored.at("headers").dump(),
+         stored.at("endpoint").get<std::string>(), sealed_headers,
          stored.at("content").get<std::string>(),
          stored.at("heartbeat_seconds").is_null()
              ? std::nullopt
@@ -226,7 +228,7 @@ Json validate_subscription(const Json& body) {
           {"resource", resource}};
 }
 
-void add_outbound_routes(ModuleRegistry& module) {
+void add_outbound_routes(ModuleRegistry& module, const SecretsPtr& secrets) {
   const Access anyone =
       Access::of({Role::kUploader, Role::kReviewer, Role::kBilling, Role::kOperator});
   module.add_route(
@@ -245,8 +247,9 @@ void add_outbound_routes(ModuleRegistry& module) {
                      if (t == nullptr) throw HttpError{404, "no SubscriptionTopic with that id"};
                      return fhir(200, topic_resource(*t));
                    });
-  module.add_route("POST", "/fhir/Subscription", "fhir_subscription_create", Access::of({}),
-                   [](EngineServices& engine, Request& req) { return create(engine, req); });
+  module.add_route(
+      "POST", "/fhir/Subscription", "fhir_subscription_create", Access::of({}),
+      [secrets](EngineServices& engine, Request& req) { return create(engine, req, *secrets); });
   module.add_route("GET", "/fhir/Subscription", "fhir_subscription_list",
                    Access::of({Role::kOperator}), [](EngineServices& engine, Request&) {
                      Json rows;

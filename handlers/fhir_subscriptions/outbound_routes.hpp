@@ -12,10 +12,12 @@
 #pragma once
 
 #include "engine/module.hpp"
+#include "handlers/fhir_subscriptions/subscriber_headers.hpp"
 
 namespace chartflow::handlers::fhir_subscriptions {
 
-void add_outbound_routes(ModuleRegistry& module);
+// `secrets` seals each subscriber's channel.header lines before they are stored.
+void add_outbound_routes(ModuleRegistry& module, const SecretsPtr& secrets);
 
 // The checks POST /fhir/Subscription makes, as stored: {topic, patient (or null), endpoint,
 // headers, content, heartbeat_seconds (or null), resource}. Throws http::HttpError 400 naming

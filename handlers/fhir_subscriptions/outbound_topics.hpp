@@ -39,7 +39,19 @@ struct PublishedEvent {
 // matches, in `sql`'s transaction. Returns how many subscriptions it was added to.
 int publish(Sql& sql, const std::string& topic, const PublishedEvent& event);
 
+// The signal publish() wakes a subscription's deliverer with (fhir_deliver waits for it).
+inline constexpr const char* kDeliverSignal = "fhir.subscription.event";
+
 // review-requested / review-decided: the review's Task (table review) as the focus.
 int publish_review(Sql& sql, const std::string& topic, std::int64_t review_id);
+// question-opened / question-closed: the chart question (table chart_question) as a Task.
+int publish_question(Sql& sql, const std::string& topic, std::int64_t question_id);
+// bill-issued: the invoice (table invoice).
+int publish_invoice(Sql& sql, std::int64_t invoice_id);
+// run-failed: a Basic naming the run and its workflow, ids only (no chart id: a file-derived id
+// can carry a name; no error text); the patient is that of the run's chart (`chart_id`, the
+// run's subject), when it has one.
+int publish_run_failed(Sql& sql, std::int64_t run_id, const std::string& workflow,
+                       const std::string& chart_id);
 
 }  // namespace chartflow::handlers::fhir_subscriptions

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <set>
 #include <stdexcept>
 #include <utility>
@@ -11,6 +12,7 @@
 #include "handlers/common/chart_cache.hpp"
 #include "handlers/common/chart_event.hpp"
 #include "handlers/common/config_file.hpp"
+#include "handlers/fhir_subscriptions/outbound_topics.hpp"
 #include "handlers/missing_field_scan/writeback.hpp"
 
 namespace chartflow::handlers::missing_field_scan {
@@ -37,6 +39,7 @@ constexpr const char* kOpenQuestions =
     "ON CONFLICT (chart_id, rule_id, resource_ref) WHERE status = 'open' DO NOTHING "
     "RETURNING id) "
     "SELECT (SELECT count(*) FROM ins) AS opened, "
+    "(SELECT coalesce(json_agg(id ORDER BY id), '[]') FROM ins)::text AS opened_ids, "
     "(SELECT coalesce(json_agg(json_build_object('id', q.id, 'rule_id', q.rule_id, "
     "'resource_ref', q.resource_ref) ORDER BY q.id), '[]') "
     "FROM chart_question q WHERE q.chart_id = $1 AND q.status = 'open')::text AS open_before";
@@ -154,6 +157,10 @@ StepOutcome MissingFieldScanHandler::run(StepContext& ctx) {
   const auto opened = inserted ? util::column_int(*inserted, "opened").value_or(0) : 0;
   const Json open_before =
       Json::parse(inserted ? util::column_text(*inserted, "open_before").value_or("[]") : "[]");
+  // Subscribers of question-opened learn of each question exactly when it exists (same commit).
+  for (const auto& id :
+       Json::parse(inserted ? util::column_text(*inserted, "opened_ids").value_or("[]") : "[]"))
+    fhir_subscriptions::publish_question(sql, "question-opened", id.get<std::int64_t>());
 
   std::vector<std::int64_t> to_close;
   for (const auto& row : open_before) {
@@ -180,6 +187,8 @@ StepOutcome MissingFieldScanHandler::run(StepContext& ctx) {
     q.created_at = util::column_text(row, "created_at").value_or("");
     q.closed_at = util::column_text(row, "closed_at").value_or("");
     (q.status == "open" ? open_count : closed_count) += 1;
+    if (q.status == "closed" && std::find(to_close.begin(), to_close.end(), q.id) != to_close.end())
+      fhir_subscriptions::publish_question(sql, "question-closed", q.id);
     questions.push_back(std::move(q));
   }
 

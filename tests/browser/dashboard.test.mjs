@@ -496,6 +496,28 @@ test("parked steps are listed on the Parked page; an operator retries, skips wit
   assert.equal(await page.$(row(failRun)), null);
 });
 
+test("a parked element of a for_each step is listed and retried by its key", async () => {
+  const id = await postEvent("test.park-element", { items: ["a"] });
+  await waitForRunStatus(id, "parked");
+  await page.goto(`${BASE}/ui/parked`);
+  const row = `table.parked-table tr[data-run-id="${id}"][data-step="deliver[0]"]`;
+  await page.waitForSelector(row);
+  const [retried] = await Promise.all([
+    page.waitForResponse(
+      (r) =>
+        r.url().endsWith(`/v1/runs/${id}/steps/deliver%5B0%5D/retry`) &&
+        r.request().method() === "POST",
+    ),
+    page.click(`${row} button[data-action=retry-step]`),
+  ]);
+  assert.equal(retried.status(), 202);
+  await waitFor("the retried element to park again", async () => {
+    const r = await api("GET", `/v1/runs/${id}`);
+    const step = r.json.steps.find((st) => st.name === "deliver[0]");
+    return r.json.status === "parked" && step !== undefined && step.attempts === 2;
+  });
+});
+
 test("log search finds the error line by level and time range, linked to its run", async () => {
   const id = await postEvent("test.fail", {});
   await waitForRunStatus(id, "failed");

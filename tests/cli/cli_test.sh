@@ -162,6 +162,18 @@ grep -q '"released":0' <<<"$out" || fail "resume said: $out"
 "$bin" workflows list | grep -Eq "^chart-update v[0-9]+ running$" || fail "still paused after resume"
 if out="$("$bin" runs pause 999999 2>&1)"; then fail "paused a run that does not exist"; fi
 grep -q "server answered 404: .*run 999999 not found" <<<"$out" || fail "runs pause: $out"
+# Parked steps (issue #17 item 2, elements by issue #18 part 3): a fresh server has none; the
+# server names what is wrong with a decision about a step that is not there or a bad key. A
+# parked element's retry, skip and fail are in tests/integration/park_pgtest.cpp.
+out="$("$bin" runs parked)" || fail "runs parked: $out"
+grep -q "^0 parked step(s)$" <<<"$out" || fail "runs parked said: $out"
+if out="$("$bin" runs skip 999999 'send_bill[1]' 2>&1)"; then fail "skipped without a reason"; fi
+grep -q "server answered 400: .*a skip needs a reason" <<<"$out" || fail "runs skip: $out"
+if out="$("$bin" runs retry 999999 'send_bill[1]' 2>&1)"; then fail "retried a missing run"; fi
+grep -q "server answered 404: .*run 999999 not found" <<<"$out" || fail "runs retry: $out"
+if out="$("$bin" runs fail 999999 'send bill' 2>&1)"; then fail "accepted step 'send bill'"; fi
+grep -q "server answered 400: .*step must be a step name" <<<"$out" || fail "runs fail: $out"
+pass "runs parked, retry, skip and fail reach the parked-step API"
 if out="$("$bin" workflows stop chart-update 2>&1)"; then fail "accepted workflows stop"; fi
 grep -q "usage: chartflow workflows list" <<<"$out" || fail "bad subcommand: $out"
 # Moving runs (issue #17 item 6): a fresh server has one version of each workflow, so a move to

@@ -1,8 +1,9 @@
 // Child workflows (issue #18 part 3): a step with `workflow: name` starts a run of that workflow
 // and waits for its end. The parent continues with the child's outputs; a failed or cancelled
 // child fails the step for good; cancelling the parent cancels its unfinished children; a
-// restart while the child runs loses nothing; and a parent step whose lease was lost before it
-// started its child never starts a second one.
+// restart while the child runs loses nothing; a parent step whose lease was lost before it
+// started its child never starts a second one; a cancel racing a child's end deadlocks with it
+// no more; and a chain of children stops 16 levels down.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -11,6 +12,11 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <pqxx/pqxx>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include "tests/support/engine_harness.hpp"
 #include "tests/support/pg_fixture.hpp"
@@ -137,6 +143,68 @@ TEST_F(ChildWorkflowTest, CancellingTheParentCancelsItsChild) {
   EXPECT_EQ(h->step(id, "review").at("status"), "cancelled");
 }
 
+// A child's end locks the child's run row first (step_commit locks the runs it finishes before
+// anything else) and then, through its trigger, the parent's waiting step and run. A cancel of
+// the parent racing it must take the runs in that same order, children first, or each holds
+// what the other waits for and PostgreSQL aborts one of them.
+TEST_F(ChildWorkflowTest, CancellingTheParentWhileTheChildEndsDoesNotDeadlock) {
+  auto h = harness([](StepContext&) -> StepOutcome { return WaitForSignal{"reviewed", {}}; });
+  h->start();
+  const auto id = h->start_run("demo.parent");
+  const auto child = child_of(*h, id);
+  ASSERT_TRUE(h->wait_status(child, "waiting")) << h->run(child).dump(2);
+  h->stop();  // nothing claims the parent's step between the child's end and the cancel
+
+  // The child's ending transaction, as step_commit begins it: the child's row is locked.
+  pqxx::connection ending(dsn());
+  pqxx::work tx(ending);
+  const int ending_pid = tx.exec("SELECT pg_backend_pid()")[0][0].as<int>();
+  tx.exec_params("SELECT 1 FROM workflow_run WHERE id = $1 FOR NO KEY UPDATE", child);
+
+  std::optional<runtime::Engine::CommandResult> cancelled;
+  std::string cancel_message;
+  std::thread cancel([&] {
+    try {
+      cancelled = h->engine().cancel(id, &cancel_message);
+    } catch (const std::exception& e) {
+      cancel_message = e.what();
+    }
+  });
+  // A failed assertion ends the child's transaction first, so the cancel can finish.
+  std::shared_ptr<void> join_on_exit(nullptr, [&](void*) {
+    try {
+      tx.abort();
+    } catch (const std::exception&) {
+      // Committed already.
+    }
+    if (cancel.joinable()) cancel.join();
+  });
+  // The cancel waits for the child's row.
+  ASSERT_TRUE(wait_until([&] {
+    return scalar("SELECT count(*) FROM pg_stat_activity WHERE " + std::to_string(ending_pid) +
+                  " = ANY (pg_blocking_pids(pid))") != "0";
+  }));
+  // The child ends: its trigger wakes the parent's step.
+  std::string ending_error;
+  try {
+    tx.exec_params(
+        "UPDATE workflow_run SET status = 'failed', finished_at = now(), error = 'ended' "
+        "WHERE id = $1",
+        child);
+    tx.commit();
+  } catch (const std::exception& e) {
+    ending_error = e.what();
+  }
+  cancel.join();
+  EXPECT_EQ(ending_error, "");
+  ASSERT_TRUE(cancelled.has_value()) << cancel_message;
+  EXPECT_EQ(*cancelled, runtime::Engine::CommandResult::kOk) << cancel_message;
+  // The child ended its own way before the cancel reached it; the parent is cancelled.
+  EXPECT_EQ(h->run_status(child), "failed");
+  EXPECT_EQ(h->run_status(id), "cancelled");
+  EXPECT_EQ(h->step(id, "review").at("status"), "cancelled");
+}
+
 TEST_F(ChildWorkflowTest, CancellingTheChildFailsTheParentStep) {
   auto h = harness([](StepContext&) -> StepOutcome { return WaitForSignal{"reviewed", {}}; });
   h->start();
@@ -239,6 +307,37 @@ TEST_F(ChildWorkflowTest, ARunWithAChildInFlightCannotMove) {
   EXPECT_FALSE(plan.movable);
   EXPECT_EQ(plan.reason,
             "step review waits for its child workflow; move the run once the child has ended");
+}
+
+// A chain of children stops at 16 levels: the run 16 levels down fails the step that would
+// start the 17th, saying why, and that failure ends every run above it. The loader refuses such
+// a chain in one directory (config/workflow_files.cpp); versions published one by one can still
+// build one, and the running engine stops it.
+TEST_F(ChildWorkflowTest, AChainOfChildrenDeeperThanTheLimitFailsWhereItCrossesIt) {
+  auto name = [](int i) { return "level-" + std::to_string(i); };
+  std::vector<std::string> chain;
+  for (int i = 0; i <= 17; ++i)
+    chain.push_back(
+        "name: " + name(i) + "\non: [{ event: demo." + name(i) + " }]\nsteps:\n" +
+        (i < 17 ? "  call: { workflow: " + name(i + 1) + " }\n" : "  first: { handler: noop }\n"));
+  EngineHarness h(dsn(), chain);
+  h.start();
+  const auto top = h.start_run("demo.level-0");
+  ASSERT_TRUE(h.wait_status(top, "failed")) << h.run(top).dump(2);
+  // Down the chain: level-i's run is i levels of children below the top one.
+  std::int64_t id = top;
+  for (int i = 1; i <= 16; ++i) {
+    const Json kids = children(h, id);
+    ASSERT_EQ(kids.size(), 1u) << "level " << i << ": " << h.run(id).dump(2);
+    EXPECT_EQ(kids.at(0).at("workflow"), name(i));
+    id = kids.at(0).at("id").get<std::int64_t>();
+    EXPECT_EQ(h.run_status(id), "failed");
+  }
+  EXPECT_TRUE(children(h, id).empty()) << "a 17th level was started";
+  EXPECT_EQ(h.step(id, "call").at("error"),
+            "child workflow level-17 not started: 17 levels of child workflows exceed the limit "
+            "of 16");
+  EXPECT_EQ(h.step(top, "call").at("status"), "failed");
 }
 
 }  // namespace

@@ -41,6 +41,30 @@ steps:
   notify: { handler: noop, needs: [charge] }
 )";
 
+// Fails the element whose item is "down" until the test lets it succeed: one receiver of several
+// that is down.
+class ItemOutage : public Handler {
+ public:
+  StepOutcome run(StepContext& ctx) override {
+    const Json item = ctx.input().value("item", Json());
+    if (item == "down" && !up) return Retry{"receiver answered 503", std::nullopt};
+    return Completed{Json{{"item", item}}};
+  }
+  std::atomic<bool> up{false};
+};
+
+// Each element of `charge` parks on its own (issue #18 part 3 with issue #17 item 2).
+constexpr const char* kFanParking = R"(name: fan-parking
+on: [{ event: demo.fan-park }]
+on_exhausted: park
+steps:
+  charge:
+    handler: item_outage
+    for_each: /event/items
+    retry: { max_attempts: 2, initial: 10ms, jitter: 0 }
+  notify: { handler: noop, needs: [charge] }
+)";
+
 // Listens for the run-end event a failed `parking` run emits.
 constexpr const char* kOnFailure = R"(name: on-failure
 on:
@@ -64,12 +88,15 @@ class ParkTest : public PgTest {
     PgTest::SetUp();
     if (HasFatalFailure()) return;
     outage_ = std::make_shared<Outage>();
+    item_outage_ = std::make_shared<ItemOutage>();
     auto handlers = std::make_shared<HandlerRegistry>();
     handlers->add("outage", outage_);
+    handlers->add("item_outage", item_outage_);
     runtime::EngineSettings harness_settings;
     harness_settings.workers = 0;
     harness_ = std::make_unique<EngineHarness>(
-        dsn(), std::vector<std::string>{kParking, kOnFailure}, handlers, harness_settings);
+        dsn(), std::vector<std::string>{kParking, kFanParking, kOnFailure}, handlers,
+        harness_settings);
     operator_ = create_token(dsn(), "operator");
     admin_ = create_token(dsn(), "admin");
     reviewer_ = create_token(dsn(), "reviewer", std::string("Practitioner/x"));
@@ -107,13 +134,20 @@ class ParkTest : public PgTest {
     return "/v1/runs/" + std::to_string(run) + "/steps/" + step + "/" + action;
   }
 
+  // A run of fan-parking over ["a", "down", "c"] whose element charge[1] has parked.
+  std::int64_t parked_element_run() {
+    const auto id = harness_->start_run("demo.fan-park", Json{{"items", {"a", "down", "c"}}});
+    EXPECT_TRUE(harness_->wait_status(id, "parked")) << harness_->run(id).dump();
+    return id;
+  }
+
   // The value of chartflow_steps_parked for the step, as /metrics reports it ("" when absent).
-  std::string parked_gauge(const std::string& step) {
+  std::string parked_gauge(const std::string& step, const std::string& workflow = "parking") {
     std::istringstream lines(call("GET", "/metrics", operator_).body);
     for (std::string line; std::getline(lines, line);)
       if (line.starts_with("chartflow_steps_parked{") &&
           line.find("step=\"" + step + "\"") != std::string::npos &&
-          line.find("workflow=\"parking\"") != std::string::npos)
+          line.find("workflow=\"" + workflow + "\"") != std::string::npos)
         return line.substr(line.rfind(' ') + 1);
     return "";
   }
@@ -124,6 +158,7 @@ class ParkTest : public PgTest {
   }
 
   std::shared_ptr<Outage> outage_;
+  std::shared_ptr<ItemOutage> item_outage_;
   std::unique_ptr<EngineHarness> harness_;
   std::unique_ptr<ServedEngine> served_;
   std::string operator_, admin_, reviewer_;
@@ -240,6 +275,63 @@ TEST_F(ParkTest, AParkedStepOutlivesARestart) {
   outage_->up = true;
   EXPECT_EQ(call("POST", step_url(id, "charge", "retry"), operator_).status, 202);
   EXPECT_TRUE(harness_->wait_status(id, "succeeded")) << harness_->run(id).dump();
+}
+
+// An element of a for_each step parks alone: the elements that succeeded stay done, the step's
+// own row and its dependents wait, and the operator acts on the element by its key
+// (`charge[1]`, URL-encoded as charge%5B1%5D). The gauge counts it under the step's name.
+TEST_F(ParkTest, AnElementOutOfAttemptsParksAloneAndAnOperatorRetriesIt) {
+  const auto id = parked_element_run();
+  EXPECT_EQ(harness_->step(id, "charge[1]").value("status", ""), "parked");
+  EXPECT_EQ(harness_->step(id, "charge[1]").value("attempts", 0), 2);
+  EXPECT_EQ(harness_->step(id, "charge[0]").value("status", ""), "succeeded");
+  EXPECT_EQ(harness_->step(id, "charge[2]").value("status", ""), "succeeded");
+  EXPECT_EQ(harness_->step(id, "charge").value("status", ""), "pending");
+  EXPECT_EQ(harness_->step(id, "notify").value("status", ""), "pending");
+  auto parked = call("GET", "/v1/steps/parked", operator_);
+  ASSERT_EQ(parked.status, 200) << parked.body;
+  ASSERT_EQ(parked.json().at("steps").size(), 1U) << parked.body;
+  EXPECT_EQ(parked.json()["steps"][0].value("step", ""), "charge[1]");
+  EXPECT_EQ(parked_gauge("charge", "fan-parking"), "1");
+  EXPECT_EQ(parked_gauge("charge[1]", "fan-parking"), "");
+
+  EXPECT_EQ(call("POST", step_url(id, "charge%5Bx%5D", "retry"), operator_).status, 400);
+  EXPECT_EQ(call("POST", step_url(id, "charge%5B7%5D", "retry"), operator_).status, 404);
+  item_outage_->up = true;
+  auto retried = call("POST", step_url(id, "charge%5B1%5D", "retry"), operator_);
+  EXPECT_EQ(retried.status, 202) << retried.body;
+  ASSERT_TRUE(harness_->wait_status(id, "succeeded")) << harness_->run(id).dump();
+  EXPECT_EQ(harness_->step(id, "charge[1]").value("attempts", 0), 3);
+  EXPECT_EQ(harness_->step(id, "charge[0]").value("attempts", 0), 1);
+  EXPECT_EQ(harness_->step(id, "charge").value("output", Json()),
+            Json::parse(R"([{"item": "a"}, {"item": "down"}, {"item": "c"}])"));
+  EXPECT_EQ(harness_->step(id, "notify").value("status", ""), "succeeded");
+  EXPECT_EQ(scalar("SELECT detail->>'step' FROM audit_event WHERE action = 'step.retry' AND "
+                   "outcome = 'success'"),
+            "charge[1]");
+  EXPECT_EQ(parked_gauge("charge", "fan-parking"), "0");
+}
+
+// A skipped element is null in the step's output, and the step and its dependents go on.
+TEST_F(ParkTest, ASkippedElementIsNullInTheStepsOutputAndTheDependentsRun) {
+  const auto id = parked_element_run();
+  auto skipped = call("POST", step_url(id, "charge%5B1%5D", "skip"), operator_,
+                      R"({"reason": "receiver retired, bill sent by post"})");
+  EXPECT_EQ(skipped.status, 202) << skipped.body;
+  ASSERT_TRUE(harness_->wait_status(id, "succeeded")) << harness_->run(id).dump();
+  EXPECT_EQ(harness_->step(id, "charge[1]").value("status", ""), "skipped");
+  EXPECT_EQ(harness_->step(id, "charge").value("output", Json()),
+            Json::parse(R"([{"item": "a"}, null, {"item": "c"}])"));
+  EXPECT_EQ(harness_->step(id, "notify").value("status", ""), "succeeded");
+}
+
+// Failing a parked element fails its run, as an element out of attempts without park does.
+TEST_F(ParkTest, AFailedElementFailsItsRun) {
+  const auto id = parked_element_run();
+  EXPECT_EQ(call("POST", step_url(id, "charge%5B1%5D", "fail"), operator_).status, 202);
+  EXPECT_EQ(harness_->run_status(id), "failed");
+  EXPECT_EQ(harness_->step(id, "charge[1]").value("status", ""), "failed");
+  EXPECT_EQ(harness_->step(id, "notify").value("status", ""), "pending");
 }
 
 // Engine-only cases: what parks and what does not.

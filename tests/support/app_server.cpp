@@ -4,6 +4,7 @@
 
 #include "app/modules.hpp"
 #include "config/workflow_loader.hpp"
+#include "engine/util/secret_box.hpp"
 #include "http/static_files.hpp"
 #include "runtime/handler_setup.hpp"
 #include "store/store.hpp"
@@ -24,6 +25,11 @@ AppServer::AppServer(const std::string& dsn, http::ServerSettings server,
                      std::shared_ptr<runtime::TraceExporter> traces)
     : dsn_(dsn) {
   const std::string workflows = std::string(CHARTFLOW_SOURCE_DIR) + "/workflows";
+  // One key for every AppServer of the test binary, as every process of a deployment shares
+  // one: what a server sealed opens in the server a test restarts.
+  if (!chart.secrets)
+    chart.secrets = std::make_shared<const util::SecretBox>(
+        util::SecretBox::from_key(std::string(util::SecretBox::kKeyBytes, 'k')));
   modules_ = app::make_modules(workflows, {}, std::move(chart));
   handlers_ = modules_->handler_registry();
   auto loaded = config::load_workflow_dir(workflows, runtime::handler_check(*handlers_));

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -71,6 +72,11 @@ class EngineServices {
   // (action, outcome, remote, minute) as the engine's own doors count theirs, not a record each,
   // so a sender retrying with a stale secret cannot flood the audit trail. Never throws.
   virtual void count_refusal(const AuditEntry& entry) = 0;
+
+  // Why `content` that a module takes in a way of its own (a Bundle a step read from an EHR)
+  // breaks the limits every door holds uploads to (--upload-limit, --json-depth-limit,
+  // --bundle-entry-limit), or nullopt when it is within them.
+  virtual std::optional<std::string> upload_limit_breach(std::string_view content) const = 0;
 };
 
 // Where a module's handlers reach the running engine's services, for a step that must do what a
