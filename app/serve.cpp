@@ -147,8 +147,19 @@ int serve(const Settings& resolved, bool with_api) {
                          "pass --handler-user NAME (e.g. nobody) to run external handlers "
                          "as an unprivileged user"}});
   handlers::ChartHandlerOptions chart;
+  const std::string key_file = args.get_or("secrets-key-file", kDefaultSecretsKeyFile);
+  bool key_created = false;
   chart.secrets = std::make_shared<const util::SecretBox>(
-      util::SecretBox::load_or_create(args.get_or("secrets-key-file", kDefaultSecretsKeyFile)));
+      util::SecretBox::load_or_create(key_file, &key_created));
+  // A new key opens nothing stored under an old one: loud, so a wrong working directory or a
+  // key file left out of a restore is noticed at start, not at the first delivery.
+  if (key_created)
+    runtime::Log::warn(
+        "secrets_key_created",
+        {{"file", key_file},
+         {"hint",
+          "credentials stored under another key (outbound FHIR subscriptions' headers) "
+          "will not open; every node needs this same file"}});
   auto modules = app::make_modules(workflows_dir, pool_hooks, std::move(chart));
   auto handlers = modules->handler_registry();
   auto registry = std::make_shared<runtime::WorkflowRegistry>();

@@ -204,6 +204,59 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION run_wake(p_run_id bigint, p_name text) RETURNS text
+    LANGUAGE plpgsql
+    SET enable_seqscan TO 'off'
+    SET enable_bitmapscan TO 'off'
+    SET enable_hashjoin TO 'off'
+    SET enable_sort TO 'off'
+    SET jit TO 'off'
+    AS $$
+DECLARE
+  v_status text;
+  v_step text;
+BEGIN
+  SELECT status INTO v_status FROM workflow_run WHERE id = p_run_id
+    FOR NO KEY UPDATE SKIP LOCKED;
+  IF NOT FOUND THEN
+    RETURN 'busy';
+  END IF;
+  IF v_status IN ('succeeded', 'failed', 'cancelled') THEN
+    RETURN 'ended:' || v_status;
+  END IF;
+  SELECT step_key INTO v_step FROM step_run
+    WHERE run_id = p_run_id AND status = 'waiting' AND wait_signal = p_name
+    ORDER BY step_key LIMIT 1 FOR UPDATE SKIP LOCKED;
+  IF NOT FOUND THEN
+    IF EXISTS (SELECT 1 FROM step_run WHERE run_id = p_run_id AND status = 'waiting'
+               AND wait_signal = p_name) THEN
+      RETURN 'busy';
+    END IF;
+    -- A wake-up only: one kept and not yet consumed is enough.
+    IF EXISTS (SELECT 1 FROM run_signal WHERE run_id = p_run_id AND name = p_name
+               AND consumed_by IS NULL) THEN
+      RETURN 'pending';
+    END IF;
+    INSERT INTO run_signal (run_id, name, payload) VALUES (p_run_id, p_name, '{}'::jsonb);
+    INSERT INTO run_history (run_id, type, detail)
+      VALUES (p_run_id, 'signalled', jsonb_build_object('signal', p_name, 'stored', true));
+    RETURN 'stored';
+  END IF;
+  UPDATE step_run SET status = 'ready', run_at = now(),
+    wake = jsonb_build_object('kind', 'signal', 'signal', p_name, 'payload', '{}'::jsonb),
+    wait_signal = NULL, wait_until = NULL
+    WHERE run_id = p_run_id AND step_key = v_step;
+  IF v_status = 'waiting' AND NOT EXISTS (
+      SELECT 1 FROM step_run WHERE run_id = p_run_id AND status = 'waiting') THEN
+    UPDATE workflow_run SET status = 'running' WHERE id = p_run_id;
+  END IF;
+  INSERT INTO run_history (run_id, type, step, detail)
+    VALUES (p_run_id, 'signalled', v_step, jsonb_build_object('signal', p_name));
+  PERFORM pg_notify('chartflow_wakeup_' || current_schema(), '');
+  RETURN 'delivered';
+END
+$$;
+
 CREATE FUNCTION step_claim(p_owner text, p_lease_ms bigint, p_limit integer, p_keyed boolean, p_async boolean) RETURNS TABLE(c_run_id bigint, c_step_key text, c_handler text, c_attempt integer, c_max_attempts integer, c_workflow_version_id bigint, c_workflow text, c_event_id bigint, c_event_type text, c_outputs jsonb, c_wake text, c_deadline_ms numeric, c_run_at_ms numeric, c_rerun jsonb)
     LANGUAGE plpgsql
     SET enable_seqscan TO 'off'

@@ -57,23 +57,31 @@ std::string trimmed(std::string s) {
   return s;
 }
 
-// Writes a new key with O_EXCL; false when another process made the file first.
+// Writes a new key into a temporary file of its own and links it into place: the file appears
+// whole or not at all, so a second process starting at once reads the winner's key, never a
+// half-written one. False when another process made the file first.
 bool create_key_file(const std::filesystem::path& file) {
-  const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    if (errno == EEXIST) return false;
+  const std::filesystem::path temporary = file.string() + ".new-" + to_hex(random_bytes(8));
+  const int fd =
+      ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0)
     throw std::runtime_error(
         fmt::format("secrets key file {}: cannot create it ({})", file.string(), strerror(errno)));
-  }
   const std::string text = to_hex(random_bytes(SecretBox::kKeyBytes)) + "\n";
   const bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
                        ::fsync(fd) == 0;
   ::close(fd);
   if (!written) {
-    std::filesystem::remove(file);
+    std::filesystem::remove(temporary);
     throw std::runtime_error(fmt::format("secrets key file {}: cannot write it", file.string()));
   }
-  return true;
+  const bool linked = ::link(temporary.c_str(), file.c_str()) == 0;
+  const int link_errno = errno;
+  std::filesystem::remove(temporary);
+  if (linked) return true;
+  if (link_errno == EEXIST) return false;
+  throw std::runtime_error(fmt::format("secrets key file {}: cannot create it ({})", file.string(),
+                                       strerror(link_errno)));
 }
 
 }  // namespace
@@ -87,12 +95,14 @@ SecretBox SecretBox::from_key(std::string raw_key) {
   return SecretBox(std::move(raw_key));
 }
 
-SecretBox SecretBox::load_or_create(const std::filesystem::path& file) {
+SecretBox SecretBox::load_or_create(const std::filesystem::path& file, bool* created) {
   const std::string where = "secrets key file " + file.string();
+  if (created != nullptr) *created = false;
   struct stat st {};
   if (::stat(file.c_str(), &st) != 0) {
     if (errno != ENOENT) throw std::runtime_error(fmt::format("{}: {}", where, strerror(errno)));
-    create_key_file(file);
+    const bool made = create_key_file(file);
+    if (created != nullptr) *created = made;
     if (::stat(file.c_str(), &st) != 0)
       throw std::runtime_error(fmt::format("{}: {}", where, strerror(errno)));
   }

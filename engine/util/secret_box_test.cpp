@@ -3,7 +3,11 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <atomic>
+#include <filesystem>
 #include <fstream>
+#include <thread>
+#include <vector>
 
 #include "tests/support/temp_dir.hpp"
 
@@ -43,6 +47,40 @@ TEST(SecretBox, AMissingKeyFileIsMadePrivateAndReadBackTheSame) {
   const SecretBox again = SecretBox::load_or_create(file);
   EXPECT_EQ(made.key_id(), again.key_id());
   EXPECT_EQ(again.open(made.seal("x", "c"), "c"), "x");
+}
+
+// Processes starting at once on a new deployment: one makes the key, every other reads that
+// same key whole (never a half-written file), and no temporary file is left behind.
+TEST(SecretBox, StartsAtOnceAllGetTheOneKeyMade) {
+  for (int round = 0; round < 20; ++round) {
+    chartflow::testing::TempDir dir("secret-box");
+    const auto file = dir.path() / "secrets.key";
+    constexpr int kStarts = 6;
+    std::vector<std::string> ids(kStarts);
+    std::vector<std::string> errors(kStarts);
+    std::atomic<int> created{0};
+    std::vector<std::thread> starts;
+    for (int i = 0; i < kStarts; ++i)
+      starts.emplace_back([&, i] {
+        try {
+          bool made = false;
+          ids[i] = SecretBox::load_or_create(file, &made).key_id();
+          if (made) ++created;
+        } catch (const std::exception& e) {
+          errors[i] = e.what();
+        }
+      });
+    for (auto& t : starts) t.join();
+    for (int i = 0; i < kStarts; ++i) {
+      EXPECT_EQ(errors[i], "") << "round " << round;
+      EXPECT_EQ(ids[i], ids[0]) << "round " << round;
+    }
+    EXPECT_EQ(created.load(), 1) << "round " << round;
+    EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path()),
+                            std::filesystem::directory_iterator()),
+              1)
+        << "a temporary key file was left behind";
+  }
 }
 
 TEST(SecretBox, AKeyFileOthersMayReadOrWithoutAKeyIsRefusedByName) {

@@ -21,6 +21,11 @@ class FhirChartHandler : public Handler {
   explicit FhirChartHandler(std::shared_ptr<ServicesSlot> services)
       : services_(std::move(services)) {}
   StepOutcome run(StepContext& ctx) override;
+  // Not a network call, but never batched with chart steps: a scan earlier in the same batch
+  // holds its chart's row until the batch commits, and this step's intake (on a connection of
+  // its own) would wait for that lock until it timed out. The bulkhead's workers claim one step
+  // at a time.
+  std::string bulkhead() const override { return kNetworkBulkhead; }
 
  private:
   std::shared_ptr<ServicesSlot> services_;

@@ -82,7 +82,7 @@ constexpr const char* kFailed =
     "WHERE subscription_id = $1 RETURNING failures, status";
 
 struct Options {
-  milliseconds poll{60 * 1000};
+  milliseconds poll{10 * 1000};
   milliseconds retry_initial{1000};
   milliseconds retry_max{5 * 60 * 1000};
   int error_after = 5;

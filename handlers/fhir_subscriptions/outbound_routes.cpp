@@ -25,9 +25,10 @@ constexpr const char* kBackport =
 constexpr std::size_t kMaxHeaders = 10;
 
 constexpr const char* kInsert =
-    "INSERT INTO fhir_out_subscription (topic, patient, endpoint, sealed_headers, content, "
-    "heartbeat_seconds, resource, created_by) "
-    "VALUES ($1, $2, $3, $4, $5, $6::integer, $7::jsonb, $8) RETURNING id";
+    "INSERT INTO fhir_out_subscription (topic, patient, endpoint, content, heartbeat_seconds, "
+    "resource, created_by) VALUES ($1, $2, $3, $4, $5::integer, $6::jsonb, $7) RETURNING id";
+constexpr const char* kSetSealed =
+    "UPDATE fhir_out_subscription SET sealed_headers = $2 WHERE id = $1";
 constexpr const char* kSelect =
     "SELECT s.id, s.topic, s.status AS sub_status, s.events, s.content, s.resource::text AS "
     "resource, coalesce(d.status, 'requested') AS delivery_status, d.last_error, "
@@ -124,7 +125,6 @@ Response fhir(int status, const Json& body) {
 
 Response create(EngineServices& engine, Request& req, const util::SecretBox& secrets) {
   const Json stored = validate_subscription(http::parse_json_body(req));
-  const auto sealed_headers = seal_header_lines(secrets, stored.at("headers"));
   std::string id;
   EventInput ev;
   ev.type = kSubscriptionRequestedEvent;
@@ -135,13 +135,15 @@ Response create(EngineServices& engine, Request& req, const util::SecretBox& sec
         {stored.at("topic").get<std::string>(),
          stored.at("patient").is_null() ? std::nullopt
                                         : std::optional(stored.at("patient").get<std::string>()),
-         stored.at("endpoint").get<std::string>(), sealed_headers,
-         stored.at("content").get<std::string>(),
+         stored.at("endpoint").get<std::string>(), stored.at("content").get<std::string>(),
          stored.at("heartbeat_seconds").is_null()
              ? std::nullopt
              : std::optional(std::to_string(stored.at("heartbeat_seconds").get<int>())),
          stored.at("resource").dump(), req.principal ? req.principal->id : std::string()});
     id = util::column_text(*row, "id").value_or("");
+    // Sealed once the row has its id, which the seal is bound to.
+    if (auto sealed = seal_header_lines(secrets, stored.at("headers"), id))
+      sql.query(kSetSealed, {id, *sealed});
     e.dedup_key = "fhir-out-subscription:" + id;
     e.body = {{"subscription_id", id}};
     auto entry = http::audit_entry(req, "fhir.subscription.create", "fhir_out_subscription", id);

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <mutex>
+#include <thread>
 
 #include "handlers/testing/outbound_subscription_requests.hpp"
 #include "tests/support/app_server.hpp"
@@ -33,6 +34,9 @@ class OutboundSecrets : public chartflow::testing::PgTest {
     subscriber_ = std::make_unique<FakeHttpServer>([this](const ReceivedRequest& r, int) {
       std::lock_guard lock(mu_);
       authorizations_.push_back(r.header("Authorization"));
+      // The request line's target: which subscription's endpoint was called.
+      const auto first = r.head.find(' ');
+      targets_.push_back(r.head.substr(first + 1, r.head.find(' ', first + 1) - first - 1));
       return FakeResponse{200, "{}"};
     });
     app_ = std::make_unique<AppServer>(dsn());
@@ -45,10 +49,11 @@ class OutboundSecrets : public chartflow::testing::PgTest {
     PgTest::TearDown();
   }
   // Heartbeats every second, so a deliverer runs again without any chart activity.
-  std::string create_with_header() {
+  std::string create_with_header(const std::string& path = "/hook",
+                                 const std::string& secret = kSecret) {
     const Json body =
-        handlers::testing::SubscriptionRequest("review-requested", subscriber_->url("/hook"))
-            .header(std::string("Authorization: Bearer ") + kSecret)
+        handlers::testing::SubscriptionRequest("review-requested", subscriber_->url(path))
+            .header("Authorization: Bearer " + secret)
             .heartbeat(1)
             .json();
     auto r = app_->call("POST", "/fhir/Subscription", admin_, body.dump(),
@@ -62,8 +67,18 @@ class OutboundSecrets : public chartflow::testing::PgTest {
                                                std::string("Bearer ") + kSecret));
   }
 
+  // Calls to `path` that carried `secret`.
+  std::size_t calls(const std::string& path, const std::string& secret) {
+    std::lock_guard lock(mu_);
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < targets_.size(); ++i)
+      n += targets_[i] == path && authorizations_[i] == "Bearer " + secret ? 1 : 0;
+    return n;
+  }
+
   std::mutex mu_;
   std::vector<std::string> authorizations_;
+  std::vector<std::string> targets_;
   std::unique_ptr<FakeHttpServer> subscriber_;
   std::unique_ptr<AppServer> app_;
   std::string admin_;
@@ -100,6 +115,23 @@ TEST_F(OutboundSecrets, ARowStoredInClearBeforeSealingIsSealedByItsDeliverer) {
   ASSERT_TRUE(wait_until([&] { return calls_with_secret() > before + 1; }));
   EXPECT_THAT(scalar("SELECT string_agg(s::text, ' ') FROM fhir_out_subscription s"),
               Not(HasSubstr(kSecret)));
+}
+
+// A sealed value is bound to its subscription: copied onto another subscription's row (by
+// someone who can write to the database but has no key), it does not open there, so one
+// subscriber's credential is never sent to another's endpoint.
+TEST_F(OutboundSecrets, ASealedHeaderCopiedToAnotherSubscriptionDoesNotOpenThere) {
+  const std::string a = create_with_header("/a", "secret-of-a");
+  const std::string b = create_with_header("/b", "secret-of-b");
+  ASSERT_TRUE(wait_until([&] { return calls("/b", "secret-of-b") >= 1; }));
+  scalar(
+      "UPDATE fhir_out_subscription SET sealed_headers = (SELECT sealed_headers FROM "
+      "fhir_out_subscription WHERE id = '" +
+      a + "') WHERE id = '" + b + "' RETURNING 1");
+  // B's deliverer heartbeats every second and opens its header for each call.
+  std::this_thread::sleep_for(std::chrono::seconds(4));
+  EXPECT_EQ(calls("/b", "secret-of-a"), 0U) << "A's credential went to B's endpoint";
+  EXPECT_GE(calls("/a", "secret-of-a"), 1U);
 }
 
 }  // namespace

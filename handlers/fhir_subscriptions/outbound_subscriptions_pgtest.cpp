@@ -523,6 +523,13 @@ TEST_F(OutboundSubscriptionsShortStepTimeout, ARetryNeverSendsBesideAnAttemptSti
       wait_until([&] { return delivered_numbers(id).size() >= 2; }, std::chrono::seconds(20)))
       << ::testing::PrintToString(delivered_numbers(id));
   EXPECT_TRUE(held_);
+  // The held call outlived its attempt (the step's 1 s timeout), so the engine ended that
+  // attempt and ran another: without that, nothing here would test the lease. (Attempt numbers
+  // do not show it: each wait between events gives its attempt back.)
+  EXPECT_GE(count("SELECT count(*) FROM run_history h JOIN workflow_run r ON r.id = h.run_id "
+                  "WHERE r.workflow = 'fhir-subscription-delivery' AND h.type IN "
+                  "('timed_out', 'lease_expired', 'retried')"),
+            1);
   // Each event once, in order: no second call for event 1 while the first was held.
   EXPECT_EQ(delivered_numbers(id), (std::vector<std::int64_t>{1, 2}));
   // No two calls to the subscriber overlapped.

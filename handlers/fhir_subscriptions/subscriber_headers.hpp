@@ -15,10 +15,12 @@ namespace chartflow::handlers::fhir_subscriptions {
 
 using SecretsPtr = std::shared_ptr<const util::SecretBox>;
 
-// The sealed form of `lines` (a JSON array of strings); nullopt for no lines.
-std::optional<std::string> seal_header_lines(const util::SecretBox& box, const Json& lines);
+// The sealed form of `lines` (a JSON array of strings) for the subscription with that id (bound
+// to it: it opens for no other row); nullopt for no lines.
+std::optional<std::string> seal_header_lines(const util::SecretBox& box, const Json& lines,
+                                             const std::string& subscription_id);
 
-// The header lines (JSON array text) of a subscription row that has `sealed_headers` and
+// The header lines (JSON array text) of a subscription row that has `id`, `sealed_headers` and
 // `headers` columns; plain lines found in `headers` are sealed in place in `sql`'s transaction.
 // Throws util::SecretBoxError (no secret in its text) when the row was sealed under another key.
 std::string open_header_lines(Sql& sql, const util::SecretBox& box, const Json& row);

@@ -22,10 +22,10 @@ class SecretBox {
   static constexpr std::size_t kKeyBytes = 32;
 
   // The key in `file` (64 hex digits). A missing file is made with a new random key, mode 0600,
-  // exclusively (two processes starting at once end up with the same key). Throws
-  // std::runtime_error naming the file when it cannot be read or made, holds no key, or is
-  // readable by group or others.
-  static SecretBox load_or_create(const std::filesystem::path& file);
+  // exclusively (two processes starting at once end up with the same key), and `created` says
+  // so. Throws std::runtime_error naming the file when it cannot be read or made, holds no key,
+  // or is readable by group or others.
+  static SecretBox load_or_create(const std::filesystem::path& file, bool* created = nullptr);
   // A box over `raw_key` (kKeyBytes bytes), for tests and tools.
   static SecretBox from_key(std::string raw_key);
 
