@@ -60,6 +60,7 @@ TEST(SecretBox, StartsAtOnceAllGetTheOneKeyMade) {
     std::vector<std::string> errors(kStarts);
     std::atomic<int> created{0};
     std::vector<std::thread> starts;
+    starts.reserve(kStarts);
     for (int i = 0; i < kStarts; ++i)
       starts.emplace_back([&, i] {
         try {
