@@ -68,7 +68,8 @@ QUERIES = {
     "attempt_anomalies": (
         "WITH h AS (SELECT run_id, step, "
         "  count(*) FILTER (WHERE type = 'started') AS started, "
-        "  count(*) FILTER (WHERE type = 'waiting') AS waits, "
+        # A for_each step's planning gives its attempt back, as a wait does ('scheduled').
+        "  count(*) FILTER (WHERE type IN ('waiting', 'scheduled')) AS waits, "
         "  count(*) FILTER (WHERE type IN ('lease_expired')) AS given_back, "
         "  count(*) FILTER (WHERE type = 'timed_out') AS timed_out, "
         "  count(*) FILTER (WHERE type = 'retried' AND coalesce(detail->>'by', '') <> 'operator') "
