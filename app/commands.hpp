@@ -40,6 +40,8 @@ int upload(const Args& args);
 int workflows(const Args& args);
 int runs(const Args& args);
 int reprocess(const Args& args);
+int retention(const Args& args);  // retention_commands.cpp
+int holds(const Args& args);
 int tokens(const Args& args);
 int audit(const Args& args);
 int users(const Args& args);

@@ -1,5 +1,6 @@
 // chartflow: serve | worker | config | migrate | validate | logs | upload | workflows | runs |
-// tokens | users | audit | backup | restore; bench* hands over to chartflow-bench.
+// reprocess | retention | holds | tokens | users | audit | backup | restore; bench* hands over to
+// chartflow-bench.
 // `chartflow <command> --help` prints a command's options.
 #include <unistd.h>
 
@@ -43,6 +44,8 @@ void usage(std::ostream& out) {
          "  workflows list, pause, resume or migrate workflows on a server\n"
          "  runs      pause or resume one run on a server\n"
          "  reprocess re-run selected runs (dry run first) on a server\n"
+         "  retention what is kept, its size, and expiry (dry run first) on a server\n"
+         "  holds     legal holds: a chart's runs kept past every expiry\n"
          "  tokens    create | revoke | list API tokens\n"
          "  users     create | disable | enable dashboard users\n"
          "  audit     verify the audit trail's hash chain\n"
@@ -113,6 +116,22 @@ std::string command_usage(const std::string& command) {
                "already sent go again only with --resend; bills already sent only with --force\n"
                "and a --reason (audited). Runs start in batches (--batch-size, 50); cancel stops\n"
                "further batches.\n") +
+           kClientOptions;
+  if (command == "retention")
+    return std::string(
+               "usage: chartflow retention [status]\n"
+               "       chartflow retention expire [--dry-run]\n"
+               "status: the retention settings, every archive month and log day with its size,\n"
+               "and the holds. expire: drops the months and days past their retention now (the\n"
+               "server also does it hourly); --dry-run lists them and changes nothing.\n") +
+           kClientOptions;
+  if (command == "holds")
+    return std::string(
+               "usage: chartflow holds list\n"
+               "       chartflow holds add SUBJECT --reason TEXT\n"
+               "       chartflow holds release SUBJECT --reason TEXT\n"
+               "A held subject (a chart id) keeps its runs, with their steps, history and events,\n"
+               "past every expiry until released. Both are audited.\n") +
            kClientOptions;
   if (command == "runs")
     return std::string(
@@ -225,6 +244,8 @@ int main(int argc, char** argv) {
     if (command == "workflows") return chartflow::cli::workflows(args);
     if (command == "runs") return chartflow::cli::runs(args);
     if (command == "reprocess") return chartflow::cli::reprocess(args);
+    if (command == "retention") return chartflow::cli::retention(args);
+    if (command == "holds") return chartflow::cli::holds(args);
     if (command == "tokens") return chartflow::cli::tokens(args);
     if (command == "audit") return chartflow::cli::audit(args);
     if (command == "users") return chartflow::cli::users(args);

@@ -90,6 +90,30 @@ int Args::get_int(const std::string& name, int def) const {
   }
 }
 
+// --retention-*: how long each class of rows is kept (--log-retention-days is the older name
+// of --retention-logs). An hour at least: expiry runs hourly and drops whole partitions.
+store::RetentionPolicy retention_policy(const Args& args) {
+  store::RetentionPolicy p;
+  auto read = [&](const char* option, std::chrono::milliseconds* out) {
+    const auto text = args.get(option);
+    if (!text) return;
+    const auto d = core::parse_duration(*text);
+    if (!d || *d < std::chrono::hours(1))
+      throw std::runtime_error(std::string("--") + option +
+                               " must be a duration of at least 1h (400d, 36h), got '" + *text +
+                               "'");
+    *out = *d;
+  };
+  if (auto days = args.get("log-retention-days"))
+    p.logs = std::chrono::hours(24 * std::stoll(*days));
+  read("retention-runs", &p.runs);
+  read("retention-logs", &p.logs);
+  read("retention-archive-after", &p.archive_after);
+  if (p.archive_after > p.runs)
+    throw std::runtime_error("--retention-archive-after must not be longer than --retention-runs");
+  return p;
+}
+
 int serve(const Settings& resolved, bool with_api) {
   const Args& args = resolved.args;
   sigset_t stop_signals = block_stop_signals();
@@ -207,8 +231,7 @@ int serve(const Settings& resolved, bool with_api) {
   settings.bulkhead_workers[kNetworkBulkhead] = network_workers;
   if (auto lease = args.get("lease-ms")) settings.lease = Millis(std::stoll(*lease));
   if (auto poll = args.get("poll-ms")) settings.poll_interval = Millis(std::stoll(*poll));
-  if (auto days = args.get("log-retention-days"))
-    settings.log_retention = std::chrono::hours(24 * std::stoll(*days));
+  settings.retention = retention_policy(args);
   if (auto otlp = args.get("otlp-endpoint"); otlp && !otlp->empty()) {
     if (!util::parse_http_url(*otlp))
       throw std::runtime_error("--otlp-endpoint must be an http:// or https:// URL");

@@ -49,9 +49,27 @@ std::map<std::string, FileValue> read_config_file(const fs::path& file) {
   if (!root.IsMap())
     throw SettingsError(name + ":" + std::to_string(root.Mark().line + 1) +
                         ": the config file must be a mapping of settings (listen: ..., ...)");
+  // retention: {runs: 400d, logs: 30d, archive-after: 30d} stands for retention-runs and the
+  // rest: the classes read as one setting.
+  struct Entry {
+    std::string key;
+    int line;
+    YAML::Node value;
+  };
+  std::vector<Entry> entries;
   for (const auto& entry : root) {
     const auto key = entry.first.as<std::string>();
-    const int line = entry.first.Mark().line + 1;
+    if (key == "retention" && entry.second.IsMap()) {
+      for (const auto& sub : entry.second)
+        entries.push_back(
+            {"retention-" + sub.first.as<std::string>(), sub.first.Mark().line + 1, sub.second});
+      continue;
+    }
+    entries.push_back({key, entry.first.Mark().line + 1, entry.second});
+  }
+  for (const auto& entry : entries) {
+    const auto& key = entry.key;
+    const int line = entry.line;
     const std::string where = name + ":" + std::to_string(line) + ": ";
     const OptionSpec* spec = find_option(key);
     if (spec == nullptr || key == "config")
@@ -60,9 +78,9 @@ std::map<std::string, FileValue> read_config_file(const fs::path& file) {
                               .append(key)
                               .append("'")
                               .append(suggestion(key)));
-    if (!entry.second.IsScalar())
+    if (!entry.value.IsScalar())
       throw SettingsError(where + key + " must be a single value, not a list or mapping");
-    std::string value = entry.second.Scalar();
+    std::string value = entry.value.Scalar();
     if (spec->kind == OptionKind::kFlag && (value == "yes" || value == "on")) value = "true";
     if (spec->kind == OptionKind::kFlag && (value == "no" || value == "off")) value = "false";
     if (auto bad = check_value(*spec, value)) throw SettingsError(where + key + " " + *bad);

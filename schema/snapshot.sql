@@ -157,6 +157,205 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION retention_archive(p_after interval, p_batch integer) RETURNS integer
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  v_runs bigint[];
+  v_events bigint[];
+  m date;
+  t text;
+BEGIN
+  IF NOT pg_try_advisory_xact_lock(hashtext('chartflow.retention')) THEN
+    RETURN 0;
+  END IF;
+  SELECT array_agg(id) INTO v_runs FROM (
+    SELECT r.id FROM workflow_run r
+    WHERE r.status IN ('succeeded', 'failed', 'cancelled') AND r.created_at < now() - p_after
+      AND r.finished_at < now() - p_after
+      AND NOT EXISTS (SELECT 1 FROM workflow_run c WHERE c.parent_run_id = r.id)
+    ORDER BY r.created_at LIMIT p_batch FOR UPDATE SKIP LOCKED) s;
+  IF v_runs IS NULL THEN
+    RETURN 0;
+  END IF;
+  FOR m IN SELECT DISTINCT date_trunc('month', finished_at)::date FROM workflow_run
+             WHERE id = ANY (v_runs) LOOP
+    FOREACH t IN ARRAY ARRAY['workflow_run_archive', 'step_run_archive', 'run_history_archive',
+                             'run_signal_archive', 'event_archive'] LOOP
+      PERFORM retention_partition(t, m);
+    END LOOP;
+  END LOOP;
+  INSERT INTO workflow_run_archive
+    SELECT date_trunc('month', r.finished_at)::date, r.* FROM workflow_run r
+    WHERE r.id = ANY (v_runs);
+  INSERT INTO step_run_archive
+    SELECT date_trunc('month', r.finished_at)::date, s.* FROM step_run s
+    JOIN workflow_run r ON r.id = s.run_id WHERE s.run_id = ANY (v_runs);
+  INSERT INTO run_history_archive
+    SELECT date_trunc('month', r.finished_at)::date, h.* FROM run_history h
+    JOIN workflow_run r ON r.id = h.run_id WHERE h.run_id = ANY (v_runs);
+  INSERT INTO run_signal_archive
+    SELECT date_trunc('month', r.finished_at)::date, g.* FROM run_signal g
+    JOIN workflow_run r ON r.id = g.run_id WHERE g.run_id = ANY (v_runs);
+  -- An event goes with the last of its runs (a reprocessed run shares its source's event), in
+  -- that run's month, so it is never dropped before a run that points at it.
+  WITH ev AS (
+    SELECT r.event_id, max(date_trunc('month', r.finished_at)::date) AS month FROM workflow_run r
+    WHERE r.id = ANY (v_runs) GROUP BY r.event_id),
+  movable AS (
+    SELECT ev.* FROM ev
+    WHERE NOT EXISTS (SELECT 1 FROM workflow_run o WHERE o.event_id = ev.event_id
+                        AND o.id <> ALL (v_runs))
+      AND NOT EXISTS (SELECT 1 FROM debounce_pending d WHERE d.event_id = ev.event_id)),
+  moved AS (
+    INSERT INTO event_archive SELECT movable.month, e.* FROM event e
+    JOIN movable ON movable.event_id = e.id RETURNING id)
+  SELECT array_agg(id) INTO v_events FROM moved;
+  DELETE FROM run_signal WHERE run_id = ANY (v_runs);
+  DELETE FROM run_history WHERE run_id = ANY (v_runs);
+  DELETE FROM step_run WHERE run_id = ANY (v_runs);
+  DELETE FROM run_pause WHERE run_id = ANY (v_runs);
+  DELETE FROM workflow_run WHERE id = ANY (v_runs);
+  IF v_events IS NOT NULL THEN
+    DELETE FROM event WHERE id = ANY (v_events);
+  END IF;
+  RETURN cardinality(v_runs);
+END
+$$;
+
+CREATE FUNCTION retention_ensure_partitions(p_days integer) RETURNS integer
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  d date;
+  v_name text;
+  n integer := 0;
+BEGIN
+  FOR d IN SELECT generate_series((now() AT TIME ZONE 'UTC')::date,
+                                  (now() AT TIME ZONE 'UTC')::date + p_days,
+                                  interval '1 day')::date LOOP
+    v_name := to_char(d, '"log_record_y"YYYY"m"MM"d"DD');
+    CONTINUE WHEN to_regclass(quote_ident(v_name)) IS NOT NULL;
+    BEGIN
+      EXECUTE format('CREATE TABLE %I PARTITION OF log_record FOR VALUES FROM (%L) TO (%L)',
+                     v_name, d::timestamp AT TIME ZONE 'UTC', (d + 1)::timestamp AT TIME ZONE 'UTC');
+      n := n + 1;
+    EXCEPTION WHEN invalid_object_definition THEN
+      NULL;  -- overlaps the partition of the rows before partitioning: that day is covered
+    END;
+  END LOOP;
+  RETURN n;
+END
+$$;
+
+CREATE FUNCTION retention_expire(p_runs interval, p_logs interval, p_dry_run boolean) RETURNS TABLE(class text, part text, until timestamp with time zone, bytes bigint, rows_estimate bigint, held_runs bigint)
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  v record;
+  v_month date;
+  v_held bigint[];
+  t text;
+BEGIN
+  IF NOT p_dry_run AND NOT pg_try_advisory_xact_lock(hashtext('chartflow.retention')) THEN
+    RETURN;
+  END IF;
+  FOR v IN SELECT l.partition, l.from_bound, l.to_bound::timestamptz AS upper
+             FROM retention_partition_list l
+             WHERE l.parent = 'workflow_run_archive' AND NOT l.held
+               AND l.to_bound::date <= now() - p_runs ORDER BY l.from_bound LOOP
+    v_month := v.from_bound::date;
+    SELECT array_agg(r.id) INTO v_held FROM workflow_run_archive r
+      WHERE r.archived_month = v_month AND r.subject IN (SELECT subject FROM retention_hold);
+    IF NOT p_dry_run AND v_held IS NOT NULL THEN
+      UPDATE workflow_run_archive SET archived_month = 'infinity'
+        WHERE archived_month = v_month AND id = ANY (v_held);
+      UPDATE step_run_archive SET archived_month = 'infinity'
+        WHERE archived_month = v_month AND run_id = ANY (v_held);
+      UPDATE run_history_archive SET archived_month = 'infinity'
+        WHERE archived_month = v_month AND run_id = ANY (v_held);
+      UPDATE run_signal_archive SET archived_month = 'infinity'
+        WHERE archived_month = v_month AND run_id = ANY (v_held);
+    END IF;
+    IF NOT p_dry_run THEN
+      -- An event goes with its latest run, so this month's events are only the events of this
+      -- month's runs and of runs before it (dropped already, or held).
+      UPDATE event_archive SET archived_month = 'infinity'
+        WHERE archived_month = v_month AND id IN (
+          SELECT r.event_id FROM workflow_run_archive r WHERE r.archived_month = 'infinity');
+    END IF;
+    FOREACH t IN ARRAY ARRAY['workflow_run_archive', 'step_run_archive', 'run_history_archive',
+                             'run_signal_archive', 'event_archive'] LOOP
+      FOR class, part, until, bytes, rows_estimate IN
+          SELECT 'runs', l.partition, v.upper, l.bytes, l.rows_estimate
+          FROM retention_partition_list l
+          WHERE l.parent = t AND l.from_bound = v.from_bound AND NOT l.held LOOP
+        held_runs := CASE WHEN t = 'workflow_run_archive' THEN coalesce(cardinality(v_held), 0)
+                          ELSE 0 END;
+        RETURN NEXT;
+        IF NOT p_dry_run THEN
+          EXECUTE format('DROP TABLE %I', part);
+        END IF;
+      END LOOP;
+    END LOOP;
+  END LOOP;
+  FOR class, part, until, bytes, rows_estimate IN
+      SELECT 'logs', l.partition, l.to_bound::timestamptz, l.bytes, l.rows_estimate
+      FROM retention_partition_list l
+      WHERE l.parent = 'log_record' AND l.to_bound::timestamptz <= now() - p_logs
+      ORDER BY l.to_bound::timestamptz LOOP
+    held_runs := 0;
+    RETURN NEXT;
+    IF NOT p_dry_run THEN
+      EXECUTE format('DROP TABLE %I', part);
+    END IF;
+  END LOOP;
+END
+$$;
+
+CREATE FUNCTION retention_partition(p_parent text, p_month date) RETURNS text
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  v_name text := p_parent || CASE WHEN p_month = 'infinity' THEN '_held'
+                                  ELSE to_char(p_month, '"_y"YYYY"m"MM') END;
+  c record;
+BEGIN
+  IF to_regclass(quote_ident(v_name)) IS NOT NULL THEN
+    RETURN v_name;
+  END IF;
+  IF p_month = 'infinity' THEN
+    EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (MAXVALUE)',
+                   v_name, p_parent, 'infinity');
+  ELSE
+    EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)', v_name,
+                   p_parent, p_month, (p_month + interval '1 month')::date);
+  END IF;
+  FOR c IN SELECT attname FROM pg_attribute WHERE attrelid = p_parent::regclass AND attnum > 0
+             AND NOT attisdropped AND attcompression = 'l' LOOP
+    EXECUTE format('ALTER TABLE %I ALTER COLUMN %I SET COMPRESSION lz4', v_name, c.attname);
+  END LOOP;
+  RETURN v_name;
+END
+$$;
+
+CREATE FUNCTION retention_restore_event(p_id bigint) RETURNS void
+    LANGUAGE plpgsql
+    AS $_$
+DECLARE
+  v_cols text;
+BEGIN
+  IF EXISTS (SELECT 1 FROM event WHERE id = p_id) THEN
+    RETURN;
+  END IF;
+  SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO v_cols FROM pg_attribute
+    WHERE attrelid = 'event'::regclass AND attnum > 0 AND NOT attisdropped;
+  EXECUTE format('WITH moved AS (DELETE FROM event_archive WHERE id = $1 RETURNING *) '
+                 'INSERT INTO event (%s) SELECT %s FROM moved ON CONFLICT DO NOTHING',
+                 v_cols, v_cols) USING p_id;
+END
+$_$;
+
 CREATE FUNCTION run_signal_deliver(p_run_id bigint, p_name text, p_payload jsonb) RETURNS text
     LANGUAGE plpgsql
     SET enable_seqscan TO 'off'
@@ -844,6 +1043,62 @@ ALTER TABLE ONLY event ALTER COLUMN dedup_key SET COMPRESSION lz4;
 ALTER TABLE ONLY event ALTER COLUMN body SET COMPRESSION lz4;
 ALTER TABLE ONLY event ALTER COLUMN source SET COMPRESSION lz4;
 
+CREATE TABLE event_archive (
+    archived_month date NOT NULL,
+    id bigint NOT NULL,
+    type text NOT NULL,
+    dedup_key text,
+    body jsonb NOT NULL,
+    source text NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    trace_id text,
+    trace_parent text
+)
+PARTITION BY RANGE (archived_month);
+ALTER TABLE ONLY event_archive ALTER COLUMN type SET COMPRESSION lz4;
+ALTER TABLE ONLY event_archive ALTER COLUMN dedup_key SET COMPRESSION lz4;
+ALTER TABLE ONLY event_archive ALTER COLUMN body SET COMPRESSION lz4;
+ALTER TABLE ONLY event_archive ALTER COLUMN source SET COMPRESSION lz4;
+
+CREATE VIEW event_all AS
+ SELECT event.id,
+    event.type,
+    event.dedup_key,
+    event.body,
+    event.source,
+    event.created_at,
+    event.trace_id,
+    event.trace_parent,
+    false AS archived
+   FROM event
+UNION ALL
+ SELECT event_archive.id,
+    event_archive.type,
+    event_archive.dedup_key,
+    event_archive.body,
+    event_archive.source,
+    event_archive.created_at,
+    event_archive.trace_id,
+    event_archive.trace_parent,
+    true AS archived
+   FROM event_archive;
+
+CREATE TABLE event_archive_held (
+    archived_month date NOT NULL,
+    id bigint NOT NULL,
+    type text NOT NULL,
+    dedup_key text,
+    body jsonb NOT NULL,
+    source text NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    trace_id text,
+    trace_parent text
+);
+ALTER TABLE ONLY event_archive_held ALTER COLUMN type SET COMPRESSION lz4;
+ALTER TABLE ONLY event_archive_held ALTER COLUMN dedup_key SET COMPRESSION lz4;
+ALTER TABLE ONLY event_archive_held ALTER COLUMN body SET COMPRESSION lz4;
+ALTER TABLE ONLY event_archive_held ALTER COLUMN source SET COMPRESSION lz4;
+
 CREATE SEQUENCE event_id_seq
     START WITH 1
     INCREMENT BY 1
@@ -1103,7 +1358,8 @@ CREATE TABLE log_record (
     message text NOT NULL,
     fields jsonb DEFAULT '{}'::jsonb NOT NULL,
     CONSTRAINT log_record_level_check CHECK (((level >= 0) AND (level <= 3)))
-);
+)
+PARTITION BY RANGE (at);
 ALTER TABLE ONLY log_record ALTER COLUMN workflow SET COMPRESSION lz4;
 ALTER TABLE ONLY log_record ALTER COLUMN step SET COMPRESSION lz4;
 ALTER TABLE ONLY log_record ALTER COLUMN message SET COMPRESSION lz4;
@@ -1117,6 +1373,23 @@ CREATE SEQUENCE log_record_id_seq
     CACHE 1;
 
 ALTER SEQUENCE log_record_id_seq OWNED BY log_record.id;
+
+CREATE TABLE log_record_until_partitioned (
+    id bigint DEFAULT nextval('log_record_id_seq'::regclass) NOT NULL,
+    at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    level smallint NOT NULL,
+    workflow text,
+    run_id bigint,
+    step text,
+    attempt integer,
+    message text NOT NULL,
+    fields jsonb DEFAULT '{}'::jsonb NOT NULL,
+    CONSTRAINT log_record_level_check CHECK (((level >= 0) AND (level <= 3)))
+);
+ALTER TABLE ONLY log_record_until_partitioned ALTER COLUMN workflow SET COMPRESSION lz4;
+ALTER TABLE ONLY log_record_until_partitioned ALTER COLUMN step SET COMPRESSION lz4;
+ALTER TABLE ONLY log_record_until_partitioned ALTER COLUMN message SET COMPRESSION lz4;
+ALTER TABLE ONLY log_record_until_partitioned ALTER COLUMN fields SET COMPRESSION lz4;
 
 CREATE TABLE reprocess_item (
     job_id bigint NOT NULL,
@@ -1149,6 +1422,128 @@ CREATE SEQUENCE reprocess_job_id_seq
     CACHE 1;
 
 ALTER SEQUENCE reprocess_job_id_seq OWNED BY reprocess_job.id;
+
+CREATE TABLE retention_hold (
+    subject text NOT NULL,
+    reason text NOT NULL,
+    held_by text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT retention_hold_reason_length CHECK (((length(reason) >= 1) AND (length(reason) <= 1000))),
+    CONSTRAINT retention_hold_subject_length CHECK (((length(subject) >= 1) AND (length(subject) <= 200)))
+);
+
+CREATE TABLE run_history_archive (
+    archived_month date NOT NULL,
+    id bigint NOT NULL,
+    run_id bigint NOT NULL,
+    at timestamp with time zone NOT NULL,
+    type text NOT NULL,
+    step text,
+    attempt integer,
+    worker text,
+    detail jsonb
+)
+PARTITION BY RANGE (archived_month);
+ALTER TABLE ONLY run_history_archive ALTER COLUMN type SET COMPRESSION lz4;
+ALTER TABLE ONLY run_history_archive ALTER COLUMN step SET COMPRESSION lz4;
+ALTER TABLE ONLY run_history_archive ALTER COLUMN worker SET COMPRESSION lz4;
+ALTER TABLE ONLY run_history_archive ALTER COLUMN detail SET COMPRESSION lz4;
+
+CREATE TABLE run_signal_archive (
+    archived_month date NOT NULL,
+    id bigint NOT NULL,
+    run_id bigint NOT NULL,
+    name text NOT NULL,
+    payload jsonb NOT NULL,
+    consumed_by text,
+    created_at timestamp with time zone NOT NULL
+)
+PARTITION BY RANGE (archived_month);
+ALTER TABLE ONLY run_signal_archive ALTER COLUMN name SET COMPRESSION lz4;
+ALTER TABLE ONLY run_signal_archive ALTER COLUMN payload SET COMPRESSION lz4;
+ALTER TABLE ONLY run_signal_archive ALTER COLUMN consumed_by SET COMPRESSION lz4;
+
+CREATE TABLE step_run_archive (
+    archived_month date NOT NULL,
+    run_id bigint NOT NULL,
+    step_key text NOT NULL,
+    handler text NOT NULL,
+    status text NOT NULL,
+    needs jsonb NOT NULL,
+    pending_needs integer NOT NULL,
+    attempt integer NOT NULL,
+    max_attempts integer NOT NULL,
+    run_at timestamp with time zone NOT NULL,
+    lease_owner text,
+    lease_expires_at timestamp with time zone,
+    deadline_at timestamp with time zone,
+    timeout_ms integer NOT NULL,
+    concurrency_key text,
+    concurrency_limit integer,
+    wait_signal text,
+    wait_until timestamp with time zone,
+    wake jsonb,
+    output jsonb,
+    error text,
+    started_at timestamp with time zone,
+    finished_at timestamp with time zone,
+    parked_at timestamp with time zone,
+    skip_reason text,
+    held_status text
+)
+PARTITION BY RANGE (archived_month);
+ALTER TABLE ONLY step_run_archive ALTER COLUMN step_key SET COMPRESSION lz4;
+ALTER TABLE ONLY step_run_archive ALTER COLUMN handler SET COMPRESSION lz4;
+ALTER TABLE ONLY step_run_archive ALTER COLUMN status SET COMPRESSION lz4;
+ALTER TABLE ONLY step_run_archive ALTER COLUMN needs SET COMPRESSION lz4;
+ALTER TABLE ONLY step_run_archive ALTER COLUMN lease_owner SET COMPRESSION lz4;
+ALTER TABLE ONLY step_run_archive ALTER COLUMN concurrency_key SET COMPRESSION lz4;
+ALTER TABLE ONLY step_run_archive ALTER COLUMN wait_signal SET COMPRESSION lz4;
+ALTER TABLE ONLY step_run_archive ALTER COLUMN wake SET COMPRESSION lz4;
+ALTER TABLE ONLY step_run_archive ALTER COLUMN output SET COMPRESSION lz4;
+ALTER TABLE ONLY step_run_archive ALTER COLUMN error SET COMPRESSION lz4;
+
+CREATE TABLE workflow_run_archive (
+    archived_month date NOT NULL,
+    id bigint NOT NULL,
+    workflow_version_id bigint NOT NULL,
+    workflow text NOT NULL,
+    event_id bigint NOT NULL,
+    status text NOT NULL,
+    remaining_steps integer NOT NULL,
+    subject text,
+    created_at timestamp with time zone NOT NULL,
+    started_at timestamp with time zone,
+    finished_at timestamp with time zone,
+    error text,
+    parent_run_id bigint,
+    parent_step text,
+    parent_attempt integer,
+    rerun jsonb
+)
+PARTITION BY RANGE (archived_month);
+ALTER TABLE ONLY workflow_run_archive ALTER COLUMN workflow SET COMPRESSION lz4;
+ALTER TABLE ONLY workflow_run_archive ALTER COLUMN status SET COMPRESSION lz4;
+ALTER TABLE ONLY workflow_run_archive ALTER COLUMN subject SET COMPRESSION lz4;
+ALTER TABLE ONLY workflow_run_archive ALTER COLUMN error SET COMPRESSION lz4;
+
+CREATE VIEW retention_partition_list AS
+ SELECT
+        CASE
+            WHEN (i.inhparent = ('log_record'::regclass)::oid) THEN 'logs'::text
+            ELSE 'runs'::text
+        END AS class,
+    (p.relname)::text AS parent,
+    (c.relname)::text AS partition,
+    (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \(''([^'']+)''\)'::text))[1] AS from_bound,
+    (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \(''([^'']+)''\)'::text))[1] AS to_bound,
+    (c.relname ~~ '%\_held'::text) AS held,
+    pg_total_relation_size((c.oid)::regclass) AS bytes,
+    (GREATEST(c.reltuples, (0)::real))::bigint AS rows_estimate
+   FROM ((pg_inherits i
+     JOIN pg_class c ON ((c.oid = i.inhrelid)))
+     JOIN pg_class p ON ((p.oid = i.inhparent)))
+  WHERE (i.inhparent = ANY (ARRAY[('workflow_run_archive'::regclass)::oid, ('step_run_archive'::regclass)::oid, ('run_history_archive'::regclass)::oid, ('run_signal_archive'::regclass)::oid, ('event_archive'::regclass)::oid, ('log_record'::regclass)::oid]));
 
 CREATE TABLE review (
     id bigint NOT NULL,
@@ -1214,6 +1609,45 @@ ALTER TABLE ONLY run_history ALTER COLUMN step SET COMPRESSION lz4;
 ALTER TABLE ONLY run_history ALTER COLUMN worker SET COMPRESSION lz4;
 ALTER TABLE ONLY run_history ALTER COLUMN detail SET COMPRESSION lz4;
 
+CREATE VIEW run_history_all AS
+ SELECT run_history.id,
+    run_history.run_id,
+    run_history.at,
+    run_history.type,
+    run_history.step,
+    run_history.attempt,
+    run_history.worker,
+    run_history.detail,
+    false AS archived
+   FROM run_history
+UNION ALL
+ SELECT run_history_archive.id,
+    run_history_archive.run_id,
+    run_history_archive.at,
+    run_history_archive.type,
+    run_history_archive.step,
+    run_history_archive.attempt,
+    run_history_archive.worker,
+    run_history_archive.detail,
+    true AS archived
+   FROM run_history_archive;
+
+CREATE TABLE run_history_archive_held (
+    archived_month date NOT NULL,
+    id bigint NOT NULL,
+    run_id bigint NOT NULL,
+    at timestamp with time zone NOT NULL,
+    type text NOT NULL,
+    step text,
+    attempt integer,
+    worker text,
+    detail jsonb
+);
+ALTER TABLE ONLY run_history_archive_held ALTER COLUMN type SET COMPRESSION lz4;
+ALTER TABLE ONLY run_history_archive_held ALTER COLUMN step SET COMPRESSION lz4;
+ALTER TABLE ONLY run_history_archive_held ALTER COLUMN worker SET COMPRESSION lz4;
+ALTER TABLE ONLY run_history_archive_held ALTER COLUMN detail SET COMPRESSION lz4;
+
 CREATE SEQUENCE run_history_id_seq
     START WITH 1
     INCREMENT BY 1
@@ -1241,6 +1675,38 @@ CREATE TABLE run_signal (
 ALTER TABLE ONLY run_signal ALTER COLUMN name SET COMPRESSION lz4;
 ALTER TABLE ONLY run_signal ALTER COLUMN payload SET COMPRESSION lz4;
 ALTER TABLE ONLY run_signal ALTER COLUMN consumed_by SET COMPRESSION lz4;
+
+CREATE VIEW run_signal_all AS
+ SELECT run_signal.id,
+    run_signal.run_id,
+    run_signal.name,
+    run_signal.payload,
+    run_signal.consumed_by,
+    run_signal.created_at,
+    false AS archived
+   FROM run_signal
+UNION ALL
+ SELECT run_signal_archive.id,
+    run_signal_archive.run_id,
+    run_signal_archive.name,
+    run_signal_archive.payload,
+    run_signal_archive.consumed_by,
+    run_signal_archive.created_at,
+    true AS archived
+   FROM run_signal_archive;
+
+CREATE TABLE run_signal_archive_held (
+    archived_month date NOT NULL,
+    id bigint NOT NULL,
+    run_id bigint NOT NULL,
+    name text NOT NULL,
+    payload jsonb NOT NULL,
+    consumed_by text,
+    created_at timestamp with time zone NOT NULL
+);
+ALTER TABLE ONLY run_signal_archive_held ALTER COLUMN name SET COMPRESSION lz4;
+ALTER TABLE ONLY run_signal_archive_held ALTER COLUMN payload SET COMPRESSION lz4;
+ALTER TABLE ONLY run_signal_archive_held ALTER COLUMN consumed_by SET COMPRESSION lz4;
 
 CREATE SEQUENCE run_signal_id_seq
     START WITH 1
@@ -1373,6 +1839,102 @@ ALTER TABLE ONLY step_run ALTER COLUMN wake SET COMPRESSION lz4;
 ALTER TABLE ONLY step_run ALTER COLUMN output SET COMPRESSION lz4;
 ALTER TABLE ONLY step_run ALTER COLUMN error SET COMPRESSION lz4;
 
+CREATE VIEW step_run_all AS
+ SELECT step_run.run_id,
+    step_run.step_key,
+    step_run.handler,
+    step_run.status,
+    step_run.needs,
+    step_run.pending_needs,
+    step_run.attempt,
+    step_run.max_attempts,
+    step_run.run_at,
+    step_run.lease_owner,
+    step_run.lease_expires_at,
+    step_run.deadline_at,
+    step_run.timeout_ms,
+    step_run.concurrency_key,
+    step_run.concurrency_limit,
+    step_run.wait_signal,
+    step_run.wait_until,
+    step_run.wake,
+    step_run.output,
+    step_run.error,
+    step_run.started_at,
+    step_run.finished_at,
+    step_run.parked_at,
+    step_run.skip_reason,
+    step_run.held_status,
+    false AS archived
+   FROM step_run
+UNION ALL
+ SELECT step_run_archive.run_id,
+    step_run_archive.step_key,
+    step_run_archive.handler,
+    step_run_archive.status,
+    step_run_archive.needs,
+    step_run_archive.pending_needs,
+    step_run_archive.attempt,
+    step_run_archive.max_attempts,
+    step_run_archive.run_at,
+    step_run_archive.lease_owner,
+    step_run_archive.lease_expires_at,
+    step_run_archive.deadline_at,
+    step_run_archive.timeout_ms,
+    step_run_archive.concurrency_key,
+    step_run_archive.concurrency_limit,
+    step_run_archive.wait_signal,
+    step_run_archive.wait_until,
+    step_run_archive.wake,
+    step_run_archive.output,
+    step_run_archive.error,
+    step_run_archive.started_at,
+    step_run_archive.finished_at,
+    step_run_archive.parked_at,
+    step_run_archive.skip_reason,
+    step_run_archive.held_status,
+    true AS archived
+   FROM step_run_archive;
+
+CREATE TABLE step_run_archive_held (
+    archived_month date NOT NULL,
+    run_id bigint NOT NULL,
+    step_key text NOT NULL,
+    handler text NOT NULL,
+    status text NOT NULL,
+    needs jsonb NOT NULL,
+    pending_needs integer NOT NULL,
+    attempt integer NOT NULL,
+    max_attempts integer NOT NULL,
+    run_at timestamp with time zone NOT NULL,
+    lease_owner text,
+    lease_expires_at timestamp with time zone,
+    deadline_at timestamp with time zone,
+    timeout_ms integer NOT NULL,
+    concurrency_key text,
+    concurrency_limit integer,
+    wait_signal text,
+    wait_until timestamp with time zone,
+    wake jsonb,
+    output jsonb,
+    error text,
+    started_at timestamp with time zone,
+    finished_at timestamp with time zone,
+    parked_at timestamp with time zone,
+    skip_reason text,
+    held_status text
+);
+ALTER TABLE ONLY step_run_archive_held ALTER COLUMN step_key SET COMPRESSION lz4;
+ALTER TABLE ONLY step_run_archive_held ALTER COLUMN handler SET COMPRESSION lz4;
+ALTER TABLE ONLY step_run_archive_held ALTER COLUMN status SET COMPRESSION lz4;
+ALTER TABLE ONLY step_run_archive_held ALTER COLUMN needs SET COMPRESSION lz4;
+ALTER TABLE ONLY step_run_archive_held ALTER COLUMN lease_owner SET COMPRESSION lz4;
+ALTER TABLE ONLY step_run_archive_held ALTER COLUMN concurrency_key SET COMPRESSION lz4;
+ALTER TABLE ONLY step_run_archive_held ALTER COLUMN wait_signal SET COMPRESSION lz4;
+ALTER TABLE ONLY step_run_archive_held ALTER COLUMN wake SET COMPRESSION lz4;
+ALTER TABLE ONLY step_run_archive_held ALTER COLUMN output SET COMPRESSION lz4;
+ALTER TABLE ONLY step_run_archive_held ALTER COLUMN error SET COMPRESSION lz4;
+
 CREATE TABLE web_session (
     id_hash text NOT NULL,
     csrf_token text NOT NULL,
@@ -1423,6 +1985,66 @@ ALTER TABLE ONLY workflow_run ALTER COLUMN status SET COMPRESSION lz4;
 ALTER TABLE ONLY workflow_run ALTER COLUMN subject SET COMPRESSION lz4;
 ALTER TABLE ONLY workflow_run ALTER COLUMN error SET COMPRESSION lz4;
 
+CREATE VIEW workflow_run_all AS
+ SELECT workflow_run.id,
+    workflow_run.workflow_version_id,
+    workflow_run.workflow,
+    workflow_run.event_id,
+    workflow_run.status,
+    workflow_run.remaining_steps,
+    workflow_run.subject,
+    workflow_run.created_at,
+    workflow_run.started_at,
+    workflow_run.finished_at,
+    workflow_run.error,
+    workflow_run.parent_run_id,
+    workflow_run.parent_step,
+    workflow_run.parent_attempt,
+    workflow_run.rerun,
+    false AS archived
+   FROM workflow_run
+UNION ALL
+ SELECT workflow_run_archive.id,
+    workflow_run_archive.workflow_version_id,
+    workflow_run_archive.workflow,
+    workflow_run_archive.event_id,
+    workflow_run_archive.status,
+    workflow_run_archive.remaining_steps,
+    workflow_run_archive.subject,
+    workflow_run_archive.created_at,
+    workflow_run_archive.started_at,
+    workflow_run_archive.finished_at,
+    workflow_run_archive.error,
+    workflow_run_archive.parent_run_id,
+    workflow_run_archive.parent_step,
+    workflow_run_archive.parent_attempt,
+    workflow_run_archive.rerun,
+    true AS archived
+   FROM workflow_run_archive;
+
+CREATE TABLE workflow_run_archive_held (
+    archived_month date NOT NULL,
+    id bigint NOT NULL,
+    workflow_version_id bigint NOT NULL,
+    workflow text NOT NULL,
+    event_id bigint NOT NULL,
+    status text NOT NULL,
+    remaining_steps integer NOT NULL,
+    subject text,
+    created_at timestamp with time zone NOT NULL,
+    started_at timestamp with time zone,
+    finished_at timestamp with time zone,
+    error text,
+    parent_run_id bigint,
+    parent_step text,
+    parent_attempt integer,
+    rerun jsonb
+);
+ALTER TABLE ONLY workflow_run_archive_held ALTER COLUMN workflow SET COMPRESSION lz4;
+ALTER TABLE ONLY workflow_run_archive_held ALTER COLUMN status SET COMPRESSION lz4;
+ALTER TABLE ONLY workflow_run_archive_held ALTER COLUMN subject SET COMPRESSION lz4;
+ALTER TABLE ONLY workflow_run_archive_held ALTER COLUMN error SET COMPRESSION lz4;
+
 CREATE SEQUENCE workflow_run_id_seq
     START WITH 1
     INCREMENT BY 1
@@ -1454,6 +2076,18 @@ CREATE SEQUENCE workflow_version_id_seq
     CACHE 1;
 
 ALTER SEQUENCE workflow_version_id_seq OWNED BY workflow_version.id;
+
+ALTER TABLE ONLY event_archive ATTACH PARTITION event_archive_held FOR VALUES FROM ('infinity') TO (MAXVALUE);
+
+ALTER TABLE ONLY log_record ATTACH PARTITION log_record_until_partitioned FOR VALUES FROM (MINVALUE) TO ('<the day after migrating>');
+
+ALTER TABLE ONLY run_history_archive ATTACH PARTITION run_history_archive_held FOR VALUES FROM ('infinity') TO (MAXVALUE);
+
+ALTER TABLE ONLY run_signal_archive ATTACH PARTITION run_signal_archive_held FOR VALUES FROM ('infinity') TO (MAXVALUE);
+
+ALTER TABLE ONLY step_run_archive ATTACH PARTITION step_run_archive_held FOR VALUES FROM ('infinity') TO (MAXVALUE);
+
+ALTER TABLE ONLY workflow_run_archive ATTACH PARTITION workflow_run_archive_held FOR VALUES FROM ('infinity') TO (MAXVALUE);
 
 ALTER TABLE ONLY api_token ALTER COLUMN id SET DEFAULT nextval('api_token_id_seq'::regclass);
 
@@ -1587,13 +2221,19 @@ ALTER TABLE ONLY ledger_entry
     ADD CONSTRAINT ledger_entry_pkey PRIMARY KEY (id);
 
 ALTER TABLE ONLY log_record
-    ADD CONSTRAINT log_record_pkey PRIMARY KEY (id);
+    ADD CONSTRAINT log_record_pkey PRIMARY KEY (id, at);
+
+ALTER TABLE ONLY log_record_until_partitioned
+    ADD CONSTRAINT log_record_until_partitioned_pkey PRIMARY KEY (id, at);
 
 ALTER TABLE ONLY reprocess_item
     ADD CONSTRAINT reprocess_item_pkey PRIMARY KEY (job_id, source_run_id);
 
 ALTER TABLE ONLY reprocess_job
     ADD CONSTRAINT reprocess_job_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY retention_hold
+    ADD CONSTRAINT retention_hold_pkey PRIMARY KEY (subject);
 
 ALTER TABLE ONLY review
     ADD CONSTRAINT review_pkey PRIMARY KEY (id);
@@ -1675,6 +2315,10 @@ CREATE INDEX chart_revision_writeback_hash_idx ON chart_revision USING btree (ch
 
 CREATE INDEX debounce_pending_due_idx ON debounce_pending USING btree (due_at);
 
+CREATE INDEX event_archive_id_idx ON ONLY event_archive USING btree (id);
+
+CREATE INDEX event_archive_held_id_idx ON event_archive_held USING btree (id);
+
 CREATE UNIQUE INDEX event_dedup_idx ON event USING btree (type, dedup_key) WHERE (dedup_key IS NOT NULL);
 
 CREATE INDEX fhir_out_disclosure_subscription ON fhir_out_disclosure USING btree (subscription_id, id);
@@ -1687,9 +2331,13 @@ CREATE INDEX insurer_outbox_chart_idx ON insurer_outbox USING btree (chart_id, i
 
 CREATE INDEX insurer_outbox_pending_idx ON insurer_outbox USING btree (chart_id, id) WHERE (status = 'pending'::text);
 
-CREATE INDEX log_record_at_idx ON log_record USING btree (at, level);
+CREATE INDEX log_record_at_idx ON ONLY log_record USING btree (at, level);
 
-CREATE INDEX log_record_run_idx ON log_record USING btree (run_id, at) WHERE (run_id IS NOT NULL);
+CREATE INDEX log_record_run_idx ON ONLY log_record USING btree (run_id, at) WHERE (run_id IS NOT NULL);
+
+CREATE INDEX log_record_until_partitioned_at_idx ON log_record_until_partitioned USING btree (at, level);
+
+CREATE INDEX log_record_until_partitioned_run_idx ON log_record_until_partitioned USING btree (run_id, at) WHERE (run_id IS NOT NULL);
 
 CREATE UNIQUE INDEX reprocess_item_new_run_idx ON reprocess_item USING btree (new_run_id) WHERE (new_run_id IS NOT NULL);
 
@@ -1701,11 +2349,23 @@ CREATE INDEX review_chart_idx ON review USING btree (chart_id, created_at DESC, 
 
 CREATE INDEX review_list_idx ON review USING btree (status, assignee, created_at DESC, id DESC);
 
+CREATE INDEX run_history_archive_run_idx ON ONLY run_history_archive USING btree (run_id, id);
+
+CREATE INDEX run_history_archive_held_run_id_id_idx ON run_history_archive_held USING btree (run_id, id);
+
 CREATE INDEX run_history_run_idx ON run_history USING btree (run_id, id);
+
+CREATE INDEX run_signal_archive_run_idx ON ONLY run_signal_archive USING btree (run_id);
+
+CREATE INDEX run_signal_archive_held_run_id_idx ON run_signal_archive_held USING btree (run_id);
 
 CREATE INDEX run_signal_pending_idx ON run_signal USING btree (run_id, name) WHERE (consumed_by IS NULL);
 
 CREATE INDEX signin_failure_remote_idx ON signin_failure USING btree (remote, last_failure_at);
+
+CREATE INDEX step_run_archive_run_idx ON ONLY step_run_archive USING btree (run_id, step_key);
+
+CREATE INDEX step_run_archive_held_run_id_step_key_idx ON step_run_archive_held USING btree (run_id, step_key);
 
 CREATE INDEX step_run_claim_idx ON step_run USING btree (run_at) WHERE (status = ANY (ARRAY['ready'::text, 'retrying'::text]));
 
@@ -1723,6 +2383,34 @@ CREATE INDEX web_session_expiry_idx ON web_session USING btree (expires_at);
 
 CREATE INDEX web_session_subject_idx ON web_session USING btree (subject) WHERE (ended_at IS NULL);
 
+CREATE INDEX workflow_run_archive_event_idx ON ONLY workflow_run_archive USING btree (event_id);
+
+CREATE INDEX workflow_run_archive_list_idx ON ONLY workflow_run_archive USING btree (created_at DESC, id DESC);
+
+CREATE INDEX workflow_run_archive_held_created_at_id_idx ON workflow_run_archive_held USING btree (created_at DESC, id DESC);
+
+CREATE INDEX workflow_run_archive_held_event_id_idx ON workflow_run_archive_held USING btree (event_id);
+
+CREATE INDEX workflow_run_archive_id_idx ON ONLY workflow_run_archive USING btree (id);
+
+CREATE INDEX workflow_run_archive_held_id_idx ON workflow_run_archive_held USING btree (id);
+
+CREATE INDEX workflow_run_archive_parent_idx ON ONLY workflow_run_archive USING btree (parent_run_id) WHERE (parent_run_id IS NOT NULL);
+
+CREATE INDEX workflow_run_archive_held_parent_run_id_idx ON workflow_run_archive_held USING btree (parent_run_id) WHERE (parent_run_id IS NOT NULL);
+
+CREATE INDEX workflow_run_archive_status_idx ON ONLY workflow_run_archive USING btree (status, created_at DESC, id DESC);
+
+CREATE INDEX workflow_run_archive_held_status_created_at_id_idx ON workflow_run_archive_held USING btree (status, created_at DESC, id DESC);
+
+CREATE INDEX workflow_run_archive_subject_idx ON ONLY workflow_run_archive USING btree (subject, created_at DESC) WHERE (subject IS NOT NULL);
+
+CREATE INDEX workflow_run_archive_held_subject_created_at_idx ON workflow_run_archive_held USING btree (subject, created_at DESC) WHERE (subject IS NOT NULL);
+
+CREATE INDEX workflow_run_archive_workflow_status_idx ON ONLY workflow_run_archive USING btree (workflow, status, id DESC);
+
+CREATE INDEX workflow_run_archive_held_workflow_status_id_idx ON workflow_run_archive_held USING btree (workflow, status, id DESC);
+
 CREATE INDEX workflow_run_event_idx ON workflow_run USING btree (event_id);
 
 CREATE INDEX workflow_run_list_idx ON workflow_run USING btree (created_at DESC, id DESC);
@@ -1736,6 +2424,34 @@ CREATE INDEX workflow_run_subject_idx ON workflow_run USING btree (subject, crea
 CREATE INDEX workflow_run_workflow_idx ON workflow_run USING btree (workflow, created_at DESC, id DESC);
 
 CREATE INDEX workflow_run_workflow_status_idx ON workflow_run USING btree (workflow, status, id DESC);
+
+ALTER INDEX event_archive_id_idx ATTACH PARTITION event_archive_held_id_idx;
+
+ALTER INDEX log_record_at_idx ATTACH PARTITION log_record_until_partitioned_at_idx;
+
+ALTER INDEX log_record_pkey ATTACH PARTITION log_record_until_partitioned_pkey;
+
+ALTER INDEX log_record_run_idx ATTACH PARTITION log_record_until_partitioned_run_idx;
+
+ALTER INDEX run_history_archive_run_idx ATTACH PARTITION run_history_archive_held_run_id_id_idx;
+
+ALTER INDEX run_signal_archive_run_idx ATTACH PARTITION run_signal_archive_held_run_id_idx;
+
+ALTER INDEX step_run_archive_run_idx ATTACH PARTITION step_run_archive_held_run_id_step_key_idx;
+
+ALTER INDEX workflow_run_archive_list_idx ATTACH PARTITION workflow_run_archive_held_created_at_id_idx;
+
+ALTER INDEX workflow_run_archive_event_idx ATTACH PARTITION workflow_run_archive_held_event_id_idx;
+
+ALTER INDEX workflow_run_archive_id_idx ATTACH PARTITION workflow_run_archive_held_id_idx;
+
+ALTER INDEX workflow_run_archive_parent_idx ATTACH PARTITION workflow_run_archive_held_parent_run_id_idx;
+
+ALTER INDEX workflow_run_archive_status_idx ATTACH PARTITION workflow_run_archive_held_status_created_at_id_idx;
+
+ALTER INDEX workflow_run_archive_subject_idx ATTACH PARTITION workflow_run_archive_held_subject_created_at_idx;
+
+ALTER INDEX workflow_run_archive_workflow_status_idx ATTACH PARTITION workflow_run_archive_held_workflow_status_id_idx;
 
 CREATE TRIGGER audit_event_append_only BEFORE DELETE OR UPDATE ON audit_event FOR EACH ROW EXECUTE FUNCTION audit_event_reject_change();
 

@@ -183,6 +183,48 @@ export interface AuditRecord {
   detail: Json;
 }
 
+// Retention (GET /v1/retention): how long runs and logs are kept, the archive and log
+// partitions with their sizes, and the subjects whose runs a hold keeps past expiry.
+export interface RetentionSettings {
+  runs: string;
+  logs: string;
+  archive_after: string;
+}
+
+export interface RetentionPartition {
+  class: string;
+  table: string;
+  partition: string;
+  from: string | null;
+  to: string | null;
+  held: boolean;
+  bytes: number;
+  rows_estimate: number;
+}
+
+export interface RetentionHold {
+  subject: string;
+  reason: string;
+  held_by: string;
+  created_at: string;
+}
+
+export interface RetentionInfo {
+  settings: RetentionSettings;
+  partitions: RetentionPartition[];
+  holds: RetentionHold[];
+}
+
+// A partition the next expiry would drop, and how many of its runs a hold moves aside.
+export interface ExpiredPartition {
+  class: string;
+  partition: string;
+  until: string;
+  bytes: number;
+  rows_estimate: number;
+  held_runs: number;
+}
+
 export class ApiError extends Error {
   constructor(
     readonly status: number,
@@ -253,6 +295,9 @@ export const api = {
   post<T>(path: string, body: Json = {}): Promise<T> {
     return request<T>("POST", path, body);
   },
+  del<T>(path: string, body?: Json): Promise<T> {
+    return request<T>("DELETE", path, body);
+  },
 
   async runs(query: Query): Promise<Page<RunSummary>> {
     const r = await api.get<{ runs: RunSummary[]; next: string | null }>("/v1/runs", query);
@@ -289,6 +334,20 @@ export const api = {
   },
   chart(id: string): Promise<{ [key: string]: Json }> {
     return api.get(`/v1/charts/${encodeURIComponent(id)}`);
+  },
+  retention(): Promise<RetentionInfo> {
+    return api.get("/v1/retention");
+  },
+  // What the next expiry would drop; nothing is dropped (the dashboard never expires for real).
+  previewExpiry(): Promise<{ dry_run: boolean; dropped: ExpiredPartition[]; bytes: number }> {
+    return api.post("/v1/retention/expire", { dry_run: true });
+  },
+  hold(subject: string, reason: string): Promise<RetentionHold> {
+    return api.post("/v1/holds", { subject, reason });
+  },
+  // A release needs a reason (kept in the audit log).
+  releaseHold(subject: string, reason: string): Promise<{ subject: string; released: boolean }> {
+    return api.del(`/v1/holds/${encodeURIComponent(subject)}`, { reason });
   },
   async metrics(): Promise<string> {
     const resp = await fetch("/metrics", { headers: { Accept: "text/plain" } });

@@ -1,6 +1,6 @@
-// Time, duration and money formatting: every page formats through these, so times are 24-hour
-// local time everywhere (no AM/PM), charts included. The API sends RFC 3339 UTC (and a few epoch
-// milliseconds, e.g. a waiting step's until_ms in the run history).
+// Time, duration, size and money formatting: every page formats through these, so times are
+// 24-hour local time everywhere (no AM/PM), charts included. The API sends RFC 3339 UTC (and a
+// few epoch milliseconds, e.g. a waiting step's until_ms in the run history).
 
 function pad(n: number, width = 2): string {
   return String(n).padStart(width, "0");
@@ -90,6 +90,20 @@ export function isoMinutesAgo(minutes: number): string {
 export function fmtCount(n: number | null | undefined): string {
   if (n === null || n === undefined || !Number.isFinite(n)) return "—";
   return n.toLocaleString("en-US", { maximumFractionDigits: 1 });
+}
+
+// A size in bytes with binary units: "512 B", "16 KiB", "1.5 MiB", "2.25 GiB".
+export function fmtBytes(n: number | null | undefined): string {
+  if (n === null || n === undefined || !Number.isFinite(n)) return "—";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let v = Math.max(n, 0);
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  if (i === 0) return `${Math.round(v)} B`;
+  return `${v.toLocaleString("en-US", { maximumFractionDigits: v < 10 ? 2 : 1 })} ${units[i]}`;
 }
 
 // Money with its currency: "$12.50" for USD, "€1,234.50" for EUR (Intl.NumberFormat, en-US

@@ -10,6 +10,7 @@ import { logsPage } from "./pages/logs";
 import { overviewPage } from "./pages/overview";
 import { parkedPage } from "./pages/parked";
 import { reprocessPage } from "./pages/reprocess";
+import { retentionPage } from "./pages/retention";
 import { reviewsPage } from "./pages/reviews";
 import { runDetailPage } from "./pages/run_detail";
 import { runsPage } from "./pages/runs";
@@ -28,6 +29,7 @@ route(/^\/ui\/logs\/?$/, "logs", logsPage);
 route(/^\/ui\/charts\/([^/]+)\/?$/, "reviews", chartPage);
 route(/^\/ui\/signin\/?$/, "signin", signinPage);
 route(/^\/ui\/audit\/?$/, "audit", auditPage);
+route(/^\/ui\/retention\/?$/, "retention", retentionPage);
 
 const NAV: [string, string, string][] = [
   ["overview", "Overview", "/"],
@@ -37,6 +39,7 @@ const NAV: [string, string, string][] = [
   ["reviews", "Reviews", "/ui/reviews"],
   ["workflows", "Workflows", "/ui/workflows"],
   ["logs", "Logs", "/ui/logs"],
+  ["retention", "Retention", "/ui/retention"],
   ["audit", "Audit", "/ui/audit"],
 ];
 

@@ -11,6 +11,7 @@
 #include "http/parked_routes.hpp"
 #include "http/pause_routes.hpp"
 #include "http/reprocess_routes.hpp"
+#include "http/retention_routes.hpp"
 #include "runtime/log.hpp"
 
 namespace chartflow::http {
@@ -251,6 +252,7 @@ void add_engine_routes(Router& router, runtime::Engine& engine, metrics::Metrics
   add_migrate_routes(router, engine);
   add_reprocess_routes(router, engine);
   add_pause_routes(router, engine);
+  add_retention_routes(router, engine);
 
   router.add("GET", "/v1/workflows", "workflows", Access::of({Role::kOperator}),
              [&engine](Request&) {

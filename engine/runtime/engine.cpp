@@ -767,8 +767,10 @@ void Engine::handle_expired(store::Store& store) {
 void Engine::dispatcher_loop() {
   std::unique_ptr<store::Store> store;
   auto last_heartbeat = std::chrono::steady_clock::now();
-  // The first prune runs a minute after start, then hourly.
-  auto next_prune = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+  // Finished runs are archived each minute; partitions are made and expired hourly, the first
+  // time a minute after start.
+  auto next_archive = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+  auto next_expiry = next_archive;
   while (!dispatcher_stopping_) {
     try {
       if (!store) {
@@ -798,10 +800,13 @@ void Engine::dispatcher_loop() {
         last_heartbeat = std::chrono::steady_clock::now();
       }
       if (auto logs = Log::drain(); !logs.empty()) store->write_logs(logs);
-      if (std::chrono::steady_clock::now() >= next_prune) {
-        next_prune = std::chrono::steady_clock::now() + std::chrono::hours(1);
-        if (const int n = store->prune_logs(settings_.log_retention); n > 0)
-          Log::info("logs_pruned", {{"count", n}});
+      if (std::chrono::steady_clock::now() >= next_expiry) {
+        next_expiry = std::chrono::steady_clock::now() + std::chrono::hours(1);
+        expire_retention(*store);
+      }
+      if (std::chrono::steady_clock::now() >= next_archive) {
+        next_archive = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+        archive_finished(*store);
       }
       // Notifications mean new work: pass them on without probing again.
       const auto deadline = std::chrono::steady_clock::now() + sleep;

@@ -28,6 +28,7 @@
 #include "runtime/scheduler.hpp"
 #include "runtime/store_pool.hpp"
 #include "runtime/workflow_registry.hpp"
+#include "store/retention_store.hpp"
 
 namespace chartflow::runtime {
 
@@ -51,7 +52,6 @@ inline constexpr int kDefaultPoolSize = 8;
 // The event a child workflow's run starts from: {parent_run_id, parent_step, workflow, input,
 // depth} (runtime/child_workflows.cpp).
 inline constexpr const char* kChildWorkflowEvent = "workflow.child";
-inline constexpr std::chrono::hours kDefaultLogRetention{24 * 30};
 
 struct EngineSettings {
   std::string dsn;
@@ -61,7 +61,9 @@ struct EngineSettings {
   Millis poll_interval = kDefaultPollInterval;
   int pool_size = kDefaultPoolSize;
   std::string instance_id;  // lease owner name; generated when empty
-  std::chrono::hours log_retention = kDefaultLogRetention;  // log_record rows older are deleted
+  // How long runs and logs are kept, and when finished runs move to the archive
+  // (runtime/retention.cpp).
+  store::RetentionPolicy retention;
   bool scheduler = true;  // fire schedule triggers from this process (tests drive it by hand)
   // Workers of each bulkhead named by a registered handler, besides `workers`; a bulkhead not
   // listed gets kDefaultBulkheadWorkers, and 0 runs its handlers in the general pool.
@@ -183,6 +185,14 @@ class Engine {
   // when no job was running. The dispatcher calls it; tests call it to step a job by hand.
   int reprocess_batch();
 
+  // Retention (runtime/retention.cpp, issue #17 item 5). The dispatcher archives finished runs
+  // each minute and expires hourly; these do it now, for the API, the CLI and tests.
+  const store::RetentionPolicy& retention() const { return settings_.retention; }
+  // store::expire_partitions with the engine's policy; dry: nothing changes.
+  Json expire_now(bool dry_run);
+  // Archive batches until one comes back short or `max_batches` ran; returns the runs moved.
+  int archive_now(int max_batches);
+
   // Reads for the API and the dashboard, each on a pooled connection.
   Json queue_stats();
   Json backup_stats();
@@ -270,6 +280,9 @@ class Engine {
   void start_debounced(store::Store& store);
   // Starts a batch of a reprocess job when one may be running (runtime/reprocess.cpp).
   void continue_reprocess(store::Store& store, Millis& sleep);
+  void archive_finished(store::Store& store);
+  void archive_finished_batches(store::Store& store, int max_batches, int* moved);
+  void expire_retention(store::Store& store);
   // The latest workflows whose trigger matches, each with the (first) trigger that did.
   std::vector<std::pair<WorkflowPtr, const core::Trigger*>> matches(const std::string& type,
                                                                     const Json& body) const;

@@ -3,6 +3,7 @@
 #include "store/reprocess_store.hpp"
 
 #include "engine/util/sql_rows.hpp"
+#include "store/retention_store.hpp"
 #include "store/store_impl.hpp"
 
 namespace chartflow::store {
@@ -12,14 +13,15 @@ using util::column_int;
 using util::column_text;
 using util::SqlParams;
 
-// The selection over workflow_run r, parameters $1..$6. A filter left out is NULL and holds for
-// every run. The workflow's runs by id (workflow_run_workflow_status_idx) or by time.
+// The selection over workflow_run_all r (archived runs too: a reprocess has no window), parameters
+// $1..$6. A filter left out is NULL and holds for every run. The workflow's runs by id
+// (workflow_run_workflow_status_idx) or by time.
 constexpr const char* kSelected =
     "r.workflow = $1 AND ($2::timestamptz IS NULL OR r.created_at >= $2::timestamptz) "
     "AND ($3::timestamptz IS NULL OR r.created_at < $3::timestamptz) "
     "AND ($4::text[] IS NULL OR r.status = ANY ($4::text[])) "
     "AND ($5::text IS NULL OR r.subject = $5) "
-    "AND ($6::text IS NULL OR EXISTS (SELECT 1 FROM step_run s WHERE s.run_id = r.id AND "
+    "AND ($6::text IS NULL OR EXISTS (SELECT 1 FROM step_run_all s WHERE s.run_id = r.id AND "
     "s.step_key = $6 AND s.status IN ('failed', 'parked')))";
 
 SqlParams selection_params(const ReprocessSelection& s) {
@@ -57,7 +59,7 @@ std::vector<SelectedRun> select_reprocess_runs(Sql& sql, const ReprocessSelectio
   for (const auto& row : util::query_rows(
            sql,
            std::string("SELECT r.id, r.event_id, r.subject, r.status, e.body::text AS body FROM "
-                       "workflow_run r JOIN event e ON e.id = r.event_id WHERE ") +
+                       "workflow_run_all r JOIN event_all e ON e.id = r.event_id WHERE ") +
                kSelected + " AND r.id > $7 ORDER BY r.id LIMIT $8",
            params))
     out.push_back({int_of(row, "id"), int_of(row, "event_id"), column_text(row, "subject"),
@@ -69,7 +71,7 @@ std::vector<SelectedRun> select_reprocess_runs(Sql& sql, const ReprocessSelectio
 Json count_reprocess_selection(Sql& sql, const ReprocessSelection& selection) {
   const auto row = util::query_one(sql,
                                    std::string("SELECT count(*) AS runs, count(DISTINCT r.subject) "
-                                               "AS charts FROM workflow_run r WHERE ") +
+                                               "AS charts FROM workflow_run_all r WHERE ") +
                                        kSelected,
                                    selection_params(selection));
   return {{"runs", row ? int_of(*row, "runs") : 0}, {"charts", row ? int_of(*row, "charts") : 0}};
@@ -90,7 +92,7 @@ std::int64_t create_reprocess_job(Sql& sql, const ReprocessSelection& selection,
       sql,
       std::string(
           "WITH i AS (INSERT INTO reprocess_item (job_id, source_run_id) SELECT $7::bigint, "
-          "r.id FROM workflow_run r WHERE ") +
+          "r.id FROM workflow_run_all r WHERE ") +
           kSelected +
           " RETURNING 1) UPDATE reprocess_job SET total = (SELECT count(*) FROM i) WHERE id = "
           "$7::bigint RETURNING total",
@@ -111,7 +113,8 @@ std::optional<ReprocessBatch> next_reprocess_batch(Sql& sql) {
   for (const auto& row : util::query_rows(
            sql,
            "SELECT i.source_run_id, r.event_id, r.subject, e.body::text AS body FROM "
-           "reprocess_item i JOIN workflow_run r ON r.id = i.source_run_id JOIN event e ON e.id = "
+           "reprocess_item i JOIN workflow_run_all r ON r.id = i.source_run_id JOIN event_all e ON "
+           "e.id = "
            "r.event_id WHERE i.job_id = $1 AND i.new_run_id IS NULL ORDER BY i.source_run_id "
            "LIMIT $2",
            {std::to_string(batch.job_id), column_text(*job, "batch_size")})) {
@@ -142,6 +145,8 @@ std::int64_t start_reprocess_run(Sql& sql, std::int64_t job_id, std::int64_t ver
       "$7::bigint, 'reprocess_job', $8::bigint) FROM run),"
       " i AS (UPDATE reprocess_item SET new_run_id = run.id FROM run WHERE job_id = $8::bigint "
       "AND source_run_id = $7::bigint) SELECT id FROM run";
+  // The source run may be archived (reprocess has no window); its event comes back first.
+  restore_event(sql, item.event_id);
   const auto row =
       util::query_one(sql, kStart,
                       {std::to_string(version_id), workflow, std::to_string(item.event_id),

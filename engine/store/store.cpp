@@ -281,18 +281,6 @@ void Store::write_logs(const std::vector<LogRecord>& records) {
   });
 }
 
-int Store::prune_logs(std::chrono::hours keep) {
-  CallDeadline deadline(impl_->fd(), kLongCallTimeout);
-  return translate([&] {
-    pqxx::work tx(impl_->conn);
-    tx.exec("SET LOCAL statement_timeout = 0");  // the first prune of a year of logs is long
-    auto r = tx.exec_params("DELETE FROM log_record WHERE at < now() - $1 * interval '1 hour'",
-                            static_cast<std::int64_t>(keep.count()));
-    tx.commit();
-    return static_cast<int>(r.affected_rows());
-  });
-}
-
 // The callback may run many statements and work of its own between them: each statement has
 // its own deadline (TxSql::query), not the callback as a whole.
 void Store::with_sql(const std::function<void(Sql&)>& fn) {

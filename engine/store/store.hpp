@@ -203,8 +203,6 @@ class Store {
   Json backup_stats();
 
   void write_logs(const std::vector<LogRecord>& records);
-  // Deletes log records older than `keep`; returns how many.
-  int prune_logs(std::chrono::hours keep);
   struct LogFilter {
     int min_level = 0;
     std::optional<std::string> since, until, workflow, step, text;

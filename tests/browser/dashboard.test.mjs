@@ -1701,6 +1701,110 @@ test("chart page: the bill and the ledger each show their own currency", async (
   }
 });
 
+test("retention page: an admin holds a subject and releases it with a reason; partitions and the expiry preview show", async () => {
+  const subject = `browser-hold-${Date.now()}`;
+  const holdRow = `table.holds-table tr[data-subject="${subject}"]`;
+  const heldPartition =
+    'table.retention-table tr[data-partition="workflow_run_archive_held"]';
+  await page.goto(`${BASE}/ui/retention`);
+  // The tests before may have signed out: sign in with the admin's token, back to this page.
+  await page.waitForSelector("form.hold-form, form[data-form=token]");
+  if (await page.$("form[data-form=token]")) {
+    await page.fill("form[data-form=token] input[name=token]", TOKEN);
+    await page.click("form[data-form=token] button[type=submit]");
+    await page.waitForSelector(".user .user-name");
+    await page.goto(`${BASE}/ui/retention`);
+  }
+  await page.waitForSelector("nav a[data-nav=retention].active");
+  await page.waitForSelector(heldPartition);
+  assert.match(await page.textContent(heldPartition), /held/);
+  const before = await api("GET", "/v1/retention");
+  assert.equal(before.status, 200, before.text);
+  for (const [key, value] of Object.entries(before.json.settings))
+    assert.equal(await page.textContent(`[data-setting=${key}]`), value);
+
+  // A hold through the form: its row appears, the reason shown as text.
+  await page.fill("form.hold-form input[name=subject]", subject);
+  await page.fill(
+    "form.hold-form input[name=reason]",
+    "litigation <b>pending</b>",
+  );
+  const [held] = await Promise.all([
+    page.waitForResponse(
+      (r) => r.url().endsWith("/v1/holds") && r.request().method() === "POST",
+    ),
+    page.click("form.hold-form button[data-action=hold]"),
+  ]);
+  assert.equal(held.status(), 201);
+  assert.deepEqual(held.request().postDataJSON(), {
+    subject,
+    reason: "litigation <b>pending</b>",
+  });
+  await page.waitForSelector(holdRow);
+  const rowText = await page.textContent(holdRow);
+  assert.match(rowText, /litigation <b>pending<\/b>/);
+  assert.ok(rowText.includes((await held.json()).held_by), rowText);
+  assert.equal(await page.inputValue("form.hold-form input[name=subject]"), "");
+
+  // Holding it again is refused; the page says so in its error box.
+  await page.fill("form.hold-form input[name=subject]", subject);
+  await page.fill("form.hold-form input[name=reason]", "again");
+  const [again] = await Promise.all([
+    page.waitForResponse(
+      (r) => r.url().endsWith("/v1/holds") && r.request().method() === "POST",
+    ),
+    page.click("form.hold-form button[data-action=hold]"),
+  ]);
+  assert.equal(again.status(), 409);
+  await page.waitForSelector(".notice.error");
+  await shot("retention");
+
+  // A release needs a reason; with one, the row goes.
+  await page.click(`${holdRow} button[data-action=release-hold]`);
+  await page.waitForSelector(`${holdRow} .form-error:has-text("reason")`);
+  await page.fill(`${holdRow} input[name=reason]`, "case closed");
+  const [released] = await Promise.all([
+    page.waitForResponse(
+      (r) =>
+        r.url().endsWith(`/v1/holds/${encodeURIComponent(subject)}`) &&
+        r.request().method() === "DELETE",
+    ),
+    page.click(`${holdRow} button[data-action=release-hold]`),
+  ]);
+  assert.equal(released.status(), 200);
+  assert.deepEqual(released.request().postDataJSON(), {
+    reason: "case closed",
+  });
+  assert.deepEqual(await released.json(), { subject, released: true });
+  await page.waitForSelector(holdRow, { state: "detached" });
+  assert.equal(await page.$(".notice.error"), null);
+
+  // The preview is a dry run: it lists what would go and drops nothing.
+  const [preview] = await Promise.all([
+    page.waitForResponse(
+      (r) =>
+        r.url().endsWith("/v1/retention/expire") &&
+        r.request().method() === "POST",
+    ),
+    page.click("button[data-action=preview-expiry]"),
+  ]);
+  assert.equal(preview.status(), 200);
+  assert.deepEqual(preview.request().postDataJSON(), { dry_run: true });
+  const dry = await preview.json();
+  assert.equal(dry.dry_run, true);
+  await page.waitForSelector(".expiry-preview");
+  assert.equal(
+    await page.getAttribute(".expiry-preview", "data-dropped"),
+    String(dry.dropped.length),
+  );
+  const after = await api("GET", "/v1/retention");
+  assert.deepEqual(
+    after.json.partitions.map((p) => p.partition).sort(),
+    before.json.partitions.map((p) => p.partition).sort(),
+  );
+  assert.ok(!after.json.holds.some((x) => x.subject === subject));
+});
+
 test("audit page lists what happened, for admins", async () => {
   await page.click("nav a[data-nav=audit]");
   await page.waitForURL("**/ui/audit");

@@ -174,6 +174,25 @@ grep -q "server answered 404: .*run 999999 not found" <<<"$out" || fail "runs re
 if out="$("$bin" runs fail 999999 'send bill' 2>&1)"; then fail "accepted step 'send bill'"; fi
 grep -q "server answered 400: .*step must be a step name" <<<"$out" || fail "runs fail: $out"
 pass "runs parked, retry, skip and fail reach the parked-step API"
+# Retention (issue #17 item 5): the settings and the held partitions are listed; a hold is made
+# once, listed and released with a reason; a dry expiry of a fresh server drops nothing.
+out="$("$bin" retention)" || fail "retention: $out"
+grep -q "^runs kept 400d (archived 30d after they finish), logs kept 30d$" <<<"$out" ||
+  fail "retention said: $out"
+grep -q "^workflow_run_archive_held " <<<"$out" || fail "retention lists no held partition: $out"
+out="$("$bin" holds add chart-cli-1 --reason 'litigation 2026-17')" || fail "holds add: $out"
+if out="$("$bin" holds add chart-cli-1 --reason again 2>&1)"; then fail "held twice"; fi
+grep -q "server answered 409: .*already held" <<<"$out" || fail "holds add twice: $out"
+out="$("$bin" holds list)" || fail "holds list: $out"
+grep -q "^chart-cli-1  held since .*: litigation 2026-17$" <<<"$out" || fail "holds list said: $out"
+if out="$("$bin" holds release chart-cli-1 2>&1)"; then fail "released without a reason"; fi
+grep -q "reason TEXT is required" <<<"$out" || fail "holds release without a reason: $out"
+out="$("$bin" holds release chart-cli-1 --reason 'case closed')" || fail "holds release: $out"
+out="$("$bin" holds list)" || fail "holds list: $out"
+[[ -z "$out" ]] || fail "released hold still listed: $out"
+out="$("$bin" retention expire --dry-run)" || fail "retention expire --dry-run: $out"
+grep -q "^would free 0 B in 0 partition(s)$" <<<"$out" || fail "dry expiry said: $out"
+pass "retention, holds add, list and release, and a dry expiry reach the retention API"
 if out="$("$bin" workflows stop chart-update 2>&1)"; then fail "accepted workflows stop"; fi
 grep -q "usage: chartflow workflows list" <<<"$out" || fail "bad subcommand: $out"
 # Moving runs (issue #17 item 6): a fresh server has one version of each workflow, so a move to

@@ -65,6 +65,12 @@ const std::map<std::string, std::string> kAccessMatrix = {
     {"POST /v1/runs/{id}/pause", "operator"},
     {"POST /v1/runs/{id}/resume", "operator"},
     {"GET /v1/workflows", "operator"},
+    // Retention: reading it is an operator's; expiring and legal holds an admin's.
+    {"GET /v1/retention", "operator"},
+    {"POST /v1/retention/expire", "admin"},
+    {"GET /v1/holds", "operator"},
+    {"POST /v1/holds", "admin"},
+    {"DELETE /v1/holds/{subject}", "admin"},
     {"GET /v1/logs", "operator"},
     {"PUT /v1/charts/{chart_id}", "uploader"},
     {"GET /v1/charts/{chart_id}", "reviewer,billing"},
@@ -361,6 +367,7 @@ TEST_F(AuthMatrixTest, EveryRouteAnswersEveryRoleAsTheMatrixSays) {
 
   int uploads = 0;
   int alerts = 0;
+  int holds = 0;
   const std::string reason = R"({"reason": "matrix probe"})";
   // Outbound FHIR subscriptions to read, or (fresh) to delete.
   int out_subscriptions = 0;
@@ -442,6 +449,29 @@ TEST_F(AuthMatrixTest, EveryRouteAnswersEveryRoleAsTheMatrixSays) {
                      202};
        }},
       {"GET /v1/steps/parked", [](bool) { return Call{"/v1/steps/parked"}; }},
+      {"GET /v1/retention", [](bool) { return Call{"/v1/retention"}; }},
+      {"POST /v1/retention/expire",
+       [](bool) {
+         return Call{"/v1/retention/expire", R"({"dry_run": true})"};
+       }},
+      {"GET /v1/holds", [](bool) { return Call{"/v1/holds"}; }},
+      {"POST /v1/holds",
+       [&](bool) {
+         return Call{
+             "/v1/holds",
+             Json{{"subject", "matrix-hold-" + std::to_string(++holds)}, {"reason", "matrix probe"}}
+                 .dump(),
+             {},
+             201};
+       }},
+      {"DELETE /v1/holds/{subject}",
+       [&](bool fresh) {
+         const std::string subject = "matrix-release-" + std::to_string(++holds);
+         if (fresh)
+           scalar("INSERT INTO retention_hold (subject, reason, held_by) VALUES ('" + subject +
+                  "', 'matrix', 'test') RETURNING 1");
+         return Call{"/v1/holds/" + subject, reason};
+       }},
       {"POST /v1/workflows/{name}/pause",
        [&](bool fresh) {
          return Call{"/v1/workflows/" + next_workflow(workflows_to_pause, fresh) + "/pause",

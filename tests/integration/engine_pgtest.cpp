@@ -755,20 +755,3 @@ TEST_F(EngineTest, IdleEngineMakesAtMostOneQueryPerSecond) {
 
 }  // namespace
 }  // namespace chartflow::testing
-
-namespace chartflow::testing {
-namespace {
-
-TEST_F(EngineTest, LogRetentionDeletesOnlyOldRecords) {
-  store::Store s(dsn());
-  s.write_logs({store::LogRecord{2, "fresh", std::nullopt, std::nullopt, std::nullopt, std::nullopt,
-                                 Json::object()}});
-  scalar(
-      "INSERT INTO log_record (level, message, at) VALUES (2, 'stale', now() - interval '40 "
-      "days')");
-  EXPECT_EQ(s.prune_logs(std::chrono::hours(24 * 30)), 1);
-  EXPECT_EQ(scalar("SELECT string_agg(message, ',') FROM log_record"), "fresh");
-}
-
-}  // namespace
-}  // namespace chartflow::testing

@@ -9,6 +9,7 @@
 #include "tools/bench/engine_bench.hpp"
 #include "tools/bench/handler_bench.hpp"
 #include "tools/bench/hang_bench.hpp"
+#include "tools/bench/retention_bench.hpp"
 
 namespace {
 
@@ -21,6 +22,7 @@ void usage() {
                "            [--paced N] [--rate R] [--clients N] [--memory-copies N]\n"
                "            [--network-workers N]\n"
                "  bench-dashboard [--runs N] [--repeat N]\n"
+               "  bench-retention [--step-rows N] [--runs N]\n"
                "  bench-hang [--hang-s S] [--quiet-s S] [--rate R] [--network-workers N]\n"
                "            [--workers N] [--before-binary PATH]\n";
 }
@@ -43,6 +45,8 @@ int main(int argc, char** argv) {
       return bench::run_chart_bench(args.options);
     if (command == "bench-dashboard" || command == "dashboard")
       return bench::run_dashboard_bench(args.options);
+    if (command == "bench-retention" || command == "retention")
+      return bench::run_retention_bench(args.options);
     if (command == "bench-hang" || command == "hang") return bench::run_hang_bench(args.options);
     if (command == "help" || command == "--help") {
       usage();

@@ -1,0 +1,66 @@
+// Retention's part of the dispatcher (issue #17 item 5): finished runs leave the hot tables in
+// batches, and what the policy no longer keeps is dropped a partition at a time. The SQL is in
+// store/retention_store.cpp; the design in schema/engine/0019_retention.sql.
+#include "runtime/engine.hpp"
+#include "runtime/log.hpp"
+
+namespace chartflow::runtime {
+namespace {
+
+// A batch is one transaction: this many runs keep it well under a second with ten steps and
+// their history each, and the dispatcher spends at most kMaxBatches of them a minute (about
+// 720,000 runs a day), so a backlog after an upgrade drains without holding up the dispatcher.
+constexpr int kArchiveBatch = 500;
+constexpr int kMaxBatches = 10;
+// Log days made ahead: a week without a running node still finds its day's partition.
+constexpr int kLogDaysAhead = 7;
+
+}  // namespace
+
+int Engine::archive_now(int max_batches) {
+  int moved = 0;
+  pool_.with([&](store::Store& s) {
+    archive_finished_batches(s, max_batches, &moved);
+    return 0;
+  });
+  return moved;
+}
+
+void Engine::archive_finished_batches(store::Store& store, int max_batches, int* moved) {
+  for (int i = 0; i < max_batches; ++i) {
+    int n = 0;
+    store.with_sql([&](Sql& sql) {
+      n = store::archive_runs(sql, settings_.retention.archive_after, kArchiveBatch);
+    });
+    *moved += n;
+    if (n < kArchiveBatch) break;
+  }
+}
+
+void Engine::archive_finished(store::Store& store) {
+  int moved = 0;
+  archive_finished_batches(store, kMaxBatches, &moved);
+  if (moved > 0) Log::info("runs_archived", {{"count", moved}});
+}
+
+Json Engine::expire_now(bool dry_run) {
+  Json out;
+  transaction([&](Sql& sql) {
+    store::ensure_log_partitions(sql, kLogDaysAhead);
+    out = store::expire_partitions(sql, settings_.retention, dry_run);
+  });
+  return out;
+}
+
+void Engine::expire_retention(store::Store& store) {
+  Json out;
+  store.with_sql([&](Sql& sql) {
+    if (const int made = store::ensure_log_partitions(sql, kLogDaysAhead); made > 0)
+      Log::info("log_partitions_made", {{"count", made}});
+    out = store::expire_partitions(sql, settings_.retention, false);
+  });
+  if (!out["dropped"].empty())
+    Log::info("partitions_expired", {{"count", out["dropped"].size()}, {"bytes", out["bytes"]}});
+}
+
+}  // namespace chartflow::runtime
