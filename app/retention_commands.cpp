@@ -92,7 +92,8 @@ int holds(const Args& args) {
   if (sub == "list" && n <= 1) {
     const auto reply = request(server_of(args), "GET", "/v1/holds", "", "");
     if (reply.status != 200) return refused(reply);
-    for (const auto& h : json::parse(reply.body).at("holds"))
+    const json listed = json::parse(reply.body);
+    for (const auto& h : listed.at("holds"))
       std::cout << h.value("subject", "") << "  held since " << h.value("created_at", "") << " by "
                 << h.value("held_by", "") << ": " << h.value("reason", "") << "\n";
     return 0;

@@ -118,10 +118,15 @@ cat >"$prefix/etc/chartflow/chartflow.yaml" <<YAML
 listen: 127.0.0.1:$port
 data-dir: $tmp/data
 workflows: $repo/workflows
+retention:
+  logs: 20d
 YAML
 out="$("$prefix/bin/chartflow" config show)"
 grep -q "listen: \"127.0.0.1:$port\"  # $prefix/etc/chartflow/chartflow.yaml:1" <<<"$out" ||
   fail "installed config not read: $out"
+# The retention classes are one mapping in the file, each with its own line.
+grep -q "retention-logs: \"20d\"  # $prefix/etc/chartflow/chartflow.yaml:5" <<<"$out" ||
+  fail "retention: {logs} not read: $out"
 if out="$("$prefix/bin/chartflow" serve --dashboard-dir "$tmp/nowhere" 2>&1)"; then
   fail "serve accepted a dashboard dir without index.html"
 fi
@@ -176,8 +181,13 @@ grep -q "server answered 400: .*step must be a step name" <<<"$out" || fail "run
 pass "runs parked, retry, skip and fail reach the parked-step API"
 # Retention (issue #17 item 5): the settings and the held partitions are listed; a hold is made
 # once, listed and released with a reason; a dry expiry of a fresh server drops nothing.
+# Holds and expiry are an admin's: an operator's token is refused.
+if out="$("$bin" holds add chart-cli-0 --reason test 2>&1)"; then fail "an operator held a chart"; fi
+grep -q "server answered 403" <<<"$out" || fail "holds add as operator: $out"
+CHARTFLOW_TOKEN="$("$prefix/bin/chartflow" tokens create --role admin --name cli-retention)" ||
+  fail "tokens create exited $?"
 out="$("$bin" retention)" || fail "retention: $out"
-grep -q "^runs kept 400d (archived 30d after they finish), logs kept 30d$" <<<"$out" ||
+grep -q "^runs kept 400d (archived 30d after they finish), logs kept 20d$" <<<"$out" ||
   fail "retention said: $out"
 grep -q "^workflow_run_archive_held " <<<"$out" || fail "retention lists no held partition: $out"
 out="$("$bin" holds add chart-cli-1 --reason 'litigation 2026-17')" || fail "holds add: $out"
@@ -193,6 +203,7 @@ out="$("$bin" holds list)" || fail "holds list: $out"
 out="$("$bin" retention expire --dry-run)" || fail "retention expire --dry-run: $out"
 grep -q "^would free 0 B in 0 partition(s)$" <<<"$out" || fail "dry expiry said: $out"
 pass "retention, holds add, list and release, and a dry expiry reach the retention API"
+CHARTFLOW_TOKEN="$token"
 if out="$("$bin" workflows stop chart-update 2>&1)"; then fail "accepted workflows stop"; fi
 grep -q "usage: chartflow workflows list" <<<"$out" || fail "bad subcommand: $out"
 # Moving runs (issue #17 item 6): a fresh server has one version of each workflow, so a move to
