@@ -104,8 +104,11 @@ store::RetentionPolicy retention_policy(const Args& args) {
                                "'");
     *out = *d;
   };
-  if (auto days = args.get("log-retention-days"))
-    p.logs = std::chrono::hours(24 * std::stoll(*days));
+  if (auto days = args.get("log-retention-days")) {
+    const int n = args.get_int("log-retention-days", 30);
+    if (n < 1) throw std::runtime_error("--log-retention-days must be at least 1, got " + *days);
+    p.logs = std::chrono::hours(24 * n);
+  }
   read("retention-runs", &p.runs);
   read("retention-logs", &p.logs);
   read("retention-archive-after", &p.archive_after);

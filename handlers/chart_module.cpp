@@ -76,6 +76,8 @@ void add_handlers(HandlerRegistry& registry, const std::filesystem::path& workfl
                                    settings->secrets, services));
   registry.add("fhir_publish_run_failed",
                std::make_shared<fhir_subscriptions::RunFailedPublisher>());
+  registry.add("chart_revision_expiry", std::make_shared<chart_retention::RevisionExpiryHandler>(
+                                            settings->revision_retention, services));
 }
 
 }  // namespace

@@ -48,6 +48,8 @@ ChartSettings load_chart_settings(const std::filesystem::path& workflows_dir,
                                                                   options.bill_delivery);
   settings.fhir_subscriptions = parse<fhir_subscriptions::SubscriptionSettings>(
       workflows_dir, kFhirSubscriptionsFile, options.fhir_subscriptions);
+  settings.revision_retention = parse<chart_retention::RevisionRetention>(
+      workflows_dir, kChartRetentionFile, options.chart_retention);
   settings.secrets = options.secrets ? options.secrets : fhir_subscriptions::ephemeral_secrets();
   // A relative folder is the workflows folder's neighbour, not the working directory's: the
   // shipped default ../chartflow-data/bills is the default data dir's bills/ (docs/handlers.md).

@@ -11,6 +11,7 @@
 
 #include "engine/handler.hpp"
 #include "handlers/billing/billable_items.hpp"
+#include "handlers/chart_retention/revision_retention.hpp"
 #include "handlers/discharge/bill_channels.hpp"
 #include "handlers/fhir_subscriptions/subscriber_headers.hpp"
 #include "handlers/fhir_subscriptions/subscription_settings.hpp"
@@ -22,6 +23,7 @@ inline constexpr const char* kPriceListFile = "settings/price-list.yaml";
 inline constexpr const char* kInsurersFile = "settings/insurers.yaml";
 inline constexpr const char* kBillDeliveryFile = "settings/bill-delivery.yaml";
 inline constexpr const char* kFhirSubscriptionsFile = "settings/fhir-subscriptions.yaml";
+inline constexpr const char* kChartRetentionFile = "settings/chart-retention.yaml";
 
 struct ChartSettings {
   std::filesystem::path workflows_dir;
@@ -29,6 +31,7 @@ struct ChartSettings {
   insurance::InsurerSettings insurers;
   discharge::BillDeliverySettings bill_delivery;
   fhir_subscriptions::SubscriptionSettings fhir_subscriptions;  // inbound FHIR notifications
+  chart_retention::RevisionRetention revision_retention;        // default: forever
   // Seals the credentials chartflow stores to send later (outbound subscribers' header lines).
   fhir_subscriptions::SecretsPtr secrets;
   // What start-up should log as warnings ("<file>: payors.x: allow_insecure: true ..."): the
@@ -42,6 +45,7 @@ struct ChartHandlerOptions {
   std::optional<Json> insurers;
   std::optional<Json> bill_delivery;
   std::optional<Json> fhir_subscriptions;
+  std::optional<Json> chart_retention;
   // The deployment's secrets key (serve and worker load --secrets-key-file); unset: a random key
   // that lives as long as the process (tests, benchmarks).
   fhir_subscriptions::SecretsPtr secrets;

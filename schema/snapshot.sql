@@ -159,14 +159,18 @@ $$;
 
 CREATE FUNCTION retention_archive(p_after interval, p_batch integer) RETURNS integer
     LANGUAGE plpgsql
+    SET "TimeZone" TO 'UTC'
+    SET lock_timeout TO '5s'
     AS $$
 DECLARE
   v_runs bigint[];
   v_events bigint[];
+  v_months date[];
+  v_runless bigint[];
   m date;
   t text;
 BEGIN
-  IF NOT pg_try_advisory_xact_lock(hashtext('chartflow.retention')) THEN
+  IF NOT pg_try_advisory_xact_lock(retention_lock_key()) THEN
     RETURN 0;
   END IF;
   SELECT array_agg(id) INTO v_runs FROM (
@@ -175,11 +179,43 @@ BEGIN
       AND r.finished_at < now() - p_after
       AND NOT EXISTS (SELECT 1 FROM workflow_run c WHERE c.parent_run_id = r.id)
     ORDER BY r.created_at LIMIT p_batch FOR UPDATE SKIP LOCKED) s;
-  IF v_runs IS NULL THEN
+  -- Events with no hot run: none ever started (no workflow matched, or debounced away), or
+  -- left behind while a debounce still pointed at them.
+  SELECT array_agg(id) INTO v_runless FROM (
+    SELECT e.id FROM event e
+    WHERE e.created_at < now() - p_after
+      AND NOT EXISTS (SELECT 1 FROM workflow_run r WHERE r.event_id = e.id)
+      AND NOT EXISTS (SELECT 1 FROM debounce_pending d WHERE d.event_id = e.id)
+    ORDER BY e.id LIMIT p_batch FOR UPDATE SKIP LOCKED) s;
+  IF v_runs IS NULL AND v_runless IS NULL THEN
     RETURN 0;
   END IF;
+  v_runs := coalesce(v_runs, '{}');
+  v_runless := coalesce(v_runless, '{}');
+  -- An event goes with the last of its runs (a reprocessed run shares its source's event), in
+  -- the latest month of any of its runs archived so far, so it is never dropped before a run
+  -- that points at it.
+  SELECT array_agg(event_id), array_agg(month) INTO v_events, v_months FROM (
+    SELECT r.event_id, greatest(max(date_trunc('month', r.finished_at)::date),
+                                (SELECT max(a.archived_month) FROM workflow_run_archive a
+                                 WHERE a.event_id = r.event_id
+                                   AND a.archived_month < 'infinity')) AS month
+    FROM workflow_run r
+    WHERE r.id = ANY (v_runs)
+      AND NOT EXISTS (SELECT 1 FROM workflow_run o WHERE o.event_id = r.event_id
+                        AND o.id <> ALL (v_runs))
+      AND NOT EXISTS (SELECT 1 FROM debounce_pending d WHERE d.event_id = r.event_id)
+    GROUP BY r.event_id
+    UNION ALL
+    SELECT e.id, greatest(date_trunc('month', e.created_at)::date,
+                          (SELECT max(a.archived_month) FROM workflow_run_archive a
+                           WHERE a.event_id = e.id AND a.archived_month < 'infinity'))
+    FROM event e WHERE e.id = ANY (v_runless)) ev;
+  v_events := coalesce(v_events, '{}');
+  v_months := coalesce(v_months, '{}');
   FOR m IN SELECT DISTINCT date_trunc('month', finished_at)::date FROM workflow_run
-             WHERE id = ANY (v_runs) LOOP
+             WHERE id = ANY (v_runs)
+           UNION SELECT DISTINCT x FROM unnest(v_months) x LOOP
     FOREACH t IN ARRAY ARRAY['workflow_run_archive', 'step_run_archive', 'run_history_archive',
                              'run_signal_archive', 'event_archive'] LOOP
       PERFORM retention_partition(t, m);
@@ -197,34 +233,48 @@ BEGIN
   INSERT INTO run_signal_archive
     SELECT date_trunc('month', r.finished_at)::date, g.* FROM run_signal g
     JOIN workflow_run r ON r.id = g.run_id WHERE g.run_id = ANY (v_runs);
-  -- An event goes with the last of its runs (a reprocessed run shares its source's event), in
-  -- that run's month, so it is never dropped before a run that points at it.
-  WITH ev AS (
-    SELECT r.event_id, max(date_trunc('month', r.finished_at)::date) AS month FROM workflow_run r
-    WHERE r.id = ANY (v_runs) GROUP BY r.event_id),
-  movable AS (
-    SELECT ev.* FROM ev
-    WHERE NOT EXISTS (SELECT 1 FROM workflow_run o WHERE o.event_id = ev.event_id
-                        AND o.id <> ALL (v_runs))
-      AND NOT EXISTS (SELECT 1 FROM debounce_pending d WHERE d.event_id = ev.event_id)),
-  moved AS (
-    INSERT INTO event_archive SELECT movable.month, e.* FROM event e
-    JOIN movable ON movable.event_id = e.id RETURNING id)
-  SELECT array_agg(id) INTO v_events FROM moved;
+  -- A dedup key leaves the hot table's unique index here: its lock first, so an ingest checking
+  -- the key either ran before (and met the hot row) or runs after (and meets the archived one).
+  PERFORM pg_advisory_xact_lock(retention_dedup_key(e.type, e.dedup_key))
+    FROM event e WHERE e.id = ANY (v_events) AND e.dedup_key IS NOT NULL
+    ORDER BY retention_dedup_key(e.type, e.dedup_key);
+  INSERT INTO event_archive
+    SELECT ev.month, e.* FROM event e
+    JOIN unnest(v_events, v_months) AS ev (id, month) ON ev.id = e.id;
+  INSERT INTO event_archive_key
+    SELECT e.type, e.dedup_key, e.id, ev.month FROM event e
+    JOIN unnest(v_events, v_months) AS ev (id, month) ON ev.id = e.id
+    WHERE e.dedup_key IS NOT NULL;
   DELETE FROM run_signal WHERE run_id = ANY (v_runs);
   DELETE FROM run_history WHERE run_id = ANY (v_runs);
   DELETE FROM step_run WHERE run_id = ANY (v_runs);
   DELETE FROM run_pause WHERE run_id = ANY (v_runs);
   DELETE FROM workflow_run WHERE id = ANY (v_runs);
-  IF v_events IS NOT NULL THEN
-    DELETE FROM event WHERE id = ANY (v_events);
-  END IF;
-  RETURN cardinality(v_runs);
+  DELETE FROM event WHERE id = ANY (v_events);
+  RETURN cardinality(v_runs) + cardinality(v_runless);
 END
 $$;
 
+CREATE FUNCTION retention_dedup_archived(p_type text, p_dedup_key text) RETURNS bigint
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  v_id bigint;
+BEGIN
+  PERFORM pg_advisory_xact_lock(retention_dedup_key(p_type, p_dedup_key));
+  SELECT event_id INTO v_id FROM event_archive_key WHERE type = p_type AND dedup_key = p_dedup_key;
+  RETURN v_id;
+END
+$$;
+
+CREATE FUNCTION retention_dedup_key(p_type text, p_dedup_key text) RETURNS bigint
+    LANGUAGE sql IMMUTABLE
+    AS $$ SELECT hashtextextended(p_type || E'\n' || p_dedup_key, 7) $$;
+
 CREATE FUNCTION retention_ensure_partitions(p_days integer) RETURNS integer
     LANGUAGE plpgsql
+    SET "TimeZone" TO 'UTC'
+    SET lock_timeout TO '5s'
     AS $$
 DECLARE
   d date;
@@ -250,20 +300,52 @@ $$;
 
 CREATE FUNCTION retention_expire(p_runs interval, p_logs interval, p_dry_run boolean) RETURNS TABLE(class text, part text, until timestamp with time zone, bytes bigint, rows_estimate bigint, held_runs bigint)
     LANGUAGE plpgsql
+    SET "TimeZone" TO 'UTC'
+    SET lock_timeout TO '5s'
     AS $$
 DECLARE
   v record;
   v_month date;
   v_held bigint[];
+  v_released bigint[];
   t text;
 BEGIN
-  IF NOT p_dry_run AND NOT pg_try_advisory_xact_lock(hashtext('chartflow.retention')) THEN
-    RETURN;
+  IF NOT p_dry_run THEN
+    IF NOT pg_try_advisory_xact_lock(retention_lock_key()) THEN
+      RETURN;
+    END IF;
+    -- A hold made while this runs waits for it; one made before is seen.
+    LOCK TABLE retention_hold IN SHARE MODE;
+  END IF;
+  -- Runs kept for a hold that has since been released, and past their retention: they go as
+  -- their month would have (rows, since the held partition is never dropped).
+  SELECT array_agg(r.id) INTO v_released FROM workflow_run_archive r
+    WHERE r.archived_month = 'infinity' AND r.finished_at < now() - p_runs
+      AND (r.subject IS NULL OR r.subject NOT IN (SELECT subject FROM retention_hold));
+  IF v_released IS NOT NULL THEN
+    class := 'runs';
+    part := 'workflow_run_archive_held';
+    until := now() - p_runs;
+    bytes := 0;
+    rows_estimate := cardinality(v_released);
+    held_runs := 0;
+    RETURN NEXT;
+    IF NOT p_dry_run THEN
+      DELETE FROM run_signal_archive WHERE archived_month = 'infinity' AND run_id = ANY (v_released);
+      DELETE FROM run_history_archive WHERE archived_month = 'infinity' AND run_id = ANY (v_released);
+      DELETE FROM step_run_archive WHERE archived_month = 'infinity' AND run_id = ANY (v_released);
+      DELETE FROM workflow_run_archive WHERE archived_month = 'infinity' AND id = ANY (v_released);
+      WITH gone AS (
+        DELETE FROM event_archive e WHERE e.archived_month = 'infinity'
+          AND NOT EXISTS (SELECT 1 FROM workflow_run_all r WHERE r.event_id = e.id)
+        RETURNING e.id)
+      DELETE FROM event_archive_key k USING gone WHERE k.event_id = gone.id;
+    END IF;
   END IF;
   FOR v IN SELECT l.partition, l.from_bound, l.to_bound::timestamptz AS upper
              FROM retention_partition_list l
              WHERE l.parent = 'workflow_run_archive' AND NOT l.held
-               AND l.to_bound::date <= now() - p_runs ORDER BY l.from_bound LOOP
+               AND l.to_bound::date <= now() - p_runs ORDER BY l.from_bound::date LOOP
     v_month := v.from_bound::date;
     SELECT array_agg(r.id) INTO v_held FROM workflow_run_archive r
       WHERE r.archived_month = v_month AND r.subject IN (SELECT subject FROM retention_hold);
@@ -283,6 +365,9 @@ BEGIN
       UPDATE event_archive SET archived_month = 'infinity'
         WHERE archived_month = v_month AND id IN (
           SELECT r.event_id FROM workflow_run_archive r WHERE r.archived_month = 'infinity');
+      UPDATE event_archive_key k SET archived_month = 'infinity' FROM event_archive e
+        WHERE e.archived_month = 'infinity' AND k.event_id = e.id AND k.archived_month = v_month;
+      DELETE FROM event_archive_key WHERE archived_month = v_month;
     END IF;
     FOREACH t IN ARRAY ARRAY['workflow_run_archive', 'step_run_archive', 'run_history_archive',
                              'run_signal_archive', 'event_archive'] LOOP
@@ -312,6 +397,10 @@ BEGIN
   END LOOP;
 END
 $$;
+
+CREATE FUNCTION retention_lock_key() RETURNS bigint
+    LANGUAGE sql STABLE
+    AS $$ SELECT hashtextextended('chartflow.retention:' || current_schema(), 0) $$;
 
 CREATE FUNCTION retention_partition(p_parent text, p_month date) RETURNS text
     LANGUAGE plpgsql
@@ -344,15 +433,25 @@ CREATE FUNCTION retention_restore_event(p_id bigint) RETURNS void
     AS $_$
 DECLARE
   v_cols text;
+  v_restored bigint;
 BEGIN
   IF EXISTS (SELECT 1 FROM event WHERE id = p_id) THEN
     RETURN;
   END IF;
   SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO v_cols FROM pg_attribute
     WHERE attrelid = 'event'::regclass AND attnum > 0 AND NOT attisdropped;
-  EXECUTE format('WITH moved AS (DELETE FROM event_archive WHERE id = $1 RETURNING *) '
-                 'INSERT INTO event (%s) SELECT %s FROM moved ON CONFLICT DO NOTHING',
-                 v_cols, v_cols) USING p_id;
+  -- Copied first, deleted once in place: a hot event holding its dedup key now (a later one of
+  -- the same type and key) leaves the archived one where it is, and the caller is told.
+  EXECUTE format('INSERT INTO event (%s) SELECT %s FROM event_archive WHERE id = $1 '
+                 'ON CONFLICT DO NOTHING RETURNING id', v_cols, v_cols)
+    INTO v_restored USING p_id;
+  IF v_restored IS NULL THEN
+    RAISE EXCEPTION 'event % cannot come back from the archive (its dedup key is taken by a '
+                    'newer event, or it expired)', p_id
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  DELETE FROM event_archive WHERE id = p_id;
+  DELETE FROM event_archive_key WHERE event_id = p_id;
 END
 $_$;
 
@@ -1098,6 +1197,13 @@ ALTER TABLE ONLY event_archive_held ALTER COLUMN type SET COMPRESSION lz4;
 ALTER TABLE ONLY event_archive_held ALTER COLUMN dedup_key SET COMPRESSION lz4;
 ALTER TABLE ONLY event_archive_held ALTER COLUMN body SET COMPRESSION lz4;
 ALTER TABLE ONLY event_archive_held ALTER COLUMN source SET COMPRESSION lz4;
+
+CREATE TABLE event_archive_key (
+    type text NOT NULL,
+    dedup_key text NOT NULL,
+    event_id bigint NOT NULL,
+    archived_month date NOT NULL
+);
 
 CREATE SEQUENCE event_id_seq
     START WITH 1
@@ -2169,6 +2275,9 @@ ALTER TABLE ONLY chart_revision
 ALTER TABLE ONLY debounce_pending
     ADD CONSTRAINT debounce_pending_pkey PRIMARY KEY (workflow, key_value);
 
+ALTER TABLE ONLY event_archive_key
+    ADD CONSTRAINT event_archive_key_pkey PRIMARY KEY (type, dedup_key);
+
 ALTER TABLE ONLY event
     ADD CONSTRAINT event_pkey PRIMARY KEY (id);
 
@@ -2318,6 +2427,10 @@ CREATE INDEX debounce_pending_due_idx ON debounce_pending USING btree (due_at);
 CREATE INDEX event_archive_id_idx ON ONLY event_archive USING btree (id);
 
 CREATE INDEX event_archive_held_id_idx ON event_archive_held USING btree (id);
+
+CREATE INDEX event_archive_key_event_idx ON event_archive_key USING btree (event_id);
+
+CREATE INDEX event_archive_key_month_idx ON event_archive_key USING btree (archived_month);
 
 CREATE UNIQUE INDEX event_dedup_idx ON event USING btree (type, dedup_key) WHERE (dedup_key IS NOT NULL);
 

@@ -3,6 +3,7 @@
 #include "core/input_limits.hpp"
 #include "http/audit_context.hpp"
 #include "store/auth_store.hpp"
+#include "store/retention_store.hpp"
 
 namespace chartflow::http {
 
@@ -49,6 +50,14 @@ void ModuleServices::audit_now(const AuditEntry& entry) { http::audit_now(engine
 
 void ModuleServices::count_refusal(const AuditEntry& entry) {
   http::count_refusal_now(engine_, entry);
+}
+
+std::vector<std::string> ModuleServices::held_subjects() {
+  std::vector<std::string> out;
+  engine_.read([&](Sql& sql) {
+    for (const auto& h : store::list_holds(sql)) out.push_back(h.at("subject").get<std::string>());
+  });
+  return out;
 }
 
 std::optional<std::string> ModuleServices::upload_limit_breach(std::string_view content) const {

@@ -21,6 +21,7 @@ class ModuleServices final : public EngineServices {
   CommandResult signal(std::int64_t run_id, const std::string& name, const Json& payload,
                        std::string* message, const std::function<bool(Sql&)>& before) override;
   Json runs_of_subject(const std::string& subject, int limit) override;
+  std::vector<std::string> held_subjects() override;
   std::map<std::string, std::string> credential_names(
       const std::vector<std::string>& subjects) override;
   void transaction(const std::function<void(Sql&)>& fn) override;

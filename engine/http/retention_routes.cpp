@@ -50,6 +50,9 @@ void add_retention_routes(Router& router, runtime::Engine& engine) {
              [&engine](Request& req) {
                const bool dry = dry_run_of(req);
                Json out = engine.expire_now(dry);
+               if (out.value("busy", false))
+                 return Response::error(
+                     409, "another node is archiving or expiring right now: try again shortly");
                if (!dry) {
                  auto entry = audit_entry(req, "retention.expire", "retention", "");
                  entry.detail["partitions"] = out["dropped"].size();

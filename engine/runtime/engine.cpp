@@ -776,6 +776,9 @@ void Engine::dispatcher_loop() {
       if (!store) {
         store = std::make_unique<store::Store>(settings_.dsn);
         store->listen_wakeups(settings_.instance_id);
+        // Today's log partition exists before the first log is written, however long no node
+        // ran (runtime/retention.cpp).
+        ensure_log_days(*store);
       }
       const auto p = store->probe();
       Millis sleep = settings_.poll_interval;
@@ -799,7 +802,7 @@ void Engine::dispatcher_loop() {
         store->heartbeat(settings_.instance_id, settings_.lease, tracked());
         last_heartbeat = std::chrono::steady_clock::now();
       }
-      if (auto logs = Log::drain(); !logs.empty()) store->write_logs(logs);
+      if (auto logs = Log::drain(); !logs.empty()) write_logs(*store, logs);
       if (std::chrono::steady_clock::now() >= next_expiry) {
         next_expiry = std::chrono::steady_clock::now() + std::chrono::hours(1);
         expire_retention(*store);

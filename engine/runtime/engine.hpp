@@ -282,6 +282,10 @@ class Engine {
   void continue_reprocess(store::Store& store, Millis& sleep);
   void archive_finished(store::Store& store);
   void archive_finished_batches(store::Store& store, int max_batches, int* moved);
+  void ensure_log_days(store::Store& store);
+  // Stores the drained log records; a failure is reported on stderr and loses those records
+  // only, never the dispatcher's round.
+  void write_logs(store::Store& store, const std::vector<store::LogRecord>& logs);
   void expire_retention(store::Store& store);
   // The latest workflows whose trigger matches, each with the (first) trigger that did.
   std::vector<std::pair<WorkflowPtr, const core::Trigger*>> matches(const std::string& type,

@@ -37,10 +37,35 @@ void Engine::archive_finished_batches(store::Store& store, int max_batches, int*
   }
 }
 
+// A failed batch or expiry is logged and tried again at its next turn: it must not take the
+// dispatcher's round (and its connection) with it.
 void Engine::archive_finished(store::Store& store) {
   int moved = 0;
-  archive_finished_batches(store, kMaxBatches, &moved);
+  try {
+    archive_finished_batches(store, kMaxBatches, &moved);
+  } catch (const std::exception& e) {
+    Log::warn("archive_failed", {{"error", e.what()}, {"archived", moved}});
+  }
   if (moved > 0) Log::info("runs_archived", {{"count", moved}});
+}
+
+void Engine::ensure_log_days(store::Store& store) {
+  try {
+    store.with_sql([&](Sql& sql) { store::ensure_log_partitions(sql, kLogDaysAhead); });
+  } catch (const std::exception& e) {
+    Log::warn("log_partitions_failed", {{"error", e.what()}});
+  }
+}
+
+void Engine::write_logs(store::Store& store, const std::vector<store::LogRecord>& logs) {
+  try {
+    store.write_logs(logs);
+  } catch (const store::TransientError&) {
+    throw;  // the connection is gone: the dispatcher reconnects
+  } catch (const std::exception& e) {
+    Log::write(LogLevel::kError, "log_write_failed",
+               {{"error", e.what()}, {"records", logs.size()}}, false);
+  }
 }
 
 Json Engine::expire_now(bool dry_run) {
@@ -54,11 +79,16 @@ Json Engine::expire_now(bool dry_run) {
 
 void Engine::expire_retention(store::Store& store) {
   Json out;
-  store.with_sql([&](Sql& sql) {
-    if (const int made = store::ensure_log_partitions(sql, kLogDaysAhead); made > 0)
-      Log::info("log_partitions_made", {{"count", made}});
-    out = store::expire_partitions(sql, settings_.retention, false);
-  });
+  try {
+    store.with_sql([&](Sql& sql) {
+      if (const int made = store::ensure_log_partitions(sql, kLogDaysAhead); made > 0)
+        Log::info("log_partitions_made", {{"count", made}});
+      out = store::expire_partitions(sql, settings_.retention, false);
+    });
+  } catch (const std::exception& e) {
+    Log::warn("expiry_failed", {{"error", e.what()}});
+    return;
+  }
   if (!out["dropped"].empty())
     Log::info("partitions_expired", {{"count", out["dropped"].size()}, {"bytes", out["bytes"]}});
 }

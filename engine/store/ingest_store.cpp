@@ -12,6 +12,12 @@
 namespace chartflow::store {
 namespace {
 
+// An event whose dedup key ($1 type, $2 key) an archived event holds is a duplicate too: the
+// key outlives the hot table's unique index (retention_dedup_archived, schema/engine/0019, takes
+// the key's lock against the archiver moving that event). Keyless events skip the call.
+const std::string kNotArchived =
+    "CASE WHEN $2::text IS NULL THEN true ELSE retention_dedup_archived($1, $2) IS NULL END";
+
 Json steps_json(const RunPlan& p) {
   Json steps = Json::array();
   for (const auto& s : p.steps) {
@@ -55,8 +61,10 @@ IngestResult ingest_in(Store::Impl& impl, pqxx::transaction_base& tx, const Even
     // NULL) the workers' wake-up too, sent only if the run was started.
     static const std::string kInsertEventRun =
         "WITH ev AS (INSERT INTO event (type, dedup_key, body, source, trace_id, trace_parent) "
-        "VALUES ($1, $2, $3::jsonb, $4, coalesce($11, trace_id_new()), $12) ON CONFLICT (type, "
-        "dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING RETURNING id)," +
+        "SELECT $1, $2, $3::jsonb, $4, coalesce($11, trace_id_new()), $12 WHERE " +
+        kNotArchived +
+        " ON CONFLICT (type, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING "
+        "RETURNING id)," +
         insert_run_sql("ev", 5) +
         " SELECT ev.id, run.id, (SELECT count(*) FROM (SELECT pg_notify('chartflow_wakeup_' || "
         "current_schema(), $10) FROM run WHERE $10::text IS NOT NULL) n) "
@@ -79,9 +87,10 @@ IngestResult ingest_in(Store::Impl& impl, pqxx::transaction_base& tx, const Even
     auto ins = tx.exec_prepared(
         impl.prepare("insert_event",
                      "INSERT INTO event (type, dedup_key, body, source, trace_id, trace_parent) "
-                     "VALUES ($1, $2, $3::jsonb, $4, coalesce($5, trace_id_new()), $6) ON "
-                     "CONFLICT (type, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING "
-                     "RETURNING id"),
+                     "SELECT $1, $2, $3::jsonb, $4, coalesce($5, trace_id_new()), $6 WHERE " +
+                         kNotArchived +
+                         " ON CONFLICT (type, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING "
+                         "RETURNING id"),
         event.type, opt(event.dedup_key), event.body.dump(), event.source, opt(event.trace_id),
         opt(event.trace_parent));
     if (!ins.empty()) {
@@ -107,12 +116,14 @@ IngestResult ingest_in(Store::Impl& impl, pqxx::transaction_base& tx, const Even
       return result;
     }
   }
-  // The same dedup key was accepted before: report what it started, start nothing.
-  auto prev = tx.exec_params1("SELECT id FROM event WHERE type = $1 AND dedup_key = $2", event.type,
-                              *event.dedup_key);
+  // The same dedup key was accepted before (and may have been archived since): report what it
+  // started, start nothing.
+  auto prev = tx.exec_params1(
+      "SELECT id FROM event_all WHERE type = $1 AND dedup_key = $2 ORDER BY archived LIMIT 1",
+      event.type, *event.dedup_key);
   result.event_id = prev[0].as<std::int64_t>();
   for (const auto& row : tx.exec_params(
-           "SELECT id FROM workflow_run WHERE event_id = $1 ORDER BY id", result.event_id))
+           "SELECT id FROM workflow_run_all WHERE event_id = $1 ORDER BY id", result.event_id))
     result.run_ids.push_back(row[0].as<std::int64_t>());
   result.duplicate = true;
   return result;

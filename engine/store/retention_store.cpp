@@ -43,6 +43,14 @@ int archive_runs(Sql& sql, std::chrono::milliseconds after, int batch) {
 }
 
 Json expire_partitions(Sql& sql, const RetentionPolicy& policy, bool dry_run) {
+  // Taken here too (retention_expire takes it again, a no-op) so that a busy lock is told apart
+  // from nothing to drop.
+  if (!dry_run) {
+    const auto lock =
+        util::query_one(sql, "SELECT pg_try_advisory_xact_lock(retention_lock_key()) AS ok");
+    if (!lock || !column_bool(*lock, "ok"))
+      return {{"dry_run", false}, {"busy", true}, {"dropped", Json::array()}, {"bytes", 0}};
+  }
   Json dropped = Json::array();
   std::int64_t bytes = 0;
   for (const auto& row : util::query_rows(

@@ -25,7 +25,8 @@ struct RetentionPolicy {
 int archive_runs(Sql& sql, std::chrono::milliseconds after, int batch);
 
 // Drops (or, dry, lists) the archive months and log days past the policy: {"dry_run",
-// "dropped": [{"class", "partition", "until", "bytes", "rows_estimate", "held_runs"}], "bytes"}.
+// "dropped": [{"class", "partition", "until", "bytes", "rows_estimate", "held_runs"}], "bytes"},
+// with "busy": true (and nothing dropped) when another node is archiving or expiring.
 Json expire_partitions(Sql& sql, const RetentionPolicy& policy, bool dry_run);
 
 // Makes the log days ahead; returns how many partitions were made.

@@ -20,6 +20,13 @@ std::variant<std::string, Store::CommandResult> lock_run(Store::Impl& impl, pqxx
   }
   auto run = tx.exec_params("SELECT status FROM workflow_run WHERE id = $1 FOR UPDATE", run_id);
   if (run.empty()) {
+    // An ended run moves to the archive (retention_archive, 0019): commands act on hot runs.
+    if (!tx.exec_params("SELECT 1 FROM workflow_run_archive WHERE id = $1", run_id).empty()) {
+      *message = "run " + std::to_string(run_id) +
+                 " is archived (it ended more than --retention-archive-after ago): reprocess it "
+                 "to run it again";
+      return Store::CommandResult::kConflict;
+    }
     *message = "run " + std::to_string(run_id) + " not found";
     return Store::CommandResult::kNotFound;
   }

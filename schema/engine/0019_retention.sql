@@ -98,21 +98,68 @@ BEGIN
 END
 $$;
 
+-- The lock one node holds while it archives or expires, per schema (tests and tenants share a
+-- server).
+CREATE FUNCTION retention_lock_key()
+RETURNS bigint
+LANGUAGE sql STABLE
+AS $$ SELECT hashtextextended('chartflow.retention:' || current_schema(), 0) $$;
+
+-- The lock that orders an event's dedup check (retention_dedup_archived) against the archiver
+-- moving an event with that key out of the hot table's unique index.
+CREATE FUNCTION retention_dedup_key(p_type text, p_dedup_key text)
+RETURNS bigint
+LANGUAGE sql IMMUTABLE
+AS $$ SELECT hashtextextended(p_type || E'\n' || p_dedup_key, 7) $$;
+
+-- The dedup keys of archived events, in one small table: an ingest with a key probes one index
+-- here instead of one per archive month (retention_dedup_archived). Written with the archive,
+-- kept in step with it by expiry and restores.
+CREATE TABLE event_archive_key (
+  type            text NOT NULL,
+  dedup_key       text NOT NULL,
+  event_id        bigint NOT NULL,
+  archived_month  date NOT NULL,
+  PRIMARY KEY (type, dedup_key)
+);
+CREATE INDEX event_archive_key_month_idx ON event_archive_key (archived_month);
+CREATE INDEX event_archive_key_event_idx ON event_archive_key (event_id);
+
+-- A dedup key outlives the hot table: the id of an archived event of this type and key (the
+-- ingest then reports a duplicate), or NULL. Takes the key's lock until the caller's commit.
+CREATE FUNCTION retention_dedup_archived(p_type text, p_dedup_key text)
+RETURNS bigint
+LANGUAGE plpgsql
+AS $$
+DECLARE
+  v_id bigint;
+BEGIN
+  PERFORM pg_advisory_xact_lock(retention_dedup_key(p_type, p_dedup_key));
+  SELECT event_id INTO v_id FROM event_archive_key WHERE type = p_type AND dedup_key = p_dedup_key;
+  RETURN v_id;
+END
+$$;
+
 -- Moves up to p_batch runs that finished more than p_after ago, with their steps, history,
--- signals and (once none of its runs is left) their event, into the archive. One node at a
--- time (the advisory lock); a run some command holds is left for the next batch. A parent goes
--- after its children, so no hot child points at an archived parent. Returns the runs moved.
+-- signals and (once none of its runs is left hot) their event, into the archive; then up to
+-- p_batch events older than p_after that started no run (no workflow matched, or debounced
+-- away). One node at a time (the advisory lock); a run some command holds is left for the next
+-- batch. A parent goes after its children, so no hot child points at an archived parent.
+-- Months are UTC months. Returns the runs and events moved.
 CREATE FUNCTION retention_archive(p_after interval, p_batch integer)
 RETURNS integer
 LANGUAGE plpgsql
+SET TimeZone = 'UTC' SET lock_timeout = '5s'
 AS $$
 DECLARE
   v_runs bigint[];
   v_events bigint[];
+  v_months date[];
+  v_runless bigint[];
   m date;
   t text;
 BEGIN
-  IF NOT pg_try_advisory_xact_lock(hashtext('chartflow.retention')) THEN
+  IF NOT pg_try_advisory_xact_lock(retention_lock_key()) THEN
     RETURN 0;
   END IF;
   SELECT array_agg(id) INTO v_runs FROM (
@@ -121,11 +168,43 @@ BEGIN
       AND r.finished_at < now() - p_after
       AND NOT EXISTS (SELECT 1 FROM workflow_run c WHERE c.parent_run_id = r.id)
     ORDER BY r.created_at LIMIT p_batch FOR UPDATE SKIP LOCKED) s;
-  IF v_runs IS NULL THEN
+  -- Events with no hot run: none ever started (no workflow matched, or debounced away), or
+  -- left behind while a debounce still pointed at them.
+  SELECT array_agg(id) INTO v_runless FROM (
+    SELECT e.id FROM event e
+    WHERE e.created_at < now() - p_after
+      AND NOT EXISTS (SELECT 1 FROM workflow_run r WHERE r.event_id = e.id)
+      AND NOT EXISTS (SELECT 1 FROM debounce_pending d WHERE d.event_id = e.id)
+    ORDER BY e.id LIMIT p_batch FOR UPDATE SKIP LOCKED) s;
+  IF v_runs IS NULL AND v_runless IS NULL THEN
     RETURN 0;
   END IF;
+  v_runs := coalesce(v_runs, '{}');
+  v_runless := coalesce(v_runless, '{}');
+  -- An event goes with the last of its runs (a reprocessed run shares its source's event), in
+  -- the latest month of any of its runs archived so far, so it is never dropped before a run
+  -- that points at it.
+  SELECT array_agg(event_id), array_agg(month) INTO v_events, v_months FROM (
+    SELECT r.event_id, greatest(max(date_trunc('month', r.finished_at)::date),
+                                (SELECT max(a.archived_month) FROM workflow_run_archive a
+                                 WHERE a.event_id = r.event_id
+                                   AND a.archived_month < 'infinity')) AS month
+    FROM workflow_run r
+    WHERE r.id = ANY (v_runs)
+      AND NOT EXISTS (SELECT 1 FROM workflow_run o WHERE o.event_id = r.event_id
+                        AND o.id <> ALL (v_runs))
+      AND NOT EXISTS (SELECT 1 FROM debounce_pending d WHERE d.event_id = r.event_id)
+    GROUP BY r.event_id
+    UNION ALL
+    SELECT e.id, greatest(date_trunc('month', e.created_at)::date,
+                          (SELECT max(a.archived_month) FROM workflow_run_archive a
+                           WHERE a.event_id = e.id AND a.archived_month < 'infinity'))
+    FROM event e WHERE e.id = ANY (v_runless)) ev;
+  v_events := coalesce(v_events, '{}');
+  v_months := coalesce(v_months, '{}');
   FOR m IN SELECT DISTINCT date_trunc('month', finished_at)::date FROM workflow_run
-             WHERE id = ANY (v_runs) LOOP
+             WHERE id = ANY (v_runs)
+           UNION SELECT DISTINCT x FROM unnest(v_months) x LOOP
     FOREACH t IN ARRAY ARRAY['workflow_run_archive', 'step_run_archive', 'run_history_archive',
                              'run_signal_archive', 'event_archive'] LOOP
       PERFORM retention_partition(t, m);
@@ -143,29 +222,25 @@ BEGIN
   INSERT INTO run_signal_archive
     SELECT date_trunc('month', r.finished_at)::date, g.* FROM run_signal g
     JOIN workflow_run r ON r.id = g.run_id WHERE g.run_id = ANY (v_runs);
-  -- An event goes with the last of its runs (a reprocessed run shares its source's event), in
-  -- that run's month, so it is never dropped before a run that points at it.
-  WITH ev AS (
-    SELECT r.event_id, max(date_trunc('month', r.finished_at)::date) AS month FROM workflow_run r
-    WHERE r.id = ANY (v_runs) GROUP BY r.event_id),
-  movable AS (
-    SELECT ev.* FROM ev
-    WHERE NOT EXISTS (SELECT 1 FROM workflow_run o WHERE o.event_id = ev.event_id
-                        AND o.id <> ALL (v_runs))
-      AND NOT EXISTS (SELECT 1 FROM debounce_pending d WHERE d.event_id = ev.event_id)),
-  moved AS (
-    INSERT INTO event_archive SELECT movable.month, e.* FROM event e
-    JOIN movable ON movable.event_id = e.id RETURNING id)
-  SELECT array_agg(id) INTO v_events FROM moved;
+  -- A dedup key leaves the hot table's unique index here: its lock first, so an ingest checking
+  -- the key either ran before (and met the hot row) or runs after (and meets the archived one).
+  PERFORM pg_advisory_xact_lock(retention_dedup_key(e.type, e.dedup_key))
+    FROM event e WHERE e.id = ANY (v_events) AND e.dedup_key IS NOT NULL
+    ORDER BY retention_dedup_key(e.type, e.dedup_key);
+  INSERT INTO event_archive
+    SELECT ev.month, e.* FROM event e
+    JOIN unnest(v_events, v_months) AS ev (id, month) ON ev.id = e.id;
+  INSERT INTO event_archive_key
+    SELECT e.type, e.dedup_key, e.id, ev.month FROM event e
+    JOIN unnest(v_events, v_months) AS ev (id, month) ON ev.id = e.id
+    WHERE e.dedup_key IS NOT NULL;
   DELETE FROM run_signal WHERE run_id = ANY (v_runs);
   DELETE FROM run_history WHERE run_id = ANY (v_runs);
   DELETE FROM step_run WHERE run_id = ANY (v_runs);
   DELETE FROM run_pause WHERE run_id = ANY (v_runs);
   DELETE FROM workflow_run WHERE id = ANY (v_runs);
-  IF v_events IS NOT NULL THEN
-    DELETE FROM event WHERE id = ANY (v_events);
-  END IF;
-  RETURN cardinality(v_runs);
+  DELETE FROM event WHERE id = ANY (v_events);
+  RETURN cardinality(v_runs) + cardinality(v_runless);
 END
 $$;
 
@@ -177,15 +252,25 @@ LANGUAGE plpgsql
 AS $$
 DECLARE
   v_cols text;
+  v_restored bigint;
 BEGIN
   IF EXISTS (SELECT 1 FROM event WHERE id = p_id) THEN
     RETURN;
   END IF;
   SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO v_cols FROM pg_attribute
     WHERE attrelid = 'event'::regclass AND attnum > 0 AND NOT attisdropped;
-  EXECUTE format('WITH moved AS (DELETE FROM event_archive WHERE id = $1 RETURNING *) '
-                 'INSERT INTO event (%s) SELECT %s FROM moved ON CONFLICT DO NOTHING',
-                 v_cols, v_cols) USING p_id;
+  -- Copied first, deleted once in place: a hot event holding its dedup key now (a later one of
+  -- the same type and key) leaves the archived one where it is, and the caller is told.
+  EXECUTE format('INSERT INTO event (%s) SELECT %s FROM event_archive WHERE id = $1 '
+                 'ON CONFLICT DO NOTHING RETURNING id', v_cols, v_cols)
+    INTO v_restored USING p_id;
+  IF v_restored IS NULL THEN
+    RAISE EXCEPTION 'event % cannot come back from the archive (its dedup key is taken by a '
+                    'newer event, or it expired)', p_id
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  DELETE FROM event_archive WHERE id = p_id;
+  DELETE FROM event_archive_key WHERE event_id = p_id;
 END
 $$;
 
@@ -205,7 +290,8 @@ CREATE INDEX log_record_run_idx ON log_record (run_id, at) WHERE run_id IS NOT N
 DO $$
 BEGIN
   EXECUTE format('ALTER TABLE log_record ATTACH PARTITION log_record_until_partitioned '
-                 'FOR VALUES FROM (MINVALUE) TO (%L)', date_trunc('day', now()) + interval '1 day');
+                 'FOR VALUES FROM (MINVALUE) TO (%L)',
+                 (date_trunc('day', now() AT TIME ZONE 'UTC') + interval '1 day') AT TIME ZONE 'UTC');
 END
 $$;
 
@@ -215,6 +301,7 @@ $$;
 CREATE FUNCTION retention_ensure_partitions(p_days integer)
 RETURNS integer
 LANGUAGE plpgsql
+SET TimeZone = 'UTC' SET lock_timeout = '5s'
 AS $$
 DECLARE
   d date;
@@ -262,20 +349,51 @@ CREATE FUNCTION retention_expire(p_runs interval, p_logs interval, p_dry_run boo
 RETURNS TABLE (class text, part text, until timestamptz, bytes bigint, rows_estimate bigint,
                held_runs bigint)
 LANGUAGE plpgsql
+SET TimeZone = 'UTC' SET lock_timeout = '5s'
 AS $$
 DECLARE
   v record;
   v_month date;
   v_held bigint[];
+  v_released bigint[];
   t text;
 BEGIN
-  IF NOT p_dry_run AND NOT pg_try_advisory_xact_lock(hashtext('chartflow.retention')) THEN
-    RETURN;
+  IF NOT p_dry_run THEN
+    IF NOT pg_try_advisory_xact_lock(retention_lock_key()) THEN
+      RETURN;
+    END IF;
+    -- A hold made while this runs waits for it; one made before is seen.
+    LOCK TABLE retention_hold IN SHARE MODE;
+  END IF;
+  -- Runs kept for a hold that has since been released, and past their retention: they go as
+  -- their month would have (rows, since the held partition is never dropped).
+  SELECT array_agg(r.id) INTO v_released FROM workflow_run_archive r
+    WHERE r.archived_month = 'infinity' AND r.finished_at < now() - p_runs
+      AND (r.subject IS NULL OR r.subject NOT IN (SELECT subject FROM retention_hold));
+  IF v_released IS NOT NULL THEN
+    class := 'runs';
+    part := 'workflow_run_archive_held';
+    until := now() - p_runs;
+    bytes := 0;
+    rows_estimate := cardinality(v_released);
+    held_runs := 0;
+    RETURN NEXT;
+    IF NOT p_dry_run THEN
+      DELETE FROM run_signal_archive WHERE archived_month = 'infinity' AND run_id = ANY (v_released);
+      DELETE FROM run_history_archive WHERE archived_month = 'infinity' AND run_id = ANY (v_released);
+      DELETE FROM step_run_archive WHERE archived_month = 'infinity' AND run_id = ANY (v_released);
+      DELETE FROM workflow_run_archive WHERE archived_month = 'infinity' AND id = ANY (v_released);
+      WITH gone AS (
+        DELETE FROM event_archive e WHERE e.archived_month = 'infinity'
+          AND NOT EXISTS (SELECT 1 FROM workflow_run_all r WHERE r.event_id = e.id)
+        RETURNING e.id)
+      DELETE FROM event_archive_key k USING gone WHERE k.event_id = gone.id;
+    END IF;
   END IF;
   FOR v IN SELECT l.partition, l.from_bound, l.to_bound::timestamptz AS upper
              FROM retention_partition_list l
              WHERE l.parent = 'workflow_run_archive' AND NOT l.held
-               AND l.to_bound::date <= now() - p_runs ORDER BY l.from_bound LOOP
+               AND l.to_bound::date <= now() - p_runs ORDER BY l.from_bound::date LOOP
     v_month := v.from_bound::date;
     SELECT array_agg(r.id) INTO v_held FROM workflow_run_archive r
       WHERE r.archived_month = v_month AND r.subject IN (SELECT subject FROM retention_hold);
@@ -295,6 +413,9 @@ BEGIN
       UPDATE event_archive SET archived_month = 'infinity'
         WHERE archived_month = v_month AND id IN (
           SELECT r.event_id FROM workflow_run_archive r WHERE r.archived_month = 'infinity');
+      UPDATE event_archive_key k SET archived_month = 'infinity' FROM event_archive e
+        WHERE e.archived_month = 'infinity' AND k.event_id = e.id AND k.archived_month = v_month;
+      DELETE FROM event_archive_key WHERE archived_month = v_month;
     END IF;
     FOREACH t IN ARRAY ARRAY['workflow_run_archive', 'step_run_archive', 'run_history_archive',
                              'run_signal_archive', 'event_archive'] LOOP

@@ -71,70 +71,79 @@ double burst(runtime::Engine& engine, store::Store& s, int runs) {
   return runs * 5 / std::chrono::duration<double>(SteadyClock::now() - t0).count();
 }
 
-// A year of finished runs of ten steps, each step with a history row: `runs` of them, made in
-// the hot tables, then the oldest 90% moved into the archive months they finished in as the
-// archiver moves them (retention_archive, in bulk).
+// A year of finished runs of ten steps, each step with a history row: `runs` of them, finished
+// evenly over the last 360 days, in chunks (each statement well inside the store's call
+// deadline). The runs that finished more than 36 days ago (90%) go into the archive months they
+// finished in, as the archiver would have moved them (built in temporary tables shaped like the
+// hot ones, so defaults apply and the hot tables get no dead rows); the rest into the hot tables.
 void seed_history(store::Store& s, std::int64_t runs) {
+  constexpr std::int64_t kChunk = 25'000;
   const std::string n = std::to_string(runs);
   const std::string steps = std::to_string(kStepsPerRun);
   s.with_sql([&](Sql& sql) {
-    sql.query("SET LOCAL statement_timeout = 0");
     sql.query(
         "INSERT INTO workflow_version (name, version, content_hash, definition, source_file) "
         "VALUES ('bench-history', 1, 'bench-history', '{}', 'bench')");
-    // Finished times spread evenly over the last 360 days, oldest first.
-    sql.query(
-        "INSERT INTO event (type, body, source, created_at) SELECT 'bench.history', "
-        "jsonb_build_object('chart_id', 'chart-' || g % 20000, 'n', g), 'bench', now() - "
-        "interval '360 days' + g * interval '360 days' / " +
-        n + " FROM generate_series(1, " + n + ") g");
-    sql.query(
-        "INSERT INTO workflow_run (workflow_version_id, workflow, event_id, status, "
-        "remaining_steps, subject, created_at, started_at, finished_at) SELECT v.id, "
-        "'bench-history', e.id, 'succeeded', 0, e.body->>'chart_id', e.created_at, e.created_at, "
-        "e.created_at FROM event e, workflow_version v WHERE e.type = 'bench.history' AND v.name "
-        "= 'bench-history'");
-    sql.query(
-        "INSERT INTO step_run (run_id, step_key, handler, status, pending_needs, max_attempts, "
-        "timeout_ms, run_at, started_at, finished_at, output) SELECT r.id, 'step-' || k, 'noop', "
-        "'succeeded', 0, 3, 30000, r.created_at, r.created_at, r.created_at, '{\"ok\": true}' "
-        "FROM workflow_run r, generate_series(1, " +
-        steps + ") k WHERE r.workflow = 'bench-history'");
-    sql.query(
-        "INSERT INTO run_history (run_id, at, type, step, attempt) SELECT r.id, r.created_at, "
-        "'succeeded', 'step-' || k, 1 FROM workflow_run r, generate_series(1, " +
-        steps + ") k WHERE r.workflow = 'bench-history'");
-    const std::string old =
-        "FROM workflow_run r WHERE r.workflow = 'bench-history' AND r.finished_at < now() - "
-        "interval '36 days'";
-    sql.query(
-        "SELECT retention_partition(t, m) FROM (SELECT DISTINCT date_trunc('month', "
-        "r.finished_at)::date AS m " +
-        old +
-        ") ms, unnest(ARRAY['workflow_run_archive', 'step_run_archive', "
-        "'run_history_archive', 'run_signal_archive', 'event_archive']) t");
-    const std::string month = "date_trunc('month', r.finished_at)::date";
-    sql.query("INSERT INTO event_archive SELECT " + month +
-              ", e.* FROM event e JOIN workflow_run r ON r.event_id = e.id WHERE r.workflow = "
-              "'bench-history' AND r.finished_at < now() - interval '36 days'");
-    sql.query("INSERT INTO workflow_run_archive SELECT " + month + ", r.* " + old);
-    sql.query("INSERT INTO step_run_archive SELECT " + month +
-              ", s.* FROM step_run s JOIN workflow_run r ON r.id = s.run_id WHERE r.workflow = "
-              "'bench-history' AND r.finished_at < now() - interval '36 days'");
-    sql.query("INSERT INTO run_history_archive SELECT " + month +
-              ", h.* FROM run_history h JOIN workflow_run r ON r.id = h.run_id WHERE r.workflow "
-              "= 'bench-history' AND r.finished_at < now() - interval '36 days'");
-    sql.query("CREATE TEMP TABLE moved AS SELECT r.id, r.event_id " + old);
-    sql.query("DELETE FROM run_history WHERE run_id IN (SELECT id FROM moved)");
-    sql.query("DELETE FROM step_run WHERE run_id IN (SELECT id FROM moved)");
-    sql.query("DELETE FROM workflow_run WHERE id IN (SELECT id FROM moved)");
-    sql.query("DELETE FROM event WHERE id IN (SELECT event_id FROM moved)");
-    sql.query("DROP TABLE moved");
+    for (const char* t : {"event", "workflow_run", "step_run", "run_history"})
+      sql.query(std::string("CREATE TEMP TABLE seed_") + t + " (LIKE " + t +
+                " INCLUDING DEFAULTS)");
   });
-  s.with_autocommit_sql([&](Sql& sql) {
-    sql.query("SET statement_timeout = 0");
-    sql.query("VACUUM ANALYZE");
-  });
+  for (std::int64_t lo = 1; lo <= runs; lo += kChunk) {
+    const std::string from = std::to_string(lo);
+    const std::string to = std::to_string(std::min(runs, lo + kChunk - 1));
+    const std::string at = "now() - interval '360 days' + g * interval '360 days' / " + n;
+    // The chunk's first run tells where it goes: archived chunks are all older than 36 days but
+    // the one across the line, which goes hot whole.
+    const bool archived = (lo + kChunk - 1) * 360 / runs < 360 - 36;
+    const std::string pre = archived ? "seed_" : "";
+    s.with_sql([&](Sql& sql) {
+      for (const char* t : {"event", "workflow_run", "step_run", "run_history"})
+        sql.query(std::string("TRUNCATE seed_") + t);
+      sql.query("INSERT INTO " + pre +
+                "event (type, body, source, created_at) SELECT 'bench.history', "
+                "jsonb_build_object('chart_id', 'chart-' || g % 20000, 'n', g), 'bench', " +
+                at + " FROM generate_series(" + from + ", " + to + ") g");
+      sql.query("INSERT INTO " + pre +
+                "workflow_run (workflow_version_id, workflow, event_id, status, remaining_steps, "
+                "subject, created_at, started_at, finished_at) SELECT v.id, 'bench-history', "
+                "e.id, 'succeeded', 0, e.body->>'chart_id', e.created_at, e.created_at, "
+                "e.created_at FROM " +
+                pre +
+                "event e, workflow_version v WHERE e.type = 'bench.history' AND v.name = "
+                "'bench-history' AND (e.body->>'n')::bigint BETWEEN " +
+                from + " AND " + to);
+      const std::string chunk_runs = "FROM " + pre + "workflow_run r, generate_series(1, " + steps +
+                                     ") k WHERE r.workflow = 'bench-history' AND r.event_id IN "
+                                     "(SELECT id FROM " +
+                                     pre + "event WHERE (body->>'n')::bigint BETWEEN " + from +
+                                     " AND " + to + ")";
+      sql.query("INSERT INTO " + pre +
+                "step_run (run_id, step_key, handler, status, pending_needs, max_attempts, "
+                "timeout_ms, run_at, started_at, finished_at, output) SELECT r.id, 'step-' || k, "
+                "'noop', 'succeeded', 0, 3, 30000, r.created_at, r.created_at, r.created_at, "
+                "'{\"ok\": true}' " +
+                chunk_runs);
+      sql.query("INSERT INTO " + pre +
+                "run_history (run_id, at, type, step, attempt) SELECT r.id, r.created_at, "
+                "'succeeded', 'step-' || k, 1 " +
+                chunk_runs);
+      if (!archived) return;
+      const std::string month = "date_trunc('month', r.finished_at)::date";
+      sql.query(
+          "SELECT retention_partition(t, m) FROM (SELECT DISTINCT " + month +
+          " AS m FROM seed_workflow_run r) ms, unnest(ARRAY['workflow_run_archive', "
+          "'step_run_archive', 'run_history_archive', 'run_signal_archive', 'event_archive']) t");
+      sql.query("INSERT INTO event_archive SELECT " + month +
+                ", e.* FROM seed_event e JOIN seed_workflow_run r ON r.event_id = e.id");
+      sql.query("INSERT INTO workflow_run_archive SELECT " + month +
+                ", r.* FROM seed_workflow_run r");
+      sql.query("INSERT INTO step_run_archive SELECT " + month +
+                ", x.* FROM seed_step_run x JOIN seed_workflow_run r ON r.id = x.run_id");
+      sql.query("INSERT INTO run_history_archive SELECT " + month +
+                ", h.* FROM seed_run_history h JOIN seed_workflow_run r ON r.id = h.run_id");
+    });
+  }
+  s.with_autocommit_sql([&](Sql& sql) { sql.query("ANALYZE"); });
 }
 
 double seconds_since(SteadyClock::time_point t0) {

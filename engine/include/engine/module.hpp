@@ -73,6 +73,10 @@ class EngineServices {
   // so a sender retrying with a stale secret cannot flood the audit trail. Never throws.
   virtual void count_refusal(const AuditEntry& entry) = 0;
 
+  // The subjects (chart ids) under legal hold (chartflow holds, /v1/holds): whatever a module
+  // expires of its own must keep theirs, as the engine keeps their runs.
+  virtual std::vector<std::string> held_subjects() = 0;
+
   // Why `content` that a module takes in a way of its own (a Bundle a step read from an EHR)
   // breaks the limits every door holds uploads to (--upload-limit, --json-depth-limit,
   // --bundle-entry-limit), or nullopt when it is within them.
