@@ -25,7 +25,7 @@ int refused(const Reply& reply) {
 // Sizes as an operator reads them in a terminal.
 std::string size_text(std::int64_t bytes) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(bytes);
+  auto v = static_cast<double>(bytes);
   int u = 0;
   while (v >= 1024 && u < 4) {
     v /= 1024;

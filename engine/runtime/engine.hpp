@@ -281,12 +281,12 @@ class Engine {
   // Starts a batch of a reprocess job when one may be running (runtime/reprocess.cpp).
   void continue_reprocess(store::Store& store, Millis& sleep);
   void archive_finished(store::Store& store);
-  void archive_finished_batches(store::Store& store, int max_batches, int* moved);
+  void archive_finished_batches(store::Store& store, int max_batches, int* moved) const;
   void ensure_log_days(store::Store& store);
   // Stores the drained log records; a failure is reported on stderr and loses those records
   // only, never the dispatcher's round.
   void write_logs(store::Store& store, const std::vector<store::LogRecord>& logs);
-  void expire_retention(store::Store& store);
+  void expire_retention(store::Store& store) const;
   // The latest workflows whose trigger matches, each with the (first) trigger that did.
   std::vector<std::pair<WorkflowPtr, const core::Trigger*>> matches(const std::string& type,
                                                                     const Json& body) const;

@@ -26,7 +26,7 @@ int Engine::archive_now(int max_batches) {
   return moved;
 }
 
-void Engine::archive_finished_batches(store::Store& store, int max_batches, int* moved) {
+void Engine::archive_finished_batches(store::Store& store, int max_batches, int* moved) const {
   for (int i = 0; i < max_batches; ++i) {
     int n = 0;
     store.with_sql([&](Sql& sql) {
@@ -77,7 +77,7 @@ Json Engine::expire_now(bool dry_run) {
   return out;
 }
 
-void Engine::expire_retention(store::Store& store) {
+void Engine::expire_retention(store::Store& store) const {
   Json out;
   try {
     store.with_sql([&](Sql& sql) {

@@ -2,6 +2,7 @@
 // set, the chart-retention workflow deletes the revisions older than that, except each chart's
 // newest and every revision of a held chart, each chart's deletion audited; with the default
 // (forever) it deletes nothing; a bad setting is refused at start naming the file and the key.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <stdexcept>
@@ -37,12 +38,11 @@ class ChartRetentionIssue17 : public chartflow::testing::PgTest {
     scalar("INSERT INTO chart (chart_id, latest_revision) VALUES ('" + id + "', " +
            std::to_string(ages.size()) + ") RETURNING 1");
     for (std::size_t i = 0; i < ages.size(); ++i)
-      scalar(
+      scalar(fmt::format(
           "INSERT INTO chart_revision (chart_id, revision, content_hash, body, source, "
-          "created_at) VALUES ('" +
-          id + "', " + std::to_string(i + 1) + ", encode(sha256('" + id + std::to_string(i) +
-          "'), 'hex'), '{}', 'upload', now() - interval '" + std::to_string(ages[i]) +
-          " days') RETURNING 1");
+          "created_at) VALUES ('{0}', {1}, encode(sha256('{0}{1}'), 'hex'), '{{}}', 'upload', "
+          "now() - interval '{2} days') RETURNING 1",
+          id, i + 1, ages[i]));
   }
   std::string revisions(const std::string& id) {
     return scalar(

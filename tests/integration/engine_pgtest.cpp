@@ -506,8 +506,9 @@ std::vector<std::int64_t> run_keyed(const std::string& dsn, PeakTracker& tracker
                   {"name: perpatient\non: [{ event: demo.bill }]\nsteps:\n  bill: { handler: "
                    "track, concurrency: { limit: " +
                    std::to_string(limit) + ", key: /event/patient } }\n"},
-                  extra, settings);
+                  extra, std::move(settings));
   std::vector<std::int64_t> ids;
+  ids.reserve(runs);
   for (int i = 0; i < runs; ++i)
     ids.push_back(h.start_run("demo.bill", {{"patient", "p" + std::to_string(i % keys)}}));
   h.start();
@@ -601,6 +602,7 @@ TEST_F(EngineTest, ABatchThatFailsAtCommitIsRerunStepByStepWithoutWaitingForItsL
   settings.lease = std::chrono::seconds(60);
   EngineHarness h(dsn(), {kLedgerWorkflow}, extra, settings);
   std::vector<std::int64_t> ids;
+  ids.reserve(3);
   for (int i = 0; i < 3; ++i) ids.push_back(h.start_run("demo.bill", {{"n", i}}));
   h.start();
   for (auto id : ids) ASSERT_TRUE(h.wait_status(id, "succeeded", std::chrono::seconds(15)));
@@ -631,6 +633,7 @@ TEST_F(EngineTest, ASlowBatchCommitsPartWayAndRunsEachStepOnce) {
   settings.workers = 1;  // the four runs' steps share its batches
   EngineHarness h(dsn(), {kLedgerWorkflow}, extra, settings);
   std::vector<std::int64_t> ids;
+  ids.reserve(4);
   for (int i = 0; i < 4; ++i) ids.push_back(h.start_run("demo.bill", {{"n", i}}));
   h.start();
   for (auto id : ids) ASSERT_TRUE(h.wait_status(id, "succeeded", std::chrono::seconds(15)));

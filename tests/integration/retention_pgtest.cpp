@@ -30,8 +30,8 @@ class RetentionTest : public PgTest {
     const std::string finished =
         days_ago == "NULL" ? "NULL" : "now() - interval '" + days_ago + " days'";
     const auto event =
-        scalar("INSERT INTO event (type, body) VALUES ('chart.uploaded', '{\"chart_id\": \"" +
-               subject + "\"}') RETURNING id");
+        scalar(R"(INSERT INTO event (type, body) VALUES ('chart.uploaded', '{"chart_id": ")" +
+               subject + R"("}') RETURNING id)");
     const auto id = scalar(
         "INSERT INTO workflow_run (workflow_version_id, workflow, event_id, status, "
         "remaining_steps, subject, created_at, finished_at) SELECT id, 'w', " +
