@@ -186,12 +186,10 @@ class Engine {
   int reprocess_batch();
 
   // Retention (runtime/retention.cpp, issue #17 item 5). The dispatcher archives finished runs
-  // each minute and expires hourly; these do it now, for the API, the CLI and tests.
+  // each minute and expires hourly; this expires now, for the API and the CLI.
   const store::RetentionPolicy& retention() const { return settings_.retention; }
   // store::expire_partitions with the engine's policy; dry: nothing changes.
   Json expire_now(bool dry_run);
-  // Archive batches until one comes back short or `max_batches` ran; returns the runs moved.
-  int archive_now(int max_batches);
 
   // Reads for the API and the dashboard, each on a pooled connection.
   Json queue_stats();

@@ -17,15 +17,6 @@ constexpr int kLogDaysAhead = 7;
 
 }  // namespace
 
-int Engine::archive_now(int max_batches) {
-  int moved = 0;
-  pool_.with([&](store::Store& s) {
-    archive_finished_batches(s, max_batches, &moved);
-    return 0;
-  });
-  return moved;
-}
-
 void Engine::archive_finished_batches(store::Store& store, int max_batches, int* moved) const {
   for (int i = 0; i < max_batches; ++i) {
     int n = 0;
@@ -71,7 +62,7 @@ void Engine::write_logs(store::Store& store, const std::vector<store::LogRecord>
 Json Engine::expire_now(bool dry_run) {
   Json out;
   transaction([&](Sql& sql) {
-    store::ensure_log_partitions(sql, kLogDaysAhead);
+    if (!dry_run) store::ensure_log_partitions(sql, kLogDaysAhead);  // a dry run makes nothing
     out = store::expire_partitions(sql, settings_.retention, dry_run);
   });
   return out;
